@@ -1,0 +1,32 @@
+//! Command-line interface of `partner-service`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "partner-service",
+    version,
+    about = "Turns SuperOffice system user tokens into tickets and does the tenants' work; operator commands"
+)]
+pub struct Cli {
+    /// Configuration file layered over config/default.toml (also PARTNER_CONFIG).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the daemon until SIGTERM or SIGINT.
+    Run {
+        /// Process everything that is due, then exit 0.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Applies pending database migrations (safe to run twice, and concurrently).
+    Migrate,
+}

@@ -1,0 +1,4 @@
+//! partner-service: the daemon and the operator commands.
+
+pub mod cli;
+pub mod commands;

@@ -1,0 +1,733 @@
+//! The one layered configuration of partner-web and partner-service.
+//!
+//! Layers: `config/default.toml` (compiled in), then the file named by `--config FILE` or `PARTNER_CONFIG`,
+//! then `PARTNER_<SECTION>__<KEY>` environment variables; `DATABASE_URL` is honoured too. Unknown keys,
+//! malformed values and missing secrets are reported with the key's name and never with a secret's value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+use crate::environment::Environment;
+
+/// The compiled-in defaults: the same text as `config/default.toml`.
+pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+
+/// Environment variables with this prefix override configuration keys.
+pub const ENV_PREFIX: &str = "PARTNER_";
+/// Names the configuration file when `--config` is not given.
+pub const CONFIG_FILE_VAR: &str = "PARTNER_CONFIG";
+
+/// What went wrong with the configuration. Every variant names the key or file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("unknown configuration key `{key}` (from {origin})")]
+    UnknownKey { key: String, origin: String },
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("configuration key `{key}` is required but not set ({hint})")]
+    Missing { key: String, hint: &'static str },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How the daemon obtains a system user ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeKind {
+    Rest,
+    Soap,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    url: SecretString,
+    pub pool_size: usize,
+    pub connect_timeout_secs: u64,
+}
+
+impl DatabaseSettings {
+    /// The connection URL. It may carry a password: do not log it.
+    pub fn url(&self) -> &str {
+        self.url.expose_secret()
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+}
+
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(self.url()))
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+/// The database URL without its password, for logs.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("REDACTED"));
+            }
+            url.to_string()
+        }
+        Err(_) => "(unparsable URL)".to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuperOfficeSettings {
+    pub environment: Environment,
+    pub superid_url: Option<Url>,
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+    pub private_key_file: Option<PathBuf>,
+    pub private_key: Option<SecretString>,
+    pub exchange: ExchangeKind,
+    pub jwt_leeway_secs: u64,
+    pub http_timeout_secs: u64,
+    pub tenant_rate_limit_per_sec: u32,
+}
+
+/// Where the partner private key comes from.
+#[derive(Debug, Clone)]
+pub enum PrivateKeySource {
+    File(PathBuf),
+    Inline(SecretString),
+}
+
+impl SuperOfficeSettings {
+    /// SuperID's base URL: the configured one for `custom`, the environment's otherwise.
+    pub fn superid_base_url(&self) -> Result<Url, ConfigError> {
+        match (self.environment, &self.superid_url) {
+            (Environment::Custom, Some(url)) => Ok(url.clone()),
+            (Environment::Custom, None) => Err(ConfigError::Missing {
+                key: "superoffice.superid_url".into(),
+                hint: "environment `custom` needs SuperID's base URL",
+            }),
+            (env, _) => env
+                .superid_base_url()
+                .ok_or_else(|| ConfigError::invalid("superoffice.environment", "has no base URL")),
+        }
+    }
+
+    /// The expected id_token issuer.
+    pub fn expected_issuer(&self) -> Result<String, ConfigError> {
+        if let Some(issuer) = &self.issuer {
+            return Ok(issuer.clone());
+        }
+        match self.environment.issuer() {
+            Some(issuer) => Ok(issuer),
+            None => Ok(self.superid_base_url()?.as_str().trim_end_matches('/').to_owned()),
+        }
+    }
+
+    pub fn client_secret(&self) -> Result<&SecretString, ConfigError> {
+        self.client_secret.as_ref().ok_or(ConfigError::Missing {
+            key: "superoffice.client_secret".into(),
+            hint: "the application token from the Developer Portal",
+        })
+    }
+
+    pub fn private_key_source(&self) -> Result<PrivateKeySource, ConfigError> {
+        match (&self.private_key_file, &self.private_key) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "superoffice.private_key",
+                "set either private_key or private_key_file, not both",
+            )),
+            (Some(path), None) => Ok(PrivateKeySource::File(path.clone())),
+            (None, Some(key)) => Ok(PrivateKeySource::Inline(key.clone())),
+            (None, None) => Err(ConfigError::Missing {
+                key: "superoffice.private_key_file".into(),
+                hint: "the partner private key that signs system user tokens",
+            }),
+        }
+    }
+
+    pub fn http_timeout(&self) -> Duration {
+        Duration::from_secs(self.http_timeout_secs)
+    }
+
+    pub fn jwt_leeway(&self) -> Duration {
+        Duration::from_secs(self.jwt_leeway_secs)
+    }
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionSettings {
+    key: Option<SecretString>,
+    pub key_version: i16,
+    previous_key: Option<SecretString>,
+    pub previous_key_version: Option<i16>,
+}
+
+impl fmt::Debug for EncryptionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptionSettings")
+            .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
+            .field("key_version", &self.key_version)
+            .field("previous_key", &self.previous_key.as_ref().map(|_| "[REDACTED]"))
+            .field("previous_key_version", &self.previous_key_version)
+            .finish()
+    }
+}
+
+/// A 32-byte AES key with its version, read from 64 hex characters.
+pub struct KeyMaterial {
+    pub version: i16,
+    pub bytes: secrecy::SecretBox<[u8; 32]>,
+}
+
+impl fmt::Debug for KeyMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyMaterial(version {}, [REDACTED])", self.version)
+    }
+}
+
+impl EncryptionSettings {
+    /// The current key, required by both services.
+    pub fn current_key(&self) -> Result<KeyMaterial, ConfigError> {
+        let key = self.key.as_ref().ok_or(ConfigError::Missing {
+            key: "encryption.key".into(),
+            hint: "64 hex characters; generate one with `openssl rand -hex 32`",
+        })?;
+        Ok(KeyMaterial {
+            version: self.key_version,
+            bytes: parse_hex_key::<32>("encryption.key", key)?,
+        })
+    }
+
+    /// The previous key during a rotation, if configured.
+    pub fn previous_key(&self) -> Result<Option<KeyMaterial>, ConfigError> {
+        let Some(key) = &self.previous_key else {
+            return Ok(None);
+        };
+        let version = self.previous_key_version.ok_or(ConfigError::Missing {
+            key: "encryption.previous_key_version".into(),
+            hint: "the version the previous key was stored under",
+        })?;
+        if version == self.key_version {
+            return Err(ConfigError::invalid(
+                "encryption.previous_key_version",
+                "must differ from encryption.key_version",
+            ));
+        }
+        Ok(Some(KeyMaterial {
+            version,
+            bytes: parse_hex_key::<32>("encryption.previous_key", key)?,
+        }))
+    }
+}
+
+fn parse_hex_key<const N: usize>(
+    key: &str,
+    value: &SecretString,
+) -> Result<secrecy::SecretBox<[u8; N]>, ConfigError> {
+    let text = value.expose_secret().trim();
+    if text.len() != N * 2 {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be {} hex characters, found {}", N * 2, text.len()),
+        ));
+    }
+    let mut bytes = Box::new([0u8; N]);
+    hex::decode_to_slice(text, bytes.as_mut_slice())
+        .map_err(|_| ConfigError::invalid(key, "must contain only hex characters 0-9 a-f"))?;
+    Ok(secrecy::SecretBox::new(bytes))
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSettings {
+    pub bind: String,
+    pub public_url: Url,
+    session_key: Option<SecretString>,
+    pub secure_cookies: bool,
+    pub session_minutes: u64,
+}
+
+impl fmt::Debug for WebSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSettings")
+            .field("bind", &self.bind)
+            .field("public_url", &self.public_url.as_str())
+            .field("session_key", &self.session_key.as_ref().map(|_| "[REDACTED]"))
+            .field("secure_cookies", &self.secure_cookies)
+            .finish()
+    }
+}
+
+impl WebSettings {
+    /// The 64-byte cookie key, required by partner-web.
+    pub fn session_key(&self) -> Result<secrecy::SecretBox<[u8; 64]>, ConfigError> {
+        let key = self.session_key.as_ref().ok_or(ConfigError::Missing {
+            key: "web.session_key".into(),
+            hint: "128 hex characters; generate one with `openssl rand -hex 64`",
+        })?;
+        parse_hex_key::<64>("web.session_key", key)
+    }
+
+    /// The redirect URI registered with SuperOffice: `{public_url}/callback`.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/callback", self.public_url.as_str().trim_end_matches('/'))
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    pub poll_interval_secs: u64,
+    pub metrics_bind: String,
+    pub concurrency: usize,
+    pub lease_secs: u64,
+    pub shutdown_grace_secs: u64,
+    pub ticket_refresh_after_secs: u64,
+}
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub superoffice: SuperOfficeSettings,
+    pub encryption: EncryptionSettings,
+    pub web: WebSettings,
+    pub service: ServiceSettings,
+}
+
+/// Where the layers come from; `Settings::load` reads the process's own.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE`, or else `PARTNER_CONFIG`.
+    pub file: Option<PathBuf>,
+    /// Environment variables (all of them; only `PARTNER_*` and `DATABASE_URL` are read).
+    pub env: BTreeMap<String, String>,
+}
+
+impl Sources {
+    /// The process's environment, with `--config` taking precedence over `PARTNER_CONFIG`.
+    pub fn from_process(cli_file: Option<&Path>) -> Self {
+        let env: BTreeMap<String, String> = std::env::vars().collect();
+        let file = cli_file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get(CONFIG_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+        Self { file, env }
+    }
+}
+
+impl Settings {
+    /// Loads the process's configuration.
+    pub fn load(cli_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::from_sources(&Sources::from_process(cli_file))
+    }
+
+    /// Loads configuration from explicit sources (tests use this).
+    pub fn from_sources(sources: &Sources) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(path) = &sources.file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            // Parse first so a syntax error names the file and line, not a merged tree.
+            text.parse::<toml::Table>().map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                reason: e.message().to_owned(),
+            })?;
+            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
+        }
+        let mut env_keys = BTreeMap::new();
+        if let Some(url) = sources.env.get("DATABASE_URL").filter(|v| !v.is_empty()) {
+            env_keys.insert("database.url".to_owned(), ("DATABASE_URL".to_owned(), url.clone()));
+        }
+        for (name, value) in &sources.env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name == CONFIG_FILE_VAR {
+                continue;
+            }
+            let Some((section, key)) = rest.split_once("__") else {
+                return Err(ConfigError::UnknownKey {
+                    key: rest.to_ascii_lowercase(),
+                    origin: format!("environment variable {name}; expected PARTNER_<SECTION>__<KEY>"),
+                });
+            };
+            let key = format!("{}.{}", section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            env_keys.insert(key, (name.clone(), value.clone()));
+        }
+        for (key, (_, value)) in &env_keys {
+            builder = builder
+                .set_override(key.as_str(), value.as_str())
+                .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
+        }
+        let merged = builder.build().map_err(|e| ConfigError::File {
+            path: sources
+                .file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "(defaults)".into()),
+            reason: e.to_string(),
+        })?;
+        check_known_keys(&merged, &env_keys)?;
+        let settings: Settings = merged.try_deserialize().map_err(map_deserialize_error)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks that need more than types.
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.database.url().trim().is_empty() {
+            return Err(ConfigError::Missing {
+                key: "database.url".into(),
+                hint: "a postgres:// URL, or set DATABASE_URL",
+            });
+        }
+        let db = Url::parse(self.database.url())
+            .map_err(|_| ConfigError::invalid("database.url", "is not a valid URL"))?;
+        if !matches!(db.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::invalid("database.url", "must start with postgres://"));
+        }
+        if self.database.pool_size == 0 {
+            return Err(ConfigError::invalid("database.pool_size", "must be at least 1"));
+        }
+        self.superoffice.superid_base_url()?;
+        if self.superoffice.tenant_rate_limit_per_sec == 0 {
+            return Err(ConfigError::invalid(
+                "superoffice.tenant_rate_limit_per_sec",
+                "must be at least 1",
+            ));
+        }
+        if self.superoffice.http_timeout_secs == 0 {
+            return Err(ConfigError::invalid("superoffice.http_timeout_secs", "must be at least 1"));
+        }
+        parse_bind("web.bind", &self.web.bind)?;
+        parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
+        if self.service.concurrency == 0 {
+            return Err(ConfigError::invalid("service.concurrency", "must be at least 1"));
+        }
+        if self.service.poll_interval_secs == 0 {
+            return Err(ConfigError::invalid("service.poll_interval_secs", "must be at least 1"));
+        }
+        if self.service.lease_secs < 10 {
+            return Err(ConfigError::invalid("service.lease_secs", "must be at least 10"));
+        }
+        // A configured secret must be well-formed even where this binary does not need it.
+        if self.encryption.key.is_some() {
+            self.encryption.current_key()?;
+        }
+        self.encryption.previous_key()?;
+        if self.web.session_key.is_some() {
+            self.web.session_key()?;
+        }
+        Ok(())
+    }
+
+    /// What partner-web needs beyond the common keys.
+    pub fn require_web(&self) -> Result<(), ConfigError> {
+        self.require_common()?;
+        self.web.session_key()?;
+        Ok(())
+    }
+
+    /// What partner-service's daemon needs beyond the common keys.
+    pub fn require_service(&self) -> Result<(), ConfigError> {
+        self.require_common()?;
+        self.superoffice.private_key_source()?;
+        Ok(())
+    }
+
+    fn require_common(&self) -> Result<(), ConfigError> {
+        if self.superoffice.client_id.trim().is_empty() {
+            return Err(ConfigError::Missing {
+                key: "superoffice.client_id".into(),
+                hint: "the application id from the Developer Portal",
+            });
+        }
+        self.superoffice.client_secret()?;
+        self.encryption.current_key()?;
+        Ok(())
+    }
+}
+
+/// Parses `host:port` (a name such as `localhost` or `0.0.0.0` is accepted as well as an IP).
+fn parse_bind(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(ConfigError::invalid(key, format!("{value:?} is not host:port"))),
+    }
+}
+
+/// Every key the configuration knows, as `section.key`.
+fn known_keys() -> Result<BTreeMap<String, ()>, ConfigError> {
+    let table: toml::Table = DEFAULT_TOML
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::invalid("(defaults)", e.message().to_owned()))?;
+    let mut keys = BTreeMap::new();
+    for (section, value) in &table {
+        if let Some(inner) = value.as_table() {
+            for key in inner.keys() {
+                keys.insert(format!("{section}.{key}"), ());
+            }
+        }
+    }
+    // Optional keys, documented (commented out) in default.toml.
+    for key in [
+        "superoffice.superid_url",
+        "superoffice.issuer",
+        "superoffice.client_secret",
+        "superoffice.private_key_file",
+        "superoffice.private_key",
+        "encryption.key",
+        "encryption.previous_key",
+        "encryption.previous_key_version",
+        "web.session_key",
+    ] {
+        keys.insert(key.to_owned(), ());
+    }
+    Ok(keys)
+}
+
+fn check_known_keys(
+    merged: &config::Config,
+    env_keys: &BTreeMap<String, (String, String)>,
+) -> Result<(), ConfigError> {
+    let known = known_keys()?;
+    let table = merged
+        .clone()
+        .try_deserialize::<config::Map<String, config::Value>>()
+        .map_err(|e| ConfigError::invalid("(configuration)", e.to_string()))?;
+    for (section, value) in table {
+        let origin = |key: &str| {
+            env_keys
+                .get(key)
+                .map(|(var, _)| format!("environment variable {var}"))
+                .or_else(|| value.origin().map(|o| o.to_owned()))
+                .unwrap_or_else(|| "configuration file".to_owned())
+        };
+        match value.clone().into_table() {
+            Ok(inner) => {
+                for key in inner.keys() {
+                    let full = format!("{section}.{key}");
+                    if !known.contains_key(&full) {
+                        return Err(ConfigError::UnknownKey {
+                            origin: origin(&full),
+                            key: full,
+                        });
+                    }
+                }
+            }
+            Err(_) => {
+                return Err(ConfigError::UnknownKey {
+                    origin: origin(&section),
+                    key: section,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Turns the config crate's message into one naming the key, without echoing secret values.
+fn map_deserialize_error(error: config::ConfigError) -> ConfigError {
+    let text = error.to_string();
+    let key = text
+        .rsplit_once("for key `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(key, _)| key.to_owned());
+    match key {
+        Some(key) => {
+            let reason = text.split(" for key `").next().unwrap_or("invalid value");
+            let reason = if is_secret_key(&key) {
+                "has an invalid value".to_owned()
+            } else {
+                reason.to_owned()
+            };
+            ConfigError::Invalid { key, reason }
+        }
+        None => ConfigError::invalid("(configuration)", text),
+    }
+}
+
+fn is_secret_key(key: &str) -> bool {
+    matches!(
+        key,
+        "database.url"
+            | "superoffice.client_secret"
+            | "superoffice.private_key"
+            | "encryption.key"
+            | "encryption.previous_key"
+            | "web.session_key"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Sources {
+        Sources {
+            file: None,
+            env: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    const KEY64: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    #[test]
+    fn defaults_load_and_name_missing_secrets() {
+        let settings = Settings::from_sources(&env(&[])).unwrap();
+        assert_eq!(settings.superoffice.environment, Environment::Sod);
+        assert_eq!(settings.superoffice.exchange, ExchangeKind::Rest);
+        let err = settings.require_web().unwrap_err().to_string();
+        assert!(err.contains("superoffice.client_id"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_override_and_database_url_is_honoured() {
+        let settings = Settings::from_sources(&env(&[
+            ("PARTNER_SUPEROFFICE__CLIENT_ID", "abc"),
+            ("PARTNER_SERVICE__CONCURRENCY", "3"),
+            ("DATABASE_URL", "postgres://u:pw@db:5432/x"),
+            ("PARTNER_CONFIG", ""),
+            ("UNRELATED", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.superoffice.client_id, "abc");
+        assert_eq!(settings.service.concurrency, 3);
+        assert_eq!(settings.database.url(), "postgres://u:pw@db:5432/x");
+        assert!(!format!("{settings:?}").contains("pw@"));
+    }
+
+    #[test]
+    fn unknown_environment_key_is_named() {
+        let err = Settings::from_sources(&env(&[("PARTNER_WEB__BINDD", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("web.bindd"), "{err}");
+        assert!(err.contains("PARTNER_WEB__BINDD"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[web]\nbind = \"127.0.0.1:1\"\ncolour = \"blue\"\n").unwrap();
+        let err = Settings::from_sources(&Sources {
+            file: Some(path),
+            env: BTreeMap::new(),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("web.colour"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let err = Settings::from_sources(&env(&[("PARTNER_CACHE__SIZE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cache.size"), "{err}");
+    }
+
+    #[test]
+    fn malformed_values_are_named() {
+        let err = Settings::from_sources(&env(&[("PARTNER_SERVICE__POLL_INTERVAL_SECS", "soon")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("service.poll_interval_secs"), "{err}");
+        let err = Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__ENVIRONMENT", "prod")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("superoffice.environment"), "{err}");
+        let err = Settings::from_sources(&env(&[("PARTNER_WEB__BIND", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("web.bind"), "{err}");
+    }
+
+    #[test]
+    fn malformed_secret_is_named_without_its_value() {
+        let err = Settings::from_sources(&env(&[("PARTNER_ENCRYPTION__KEY", "zz-secret-zz")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("encryption.key"), "{err}");
+        assert!(!err.contains("zz-secret-zz"), "{err}");
+    }
+
+    #[test]
+    fn custom_environment_needs_superid_url() {
+        let err = Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("superoffice.superid_url"), "{err}");
+        let settings = Settings::from_sources(&env(&[
+            ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
+            ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100/"),
+        ]))
+        .unwrap();
+        assert_eq!(settings.superoffice.expected_issuer().unwrap(), "http://127.0.0.1:9100");
+    }
+
+    #[test]
+    fn complete_configuration_passes_every_requirement() {
+        let settings = Settings::from_sources(&env(&[
+            ("PARTNER_SUPEROFFICE__CLIENT_ID", "id"),
+            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "secret"),
+            ("PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE", "/k.xml"),
+            ("PARTNER_ENCRYPTION__KEY", KEY64),
+            ("PARTNER_WEB__SESSION_KEY", &format!("{KEY64}{KEY64}")),
+        ]))
+        .unwrap();
+        settings.require_web().unwrap();
+        settings.require_service().unwrap();
+        assert_eq!(settings.encryption.current_key().unwrap().version, 1);
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("secret\""), "{shown}");
+        assert!(!shown.contains(KEY64), "{shown}");
+    }
+
+    #[test]
+    fn missing_service_key_is_named() {
+        let settings = Settings::from_sources(&env(&[
+            ("PARTNER_SUPEROFFICE__CLIENT_ID", "id"),
+            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "secret"),
+            ("PARTNER_ENCRYPTION__KEY", KEY64),
+        ]))
+        .unwrap();
+        let err = settings.require_service().unwrap_err().to_string();
+        assert!(err.contains("superoffice.private_key_file"), "{err}");
+    }
+}

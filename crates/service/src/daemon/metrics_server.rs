@@ -1,0 +1,48 @@
+//! `/metrics` and `/healthz` on `service.metrics_bind`.
+
+use std::net::TcpListener;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+/// Starts the server; it stops when the returned handle is stopped.
+pub fn start(
+    bind: &str,
+    handle: PrometheusHandle,
+) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("binding service.metrics_bind {bind}"))?;
+    let port = listener
+        .local_addr()
+        .context("reading the bound address")?
+        .port();
+    let server = HttpServer::new(move || {
+        let handle = handle.clone();
+        App::new()
+            .route(
+                "/healthz",
+                web::get()
+                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+            )
+            .route(
+                "/metrics",
+                web::get().to(move || {
+                    let body = handle.render();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type("text/plain; version=0.0.4")
+                            .body(body)
+                    }
+                }),
+            )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .context("starting the metrics server")?
+    .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    Ok((server_handle, port))
+}

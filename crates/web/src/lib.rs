@@ -1,0 +1,6 @@
+//! partner-web: sign-in through SuperID and capture of the tenant's system user token.
+
+pub mod routes;
+pub mod startup;
+
+pub use startup::Application;

@@ -1,0 +1,30 @@
+//! Liveness, readiness and metrics.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::startup::AppState;
+
+/// The process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// The process can serve: the database answers.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    match shared::db::ping(&state.pool).await {
+        Ok(()) => HttpResponse::Ok().json(json!({ "status": "ready", "database": "ok" })),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "not ready", "database": "unreachable" }))
+        }
+    }
+}
+
+/// Prometheus metrics.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
+}

@@ -3,10 +3,13 @@
 pub mod audit;
 pub mod migrate;
 pub mod models;
+pub mod queue;
 pub mod schema;
 pub mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod tickets;
+pub mod work;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use super::schema::{audit_events, tenants};
+use super::schema::{audit_events, tenants, tickets, work_requests};
 
 /// Where a tenant is in its life with this application.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -102,6 +102,14 @@ pub struct Tenant {
     pub token_captured_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub token_generation: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub failed_attempts: i32,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 impl Tenant {
@@ -121,6 +129,82 @@ impl fmt::Debug for Tenant {
             .field("token_captured_at", &self.token_captured_at)
             .finish_non_exhaustive()
     }
+}
+
+/// A row of `tickets`: the cached system user ticket, still encrypted.
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = tickets)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct StoredTicket {
+    pub context_id: String,
+    pub ciphertext: Vec<u8>,
+    pub key_version: i16,
+    pub token_generation: i32,
+    pub issued_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub rejected_at: Option<DateTime<Utc>>,
+}
+
+impl fmt::Debug for StoredTicket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTicket")
+            .field("context_id", &self.context_id)
+            .field("issued_at", &self.issued_at)
+            .field("last_used_at", &self.last_used_at)
+            .field("rejected_at", &self.rejected_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a work request is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl WorkState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl FromStr for WorkState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Queued, Self::Running, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown work state {s:?}"))
+    }
+}
+
+/// A row of `work_requests`.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = work_requests)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct WorkRequest {
+    pub id: i64,
+    pub context_id: String,
+    pub kind: String,
+    pub payload: serde_json::Value,
+    pub requested_by: String,
+    pub idempotency_key: uuid::Uuid,
+    pub state: String,
+    pub attempts: i32,
+    pub result: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 /// A row of `audit_events`.

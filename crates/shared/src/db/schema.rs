@@ -18,6 +18,44 @@ diesel::table! {
         token_captured_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        token_generation -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
+        failed_attempts -> Int4,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        last_success_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    tickets (context_id) {
+        context_id -> Text,
+        ciphertext -> Bytea,
+        key_version -> Int2,
+        token_generation -> Int4,
+        issued_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        rejected_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    work_requests (id) {
+        id -> Int8,
+        context_id -> Text,
+        kind -> Text,
+        payload -> Jsonb,
+        requested_by -> Text,
+        idempotency_key -> Uuid,
+        state -> Text,
+        attempts -> Int4,
+        result -> Nullable<Jsonb>,
+        error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        completed_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -32,4 +70,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, audit_events);
+diesel::allow_tables_to_appear_in_same_query!(tenants, tickets, work_requests, audit_events);

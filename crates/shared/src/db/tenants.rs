@@ -1,11 +1,13 @@
-//! Queries on `tenants`.
+//! Queries on `tenants`: capture of the system user token, lifecycle changes, the operator view.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::DbError;
-use super::models::Tenant;
-use super::schema::tenants;
+use super::audit::{self, NewAuditEvent};
+use super::models::{Tenant, TenantState};
+use super::schema::{tenants, tickets};
+use super::{DbError, notify_work};
 
 /// One tenant by context id.
 pub async fn find(
@@ -37,4 +39,232 @@ pub async fn count_by_state(conn: &mut AsyncPgConnection) -> Result<Vec<(String,
         .order(tenants::state.asc())
         .load(conn)
         .await?)
+}
+
+/// What an administrator's sign-in tells about a tenant, with the token already encrypted.
+pub struct TokenCapture<'a> {
+    pub context_id: &'a str,
+    pub environment: &'a str,
+    pub company_name: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub webapi_url: Option<&'a str>,
+    pub netserver_url: Option<&'a str>,
+    pub token_ciphertext: Vec<u8>,
+    pub token_key_version: i16,
+    /// Who signed in (their SuperID user name); recorded, never a secret.
+    pub captured_by: &'a str,
+    /// Whether the token differs from the stored one (decided by the caller, who can decrypt).
+    pub token_changed: bool,
+}
+
+/// What capturing did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureOutcome {
+    /// The tenant was new.
+    Created,
+    /// A different token replaced the stored one; the cached ticket was dropped.
+    Replaced,
+    /// The same token again: details refreshed, the ticket kept.
+    Unchanged,
+}
+
+/// Stores a captured system user token in one transaction: the tenant row (inserted or updated),
+/// the dropped ticket when the token changed, an audit event, and a NOTIFY that wakes the service.
+pub async fn capture_token(
+    conn: &mut AsyncPgConnection,
+    capture: TokenCapture<'_>,
+) -> Result<CaptureOutcome, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        {
+            let existing: Option<(i64, String)> = tenants::table
+                .filter(tenants::context_id.eq(capture.context_id))
+                .select((tenants::id, tenants::state))
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?;
+            let now = Utc::now();
+            let outcome = match existing {
+                None => {
+                    diesel::insert_into(tenants::table)
+                        .values((
+                            tenants::context_id.eq(capture.context_id),
+                            tenants::environment.eq(capture.environment),
+                            tenants::company_name.eq(capture.company_name),
+                            tenants::serial.eq(capture.serial),
+                            tenants::webapi_url.eq(capture.webapi_url),
+                            tenants::netserver_url.eq(capture.netserver_url),
+                            tenants::state.eq(TenantState::Pending.as_str()),
+                            tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
+                            tenants::system_token_key_version.eq(capture.token_key_version),
+                            tenants::token_captured_by.eq(capture.captured_by),
+                            tenants::token_captured_at.eq(now),
+                            tenants::token_generation.eq(1),
+                            tenants::next_attempt_at.eq(now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    CaptureOutcome::Created
+                }
+                Some((id, state)) => {
+                    let state: TenantState = state.parse().map_err(DbError::Inconsistent)?;
+                    // A new approval revives a tenant stopped for lack of authorization; SuperOffice's
+                    // own states (suspended, deleted) and an operator's disable are not the user's to lift.
+                    let revive = matches!(
+                        state,
+                        TenantState::Revoked
+                            | TenantState::Expired
+                            | TenantState::Denied
+                            | TenantState::NeedsReapproval
+                    );
+                    let changed = capture.token_changed || revive;
+                    let new_state = if changed
+                        && state != TenantState::Suspended
+                        && state != TenantState::Deleted
+                        && state != TenantState::Disabled
+                    {
+                        TenantState::Pending
+                    } else {
+                        state
+                    };
+                    diesel::update(tenants::table.find(id))
+                        .set((
+                            tenants::environment.eq(capture.environment),
+                            tenants::company_name.eq(capture.company_name),
+                            tenants::serial.eq(capture.serial),
+                            tenants::webapi_url.eq(capture.webapi_url),
+                            tenants::netserver_url.eq(capture.netserver_url),
+                            tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
+                            tenants::system_token_key_version.eq(capture.token_key_version),
+                            tenants::token_captured_by.eq(capture.captured_by),
+                            tenants::token_captured_at.eq(now),
+                            tenants::state.eq(new_state.as_str()),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    if changed {
+                        diesel::update(tenants::table.find(id))
+                            .set((
+                                tenants::token_generation.eq(tenants::token_generation + 1),
+                                tenants::state_reason.eq(None::<String>),
+                                tenants::next_attempt_at.eq(now),
+                                tenants::failed_attempts.eq(0),
+                                tenants::last_error.eq(None::<String>),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        diesel::delete(
+                            tickets::table.filter(tickets::context_id.eq(capture.context_id)),
+                        )
+                        .execute(conn)
+                        .await?;
+                        CaptureOutcome::Replaced
+                    } else {
+                        CaptureOutcome::Unchanged
+                    }
+                }
+            };
+            let action = match outcome {
+                CaptureOutcome::Created => "token_captured",
+                CaptureOutcome::Replaced => "token_replaced",
+                CaptureOutcome::Unchanged => "token_confirmed",
+            };
+            audit::record(
+                conn,
+                NewAuditEvent {
+                    context_id: Some(capture.context_id),
+                    action,
+                    actor: capture.captured_by,
+                    detail: serde_json::json!({ "company_name": capture.company_name }),
+                },
+            )
+            .await?;
+            if outcome != CaptureOutcome::Unchanged {
+                notify_work(conn, capture.context_id).await?;
+            }
+            Ok(outcome)
+        }
+    })
+    .await
+}
+
+/// Moves a tenant to a lifecycle state with a reason, and records who did it.
+pub async fn set_state(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    state: TenantState,
+    reason: &str,
+    actor: &str,
+) -> Result<bool, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+            .set((
+                tenants::state.eq(state.as_str()),
+                tenants::state_reason.eq(reason),
+                tenants::next_attempt_at.eq(state.allows_work().then(Utc::now)),
+                tenants::failed_attempts.eq(0),
+            ))
+            .execute(conn)
+            .await?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        audit::record(
+            conn,
+            NewAuditEvent {
+                context_id: Some(context_id),
+                action: "state_changed",
+                actor,
+                detail: serde_json::json!({ "state": state.as_str(), "reason": reason }),
+            },
+        )
+        .await?;
+        notify_work(conn, context_id).await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// Makes a tenant due now (operator retry, new work).
+pub async fn schedule_now(conn: &mut AsyncPgConnection, context_id: &str) -> Result<bool, DbError> {
+    let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+        .set((
+            tenants::next_attempt_at.eq(Utc::now()),
+            tenants::failed_attempts.eq(0),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(updated > 0)
+}
+
+/// When a tenant was last known good and what went wrong last, for the operator view.
+pub async fn record_outcome(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    error: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let target = tenants::table.filter(tenants::context_id.eq(context_id));
+    match error {
+        None => {
+            diesel::update(target)
+                .set((
+                    tenants::last_success_at.eq(at),
+                    tenants::failed_attempts.eq(0),
+                ))
+                .execute(conn)
+                .await?
+        }
+        Some(message) => {
+            diesel::update(target)
+                .set((
+                    tenants::last_error.eq(message),
+                    tenants::last_error_at.eq(at),
+                    tenants::failed_attempts.eq(tenants::failed_attempts + 1),
+                ))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(())
 }

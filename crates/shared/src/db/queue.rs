@@ -1,0 +1,112 @@
+//! The tenant work queue: due tenants are claimed with `FOR UPDATE SKIP LOCKED` and a lease.
+//!
+//! A tenant is the unit of work: while one instance holds its lease, no other instance exchanges its
+//! token or does its work. A crashed instance's lease expires and another instance takes the tenant over.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use super::DbError;
+use super::models::Tenant;
+use super::schema::tenants;
+
+/// Claims up to `limit` due tenants for `owner` until `lease_until`. Due: a token is stored, the state
+/// allows work, `next_attempt_at` has passed, and no live lease is held by another instance.
+pub async fn claim_due(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    lease_secs: i64,
+    limit: i64,
+) -> Result<Vec<Tenant>, DbError> {
+    let claimed_ids: Vec<Claimed> = diesel::sql_query(
+        "UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2) \
+         WHERE id IN ( \
+             SELECT id FROM tenants \
+             WHERE next_attempt_at <= now() \
+               AND state IN ('pending', 'active') \
+               AND system_token_ciphertext IS NOT NULL \
+               AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+             ORDER BY next_attempt_at \
+             LIMIT $3 \
+             FOR UPDATE SKIP LOCKED) \
+         RETURNING id",
+    )
+    .bind::<Text, _>(owner)
+    .bind::<BigInt, _>(lease_secs)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    let ids: Vec<i64> = claimed_ids.into_iter().map(|c| c.id).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(tenants::table
+        .filter(tenants::id.eq_any(&ids))
+        .order(tenants::next_attempt_at.asc())
+        .select(Tenant::as_select())
+        .load(conn)
+        .await?)
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Extends a lease still held by `owner`; false when it was lost (expired and taken over).
+pub async fn renew_lease(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    owner: &str,
+    lease_secs: i64,
+) -> Result<bool, DbError> {
+    let updated = diesel::sql_query(
+        "UPDATE tenants SET lease_expires_at = now() + make_interval(secs => $3) \
+         WHERE context_id = $1 AND lease_owner = $2",
+    )
+    .bind::<Text, _>(context_id)
+    .bind::<Text, _>(owner)
+    .bind::<BigInt, _>(lease_secs)
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// Gives a tenant back, due again at `next_attempt_at` (or not until new work arrives, with `None`).
+/// Only the lease holder can release; a release after the lease was taken over changes nothing.
+pub async fn release(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    owner: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        tenants::table
+            .filter(tenants::context_id.eq(context_id))
+            .filter(tenants::lease_owner.eq(owner)),
+    )
+    .set((
+        tenants::lease_owner.eq(None::<String>),
+        tenants::lease_expires_at.eq(None::<DateTime<Utc>>),
+        tenants::next_attempt_at.eq(next_attempt_at),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
+}
+
+/// Releases every lease held by `owner` (graceful shutdown): the tenants are due again at once.
+pub async fn release_all(conn: &mut AsyncPgConnection, owner: &str) -> Result<usize, DbError> {
+    Ok(
+        diesel::update(tenants::table.filter(tenants::lease_owner.eq(owner)))
+            .set((
+                tenants::lease_owner.eq(None::<String>),
+                tenants::lease_expires_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?,
+    )
+}

@@ -1,0 +1,146 @@
+//! Work requests: what the web asks the service to do with a tenant's system user.
+
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::audit::{self, NewAuditEvent};
+use super::models::{WorkRequest, WorkState};
+use super::schema::{tenants, work_requests};
+use super::{DbError, notify_work};
+
+/// Queues a company creation for a tenant, makes the tenant due now and wakes the service.
+pub async fn enqueue_create_company(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    company_name: &str,
+    requested_by: &str,
+) -> Result<WorkRequest, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let request: WorkRequest = diesel::insert_into(work_requests::table)
+            .values((
+                work_requests::context_id.eq(context_id),
+                work_requests::kind.eq("create_company"),
+                work_requests::payload.eq(serde_json::json!({ "name": company_name })),
+                work_requests::requested_by.eq(requested_by),
+                work_requests::idempotency_key.eq(uuid::Uuid::new_v4()),
+            ))
+            .returning(WorkRequest::as_returning())
+            .get_result(conn)
+            .await?;
+        diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+            .set(tenants::next_attempt_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            NewAuditEvent {
+                context_id: Some(context_id),
+                action: "work_queued",
+                actor: requested_by,
+                detail: serde_json::json!({ "work_request": request.id, "kind": "create_company" }),
+            },
+        )
+        .await?;
+        notify_work(conn, context_id).await?;
+        Ok(request)
+    })
+    .await
+}
+
+/// A work request by id, only within its tenant (a user never sees another tenant's work).
+pub async fn find_for_tenant(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    id: i64,
+) -> Result<Option<WorkRequest>, DbError> {
+    Ok(work_requests::table
+        .filter(work_requests::id.eq(id))
+        .filter(work_requests::context_id.eq(context_id))
+        .select(WorkRequest::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// The open (queued or running) requests of a tenant, oldest first.
+pub async fn open_for_tenant(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+) -> Result<Vec<WorkRequest>, DbError> {
+    Ok(work_requests::table
+        .filter(work_requests::context_id.eq(context_id))
+        .filter(
+            work_requests::state.eq_any([WorkState::Queued.as_str(), WorkState::Running.as_str()]),
+        )
+        .order(work_requests::id.asc())
+        .select(WorkRequest::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// The latest requests of a tenant, newest first.
+pub async fn recent_for_tenant(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    limit: i64,
+) -> Result<Vec<WorkRequest>, DbError> {
+    Ok(work_requests::table
+        .filter(work_requests::context_id.eq(context_id))
+        .order(work_requests::id.desc())
+        .limit(limit)
+        .select(WorkRequest::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Marks a request as being attempted (before any call leaves the process), counting the attempt.
+pub async fn mark_running(conn: &mut AsyncPgConnection, id: i64) -> Result<WorkRequest, DbError> {
+    Ok(diesel::update(work_requests::table.find(id))
+        .set((
+            work_requests::state.eq(WorkState::Running.as_str()),
+            work_requests::attempts.eq(work_requests::attempts + 1),
+        ))
+        .returning(WorkRequest::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Records the outcome of a request: done with a result, or failed with a reason for the page.
+pub async fn finish(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    outcome: Result<serde_json::Value, String>,
+) -> Result<(), DbError> {
+    let now = Utc::now();
+    let (state, result, error) = match outcome {
+        Ok(result) => (WorkState::Done, Some(result), None),
+        Err(error) => (WorkState::Failed, None, Some(error)),
+    };
+    diesel::update(work_requests::table.find(id))
+        .set((
+            work_requests::state.eq(state.as_str()),
+            work_requests::result.eq(result),
+            work_requests::error.eq(error),
+            work_requests::completed_at.eq(Some(now)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts a running request back in the queue (shutdown, lease lost, transient failure).
+pub async fn requeue(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    error: Option<&str>,
+) -> Result<(), DbError> {
+    diesel::update(work_requests::table.find(id))
+        .set((
+            work_requests::state.eq(WorkState::Queued.as_str()),
+            work_requests::error.eq(error),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,289 @@
+//! Token capture, the tenant work queue, tickets and work requests against a real Postgres.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashSet;
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use shared::db::models::TenantState;
+use shared::db::schema::tenants;
+use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
+use shared::db::testing::TestDatabase;
+use shared::db::{queue, tickets, work};
+
+fn capture<'a>(ctx: &'a str, cipher: &[u8], changed: bool) -> TokenCapture<'a> {
+    TokenCapture {
+        context_id: ctx,
+        environment: "custom",
+        company_name: Some("Northwind"),
+        serial: Some("123"),
+        webapi_url: Some("http://api/Cust1/api/"),
+        netserver_url: None,
+        token_ciphertext: cipher.to_vec(),
+        token_key_version: 1,
+        captured_by: "admin@example.com",
+        token_changed: changed,
+    }
+}
+
+async fn seed(conn: &mut AsyncPgConnection, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let ctx = format!("Cust{}", 1000 + i);
+        capture_token(conn, capture(&ctx, b"x", true))
+            .await
+            .unwrap();
+        ids.push(ctx);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_creates_replaces_and_confirms() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    let first = capture_token(&mut conn, capture("Cust1", b"a", true))
+        .await
+        .unwrap();
+    assert_eq!(first, CaptureOutcome::Created);
+    tickets::store(
+        &mut conn,
+        tickets::NewTicket {
+            context_id: "Cust1",
+            ciphertext: b"t".to_vec(),
+            key_version: 1,
+            token_generation: 1,
+            issued_at: Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
+    let same = capture_token(&mut conn, capture("Cust1", b"a2", false))
+        .await
+        .unwrap();
+    assert_eq!(same, CaptureOutcome::Unchanged);
+    assert!(
+        tickets::find(&mut conn, "Cust1").await.unwrap().is_some(),
+        "ticket kept"
+    );
+    let replaced = capture_token(&mut conn, capture("Cust1", b"b", true))
+        .await
+        .unwrap();
+    assert_eq!(replaced, CaptureOutcome::Replaced);
+    assert!(
+        tickets::find(&mut conn, "Cust1").await.unwrap().is_none(),
+        "ticket dropped"
+    );
+    let tenant = shared::db::tenants::find(&mut conn, "Cust1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tenant.token_generation, 2);
+    assert_eq!(tenant.system_token_ciphertext.as_deref(), Some(&b"b"[..]));
+    let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1", 10)
+        .await
+        .unwrap();
+    let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["token_replaced", "token_confirmed", "token_captured"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_approval_revives_a_revoked_tenant_but_not_a_suspended_one() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 2).await;
+    shared::db::tenants::set_state(
+        &mut conn,
+        "Cust1000",
+        TenantState::Revoked,
+        "Revoked",
+        "service",
+    )
+    .await
+    .unwrap();
+    shared::db::tenants::set_state(
+        &mut conn,
+        "Cust1001",
+        TenantState::Suspended,
+        "Suspend",
+        "superoffice",
+    )
+    .await
+    .unwrap();
+    capture_token(&mut conn, capture("Cust1000", b"x", false))
+        .await
+        .unwrap();
+    capture_token(&mut conn, capture("Cust1001", b"y", true))
+        .await
+        .unwrap();
+    let a = shared::db::tenants::find(&mut conn, "Cust1000")
+        .await
+        .unwrap()
+        .unwrap();
+    let b = shared::db::tenants::find(&mut conn, "Cust1001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.lifecycle().unwrap(), TenantState::Pending);
+    assert_eq!(b.lifecycle().unwrap(), TenantState::Suspended);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_claims_never_share_a_tenant() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 40).await;
+    let pool = db.pool().unwrap();
+    let mut handles = Vec::new();
+    for worker in 0..4 {
+        let pool = pool.clone();
+        handles.push(tokio::spawn(async move {
+            let mut conn = pool.get().await.unwrap();
+            let mut mine = Vec::new();
+            loop {
+                let batch = queue::claim_due(&mut conn, &format!("w{worker}"), 60, 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                mine.extend(batch.into_iter().map(|t| t.context_id));
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for handle in handles {
+        for ctx in handle.await.unwrap() {
+            total += 1;
+            assert!(seen.insert(ctx.clone()), "{ctx} claimed twice");
+        }
+    }
+    assert_eq!(total, 40);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_release() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 1).await;
+    let claimed = queue::claim_due(&mut conn, "crashed", 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        queue::claim_due(&mut conn, "other", 60, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    diesel::update(tenants::table)
+        .set(tenants::lease_expires_at.eq(Some(Utc::now() - Duration::seconds(1))))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let taken = queue::claim_due(&mut conn, "other", 60, 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(
+        !queue::release(&mut conn, "Cust1000", "crashed", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !queue::renew_lease(&mut conn, "Cust1000", "crashed", 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        queue::renew_lease(&mut conn, "Cust1000", "other", 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        queue::release(&mut conn, "Cust1000", "other", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        queue::claim_due(&mut conn, "other", 60, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing due"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_working_states_with_a_token_are_due() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 3).await;
+    shared::db::tenants::set_state(
+        &mut conn,
+        "Cust1001",
+        TenantState::Disabled,
+        "operator",
+        "op",
+    )
+    .await
+    .unwrap();
+    let claimed: Vec<_> = queue::claim_due(&mut conn, "w", 60, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.context_id)
+        .collect();
+    assert_eq!(claimed.len(), 2);
+    assert!(!claimed.contains(&"Cust1001".to_owned()));
+    assert_eq!(queue::release_all(&mut conn, "w").await.unwrap(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 2).await;
+    queue::claim_due(&mut conn, "w", 60, 10).await.unwrap();
+    queue::release(&mut conn, "Cust1000", "w", None)
+        .await
+        .unwrap();
+    let request = work::enqueue_create_company(&mut conn, "Cust1000", "Acme", "user@example.com")
+        .await
+        .unwrap();
+    assert_eq!(request.state, "queued");
+    assert!(
+        work::find_for_tenant(&mut conn, "Cust1001", request.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let running = work::mark_running(&mut conn, request.id).await.unwrap();
+    assert_eq!(running.attempts, 1);
+    work::finish(
+        &mut conn,
+        request.id,
+        Ok(serde_json::json!({"contact_id": 7})),
+    )
+    .await
+    .unwrap();
+    let done = work::find_for_tenant(&mut conn, "Cust1000", request.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, "done");
+    assert_eq!(done.result.unwrap()["contact_id"], 7);
+    assert!(
+        work::open_for_tenant(&mut conn, "Cust1000")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = queue::claim_due(&mut conn, "w2", 60, 10).await.unwrap();
+    assert!(due.iter().any(|t| t.context_id == "Cust1000"));
+}

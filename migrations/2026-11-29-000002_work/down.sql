@@ -1,0 +1,12 @@
+DROP TABLE work_requests;
+DROP TABLE tickets;
+DROP INDEX tenants_due_idx;
+ALTER TABLE tenants
+    DROP COLUMN token_generation,
+    DROP COLUMN next_attempt_at,
+    DROP COLUMN failed_attempts,
+    DROP COLUMN lease_owner,
+    DROP COLUMN lease_expires_at,
+    DROP COLUMN last_success_at,
+    DROP COLUMN last_error,
+    DROP COLUMN last_error_at;

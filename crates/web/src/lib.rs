@@ -1,6 +1,8 @@
 //! partner-web: sign-in through SuperID and capture of the tenant's system user token.
 
+pub mod errors;
 pub mod routes;
+pub mod session;
 pub mod startup;
 
 pub use startup::Application;

@@ -3,9 +3,15 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use actix_session::SessionMiddleware;
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use shared::config::Settings;
 use shared::db;
 use tracing_actix_web::TracingLogger;
@@ -40,10 +46,28 @@ impl Application {
             pool,
             metrics: shared::metrics::handle(),
         };
+        let session_key = Key::from(settings.web.session_key()?.expose_secret());
+        let secure = settings.web.secure_cookies;
+        let session_ttl = actix_web::cookie::time::Duration::minutes(
+            i64::try_from(settings.web.session_minutes).unwrap_or(60),
+        );
         let server = HttpServer::new(move || {
+            let sessions =
+                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
+                    .cookie_name("partner_session".to_owned())
+                    .cookie_secure(secure)
+                    .cookie_http_only(true)
+                    .cookie_same_site(SameSite::Lax)
+                    .cookie_content_security(CookieContentSecurity::Private)
+                    .session_lifecycle(PersistentSession::default().session_ttl(session_ttl))
+                    .build();
             App::new()
+                .wrap(sessions)
+                .wrap(security_headers())
                 .wrap(TracingLogger::default())
                 .app_data(web::Data::new(state.clone()))
+                .app_data(web::FormConfig::default().limit(16 * 1024))
+                .app_data(web::JsonConfig::default().limit(64 * 1024))
                 .configure(routes::configure)
         })
         .shutdown_timeout(Duration::from_secs(10).as_secs())
@@ -62,4 +86,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Headers on every response: no framing, no sniffing, no referrer leaks, scripts only from here.
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add(("Cache-Control", "no-store"))
 }

@@ -1,11 +1,48 @@
-//! Routes, one module per area.
+//! Routes, one module per area, each page's template beside it.
 
+pub mod companies;
 pub mod health;
+pub mod home;
+pub mod logout;
+pub mod tenant;
+pub mod views;
 
 use actix_web::web;
 
+use crate::errors::WebError;
+use crate::session::{SessionUser, TypedSession};
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
+    cfg.route("/", web::get().to(home::get))
+        .route("/tenant", web::get().to(tenant::get))
+        .route("/logout", web::post().to(logout::post))
+        .route(
+            "/companies/as-system-user",
+            web::post().to(companies::post_as_system_user),
+        )
+        .route(
+            "/companies/requests/{id}",
+            web::get().to(companies::get_request),
+        )
+        .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(health::metrics));
+}
+
+/// The signed-in user, or the "please sign in" page.
+pub fn require_user(session: &TypedSession) -> Result<SessionUser, WebError> {
+    session
+        .user()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
+        .ok_or(WebError::NotSignedIn)
+}
+
+/// Refuses a POST whose form does not carry the session's CSRF token.
+pub fn require_csrf(session: &TypedSession, submitted: &str) -> Result<(), WebError> {
+    if session.csrf_matches(submitted) {
+        Ok(())
+    } else {
+        metrics::counter!("partner_web_csrf_rejected_total").increment(1);
+        Err(WebError::Csrf)
+    }
 }

@@ -1,0 +1,84 @@
+//! Every handler error becomes a page that says what happened and how to go on.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+
+/// Errors of the web handlers, mapped to status codes in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    #[error("You are not signed in.")]
+    NotSignedIn,
+    #[error(
+        "The form has expired or did not come from this site. Go back, reload the page and try again."
+    )]
+    Csrf,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Sign-in failed: {0}")]
+    SignIn(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("SuperOffice did not answer as expected: {0}")]
+    Upstream(String),
+    #[error("Something went wrong on our side. Try again in a moment.")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl WebError {
+    fn title(&self) -> &'static str {
+        match self {
+            Self::NotSignedIn => "Please sign in",
+            Self::Csrf => "Form expired",
+            Self::BadRequest(_) => "Bad request",
+            Self::SignIn(_) => "Sign-in failed",
+            Self::NotFound(_) => "Not found",
+            Self::Upstream(_) => "SuperOffice is not answering",
+            Self::Unexpected(_) => "Unexpected error",
+        }
+    }
+}
+
+impl From<shared::db::DbError> for WebError {
+    fn from(e: shared::db::DbError) -> Self {
+        Self::Unexpected(e.into())
+    }
+}
+
+#[derive(Template)]
+#[template(path = "errors/error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: String,
+    offer_sign_in: bool,
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotSignedIn => StatusCode::UNAUTHORIZED,
+            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) | Self::SignIn(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Upstream(_) => StatusCode::BAD_GATEWAY,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Self::Unexpected(e) = self {
+            tracing::error!(error = %format!("{e:#}"), "request failed");
+        }
+        let page = ErrorPage {
+            title: self.title(),
+            message: self.to_string(),
+            offer_sign_in: matches!(self, Self::NotSignedIn | Self::SignIn(_) | Self::Csrf),
+        };
+        let body = page
+            .render()
+            .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error.</p>".to_owned());
+        HttpResponse::build(self.status_code())
+            .content_type("text/html; charset=utf-8")
+            .body(body)
+    }
+}

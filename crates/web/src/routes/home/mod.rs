@@ -1,0 +1,67 @@
+//! `GET /`: what the app is and a sign-in button; signed in, the user, the tenant and the two actions.
+
+use actix_web::web;
+use askama::Template;
+use askama_web::WebTemplate;
+
+use crate::errors::WebError;
+use crate::routes::views::{TenantView, WorkView};
+use crate::session::{SessionUser, TypedSession};
+use crate::startup::AppState;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "home/home.html")]
+pub struct HomePage {
+    user: Option<SessionUser>,
+    tenant: Option<TenantView>,
+    work: Vec<WorkView>,
+    csrf: String,
+    created: Option<CreatedCompany>,
+    default_company_name: String,
+}
+
+/// The company just created with the user's own credentials (shown once after the redirect).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CreatedCompany {
+    pub contact_id: i64,
+    pub name: String,
+}
+
+pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<HomePage, WebError> {
+    let user = session
+        .user()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?;
+    let csrf = session
+        .csrf_token()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
+    let created = session.take_flash_created();
+    let (tenant, work) = match &user {
+        Some(user) => {
+            let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+            let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
+            let ticket = match tenant {
+                Some(_) => shared::db::tickets::find(&mut conn, &user.context_id).await?,
+                None => None,
+            };
+            let work = shared::db::work::recent_for_tenant(&mut conn, &user.context_id, 5).await?;
+            (
+                tenant.map(|t| TenantView::new(&t, ticket.as_ref())),
+                work.iter().map(WorkView::new).collect(),
+            )
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(HomePage {
+        user,
+        tenant,
+        work,
+        csrf,
+        created,
+        default_company_name: default_company_name(),
+    })
+}
+
+/// "SuperId-<unix seconds>", as in SuperOffice's own sample.
+pub fn default_company_name() -> String {
+    format!("SuperId-{}", chrono::Utc::now().timestamp())
+}

@@ -1,0 +1,50 @@
+//! `GET /tenant`: the signed-in user's tenant: token, ticket, recent work and the last error.
+
+use actix_web::web;
+use askama::Template;
+use askama_web::WebTemplate;
+
+use crate::errors::WebError;
+use crate::routes::views::{TenantView, WorkView};
+use crate::session::{SessionUser, TypedSession};
+use crate::startup::AppState;
+
+#[derive(Template, WebTemplate)]
+#[template(path = "tenant/tenant.html")]
+pub struct TenantPage {
+    user: SessionUser,
+    tenant: Option<TenantView>,
+    work: Vec<WorkView>,
+    events: Vec<EventView>,
+}
+
+struct EventView {
+    at: String,
+    action: String,
+    actor: String,
+}
+
+pub async fn get(
+    session: TypedSession,
+    state: web::Data<AppState>,
+) -> Result<TenantPage, WebError> {
+    let user = crate::routes::require_user(&session)?;
+    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
+    let ticket = shared::db::tickets::find(&mut conn, &user.context_id).await?;
+    let work = shared::db::work::recent_for_tenant(&mut conn, &user.context_id, 20).await?;
+    let events = shared::db::audit::recent_for_tenant(&mut conn, &user.context_id, 20).await?;
+    Ok(TenantPage {
+        tenant: tenant.map(|t| TenantView::new(&t, ticket.as_ref())),
+        work: work.iter().map(WorkView::new).collect(),
+        events: events
+            .into_iter()
+            .map(|e| EventView {
+                at: crate::routes::views::format_time(e.created_at),
+                action: e.action.replace('_', " "),
+                actor: e.actor,
+            })
+            .collect(),
+        user,
+    })
+}

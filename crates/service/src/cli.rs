@@ -29,4 +29,21 @@ pub enum Command {
     },
     /// Applies pending database migrations (safe to run twice, and concurrently).
     Migrate,
+    /// Operator view of the tenants and actions on one of them.
+    Tenants {
+        #[command(subcommand)]
+        action: TenantsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsAction {
+    /// A table: context id, state, ticket valid until, last success, last error.
+    List,
+    /// Makes the tenant due now; a tenant stopped by a failure or by an operator gets another chance.
+    Retry { ctx: String },
+    /// Stops all work for the tenant until an operator retries it.
+    Disable { ctx: String },
+    /// Removes the tenant's token, ticket and work; an audit event records the purge.
+    Purge { ctx: String },
 }

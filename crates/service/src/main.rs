@@ -39,6 +39,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let settings = Settings::load(cli.config.as_deref())?;
             commands::migrate::run(&settings).await?;
         }
+        Command::Tenants { action } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            commands::tenants::run(&settings, action).await?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -268,3 +268,105 @@ pub async fn record_outcome(
     };
     Ok(())
 }
+
+/// An operator's retry: the tenant is due now, and a tenant stopped by an earlier failure or by the
+/// operator gets another chance (SuperOffice's own states, suspended and deleted, are left alone).
+pub async fn operator_retry(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    actor: &str,
+) -> Result<bool, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let Some(tenant) = find(conn, context_id).await? else {
+            return Ok(false);
+        };
+        let state = tenant.lifecycle()?;
+        let new_state = match state {
+            TenantState::Suspended | TenantState::Deleted => state,
+            _ if tenant.system_token_ciphertext.is_some() && !state.allows_work() => {
+                TenantState::Pending
+            }
+            _ => state,
+        };
+        diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+            .set((
+                tenants::state.eq(new_state.as_str()),
+                tenants::next_attempt_at.eq(Some(Utc::now())),
+                tenants::failed_attempts.eq(0),
+                tenants::lease_owner.eq(None::<String>),
+                tenants::lease_expires_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)
+            .await?;
+        audit::record(
+            conn,
+            NewAuditEvent {
+                context_id: Some(context_id),
+                action: "operator_retry",
+                actor,
+                detail: serde_json::json!({ "from": state.as_str(), "to": new_state.as_str() }),
+            },
+        )
+        .await?;
+        notify_work(conn, context_id).await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// Removes a tenant's token, ticket and work; only the audit trail remains, with a record of the purge.
+pub async fn purge(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    actor: &str,
+) -> Result<bool, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        // tickets and work_requests go with the row (ON DELETE CASCADE).
+        let removed = diesel::delete(tenants::table.filter(tenants::context_id.eq(context_id)))
+            .execute(conn)
+            .await?;
+        if removed == 0 {
+            return Ok(false);
+        }
+        audit::record(
+            conn,
+            NewAuditEvent {
+                context_id: Some(context_id),
+                action: "tenant_purged",
+                actor,
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
+        Ok(true)
+    })
+    .await
+}
+
+/// A tenant with its ticket's times, for the operator's list.
+pub struct TenantOverview {
+    pub tenant: Tenant,
+    pub ticket_last_used_at: Option<DateTime<Utc>>,
+    pub ticket_rejected: bool,
+}
+
+/// Every tenant with its ticket, ordered by context id.
+pub async fn overview(conn: &mut AsyncPgConnection) -> Result<Vec<TenantOverview>, DbError> {
+    let rows: Vec<(Tenant, Option<(DateTime<Utc>, Option<DateTime<Utc>>)>)> = tenants::table
+        .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
+        .order(tenants::context_id.asc())
+        .select((
+            Tenant::as_select(),
+            (tickets::last_used_at, tickets::rejected_at).nullable(),
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, ticket)| TenantOverview {
+            tenant,
+            ticket_last_used_at: ticket.map(|(used, _)| used),
+            ticket_rejected: ticket.is_some_and(|(_, rejected)| rejected.is_some()),
+        })
+        .collect())
+}

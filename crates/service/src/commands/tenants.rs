@@ -1,0 +1,126 @@
+//! `partner-service tenants list|retry|disable|purge`.
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Duration, Utc};
+use shared::config::Settings;
+use shared::db::models::TenantState;
+use shared::domain::ContextId;
+
+use crate::cli::TenantsAction;
+
+/// Who operator actions are recorded as: the OS user, when known.
+fn operator() -> String {
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("operator:{user}")
+}
+
+pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<()> {
+    let pool = shared::db::pool(&settings.database).context("building the database pool")?;
+    let mut conn = pool.get().await.context("connecting to the database")?;
+    match action {
+        TenantsAction::List => {
+            let rows = shared::db::tenants::overview(&mut conn)
+                .await
+                .context("listing tenants")?;
+            print!("{}", render_table(&rows, Utc::now()));
+        }
+        TenantsAction::Retry { ctx } => {
+            let ctx = ContextId::parse(&ctx)?;
+            if !shared::db::tenants::operator_retry(&mut conn, ctx.as_str(), &operator()).await? {
+                bail!("no tenant {ctx}");
+            }
+            println!("{ctx}: due now; the service picks it up at once");
+        }
+        TenantsAction::Disable { ctx } => {
+            let ctx = ContextId::parse(&ctx)?;
+            let changed = shared::db::tenants::set_state(
+                &mut conn,
+                ctx.as_str(),
+                TenantState::Disabled,
+                "disabled by an operator",
+                &operator(),
+            )
+            .await?;
+            if !changed {
+                bail!("no tenant {ctx}");
+            }
+            println!("{ctx}: disabled; `partner-service tenants retry {ctx}` enables it again");
+        }
+        TenantsAction::Purge { ctx } => {
+            let ctx = ContextId::parse(&ctx)?;
+            if !shared::db::tenants::purge(&mut conn, ctx.as_str(), &operator()).await? {
+                bail!("no tenant {ctx}");
+            }
+            println!("{ctx}: token, ticket and work removed; the audit trail is kept");
+        }
+    }
+    Ok(())
+}
+
+fn render_table(rows: &[shared::db::tenants::TenantOverview], now: DateTime<Utc>) -> String {
+    let mut lines = vec![[
+        "CONTEXT".to_owned(),
+        "STATE".to_owned(),
+        "TICKET VALID UNTIL".to_owned(),
+        "LAST SUCCESS".to_owned(),
+        "LAST ERROR".to_owned(),
+    ]];
+    for row in rows {
+        let ticket = match (row.ticket_last_used_at, row.ticket_rejected) {
+            (_, true) => "rejected".to_owned(),
+            (Some(used), false) => {
+                let until = used + Duration::hours(6);
+                if until > now {
+                    short(until)
+                } else {
+                    "expired".to_owned()
+                }
+            }
+            (None, _) => "-".to_owned(),
+        };
+        let error = row
+            .tenant
+            .last_error
+            .clone()
+            .or_else(|| row.tenant.state_reason.clone())
+            .unwrap_or_else(|| "-".to_owned());
+        lines.push([
+            row.tenant.context_id.clone(),
+            row.tenant.state.clone(),
+            ticket,
+            row.tenant
+                .last_success_at
+                .map_or_else(|| "-".to_owned(), short),
+            error.chars().take(80).collect(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            lines
+                .iter()
+                .map(|l| l[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for line in &lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    if rows.is_empty() {
+        out.push_str("(no tenants: none has been captured yet)\n");
+    }
+    out
+}
+
+fn short(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
+}

@@ -23,6 +23,7 @@ pub mod exchange;
 pub mod faults;
 pub mod keys;
 mod notify;
+mod request;
 mod server;
 mod soap;
 pub mod state;

@@ -140,7 +140,11 @@ impl SuperOfficeSettings {
         }
         match self.environment.issuer() {
             Some(issuer) => Ok(issuer),
-            None => Ok(self.superid_base_url()?.as_str().trim_end_matches('/').to_owned()),
+            None => Ok(self
+                .superid_base_url()?
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned()),
         }
     }
 
@@ -189,7 +193,10 @@ impl fmt::Debug for EncryptionSettings {
         f.debug_struct("EncryptionSettings")
             .field("key", &self.key.as_ref().map(|_| "[REDACTED]"))
             .field("key_version", &self.key_version)
-            .field("previous_key", &self.previous_key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "previous_key",
+                &self.previous_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("previous_key_version", &self.previous_key_version)
             .finish()
     }
@@ -274,7 +281,10 @@ impl fmt::Debug for WebSettings {
         f.debug_struct("WebSettings")
             .field("bind", &self.bind)
             .field("public_url", &self.public_url.as_str())
-            .field("session_key", &self.session_key.as_ref().map(|_| "[REDACTED]"))
+            .field(
+                "session_key",
+                &self.session_key.as_ref().map(|_| "[REDACTED]"),
+            )
             .field("secure_cookies", &self.secure_cookies)
             .finish()
     }
@@ -292,7 +302,10 @@ impl WebSettings {
 
     /// The redirect URI registered with SuperOffice: `{public_url}/callback`.
     pub fn redirect_uri(&self) -> String {
-        format!("{}/callback", self.public_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/callback",
+            self.public_url.as_str().trim_end_matches('/')
+        )
     }
 }
 
@@ -331,9 +344,11 @@ impl Sources {
     /// The process's environment, with `--config` taking precedence over `PARTNER_CONFIG`.
     pub fn from_process(cli_file: Option<&Path>) -> Self {
         let env: BTreeMap<String, String> = std::env::vars().collect();
-        let file = cli_file
-            .map(Path::to_path_buf)
-            .or_else(|| env.get(CONFIG_FILE_VAR).filter(|v| !v.is_empty()).map(PathBuf::from));
+        let file = cli_file.map(Path::to_path_buf).or_else(|| {
+            env.get(CONFIG_FILE_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
         Self { file, env }
     }
 }
@@ -364,7 +379,10 @@ impl Settings {
         }
         let mut env_keys = BTreeMap::new();
         if let Some(url) = sources.env.get("DATABASE_URL").filter(|v| !v.is_empty()) {
-            env_keys.insert("database.url".to_owned(), ("DATABASE_URL".to_owned(), url.clone()));
+            env_keys.insert(
+                "database.url".to_owned(),
+                ("DATABASE_URL".to_owned(), url.clone()),
+            );
         }
         for (name, value) in &sources.env {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -376,10 +394,16 @@ impl Settings {
             let Some((section, key)) = rest.split_once("__") else {
                 return Err(ConfigError::UnknownKey {
                     key: rest.to_ascii_lowercase(),
-                    origin: format!("environment variable {name}; expected PARTNER_<SECTION>__<KEY>"),
+                    origin: format!(
+                        "environment variable {name}; expected PARTNER_<SECTION>__<KEY>"
+                    ),
                 });
             };
-            let key = format!("{}.{}", section.to_ascii_lowercase(), key.to_ascii_lowercase());
+            let key = format!(
+                "{}.{}",
+                section.to_ascii_lowercase(),
+                key.to_ascii_lowercase()
+            );
             env_keys.insert(key, (name.clone(), value.clone()));
         }
         for (key, (_, value)) in &env_keys {
@@ -412,10 +436,16 @@ impl Settings {
         let db = Url::parse(self.database.url())
             .map_err(|_| ConfigError::invalid("database.url", "is not a valid URL"))?;
         if !matches!(db.scheme(), "postgres" | "postgresql") {
-            return Err(ConfigError::invalid("database.url", "must start with postgres://"));
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must start with postgres://",
+            ));
         }
         if self.database.pool_size == 0 {
-            return Err(ConfigError::invalid("database.pool_size", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "database.pool_size",
+                "must be at least 1",
+            ));
         }
         self.superoffice.superid_base_url()?;
         if self.superoffice.tenant_rate_limit_per_sec == 0 {
@@ -425,18 +455,30 @@ impl Settings {
             ));
         }
         if self.superoffice.http_timeout_secs == 0 {
-            return Err(ConfigError::invalid("superoffice.http_timeout_secs", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "superoffice.http_timeout_secs",
+                "must be at least 1",
+            ));
         }
         parse_bind("web.bind", &self.web.bind)?;
         parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
         if self.service.concurrency == 0 {
-            return Err(ConfigError::invalid("service.concurrency", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "service.concurrency",
+                "must be at least 1",
+            ));
         }
         if self.service.poll_interval_secs == 0 {
-            return Err(ConfigError::invalid("service.poll_interval_secs", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "service.poll_interval_secs",
+                "must be at least 1",
+            ));
         }
         if self.service.lease_secs < 10 {
-            return Err(ConfigError::invalid("service.lease_secs", "must be at least 10"));
+            return Err(ConfigError::invalid(
+                "service.lease_secs",
+                "must be at least 10",
+            ));
         }
         // A configured secret must be well-formed even where this binary does not need it.
         if self.encryption.key.is_some() {
@@ -483,7 +525,10 @@ fn parse_bind(key: &str, value: &str) -> Result<(), ConfigError> {
     }
     match value.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(ConfigError::invalid(key, format!("{value:?} is not host:port"))),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{value:?} is not host:port"),
+        )),
     }
 }
 
@@ -591,6 +636,7 @@ fn is_secret_key(key: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -698,7 +744,10 @@ mod tests {
             ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100/"),
         ]))
         .unwrap();
-        assert_eq!(settings.superoffice.expected_issuer().unwrap(), "http://127.0.0.1:9100");
+        assert_eq!(
+            settings.superoffice.expected_issuer().unwrap(),
+            "http://127.0.0.1:9100"
+        );
     }
 
     #[test]

@@ -140,18 +140,34 @@ impl fmt::Debug for SignedSystemToken {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn context_id_accepts_canonical_and_other_case() {
-        assert_eq!(ContextId::parse("Cust12345").map(|c| c.to_string()), Ok("Cust12345".into()));
-        assert_eq!(ContextId::parse(" cust7 ").map(|c| c.to_string()), Ok("Cust7".into()));
+        assert_eq!(
+            ContextId::parse("Cust12345").map(|c| c.to_string()),
+            Ok("Cust12345".into())
+        );
+        assert_eq!(
+            ContextId::parse(" cust7 ").map(|c| c.to_string()),
+            Ok("Cust7".into())
+        );
     }
 
     #[test]
     fn context_id_rejects_other_shapes() {
-        for bad in ["", "Cust", "Cust12a", "12345", "Custé1", "Cust1234567890123", "Cust-1", "../Cust1"] {
+        for bad in [
+            "",
+            "Cust",
+            "Cust12a",
+            "12345",
+            "Custé1",
+            "Cust1234567890123",
+            "Cust-1",
+            "../Cust1",
+        ] {
             assert!(ContextId::parse(bad).is_err(), "{bad:?} was accepted");
         }
     }
@@ -167,7 +183,10 @@ mod tests {
 
     #[test]
     fn empty_secrets_are_refused() {
-        assert_eq!(SystemUserToken::parse("  "), Err(DomainError::SystemUserToken));
+        assert_eq!(
+            SystemUserToken::parse("  "),
+            Err(DomainError::SystemUserToken)
+        );
         assert_eq!(Ticket::parse(""), Err(DomainError::Ticket));
     }
 }

@@ -76,14 +76,24 @@ impl FromStr for Environment {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn named_environments_have_host_root_issuers() {
-        assert_eq!(Environment::Sod.issuer().as_deref(), Some("https://sod.superoffice.com"));
-        assert_eq!(Environment::QaOnline.issuer().as_deref(), Some("https://qaonline.superoffice.com"));
-        assert_eq!(Environment::Online.issuer().as_deref(), Some("https://online.superoffice.com"));
+        assert_eq!(
+            Environment::Sod.issuer().as_deref(),
+            Some("https://sod.superoffice.com")
+        );
+        assert_eq!(
+            Environment::QaOnline.issuer().as_deref(),
+            Some("https://qaonline.superoffice.com")
+        );
+        assert_eq!(
+            Environment::Online.issuer().as_deref(),
+            Some("https://online.superoffice.com")
+        );
         assert_eq!(Environment::Custom.issuer(), None);
     }
 

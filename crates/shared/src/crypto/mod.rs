@@ -1,0 +1,4 @@
+//! Credentials: the partner private key, signed system user tokens, and encryption at rest.
+
+pub mod partner_key;
+pub mod system_user_token;

@@ -5,3 +5,4 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod environment;
+pub mod jwt;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::credentials::{ConvertKeyArgs, SignTokenArgs, VerifyJwtArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "partner-service",
@@ -29,6 +31,13 @@ pub enum Command {
     },
     /// Applies pending database migrations (safe to run twice, and concurrently).
     Migrate,
+    /// Signs a system user token with the partner key and prints it (token.yyyyMMddHHmm.signature).
+    SignToken(SignTokenArgs),
+    /// Prints the partner key as PKCS#8 PEM.
+    ConvertKey(ConvertKeyArgs),
+    /// Validates a SuperOffice JWT offline and prints its claims as JSON (secrets as "[REDACTED]"),
+    /// or one line saying why it was refused (exit status 1).
+    VerifyJwt(VerifyJwtArgs),
     /// Operator view of the tenants and actions on one of them.
     Tenants {
         #[command(subcommand)]

@@ -1,9 +1,12 @@
 //! The core of the SuperOffice system-user integration, shared by `partner-web` and `partner-service`.
 
+pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod environment;
+pub mod jwt;
 pub mod metrics;
 pub mod shutdown;
 pub mod telemetry;

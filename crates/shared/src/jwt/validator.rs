@@ -106,10 +106,6 @@ impl JwtValidator {
         Self { clock, ..self }
     }
 
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
-    }
-
     /// Validates `token`, fetching SuperID's JWKS if the token names a key not yet known.
     #[tracing::instrument(skip_all, fields(kind = expectation.kind()), err(Display, level = "warn"))]
     pub async fn validate(

@@ -925,13 +925,15 @@ mod tests {
         );
 
         let custom = online(&server, false, DEFAULT_REFETCH_COOLDOWN);
-        assert_eq!(
-            custom
-                .validate(&unnamed, &system_user_expectation())
-                .await
-                .unwrap_err(),
-            JwtError::KeysUnavailable
-        );
+        for token in [&unnamed, &jwks_only] {
+            assert_eq!(
+                custom
+                    .validate(token, &system_user_expectation())
+                    .await
+                    .unwrap_err(),
+                JwtError::KeysUnavailable
+            );
+        }
     }
 
     #[tokio::test]

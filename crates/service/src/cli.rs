@@ -38,6 +38,9 @@ pub enum Command {
     /// Validates a SuperOffice JWT offline and prints its claims as JSON (secrets as "[REDACTED]"),
     /// or one line saying why it was refused (exit status 1).
     VerifyJwt(VerifyJwtArgs),
+    /// Re-encrypts every stored token and ticket under `encryption.key` (set the old key as
+    /// `encryption.previous_key` while this runs).
+    RotateEncryptionKey,
     /// Operator view of the tenants and actions on one of them.
     Tenants {
         #[command(subcommand)]

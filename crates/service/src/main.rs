@@ -41,6 +41,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => commands::migrate::run(&settings()?).await?,
         Command::Tenants { action } => commands::tenants::run(&settings()?, action).await?,
+        Command::RotateEncryptionKey => {
+            commands::tenants::rotate_encryption_key(&settings()?).await?
+        }
         Command::SignToken(_) | Command::ConvertKey(_) | Command::VerifyJwt(_) => {}
     }
     Ok(ExitCode::SUCCESS)

@@ -59,6 +59,24 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
     Ok(())
 }
 
+/// `partner-service rotate-encryption-key`.
+pub async fn rotate_encryption_key(settings: &Settings) -> anyhow::Result<()> {
+    let cipher = shared::crypto::at_rest::Cipher::from_settings(&settings.encryption)
+        .context("loading encryption.key and encryption.previous_key")?;
+    let pool = shared::db::pool(&settings.database).context("building the database pool")?;
+    let mut conn = pool.get().await.context("connecting to the database")?;
+    let report = shared::db::rotation::reencrypt_all(&mut conn, &cipher, &operator())
+        .await
+        .context("re-encrypting stored secrets")?;
+    println!(
+        "re-encrypted {} system user tokens and {} tickets under key version {}",
+        report.tokens,
+        report.tickets,
+        cipher.current_version()
+    );
+    Ok(())
+}
+
 fn render_table(rows: &[shared::db::tenants::TenantOverview], now: DateTime<Utc>) -> String {
     let mut lines = vec![[
         "CONTEXT".to_owned(),

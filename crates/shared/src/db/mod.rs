@@ -4,6 +4,7 @@ pub mod audit;
 pub mod migrate;
 pub mod models;
 pub mod queue;
+pub mod rotation;
 pub mod schema;
 pub mod tenants;
 #[cfg(any(test, feature = "testing"))]

@@ -352,7 +352,9 @@ pub struct TenantOverview {
 
 /// Every tenant with its ticket, ordered by context id.
 pub async fn overview(conn: &mut AsyncPgConnection) -> Result<Vec<TenantOverview>, DbError> {
-    let rows: Vec<(Tenant, Option<(DateTime<Utc>, Option<DateTime<Utc>>)>)> = tenants::table
+    /// The ticket's last use and rejection time.
+    type TicketTimes = Option<(DateTime<Utc>, Option<DateTime<Utc>>)>;
+    let rows: Vec<(Tenant, TicketTimes)> = tenants::table
         .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
         .order(tenants::context_id.asc())
         .select((

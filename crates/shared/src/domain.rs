@@ -140,6 +140,7 @@ impl fmt::Debug for SignedSystemToken {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

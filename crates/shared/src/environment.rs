@@ -76,6 +76,7 @@ impl FromStr for Environment {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,8 @@
 //! The core of the SuperOffice system-user integration, shared by `partner-web` and `partner-service`.
 
+pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod environment;

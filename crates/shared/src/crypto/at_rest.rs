@@ -1,0 +1,345 @@
+//! Encryption at rest for system user tokens and tickets.
+//!
+//! AES-256-GCM with a random 96-bit nonce per value, stored as `nonce || ciphertext+tag`. The tenant's context
+//! identifier is the associated data, so a value copied to another tenant's row does not decrypt. The key
+//! version travels beside the bytes (its own column) so keys can be rotated: values under the previous key
+//! still decrypt, and `reencrypt` moves them to the current one.
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, Generate, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+use crate::config::{ConfigError, EncryptionSettings, KeyMaterial};
+use crate::domain::ContextId;
+
+const NONCE_LEN: usize = 12;
+const TAG_LEN: usize = 16;
+
+/// Why a value could not be encrypted or decrypted. Never carries the value.
+#[derive(Debug, thiserror::Error)]
+pub enum AtRestError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(
+        "stored value is under encryption key version {0}, which is neither the current nor the previous key; \
+         configure encryption.previous_key with that version"
+    )]
+    UnknownKeyVersion(i16),
+    #[error(
+        "stored value is {0} bytes, shorter than a nonce and tag; it is not an encrypted value"
+    )]
+    TooShort(usize),
+    #[error(
+        "stored value does not decrypt under key version {0}: it was altered, belongs to another tenant, \
+         or was encrypted with a different key of that version"
+    )]
+    Authentication(i16),
+    #[error("decrypted value is not UTF-8 text")]
+    NotText,
+    #[error("the system's random number generator failed")]
+    Random,
+    #[error("value is too long to encrypt")]
+    TooLong,
+}
+
+/// An encrypted value and the version of the key that encrypted it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Encrypted {
+    pub key_version: i16,
+    /// `nonce (12 bytes) || ciphertext || tag (16 bytes)`.
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Encrypted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Encrypted(key version {}, {} bytes)",
+            self.key_version,
+            self.bytes.len()
+        )
+    }
+}
+
+struct VersionedKey {
+    version: i16,
+    aead: Aes256Gcm,
+}
+
+impl VersionedKey {
+    fn new(material: &KeyMaterial) -> Self {
+        let key = Key::<Aes256Gcm>::from(*material.bytes.expose_secret());
+        Self {
+            version: material.version,
+            aead: Aes256Gcm::new(&key),
+        }
+    }
+}
+
+/// Encrypts under the current key; decrypts under the current or the previous key.
+pub struct Cipher {
+    current: VersionedKey,
+    previous: Option<VersionedKey>,
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cipher")
+            .field("current_version", &self.current.version)
+            .field(
+                "previous_version",
+                &self.previous.as_ref().map(|k| k.version),
+            )
+            .finish()
+    }
+}
+
+impl Cipher {
+    /// The keys from `[encryption]`: `key` is required, `previous_key` is optional.
+    pub fn from_settings(settings: &EncryptionSettings) -> Result<Self, AtRestError> {
+        let current = settings.current_key()?;
+        let previous = settings.previous_key()?;
+        Ok(Self::new(&current, previous.as_ref()))
+    }
+
+    pub fn new(current: &KeyMaterial, previous: Option<&KeyMaterial>) -> Self {
+        Self {
+            current: VersionedKey::new(current),
+            previous: previous.map(VersionedKey::new),
+        }
+    }
+
+    /// The version new values are stored under.
+    pub fn current_version(&self) -> i16 {
+        self.current.version
+    }
+
+    /// Encrypts `plaintext` for `tenant` under the current key with a fresh random nonce.
+    pub fn encrypt(&self, tenant: &ContextId, plaintext: &[u8]) -> Result<Encrypted, AtRestError> {
+        let nonce = Nonce::try_generate().map_err(|_| AtRestError::Random)?;
+        let sealed = self
+            .current
+            .aead
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: tenant.as_str().as_bytes(),
+                },
+            )
+            .map_err(|_| AtRestError::TooLong)?;
+        let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(nonce.as_slice());
+        bytes.extend_from_slice(&sealed);
+        Ok(Encrypted {
+            key_version: self.current.version,
+            bytes,
+        })
+    }
+
+    /// Decrypts a value stored for `tenant`, with the key its version names.
+    pub fn decrypt(
+        &self,
+        tenant: &ContextId,
+        value: &Encrypted,
+    ) -> Result<SecretSlice<u8>, AtRestError> {
+        let key = self.key(value.key_version)?;
+        if value.bytes.len() < NONCE_LEN + TAG_LEN {
+            return Err(AtRestError::TooShort(value.bytes.len()));
+        }
+        let (nonce, sealed) = value.bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| AtRestError::TooShort(value.bytes.len()))?;
+        let plaintext = key
+            .aead
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: sealed,
+                    aad: tenant.as_str().as_bytes(),
+                },
+            )
+            .map_err(|_| AtRestError::Authentication(value.key_version))?;
+        Ok(SecretSlice::from(plaintext))
+    }
+
+    /// Decrypts a value that was text (a token or a ticket).
+    pub fn decrypt_string(
+        &self,
+        tenant: &ContextId,
+        value: &Encrypted,
+    ) -> Result<SecretString, AtRestError> {
+        let bytes = self.decrypt(tenant, value)?;
+        let text = std::str::from_utf8(bytes.expose_secret()).map_err(|_| AtRestError::NotText)?;
+        Ok(SecretString::from(text))
+    }
+
+    /// Whether the value is under an older key and should be rewritten with `reencrypt`.
+    pub fn needs_reencryption(&self, value: &Encrypted) -> bool {
+        value.key_version != self.current.version
+    }
+
+    /// Decrypts with whichever key the value names and encrypts again under the current key.
+    pub fn reencrypt(
+        &self,
+        tenant: &ContextId,
+        value: &Encrypted,
+    ) -> Result<Encrypted, AtRestError> {
+        let plaintext = self.decrypt(tenant, value)?;
+        self.encrypt(tenant, plaintext.expose_secret())
+    }
+
+    fn key(&self, version: i16) -> Result<&VersionedKey, AtRestError> {
+        if version == self.current.version {
+            return Ok(&self.current);
+        }
+        self.previous
+            .as_ref()
+            .filter(|k| k.version == version)
+            .ok_or(AtRestError::UnknownKeyVersion(version))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn material(version: i16, fill: u8) -> KeyMaterial {
+        KeyMaterial {
+            version,
+            bytes: secrecy::SecretBox::new(Box::new([fill; 32])),
+        }
+    }
+
+    fn tenant(id: &str) -> ContextId {
+        ContextId::parse(id).unwrap()
+    }
+
+    const TOKEN: &[u8] = b"SuperOffice DevNet Node OIDC-8k8Q7DmBgo";
+
+    #[test]
+    fn round_trip_with_fresh_nonces() {
+        let cipher = Cipher::new(&material(1, 7), None);
+        let ctx = tenant("Cust12345");
+        let a = cipher.encrypt(&ctx, TOKEN).unwrap();
+        let b = cipher.encrypt(&ctx, TOKEN).unwrap();
+        assert_eq!(a.key_version, 1);
+        assert_eq!(a.bytes.len(), NONCE_LEN + TOKEN.len() + TAG_LEN);
+        assert_ne!(a.bytes[..NONCE_LEN], b.bytes[..NONCE_LEN]);
+        assert!(!a.bytes.windows(TOKEN.len()).any(|w| w == TOKEN));
+        assert_eq!(cipher.decrypt(&ctx, &a).unwrap().expose_secret(), TOKEN);
+        let text = cipher.decrypt_string(&ctx, &b).unwrap();
+        assert_eq!(text.expose_secret().as_bytes(), TOKEN);
+        assert!(!format!("{a:?}").contains("Super"));
+    }
+
+    #[test]
+    fn another_tenant_cannot_decrypt() {
+        let cipher = Cipher::new(&material(1, 7), None);
+        let value = cipher.encrypt(&tenant("Cust1"), TOKEN).unwrap();
+        let err = cipher.decrypt(&tenant("Cust2"), &value).unwrap_err();
+        assert!(matches!(err, AtRestError::Authentication(1)), "{err}");
+        assert!(err.to_string().contains("another tenant"));
+    }
+
+    #[test]
+    fn another_key_of_the_same_version_cannot_decrypt() {
+        let ctx = tenant("Cust1");
+        let value = Cipher::new(&material(1, 7), None)
+            .encrypt(&ctx, TOKEN)
+            .unwrap();
+        let err = Cipher::new(&material(1, 8), None)
+            .decrypt(&ctx, &value)
+            .unwrap_err();
+        assert!(matches!(err, AtRestError::Authentication(1)), "{err}");
+    }
+
+    #[test]
+    fn tampering_is_detected() {
+        let cipher = Cipher::new(&material(1, 7), None);
+        let ctx = tenant("Cust1");
+        let value = cipher.encrypt(&ctx, TOKEN).unwrap();
+        for index in [0, NONCE_LEN, value.bytes.len() - 1] {
+            let mut tampered = value.clone();
+            tampered.bytes[index] ^= 0x01;
+            assert!(matches!(
+                cipher.decrypt(&ctx, &tampered),
+                Err(AtRestError::Authentication(1))
+            ));
+        }
+        let truncated = Encrypted {
+            key_version: 1,
+            bytes: value.bytes[..NONCE_LEN + TAG_LEN - 1].to_vec(),
+        };
+        assert!(matches!(
+            cipher.decrypt(&ctx, &truncated),
+            Err(AtRestError::TooShort(27))
+        ));
+    }
+
+    #[test]
+    fn unknown_version_is_named() {
+        let ctx = tenant("Cust1");
+        let value = Cipher::new(&material(3, 7), None)
+            .encrypt(&ctx, TOKEN)
+            .unwrap();
+        let err = Cipher::new(&material(4, 7), Some(&material(2, 7)))
+            .decrypt(&ctx, &value)
+            .unwrap_err();
+        assert!(matches!(err, AtRestError::UnknownKeyVersion(3)));
+        assert!(err.to_string().contains("version 3"));
+    }
+
+    #[test]
+    fn rotation_reads_old_values_and_moves_them_to_the_new_key() {
+        let ctx = tenant("Cust42");
+        let old = Cipher::new(&material(1, 7), None);
+        let stored = old.encrypt(&ctx, TOKEN).unwrap();
+        assert!(!old.needs_reencryption(&stored));
+
+        let rotated = Cipher::new(&material(2, 9), Some(&material(1, 7)));
+        assert_eq!(rotated.current_version(), 2);
+        assert!(rotated.needs_reencryption(&stored));
+        assert_eq!(
+            rotated.decrypt(&ctx, &stored).unwrap().expose_secret(),
+            TOKEN
+        );
+
+        let moved = rotated.reencrypt(&ctx, &stored).unwrap();
+        assert_eq!(moved.key_version, 2);
+        assert!(!rotated.needs_reencryption(&moved));
+        assert_eq!(
+            rotated.decrypt(&ctx, &moved).unwrap().expose_secret(),
+            TOKEN
+        );
+        let new_only = Cipher::new(&material(2, 9), None);
+        assert_eq!(
+            new_only.decrypt(&ctx, &moved).unwrap().expose_secret(),
+            TOKEN
+        );
+        assert!(matches!(
+            old.decrypt(&ctx, &moved),
+            Err(AtRestError::UnknownKeyVersion(2))
+        ));
+    }
+
+    #[test]
+    fn settings_supply_the_keys() {
+        let settings: EncryptionSettings = toml::from_str(&format!(
+            "key = \"{}\"\nkey_version = 5\nprevious_key = \"{}\"\nprevious_key_version = 4\n",
+            "11".repeat(32),
+            "22".repeat(32)
+        ))
+        .unwrap();
+        let cipher = Cipher::from_settings(&settings).unwrap();
+        assert_eq!(cipher.current_version(), 5);
+        let ctx = tenant("Cust1");
+        let old = Cipher::new(&material(4, 0x22), None)
+            .encrypt(&ctx, TOKEN)
+            .unwrap();
+        assert_eq!(cipher.decrypt(&ctx, &old).unwrap().expose_secret(), TOKEN);
+        assert!(!format!("{cipher:?}").contains("1111"));
+    }
+}

@@ -1,0 +1,3 @@
+//! Calling a tenant: its status (where it lives, whether it runs), its REST API and its SOAP services.
+
+pub mod status;

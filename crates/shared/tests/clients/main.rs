@@ -1,0 +1,7 @@
+//! The SuperOffice clients against HTTP doubles (wiremock): every response shape and error class.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod discovery;
+mod support;
+mod tenant_status;

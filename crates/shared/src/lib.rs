@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod environment;
 pub mod http;
+pub mod jwt;
 pub mod metrics;
 pub mod shutdown;
 pub mod soap;

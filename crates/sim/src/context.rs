@@ -1,0 +1,119 @@
+//! Everything the handlers share: the configuration as resolved at start, the clock and the store.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rsa::PublicKey;
+
+use crate::clock::Clock;
+use crate::config::{SimConfig, UserConfig};
+use crate::keys::SigningKey;
+use crate::store::{Store, Tenant};
+
+/// A registered application with its partner public key parsed.
+#[derive(Debug, Clone)]
+pub struct Application {
+    pub client_id: String,
+    pub client_secret: String,
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub public_key: PublicKey,
+    pub state_change_url: Option<String>,
+}
+
+/// An API host and the URL it is reached at.
+#[derive(Debug, Clone)]
+pub struct ApiHost {
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Debug)]
+pub struct SimContext {
+    /// Browser-facing SuperID base URL without a trailing slash; also the id_token issuer.
+    pub superid_url: String,
+    pub hosts: Vec<ApiHost>,
+    pub applications: Vec<Application>,
+    pub users: Vec<UserConfig>,
+    pub timestamp_window_secs: i64,
+    pub state_valid_for_secs: i64,
+    pub clock: Clock,
+    /// Client for state-change notifications.
+    pub http: reqwest::Client,
+    store: Mutex<Store>,
+    initial: Store,
+}
+
+impl SimContext {
+    pub fn new(
+        config: &SimConfig,
+        superid_url: String,
+        hosts: Vec<ApiHost>,
+        applications: Vec<Application>,
+        key: SigningKey,
+    ) -> Result<Self, reqwest::Error> {
+        let names: HashMap<String, String> = applications
+            .iter()
+            .map(|a| (a.client_id.clone(), a.name.clone()))
+            .collect();
+        let initial = Store::new(config, &names, key);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        Ok(Self {
+            superid_url,
+            hosts,
+            applications,
+            users: config.users.clone(),
+            timestamp_window_secs: i64::try_from(config.superid.timestamp_window_secs)
+                .unwrap_or(i64::MAX),
+            state_valid_for_secs: i64::try_from(config.superid.state_valid_for_secs)
+                .unwrap_or(i64::MAX),
+            clock: Clock::default(),
+            http,
+            store: Mutex::new(initial.clone()),
+            initial,
+        })
+    }
+
+    /// Locks the store. A panic elsewhere while holding the lock does not make the state unusable.
+    pub fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Back to the state at start: tenants, grants and system tokens, keys, no faults, no records,
+    /// the clock at real time.
+    pub fn reset(&self) {
+        *self.store() = self.initial.clone();
+        self.clock.set_offset(0);
+    }
+
+    pub fn application(&self, client_id: &str) -> Option<&Application> {
+        self.applications.iter().find(|a| a.client_id == client_id)
+    }
+
+    pub fn application_by_secret(&self, secret: &str) -> Option<&Application> {
+        self.applications.iter().find(|a| a.client_secret == secret)
+    }
+
+    pub fn user(&self, username: &str) -> Option<&UserConfig> {
+        self.users.iter().find(|u| u.username == username)
+    }
+
+    pub fn host_url(&self, name: &str) -> Option<&str> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .map(|h| h.url.as_str())
+    }
+
+    /// `{host url}/{ctx}`: the tenant's `Endpoint`.
+    pub fn tenant_endpoint(&self, tenant: &Tenant) -> String {
+        format!(
+            "{}/{}",
+            self.host_url(&tenant.host).unwrap_or_default(),
+            tenant.context_id
+        )
+    }
+}

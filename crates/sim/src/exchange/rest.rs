@@ -1,0 +1,90 @@
+//! `POST /Login/api/PartnerSystemUser/Authenticate` (path case-insensitive), JSON in and out.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+use serde_json::{Value, json};
+
+use super::{Request, TokenType};
+use crate::context::SimContext;
+
+pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpResponse {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
+    if !is_json {
+        return HttpResponse::UnsupportedMediaType()
+            .json(json!({ "Message": "The request body must be application/json." }));
+    }
+    let request = match parse(body) {
+        Ok(request) => request,
+        Err(message) => return HttpResponse::BadRequest().json(json!({ "Message": message })),
+    };
+    let body = match super::authenticate(ctx, &request, "rest") {
+        Ok(jwt) => json!({ "IsSuccessful": true, "Token": jwt, "ErrorMessage": null }),
+        Err(failure) => {
+            json!({ "IsSuccessful": false, "Token": null, "ErrorMessage": failure.message })
+        }
+    };
+    HttpResponse::Ok().json(body)
+}
+
+/// Property names are matched case-insensitively, as ASP.NET binds them.
+fn parse(body: &[u8]) -> Result<Request, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("The request body is not JSON: {e}"))?;
+    let Value::Object(object) = value else {
+        return Err("The request body must be a JSON object.".into());
+    };
+    let field = |name: &str| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let string = |name: &str| match field(name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(format!("{name} must be a string.")),
+        None => Err(format!("{name} is required.")),
+    };
+    let token_type = match field("ReturnTokenType") {
+        None | Some(Value::Null) => TokenType::Jwt,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("jwt") => TokenType::Jwt,
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("saml") => TokenType::Saml,
+        Some(other) => return Err(format!("ReturnTokenType {other} is not Jwt or Saml.")),
+    };
+    Ok(Request {
+        signed_system_token: string("SignedSystemToken")?,
+        application_token: string("ApplicationToken")?,
+        context_identifier: string("ContextIdentifier")?,
+        token_type,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_body_in_any_property_case() {
+        let r = parse(br#"{"signedSystemToken":"a","ApplicationToken":"b","CONTEXTIDENTIFIER":"c","ReturnTokenType":"JWT"}"#)
+            .unwrap();
+        assert_eq!(r.signed_system_token, "a");
+        assert_eq!(r.context_identifier, "c");
+        assert_eq!(r.token_type, TokenType::Jwt);
+    }
+
+    #[test]
+    fn rejects_missing_fields_and_bad_types() {
+        assert!(parse(br#"{"ApplicationToken":"b","ContextIdentifier":"c"}"#).is_err());
+        assert!(
+            parse(br#"{"SignedSystemToken":1,"ApplicationToken":"b","ContextIdentifier":"c"}"#)
+                .is_err()
+        );
+        assert!(parse(b"[]").is_err());
+        assert!(parse(b"{").is_err());
+    }
+}

@@ -1,0 +1,135 @@
+//! `POST /Login/Services/PartnerSystemUserService.svc` (path case-insensitive): SOAP 1.1 with
+//! `ApplicationToken` and `ContextIdentifier` as SOAP headers, as published by SuperOffice.
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::{Request, TokenType};
+use crate::context::SimContext;
+use crate::soap::{self, Envelope, SoapError};
+use crate::xml::{XSI_NS, escape};
+
+pub const NS: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1";
+pub const ACTION: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1/IPartnerSystemUserService/Authenticate";
+
+pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpResponse {
+    if let Some(response) = soap::reject_content_type(req) {
+        return response;
+    }
+    let action = soap::soap_action(req).unwrap_or_default();
+    if action != ACTION {
+        return soap::fault(
+            "s:Client",
+            &format!(
+                "The message with Action '{action}' cannot be processed at the receiver, due to a \
+                 ContractFilter mismatch at the EndpointDispatcher."
+            ),
+            "",
+        );
+    }
+    let request = match parse(body) {
+        Ok(request) => request,
+        Err(e) => return soap::fault(e.fault_code(), &e.to_string(), ""),
+    };
+    let (successful, token, error) = match super::authenticate(ctx, &request, "soap") {
+        Ok(jwt) => (true, Some(jwt), None),
+        Err(failure) => (false, None, Some(failure.message)),
+    };
+    let nillable = |name: &str, value: Option<String>| match value {
+        Some(v) => format!("<{name}>{}</{name}>", escape(&v)),
+        None => format!("<{name} i:nil=\"true\"/>"),
+    };
+    let body = format!(
+        "<AuthenticationResponse xmlns=\"{NS}\" xmlns:i=\"{XSI_NS}\"><IsSuccessful>{successful}</IsSuccessful>{}{}</AuthenticationResponse>",
+        nillable("Token", token),
+        nillable("ErrorMessage", error),
+    );
+    soap::ok("", &body)
+}
+
+fn parse(body: &[u8]) -> Result<Request, SoapError> {
+    let envelope = Envelope::parse(body)?;
+    if !envelope.body.is(NS, "AuthenticationRequest") {
+        return Err(SoapError::Client(format!(
+            "expected {{{NS}}}AuthenticationRequest in the Body, found {}",
+            envelope.body.name
+        )));
+    }
+    let header = |name: &str| {
+        envelope
+            .header(NS, name)
+            .and_then(|h| h.value())
+            .map(|v| v.trim().to_owned())
+            .ok_or_else(|| SoapError::Client(format!("the SOAP header {{{NS}}}{name} is missing")))
+    };
+    let application_token = header("ApplicationToken")?;
+    let context_identifier = header("ContextIdentifier")?;
+    let signed_system_token = envelope
+        .body
+        .child(NS, "SignedSystemToken")
+        .and_then(|e| e.value())
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default();
+    let token_type = match envelope
+        .body
+        .child(NS, "ReturnTokenType")
+        .map(|e| e.text.trim())
+    {
+        None | Some("Jwt") => TokenType::Jwt,
+        Some("Saml") => TokenType::Saml,
+        Some(other) => {
+            return Err(SoapError::Client(format!(
+                "ReturnTokenType '{other}' is not a valid TokenType (Jwt or Saml, case-sensitive)"
+            )));
+        }
+    };
+    Ok(Request {
+        signed_system_token,
+        application_token,
+        context_identifier,
+        token_type,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    const PUBLISHED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+  <SOAP-ENV:Envelope xmlns:ns0="http://schemas.xmlsoap.org/soap/envelope/"
+                     xmlns:ns1="http://www.superoffice.com/superid/partnersystemuser/0.1"
+                     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+                     xmlns:tns="http://www.superoffice.com/superid/partnersystemuser/0.1"
+                     xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
+    <SOAP-ENV:Header>
+      <tns:ApplicationToken>app-token</tns:ApplicationToken>
+      <tns:ContextIdentifier>Cust10001</tns:ContextIdentifier>
+    </SOAP-ENV:Header>
+    <ns0:Body>
+      <ns1:AuthenticationRequest>
+        <ns1:SignedSystemToken>My App-x.202401021304.c2ln</ns1:SignedSystemToken>
+        <ns1:ReturnTokenType>Jwt</ns1:ReturnTokenType>
+      </ns1:AuthenticationRequest>
+    </ns0:Body>
+  </SOAP-ENV:Envelope>"#;
+
+    #[test]
+    fn parses_the_published_envelope() {
+        let r = parse(PUBLISHED.as_bytes()).unwrap();
+        assert_eq!(r.application_token, "app-token");
+        assert_eq!(r.context_identifier, "Cust10001");
+        assert_eq!(r.signed_system_token, "My App-x.202401021304.c2ln");
+        assert_eq!(r.token_type, TokenType::Jwt);
+    }
+
+    #[test]
+    fn token_type_is_case_sensitive_and_headers_required() {
+        assert!(parse(PUBLISHED.replace(">Jwt<", ">JWT<").as_bytes()).is_err());
+        let no_header = PUBLISHED.replace(
+            "<tns:ContextIdentifier>Cust10001</tns:ContextIdentifier>",
+            "",
+        );
+        assert!(parse(no_header.as_bytes()).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! The simulator's mutable state: tenants, grants, codes, tokens, tickets, keys, faults and records.
+//! It lives behind one mutex in [`crate::context::SimContext`]; nothing holds the lock across an await.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{SimConfig, TenantState};
+use crate::faults::Faults;
+use crate::keys::{SigningKey, random_alphanumeric};
+use crate::tenant_api::Contact;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub tenants: BTreeMap<String, Tenant>,
+    pub codes: HashMap<String, AuthCode>,
+    pub access_tokens: HashMap<String, AccessToken>,
+    pub refresh_tokens: HashMap<String, RefreshToken>,
+    pub tickets: HashMap<String, Ticket>,
+    /// The key that signs every token SuperID issues now.
+    pub signing_key: Arc<SigningKey>,
+    /// Earlier keys still published in the JWKS after a rotation.
+    pub old_keys: Vec<Arc<SigningKey>>,
+    pub faults: Faults,
+    pub records: Records,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Tenant {
+    pub context_id: String,
+    pub company_name: String,
+    pub serial: String,
+    pub host: String,
+    pub state: TenantState,
+    pub version_name: String,
+    pub file_version: String,
+    /// Applications installed on the tenant, by client id.
+    pub grants: BTreeMap<String, Grant>,
+    #[serde(skip)]
+    pub contacts: BTreeMap<i64, Contact>,
+    /// System user tickets issued so far (each one is a credential record at SuperOffice).
+    pub tickets_issued: u64,
+}
+
+/// An application's approval on a tenant.
+#[derive(Debug, Clone, Serialize)]
+pub struct Grant {
+    pub status: GrantStatus,
+    pub system_token: String,
+}
+
+/// The application's standing on a tenant; all but Active are documented `AuthorizeErrorCode`s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantStatus {
+    Active,
+    Revoked,
+    Expired,
+    Denied,
+    NeedsReapproval,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PkceMethod {
+    Plain,
+    S256,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthCode {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub username: String,
+    pub nonce: Option<String>,
+    pub pkce: Option<(String, PkceMethod)>,
+    pub issued_at: DateTime<Utc>,
+    pub used: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub client_id: String,
+    pub username: String,
+    pub context_id: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub client_id: String,
+    pub username: String,
+    pub context_id: String,
+}
+
+/// A system user ticket (`7T:…`).
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    pub context_id: String,
+    pub client_id: String,
+    pub last_used: DateTime<Utc>,
+}
+
+/// What the simulator saw, for tests to assert on.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Records {
+    pub sign_ins: Vec<SignInRecord>,
+    pub token_requests: Vec<TokenRecord>,
+    pub exchanges: Vec<ExchangeRecord>,
+    pub companies: Vec<CompanyRecord>,
+    pub notifications: Vec<NotificationRecord>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SignInRecord {
+    pub at: DateTime<Utc>,
+    pub username: String,
+    pub context_id: String,
+    pub client_id: String,
+    pub is_administrator: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenRecord {
+    pub at: DateTime<Utc>,
+    pub client_id: Option<String>,
+    pub grant_type: Option<String>,
+    /// `ok` or the OAuth error code.
+    pub outcome: String,
+    pub system_token_issued: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeRecord {
+    pub at: DateTime<Utc>,
+    /// `rest` or `soap`.
+    pub via: &'static str,
+    pub context_identifier: String,
+    pub client_id: Option<String>,
+    /// `Success` or the error code (`Revoked`, `InvalidSignature`, …).
+    pub outcome: String,
+    pub error_message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CompanyRecord {
+    pub at: DateTime<Utc>,
+    pub context_id: String,
+    pub contact_id: i64,
+    pub name: String,
+    /// `system_user_ticket` or `user_bearer`.
+    pub credential: &'static str,
+    /// `rest` or `soap`.
+    pub via: &'static str,
+    pub associate_id: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NotificationRecord {
+    pub at: DateTime<Utc>,
+    pub context_id: String,
+    pub client_id: String,
+    pub url: String,
+    pub change_type: u8,
+    pub delivered: bool,
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+impl Store {
+    pub fn new(config: &SimConfig, app_names: &HashMap<String, String>, key: SigningKey) -> Self {
+        let tenants = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let grants = t
+                    .installed_apps
+                    .iter()
+                    .map(|client_id| {
+                        let name = app_names.get(client_id).map_or("App", String::as_str);
+                        (client_id.clone(), Grant::new(name))
+                    })
+                    .collect();
+                let tenant = Tenant {
+                    context_id: t.context_id.clone(),
+                    company_name: t.company_name.clone(),
+                    serial: t.serial.clone(),
+                    host: t.host.clone(),
+                    state: t.state,
+                    version_name: t.version_name.clone(),
+                    file_version: t.file_version.clone(),
+                    grants,
+                    contacts: BTreeMap::new(),
+                    tickets_issued: 0,
+                };
+                (t.context_id.clone(), tenant)
+            })
+            .collect();
+        Self {
+            tenants,
+            codes: HashMap::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            tickets: HashMap::new(),
+            signing_key: Arc::new(key),
+            old_keys: Vec::new(),
+            faults: Faults::default(),
+            records: Records::default(),
+        }
+    }
+
+    /// Tickets issued per tenant.
+    pub fn tickets_issued(&self) -> BTreeMap<String, u64> {
+        self.tenants
+            .values()
+            .map(|t| (t.context_id.clone(), t.tickets_issued))
+            .collect()
+    }
+}
+
+impl Grant {
+    /// An active grant with a fresh system user token, `{app name}-{10 random characters}`.
+    pub fn new(app_name: &str) -> Self {
+        Self {
+            status: GrantStatus::Active,
+            system_token: format!("{app_name}-{}", random_alphanumeric(10)),
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! `POST /{ctx}/Remote/Services88/Contact.svc`: NetServer's SOAP 1.1 Contact agent
+//! (`CreateDefaultContactEntity`, `SaveContactEntity`), authenticated by the `ApplicationToken` and
+//! `Credentials/Ticket` SOAP headers. Every answer carries the `ExceptionInfo` and `Succeeded` headers.
+
+use std::fmt::Write;
+
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::{Contact, ContactInput, SaveError, authenticate_ticket};
+use crate::context::SimContext;
+use crate::soap::{self, Envelope, SoapError};
+use crate::xml::{Element, XSI_NS, escape};
+
+pub const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services88";
+
+fn success_headers() -> String {
+    format!(
+        "<ExceptionInfo xmlns=\"{NS}\" xmlns:i=\"{XSI_NS}\" i:nil=\"true\"/><Succeeded xmlns=\"{NS}\">true</Succeeded>"
+    )
+}
+
+/// A SOAP fault, with `Succeeded` false and the reason in `ExceptionInfo`.
+fn fault(code: &str, exception_type: &str, message: &str) -> HttpResponse {
+    let message_xml = escape(message);
+    let headers = format!(
+        "<ExceptionInfo xmlns=\"{NS}\"><Message>{message_xml}</Message><StackTrace></StackTrace>\
+         <FriendlyText>{message_xml}</FriendlyText><ExceptionType>{exception_type}</ExceptionType>\
+         <Source>superoffice-sim</Source></ExceptionInfo><Succeeded xmlns=\"{NS}\">false</Succeeded>"
+    );
+    soap::fault(code, message, &headers)
+}
+
+pub fn contact_service(
+    ctx: &SimContext,
+    req: &HttpRequest,
+    tenant: &str,
+    body: &Bytes,
+) -> HttpResponse {
+    if let Some(response) = soap::reject_content_type(req) {
+        return response;
+    }
+    let action = soap::soap_action(req).unwrap_or_default();
+    let prefix = format!("{NS}/Contact/");
+    let Some(method) = action.strip_prefix(&prefix).map(str::to_owned) else {
+        return fault(
+            "s:Client",
+            "ActionNotSupportedException",
+            &format!("SOAPAction '{action}' is not an operation of {prefix}"),
+        );
+    };
+    let envelope = match Envelope::parse(body) {
+        Ok(envelope) => envelope,
+        Err(e) => return fault(e.fault_code(), "SoapException", &e.to_string()),
+    };
+    if !envelope.body.is(NS, &method) {
+        return fault(
+            "s:Client",
+            "SoapException",
+            &format!(
+                "the Body holds {} but the SOAPAction names {method}",
+                envelope.body.name
+            ),
+        );
+    }
+    let principal = match credentials(&envelope).and_then(|(app_token, ticket)| {
+        authenticate_ticket(ctx, tenant, &ticket, Some(&app_token))
+            .map_err(|e| SoapError::Client(e.0))
+    }) {
+        Ok(principal) => principal,
+        Err(e) => return fault("s:Client", "SoSecurityException", &e.to_string()),
+    };
+    let entity = match method.as_str() {
+        "CreateDefaultContactEntity" => principal.default_contact(),
+        "SaveContactEntity" => {
+            let input = match envelope
+                .body
+                .child(NS, "ContactEntity")
+                .ok_or_else(|| "SaveContactEntity needs a ContactEntity".to_owned())
+                .and_then(contact_input)
+            {
+                Ok(input) => input,
+                Err(message) => return fault("s:Client", "SoapException", &message),
+            };
+            match super::save_contact(ctx, &principal, input, "soap") {
+                Ok(contact) => contact,
+                Err(SaveError::NotFound(id)) => {
+                    return fault(
+                        "s:Client",
+                        "SoException",
+                        &format!("Contact {id} not found"),
+                    );
+                }
+                Err(SaveError::Invalid(message)) => {
+                    return fault("s:Client", "SoValidationException", &message);
+                }
+            }
+        }
+        other => {
+            return fault(
+                "s:Client",
+                "ActionNotSupportedException",
+                &format!("the simulator does not implement Contact/{other}"),
+            );
+        }
+    };
+    let body = format!(
+        "<{method}Response xmlns=\"{NS}\"><Response>{}</Response></{method}Response>",
+        contact_xml(&entity)
+    );
+    soap::ok(&success_headers(), &body)
+}
+
+/// `(ApplicationToken, Credentials/Ticket)` from the SOAP headers.
+fn credentials(envelope: &Envelope) -> Result<(String, String), SoapError> {
+    let app_token = envelope
+        .header(NS, "ApplicationToken")
+        .and_then(Element::value)
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| SoapError::Client("the ApplicationToken SOAP header is missing".into()))?;
+    let ticket = envelope
+        .header(NS, "Credentials")
+        .and_then(|c| c.child(NS, "Ticket"))
+        .and_then(Element::value)
+        .map(|v| v.trim().to_owned())
+        .ok_or_else(|| SoapError::Client("the Credentials/Ticket SOAP header is missing".into()))?;
+    Ok((app_token, ticket))
+}
+
+fn contact_input(entity: &Element) -> Result<ContactInput, String> {
+    let text = |name: &str| {
+        entity
+            .child(NS, name)
+            .map(|e| e.value().unwrap_or_default().to_owned())
+    };
+    let contact_id = match text("ContactId") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| format!("ContactId {v:?} is not an integer"))?,
+    };
+    Ok(ContactInput {
+        contact_id,
+        name: text("Name"),
+        department: text("Department"),
+        org_nr: text("OrgNr"),
+        number1: text("Number1"),
+    })
+}
+
+/// The ContactEntity's elements, in XSD order, every value escaped.
+fn contact_xml(c: &Contact) -> String {
+    let mut xml = String::new();
+    let mut el = |name: &str, value: &str| {
+        let _ = write!(xml, "<{name}>{}</{name}>", escape(value));
+    };
+    el("ContactId", &c.contact_id.to_string());
+    el("Name", &c.name);
+    el("Department", &c.department);
+    el("OrgNr", &c.org_nr);
+    el("Number1", &c.number1);
+    el("UpdatedDate", &c.updated_date);
+    el("CreatedDate", &c.created_date);
+    let _ = write!(
+        xml,
+        "<Associate><AssociateId>{}</AssociateId><Name>{}</Name><FullName>{}</FullName></Associate>",
+        c.associate.associate_id,
+        escape(&c.associate.name),
+        escape(&c.associate.full_name)
+    );
+    for (name, item) in [("Business", &c.business), ("Category", &c.category)] {
+        let _ = write!(
+            xml,
+            "<{name}><Id>{}</Id><Value>{}</Value></{name}>",
+            item.id,
+            escape(&item.value)
+        );
+    }
+    let _ = write!(
+        xml,
+        "<Country><CountryId>{}</CountryId><Name>{}</Name><TwoLetterISOCountry>{}</TwoLetterISOCountry></Country>",
+        c.country.country_id,
+        escape(&c.country.name),
+        escape(&c.country.two_letter_iso_country)
+    );
+    xml
+}

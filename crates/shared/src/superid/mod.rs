@@ -2,3 +2,7 @@
 
 pub mod discovery;
 pub mod environment;
+pub mod exchange;
+pub mod exchange_rest;
+pub mod exchange_soap;
+pub mod validation;

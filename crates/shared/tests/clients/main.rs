@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod discovery;
+mod exchange;
 mod support;
 mod tenant_status;

@@ -5,4 +5,5 @@ pub mod environment;
 pub mod exchange;
 pub mod exchange_rest;
 pub mod exchange_soap;
+pub mod oidc;
 pub mod validation;

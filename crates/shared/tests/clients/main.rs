@@ -4,5 +4,6 @@
 
 mod discovery;
 mod exchange;
+mod oidc;
 mod support;
 mod tenant_status;

@@ -285,17 +285,33 @@ impl RetryPolicy {
 
     /// Runs `operation` until it succeeds, fails with an error that is not retryable, or the attempts
     /// are used up. Use only for operations that are safe to repeat.
-    pub async fn run<T, E, F, Fut>(&self, what: &'static str, mut operation: F) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(&self, what: &'static str, operation: F) -> Result<T, E>
     where
         E: Retryable + std::fmt::Display,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        self.run_while(what, operation, E::is_retryable).await
+    }
+
+    /// As `run`, retrying only the errors `retry` accepts.
+    pub async fn run_while<T, E, F, Fut, R>(
+        &self,
+        what: &'static str,
+        mut operation: F,
+        retry: R,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        R: Fn(&E) -> bool,
+    {
         let mut attempt = 1;
         loop {
             match operation().await {
                 Ok(value) => return Ok(value),
-                Err(error) if error.is_retryable() && attempt < self.attempts => {
+                Err(error) if retry(&error) && attempt < self.attempts => {
                     let delay = self.delay(attempt);
                     tracing::warn!(
                         operation = what,

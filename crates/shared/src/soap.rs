@@ -71,6 +71,41 @@ impl Element {
         (!self.nil && !text.is_empty()).then_some(text)
     }
 
+    /// A mutable child by local name.
+    pub fn child_mut(&mut self, local: &str) -> Option<&mut Element> {
+        self.children.iter_mut().find(|c| c.name == local)
+    }
+
+    /// Writes the element back as XML: a namespace is declared where it differs from the parent's,
+    /// nil elements carry `xsi:nil`, text is escaped.
+    pub fn write_xml(&self, out: &mut String, parent_namespace: Option<&str>) {
+        out.push('<');
+        out.push_str(&self.name);
+        let namespace = self.namespace.as_deref();
+        if namespace != parent_namespace {
+            out.push_str(" xmlns=\"");
+            out.push_str(&escape(namespace.unwrap_or_default()));
+            out.push('"');
+        }
+        if self.nil {
+            out.push_str(
+                " xsi:nil=\"true\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"/>",
+            );
+            return;
+        }
+        out.push('>');
+        if self.children.is_empty() {
+            out.push_str(&escape(&self.text));
+        } else {
+            for child in &self.children {
+                child.write_xml(out, namespace);
+            }
+        }
+        out.push_str("</");
+        out.push_str(&self.name);
+        out.push('>');
+    }
+
     /// The first element with this local name, this one or below, depth first.
     pub fn find(&self, local: &str) -> Option<&Element> {
         if self.name == local {
@@ -309,6 +344,31 @@ mod tests {
             (fault.code.as_str(), fault.message.as_str()),
             ("e:Sender", "No")
         );
+    }
+
+    #[test]
+    fn elements_write_back_as_they_were_read() {
+        let doc =
+            br#"<a:Entity xmlns:a="urn:a" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+            <a:Id>0</a:Id><a:Name>A &amp; B</a:Name><a:Gone i:nil="true"/>
+            <b:List xmlns:b="urn:b"><b:Item>1</b:Item></b:List><Plain>p</Plain></a:Entity>"#;
+        let entity = parse(doc).unwrap();
+        let mut xml = String::new();
+        entity.write_xml(&mut xml, None);
+        assert_eq!(
+            xml,
+            "<Entity xmlns=\"urn:a\"><Id>0</Id><Name>A &amp; B</Name><Gone xsi:nil=\"true\" \
+             xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"/><List xmlns=\"urn:b\"><Item>1</Item>\
+             </List><Plain xmlns=\"\">p</Plain></Entity>"
+        );
+        let again = parse(xml.as_bytes()).unwrap();
+        assert_eq!(again.child_text("Name"), Some("A & B"));
+        assert!(again.child("Gone").unwrap().nil);
+        assert_eq!(
+            again.child("List").unwrap().namespace.as_deref(),
+            Some("urn:b")
+        );
+        assert_eq!(again.child("Plain").unwrap().namespace, None);
     }
 
     #[test]

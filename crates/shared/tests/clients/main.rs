@@ -6,4 +6,5 @@ mod discovery;
 mod exchange;
 mod oidc;
 mod support;
+mod tenant_api;
 mod tenant_status;

@@ -1,3 +1,4 @@
 //! One module per group of commands.
 
 pub mod migrate;
+pub mod superoffice;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::credentials::{ConvertKeyArgs, SignTokenArgs, VerifyJwtArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "partner-service",
@@ -48,6 +50,13 @@ pub enum Command {
         #[arg(long, env = EXCHANGE_SERIAL_VAR, value_name = "SERIAL")]
         serial: String,
     },
+    /// Signs a system user token with the partner key and prints it (token.yyyyMMddHHmm.signature).
+    SignToken(SignTokenArgs),
+    /// Prints the partner key as PKCS#8 PEM.
+    ConvertKey(ConvertKeyArgs),
+    /// Validates a SuperOffice JWT offline and prints its claims as JSON (secrets as "[REDACTED]"),
+    /// or one line saying why it was refused (exit status 1).
+    VerifyJwt(VerifyJwtArgs),
 }
 
 /// Supplies `exchange --token`; not a configuration key.

@@ -1,4 +1,5 @@
 //! One module per group of commands.
 
+pub mod credentials;
 pub mod migrate;
 pub mod superoffice;

@@ -1,0 +1,241 @@
+//! The offline credential commands, run as the built binary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use shared::crypto::partner_key::PartnerKey;
+
+const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata");
+const NOW: i64 = 1_800_000_000;
+
+fn testdata(name: &str) -> String {
+    format!("{TESTDATA}/{name}")
+}
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_partner-service"))
+        .args(args)
+        .env_remove("PARTNER_CONFIG")
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// A system-user JWT signed with the key of testdata/test-federated-login.pem.
+fn system_user_jwt(ctx: &str, exp: i64) -> String {
+    let key = PartnerKey::from_file(testdata("localhost-private-key.xml").as_ref()).unwrap();
+    let encode = |v: Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(&v).unwrap());
+    let claims = json!({
+        "http://schemes.superoffice.net/identity/ctx": ctx,
+        "http://schemes.superoffice.net/identity/serial": "1801550193",
+        "http://schemes.superoffice.net/identity/ticket": "7T:c2VjcmV0LXRpY2tldA==",
+        "iss": "SuperOffice AS", "aud": "spn:1801550193",
+        "iat": NOW, "nbf": NOW - 60, "exp": exp,
+    });
+    let signed = format!(
+        "{}.{}",
+        encode(json!({"alg": "RS256", "typ": "JWT"})),
+        encode(claims)
+    );
+    let signature = URL_SAFE_NO_PAD.encode(key.sign_sha256(signed.as_bytes()));
+    format!("{signed}.{signature}")
+}
+
+#[test]
+fn sign_token_prints_the_signed_token() {
+    let output = run(&[
+        "sign-token",
+        "--key",
+        &testdata("partner-private-key.xml"),
+        "--token",
+        "SuperOffice DevNet Node OIDC-8k8Q7DmBgo",
+        "--timestamp",
+        "202402291359",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    // The same golden value as shared's signer test (Python cryptography and openssl agree on it).
+    assert_eq!(
+        stdout(&output).trim_end(),
+        "SuperOffice DevNet Node OIDC-8k8Q7DmBgo.202402291359.ft3dRdgeB6uBeJPwaKIDSor4mfZDwEcS9BOxUG8Om8tmiXf7xcPNaU+Fxq5i4sBLHgTR28TX02NZol+Waq3lt69J06KmaciGMoGG9zHeOoOJv2t3E1Ha6WDjinAE87T2cvX/5DcH0lwE2WNA7kMzki+FHFkssMldjfCD8IfzYOY="
+    );
+}
+
+#[test]
+fn sign_token_without_timestamp_uses_now_and_names_a_missing_key() {
+    let output = run(&[
+        "sign-token",
+        "--key",
+        &testdata("partner-private-key.xml"),
+        "--token",
+        "App-1",
+    ]);
+    assert!(output.status.success());
+    let signed = stdout(&output);
+    let minute = signed.trim_end().split('.').nth(1).unwrap();
+    assert_eq!(minute.len(), 12);
+    assert!(minute.starts_with("20"));
+
+    let output = run(&[
+        "sign-token",
+        "--key",
+        "/no/such/key.xml",
+        "--token",
+        "App-1",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stdout(&output).is_empty());
+    let message = stderr(&output);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(message.contains("/no/such/key.xml"), "{message}");
+}
+
+#[test]
+fn convert_key_prints_pkcs8_of_the_same_key() {
+    let output = run(&["convert-key", "--key", &testdata("service-console-key.xml")]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let pem = stdout(&output);
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
+    let converted = PartnerKey::parse(&pem).unwrap();
+    let original = PartnerKey::from_file(testdata("service-console-key.xml").as_ref()).unwrap();
+    assert_eq!(converted.public_key(), original.public_key());
+}
+
+#[test]
+fn verify_jwt_prints_redacted_claims() {
+    let token = system_user_jwt("Cust12345", NOW + 300);
+    let output = run(&[
+        "verify-jwt",
+        "--kind",
+        "system-user",
+        "--env",
+        "custom",
+        "--cert",
+        &testdata("test-federated-login.pem"),
+        "--audience",
+        "spn:1801550193",
+        "--ctx",
+        "Cust12345",
+        "--now",
+        &NOW.to_string(),
+        &token,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let claims: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(claims["context_id"], "Cust12345");
+    assert_eq!(claims["serial"], "1801550193");
+    assert_eq!(claims["ticket"], "[REDACTED]");
+    assert!(!stdout(&output).contains("c2VjcmV0LXRpY2tldA"));
+
+    // Without --ctx the tenant is reported from the verified token.
+    let output = run(&[
+        "verify-jwt",
+        "--kind",
+        "system-user",
+        "--env",
+        "custom",
+        "--cert",
+        &testdata("test-federated-login.pem"),
+        "--audience",
+        "1801550193",
+        "--now",
+        &NOW.to_string(),
+        &token,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let claims: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(claims["context_id"], "Cust12345");
+}
+
+#[test]
+fn verify_jwt_refuses_with_one_line() {
+    let expired = system_user_jwt("Cust12345", NOW - 3600);
+    let valid = system_user_jwt("Cust12345", NOW + 300);
+    let cert = testdata("test-federated-login.pem");
+    let now = NOW.to_string();
+    let base = ["verify-jwt", "--kind", "system-user"];
+    let cases: [(Vec<&str>, &str); 6] = [
+        (
+            vec![
+                "--env",
+                "custom",
+                "--cert",
+                &cert,
+                "--audience",
+                "1801550193",
+                "--now",
+                &now,
+                &expired,
+            ],
+            "expired",
+        ),
+        (
+            vec![
+                "--env",
+                "sod",
+                "--audience",
+                "1801550193",
+                "--now",
+                &now,
+                &valid,
+            ],
+            "signature does not verify",
+        ),
+        (
+            vec![
+                "--env",
+                "custom",
+                "--cert",
+                &cert,
+                "--audience",
+                "1801550193",
+                "--ctx",
+                "Cust1",
+                "--now",
+                &now,
+                &valid,
+            ],
+            "not Cust1",
+        ),
+        (
+            vec![
+                "--env",
+                "custom",
+                "--cert",
+                &cert,
+                "--audience",
+                "spn:42",
+                "--now",
+                &now,
+                &valid,
+            ],
+            "audience",
+        ),
+        (
+            vec!["--env", "custom", "--cert", &cert, "--now", &now, &valid],
+            "--audience is required",
+        ),
+        (
+            vec!["--env", "custom", "--audience", "1801550193", &valid],
+            "no pinned certificate",
+        ),
+    ];
+    for (extra, reason) in cases {
+        let args: Vec<&str> = base.iter().copied().chain(extra).collect();
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(stdout(&output).is_empty());
+        let message = stderr(&output);
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(message.contains(reason), "{message} lacks {reason}");
+    }
+}

@@ -438,10 +438,12 @@ struct ClockBody {
     offset_secs: Option<i64>,
 }
 
-/// A JSON body; an empty body is `T::default()` when `T` has one.
+/// A JSON body; an empty or `null` body is `default` when there is one.
 fn json_body<T: DeserializeOwned>(bytes: &Bytes, default: Option<T>) -> Result<T, AdminError> {
+    let text = String::from_utf8_lossy(bytes);
+    let empty = matches!(text.trim(), "" | "null");
     match default {
-        Some(default) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(default),
+        Some(default) if empty => Ok(default),
         _ => serde_json::from_slice(bytes).map_err(|e| AdminError::BadRequest(e.to_string())),
     }
 }

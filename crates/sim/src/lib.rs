@@ -7,7 +7,7 @@
 //! use superoffice_sim::{SimConfig, Simulator};
 //! let sim = Simulator::start(SimConfig::for_tests(pem)).await?;
 //! let token_url = format!("{}/login/common/oauth/tokens", sim.superid_url());
-//! let api = sim.api_host_url("sod2");
+//! let api = sim.api_host_url("sod2").map(str::to_owned);
 //! sim.admin().advance_clock(3600);
 //! sim.stop().await;
 //! # let _ = (token_url, api);
@@ -23,6 +23,7 @@ pub mod exchange;
 pub mod faults;
 pub mod keys;
 mod notify;
+mod request;
 mod server;
 mod soap;
 pub mod state;

@@ -1,20 +1,15 @@
 //! `POST /Login/api/PartnerSystemUser/Authenticate` (path case-insensitive), JSON in and out.
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
 use super::{Request, TokenType};
 use crate::context::SimContext;
+use crate::request::{content_type_is, json_field};
 
 pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpResponse {
-    let is_json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json {
+    if !content_type_is(req, "application/json") {
         return HttpResponse::UnsupportedMediaType()
             .json(json!({ "Message": "The request body must be application/json." }));
     }
@@ -38,12 +33,7 @@ fn parse(body: &[u8]) -> Result<Request, String> {
     let Value::Object(object) = value else {
         return Err("The request body must be a JSON object.".into());
     };
-    let field = |name: &str| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
+    let field = |name: &str| json_field(&object, name);
     let string = |name: &str| match field(name) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(format!("{name} must be a string.")),

@@ -6,9 +6,7 @@
 use std::collections::HashMap;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE,
-};
+use actix_web::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA, WWW_AUTHENTICATE};
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
@@ -21,6 +19,7 @@ use crate::claims::claim;
 use crate::config::{TenantState, UserConfig};
 use crate::context::{Application, SimContext};
 use crate::keys::{random_alphanumeric, random_base64};
+use crate::request::content_type_is;
 use crate::store::{AccessToken, GrantStatus, PkceMethod, RefreshToken, Store, TokenRecord};
 
 /// Lifetime of an authorization code.
@@ -366,15 +365,7 @@ fn parameters(req: &HttpRequest, body: &[u8]) -> Result<HashMap<String, String>,
     let mut pairs: Vec<(String, String)> = serde_urlencoded::from_str(req.query_string())
         .map_err(|e| bad("invalid_request", format!("malformed query string: {e}")))?;
     if !body.is_empty() {
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if !content_type
-            .to_ascii_lowercase()
-            .starts_with("application/x-www-form-urlencoded")
-        {
+        if !content_type_is(req, "application/x-www-form-urlencoded") {
             return Err(bad(
                 "invalid_request",
                 "the body must be application/x-www-form-urlencoded",

@@ -1,7 +1,7 @@
 //! The tenant REST API: `Authorization: SOTicket <ticket>` with `SO-AppToken`, or `Bearer 8A:…`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
@@ -9,6 +9,7 @@ use super::{
     AuthError, ContactInput, Principal, SaveError, authenticate_bearer, authenticate_ticket,
 };
 use crate::context::SimContext;
+use crate::request::{content_type_is, json_field};
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "Error": message, "ErrorType": error_type }))
@@ -115,12 +116,7 @@ pub fn save_contact(
         Ok(principal) => principal,
         Err(e) => return unauthorized(e),
     };
-    let is_json = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    if !is_json {
+    if !content_type_is(req, "application/json") {
         return error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "UnsupportedMediaType",
@@ -151,12 +147,7 @@ fn parse_contact(body: &[u8]) -> Result<ContactInput, String> {
     let Value::Object(object) = value else {
         return Err("the body must be a ContactEntity object".into());
     };
-    let field = |name: &str| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
-    };
+    let field = |name: &str| json_field(&object, name);
     let text = |name: &str| match field(name) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(String::new())),

@@ -1,0 +1,21 @@
+//! Small request-reading helpers shared by the front ends.
+
+use actix_web::HttpRequest;
+use actix_web::http::header::CONTENT_TYPE;
+use serde_json::{Map, Value};
+
+/// Whether the Content-Type starts with `media_type` (case-insensitive, parameters ignored).
+pub fn content_type_is(req: &HttpRequest, media_type: &str) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with(media_type))
+}
+
+/// A JSON property matched case-insensitively, as ASP.NET binds them.
+pub fn json_field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    object
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}

@@ -1,0 +1,387 @@
+//! Starting an in-process simulator on random ports, and the client-side steps tests repeat.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chrono::{DateTime, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use rsa::PrivateKey;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1v15::SigningKey;
+use rsa::signature::{SignatureEncoding, Signer};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use superoffice_sim::{
+    RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_REDIRECT_URI,
+};
+
+pub const CLAIM: &str = "http://schemes.superoffice.net/identity/";
+/// Display names of users of [`SimConfig::for_tests`].
+pub const ADA_ADMIN: &str = "Ada Admin";
+pub const ULF_USER: &str = "Ulf User";
+pub const PER_ADMIN: &str = "Per Admin";
+
+pub fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+pub fn partner_key() -> PrivateKey {
+    let pem = std::fs::read_to_string(data("service-console-key.pem")).unwrap();
+    PrivateKey::from_pkcs1_pem(&pem).unwrap()
+}
+
+/// The system user token signed as SuperOffice documents: `token.yyyyMMddHHmm.base64(RS256(token.ts))`.
+pub fn sign_with(key: &PrivateKey, token: &str, at: DateTime<Utc>) -> String {
+    let signed = format!("{token}.{}", at.format("%Y%m%d%H%M"));
+    let signature = SigningKey::<Sha256>::new(key.clone()).sign(signed.as_bytes());
+    format!("{signed}.{}", STANDARD.encode(signature.to_bytes()))
+}
+
+pub fn pkce_pair() -> (String, String) {
+    let verifier = "v".repeat(20) + "-._~0123456789abcdefghijklmnop";
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// Minimal HTML entity decoding for values the sign-in page escaped.
+pub fn html_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// `name="…" value="…"` pairs of the inputs in an HTML fragment.
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    html.split("<input ")
+        .skip(1)
+        .filter_map(|input| {
+            let name = input.split("name=\"").nth(1)?.split('"').next()?;
+            let value = input.split("value=\"").nth(1)?.split('"').next()?;
+            Some((name.to_owned(), html_unescape(value)))
+        })
+        .collect()
+}
+
+pub struct TestSim {
+    pub sim: RunningSim,
+    /// A client that does not follow redirects.
+    pub http: reqwest::Client,
+    pub key: PrivateKey,
+}
+
+pub async fn spawn() -> TestSim {
+    spawn_with(|_| {}).await
+}
+
+pub async fn spawn_with(adjust: impl FnOnce(&mut SimConfig)) -> TestSim {
+    let public = std::fs::read_to_string(data("service-console-public-key.pem")).unwrap();
+    let mut config = SimConfig::for_tests(&public);
+    config.superid.signing_key_file = Some(data("superid-signing-key.pem"));
+    adjust(&mut config);
+    let sim = Simulator::start(config).await.unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    TestSim {
+        sim,
+        http,
+        key: partner_key(),
+    }
+}
+
+impl TestSim {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.sim.superid_url())
+    }
+
+    pub fn api(&self, host: &str, path: &str) -> String {
+        format!("{}{path}", self.sim.api_host_url(host).unwrap())
+    }
+
+    pub fn system_token(&self, ctx: &str) -> String {
+        self.sim.admin().tenant(ctx).unwrap().system_token.unwrap()
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.sim.admin().clock().now
+    }
+
+    pub fn sign(&self, token: &str) -> String {
+        sign_with(&self.key, token, self.now())
+    }
+
+    pub async fn exchange_rest(&self, ctx: &str, signed: &str, app_token: &str) -> Value {
+        let response = self
+            .http
+            .post(self.url("/Login/api/PartnerSystemUser/Authenticate"))
+            .json(&serde_json::json!({
+                "SignedSystemToken": signed,
+                "ApplicationToken": app_token,
+                "ContextIdentifier": ctx,
+                "ReturnTokenType": "JWT",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// A system user ticket for the tenant, through the REST exchange.
+    pub async fn ticket(&self, ctx: &str) -> String {
+        let signed = self.sign(&self.system_token(ctx));
+        let body = self.exchange_rest(ctx, &signed, TEST_CLIENT_SECRET).await;
+        assert_eq!(body["IsSuccessful"], true, "{body}");
+        let claims = self.verify(body["Token"].as_str().unwrap(), None).await;
+        claims[format!("{CLAIM}ticket")]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn jwks(&self) -> Value {
+        self.http
+            .get(self.url("/login/.well-known/jwks"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies a JWT against the JWKS (key chosen by kid); checks `aud` when given.
+    pub async fn verify(&self, jwt: &str, audience: Option<&str>) -> Value {
+        let header = jsonwebtoken::decode_header(jwt).unwrap();
+        let kid = header.kid.unwrap();
+        let jwks = self.jwks().await;
+        let jwk = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid.as_str())
+            .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"))
+            .clone();
+        let key = DecodingKey::from_rsa_components(
+            jwk["n"].as_str().unwrap(),
+            jwk["e"].as_str().unwrap(),
+        )
+        .unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = 5;
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        jsonwebtoken::decode::<Value>(jwt, &key, &validation)
+            .unwrap()
+            .claims
+    }
+
+    /// The authorize URL with the usual parameters plus `extra`.
+    pub fn authorize_url(&self, tenant_path: &str, extra: &[(&str, &str)]) -> String {
+        let mut url =
+            url::Url::parse(&self.url(&format!("/login/{tenant_path}/oauth/authorize"))).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", TEST_CLIENT_ID)
+            .append_pair("scope", "openid")
+            .append_pair("redirect_uri", TEST_REDIRECT_URI)
+            .append_pair("response_type", "code")
+            .extend_pairs(extra);
+        url.to_string()
+    }
+
+    /// Opens the sign-in page and clicks "Sign in as {name}"; returns the raw response.
+    pub async fn click_sign_in(&self, authorize_url: &str, name: &str) -> reqwest::Response {
+        let page = self.http.get(authorize_url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        let button = format!("Sign in as {name}</button>");
+        let form = html
+            .split("<form ")
+            .find(|f| f.contains(&button))
+            .unwrap_or_else(|| panic!("no button {button:?} in {html}"));
+        let action = html_unescape(
+            form.split("action=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap(),
+        );
+        self.http
+            .post(self.url(&action))
+            .form(&hidden_inputs(form))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in through the page and returns the callback's query parameters.
+    pub async fn sign_in(&self, name: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let response = self
+            .click_sign_in(&self.authorize_url("common", extra), name)
+            .await;
+        assert_eq!(response.status(), 302);
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with(TEST_REDIRECT_URI), "{location}");
+        url::Url::parse(location)
+            .unwrap()
+            .query_pairs()
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    pub async fn code(&self, name: &str, extra: &[(&str, &str)]) -> String {
+        let params = self.sign_in(name, extra).await;
+        params.iter().find(|(k, _)| k == "code").unwrap().1.clone()
+    }
+
+    /// POSTs to the token endpoint with client_secret_post.
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        let mut body = vec![
+            ("client_id", TEST_CLIENT_ID),
+            ("client_secret", TEST_CLIENT_SECRET),
+        ];
+        body.extend_from_slice(form);
+        self.http
+            .post(self.url("/login/common/oauth/tokens"))
+            .form(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn exchange_code(&self, code: &str, verifier: Option<&str>) -> reqwest::Response {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", TEST_REDIRECT_URI),
+        ];
+        form.extend(verifier.map(|v| ("code_verifier", v)));
+        self.token_request(&form).await
+    }
+
+    /// Signs in as the user and returns the token response.
+    pub async fn tokens_for(&self, name: &str) -> Value {
+        let code = self.code(name, &[]).await;
+        let response = self.exchange_code(&code, None).await;
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.sim.admin_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.sim.admin_url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// An element of a response document, for assertions (parsed independently of the simulator).
+#[derive(Debug, Default, Clone)]
+pub struct El {
+    pub ns: String,
+    pub name: String,
+    pub text: String,
+    pub nil: bool,
+    pub children: Vec<El>,
+}
+
+impl El {
+    pub fn child(&self, name: &str) -> &El {
+        self.children
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no {name} in {}", self.name))
+    }
+
+    /// The first descendant (or self) with this local name.
+    pub fn find(&self, name: &str) -> Option<&El> {
+        if self.name == name {
+            return Some(self);
+        }
+        self.children.iter().find_map(|c| c.find(name))
+    }
+
+    pub fn value(&self) -> Option<&str> {
+        (!self.nil).then_some(self.text.as_str())
+    }
+}
+
+pub fn parse_xml(xml: &str) -> El {
+    use quick_xml::NsReader;
+    use quick_xml::events::{BytesStart, Event};
+    use quick_xml::name::ResolveResult;
+
+    fn open(ns: ResolveResult<'_>, e: &BytesStart<'_>) -> El {
+        El {
+            ns: match ns {
+                ResolveResult::Bound(ns) => ns.as_ref().to_owned(),
+                _ => String::new(),
+            },
+            name: e.local_name().as_ref().to_owned(),
+            nil: e.attributes().any(|a| {
+                let a = a.unwrap();
+                a.key.local_name().as_ref() == "nil" && a.value == "true"
+            }),
+            ..El::default()
+        }
+    }
+
+    let mut reader = NsReader::from_str(xml);
+    let mut stack = vec![El::default()];
+    loop {
+        let (ns, event) = reader.read_resolved_event().unwrap();
+        match event {
+            Event::Start(e) => {
+                let el = open(ns, &e);
+                stack.push(el);
+            }
+            Event::Empty(e) => {
+                let el = open(ns, &e);
+                stack.last_mut().unwrap().children.push(el);
+            }
+            Event::End(_) => {
+                let el = stack.pop().unwrap();
+                stack.last_mut().unwrap().children.push(el);
+            }
+            Event::Text(t) => stack.last_mut().unwrap().text.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                let text = match &*r.xml10_content() {
+                    "lt" => "<",
+                    "gt" => ">",
+                    "amp" => "&",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    other => panic!("entity {other}"),
+                };
+                stack.last_mut().unwrap().text.push_str(text);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    stack.pop().unwrap().children.remove(0)
+}

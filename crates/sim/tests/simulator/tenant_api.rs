@@ -1,0 +1,617 @@
+//! The tenant REST and SOAP APIs, the state API, hosts and ticket lifetime.
+
+use serde_json::{Value, json};
+use superoffice_sim::{TEST_CLIENT_ID, TEST_CLIENT_SECRET, TenantState};
+
+use crate::support::*;
+
+const NS88: &str = "http://www.superoffice.net/ws/crm/NetServer/Services88";
+
+fn contact_soap(app_token: &str, ticket: &str, body: &str) -> String {
+    format!(
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+  <s:Header>
+    <ApplicationToken xmlns="{NS88}">{app_token}</ApplicationToken>
+    <Credentials xmlns="{NS88}"><Ticket>{ticket}</Ticket></Credentials>
+  </s:Header>
+  <s:Body>{body}</s:Body>
+</s:Envelope>"#
+    )
+}
+
+async fn post_soap(
+    t: &TestSim,
+    host: &str,
+    ctx: &str,
+    method: &str,
+    quoted: bool,
+    xml: String,
+) -> reqwest::Response {
+    let action = format!("{NS88}/Contact/{method}");
+    let action = if quoted {
+        format!("\"{action}\"")
+    } else {
+        action
+    };
+    t.http
+        .post(t.api(host, &format!("/{ctx}/Remote/Services88/Contact.svc")))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("SOAPAction", action)
+        .body(xml)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn with_ticket(request: reqwest::RequestBuilder, ticket: &str) -> reqwest::RequestBuilder {
+    request
+        .header("Authorization", format!("SOTicket {ticket}"))
+        .header("SO-AppToken", TEST_CLIENT_SECRET)
+}
+
+#[tokio::test]
+async fn rest_creates_a_company_with_the_system_user_ticket() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let default: Value = with_ticket(
+        t.http
+            .get(t.api("sod2", "/Cust10001/api/v1/Contact/default")),
+        &ticket,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for field in [
+        "ContactId",
+        "Name",
+        "Department",
+        "OrgNr",
+        "Number1",
+        "CreatedDate",
+        "UpdatedDate",
+        "Associate",
+        "Category",
+        "Business",
+        "Country",
+    ] {
+        assert!(default.get(field).is_some(), "{field}");
+    }
+    assert_eq!(default["ContactId"], 0);
+    let mut entity = default.clone();
+    entity["Name"] = json!("SuperId-1700000000");
+    entity["Department"] = json!("Sales");
+    let response = with_ticket(
+        t.http.post(t.api("sod2", "/Cust10001/api/v1/Contact")),
+        &ticket,
+    )
+    .json(&entity)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 200);
+    let saved: Value = response.json().await.unwrap();
+    let id = saved["ContactId"].as_i64().unwrap();
+    assert!(id > 0);
+    assert_eq!(saved["Name"], "SuperId-1700000000");
+    assert_eq!(saved["Associate"]["FullName"], "System User");
+    assert_ne!(saved["CreatedDate"], "0001-01-01T00:00:00");
+
+    let fetched: Value = with_ticket(
+        t.http
+            .get(t.api("sod2", &format!("/Cust10001/api/v1/Contact/{id}"))),
+        &ticket,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(fetched, saved);
+    let missing = with_ticket(
+        t.http.get(t.api("sod2", "/Cust10001/api/v1/Contact/999")),
+        &ticket,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    let me: Value = with_ticket(
+        t.http
+            .get(t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal")),
+        &ticket,
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(me["IsSystemUser"], true);
+    assert_eq!(me["DatabaseContextIdentifier"], "Cust10001");
+
+    let records = t.admin_get("/records").await;
+    let company = &records["companies"][0];
+    assert_eq!(company["credential"], "system_user_ticket");
+    assert_eq!(company["via"], "rest");
+    assert_eq!(company["context_id"], "Cust10001");
+    assert_eq!(company["contact_id"], id);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_user_bearer_token_creates_companies_as_that_user() {
+    let t = spawn().await;
+    let tokens = t.tokens_for(ADA_ADMIN).await;
+    let response = t
+        .http
+        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .json(&json!({ "ContactId": 0, "Name": "As user AS", "Department": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let saved: Value = response.json().await.unwrap();
+    assert_eq!(saved["Associate"]["AssociateId"], 5);
+    let records = t.sim.admin().records();
+    assert_eq!(records.records.companies[0].credential, "user_bearer");
+    let empty_name = t
+        .http
+        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .json(&json!({ "ContactId": 0, "Name": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty_name.status(), 400);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let lower_scheme = t
+        .http
+        .get(&url)
+        .header("Authorization", format!("soticket {ticket}"))
+        .header("SO-AppToken", TEST_CLIENT_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(lower_scheme), 200);
+    let no_app_token = t
+        .http
+        .get(&url)
+        .header("Authorization", format!("SOTicket {ticket}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(no_app_token), 401);
+    let wrong_app_token = t
+        .http
+        .get(&url)
+        .header("Authorization", format!("SOTicket {ticket}"))
+        .header("SO-AppToken", "nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(wrong_app_token), 401);
+    let ticket_as_bearer = t.http.get(&url).bearer_auth(&ticket).send().await.unwrap();
+    assert_eq!(status(ticket_as_bearer), 401);
+    let basic = t
+        .http
+        .get(&url)
+        .basic_auth("a", Some("b"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status(basic), 401);
+    let none = t.http.get(&url).send().await.unwrap();
+    assert_eq!(none.status(), 401);
+    let body: Value = none.json().await.unwrap();
+    assert!(body["Error"].is_string());
+    // A ticket is only valid for its own tenant.
+    let other = t
+        .http
+        .get(t.api("sod2", "/Cust10002/api/v1/User/currentPrincipal"))
+        .header("Authorization", format!("SOTicket {ticket}"))
+        .header("SO-AppToken", TEST_CLIENT_SECRET)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_expire_six_hours_after_last_use() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
+    let call = || with_ticket(t.http.get(&url), &ticket).send();
+    t.sim.admin().advance_clock(5 * 3600);
+    assert_eq!(call().await.unwrap().status(), 200);
+    // Used at +5h, so still valid at +10h: the window slides.
+    t.sim.admin().advance_clock(5 * 3600);
+    assert_eq!(call().await.unwrap().status(), 200);
+    t.sim.admin().advance_clock(6 * 3600 + 1);
+    assert_eq!(call().await.unwrap().status(), 401);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn revoking_the_app_invalidates_its_tickets() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
+    assert_eq!(
+        with_ticket(t.http.get(&url), &ticket)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
+    assert_eq!(
+        with_ticket(t.http.get(&url), &ticket)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn rest_paths_after_the_tenant_are_case_insensitive() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let url = t.api("sod2", "/Cust10001/API/V1/contact/DEFAULT");
+    assert_eq!(
+        with_ticket(t.http.get(&url), &ticket)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let info: Value = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["ServicesCurrent"], "Services88");
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let xml = contact_soap(
+        TEST_CLIENT_SECRET,
+        &ticket,
+        &format!("<CreateDefaultContactEntity xmlns=\"{NS88}\"/>"),
+    );
+    let response = post_soap(
+        &t,
+        "sod2",
+        "Cust10001",
+        "CreateDefaultContactEntity",
+        true,
+        xml,
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let doc = parse_xml(&response.text().await.unwrap());
+    let succeeded = doc.find("Succeeded").unwrap();
+    assert_eq!(
+        (succeeded.ns.as_str(), succeeded.text.as_str()),
+        (NS88, "true")
+    );
+    assert!(doc.find("ExceptionInfo").unwrap().nil);
+    let wrapper = doc.find("CreateDefaultContactEntityResponse").unwrap();
+    assert_eq!(wrapper.ns, NS88);
+    assert_eq!(wrapper.child("Response").child("ContactId").text, "0");
+
+    // Prefixed elements, as a generated client would send them.
+    let body = format!(
+        r#"<c:SaveContactEntity xmlns:c="{NS88}"><c:ContactEntity><c:ContactId>0</c:ContactId><c:Name>Smith &amp; Sons &lt;AS&gt;</c:Name><c:Department>Ops</c:Department></c:ContactEntity></c:SaveContactEntity>"#
+    );
+    let xml = contact_soap(TEST_CLIENT_SECRET, &ticket, &body);
+    let response = post_soap(&t, "sod2", "Cust10001", "SaveContactEntity", false, xml).await;
+    assert_eq!(response.status(), 200);
+    let raw = response.text().await.unwrap();
+    assert!(raw.contains("Smith &amp; Sons &lt;AS&gt;"), "{raw}");
+    let doc = parse_xml(&raw);
+    let saved = doc
+        .find("SaveContactEntityResponse")
+        .unwrap()
+        .child("Response");
+    assert_eq!(saved.child("Name").text, "Smith & Sons <AS>");
+    assert_eq!(saved.child("Department").text, "Ops");
+    let id: i64 = saved.child("ContactId").text.parse().unwrap();
+    assert!(id > 0);
+    let records = t.sim.admin().records();
+    let company = &records.records.companies[0];
+    assert_eq!(
+        (company.credential, company.via),
+        ("system_user_ticket", "soap")
+    );
+    assert_eq!(company.name, "Smith & Sons <AS>");
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn soap_errors_are_faults_with_succeeded_false() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let create = format!("<CreateDefaultContactEntity xmlns=\"{NS88}\"/>");
+    let cases = [
+        (
+            "bad ticket",
+            contact_soap(TEST_CLIENT_SECRET, "7T:bogus", &create),
+            "CreateDefaultContactEntity",
+        ),
+        (
+            "bad app token",
+            contact_soap("wrong", &ticket, &create),
+            "CreateDefaultContactEntity",
+        ),
+        (
+            "bad xml",
+            "<s:Envelope".to_owned(),
+            "CreateDefaultContactEntity",
+        ),
+        (
+            "doctype",
+            format!(
+                "<!DOCTYPE s [<!ENTITY x \"y\">]>{}",
+                contact_soap(TEST_CLIENT_SECRET, &ticket, &create)
+            ),
+            "CreateDefaultContactEntity",
+        ),
+        (
+            "action mismatch",
+            contact_soap(TEST_CLIENT_SECRET, &ticket, &create),
+            "SaveContactEntity",
+        ),
+        (
+            "no headers",
+            format!(
+                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{create}</s:Body></s:Envelope>"
+            ),
+            "CreateDefaultContactEntity",
+        ),
+    ];
+    for (case, xml, method) in cases {
+        let response = post_soap(&t, "sod2", "Cust10001", method, false, xml).await;
+        assert_eq!(response.status(), 500, "{case}");
+        let doc = parse_xml(&response.text().await.unwrap());
+        assert!(doc.find("Fault").is_some(), "{case}");
+        assert_eq!(doc.find("Succeeded").unwrap().text, "false", "{case}");
+        assert!(
+            !doc.find("ExceptionInfo")
+                .unwrap()
+                .child("Message")
+                .text
+                .is_empty(),
+            "{case}"
+        );
+    }
+    let huge = contact_soap(TEST_CLIENT_SECRET, &ticket, &"x".repeat(1024 * 1024 + 10));
+    let response = post_soap(
+        &t,
+        "sod2",
+        "Cust10001",
+        "CreateDefaultContactEntity",
+        false,
+        huge,
+    )
+    .await;
+    assert_eq!(response.status(), 413);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn state_api_reports_the_documented_fields() {
+    let t = spawn().await;
+    let response = t
+        .http
+        .get(t.url("/api/state/Cust10003"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let state: Value = response.json().await.unwrap();
+    let sod3 = t.sim.api_host_url("sod3").unwrap();
+    assert_eq!(state["ContextIdentifier"], "Cust10003");
+    assert_eq!(state["Endpoint"], format!("{sod3}/Cust10003"));
+    assert_eq!(state["Api"], format!("{sod3}/Cust10003/api"));
+    assert_eq!(state["State"], "Running");
+    assert_eq!(state["IsRunning"], true);
+    assert!(state["Version"].is_string());
+    let valid_until =
+        chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].as_str().unwrap()).unwrap();
+    let ahead = valid_until.with_timezone(&chrono::Utc) - t.now();
+    assert!((250..=300).contains(&ahead.num_seconds()), "{ahead}");
+    assert_eq!(
+        t.http
+            .get(t.url("/api/state/Cust55555"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    for (state_name, running) in [
+        ("OnlineMaintenance", true),
+        ("Suspended", false),
+        ("OfflineMaintenance", false),
+        ("Deleted", false),
+    ] {
+        let r = t
+            .admin_post("/tenants/Cust10003/state", json!({ "state": state_name }))
+            .await;
+        assert_eq!(r.status(), 200);
+        let state: Value = t
+            .http
+            .get(t.url("/api/state/Cust10003"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(state["State"], state_name);
+        assert_eq!(state["IsRunning"], running, "{state_name}");
+    }
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_state_valid_for_is_configurable() {
+    let t = spawn_with(|c| c.superid.state_valid_for_secs = 30).await;
+    let state: Value = t
+        .http
+        .get(t.url("/api/state/Cust10001"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let valid_until =
+        chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].as_str().unwrap()).unwrap();
+    assert!((valid_until.with_timezone(&chrono::Utc) - t.now()).num_seconds() <= 30);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_that_is_not_running_answers_503() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
+    t.sim
+        .admin()
+        .set_state("Cust10001", TenantState::Suspended)
+        .await
+        .unwrap();
+    assert_eq!(
+        with_ticket(t.http.get(&url), &ticket)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    t.sim
+        .admin()
+        .set_state("Cust10001", TenantState::Running)
+        .await
+        .unwrap();
+    assert_eq!(
+        with_ticket(t.http.get(&url), &ticket)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_wrong_host_answers_421_also_after_a_move() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let wrong = t
+        .http
+        .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 421);
+    assert_eq!(
+        wrong.text().await.unwrap(),
+        "Wrong subdomain used to access tenant"
+    );
+
+    let moved: Value = t
+        .admin_post("/tenants/Cust10001/move", json!({ "host": "sod3" }))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(moved["tenant"]["host"], "sod3");
+    let old = with_ticket(
+        t.http
+            .get(t.api("sod2", "/Cust10001/api/v1/Contact/default")),
+        &ticket,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(old.status(), 421);
+    assert_eq!(
+        old.text().await.unwrap(),
+        "Wrong subdomain used to access tenant"
+    );
+    let new = with_ticket(
+        t.http
+            .get(t.api("sod3", "/Cust10001/api/v1/Contact/default")),
+        &ticket,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(new.status(), 200);
+    let soap_old = post_soap(
+        &t,
+        "sod2",
+        "Cust10001",
+        "CreateDefaultContactEntity",
+        false,
+        String::new(),
+    )
+    .await;
+    assert_eq!(soap_old.status(), 421);
+
+    let state: Value = t
+        .http
+        .get(t.url("/api/state/Cust10001"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sod3 = t.sim.api_host_url("sod3").unwrap();
+    assert_eq!(state["Endpoint"], format!("{sod3}/Cust10001"));
+    // New exchanges and sign-ins point at the new host.
+    let signed = t.sign(&t.system_token("Cust10001"));
+    let body = t
+        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
+        .await;
+    let claims = t.verify(body["Token"].as_str().unwrap(), None).await;
+    assert_eq!(
+        claims[format!("{CLAIM}webapi_url")],
+        format!("{sod3}/Cust10001/api/")
+    );
+    t.sim.stop().await;
+}

@@ -29,7 +29,13 @@ pub enum ClientsError {
     #[error(transparent)]
     Http(#[from] ClientBuildError),
     #[error("the pinned SuperID certificate cannot be read: {0}")]
-    Certificate(#[from] CertificateError),
+    Certificate(CertificateError),
+}
+
+impl From<CertificateError> for ClientsError {
+    fn from(error: CertificateError) -> Self {
+        Self::Certificate(error)
+    }
 }
 
 /// The SuperOffice clients of one process. Cheap to clone.

@@ -11,7 +11,6 @@ use crate::config::{ConfigError, ExchangeKind, Settings};
 use crate::crypto::partner_key::PartnerKey;
 use crate::http::{ClientBuildError, SuperOfficeHttp};
 use crate::jwt::CertificateError;
-use crate::jwt::pinned::pinned_certificate;
 use crate::superid::discovery::Discovery;
 use crate::superid::environment::SuperIdEnvironment;
 use crate::superid::exchange::{ExchangeCore, TicketExchange, configured_exchange};
@@ -65,7 +64,7 @@ impl SuperOfficeClients {
         let validator = Arc::new(SuperIdValidator::new(
             Arc::clone(&discovery),
             http.client().clone(),
-            pinned_certificate(environment.environment())?,
+            environment.pinned_certificate()?,
             superoffice.jwt_leeway(),
             Arc::clone(&clock),
         ));

@@ -5,6 +5,7 @@ pub mod migrate;
 pub mod models;
 pub mod queue;
 pub mod schema;
+pub mod state_changes;
 pub mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -7,7 +7,8 @@
 //!
 //! Answers (JSON):
 //! - 200 `{"outcome": …}` for a notification applied, one already applied (`duplicate`), and one for a tenant
-//!   we do not know (`unknown_tenant`; only an audit event is written, so SuperOffice does not retry for ever);
+//!   we do not know (`unknown_tenant`: no tenant is created, only the record and an audit event; 200 rather
+//!   than 404 so SuperOffice does not retry for ever);
 //! - 400 malformed body, 401 token refused (nothing stored), 413 body over 32 KiB, 415 not JSON,
 //!   503 SuperID's keys unavailable or the database down (SuperOffice may retry).
 

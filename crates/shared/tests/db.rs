@@ -153,3 +153,62 @@ async fn each_test_database_is_separate_and_dropped() {
     let pool = second.pool().unwrap();
     db::ping(&pool).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_change_notifications_match_schema_rs() {
+    use shared::db::schema::state_change_notifications as scn;
+    let database = TestDatabase::create().await.unwrap();
+    let mut conn = database.connect().await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO state_change_notifications (idempotency_key, context_id, change_type, \
+         token_issued_at, version_name, file_version, public_endpoint, outcome) \
+         VALUES ('k', 'Cust1', 'Move', now(), 'v', 'f', 'sod3.superoffice.com', 'urls_cleared')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        chrono::DateTime<chrono::Utc>,
+    );
+    let row: Row = scn::table
+        .select((
+            scn::id,
+            scn::idempotency_key,
+            scn::context_id,
+            scn::change_type,
+            scn::token_issued_at,
+            scn::version_name,
+            scn::file_version,
+            scn::public_endpoint,
+            scn::outcome,
+            scn::received_at,
+        ))
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(row.7.as_deref(), Some("sod3.superoffice.com"));
+    let columns: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name = 'state_change_notifications'",
+    )
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(columns.count, 10);
+    let duplicate = diesel::sql_query(
+        "INSERT INTO state_change_notifications (idempotency_key, context_id, change_type, outcome) \
+         VALUES ('k', 'Cust1', 'Move', 'x')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(duplicate.is_err(), "the idempotency key is unique");
+}

@@ -4,5 +4,6 @@ pub mod errors;
 pub mod routes;
 pub mod session;
 pub mod startup;
+pub mod superid;
 
 pub use startup::Application;

@@ -12,17 +12,22 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use shared::config::Settings;
+use shared::config::{Settings, SuperOfficeSettings};
 use shared::db;
+use shared::jwt::JwtValidator;
 use tracing_actix_web::TracingLogger;
 
-use crate::routes;
+use crate::{routes, superid};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: db::Pool,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Checks every SuperOffice JWT the web receives (pinned certificate plus SuperID's JWKS).
+    pub jwt: JwtValidator,
+    /// `superoffice.client_id`: the audience of id_tokens and (as `spn:{client_id}`) of notifications.
+    pub client_id: String,
 }
 
 /// The running server: bound, not yet awaited.
@@ -36,6 +41,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.require_web()?;
         let pool = db::pool(&settings.database).context("building the database pool")?;
+        let http = http_client(&settings.superoffice)?;
+        let jwt = superid::jwt_validator(&settings.superoffice, &http)
+            .context("building the JWT validator")?;
         let listener = TcpListener::bind(&settings.web.bind)
             .with_context(|| format!("binding web.bind {}", settings.web.bind))?;
         let port = listener
@@ -45,6 +53,8 @@ impl Application {
         let state = AppState {
             pool,
             metrics: shared::metrics::handle(),
+            jwt,
+            client_id: settings.superoffice.client_id.clone(),
         };
         let session_key = Key::from(settings.web.session_key()?.expose_secret());
         let secure = settings.web.secure_cookies;
@@ -86,6 +96,16 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The process's one HTTP client for SuperOffice, with `superoffice.http_timeout_secs` on every call.
+fn http_client(settings: &SuperOfficeSettings) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(settings.http_timeout())
+        .connect_timeout(settings.http_timeout())
+        .user_agent(concat!("partner-web/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the HTTP client")
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer leaks, scripts only from here.

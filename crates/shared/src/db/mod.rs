@@ -6,6 +6,7 @@ pub mod models;
 pub mod queue;
 pub mod rotation;
 pub mod schema;
+pub mod state_changes;
 pub mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

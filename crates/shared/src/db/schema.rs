@@ -70,4 +70,25 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(tenants, tickets, work_requests, audit_events);
+diesel::table! {
+    state_change_notifications (id) {
+        id -> Int8,
+        idempotency_key -> Text,
+        context_id -> Text,
+        change_type -> Text,
+        token_issued_at -> Nullable<Timestamptz>,
+        version_name -> Nullable<Text>,
+        file_version -> Nullable<Text>,
+        public_endpoint -> Nullable<Text>,
+        outcome -> Text,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    tenants,
+    tickets,
+    work_requests,
+    audit_events,
+    state_change_notifications
+);

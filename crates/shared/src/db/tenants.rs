@@ -350,10 +350,11 @@ pub struct TenantOverview {
     pub ticket_rejected: bool,
 }
 
+/// A ticket's last use and rejection time, when the tenant has a ticket.
+type TicketTimes = Option<(DateTime<Utc>, Option<DateTime<Utc>>)>;
+
 /// Every tenant with its ticket, ordered by context id.
 pub async fn overview(conn: &mut AsyncPgConnection) -> Result<Vec<TenantOverview>, DbError> {
-    /// The ticket's last use and rejection time.
-    type TicketTimes = Option<(DateTime<Utc>, Option<DateTime<Utc>>)>;
     let rows: Vec<(Tenant, TicketTimes)> = tenants::table
         .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
         .order(tenants::context_id.asc())

@@ -4,6 +4,7 @@ pub mod companies;
 pub mod health;
 pub mod home;
 pub mod logout;
+pub mod superoffice;
 pub mod tenant;
 pub mod views;
 
@@ -23,6 +24,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/companies/requests/{id}",
             web::get().to(companies::get_request),
+        )
+        .route(
+            "/superoffice/state-change",
+            web::post().to(superoffice::state_change::post),
         )
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))

@@ -1,0 +1,462 @@
+//! SuperOffice's tenant state-change notifications (protocol §8): what each one does to a tenant, applied
+//! once per notification, together with its record, its audit event and the wake-up of partner-service.
+//!
+//! | ChangeType | effect on the tenant |
+//! |---|---|
+//! | 0 Upgrade | none; recorded with `VersionName` and `FileVersion` |
+//! | 1 BackupRestored, 3 Resume | `suspended`/`deleted` → `pending`, due now (the service checks the state API afresh) |
+//! | 2 Suspend | `pending`/`active`/`deleted` → `suspended` |
+//! | 4 Delete | `pending`/`active`/`suspended` → `deleted`; the cached ticket is dropped; data kept until purged |
+//! | 5 Move | `webapi_url` and `netserver_url` cleared, so the next call resolves the new host |
+//!
+//! States set by an administrator's decision or an operator (`revoked`, `expired`, `denied`,
+//! `needs_reapproval`, `disabled`) are never changed by a notification: lifting them is not SuperOffice's call.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::audit::{self, NewAuditEvent};
+use super::models::TenantState;
+use super::schema::{state_change_notifications, tenants, tickets};
+use super::{DbError, notify_work};
+
+/// Who the audit trail names as the actor of a notification.
+pub const ACTOR: &str = "superoffice";
+
+/// Prefix of the `partner_work` NOTIFY payload that tells partner-service to forget its cached tenant status
+/// (state API answer) for the context id that follows, e.g. `state-change:Cust12345`.
+pub const STATUS_INVALIDATION_PREFIX: &str = "state-change:";
+
+/// The NOTIFY payload that invalidates the cached tenant status of `context_id`.
+pub fn status_invalidation_payload(context_id: &str) -> String {
+    format!("{STATUS_INVALIDATION_PREFIX}{context_id}")
+}
+
+/// A notification's `ChangeType`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeType {
+    Upgrade,
+    BackupRestored,
+    Suspend,
+    Resume,
+    Delete,
+    Move,
+    /// A value this build does not know (a newer SuperOffice): recorded, no effect.
+    Unsupported(String),
+}
+
+impl ChangeType {
+    const KNOWN: [ChangeType; 6] = [
+        Self::Upgrade,
+        Self::BackupRestored,
+        Self::Suspend,
+        Self::Resume,
+        Self::Delete,
+        Self::Move,
+    ];
+
+    /// The documented number: 0 Upgrade … 5 Move.
+    pub fn from_code(code: i64) -> Self {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| Self::KNOWN.get(i).cloned())
+            .unwrap_or_else(|| Self::Unsupported(code.to_string()))
+    }
+
+    /// The name (any case) or the number as text.
+    pub fn from_name(name: &str) -> Self {
+        let name = name.trim();
+        if let Ok(code) = name.parse::<i64>() {
+            return Self::from_code(code);
+        }
+        Self::KNOWN
+            .into_iter()
+            .find(|known| known.as_str().eq_ignore_ascii_case(name))
+            .unwrap_or_else(|| Self::Unsupported(name.chars().take(40).collect()))
+    }
+
+    /// The documented name, or the raw value of an unsupported type.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Upgrade => "Upgrade",
+            Self::BackupRestored => "BackupRestored",
+            Self::Suspend => "Suspend",
+            Self::Resume => "Resume",
+            Self::Delete => "Delete",
+            Self::Move => "Move",
+            Self::Unsupported(raw) => raw,
+        }
+    }
+
+    /// The audit action of a notification of this type.
+    pub fn audit_action(&self) -> &'static str {
+        match self {
+            Self::Upgrade => "superoffice_upgrade",
+            Self::BackupRestored => "superoffice_backup_restored",
+            Self::Suspend => "superoffice_suspend",
+            Self::Resume => "superoffice_resume",
+            Self::Delete => "superoffice_delete",
+            Self::Move => "superoffice_move",
+            Self::Unsupported(_) => "superoffice_state_change_unsupported",
+        }
+    }
+}
+
+/// The idempotency key of a notification: SHA-256 (hex) of the context id, the change type and its token.
+///
+/// The token is signed by SuperOffice and carries its own `iat`, so a redelivery of one notification has the
+/// same key and two notifications have different ones; the change type is part of the key because the token
+/// does not cover it.
+pub fn idempotency_key(context_id: &str, change: &ChangeType, token: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [context_id, change.as_str(), token] {
+        hasher.update(part.as_bytes());
+        hasher.update([0u8]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// What a tenant in `state` becomes when a notification of type `change` arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    pub to: TenantState,
+    pub drop_ticket: bool,
+    pub clear_urls: bool,
+}
+
+/// The effect table of the module documentation, as a pure function.
+pub fn decide(change: &ChangeType, state: TenantState) -> Decision {
+    use TenantState::{Active, Deleted, Pending, Suspended};
+    let to = match change {
+        ChangeType::Suspend if matches!(state, Pending | Active | Deleted) => Suspended,
+        ChangeType::Delete if matches!(state, Pending | Active | Suspended) => Deleted,
+        ChangeType::Resume | ChangeType::BackupRestored if matches!(state, Suspended | Deleted) => {
+            Pending
+        }
+        _ => state,
+    };
+    Decision {
+        to,
+        drop_ticket: *change == ChangeType::Delete,
+        clear_urls: *change == ChangeType::Move,
+    }
+}
+
+/// A validated notification, ready to be applied.
+#[derive(Debug, Clone)]
+pub struct Notification<'a> {
+    pub context_id: &'a str,
+    pub change: &'a ChangeType,
+    /// From [`idempotency_key`].
+    pub idempotency_key: &'a str,
+    /// The token's `iat`.
+    pub token_issued_at: Option<DateTime<Utc>>,
+    pub version_name: Option<&'a str>,
+    pub file_version: Option<&'a str>,
+    pub public_endpoint: Option<&'a str>,
+}
+
+/// What applying a notification did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The tenant is known; the decision was carried out (it may leave the state as it was).
+    Applied {
+        from: TenantState,
+        decision: Decision,
+    },
+    /// No such tenant: only the record and an audit event were written.
+    UnknownTenant,
+    /// The same notification was processed before: nothing was written.
+    Duplicate,
+}
+
+impl Outcome {
+    /// A short word for the record, the response and logs.
+    pub fn summary(&self) -> String {
+        match self {
+            Self::Applied { from, decision } if *from != decision.to => decision.to.to_string(),
+            Self::Applied { decision, .. } if decision.clear_urls => "urls_cleared".to_owned(),
+            Self::Applied { decision, .. } if decision.drop_ticket => {
+                format!("ticket_dropped_kept_{}", decision.to)
+            }
+            Self::Applied { from, .. } => format!("kept_{from}"),
+            Self::UnknownTenant => "unknown_tenant".to_owned(),
+            Self::Duplicate => "duplicate".to_owned(),
+        }
+    }
+}
+
+/// Applies a notification in one transaction: its record (the idempotency check), the tenant's new state,
+/// the dropped ticket or cleared URLs, one audit event, and the NOTIFYs that wake partner-service and make
+/// it forget the tenant's cached status. A notification already recorded changes nothing.
+#[tracing::instrument(skip_all, fields(tenant = %notification.context_id, change = notification.change.as_str()), err)]
+pub async fn apply(
+    conn: &mut AsyncPgConnection,
+    notification: Notification<'_>,
+) -> Result<Outcome, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let n = &notification;
+        let record_id: Option<i64> = diesel::insert_into(state_change_notifications::table)
+            .values((
+                state_change_notifications::idempotency_key.eq(n.idempotency_key),
+                state_change_notifications::context_id.eq(n.context_id),
+                state_change_notifications::change_type.eq(n.change.as_str()),
+                state_change_notifications::token_issued_at.eq(n.token_issued_at),
+                state_change_notifications::version_name.eq(n.version_name),
+                state_change_notifications::file_version.eq(n.file_version),
+                state_change_notifications::public_endpoint.eq(n.public_endpoint),
+                state_change_notifications::outcome.eq("processing"),
+            ))
+            .on_conflict(state_change_notifications::idempotency_key)
+            .do_nothing()
+            .returning(state_change_notifications::id)
+            .get_result(conn)
+            .await
+            .optional()?;
+        let Some(record_id) = record_id else {
+            return Ok(Outcome::Duplicate);
+        };
+
+        let tenant: Option<(i64, String)> = tenants::table
+            .filter(tenants::context_id.eq(n.context_id))
+            .select((tenants::id, tenants::state))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let outcome = match tenant {
+            None => Outcome::UnknownTenant,
+            Some((id, state)) => {
+                let from: TenantState = state.parse().map_err(DbError::Inconsistent)?;
+                let decision = decide(n.change, from);
+                carry_out(conn, id, n, from, decision).await?;
+                Outcome::Applied { from, decision }
+            }
+        };
+
+        diesel::update(state_change_notifications::table.find(record_id))
+            .set(state_change_notifications::outcome.eq(outcome.summary()))
+            .execute(conn)
+            .await?;
+        let (action, decision_detail) = match &outcome {
+            Outcome::Applied { from, decision } => (
+                n.change.audit_action(),
+                json!({
+                    "from": from.as_str(),
+                    "to": decision.to.as_str(),
+                    "ticket_dropped": decision.drop_ticket,
+                    "urls_cleared": decision.clear_urls,
+                }),
+            ),
+            _ => ("superoffice_state_change_unknown_tenant", json!(null)),
+        };
+        audit::record(
+            conn,
+            NewAuditEvent {
+                context_id: Some(n.context_id),
+                action,
+                actor: ACTOR,
+                detail: json!({
+                    "notification_id": record_id,
+                    "change_type": n.change.as_str(),
+                    "outcome": outcome.summary(),
+                    "effect": decision_detail,
+                    "version_name": n.version_name,
+                    "file_version": n.file_version,
+                    "public_endpoint": n.public_endpoint,
+                    "token_issued_at": n.token_issued_at.map(|t| t.to_rfc3339()),
+                }),
+            },
+        )
+        .await?;
+        if matches!(outcome, Outcome::Applied { .. })
+            && !matches!(n.change, ChangeType::Unsupported(_))
+        {
+            notify_work(conn, n.context_id).await?;
+            notify_work(conn, &status_invalidation_payload(n.context_id)).await?;
+        }
+        Ok(outcome)
+    })
+    .await
+}
+
+async fn carry_out(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    n: &Notification<'_>,
+    from: TenantState,
+    decision: Decision,
+) -> Result<(), DbError> {
+    let target = tenants::table.find(id);
+    if decision.to != from {
+        let reason = match n.change {
+            ChangeType::Suspend => "SuperOffice suspended the tenant",
+            ChangeType::Delete => {
+                "SuperOffice deleted the tenant; its data is kept until an operator purges it"
+            }
+            ChangeType::Resume => "SuperOffice resumed the tenant; its state is checked afresh",
+            ChangeType::BackupRestored => {
+                "SuperOffice restored the tenant from a backup; its state is checked afresh"
+            }
+            _ => "SuperOffice changed the tenant's state",
+        };
+        diesel::update(target)
+            .set((
+                tenants::state.eq(decision.to.as_str()),
+                tenants::state_reason.eq(reason),
+                tenants::next_attempt_at.eq(decision.to.allows_work().then(Utc::now)),
+                tenants::failed_attempts.eq(0),
+            ))
+            .execute(conn)
+            .await?;
+    } else if decision.to.allows_work()
+        && matches!(
+            n.change,
+            ChangeType::Resume | ChangeType::BackupRestored | ChangeType::Move
+        )
+    {
+        diesel::update(target)
+            .set(tenants::next_attempt_at.eq(Some(Utc::now())))
+            .execute(conn)
+            .await?;
+    }
+    if decision.clear_urls {
+        diesel::update(target)
+            .set((
+                tenants::webapi_url.eq(None::<String>),
+                tenants::netserver_url.eq(None::<String>),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    if decision.drop_ticket {
+        diesel::delete(tickets::table.filter(tickets::context_id.eq(n.context_id)))
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_types_read_codes_and_names() {
+        let expected = [
+            (0, "Upgrade"),
+            (1, "BackupRestored"),
+            (2, "Suspend"),
+            (3, "Resume"),
+            (4, "Delete"),
+            (5, "Move"),
+        ];
+        for (code, name) in expected {
+            assert_eq!(ChangeType::from_code(code).as_str(), name);
+            assert_eq!(ChangeType::from_name(name), ChangeType::from_code(code));
+            assert_eq!(
+                ChangeType::from_name(&name.to_lowercase()),
+                ChangeType::from_code(code)
+            );
+            assert_eq!(
+                ChangeType::from_name(&code.to_string()),
+                ChangeType::from_code(code)
+            );
+        }
+        assert_eq!(
+            ChangeType::from_code(6),
+            ChangeType::Unsupported("6".into())
+        );
+        assert_eq!(
+            ChangeType::from_code(-1),
+            ChangeType::Unsupported("-1".into())
+        );
+        assert_eq!(
+            ChangeType::from_name(" Rename "),
+            ChangeType::Unsupported("Rename".into())
+        );
+    }
+
+    #[test]
+    fn the_key_depends_on_every_part() {
+        let key = idempotency_key("Cust1", &ChangeType::Suspend, "a.b.c");
+        assert_eq!(key.len(), 64);
+        assert_eq!(key, idempotency_key("Cust1", &ChangeType::Suspend, "a.b.c"));
+        assert_ne!(key, idempotency_key("Cust2", &ChangeType::Suspend, "a.b.c"));
+        assert_ne!(key, idempotency_key("Cust1", &ChangeType::Resume, "a.b.c"));
+        assert_ne!(key, idempotency_key("Cust1", &ChangeType::Suspend, "a.b.d"));
+        assert!(!key.contains("a.b.c"));
+    }
+
+    #[test]
+    fn the_effect_table() {
+        use TenantState::*;
+        let to = |change: ChangeType, state| decide(&change, state).to;
+        for state in [Pending, Active, Deleted, Suspended] {
+            assert_eq!(to(ChangeType::Suspend, state), Suspended, "{state}");
+        }
+        for state in [Pending, Active, Suspended, Deleted] {
+            assert_eq!(to(ChangeType::Delete, state), Deleted, "{state}");
+        }
+        for change in [ChangeType::Resume, ChangeType::BackupRestored] {
+            assert_eq!(to(change.clone(), Suspended), Pending);
+            assert_eq!(to(change.clone(), Deleted), Pending);
+            assert_eq!(to(change.clone(), Active), Active);
+            assert_eq!(to(change, Pending), Pending);
+        }
+        for kept in [Revoked, Expired, Denied, NeedsReapproval, Disabled] {
+            for change in [
+                ChangeType::Suspend,
+                ChangeType::Delete,
+                ChangeType::Resume,
+                ChangeType::BackupRestored,
+                ChangeType::Move,
+                ChangeType::Upgrade,
+            ] {
+                assert_eq!(to(change.clone(), kept), kept, "{change:?} on {kept}");
+            }
+        }
+        for state in TenantState::ALL {
+            assert_eq!(to(ChangeType::Upgrade, state), state);
+            assert_eq!(to(ChangeType::Move, state), state);
+            assert_eq!(to(ChangeType::Unsupported("9".into()), state), state);
+        }
+        assert!(decide(&ChangeType::Delete, Revoked).drop_ticket);
+        assert!(!decide(&ChangeType::Suspend, Active).drop_ticket);
+        assert!(decide(&ChangeType::Move, Active).clear_urls);
+        assert!(!decide(&ChangeType::Resume, Active).clear_urls);
+    }
+
+    #[test]
+    fn outcomes_summarise() {
+        let applied = |change: ChangeType, from| Outcome::Applied {
+            from,
+            decision: decide(&change, from),
+        };
+        assert_eq!(
+            applied(ChangeType::Suspend, TenantState::Active).summary(),
+            "suspended"
+        );
+        assert_eq!(
+            applied(ChangeType::Suspend, TenantState::Revoked).summary(),
+            "kept_revoked"
+        );
+        assert_eq!(
+            applied(ChangeType::Delete, TenantState::Disabled).summary(),
+            "ticket_dropped_kept_disabled"
+        );
+        assert_eq!(
+            applied(ChangeType::Move, TenantState::Active).summary(),
+            "urls_cleared"
+        );
+        assert_eq!(
+            applied(ChangeType::Upgrade, TenantState::Active).summary(),
+            "kept_active"
+        );
+        assert_eq!(Outcome::UnknownTenant.summary(), "unknown_tenant");
+        assert_eq!(status_invalidation_payload("Cust1"), "state-change:Cust1");
+    }
+}

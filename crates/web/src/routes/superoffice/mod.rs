@@ -1,0 +1,3 @@
+//! What SuperOffice itself posts to partner-web.
+
+pub mod state_change;

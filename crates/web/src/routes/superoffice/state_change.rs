@@ -1,0 +1,385 @@
+//! `POST /superoffice/state-change`: SuperOffice's tenant state-change notification (protocol §8).
+//!
+//! SuperOffice posts `{ChangeType, ContextIdentifier, VersionName, FileVersion, Token[, PublicEndpoint]}` to
+//! the application's State Change URL. The `Token` is a JWT signed by SuperID (issuer `SuperOffice AS`, the
+//! tenant in its `ctx` claim); it is checked by the same validator as every other SuperOffice JWT before
+//! anything is stored. What each `ChangeType` does is in `shared::db::state_changes`.
+//!
+//! Answers (JSON):
+//! - 200 `{"outcome": …}` for a notification applied, one already applied (`duplicate`), and one for a tenant
+//!   we do not know (`unknown_tenant`: no tenant is created, only the record and an audit event; 200 rather
+//!   than 404 so SuperOffice does not retry for ever);
+//! - 400 malformed body, 401 token refused (nothing stored), 413 body over 32 KiB, 415 not JSON,
+//!   503 SuperID's keys unavailable or the database down (SuperOffice may retry).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::{Map, Value, json};
+use shared::db::state_changes::{self, ChangeType, Notification, Outcome};
+use shared::domain::ContextId;
+use shared::jwt::{Expectation, JwtError};
+
+use crate::startup::AppState;
+
+/// Real notifications are well under 4 KiB; the token alone is 1–3 KiB.
+pub const MAX_BODY_BYTES: usize = 32 * 1024;
+/// Longest text kept of `VersionName`, `FileVersion` and `PublicEndpoint`.
+const MAX_FIELD_CHARS: usize = 200;
+
+/// Why a notification was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StateChangeError {
+    #[error("the notification must be JSON (Content-Type: application/json)")]
+    NotJson,
+    #[error("the notification is larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("the notification is malformed: {0}")]
+    Malformed(String),
+    #[error("the notification has no Token")]
+    MissingToken,
+    #[error("the notification's Token was refused: {0}")]
+    Token(JwtError),
+    #[error("SuperID's signing keys are unavailable; try again later")]
+    KeysUnavailable,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<shared::db::DbError> for StateChangeError {
+    fn from(e: shared::db::DbError) -> Self {
+        Self::Unexpected(anyhow::Error::new(e).context("recording a state-change notification"))
+    }
+}
+
+impl ResponseError for StateChangeError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Malformed(_) => StatusCode::BAD_REQUEST,
+            Self::MissingToken | Self::Token(_) => StatusCode::UNAUTHORIZED,
+            Self::KeysUnavailable | Self::Unexpected(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let message = match self {
+            Self::Unexpected(e) => {
+                tracing::error!(error = %format!("{e:#}"), "state-change notification failed");
+                "the notification could not be recorded; try again later".to_owned()
+            }
+            other => {
+                tracing::warn!(error = %other, "state-change notification refused");
+                other.to_string()
+            }
+        };
+        metrics::counter!("partner_web_state_changes_refused_total",
+            "status" => self.status_code().as_str().to_owned())
+        .increment(1);
+        HttpResponse::build(self.status_code()).json(json!({ "error": message }))
+    }
+}
+
+/// The notification as posted, read tolerantly: property names in any case, extra properties ignored,
+/// `ChangeType` as a number or its name.
+#[derive(Debug)]
+struct StateChangeBody {
+    change: ChangeType,
+    context_id: ContextId,
+    token: Option<String>,
+    version_name: Option<String>,
+    file_version: Option<String>,
+    public_endpoint: Option<String>,
+}
+
+impl StateChangeBody {
+    fn parse(bytes: &[u8]) -> Result<Self, StateChangeError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|_| StateChangeError::Malformed("the body is not valid JSON".into()))?;
+        let Value::Object(body) = value else {
+            return Err(StateChangeError::Malformed(
+                "the body is not a JSON object".into(),
+            ));
+        };
+        let context_id = match property(&body, "ContextIdentifier") {
+            Some(Value::String(ctx)) => ContextId::parse(ctx).map_err(|_| {
+                StateChangeError::Malformed(
+                    "ContextIdentifier is not a context identifier (CustNNNNN)".into(),
+                )
+            })?,
+            Some(_) => {
+                return Err(StateChangeError::Malformed(
+                    "ContextIdentifier is not a string".into(),
+                ));
+            }
+            None => {
+                return Err(StateChangeError::Malformed(
+                    "ContextIdentifier is missing".into(),
+                ));
+            }
+        };
+        let change = match property(&body, "ChangeType") {
+            Some(Value::Number(n)) => n.as_i64().map(ChangeType::from_code).ok_or_else(|| {
+                StateChangeError::Malformed("ChangeType is not a whole number".into())
+            })?,
+            Some(Value::String(name)) if !name.trim().is_empty() => ChangeType::from_name(name),
+            Some(_) => {
+                return Err(StateChangeError::Malformed(
+                    "ChangeType is neither a number nor a name".into(),
+                ));
+            }
+            None => return Err(StateChangeError::Malformed("ChangeType is missing".into())),
+        };
+        let token = match property(&body, "Token") {
+            Some(Value::String(token)) if !token.trim().is_empty() => Some(token.trim().to_owned()),
+            _ => None,
+        };
+        Ok(Self {
+            change,
+            context_id,
+            token,
+            version_name: text(&body, "VersionName"),
+            file_version: text(&body, "FileVersion"),
+            public_endpoint: text(&body, "PublicEndpoint"),
+        })
+    }
+}
+
+/// A property by name: the exact spelling first, then any case. `null` counts as absent.
+fn property<'a>(body: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    body.get(name)
+        .or_else(|| {
+            body.iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value)
+        })
+        .filter(|value| !value.is_null())
+}
+
+/// An optional informational property: a string (or a number, written out), cut to a sane length.
+fn text(body: &Map<String, Value>, name: &str) -> Option<String> {
+    let value = match property(body, name)? {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!value.is_empty()).then(|| value.chars().take(MAX_FIELD_CHARS).collect())
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let Some(content_type) = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Validates the notification's token, then applies its effect once.
+#[tracing::instrument(skip_all, fields(tenant, change))]
+pub async fn post(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, StateChangeError> {
+    if !is_json(&req) {
+        return Err(StateChangeError::NotJson);
+    }
+    let bytes = payload
+        .to_bytes_limited(MAX_BODY_BYTES)
+        .await
+        .map_err(|_| StateChangeError::TooLarge)?
+        .map_err(|e| StateChangeError::Malformed(format!("the body could not be read: {e}")))?;
+    let body = StateChangeBody::parse(&bytes)?;
+    let span = tracing::Span::current();
+    span.record("tenant", body.context_id.as_str());
+    span.record("change", body.change.as_str());
+
+    let token = body
+        .token
+        .as_deref()
+        .ok_or(StateChangeError::MissingToken)?;
+    let expectation = Expectation::StateChange {
+        context_id: body.context_id.clone(),
+        client_id: state.client_id.clone(),
+    };
+    let claims = state
+        .jwt
+        .validate(token, &expectation)
+        .await
+        .map_err(|e| match e {
+            JwtError::KeysUnavailable => StateChangeError::KeysUnavailable,
+            other => StateChangeError::Token(other),
+        })?;
+
+    let key = state_changes::idempotency_key(body.context_id.as_str(), &body.change, token);
+    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let outcome = state_changes::apply(
+        &mut conn,
+        Notification {
+            context_id: body.context_id.as_str(),
+            change: &body.change,
+            idempotency_key: &key,
+            token_issued_at: claims.issued_at,
+            version_name: body.version_name.as_deref(),
+            file_version: body.file_version.as_deref(),
+            public_endpoint: body.public_endpoint.as_deref(),
+        },
+    )
+    .await?;
+    let summary = outcome.summary();
+    match &outcome {
+        Outcome::Duplicate => tracing::info!("state-change notification already processed"),
+        Outcome::UnknownTenant => {
+            tracing::warn!("state-change notification for a tenant we do not know; recorded only")
+        }
+        Outcome::Applied { .. } => {
+            tracing::info!(outcome = %summary, "state-change notification applied")
+        }
+    }
+    metrics::counter!("partner_web_state_changes_total",
+        "change" => body.change.as_str().to_owned(), "outcome" => summary.clone())
+    .increment(1);
+    Ok(HttpResponse::Ok().json(json!({
+        "context_id": body.context_id.as_str(),
+        "change_type": body.change.as_str(),
+        "outcome": summary,
+    })))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn parse(body: Value) -> Result<StateChangeBody, StateChangeError> {
+        StateChangeBody::parse(body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn the_documented_payloads_parse() {
+        let upgrade = parse(json!({
+            "ChangeType": 0,
+            "ContextIdentifier": "Cust12345",
+            "VersionName": "Release 8.4 R08",
+            "FileVersion": "8.4.12.1234",
+            "Token": "eyJ234ASD...1234#"
+        }))
+        .unwrap();
+        assert_eq!(upgrade.change, ChangeType::Upgrade);
+        assert_eq!(upgrade.context_id.as_str(), "Cust12345");
+        assert_eq!(upgrade.version_name.as_deref(), Some("Release 8.4 R08"));
+        assert_eq!(upgrade.file_version.as_deref(), Some("8.4.12.1234"));
+        assert_eq!(upgrade.public_endpoint, None);
+        let moved = parse(json!({
+            "ChangeType": 5,
+            "ContextIdentifier": "Cust12345",
+            "VersionName": "Release_10.3.8_2024.08.30-01",
+            "FileVersion": "10.3.8.2024",
+            "Token": "eyJ....",
+            "PublicEndpoint": "sod3.superoffice.com"
+        }))
+        .unwrap();
+        assert_eq!(moved.change, ChangeType::Move);
+        assert_eq!(
+            moved.public_endpoint.as_deref(),
+            Some("sod3.superoffice.com")
+        );
+    }
+
+    #[test]
+    fn names_any_case_and_extra_properties_are_tolerated() {
+        let body = parse(json!({
+            "changeType": "suspend",
+            "contextidentifier": "Cust1",
+            "token": "t",
+            "Something": {"new": true}
+        }))
+        .unwrap();
+        assert_eq!(body.change, ChangeType::Suspend);
+        assert_eq!(body.token.as_deref(), Some("t"));
+        assert_eq!(
+            parse(json!({"ChangeType": "3", "ContextIdentifier": "Cust1"}))
+                .unwrap()
+                .change,
+            ChangeType::Resume
+        );
+        assert_eq!(
+            parse(json!({"ChangeType": 42, "ContextIdentifier": "Cust1"}))
+                .unwrap()
+                .change,
+            ChangeType::Unsupported("42".into())
+        );
+        assert!(
+            parse(json!({"ChangeType": 2, "ContextIdentifier": "Cust1", "Token": null}))
+                .unwrap()
+                .token
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn malformed_bodies_say_what_is_wrong() {
+        let cases = [
+            (json!([]), "not a JSON object"),
+            (json!({"ChangeType": 2}), "ContextIdentifier is missing"),
+            (
+                json!({"ChangeType": 2, "ContextIdentifier": "Customer1"}),
+                "not a context identifier",
+            ),
+            (
+                json!({"ChangeType": 2, "ContextIdentifier": 5}),
+                "ContextIdentifier is not a string",
+            ),
+            (
+                json!({"ContextIdentifier": "Cust1"}),
+                "ChangeType is missing",
+            ),
+            (
+                json!({"ChangeType": 2.5, "ContextIdentifier": "Cust1"}),
+                "not a whole number",
+            ),
+            (
+                json!({"ChangeType": [2], "ContextIdentifier": "Cust1"}),
+                "neither a number nor a name",
+            ),
+        ];
+        for (body, expected) in cases {
+            let err = parse(body.clone()).unwrap_err();
+            assert!(
+                matches!(err, StateChangeError::Malformed(_)),
+                "{body}: {err}"
+            );
+            assert!(err.to_string().contains(expected), "{body}: {err}");
+        }
+        assert!(matches!(
+            StateChangeBody::parse(b"{not json"),
+            Err(StateChangeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn informational_fields_are_cut() {
+        let body = parse(json!({
+            "ChangeType": 0,
+            "ContextIdentifier": "Cust1",
+            "VersionName": "v".repeat(1000),
+            "FileVersion": 10.3,
+            "PublicEndpoint": {"host": "x"}
+        }))
+        .unwrap();
+        assert_eq!(body.version_name.unwrap().len(), MAX_FIELD_CHARS);
+        assert_eq!(body.file_version.as_deref(), Some("10.3"));
+        assert_eq!(body.public_endpoint, None);
+    }
+}

@@ -1,0 +1,87 @@
+//! `spawn_app()`: partner-web on a random port over its own migrated database, and a client that keeps cookies.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use shared::config::{Settings, Sources};
+use shared::db::Pool;
+use shared::db::testing::TestDatabase;
+use web::Application;
+
+pub const CLIENT_ID: &str = superoffice_sim::TEST_CLIENT_ID;
+pub const CLIENT_SECRET: &str = superoffice_sim::TEST_CLIENT_SECRET;
+/// `encryption.key` and `web.session_key` of every test app: fixed, public, for tests only.
+pub const ENCRYPTION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub const SESSION_KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
+                               202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f";
+
+/// A running partner-web.
+pub struct TestApp {
+    /// `http://127.0.0.1:{port}`
+    pub address: String,
+    pub port: u16,
+    pub pool: Pool,
+    /// Keeps cookies, does not follow redirects.
+    pub client: reqwest::Client,
+    /// The test's own database; dropped (and removed) with the app.
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+}
+
+/// partner-web with the test defaults: environment `custom` with SuperID at an address nobody listens on.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// partner-web with configuration overrides, as `PARTNER_<SECTION>__<KEY>` variables (they win over the test
+/// defaults). The database URL and `web.bind` are always the test's own.
+pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
+    let database = TestDatabase::create().await.unwrap();
+    let mut env: BTreeMap<String, String> = [
+        ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
+        ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9"),
+        ("PARTNER_SUPEROFFICE__CLIENT_ID", CLIENT_ID),
+        ("PARTNER_SUPEROFFICE__CLIENT_SECRET", CLIENT_SECRET),
+        ("PARTNER_SUPEROFFICE__HTTP_TIMEOUT_SECS", "5"),
+        ("PARTNER_ENCRYPTION__KEY", ENCRYPTION_KEY),
+        ("PARTNER_WEB__SESSION_KEY", SESSION_KEY),
+        ("PARTNER_WEB__SECURE_COOKIES", "false"),
+    ]
+    .into_iter()
+    .chain(overrides.iter().copied())
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    env.insert("PARTNER_DATABASE__URL".into(), database.url().to_owned());
+    env.insert("PARTNER_WEB__BIND".into(), "127.0.0.1:0".into());
+    let settings = Settings::from_sources(&Sources { file: None, env }).unwrap();
+    let app = Application::build(settings).await.unwrap();
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        pool: database.pool().unwrap(),
+        client,
+        database,
+    }
+}
+
+/// A port free at the time of asking, for a server that must be named before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

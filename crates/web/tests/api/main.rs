@@ -1,0 +1,8 @@
+//! partner-web's integration tests: the application built by `Application::build` on a random port, each test
+//! with its own Postgres database (`helpers::spawn_app`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod health;
+mod helpers;
+mod state_change;

@@ -4,6 +4,5 @@ pub mod errors;
 pub mod routes;
 pub mod session;
 pub mod startup;
-pub mod superid;
 
 pub use startup::Application;

@@ -7,6 +7,8 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 
+use shared::superid::oidc::PendingSignIn;
+
 use crate::routes::home::CreatedCompany;
 
 const USER_KEY: &str = "user";
@@ -27,11 +29,13 @@ pub struct SessionUser {
     pub associate_id: Option<String>,
     pub webapi_url: Option<String>,
     /// The user's own access token (`8A:…`), for "create company with login user". Secret.
-    pub access_token: String,
+    pub access_token: Option<String>,
     /// Unix time the access token expires.
     pub access_expires_at: i64,
     /// The refresh token, when SuperID gave one. Secret.
     pub refresh_token: Option<String>,
+    /// The user's own ticket from a legacy federated sign-in (`SOTicket`). Secret.
+    pub user_ticket: Option<String>,
 }
 
 impl fmt::Debug for SessionUser {
@@ -40,23 +44,6 @@ impl fmt::Debug for SessionUser {
             .field("subject", &self.subject)
             .field("context_id", &self.context_id)
             .field("is_administrator", &self.is_administrator)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A sign-in started by `GET /login` and finished by the callback.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct PendingLogin {
-    pub state: String,
-    pub nonce: String,
-    pub pkce_verifier: String,
-    pub started_at: i64,
-}
-
-impl fmt::Debug for PendingLogin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PendingLogin")
-            .field("started_at", &self.started_at)
             .finish_non_exhaustive()
     }
 }
@@ -85,12 +72,12 @@ impl TypedSession {
         self.0.purge();
     }
 
-    pub fn start_login(&self, login: &PendingLogin) -> Result<(), SessionInsertError> {
+    pub fn start_login(&self, login: &PendingSignIn) -> Result<(), SessionInsertError> {
         self.0.insert(LOGIN_KEY, login)
     }
 
     /// The pending sign-in, removed so it can be used once.
-    pub fn take_login(&self) -> Result<Option<PendingLogin>, SessionGetError> {
+    pub fn take_login(&self) -> Result<Option<PendingSignIn>, SessionGetError> {
         let login = self.0.get(LOGIN_KEY)?;
         self.0.remove(LOGIN_KEY);
         Ok(login)

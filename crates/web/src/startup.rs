@@ -1,6 +1,7 @@
 //! Builds the HTTP server from the configuration.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
@@ -12,22 +13,30 @@ use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use shared::config::{Settings, SuperOfficeSettings};
+use shared::clients::SuperOfficeClients;
+use shared::clock::SystemClock;
+use shared::config::Settings;
+use shared::crypto::at_rest::Cipher;
 use shared::db;
-use shared::jwt::JwtValidator;
+use shared::environment::Environment;
 use tracing_actix_web::TracingLogger;
 
-use crate::{routes, superid};
+use crate::routes;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: db::Pool,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    /// Checks every SuperOffice JWT the web receives (pinned certificate plus SuperID's JWKS).
-    pub jwt: JwtValidator,
+    /// Every SuperOffice client: sign-in, the JWT validator (pinned certificate plus the JWKS that
+    /// discovery names), tenant status and the tenant's REST API.
+    pub clients: SuperOfficeClients,
+    /// Encrypts captured system user tokens at rest.
+    pub cipher: Arc<Cipher>,
     /// `superoffice.client_id`: the audience of id_tokens and (as `spn:{client_id}`) of notifications.
     pub client_id: String,
+    /// `superoffice.environment`, stored with each tenant.
+    pub environment: Environment,
 }
 
 /// The running server: bound, not yet awaited.
@@ -41,9 +50,11 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.require_web()?;
         let pool = db::pool(&settings.database).context("building the database pool")?;
-        let http = http_client(&settings.superoffice)?;
-        let jwt = superid::jwt_validator(&settings.superoffice, &http)
-            .context("building the JWT validator")?;
+        let clients = SuperOfficeClients::from_settings(&settings, Arc::new(SystemClock))
+            .context("building the SuperOffice clients")?;
+        let cipher = Arc::new(
+            Cipher::from_settings(&settings.encryption).context("loading encryption.key")?,
+        );
         let listener = TcpListener::bind(&settings.web.bind)
             .with_context(|| format!("binding web.bind {}", settings.web.bind))?;
         let port = listener
@@ -53,8 +64,10 @@ impl Application {
         let state = AppState {
             pool,
             metrics: shared::metrics::handle(),
-            jwt,
+            clients,
+            cipher,
             client_id: settings.superoffice.client_id.clone(),
+            environment: settings.superoffice.environment,
         };
         let session_key = Key::from(settings.web.session_key()?.expose_secret());
         let secure = settings.web.secure_cookies;
@@ -96,16 +109,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// The process's one HTTP client for SuperOffice, with `superoffice.http_timeout_secs` on every call.
-fn http_client(settings: &SuperOfficeSettings) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(settings.http_timeout())
-        .connect_timeout(settings.http_timeout())
-        .user_agent(concat!("partner-web/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer leaks, scripts only from here.

@@ -4,6 +4,7 @@ pub mod companies;
 pub mod health;
 pub mod home;
 pub mod logout;
+pub mod signin;
 pub mod superoffice;
 pub mod tenant;
 pub mod views;
@@ -17,6 +18,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::get))
         .route("/tenant", web::get().to(tenant::get))
         .route("/logout", web::post().to(logout::post))
+        .route("/login", web::get().to(signin::login))
+        .route("/callback", web::get().to(signin::callback_get))
+        .route("/callback", web::post().to(signin::callback_post))
+        .route(
+            "/companies/as-user",
+            web::post().to(companies::post_as_user),
+        )
         .route(
             "/companies/as-system-user",
             web::post().to(companies::post_as_system_user),

@@ -57,7 +57,8 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     env.insert("PARTNER_DATABASE__URL".into(), database.url().to_owned());
-    env.insert("PARTNER_WEB__BIND".into(), "127.0.0.1:0".into());
+    env.entry("PARTNER_WEB__BIND".into())
+        .or_insert_with(|| "127.0.0.1:0".into());
     let settings = Settings::from_sources(&Sources { file: None, env }).unwrap();
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
@@ -84,4 +85,108 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The partner key the simulator knows for the test application (a public SuperOffice sample key).
+pub fn partner_public_key_pem() -> String {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../sim/tests/data/service-console-public-key.pem");
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// partner-web signed in through a real (in-process) simulator.
+pub struct SignInApp {
+    pub app: TestApp,
+    pub sim: superoffice_sim::RunningSim,
+}
+
+/// The simulator, then partner-web on a reserved port registered with it as the redirect URI.
+pub async fn spawn_app_with_sim() -> SignInApp {
+    let port = free_port();
+    let public_url = format!("http://127.0.0.1:{port}");
+    let mut config = superoffice_sim::SimConfig::for_tests(&partner_public_key_pem());
+    config.applications[0].redirect_uris = vec![format!("{public_url}/callback")];
+    let sim = superoffice_sim::Simulator::start(config).await.unwrap();
+    let superid = sim.superid_url().to_string();
+    let app = spawn_app_with(&[
+        (
+            "PARTNER_SUPEROFFICE__SUPERID_URL",
+            superid.trim_end_matches('/'),
+        ),
+        ("PARTNER_WEB__BIND", &format!("127.0.0.1:{port}")),
+        ("PARTNER_WEB__PUBLIC_URL", &public_url),
+    ])
+    .await;
+    SignInApp { app, sim }
+}
+
+/// The `Location` of a redirect.
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl SignInApp {
+    /// `GET /login` and the simulator's sign-in form submitted as `username`; returns SuperID's redirect
+    /// back to partner-web (`/callback?code=…&state=…`), not yet followed.
+    pub async fn authorize_as(&self, username: &str) -> String {
+        let login = self
+            .app
+            .client
+            .get(self.app.url("/login"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status().as_u16(), 303, "GET /login did not redirect");
+        let authorize = url::Url::parse(&location(&login)).unwrap();
+        let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+        form.push(("username".into(), username.into()));
+        let mut action = authorize.clone();
+        action.set_query(None);
+        let answer = self
+            .app
+            .client
+            .post(action)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status().as_u16(),
+            302,
+            "the simulator did not redirect back"
+        );
+        location(&answer)
+    }
+
+    /// A full sign-in as `username`; returns the callback's response (a redirect home on success).
+    pub async fn sign_in_as(&self, username: &str) -> reqwest::Response {
+        let callback = self.authorize_as(username).await;
+        self.app.client.get(callback).send().await.unwrap()
+    }
+
+    /// The home page's HTML.
+    pub async fn home(&self) -> String {
+        self.app
+            .client
+            .get(self.app.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The CSRF token of the signed-in session, read from the home page's forms.
+    pub async fn csrf(&self) -> String {
+        let home = self.home().await;
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = home.find(marker).expect("no CSRF token on the home page") + marker.len();
+        home[start..start + 64].to_owned()
+    }
 }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod companies;
 mod health;
 mod helpers;
+mod signin;
 mod state_change;

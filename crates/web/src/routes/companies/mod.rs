@@ -1,9 +1,11 @@
 //! The two actions: create a company with the login user, or ask the service to do it with the system user.
 
 mod as_system_user;
+mod as_user;
 mod request_status;
 
 pub use as_system_user::post as post_as_system_user;
+pub use as_user::post as post_as_user;
 pub use request_status::get as get_request;
 
 use serde::Deserialize;

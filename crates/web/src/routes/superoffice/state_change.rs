@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use shared::db::state_changes::{self, ChangeType, Notification, Outcome};
 use shared::domain::ContextId;
 use shared::jwt::{Expectation, JwtError};
+use shared::superid::validation::ValidationError;
 
 use crate::startup::AppState;
 
@@ -214,12 +215,15 @@ pub async fn post(
         client_id: state.client_id.clone(),
     };
     let claims = state
-        .jwt
+        .clients
+        .validator
         .validate(token, &expectation)
         .await
         .map_err(|e| match e {
-            JwtError::KeysUnavailable => StateChangeError::KeysUnavailable,
-            other => StateChangeError::Token(other),
+            ValidationError::Jwt(JwtError::KeysUnavailable) | ValidationError::Discovery(_) => {
+                StateChangeError::KeysUnavailable
+            }
+            ValidationError::Jwt(other) => StateChangeError::Token(other),
         })?;
 
     let key = state_changes::idempotency_key(body.context_id.as_str(), &body.change, token);

@@ -1,0 +1,80 @@
+//! Capture of a tenant's system user token when one of its administrators signs in.
+
+use secrecy::ExposeSecret;
+use shared::crypto::at_rest::Encrypted;
+use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
+use shared::jwt::SuperOfficeClaims;
+
+use crate::errors::WebError;
+use crate::startup::AppState;
+
+/// Stores the system user token of an administrator's sign-in (encrypted, in one transaction with the
+/// tenant's details, an audit event and a NOTIFY for the service). An ordinary user's sign-in, or an
+/// administrator's without a token (the application is not installed for system user), stores nothing.
+pub async fn capture_if_administrator(
+    state: &AppState,
+    claims: &SuperOfficeClaims,
+) -> Result<(), WebError> {
+    let Some(token) = claims
+        .system_token
+        .as_ref()
+        .filter(|_| claims.is_administrator)
+    else {
+        return Ok(());
+    };
+    let ctx = &claims.context_id;
+    let encrypted = state
+        .cipher
+        .encrypt(ctx, token.expose().as_bytes())
+        .map_err(|e| {
+            WebError::Unexpected(anyhow::anyhow!("encrypting the system user token: {e}"))
+        })?;
+    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    // Whether the token changed is decided here, where it can be decrypted; the database sees ciphertext only.
+    let token_changed = match shared::db::tenants::find(&mut conn, ctx.as_str()).await? {
+        Some(existing) => match (
+            existing.system_token_ciphertext,
+            existing.system_token_key_version,
+        ) {
+            (Some(bytes), Some(key_version)) => state
+                .cipher
+                .decrypt_string(ctx, &Encrypted { key_version, bytes })
+                .map(|old| old.expose_secret() != token.expose())
+                .unwrap_or(true),
+            _ => true,
+        },
+        None => true,
+    };
+    let captured_by = claims
+        .upn
+        .as_deref()
+        .or(claims.email.as_deref())
+        .or(claims.subject.as_deref())
+        .unwrap_or("administrator");
+    let webapi_url = claims.webapi_url.as_ref().map(ToString::to_string);
+    let netserver_url = claims.netserver_url.as_ref().map(ToString::to_string);
+    let outcome = capture_token(
+        &mut conn,
+        TokenCapture {
+            context_id: ctx.as_str(),
+            environment: state.environment.as_str(),
+            company_name: claims.company_name.as_deref(),
+            serial: claims.serial.as_deref(),
+            webapi_url: webapi_url.as_deref(),
+            netserver_url: netserver_url.as_deref(),
+            token_ciphertext: encrypted.bytes,
+            token_key_version: encrypted.key_version,
+            captured_by,
+            token_changed,
+        },
+    )
+    .await?;
+    let label = match outcome {
+        CaptureOutcome::Created => "created",
+        CaptureOutcome::Replaced => "replaced",
+        CaptureOutcome::Unchanged => "unchanged",
+    };
+    metrics::counter!("partner_web_token_captures_total", "outcome" => label).increment(1);
+    tracing::info!(tenant = %ctx, outcome = label, "system user token captured");
+    Ok(())
+}

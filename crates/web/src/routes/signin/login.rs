@@ -1,0 +1,198 @@
+//! The OpenID Connect code flow with state, nonce and PKCE, and the legacy federated form post.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use shared::domain::ContextId;
+use shared::jwt::{Expectation, SuperOfficeClaims};
+use shared::superid::oidc::{CallbackParams, OidcError, UserTokens};
+use shared::superid::validation::ValidationError;
+
+use super::capture::capture_if_administrator;
+use crate::errors::WebError;
+use crate::session::{SessionUser, TypedSession};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    ctx: Option<String>,
+}
+
+/// `GET /login[?ctx=CustNNNNN]`: a fresh authorization request; its secrets wait in the session.
+pub async fn login(
+    session: TypedSession,
+    state: web::Data<AppState>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    let tenant = match query.ctx.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(ctx) => Some(ContextId::parse(ctx).map_err(|e| WebError::BadRequest(e.to_string()))?),
+        None => None,
+    };
+    let request = state
+        .clients
+        .oidc
+        .authorization_request(tenant.as_ref())
+        .await
+        .map_err(|e| WebError::Upstream(e.to_string()))?;
+    session
+        .start_login(&request.pending)
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
+    metrics::counter!("partner_web_sign_ins_total", "outcome" => "started").increment(1);
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", request.url.as_str()))
+        .finish())
+}
+
+/// `GET /callback`: checks the state, exchanges the code, validates the id_token, captures the tenant's
+/// system user token when an administrator signed in, and signs the user in under a new session id.
+pub async fn callback_get(
+    session: TypedSession,
+    state: web::Data<AppState>,
+    query: web::Query<CallbackParams>,
+) -> Result<HttpResponse, WebError> {
+    let result = complete_code_flow(&session, &state, &query).await;
+    finish(&session, &state, result).await
+}
+
+async fn complete_code_flow(
+    session: &TypedSession,
+    state: &AppState,
+    query: &CallbackParams,
+) -> Result<(SuperOfficeClaims, Credentials), WebError> {
+    // The pending sign-in is used once: a replayed callback finds none.
+    let pending = session
+        .take_login()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
+        .ok_or_else(|| {
+            WebError::SignIn(
+                "no sign-in is in progress in this browser (it may have expired, or the link was used already)".into(),
+            )
+        })?;
+    let signed_in = state
+        .clients
+        .oidc
+        .complete(&pending, query)
+        .await
+        .map_err(sign_in_error)?;
+    if let Some(tenant) = &pending.tenant
+        && *tenant != signed_in.claims.context_id
+    {
+        tracing::info!(asked = %tenant, got = %signed_in.claims.context_id, "user signed in to another tenant than preselected");
+    }
+    Ok((signed_in.claims, Credentials::Tokens(signed_in.tokens)))
+}
+
+/// The legacy SuperID form post: a `jwt` field (any letter case) with a `SuperOffice AS` token.
+pub async fn callback_post(
+    session: TypedSession,
+    state: web::Data<AppState>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, WebError> {
+    let result = async {
+        let token = form
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("jwt"))
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| WebError::SignIn("the sign-in form carries no jwt field".into()))?;
+        let claims = state
+            .clients
+            .validator
+            .validate(token, &Expectation::Legacy)
+            .await
+            .map_err(|e| sign_in_error(OidcError::IdToken(e)))?;
+        let ticket = claims.ticket.as_ref().map(|t| t.expose().to_owned());
+        Ok((claims, Credentials::LegacyTicket(ticket)))
+    }
+    .await;
+    finish(&session, &state, result).await
+}
+
+/// How the signed-in user calls the tenant's API themselves.
+enum Credentials {
+    Tokens(UserTokens),
+    LegacyTicket(Option<String>),
+}
+
+async fn finish(
+    session: &TypedSession,
+    state: &AppState,
+    result: Result<(SuperOfficeClaims, Credentials), WebError>,
+) -> Result<HttpResponse, WebError> {
+    let (claims, credentials) = match result {
+        Ok(ok) => ok,
+        Err(e) => {
+            metrics::counter!("partner_web_sign_ins_total", "outcome" => "failed").increment(1);
+            tracing::warn!(error = %e, "sign-in failed");
+            return Err(e);
+        }
+    };
+    capture_if_administrator(state, &claims).await?;
+    let user = session_user(&claims, credentials);
+    session
+        .sign_in(&user)
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
+    metrics::counter!("partner_web_sign_ins_total", "outcome" => "succeeded").increment(1);
+    tracing::info!(tenant = %claims.context_id, administrator = claims.is_administrator, "user signed in");
+    Ok(HttpResponse::SeeOther()
+        .insert_header(("Location", "/"))
+        .finish())
+}
+
+fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> SessionUser {
+    use secrecy::ExposeSecret;
+    let display_name = match (&claims.first_name, &claims.last_name) {
+        (Some(first), Some(last)) => format!("{first} {last}"),
+        _ => claims
+            .upn
+            .clone()
+            .or_else(|| claims.email.clone())
+            .or_else(|| claims.subject.clone())
+            .unwrap_or_else(|| "SuperOffice user".to_owned()),
+    };
+    let (access_token, access_expires_at, refresh_token, user_ticket) = match credentials {
+        Credentials::Tokens(tokens) => (
+            Some(tokens.access_token.expose_secret().to_owned()),
+            tokens.expires_at.timestamp(),
+            tokens.refresh_token.map(|t| t.expose_secret().to_owned()),
+            None,
+        ),
+        Credentials::LegacyTicket(ticket) => (None, claims.expires_at.timestamp(), None, ticket),
+    };
+    SessionUser {
+        subject: claims
+            .subject
+            .clone()
+            .or_else(|| claims.upn.clone())
+            .unwrap_or_else(|| display_name.clone()),
+        display_name,
+        email: claims.email.clone(),
+        context_id: claims.context_id.to_string(),
+        company_name: claims.company_name.clone(),
+        is_administrator: claims.is_administrator,
+        associate_id: claims.associate_id.map(|id| id.to_string()),
+        webapi_url: claims.webapi_url.as_ref().map(ToString::to_string),
+        access_token,
+        access_expires_at,
+        refresh_token,
+        user_ticket,
+    }
+}
+
+/// A sign-in failure in plain words; nothing of the token is echoed.
+fn sign_in_error(error: OidcError) -> WebError {
+    match &error {
+        OidcError::Discovery(_) | OidcError::Transport(_) | OidcError::Status { .. } => {
+            WebError::Upstream(error.to_string())
+        }
+        OidcError::IdToken(ValidationError::Discovery(_)) => WebError::Upstream(error.to_string()),
+        OidcError::IdToken(ValidationError::Jwt(reason)) => WebError::SignIn(format!(
+            "the identity token from SuperID was refused ({reason})"
+        )),
+        OidcError::TokenEndpoint { error: code, .. } if code == "invalid_grant" => {
+            WebError::SignIn(
+                "SuperID refused the authorization code: it expired or was used already".into(),
+            )
+        }
+        _ => WebError::SignIn(error.to_string()),
+    }
+}

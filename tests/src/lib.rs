@@ -174,13 +174,23 @@ impl Stack {
         let root = repo_root();
         let log_dir = root.join("target/e2e-logs").join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
-        std::fs::create_dir_all(&log_dir).unwrap_or_else(|e| panic!("creating {}: {e}", log_dir.display()));
-        let (superid, sod2, sod3, web, metrics) = (free_port(), free_port(), free_port(), free_port(), free_port());
+        std::fs::create_dir_all(&log_dir)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", log_dir.display()));
+        let (superid, sod2, sod3, web, metrics) = (
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+            free_port(),
+        );
         let web_url = format!("http://127.0.0.1:{web}");
         let superid_url = format!("http://127.0.0.1:{superid}");
         let sim_config = log_dir.join("sim.toml");
-        std::fs::write(&sim_config, stack_sim_config(&root, superid, sod2, sod3, &web_url))
-            .unwrap_or_else(|e| panic!("writing the simulator's configuration: {e}"));
+        std::fs::write(
+            &sim_config,
+            stack_sim_config(&root, superid, sod2, sod3, &web_url),
+        )
+        .unwrap_or_else(|e| panic!("writing the simulator's configuration: {e}"));
         let session_key = "5e".repeat(64);
         let mut processes = Vec::new();
         processes.push(spawn_logged(
@@ -201,24 +211,38 @@ impl Stack {
             ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom".to_owned()),
             ("PARTNER_SUPEROFFICE__SUPERID_URL", superid_url.clone()),
             ("PARTNER_SUPEROFFICE__CLIENT_ID", CLIENT_ID.to_owned()),
-            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", CLIENT_SECRET.to_owned()),
+            (
+                "PARTNER_SUPEROFFICE__CLIENT_SECRET",
+                CLIENT_SECRET.to_owned(),
+            ),
             (
                 "PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE",
-                root.join("config/local/partner-private-key.xml").display().to_string(),
+                root.join("config/local/partner-private-key.xml")
+                    .display()
+                    .to_string(),
             ),
             ("PARTNER_ENCRYPTION__KEY", ENCRYPTION_KEY.to_owned()),
             ("PARTNER_WEB__SESSION_KEY", session_key.clone()),
             ("PARTNER_WEB__BIND", format!("127.0.0.1:{web}")),
             ("PARTNER_WEB__PUBLIC_URL", web_url.clone()),
             ("PARTNER_WEB__SECURE_COOKIES", "false".to_owned()),
-            ("PARTNER_SERVICE__METRICS_BIND", format!("127.0.0.1:{metrics}")),
+            (
+                "PARTNER_SERVICE__METRICS_BIND",
+                format!("127.0.0.1:{metrics}"),
+            ),
             ("PARTNER_SERVICE__POLL_INTERVAL_SECS", "2".to_owned()),
-            ("RUST_LOG", "debug,actix_server=info,h2=info,hyper=info,reqwest=info,rustls=info".to_owned()),
+            (
+                "RUST_LOG",
+                "debug,actix_server=info,h2=info,hyper=info,reqwest=info,rustls=info".to_owned(),
+            ),
         ];
         processes.push(spawn_logged("partner-web", &[], &env, &log_dir));
         processes.push(spawn_logged("partner-service", &["run"], &env, &log_dir));
         let metrics_url = format!("http://127.0.0.1:{metrics}");
-        for url in [format!("{web_url}/healthz"), format!("{metrics_url}/healthz")] {
+        for url in [
+            format!("{web_url}/healthz"),
+            format!("{metrics_url}/healthz"),
+        ] {
             assert_eq!(
                 wait_for_http(&url, Duration::from_secs(30)).await,
                 Some(reqwest::StatusCode::OK),
@@ -252,7 +276,9 @@ impl Stack {
     pub fn stop(&mut self) -> Vec<std::process::ExitStatus> {
         let mut statuses = Vec::new();
         for child in self.processes.iter_mut().rev() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let deadline = Instant::now() + Duration::from_secs(20);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -294,16 +320,26 @@ fn spawn_logged(name: &str, args: &[&str], env: &[(&str, String)], dir: &std::pa
         cmd.env("RUST_LOG", filter);
     }
     cmd.args(args).stdout(out).stderr(err);
-    cmd.spawn().unwrap_or_else(|e| panic!("starting {name}: {e}"))
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("starting {name}: {e}"))
 }
 
 /// `config/sim.toml`'s application, tenants and users, on the given ports, redirecting to `web_url`.
-pub fn stack_sim_config(root: &std::path::Path, superid: u16, sod2: u16, sod3: u16, web_url: &str) -> String {
+pub fn stack_sim_config(
+    root: &std::path::Path,
+    superid: u16,
+    sod2: u16,
+    sod3: u16,
+    web_url: &str,
+) -> String {
     let base = std::fs::read_to_string(root.join("config/sim.toml")).unwrap_or_default();
     let key = root.join("config/local/partner-public-key.pem");
     base.replace("127.0.0.1:9100", &format!("127.0.0.1:{superid}"))
         .replace("127.0.0.1:9200", &format!("127.0.0.1:{sod2}"))
         .replace("127.0.0.1:9201", &format!("127.0.0.1:{sod3}"))
         .replace("http://127.0.0.1:8080", web_url)
-        .replace("\"local/partner-public-key.pem\"", &format!("{:?}", key.display().to_string()))
+        .replace(
+            "\"local/partner-public-key.pem\"",
+            &format!("{:?}", key.display().to_string()),
+        )
 }

@@ -21,7 +21,8 @@ async fn sign_in_and_create_companies_in_headless_chromium() {
         "headless Chromium is needed: apt-get install chromium (or set CHROMIUM)"
     );
     assert!(
-        root.join("tests/browser/node_modules/playwright-core").exists(),
+        root.join("tests/browser/node_modules/playwright-core")
+            .exists(),
         "playwright-core is needed: npm ci --prefix tests/browser"
     );
     let database = TestDatabase::create().await.unwrap();
@@ -43,7 +44,12 @@ async fn sign_in_and_create_companies_in_headless_chromium() {
         stack.log_dir.display()
     );
     assert!(stdout.contains("ok: done: company id"), "{stdout}");
-    for shot in ["1-superid-sign-in", "2-home-signed-in", "3-created-with-login-user", "5-created-with-system-user"] {
+    for shot in [
+        "1-superid-sign-in",
+        "2-home-signed-in",
+        "3-created-with-login-user",
+        "5-created-with-system-user",
+    ] {
         let path = screenshots.join(format!("{shot}.png"));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "{} missing or empty", path.display());

@@ -102,6 +102,13 @@ pub struct ChangeView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedCredentialsView {
+    pub tickets: Vec<String>,
+    pub access_tokens: Vec<String>,
+    pub refresh_tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct KeysView {
     pub kid: String,
     pub public_key_pem: String,
@@ -194,6 +201,17 @@ impl Admin {
         RecordsView {
             records: store.records.clone(),
             tickets_issued: store.tickets_issued(),
+        }
+    }
+
+    /// Every credential the simulator has handed out and still knows: tickets, access and refresh tokens.
+    /// For leak tests (a partner's logs and database must contain none of them); never in a real SuperID.
+    pub fn issued_credentials(&self) -> IssuedCredentialsView {
+        let store = self.ctx.store();
+        IssuedCredentialsView {
+            tickets: store.tickets.keys().cloned().collect(),
+            access_tokens: store.access_tokens.keys().cloned().collect(),
+            refresh_tokens: store.refresh_tokens.keys().cloned().collect(),
         }
     }
 
@@ -462,6 +480,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/admin")
             .route("/records", web::get().to(get_records))
+            .route("/credentials", web::get().to(get_credentials))
             .route("/tenants", web::get().to(get_tenants))
             .route("/tenants/{ctx}", web::get().to(get_tenant))
             .route(
@@ -501,6 +520,10 @@ fn admin(ctx: &web::Data<SimContext>) -> Admin {
 
 async fn get_records(ctx: web::Data<SimContext>) -> Reply {
     ok(admin(&ctx).records())
+}
+
+async fn get_credentials(ctx: web::Data<SimContext>) -> Reply {
+    ok(admin(&ctx).issued_credentials())
 }
 
 async fn get_tenants(ctx: web::Data<SimContext>) -> Reply {

@@ -5,55 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use e2e::{CLIENT_SECRET, ENCRYPTION_KEY, Stack, repo_root};
+use e2e::{CLIENT_SECRET, ENCRYPTION_KEY, Stack, WebUser, repo_root};
 use serde_json::Value;
 use shared::db::testing::TestDatabase;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
-fn location(response: &reqwest::Response) -> String {
-    response.headers()["location"].to_str().unwrap().to_owned()
-}
-
-/// Signs in through the simulator's form as `username`.
-async fn sign_in(stack: &Stack, client: &reqwest::Client, username: &str) {
-    let login = client
-        .get(format!("{}/login", stack.web_url))
-        .send()
-        .await
-        .unwrap();
-    let authorize = url::Url::parse(&location(&login)).unwrap();
-    let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
-    form.push(("username".into(), username.into()));
-    let mut action = authorize.clone();
-    action.set_query(None);
-    let back = client.post(action).form(&form).send().await.unwrap();
-    let callback = client.get(location(&back)).send().await.unwrap();
-    assert_eq!(callback.status().as_u16(), 303, "sign-in failed");
-}
-
-async fn csrf(stack: &Stack, client: &reqwest::Client) -> String {
-    let home = client
-        .get(format!("{}/", stack.web_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let marker = "name=\"csrf_token\" value=\"";
-    let start = home.find(marker).unwrap() + marker.len();
-    home[start..start + 64].to_owned()
-}
 
 /// The base64 of every component of the partner's private key, as it stands in the XML file.
 fn private_key_material() -> Vec<String> {
@@ -75,49 +31,14 @@ fn private_key_material() -> Vec<String> {
 async fn no_secret_reaches_the_database_in_clear_or_any_log_line() {
     let database = TestDatabase::create().await.unwrap();
     let mut stack = Stack::start("secrets", database.url()).await;
-    let client = client();
-    sign_in(&stack, &client, "admin@northwind.example").await;
-    let token = csrf(&stack, &client).await;
-    let created = client
-        .post(format!("{}/companies/as-user", stack.web_url))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("name", "Leak Check User AS"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in("admin@northwind.example").await, 303);
+    let created = user.create_company("as-user", "Leak Check User AS").await;
     assert_eq!(created.status().as_u16(), 303);
-    let queued = client
-        .post(format!("{}/companies/as-system-user", stack.web_url))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("name", "Leak Check System AS"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let request_url = format!("{}{}", stack.web_url, location(&queued));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let page = client
-            .get(&request_url)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if page.contains("data-state=\"done\"") {
-            break;
-        }
-        assert!(!page.contains("data-state=\"failed\""), "{page}");
-        assert!(
-            Instant::now() < deadline,
-            "the system user never created the company:\n{page}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    let (state, page) = user
+        .system_user_company("Leak Check System AS", Duration::from_secs(60))
+        .await;
+    assert_eq!(state, "done", "{page}");
 
     let sim = reqwest::Client::new();
     let tenant: Value = sim

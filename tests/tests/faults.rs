@@ -1,0 +1,170 @@
+//! The system under faults, as real processes: the database restarted under both services, SuperID's
+//! signing key rotated, SuperID failing. After each fault the system recovers by itself, loses nothing and
+//! does not storm SuperOffice with retries.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use e2e::{PrivateCluster, Stack, WebUser, run, test_secrets, wait_for_http};
+use serde_json::{Value, json};
+use shared::db::testing::TestDatabase;
+
+const ADMIN: &str = "admin@northwind.example";
+
+async fn sim_admin(
+    stack: &Stack,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> Value {
+    let client = reqwest::Client::new();
+    let mut request = client.request(method, format!("{}/admin{path}", stack.superid_url));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "admin {path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
+}
+
+async fn tickets_issued(stack: &Stack) -> u64 {
+    let tenant = sim_admin(stack, reqwest::Method::GET, "/tenants/Cust10001", None).await;
+    tenant["tickets_issued"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_restart_under_both_services_is_survived() {
+    let cluster = PrivateCluster::start();
+    let url = cluster.url("postgres");
+    let mut env = test_secrets();
+    env.push(("DATABASE_URL", url.clone()));
+    let migrated = run("partner-service", &["migrate"], &env);
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let mut stack = Stack::start("db-restart", &url).await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    let (state, page) = user
+        .system_user_company("Before Restart AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done", "{page}");
+
+    cluster.stop();
+    let ready = user.get("/readyz").await;
+    assert_eq!(
+        ready.status().as_u16(),
+        503,
+        "readiness must report the database"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_again();
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while user.get("/readyz").await.status().as_u16() != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "partner-web never saw the database again"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The service reconnects too (its LISTEN connection with backoff, its pool on demand).
+    let (state, page) = user
+        .system_user_company("After Restart AS", Duration::from_secs(60))
+        .await;
+    assert_eq!(state, "done", "{page}");
+    let statuses = stack.stop();
+    assert!(
+        statuses.iter().all(|s| s.success()),
+        "a process died: {statuses:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotated_superid_key_is_picked_up_without_a_restart() {
+    let database = TestDatabase::create().await.unwrap();
+    let stack = Stack::start("key-rotation", database.url()).await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    let (state, _) = user
+        .system_user_company("Old Key AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done");
+
+    sim_admin(
+        &stack,
+        reqwest::Method::POST,
+        "/keys/rotate",
+        Some(json!({"keep_old": false})),
+    )
+    .await;
+    // A re-approval forces a new exchange, whose JWT is signed with the new key; the sign-in's id_token too.
+    sim_admin(
+        &stack,
+        reqwest::Method::POST,
+        &format!("/tenants/Cust10001/apps/{}/reapprove", e2e::CLIENT_ID),
+        None,
+    )
+    .await;
+    let fresh = WebUser::new(&stack.web_url);
+    assert_eq!(
+        fresh.sign_in(ADMIN).await,
+        303,
+        "the id_token signed with the new key was refused"
+    );
+    let (state, page) = fresh
+        .system_user_company("New Key AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done", "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn superid_failing_backs_off_and_recovers_without_a_retry_storm() {
+    let database = TestDatabase::create().await.unwrap();
+    let stack = Stack::start("superid-5xx", database.url()).await;
+    sim_admin(
+        &stack,
+        reqwest::Method::PUT,
+        "/faults/exchange",
+        Some(json!({"fail_share": 1.0, "fail_status": 503})),
+    )
+    .await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    let queued = user
+        .create_company("as-system-user", "Despite 5xx AS")
+        .await;
+    let path = e2e::location(&queued);
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let records = sim_admin(&stack, reqwest::Method::GET, "/records", None).await;
+    let attempts = records["records"]["exchanges"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(attempts >= 1, "the service never tried");
+    assert!(
+        attempts <= 6,
+        "{attempts} exchange attempts in 6 s: a retry storm"
+    );
+    assert_eq!(tickets_issued(&stack).await, 0);
+
+    sim_admin(&stack, reqwest::Method::DELETE, "/faults/exchange", None).await;
+    let (state, page) = user.wait_for_request(&path, Duration::from_secs(90)).await;
+    assert_eq!(
+        state, "done",
+        "not recovered after the fault was cleared:\n{page}"
+    );
+    assert_eq!(tickets_issued(&stack).await, 1);
+    let health = wait_for_http(
+        &format!("{}/healthz", stack.metrics_url),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(health, Some(reqwest::StatusCode::OK));
+}

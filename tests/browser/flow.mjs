@@ -36,6 +36,9 @@ try {
   step = 'home (signed in)';
   await page.getByRole('heading', { name: 'Create company with login user' }).waitFor();
   await shot('2-home-signed-in');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('2-home-signed-in-phone');
+  await page.setViewportSize({ width: 1100, height: 900 });
 
   step = 'create company with login user';
   await page.getByLabel('Company name').first().fill('Browser Login User AS');

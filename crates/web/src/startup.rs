@@ -9,6 +9,7 @@ use actix_session::config::{CookieContentSecurity, PersistentSession};
 use actix_session::storage::CookieSessionStore;
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
+use actix_web::dev::Service as _;
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -87,6 +88,26 @@ impl Application {
             App::new()
                 .wrap(sessions)
                 .wrap(security_headers())
+                .wrap_fn(|request, service| {
+                    // Latency per route pattern (never the raw path: ids would explode the label set).
+                    let route = request
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_owned());
+                    let method = request.method().to_string();
+                    let started = std::time::Instant::now();
+                    let response = service.call(request);
+                    async move {
+                        let response = response.await?;
+                        metrics::histogram!(
+                            "partner_web_request_seconds",
+                            "route" => route,
+                            "method" => method,
+                            "status" => response.status().as_u16().to_string()
+                        )
+                        .record(started.elapsed().as_secs_f64());
+                        Ok(response)
+                    }
+                })
                 .wrap(TracingLogger::default())
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::FormConfig::default().limit(16 * 1024))

@@ -6,5 +6,6 @@
 mod companies;
 mod health;
 mod helpers;
+mod hostile;
 mod signin;
 mod state_change;

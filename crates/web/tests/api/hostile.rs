@@ -1,0 +1,127 @@
+//! Hostile input at partner-web's boundary: oversized and malformed requests, headers and cookies each get
+//! a clear refusal, quickly, and change nothing.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::{spawn_app, spawn_app_with_sim};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_and_malformed_bodies_are_refused() {
+    let app = spawn_app_with_sim().await;
+    app.sign_in_as("admin@cust10001.example").await;
+    let csrf = app.csrf().await;
+    let huge = "A".repeat(64 * 1024);
+    let started = Instant::now();
+    let response = app
+        .app
+        .client
+        .post(app.app.url("/companies/as-system-user"))
+        .form(&[("csrf_token", csrf.as_str()), ("name", huge.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 413);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    for (content_type, body) in [
+        ("application/x-www-form-urlencoded", "csrf_token=%ZZ&name"),
+        ("application/json", "{\"name\": 1}"),
+        ("application/x-www-form-urlencoded", ""),
+    ] {
+        let response = app
+            .app
+            .client
+            .post(app.app.url("/companies/as-system-user"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_client_error(),
+            "{content_type} {body:?}: {}",
+            response.status()
+        );
+    }
+    // A name of only spaces is refused, and an overlong one too.
+    for name in ["   ", &"x".repeat(201)] {
+        let response = app
+            .app
+            .client
+            .post(app.app.url("/companies/as-system-user"))
+            .form(&[("csrf_token", csrf.as_str()), ("name", name)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 400);
+    }
+    let mut conn = app.app.pool.get().await.unwrap();
+    assert!(
+        shared::db::work::open_for_tenant(&mut conn, "Cust10001")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_headers_and_queries_are_refused() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    let response = client
+        .get(app.url("/"))
+        .header("x-padding", "p".repeat(256 * 1024))
+        .send()
+        .await;
+    // actix refuses a request head over 128 KiB before any handler runs; a reset connection is a refusal too.
+    if let Ok(response) = response {
+        assert!(
+            matches!(response.status().as_u16(), 400 | 413 | 431),
+            "{}",
+            response.status()
+        );
+    }
+    let long_code = "c".repeat(20 * 1024);
+    let response = client
+        .get(app.url(&format!("/callback?code={long_code}&state=x")))
+        .send()
+        .await;
+    if let Ok(response) = response {
+        assert!(response.status().is_client_error(), "{}", response.status());
+    }
+    // The server is still serving.
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_session_cookie_is_just_signed_out() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::new();
+    for cookie in [
+        "partner_session=forged",
+        "partner_session=eyJ1c2VyIjp7InN1YmplY3QiOiJ4In19",
+        "partner_session=%00%01%02",
+    ] {
+        let response = client
+            .get(app.url("/"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{cookie}");
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("Sign in with SuperOffice")
+        );
+        let tenant = client
+            .get(app.url("/tenant"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(tenant.status().as_u16(), 401, "{cookie}");
+    }
+}

@@ -1,0 +1,557 @@
+//! Turning a tenant's system user token into a system user ticket (protocol §5, §6): the
+//! `TicketExchange` trait, what it returns, how its failures are classified, and the part of the flow
+//! both PartnerSystemUserService variants (REST, SOAP) share: sign immediately before sending, retry
+//! once on `InvalidTimestamp`, validate the returned JWT.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::config::ExchangeKind;
+use crate::crypto::partner_key::PartnerKey;
+use crate::crypto::system_user_token::sign_system_user_token;
+use crate::db::models::TenantState;
+use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
+use crate::http::{SuperOfficeHttp, TransportError};
+use crate::jwt::{Expectation, JwtError};
+use crate::superid::environment::SuperIdEnvironment;
+use crate::superid::exchange_rest::RestExchange;
+use crate::superid::exchange_soap::SoapExchange;
+use crate::superid::validation::{SuperIdValidator, ValidationError};
+
+/// A system user ticket just obtained, from a validated JWT. `Debug` redacts the ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedTicket {
+    pub ticket: Ticket,
+    /// The JWT's `iat`, or the local time of receipt when it has none.
+    pub issued_at: DateTime<Utc>,
+    pub webapi_url: Option<Url>,
+    pub netserver_url: Option<Url>,
+}
+
+/// Obtains system user tickets. Implemented over REST and SOAP today; an OAuth client-credentials flow
+/// can implement it later. Object safe: hold an `Arc<dyn TicketExchange>`.
+pub trait TicketExchange: Send + Sync + fmt::Debug {
+    /// Signs `token` now, exchanges it for tenant `ctx` and validates the answer against the tenant's
+    /// stored `serial` (the JWT's audience must be `spn:{serial}`).
+    fn exchange<'a>(
+        &'a self,
+        ctx: &'a ContextId,
+        token: &'a SystemUserToken,
+        serial: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>>;
+}
+
+/// The exchange `superoffice.exchange` selects.
+pub fn configured_exchange(kind: ExchangeKind, core: ExchangeCore) -> Arc<dyn TicketExchange> {
+    match kind {
+        ExchangeKind::Rest => Arc::new(RestExchange::new(core)),
+        ExchangeKind::Soap => Arc::new(SoapExchange::new(core)),
+    }
+}
+
+/// Why no ticket was obtained. `is_retryable` says whether trying again later can help;
+/// `tenant_state_hint` what the tenant's row should become when it cannot.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error(
+        "tenant {tenant}: the application's access was revoked (SuperID: {message}); \
+         a tenant administrator must sign in and approve the app again"
+    )]
+    Revoked { tenant: ContextId, message: String },
+    #[error(
+        "tenant {tenant}: the application's authorization expired (SuperID: {message}); \
+         a tenant administrator must sign in again"
+    )]
+    Expired { tenant: ContextId, message: String },
+    #[error(
+        "tenant {tenant}: SuperID denied the system user (SuperID: {message}); \
+         check the application token and that the app is installed on the tenant"
+    )]
+    Denied { tenant: ContextId, message: String },
+    #[error(
+        "tenant {tenant}: the application needs re-approval (SuperID: {message}); \
+         a tenant administrator must sign in and approve it"
+    )]
+    NeedsReapproval { tenant: ContextId, message: String },
+    #[error(
+        "tenant {tenant}: SuperID rejected the exchange (SuperID: {message}); an operator should look at it"
+    )]
+    Rejected { tenant: ContextId, message: String },
+    #[error(
+        "tenant {tenant}: SuperID rejected the signed token's timestamp twice (SuperID: {message}); \
+         this host's clock differs from SuperID's by {}: synchronise the clock (NTP)",
+        describe_skew(*.skew_secs)
+    )]
+    InvalidTimestamp {
+        tenant: ContextId,
+        skew_secs: Option<i64>,
+        message: String,
+    },
+    #[error(
+        "tenant {tenant}: SuperID could not verify the signed token (SuperID: {message}); the configured \
+         private key (superoffice.private_key_file) is not the one registered for the application"
+    )]
+    InvalidSignature { tenant: ContextId, message: String },
+    #[error("tenant {tenant}: PartnerSystemUserService answered HTTP {status}{}", status_advice(*.status))]
+    Status { tenant: ContextId, status: u16 },
+    #[error("tenant {tenant}: PartnerSystemUserService returned a SOAP fault {code}: {message}")]
+    Fault {
+        tenant: ContextId,
+        code: String,
+        message: String,
+    },
+    #[error(
+        "tenant {tenant}: the answer of PartnerSystemUserService cannot be read ({reason}); try again later"
+    )]
+    Malformed { tenant: ContextId, reason: String },
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(
+        "tenant {tenant}: the JWT SuperID returned was refused ({source}); if the audience differs, the \
+         stored serial is stale and an administrator signing in again refreshes it"
+    )]
+    Token {
+        tenant: ContextId,
+        source: ValidationError,
+    },
+}
+
+fn describe_skew(skew: Option<i64>) -> String {
+    match skew {
+        Some(secs) if secs >= 0 => format!("about {secs} s (SuperID ahead)"),
+        Some(secs) => format!("about {} s (SuperID behind)", -secs),
+        None => "an unknown amount (no Date header)".to_owned(),
+    }
+}
+
+fn status_advice(status: u16) -> &'static str {
+    if is_transient_status(status) {
+        "; try again later"
+    } else {
+        "; check superoffice.superid_url and superoffice.client_secret"
+    }
+}
+
+fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
+}
+
+impl ExchangeError {
+    /// Whether the same exchange may succeed later (with backoff). Revocation, expiry, denial, a wrong
+    /// key and a clock that stays wrong will not fix themselves: stop and tell an operator.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Revoked { .. }
+            | Self::Expired { .. }
+            | Self::Denied { .. }
+            | Self::NeedsReapproval { .. }
+            | Self::Rejected { .. }
+            | Self::InvalidTimestamp { .. }
+            | Self::InvalidSignature { .. } => false,
+            Self::Status { status, .. } => is_transient_status(*status),
+            Self::Fault { code, .. } => is_server_fault(code),
+            Self::Malformed { .. } => true,
+            Self::Transport(error) => error.is_retryable(),
+            Self::Token { source, .. } => source.is_retryable(),
+        }
+    }
+
+    /// The state the tenant's row should take, when the failure is about the tenant's authorization.
+    /// `None` when it is not (the clock, the key, the network, SuperOffice itself).
+    pub fn tenant_state_hint(&self) -> Option<TenantState> {
+        match self {
+            Self::Revoked { .. } => Some(TenantState::Revoked),
+            Self::Expired { .. } => Some(TenantState::Expired),
+            Self::Denied { .. } | Self::Rejected { .. } => Some(TenantState::Denied),
+            Self::NeedsReapproval { .. } => Some(TenantState::NeedsReapproval),
+            _ => None,
+        }
+    }
+}
+
+/// SOAP 1.1 `Server` (1.2 `Receiver`) faults are SuperID's own trouble; others are about the request.
+fn is_server_fault(code: &str) -> bool {
+    let local = code.rsplit(':').next().unwrap_or(code);
+    local.eq_ignore_ascii_case("Server") || local.eq_ignore_ascii_case("Receiver")
+}
+
+/// The documented `AuthorizeErrorCode`s (protocol §5.3) that can come back in `ErrorMessage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    Revoked,
+    Expired,
+    Denied,
+    NeedsReapproval,
+    InvalidTimestamp,
+    InvalidSignature,
+    Other,
+}
+
+impl Refusal {
+    /// In order of precedence when the message does not start with a code.
+    const NAMED: [(Refusal, &'static str); 6] = [
+        (Refusal::InvalidTimestamp, "invalidtimestamp"),
+        (Refusal::InvalidSignature, "invalidsignature"),
+        (Refusal::NeedsReapproval, "needsreapproval"),
+        (Refusal::Revoked, "revoked"),
+        (Refusal::Expired, "expired"),
+        (Refusal::Denied, "denied"),
+    ];
+
+    /// Reads the code from an `ErrorMessage`, case-insensitively (the exact strings are undocumented):
+    /// a message starting with a code name (`"Revoked: …"`) is that code; otherwise the first code found
+    /// as a word, as a spaced phrase (`"invalid timestamp"`) or as its documented description (`"The
+    /// supplied timestamp is invalid"`) wins; anything else is `Other`.
+    pub(crate) fn classify(message: &str) -> Self {
+        let words: Vec<String> = message
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        if let Some(first) = words.first()
+            && let Some((refusal, _)) = Self::NAMED.iter().find(|(_, name)| name == first)
+        {
+            return *refusal;
+        }
+        let has = |word: &str| words.iter().any(|w| w == word);
+        let compact: String = words.concat();
+        Self::NAMED
+            .iter()
+            .find(|(refusal, name)| {
+                has(name)
+                    || (name.len() > 8 && compact.contains(name))
+                    || match refusal {
+                        Self::InvalidTimestamp => has("timestamp") && has("invalid"),
+                        Self::InvalidSignature => has("signature") && has("invalid"),
+                        _ => false,
+                    }
+            })
+            .map_or(Self::Other, |(refusal, _)| *refusal)
+    }
+}
+
+/// What PartnerSystemUserService answered, whichever variant carried it.
+#[derive(Debug, Default)]
+pub(crate) struct ServiceAnswer {
+    pub is_successful: bool,
+    /// The JWT (secret: it carries the ticket).
+    pub token: Option<SecretString>,
+    pub error_message: Option<String>,
+    /// The server's `Date` header, to estimate clock skew.
+    pub server_date: Option<DateTime<Utc>>,
+}
+
+/// The server's `Date` header (RFC 7231 IMF-fixdate), if any.
+pub(crate) fn server_date(headers: &reqwest::header::HeaderMap) -> Option<DateTime<Utc>> {
+    headers
+        .get(reqwest::header::DATE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| DateTime::parse_from_rfc2822(text).ok())
+        .map(|date| date.with_timezone(&Utc))
+}
+
+/// One way of sending the signed token: REST or SOAP.
+pub(crate) trait ExchangeVariant: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        ctx: &'a ContextId,
+        signed: &'a SignedSystemToken,
+    ) -> impl Future<Output = Result<ServiceAnswer, ExchangeError>> + Send + 'a;
+}
+
+/// What both variants need: the HTTP stack, SuperID's URLs, the application token, the partner key,
+/// the clock the signature's timestamp comes from, and the validator of the returned JWT.
+#[derive(Clone)]
+pub struct ExchangeCore {
+    pub(crate) http: SuperOfficeHttp,
+    pub(crate) environment: SuperIdEnvironment,
+    pub(crate) application_token: SecretString,
+    key: Arc<PartnerKey>,
+    clock: Arc<dyn Clock>,
+    validator: Arc<SuperIdValidator>,
+}
+
+impl fmt::Debug for ExchangeCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExchangeCore")
+            .field("superid", &self.environment.base_url().as_str())
+            .field("application_token", &"[REDACTED]")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExchangeCore {
+    /// `application_token` is `superoffice.client_secret`.
+    pub fn new(
+        http: SuperOfficeHttp,
+        environment: SuperIdEnvironment,
+        application_token: SecretString,
+        key: Arc<PartnerKey>,
+        clock: Arc<dyn Clock>,
+        validator: Arc<SuperIdValidator>,
+    ) -> Self {
+        Self {
+            http,
+            environment,
+            application_token,
+            key,
+            clock,
+            validator,
+        }
+    }
+
+    /// The shared flow: sign now, send, on `InvalidTimestamp` sign again and send once more, then
+    /// validate the JWT and take the ticket out of it.
+    pub(crate) async fn run<V: ExchangeVariant>(
+        &self,
+        variant: &V,
+        ctx: &ContextId,
+        token: &SystemUserToken,
+        serial: &str,
+    ) -> Result<IssuedTicket, ExchangeError> {
+        let mut retried = false;
+        loop {
+            self.http.throttle(ctx).await;
+            let signed_at = self.clock.now();
+            let signed = sign_system_user_token(&self.key, token, signed_at);
+            let answer = variant.send(ctx, &signed).await?;
+            if answer.is_successful {
+                let jwt = answer.token.ok_or_else(|| ExchangeError::Malformed {
+                    tenant: ctx.clone(),
+                    reason: "IsSuccessful is true but there is no Token".into(),
+                })?;
+                return self.accept(ctx, serial, jwt.expose_secret()).await;
+            }
+            let message = scrub(
+                answer
+                    .error_message
+                    .as_deref()
+                    .unwrap_or("(no ErrorMessage)"),
+                &[
+                    signed.expose(),
+                    token.expose(),
+                    self.application_token.expose_secret(),
+                ],
+            );
+            let skew_secs = answer
+                .server_date
+                .map(|date| (date - signed_at).num_seconds());
+            let refusal = Refusal::classify(&message);
+            if refusal == Refusal::InvalidTimestamp && !retried {
+                tracing::warn!(
+                    tenant = %ctx,
+                    skew_secs = ?skew_secs,
+                    superid_message = %message,
+                    "SuperID rejected the signed token's timestamp; signing again once"
+                );
+                retried = true;
+                continue;
+            }
+            return Err(refused(refusal, ctx.clone(), message, skew_secs));
+        }
+    }
+
+    async fn accept(
+        &self,
+        ctx: &ContextId,
+        serial: &str,
+        jwt: &str,
+    ) -> Result<IssuedTicket, ExchangeError> {
+        let expectation = Expectation::SystemUser {
+            serial: serial.to_owned(),
+            context_id: ctx.clone(),
+        };
+        let claims = self
+            .validator
+            .validate(jwt, &expectation)
+            .await
+            .map_err(|source| ExchangeError::Token {
+                tenant: ctx.clone(),
+                source,
+            })?;
+        let ticket = claims.ticket.ok_or_else(|| ExchangeError::Token {
+            tenant: ctx.clone(),
+            source: ValidationError::Jwt(JwtError::MissingClaim("ticket")),
+        })?;
+        Ok(IssuedTicket {
+            ticket,
+            issued_at: claims.issued_at.unwrap_or_else(|| self.clock.now()),
+            webapi_url: claims.webapi_url,
+            netserver_url: claims.netserver_url,
+        })
+    }
+}
+
+fn refused(
+    refusal: Refusal,
+    tenant: ContextId,
+    message: String,
+    skew_secs: Option<i64>,
+) -> ExchangeError {
+    match refusal {
+        Refusal::Revoked => ExchangeError::Revoked { tenant, message },
+        Refusal::Expired => ExchangeError::Expired { tenant, message },
+        Refusal::Denied => ExchangeError::Denied { tenant, message },
+        Refusal::NeedsReapproval => ExchangeError::NeedsReapproval { tenant, message },
+        Refusal::InvalidTimestamp => ExchangeError::InvalidTimestamp {
+            tenant,
+            skew_secs,
+            message,
+        },
+        Refusal::InvalidSignature => ExchangeError::InvalidSignature { tenant, message },
+        Refusal::Other => ExchangeError::Rejected { tenant, message },
+    }
+}
+
+/// SuperID's message, shortened, with any of our secrets it might echo replaced.
+pub(crate) fn scrub(message: &str, secrets: &[&str]) -> String {
+    let mut text: String = message.trim().chars().take(500).collect();
+    for secret in secrets {
+        if secret.len() >= 4 {
+            text = text.replace(secret, "[REDACTED]");
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn documented_codes_are_read_case_insensitively() {
+        for (message, expected) in [
+            ("Revoked", Refusal::Revoked),
+            (
+                "revoked: Application's access to the tenant has been revoked",
+                Refusal::Revoked,
+            ),
+            (
+                "The application authorization on this tenant has EXPIRED",
+                Refusal::Expired,
+            ),
+            ("Denied", Refusal::Denied),
+            ("NeedsReapproval", Refusal::NeedsReapproval),
+            ("Application needs re-approval", Refusal::NeedsReapproval),
+            (
+                "needs reapproval by an administrator",
+                Refusal::NeedsReapproval,
+            ),
+            ("InvalidTimestamp", Refusal::InvalidTimestamp),
+            (
+                "The supplied timestamp is invalid (Invalid Timestamp)",
+                Refusal::InvalidTimestamp,
+            ),
+            ("invalidsignature", Refusal::InvalidSignature),
+            (
+                "The supplied timestamp is invalid",
+                Refusal::InvalidTimestamp,
+            ),
+            ("Calculated signature is invalid", Refusal::InvalidSignature),
+            (
+                "Calculated signature is invalid: InvalidSignature",
+                Refusal::InvalidSignature,
+            ),
+            ("Something else went wrong", Refusal::Other),
+            ("", Refusal::Other),
+        ] {
+            assert_eq!(Refusal::classify(message), expected, "{message:?}");
+        }
+    }
+
+    #[test]
+    fn a_leading_code_wins_over_words_in_the_detail() {
+        assert_eq!(
+            Refusal::classify("Denied: Access to the tenant was denied (timestamp had expired)"),
+            Refusal::Denied
+        );
+        assert_eq!(
+            Refusal::classify("InvalidTimestamp: The supplied timestamp is invalid (was denied)"),
+            Refusal::InvalidTimestamp
+        );
+    }
+
+    #[test]
+    fn classification_drives_retry_and_state() {
+        let ctx = ContextId::parse("Cust1").unwrap();
+        let revoked = refused(Refusal::Revoked, ctx.clone(), "Revoked".into(), None);
+        assert!(!revoked.is_retryable());
+        assert_eq!(revoked.tenant_state_hint(), Some(TenantState::Revoked));
+        let other = refused(Refusal::Other, ctx.clone(), "odd".into(), None);
+        assert_eq!(other.tenant_state_hint(), Some(TenantState::Denied));
+        let clock = refused(
+            Refusal::InvalidTimestamp,
+            ctx.clone(),
+            "x".into(),
+            Some(-400),
+        );
+        assert!(!clock.is_retryable());
+        assert_eq!(clock.tenant_state_hint(), None);
+        assert!(
+            clock.to_string().contains("about 400 s (SuperID behind)"),
+            "{clock}"
+        );
+        let key = refused(Refusal::InvalidSignature, ctx.clone(), "x".into(), None);
+        assert!(key.to_string().contains("private_key_file"));
+        assert_eq!(key.tenant_state_hint(), None);
+        let busy = ExchangeError::Status {
+            tenant: ctx.clone(),
+            status: 503,
+        };
+        assert!(busy.is_retryable());
+        assert!(
+            !ExchangeError::Status {
+                tenant: ctx.clone(),
+                status: 400
+            }
+            .is_retryable()
+        );
+        assert!(
+            ExchangeError::Malformed {
+                tenant: ctx.clone(),
+                reason: "cut".into()
+            }
+            .is_retryable()
+        );
+        let fault = |code: &str| ExchangeError::Fault {
+            tenant: ctx.clone(),
+            code: code.into(),
+            message: String::new(),
+        };
+        assert!(fault("s:Server").is_retryable());
+        assert!(!fault("s:Client").is_retryable());
+    }
+
+    #[test]
+    fn echoed_secrets_are_scrubbed() {
+        let message = scrub(
+            "bad token My App-abc.202601011200.c2ln for app-secret",
+            &["My App-abc.202601011200.c2ln", "app-secret", ""],
+        );
+        assert_eq!(message, "bad token [REDACTED] for [REDACTED]");
+    }
+
+    #[test]
+    fn the_date_header_is_read() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::DATE,
+            "Sun, 01 Mar 2026 10:05:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(
+            server_date(&headers).unwrap().to_rfc3339(),
+            "2026-03-01T10:05:00+00:00"
+        );
+        assert_eq!(server_date(&reqwest::header::HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,177 @@
+//! The SOAP variant of PartnerSystemUserService (protocol §5.1):
+//! `POST {superid}/Login/Services/PartnerSystemUserService.svc`, SOAP 1.1, with `ApplicationToken` and
+//! `ContextIdentifier` as SOAP headers and the envelope exactly as SuperOffice publishes it.
+
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
+use crate::http;
+use crate::soap::{self, Envelope};
+use crate::superid::exchange::{
+    ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
+    server_date,
+};
+
+const WHAT: &str = "system user exchange (SOAP)";
+
+/// The operation's SOAPAction, sent unquoted as in SuperOffice's samples.
+pub const SOAP_ACTION: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1/IPartnerSystemUserService/Authenticate";
+
+/// The request envelope (protocol §5.1, verbatim), every value escaped.
+fn envelope(application_token: &str, context_id: &str, signed_token: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+  <SOAP-ENV:Envelope xmlns:ns0="http://schemas.xmlsoap.org/soap/envelope/"
+                     xmlns:ns1="http://www.superoffice.com/superid/partnersystemuser/0.1"
+                     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+                     xmlns:tns="http://www.superoffice.com/superid/partnersystemuser/0.1"
+                     xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
+    <SOAP-ENV:Header>
+      <tns:ApplicationToken>{}</tns:ApplicationToken>
+      <tns:ContextIdentifier>{}</tns:ContextIdentifier>
+    </SOAP-ENV:Header>
+    <ns0:Body>
+      <ns1:AuthenticationRequest>
+        <ns1:SignedSystemToken>{}</ns1:SignedSystemToken>
+        <ns1:ReturnTokenType>Jwt</ns1:ReturnTokenType>
+      </ns1:AuthenticationRequest>
+    </ns0:Body>
+  </SOAP-ENV:Envelope>"#,
+        soap::escape(application_token),
+        soap::escape(context_id),
+        soap::escape(signed_token),
+    )
+}
+
+/// Exchanges over SOAP.
+#[derive(Debug, Clone)]
+pub struct SoapExchange {
+    core: ExchangeCore,
+}
+
+impl SoapExchange {
+    pub fn new(core: ExchangeCore) -> Self {
+        Self { core }
+    }
+
+    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = "soap"), err(Display))]
+    async fn exchange_now(
+        &self,
+        ctx: &ContextId,
+        token: &SystemUserToken,
+        serial: &str,
+    ) -> Result<IssuedTicket, ExchangeError> {
+        self.core.run(self, ctx, token, serial).await
+    }
+}
+
+impl TicketExchange for SoapExchange {
+    fn exchange<'a>(
+        &'a self,
+        ctx: &'a ContextId,
+        token: &'a SystemUserToken,
+        serial: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
+        Box::pin(self.exchange_now(ctx, token, serial))
+    }
+}
+
+impl ExchangeVariant for SoapExchange {
+    async fn send(
+        &self,
+        ctx: &ContextId,
+        signed: &SignedSystemToken,
+    ) -> Result<ServiceAnswer, ExchangeError> {
+        let body = envelope(
+            self.core.application_token.expose_secret(),
+            ctx.as_str(),
+            signed.expose(),
+        );
+        let request = self
+            .core
+            .http
+            .client()
+            .post(self.core.environment.system_user_soap_url())
+            .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
+            .header("SOAPAction", SOAP_ACTION)
+            .body(body);
+        let response = http::send(WHAT, request).await?;
+        let status = response.status();
+        let date = server_date(response.headers());
+        let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        let envelope = match Envelope::parse(&body) {
+            Ok(envelope) => envelope,
+            Err(_) if !status.is_success() => {
+                return Err(ExchangeError::Status {
+                    tenant: ctx.clone(),
+                    status: status.as_u16(),
+                });
+            }
+            Err(error) => {
+                return Err(ExchangeError::Malformed {
+                    tenant: ctx.clone(),
+                    reason: error.to_string(),
+                });
+            }
+        };
+        if let Some(fault) = envelope.fault() {
+            return Err(ExchangeError::Fault {
+                tenant: ctx.clone(),
+                code: fault.code,
+                message: fault.message.chars().take(500).collect(),
+            });
+        }
+        let Some(response) = envelope.body.find("AuthenticationResponse") else {
+            return Err(if status.is_success() {
+                ExchangeError::Malformed {
+                    tenant: ctx.clone(),
+                    reason: "the Body holds no AuthenticationResponse".into(),
+                }
+            } else {
+                ExchangeError::Status {
+                    tenant: ctx.clone(),
+                    status: status.as_u16(),
+                }
+            });
+        };
+        Ok(ServiceAnswer {
+            is_successful: response
+                .child_text("IsSuccessful")
+                .is_some_and(|flag| flag.eq_ignore_ascii_case("true") || flag == "1"),
+            token: response
+                .child_text("Token")
+                .map(|t| SecretString::from(t.to_owned())),
+            error_message: response.child_text("ErrorMessage").map(str::to_owned),
+            server_date: date,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn the_envelope_escapes_every_value_and_reads_back() {
+        let xml = envelope("a&b", "Cust1", "My <App>-x.202601011200.c2ln+/=");
+        assert!(xml.contains("<tns:ApplicationToken>a&amp;b</tns:ApplicationToken>"));
+        assert!(xml.contains("My &lt;App&gt;-x.202601011200.c2ln+/="));
+        let parsed = Envelope::parse(xml.as_bytes()).unwrap();
+        let header = parsed.header.unwrap();
+        assert_eq!(header.child_text("ApplicationToken"), Some("a&b"));
+        assert_eq!(header.child_text("ContextIdentifier"), Some("Cust1"));
+        let request = parsed.body.child("AuthenticationRequest").unwrap();
+        assert_eq!(
+            request.child_text("SignedSystemToken"),
+            Some("My <App>-x.202601011200.c2ln+/=")
+        );
+        assert_eq!(request.child_text("ReturnTokenType"), Some("Jwt"));
+        assert_eq!(
+            request.namespace.as_deref(),
+            Some("http://www.superoffice.com/superid/partnersystemuser/0.1")
+        );
+    }
+}

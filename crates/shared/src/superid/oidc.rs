@@ -1,0 +1,476 @@
+//! The OpenID Connect code flow with SuperID (protocol §2): the authorization request (fresh state,
+//! nonce and PKCE S256 verifier, optional tenant preselection), the code exchange (client_secret_post),
+//! id_token validation through the credentials core, and the refresh of a user's access token.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::clock::Clock;
+use crate::domain::ContextId;
+use crate::http::{self, SuperOfficeHttp, TransportError};
+use crate::jwt::{Expectation, SuperOfficeClaims};
+use crate::superid::discovery::{Discovery, DiscoveryError};
+use crate::superid::validation::{SuperIdValidator, ValidationError};
+
+const WHAT: &str = "SuperID token endpoint";
+
+/// Why a sign-in or a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error("the sign-in callback's state does not match the one sent; start the sign-in again")]
+    StateMismatch,
+    #[error("the sign-in callback has no authorization code; start the sign-in again")]
+    MissingCode,
+    #[error("SuperID refused the sign-in: {error}{}", describe(.description))]
+    Authorization {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("SuperID's token endpoint refused the request: {error}{}", describe(.description))]
+    TokenEndpoint {
+        status: u16,
+        error: String,
+        description: Option<String>,
+    },
+    #[error("SuperID's token endpoint answered HTTP {status}; try again later")]
+    Status { status: u16 },
+    #[error("SuperID's token response cannot be read: {0}")]
+    Malformed(String),
+    #[error("the id_token was refused: {0}")]
+    IdToken(#[from] ValidationError),
+}
+
+fn describe(description: &Option<String>) -> String {
+    description
+        .as_deref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default()
+}
+
+impl OidcError {
+    /// `invalid_grant` from a refresh: the refresh token is no longer valid and the user must sign in.
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, Self::TokenEndpoint { error, .. } if error == "invalid_grant")
+    }
+}
+
+/// What the sign-in request must remember until the callback: keep it in the session. `Debug` redacts
+/// the state, nonce and verifier.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingSignIn {
+    state: String,
+    nonce: String,
+    code_verifier: String,
+    /// The tenant preselected with `?ctx=`, if any.
+    pub tenant: Option<ContextId>,
+}
+
+impl fmt::Debug for PendingSignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingSignIn")
+            .field("state", &"[REDACTED]")
+            .field("nonce", &"[REDACTED]")
+            .field("code_verifier", &"[REDACTED]")
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+impl PendingSignIn {
+    fn new(tenant: Option<ContextId>) -> Self {
+        Self {
+            state: random_url_safe(),
+            nonce: random_url_safe(),
+            code_verifier: random_url_safe(),
+            tenant,
+        }
+    }
+
+    /// The S256 code challenge of the verifier.
+    fn code_challenge(&self) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(self.code_verifier.as_bytes()))
+    }
+}
+
+/// 32 random bytes, base64url without padding (43 characters: a valid PKCE verifier too).
+fn random_url_safe() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Where to send the browser, and what to keep in the session until it comes back.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    pub url: Url,
+    pub pending: PendingSignIn,
+}
+
+/// The query of the redirect back to `/callback`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// A user's tokens. `Debug` redacts them.
+#[derive(Clone)]
+pub struct UserTokens {
+    /// `8A:…`: `Authorization: Bearer` for the tenant's REST API.
+    pub access_token: SecretString,
+    /// Only the code flow returns one; a refresh keeps the old one.
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for UserTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserTokens")
+            .field("access_token", &"[REDACTED]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A completed sign-in: the validated id_token's claims and the user's tokens.
+#[derive(Debug, Clone)]
+pub struct SignIn {
+    pub claims: SuperOfficeClaims,
+    pub tokens: UserTokens,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ErrorResponse {
+    error: String,
+    error_description: Option<String>,
+}
+
+/// The application's OpenID Connect client. Share one per process.
+#[derive(Clone)]
+pub struct OidcClient {
+    http: SuperOfficeHttp,
+    discovery: Arc<Discovery>,
+    validator: Arc<SuperIdValidator>,
+    clock: Arc<dyn Clock>,
+    issuer: String,
+    client_id: String,
+    client_secret: SecretString,
+    redirect_uri: String,
+}
+
+impl fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcClient")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[REDACTED]")
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What identifies the application to SuperID.
+#[derive(Clone)]
+pub struct OidcApplication {
+    /// The expected id_token issuer (`SuperIdEnvironment::issuer`).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// `{web.public_url}/callback`.
+    pub redirect_uri: String,
+}
+
+impl OidcClient {
+    pub fn new(
+        http: SuperOfficeHttp,
+        validator: Arc<SuperIdValidator>,
+        clock: Arc<dyn Clock>,
+        application: OidcApplication,
+    ) -> Self {
+        Self {
+            http,
+            discovery: Arc::clone(validator.discovery()),
+            validator,
+            clock,
+            issuer: application.issuer,
+            client_id: application.client_id,
+            client_secret: application.client_secret,
+            redirect_uri: application.redirect_uri,
+        }
+    }
+
+    /// A fresh authorization request. With `tenant`, the tenant is preselected: the authorize path
+    /// becomes `/login/{ctx}/oauth/authorize` and `acr_values=tenant:{ctx}` is added.
+    #[tracing::instrument(skip_all, fields(tenant = ?tenant), err)]
+    pub async fn authorization_request(
+        &self,
+        tenant: Option<&ContextId>,
+    ) -> Result<AuthorizationRequest, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let pending = PendingSignIn::new(tenant.cloned());
+        let mut url = metadata.authorization_endpoint.clone();
+        if let Some(tenant) = tenant {
+            let path = url
+                .path()
+                .replacen("/login/common/", &format!("/login/{tenant}/"), 1);
+            url.set_path(&path);
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("client_id", &self.client_id)
+                .append_pair("scope", "openid")
+                .append_pair("redirect_uri", &self.redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("response_mode", "query")
+                .append_pair("state", &pending.state)
+                .append_pair("nonce", &pending.nonce)
+                .append_pair("code_challenge", &pending.code_challenge())
+                .append_pair("code_challenge_method", "S256");
+            if let Some(tenant) = tenant {
+                query.append_pair("acr_values", &format!("tenant:{tenant}"));
+            }
+        }
+        Ok(AuthorizationRequest { url, pending })
+    }
+
+    /// Checks the callback against the pending request (state, error) and exchanges its code.
+    pub async fn complete(
+        &self,
+        pending: &PendingSignIn,
+        callback: &CallbackParams,
+    ) -> Result<SignIn, OidcError> {
+        let state_matches = callback
+            .state
+            .as_deref()
+            .is_some_and(|state| constant_time_eq(state.as_bytes(), pending.state.as_bytes()));
+        if let Some(error) = &callback.error {
+            // An error is reported only for our own request; a forged one is a state mismatch.
+            if !state_matches {
+                return Err(OidcError::StateMismatch);
+            }
+            return Err(OidcError::Authorization {
+                error: error.chars().take(100).collect(),
+                description: callback
+                    .error_description
+                    .as_ref()
+                    .map(|d| d.chars().take(300).collect()),
+            });
+        }
+        if !state_matches {
+            return Err(OidcError::StateMismatch);
+        }
+        let code = callback
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(OidcError::MissingCode)?;
+        self.exchange_code(code, pending).await
+    }
+
+    /// Exchanges an authorization code (client_secret_post with the PKCE verifier) and validates the
+    /// id_token: issuer, audience = client id, the pending nonce, signature.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn exchange_code(
+        &self,
+        code: &str,
+        pending: &PendingSignIn,
+    ) -> Result<SignIn, OidcError> {
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+            ("code", code),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("grant_type", "authorization_code"),
+            ("code_verifier", pending.code_verifier.as_str()),
+        ];
+        let response = self.token_request(&form).await?;
+        let id_token = response
+            .id_token
+            .ok_or_else(|| OidcError::Malformed("no id_token in the response".into()))?;
+        let claims = self
+            .validator
+            .validate(
+                &id_token,
+                &Expectation::IdToken {
+                    issuer: self.issuer.clone(),
+                    client_id: self.client_id.clone(),
+                    nonce: Some(pending.nonce.clone()),
+                },
+            )
+            .await?;
+        let tokens = self.user_tokens(
+            response.access_token,
+            response.refresh_token,
+            response.expires_in,
+            None,
+        )?;
+        tracing::info!(tenant = %claims.context_id, admin = claims.is_administrator, "signed in");
+        Ok(SignIn { claims, tokens })
+    }
+
+    /// Refreshes a user's access token. The answer carries no new refresh token: the old one is kept.
+    /// An id_token in the answer is validated too.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<UserTokens, OidcError> {
+        let form = [
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose_secret()),
+            ("refresh_token", refresh_token.expose_secret()),
+            ("redirect_uri", self.redirect_uri.as_str()),
+            ("grant_type", "refresh_token"),
+        ];
+        let response = self.token_request(&form).await?;
+        if let Some(id_token) = &response.id_token {
+            self.validator
+                .validate(
+                    id_token,
+                    &Expectation::IdToken {
+                        issuer: self.issuer.clone(),
+                        client_id: self.client_id.clone(),
+                        nonce: None,
+                    },
+                )
+                .await?;
+        }
+        self.user_tokens(
+            response.access_token,
+            response.refresh_token,
+            response.expires_in,
+            Some(refresh_token),
+        )
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenResponse, OidcError> {
+        let metadata = self.discovery.metadata().await?;
+        let request = self
+            .http
+            .client()
+            .post(metadata.token_endpoint.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form);
+        let response = http::send(WHAT, request).await?;
+        let status = response.status();
+        let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
+                Ok(error) => OidcError::TokenEndpoint {
+                    status: status.as_u16(),
+                    error: error.error.chars().take(100).collect(),
+                    description: error
+                        .error_description
+                        .map(|d| d.chars().take(300).collect()),
+                },
+                Err(_) => OidcError::Status {
+                    status: status.as_u16(),
+                },
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| OidcError::Malformed(e.to_string()))
+    }
+
+    fn user_tokens(
+        &self,
+        access_token: Option<String>,
+        refresh_token: Option<String>,
+        expires_in: Option<serde_json::Value>,
+        previous_refresh_token: Option<&SecretString>,
+    ) -> Result<UserTokens, OidcError> {
+        let access_token = access_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OidcError::Malformed("no access_token in the response".into()))?;
+        // `expires_in` is a number in the samples; read a string too, default to the documented hour.
+        let expires_in = match expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_i64(),
+            Some(serde_json::Value::String(s)) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .unwrap_or(3600);
+        Ok(UserTokens {
+            access_token: SecretString::from(access_token),
+            refresh_token: refresh_token
+                .filter(|t| !t.is_empty())
+                .map(SecretString::from)
+                .or_else(|| previous_refresh_token.cloned()),
+            expires_at: self.clock.now() + chrono::Duration::seconds(expires_in),
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn pending_values_are_fresh_url_safe_and_redacted() {
+        let a = PendingSignIn::new(None);
+        let b = PendingSignIn::new(None);
+        assert_ne!(a.state, b.state);
+        assert_ne!(a.nonce, b.nonce);
+        assert_eq!(a.code_verifier.len(), 43);
+        assert!(
+            a.code_verifier
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        );
+        let shown = format!("{a:?}");
+        assert!(
+            !shown.contains(&a.state) && !shown.contains(&a.code_verifier),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_challenge_is_s256_of_the_verifier() {
+        // RFC 7636 appendix B.
+        let pending = PendingSignIn {
+            state: String::new(),
+            nonce: String::new(),
+            code_verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk".into(),
+            tenant: None,
+        };
+        assert_eq!(
+            pending.code_challenge(),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn comparison_is_exact() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

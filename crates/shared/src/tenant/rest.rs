@@ -1,0 +1,350 @@
+//! The tenant's REST API (protocol §7.2) on the `Api` base the state API names: the system user with
+//! `Authorization: SOTicket {ticket}` and `SO-AppToken`, or a user with `Authorization: Bearer`.
+//! Companies are created the recommended way: `GET v1/Contact/default`, set `Name`, `POST v1/Contact`.
+//! GETs are retried with backoff; the POST is sent once (a repeat could create two companies).
+
+use std::sync::Arc;
+
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::Value;
+use url::Url;
+
+use crate::domain::ContextId;
+use crate::http::{self, RetryPolicy, SuperOfficeHttp};
+use crate::tenant::status::{TenantStatus, TenantStatusClient};
+use crate::tenant::{
+    Company, TenantCredentials, TenantError, error_message, on_current_host, retry_now,
+};
+
+const WHAT: &str = "tenant REST API";
+
+/// The signed-in principal as the tenant sees it (`GET v1/User/currentPrincipal`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub associate_id: Option<i64>,
+    /// The user name.
+    pub associate: Option<String>,
+    pub full_name: Option<String>,
+    pub email: Option<String>,
+    pub user_type: Option<String>,
+}
+
+/// Calls tenants' REST APIs. Share one per process.
+#[derive(Debug, Clone)]
+pub struct TenantRestClient {
+    http: SuperOfficeHttp,
+    statuses: Arc<TenantStatusClient>,
+    application_token: SecretString,
+}
+
+impl TenantRestClient {
+    /// `application_token` is `superoffice.client_secret` (sent as `SO-AppToken` with tickets).
+    pub fn new(
+        http: SuperOfficeHttp,
+        statuses: Arc<TenantStatusClient>,
+        application_token: SecretString,
+    ) -> Self {
+        Self {
+            http,
+            statuses,
+            application_token,
+        }
+    }
+
+    /// `GET v1/User/currentPrincipal`.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn current_principal(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+    ) -> Result<Principal, TenantError> {
+        let value = self
+            .call(
+                tenant,
+                credentials,
+                Method::GET,
+                "v1/User/currentPrincipal",
+                None,
+            )
+            .await?;
+        Ok(Principal {
+            associate_id: member(&value, "AssociateId").and_then(as_i64),
+            associate: text(&value, "Associate"),
+            full_name: text(&value, "FullName"),
+            email: text(&value, "EMailAddress"),
+            user_type: text(&value, "UserType"),
+        })
+    }
+
+    /// `GET v1/Contact/default`: a new company filled with the user's preferences, not yet saved.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn default_contact(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+    ) -> Result<Value, TenantError> {
+        self.call(tenant, credentials, Method::GET, "v1/Contact/default", None)
+            .await
+    }
+
+    /// `POST v1/Contact`: saves the entity (a `ContactId` of 0 creates). Sent once.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn save_contact(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        entity: &Value,
+    ) -> Result<Company, TenantError> {
+        let saved = self
+            .call(
+                tenant,
+                credentials,
+                Method::POST,
+                "v1/Contact",
+                Some(entity),
+            )
+            .await?;
+        company(tenant, &saved)
+    }
+
+    /// Creates a company named `name` the recommended way: the default entity, `Name` set, saved.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn create_company(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        name: &str,
+    ) -> Result<Company, TenantError> {
+        let mut entity = self.default_contact(tenant, credentials).await?;
+        let Value::Object(members) = &mut entity else {
+            return Err(TenantError::Malformed {
+                tenant: tenant.clone(),
+                reason: "the default ContactEntity is not a JSON object".into(),
+            });
+        };
+        let key = members
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("Name"))
+            .cloned()
+            .unwrap_or_else(|| "Name".to_owned());
+        members.insert(key, Value::String(name.to_owned()));
+        self.save_contact(tenant, credentials, &entity).await
+    }
+
+    /// `GET v1/Contact/{id}`.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant, contact_id), err)]
+    pub async fn company(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        contact_id: i64,
+    ) -> Result<Company, TenantError> {
+        let value = self
+            .call(
+                tenant,
+                credentials,
+                Method::GET,
+                &format!("v1/Contact/{contact_id}"),
+                None,
+            )
+            .await?;
+        company(tenant, &value)
+    }
+
+    /// One call on the tenant's current host: GETs retried with backoff, a 421 resolved again once.
+    async fn call(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, TenantError> {
+        let policy = if method == Method::GET {
+            self.http.retry_policy()
+        } else {
+            RetryPolicy::NONE
+        };
+        on_current_host(&self.statuses, tenant, |status| {
+            let method = method.clone();
+            async move {
+                policy
+                    .run_while(
+                        WHAT,
+                        || self.send(tenant, &status, credentials, method.clone(), path, body),
+                        retry_now,
+                    )
+                    .await
+            }
+        })
+        .await
+    }
+
+    async fn send(
+        &self,
+        tenant: &ContextId,
+        status: &TenantStatus,
+        credentials: &TenantCredentials,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, TenantError> {
+        let url = api_url(tenant, status, path)?;
+        self.http.throttle(tenant).await;
+        let mut request = self
+            .http
+            .client()
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        request = match credentials {
+            TenantCredentials::SystemUser(ticket) => request
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("SOTicket {}", ticket.expose()),
+                )
+                .header("SO-AppToken", self.application_token.expose_secret()),
+            TenantCredentials::User(access_token) => request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", access_token.expose_secret()),
+            ),
+        };
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = http::send(WHAT, request).await?;
+        let code = response.status();
+        let bytes = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        if code.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| TenantError::Malformed {
+                tenant: tenant.clone(),
+                reason: format!("the body is not JSON: {e}"),
+            });
+        }
+        let tenant = tenant.clone();
+        Err(match code.as_u16() {
+            401 => match credentials {
+                TenantCredentials::SystemUser(_) => TenantError::TicketRejected { tenant },
+                TenantCredentials::User(_) => TenantError::AccessTokenRejected { tenant },
+            },
+            403 => TenantError::Forbidden {
+                tenant,
+                message: error_message(&bytes),
+            },
+            421 => TenantError::Misdirected { tenant },
+            status => TenantError::Http {
+                tenant,
+                status,
+                message: error_message(&bytes),
+            },
+        })
+    }
+}
+
+/// `{Api}/{path}`, with exactly one slash between.
+fn api_url(tenant: &ContextId, status: &TenantStatus, path: &str) -> Result<Url, TenantError> {
+    let api = status.api.as_ref().ok_or_else(|| TenantError::NoEndpoint {
+        tenant: tenant.clone(),
+        what: "Api",
+    })?;
+    Url::parse(&format!("{}/{path}", api.as_str().trim_end_matches('/'))).map_err(|e| {
+        TenantError::Malformed {
+            tenant: tenant.clone(),
+            reason: format!("the Api URL cannot take a path: {e}"),
+        }
+    })
+}
+
+/// A member by name, in any letter case.
+fn member<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    value
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+fn text(value: &Value, name: &str) -> Option<String> {
+    member(value, name)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    value
+        .as_i64()
+        .or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
+}
+
+fn company(tenant: &ContextId, value: &Value) -> Result<Company, TenantError> {
+    let contact_id =
+        member(value, "ContactId")
+            .and_then(as_i64)
+            .ok_or_else(|| TenantError::Malformed {
+                tenant: tenant.clone(),
+                reason: "the ContactEntity has no ContactId".into(),
+            })?;
+    Ok(Company {
+        contact_id,
+        name: text(value, "Name").unwrap_or_default(),
+        department: text(value, "Department"),
+        created_date: text(value, "CreatedDate"),
+        owner: member(value, "Associate").and_then(|a| text(a, "FullName")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::tenant::status::TenantRunState;
+
+    #[test]
+    fn api_urls_join_with_one_slash() {
+        let tenant = ContextId::parse("Cust1").unwrap();
+        for api in ["https://h/Cust1/api", "https://h/Cust1/api/"] {
+            let status = TenantStatus {
+                context_id: tenant.clone(),
+                endpoint: None,
+                state: TenantRunState::Running,
+                is_running: true,
+                valid_until: None,
+                api: Some(Url::parse(api).unwrap()),
+                version: None,
+            };
+            assert_eq!(
+                api_url(&tenant, &status, "v1/Contact/7").unwrap().as_str(),
+                "https://h/Cust1/api/v1/Contact/7"
+            );
+        }
+    }
+
+    #[test]
+    fn companies_are_read_from_contact_entities() {
+        let tenant = ContextId::parse("Cust1").unwrap();
+        let company = company(
+            &tenant,
+            &json!({"ContactId": 7, "Name": "Acme", "Department": "", "CreatedDate": "2026-03-01T10:00:00",
+                    "Associate": {"AssociateId": 5, "FullName": "Tony Y"}}),
+        )
+        .unwrap();
+        assert_eq!(company.contact_id, 7);
+        assert_eq!(company.name, "Acme");
+        assert_eq!(company.department, None);
+        assert_eq!(company.owner.as_deref(), Some("Tony Y"));
+        assert!(company_missing_id(&tenant));
+    }
+
+    fn company_missing_id(tenant: &ContextId) -> bool {
+        matches!(
+            company(tenant, &json!({"Name": "x"})),
+            Err(TenantError::Malformed { .. })
+        )
+    }
+}

@@ -1,0 +1,352 @@
+//! NetServer's SOAP Contact agent (protocol §7.3) at `{Endpoint}/Remote/Services88/Contact.svc`:
+//! SOAP 1.1 envelopes derived from the WSDL, with the `ApplicationToken` and `Credentials/Ticket`
+//! headers. A company is created the safe way: `CreateDefaultContactEntity`, `Name` changed,
+//! `SaveContactEntity` with the entity sent back. SOAP faults and the `ExceptionInfo`/`Succeeded`
+//! response headers become typed errors.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::domain::{ContextId, Ticket};
+use crate::http::{self, RetryPolicy, SuperOfficeHttp};
+use crate::soap::{self, Element, Envelope};
+use crate::tenant::status::{TenantStatus, TenantStatusClient};
+use crate::tenant::{Company, TenantError, error_message, on_current_host, retry_now};
+
+const WHAT: &str = "tenant SOAP service";
+
+/// The namespace of NetServer's Services88 messages and headers.
+pub const SERVICES88_NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services88";
+
+/// Calls tenants' SOAP Contact agent with a system user ticket. Share one per process.
+#[derive(Debug, Clone)]
+pub struct TenantSoapClient {
+    http: SuperOfficeHttp,
+    statuses: Arc<TenantStatusClient>,
+    application_token: SecretString,
+}
+
+impl TenantSoapClient {
+    /// `application_token` is `superoffice.client_secret`.
+    pub fn new(
+        http: SuperOfficeHttp,
+        statuses: Arc<TenantStatusClient>,
+        application_token: SecretString,
+    ) -> Self {
+        Self {
+            http,
+            statuses,
+            application_token,
+        }
+    }
+
+    /// `CreateDefaultContactEntity`: the unsaved default entity (the `ContactEntity` element).
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn create_default_contact(
+        &self,
+        tenant: &ContextId,
+        ticket: &Ticket,
+    ) -> Result<Element, TenantError> {
+        let mut response = self
+            .call(tenant, ticket, "CreateDefaultContactEntity", "<CreateDefaultContactEntity xmlns=\"http://www.superoffice.net/ws/crm/NetServer/Services88\"/>".to_owned())
+            .await?;
+        response.name = "ContactEntity".to_owned();
+        Ok(response)
+    }
+
+    /// `SaveContactEntity` with `entity` (a `ContactEntity` element). Sent once.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn save_contact(
+        &self,
+        tenant: &ContextId,
+        ticket: &Ticket,
+        entity: &Element,
+    ) -> Result<Company, TenantError> {
+        let mut body = format!("<SaveContactEntity xmlns=\"{SERVICES88_NS}\">");
+        entity.write_xml(&mut body, Some(SERVICES88_NS));
+        body.push_str("</SaveContactEntity>");
+        let saved = self.call(tenant, ticket, "SaveContactEntity", body).await?;
+        company(tenant, &saved)
+    }
+
+    /// Creates a company named `name`: the default entity, `Name` set, saved.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn create_company(
+        &self,
+        tenant: &ContextId,
+        ticket: &Ticket,
+        name: &str,
+    ) -> Result<Company, TenantError> {
+        let mut entity = self.create_default_contact(tenant, ticket).await?;
+        match entity.child_mut("Name") {
+            Some(element) => {
+                element.text = name.to_owned();
+                element.nil = false;
+                element.children.clear();
+            }
+            None => {
+                // Keep the XSD order: Name follows ContactId.
+                let at = entity
+                    .children
+                    .iter()
+                    .position(|c| c.name == "ContactId")
+                    .map_or(0, |i| i + 1);
+                entity.children.insert(
+                    at,
+                    Element {
+                        namespace: Some(SERVICES88_NS.to_owned()),
+                        name: "Name".to_owned(),
+                        text: name.to_owned(),
+                        ..Element::default()
+                    },
+                );
+            }
+        }
+        self.save_contact(tenant, ticket, &entity).await
+    }
+
+    /// One operation on the tenant's current host; the `Response` element of its answer.
+    async fn call(
+        &self,
+        tenant: &ContextId,
+        ticket: &Ticket,
+        operation: &'static str,
+        body: String,
+    ) -> Result<Element, TenantError> {
+        let policy = if operation.starts_with("Create") {
+            self.http.retry_policy()
+        } else {
+            RetryPolicy::NONE
+        };
+        let envelope = self.envelope(ticket, &body);
+        on_current_host(&self.statuses, tenant, |status| {
+            let envelope = &envelope;
+            async move {
+                policy
+                    .run_while(
+                        WHAT,
+                        || self.send(tenant, &status, operation, envelope),
+                        retry_now,
+                    )
+                    .await
+            }
+        })
+        .await
+    }
+
+    fn envelope(&self, ticket: &Ticket, body: &str) -> String {
+        format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><ApplicationToken xmlns="{SERVICES88_NS}">{}</ApplicationToken><Credentials xmlns="{SERVICES88_NS}"><Ticket>{}</Ticket></Credentials></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
+            soap::escape(self.application_token.expose_secret()),
+            soap::escape(ticket.expose()),
+        )
+    }
+
+    async fn send(
+        &self,
+        tenant: &ContextId,
+        status: &TenantStatus,
+        operation: &'static str,
+        envelope: &str,
+    ) -> Result<Element, TenantError> {
+        let url = service_url(tenant, status)?;
+        self.http.throttle(tenant).await;
+        let request = self
+            .http
+            .client()
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
+            .header(
+                "SOAPAction",
+                format!("\"{SERVICES88_NS}/Contact/{operation}\""),
+            )
+            .body(envelope.to_owned());
+        let response = http::send(WHAT, request).await?;
+        let code = response.status();
+        let bytes = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        let tenant = tenant.clone();
+        match code.as_u16() {
+            421 => return Err(TenantError::Misdirected { tenant }),
+            401 | 403 => return Err(TenantError::TicketRejected { tenant }),
+            _ => {}
+        }
+        let parsed = match Envelope::parse(&bytes) {
+            Ok(parsed) => parsed,
+            Err(_) if !code.is_success() => {
+                return Err(TenantError::Http {
+                    tenant,
+                    status: code.as_u16(),
+                    message: error_message(&bytes),
+                });
+            }
+            Err(error) => {
+                return Err(TenantError::Malformed {
+                    tenant,
+                    reason: error.to_string(),
+                });
+            }
+        };
+        if let Some(error) = failure(&tenant, &parsed) {
+            return Err(error);
+        }
+        if !code.is_success() {
+            return Err(TenantError::Http {
+                tenant,
+                status: code.as_u16(),
+                message: "(a SOAP answer without a fault)".to_owned(),
+            });
+        }
+        parsed
+            .body
+            .find(&format!("{operation}Response"))
+            .and_then(|r| r.child("Response"))
+            .cloned()
+            .ok_or_else(|| TenantError::Malformed {
+                tenant,
+                reason: format!("the Body holds no {operation}Response/Response"),
+            })
+    }
+}
+
+/// `{Endpoint}/Remote/Services88/Contact.svc`.
+fn service_url(tenant: &ContextId, status: &TenantStatus) -> Result<Url, TenantError> {
+    let endpoint = status
+        .endpoint
+        .as_ref()
+        .ok_or_else(|| TenantError::NoEndpoint {
+            tenant: tenant.clone(),
+            what: "Endpoint",
+        })?;
+    Url::parse(&format!(
+        "{}/Remote/Services88/Contact.svc",
+        endpoint.as_str().trim_end_matches('/')
+    ))
+    .map_err(|e| TenantError::Malformed {
+        tenant: tenant.clone(),
+        reason: format!("the Endpoint URL cannot take a path: {e}"),
+    })
+}
+
+/// A fault, an `ExceptionInfo` header or `Succeeded` false, as an error: the ticket's when the
+/// exception is about security or authentication, a fault otherwise.
+fn failure(tenant: &ContextId, envelope: &Envelope) -> Option<TenantError> {
+    let header = envelope.header.as_ref();
+    let exception = header
+        .and_then(|h| h.child("ExceptionInfo"))
+        .filter(|e| !e.nil && !e.children.is_empty());
+    let succeeded = header
+        .and_then(|h| h.child_text("Succeeded"))
+        .map(|s| s.eq_ignore_ascii_case("true"));
+    let fault = envelope.fault();
+    if fault.is_none() && exception.is_none() && succeeded != Some(false) {
+        return None;
+    }
+    let exception_type = exception
+        .and_then(|e| e.child_text("ExceptionType"))
+        .unwrap_or_default()
+        .to_owned();
+    let message = exception
+        .and_then(|e| e.child_text("Message"))
+        .map(str::to_owned)
+        .or_else(|| fault.as_ref().map(|f| f.message.clone()))
+        .unwrap_or_else(|| "Succeeded is false".to_owned());
+    let about_credentials = [exception_type.as_str(), message.as_str()]
+        .iter()
+        .any(|text| {
+            let text = text.to_ascii_lowercase();
+            ["security", "authenticat", "ticket", "credential"]
+                .iter()
+                .any(|word| text.contains(word))
+        });
+    Some(if about_credentials {
+        TenantError::TicketRejected {
+            tenant: tenant.clone(),
+        }
+    } else {
+        TenantError::Fault {
+            tenant: tenant.clone(),
+            exception: if exception_type.is_empty() {
+                fault.map(|f| f.code).unwrap_or_default()
+            } else {
+                exception_type
+            },
+            message: message.chars().take(300).collect(),
+        }
+    })
+}
+
+fn company(tenant: &ContextId, entity: &Element) -> Result<Company, TenantError> {
+    let contact_id = entity
+        .child_text("ContactId")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| TenantError::Malformed {
+            tenant: tenant.clone(),
+            reason: "the ContactEntity has no ContactId".into(),
+        })?;
+    Ok(Company {
+        contact_id,
+        name: entity.child_text("Name").unwrap_or_default().to_owned(),
+        department: entity.child_text("Department").map(str::to_owned),
+        created_date: entity.child_text("CreatedDate").map(str::to_owned),
+        owner: entity
+            .child("Associate")
+            .and_then(|a| a.child_text("FullName"))
+            .map(str::to_owned),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn envelope(text: &str) -> Envelope {
+        Envelope::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn headers_and_faults_are_classified() {
+        let tenant = ContextId::parse("Cust1").unwrap();
+        let ok = envelope(&format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
+            <ExceptionInfo xmlns="{SERVICES88_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance" i:nil="true"/>
+            <Succeeded xmlns="{SERVICES88_NS}">true</Succeeded></s:Header><s:Body/></s:Envelope>"#
+        ));
+        assert!(failure(&tenant, &ok).is_none());
+        let security = envelope(&format!(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
+            <ExceptionInfo xmlns="{SERVICES88_NS}"><Message>Bad credentials</Message>
+            <ExceptionType>SoSecurityException</ExceptionType></ExceptionInfo>
+            <Succeeded xmlns="{SERVICES88_NS}">false</Succeeded></s:Header><s:Body><s:Fault>
+            <faultcode>s:Client</faultcode><faultstring>Bad credentials</faultstring></s:Fault></s:Body></s:Envelope>"#
+        ));
+        assert!(matches!(
+            failure(&tenant, &security),
+            Some(TenantError::TicketRejected { .. })
+        ));
+        let validation = envelope(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
+            <faultcode>s:Client</faultcode><faultstring>Name is required</faultstring></s:Fault></s:Body></s:Envelope>"#,
+        );
+        match failure(&tenant, &validation) {
+            Some(TenantError::Fault {
+                exception, message, ..
+            }) => assert_eq!(
+                (exception.as_str(), message.as_str()),
+                ("s:Client", "Name is required")
+            ),
+            other => panic!("{other:?}"),
+        }
+        let not_succeeded = envelope(&format!(
+            r#"<Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/"><Header>
+            <Succeeded xmlns="{SERVICES88_NS}">false</Succeeded></Header><Body/></Envelope>"#
+        ));
+        assert!(matches!(
+            failure(&tenant, &not_succeeded),
+            Some(TenantError::Fault { .. })
+        ));
+    }
+}

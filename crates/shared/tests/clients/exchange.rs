@@ -1,0 +1,433 @@
+//! The system user exchange over REST and SOAP against a mock SuperID.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use shared::crypto::system_user_token::verify_signed_token;
+use shared::db::models::TenantState;
+use shared::domain::SystemUserToken;
+use shared::http::TransportError;
+use shared::superid::exchange::{ExchangeError, TicketExchange};
+use shared::superid::exchange_rest::RestExchange;
+use shared::superid::exchange_soap::{SOAP_ACTION, SoapExchange};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, ResponseTemplate};
+
+use crate::support::{self, APP_TOKEN, MockSuperId, SERIAL, TICKET};
+
+const REST_PATH: &str = "/Login/api/PartnerSystemUser/Authenticate";
+const SOAP_PATH: &str = "/Login/Services/PartnerSystemUserService.svc";
+const NS: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1";
+
+fn token() -> SystemUserToken {
+    SystemUserToken::parse("Partner <App> & Co-8k8Q7DmBgo").unwrap()
+}
+
+fn valid_jwt() -> String {
+    support::superid_jwt(&support::system_user_claims("Cust12345", SERIAL))
+}
+
+fn rest_answer(successful: bool, token: Option<&str>, message: Option<&str>) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "IsSuccessful": successful, "Token": token, "ErrorMessage": message
+    }))
+}
+
+fn soap_prefixed(successful: bool, token: Option<&str>, message: Option<&str>) -> String {
+    let element = |name: &str, value: Option<&str>| match value {
+        Some(v) => format!("<a:{name}>{v}</a:{name}>"),
+        None => format!("<a:{name} i:nil=\"true\"/>"),
+    };
+    format!(
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+<a:AuthenticationResponse xmlns:a="{NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance">
+<a:IsSuccessful>{successful}</a:IsSuccessful>{}{}</a:AuthenticationResponse></s:Body></s:Envelope>"#,
+        element("Token", token),
+        element("ErrorMessage", message),
+    )
+}
+
+fn soap_response(body: String) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body, "text/xml; charset=utf-8")
+}
+
+async fn rest(
+    superid: &MockSuperId,
+) -> Result<shared::superid::exchange::IssuedTicket, ExchangeError> {
+    RestExchange::new(superid.exchange_core())
+        .exchange(&support::ctx(), &token(), SERIAL)
+        .await
+}
+
+async fn soap(
+    superid: &MockSuperId,
+) -> Result<shared::superid::exchange::IssuedTicket, ExchangeError> {
+    SoapExchange::new(superid.exchange_core())
+        .exchange(&support::ctx(), &token(), SERIAL)
+        .await
+}
+
+#[tokio::test]
+async fn rest_sends_the_documented_body_and_returns_the_validated_ticket() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .and(header("content-type", "application/json"))
+        .respond_with(rest_answer(true, Some(&valid_jwt()), None))
+        .expect(1)
+        .mount(&superid.server)
+        .await;
+    let issued = rest(&superid).await.unwrap();
+    assert_eq!(issued.ticket.expose(), TICKET);
+    assert_eq!(issued.issued_at, support::now());
+    assert_eq!(
+        issued.webapi_url.unwrap().as_str(),
+        "https://sod2.superoffice.com/Cust12345/api/"
+    );
+    assert!(!format!("{:?}", issued.ticket).contains("7T:"));
+
+    let request = &superid.requests_to(REST_PATH).await[0];
+    let body: Value = serde_json::from_slice(&request.body).unwrap();
+    let members: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(members.len(), 4, "{members:?}");
+    assert_eq!(body["ApplicationToken"], APP_TOKEN);
+    assert_eq!(body["ContextIdentifier"], "Cust12345");
+    assert_eq!(body["ReturnTokenType"], "JWT");
+    let signed = body["SignedSystemToken"].as_str().unwrap();
+    let parsed = verify_signed_token(support::partner_key().public_key(), signed).unwrap();
+    assert_eq!(parsed.token, token().expose());
+    assert_eq!(parsed.timestamp, support::now());
+}
+
+#[tokio::test]
+async fn soap_sends_the_published_envelope_and_reads_a_prefixed_answer() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .and(header("SOAPAction", SOAP_ACTION))
+        .and(header("content-type", "text/xml;charset=UTF-8"))
+        .respond_with(soap_response(soap_prefixed(true, Some(&valid_jwt()), None)))
+        .expect(1)
+        .mount(&superid.server)
+        .await;
+    let issued = soap(&superid).await.unwrap();
+    assert_eq!(issued.ticket.expose(), TICKET);
+    let request = &superid.requests_to(SOAP_PATH).await[0];
+    let body = String::from_utf8(request.body.clone()).unwrap();
+    assert!(body.contains(&format!(
+        "<tns:ApplicationToken>{APP_TOKEN}</tns:ApplicationToken>"
+    )));
+    assert!(body.contains("<tns:ContextIdentifier>Cust12345</tns:ContextIdentifier>"));
+    assert!(
+        body.contains(
+            "<ns1:SignedSystemToken>Partner &lt;App&gt; &amp; Co-8k8Q7DmBgo.202603011000."
+        )
+    );
+    assert!(body.contains("<ns1:ReturnTokenType>Jwt</ns1:ReturnTokenType>"));
+}
+
+#[tokio::test]
+async fn soap_reads_an_unprefixed_answer() {
+    let superid = MockSuperId::start().await;
+    let answer = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/">
+<Body><AuthenticationResponse xmlns="{NS}"><IsSuccessful>true</IsSuccessful><Token>{}</Token>
+<ErrorMessage/></AuthenticationResponse></Body></Envelope>"#,
+        valid_jwt()
+    );
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(soap_response(answer))
+        .mount(&superid.server)
+        .await;
+    assert_eq!(soap(&superid).await.unwrap().ticket.expose(), TICKET);
+}
+
+#[tokio::test]
+async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(
+            false,
+            None,
+            Some("Revoked: Application's access to the tenant has been revoked"),
+        ))
+        .expect(1)
+        .mount(&superid.server)
+        .await;
+    let error = rest(&superid).await.unwrap_err();
+    assert!(matches!(error, ExchangeError::Revoked { .. }), "{error}");
+    assert!(!error.is_retryable());
+    assert_eq!(error.tenant_state_hint(), Some(TenantState::Revoked));
+    assert!(
+        error.to_string().contains("approve the app again"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn soap_needs_reapproval_and_unknown_messages_are_permanent() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(soap_response(soap_prefixed(
+            false,
+            None,
+            Some("needsreapproval"),
+        )))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&superid.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(soap_response(soap_prefixed(
+            false,
+            None,
+            Some("Computer says no"),
+        )))
+        .mount(&superid.server)
+        .await;
+    let error = soap(&superid).await.unwrap_err();
+    assert_eq!(
+        error.tenant_state_hint(),
+        Some(TenantState::NeedsReapproval),
+        "{error}"
+    );
+    let error = soap(&superid).await.unwrap_err();
+    assert!(
+        matches!(&error, ExchangeError::Rejected { message, .. } if message == "Computer says no"),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn an_invalid_timestamp_is_retried_once_with_a_fresh_signature() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(false, None, Some("InvalidTimestamp")))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&superid.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(true, Some(&valid_jwt()), None))
+        .mount(&superid.server)
+        .await;
+    assert_eq!(rest(&superid).await.unwrap().ticket.expose(), TICKET);
+    assert_eq!(superid.requests_to(REST_PATH).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_second_invalid_timestamp_is_reported_with_the_estimated_skew() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(
+            soap_response(soap_prefixed(
+                false,
+                None,
+                Some("The supplied timestamp is invalid"),
+            ))
+            .insert_header("Date", "Sun, 01 Mar 2026 10:07:30 GMT"),
+        )
+        .mount(&superid.server)
+        .await;
+    let error = soap(&superid).await.unwrap_err();
+    match &error {
+        ExchangeError::InvalidTimestamp { skew_secs, .. } => assert_eq!(*skew_secs, Some(450)),
+        other => panic!("{other}"),
+    }
+    assert!(error.to_string().contains("NTP"), "{error}");
+    assert!(!error.is_retryable());
+    assert_eq!(superid.requests_to(SOAP_PATH).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_invalid_signature_points_at_the_key() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(
+            false,
+            None,
+            Some("InvalidSignature: Calculated signature is invalid"),
+        ))
+        .expect(1)
+        .mount(&superid.server)
+        .await;
+    let error = rest(&superid).await.unwrap_err();
+    assert!(
+        matches!(error, ExchangeError::InvalidSignature { .. }),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+    assert_eq!(error.tenant_state_hint(), None);
+}
+
+#[tokio::test]
+async fn server_errors_are_transient_and_not_repeated_here() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html>busy</html>"))
+        .expect(1)
+        .mount(&superid.server)
+        .await;
+    let error = rest(&superid).await.unwrap_err();
+    assert!(
+        matches!(error, ExchangeError::Status { status: 503, .. }),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_soap_fault_is_typed() {
+    let superid = MockSuperId::start().await;
+    let fault = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
+<faultcode>s:Client</faultcode><faultstring>The message could not be processed</faultstring>
+</s:Fault></s:Body></s:Envelope>"#;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(ResponseTemplate::new(500).set_body_raw(fault, "text/xml"))
+        .mount(&superid.server)
+        .await;
+    let error = soap(&superid).await.unwrap_err();
+    assert!(
+        matches!(&error, ExchangeError::Fault { code, message, .. }
+            if code == "s:Client" && message == "The message could not be processed"),
+        "{error}"
+    );
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_nil_token_with_success_is_malformed_and_transient() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(soap_response(soap_prefixed(true, None, None)))
+        .mount(&superid.server)
+        .await;
+    let error = soap(&superid).await.unwrap_err();
+    assert!(matches!(error, ExchangeError::Malformed { .. }), "{error}");
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn unparsable_answers_are_malformed_and_transient() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw(r#"{"IsSuccessful":tr"#, "application/json"),
+        )
+        .mount(&superid.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(SOAP_PATH))
+        .respond_with(soap_response(
+            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><a:Authen"#
+                .into(),
+        ))
+        .mount(&superid.server)
+        .await;
+    for error in [
+        rest(&superid).await.unwrap_err(),
+        soap(&superid).await.unwrap_err(),
+    ] {
+        assert!(matches!(error, ExchangeError::Malformed { .. }), "{error}");
+        assert!(error.is_retryable());
+    }
+}
+
+#[tokio::test]
+async fn a_body_cut_short_by_the_connection_is_transient() {
+    let superid = MockSuperId::start().await;
+    let base = support::truncating_server("application/json", r#"{"IsSuccessful":true,"To"#).await;
+    let environment = shared::superid::environment::SuperIdEnvironment::new(
+        shared::environment::Environment::Custom,
+        url::Url::parse(&base).unwrap(),
+        base.clone(),
+    );
+    let core = shared::superid::exchange::ExchangeCore::new(
+        support::http(),
+        environment,
+        secrecy::SecretString::from(APP_TOKEN),
+        support::partner_key(),
+        support::clock(),
+        superid.validator(&support::http()),
+    );
+    let error = RestExchange::new(core)
+        .exchange(&support::ctx(), &token(), SERIAL)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExchangeError::Transport(TransportError::Interrupted { .. })
+        ),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_slow_superid_hits_the_timeout() {
+    let superid = MockSuperId::start().await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(true, Some(&valid_jwt()), None).set_delay(Duration::from_secs(3)))
+        .mount(&superid.server)
+        .await;
+    let exchange = RestExchange::new(
+        superid.exchange_core_with(support::http_with_timeout(Duration::from_millis(300))),
+    );
+    let error = exchange
+        .exchange(&support::ctx(), &token(), SERIAL)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            ExchangeError::Transport(TransportError::Timeout { .. })
+        ),
+        "{error}"
+    );
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_jwt_for_another_serial_or_tenant_is_refused() {
+    let superid = MockSuperId::start().await;
+    let other_serial = support::superid_jwt(&support::system_user_claims("Cust12345", "999"));
+    let other_tenant = support::superid_jwt(&support::system_user_claims("Cust777", SERIAL));
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(true, Some(&other_serial), None))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&superid.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(REST_PATH))
+        .respond_with(rest_answer(true, Some(&other_tenant), None))
+        .mount(&superid.server)
+        .await;
+    let error = rest(&superid).await.unwrap_err();
+    assert!(error.to_string().contains("spn:1801550193"), "{error}");
+    assert!(!error.is_retryable());
+    let error = rest(&superid).await.unwrap_err();
+    assert!(error.to_string().contains("Cust777"), "{error}");
+    assert!(!error.to_string().contains(TICKET));
+}

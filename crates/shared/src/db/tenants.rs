@@ -350,9 +350,12 @@ pub struct TenantOverview {
     pub ticket_rejected: bool,
 }
 
+/// A ticket's `last_used_at` and `rejected_at`, absent when the tenant has no ticket.
+type TicketTimes = Option<(DateTime<Utc>, Option<DateTime<Utc>>)>;
+
 /// Every tenant with its ticket, ordered by context id.
 pub async fn overview(conn: &mut AsyncPgConnection) -> Result<Vec<TenantOverview>, DbError> {
-    let rows: Vec<(Tenant, Option<(DateTime<Utc>, Option<DateTime<Utc>>)>)> = tenants::table
+    let rows: Vec<(Tenant, TicketTimes)> = tenants::table
         .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
         .order(tenants::context_id.asc())
         .select((

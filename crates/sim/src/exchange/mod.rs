@@ -59,15 +59,17 @@ fn fail(code: &'static str, detail: impl AsRef<str>) -> Failure {
 }
 
 /// A signed system user token split from the right: `token.yyyyMMddHHmm.base64(signature)`.
+/// Public, with `split` and `parse_timestamp`, so that the fuzz targets reach the parser the exchange uses.
 #[derive(Debug, PartialEq, Eq)]
-struct SignedToken<'a> {
-    signed_part: &'a str,
-    token: &'a str,
-    timestamp: &'a str,
-    signature: &'a str,
+pub struct SignedToken<'a> {
+    pub signed_part: &'a str,
+    pub token: &'a str,
+    pub timestamp: &'a str,
+    pub signature: &'a str,
 }
 
-fn split(signed: &str) -> Option<SignedToken<'_>> {
+/// Splits from the right, so the token itself may hold dots and spaces; `None` without two dots.
+pub fn split(signed: &str) -> Option<SignedToken<'_>> {
     let (signed_part, signature) = signed.rsplit_once('.')?;
     let (token, timestamp) = signed_part.rsplit_once('.')?;
     Some(SignedToken {
@@ -79,7 +81,7 @@ fn split(signed: &str) -> Option<SignedToken<'_>> {
 }
 
 /// `yyyyMMddHHmm` in UTC.
-fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
+pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
     if ts.len() != 12 || !ts.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }

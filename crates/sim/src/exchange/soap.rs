@@ -47,7 +47,8 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
     soap::ok("", &body)
 }
 
-fn parse(body: &[u8]) -> Result<Request, SoapError> {
+/// Reads an `AuthenticationRequest` envelope (public for the fuzz targets).
+pub fn parse(body: &[u8]) -> Result<Request, SoapError> {
     let envelope = Envelope::parse(body)?;
     if !envelope.body.is(NS, "AuthenticationRequest") {
         return Err(SoapError::Client(format!(

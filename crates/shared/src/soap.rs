@@ -128,7 +128,13 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             .read_resolved_event()
             .map_err(|e| XmlError::Malformed(e.to_string()))?;
         let namespace = match resolved {
-            ResolveResult::Bound(ns) => Some(ns.as_ref().to_owned()),
+            // The reader hands over the `xmlns` attribute's raw text: unescape it like any attribute, so
+            // that a namespace holding `&amp;` is matched and written back as itself, not re-escaped.
+            ResolveResult::Bound(ns) => Some(
+                quick_xml::escape::unescape(ns.as_ref())
+                    .map_err(|e| XmlError::Malformed(format!("namespace name: {e}")))?
+                    .into_owned(),
+            ),
             _ => None,
         };
         match event {
@@ -308,6 +314,23 @@ mod tests {
         let doc = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "boom">]><r>&x;</r>"#;
         assert_eq!(parse(doc), Err(XmlError::Doctype));
         assert!(matches!(parse(b"<r>&x;</r>"), Err(XmlError::Entity(e)) if e == "x"));
+    }
+
+    /// Found by the soap_response fuzz target: the namespace was kept escaped, so every write-back
+    /// escaped it once more (`&amp;` became `&amp;amp;`) and the element no longer matched its namespace.
+    #[test]
+    fn escaped_namespaces_are_read_unescaped_and_written_back_unchanged() {
+        let doc = br#"<r xmlns="urn:a&amp;b&#60;"><v>1</v></r>"#;
+        let root = parse(doc).unwrap();
+        assert_eq!(root.namespace.as_deref(), Some("urn:a&b<"));
+        let mut written = String::new();
+        root.write_xml(&mut written, None);
+        assert_eq!(written, r#"<r xmlns="urn:a&amp;b&lt;"><v>1</v></r>"#);
+        assert_eq!(parse(written.as_bytes()).unwrap(), root);
+        assert!(matches!(
+            parse(br#"<r xmlns="urn:&x;"/>"#),
+            Err(XmlError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -198,12 +198,30 @@ fn open(start: &BytesStart<'_>, namespace: Option<String>) -> Result<Element, Xm
             nil = matches!(value.trim(), "true" | "1");
         }
     }
+    let name = start.local_name().as_ref().to_owned();
+    if !is_xml_name(&name) {
+        return Err(XmlError::Malformed(format!(
+            "{:?} is not an XML element name",
+            name.chars().take(32).collect::<String>()
+        )));
+    }
     Ok(Element {
         namespace,
-        name: start.local_name().as_ref().to_owned(),
+        name,
         nil,
         ..Element::default()
     })
+}
+
+/// Whether `name` is an XML (NCName) name, conservatively: a letter or `_`, then letters, digits, `_ - .`.
+/// The reader itself takes anything up to whitespace or `>` as a name, and `write_xml` writes names back
+/// unescaped, so a name like `a><b` must be refused here.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_alphabetic() || first == '_')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '\u{b7}'))
 }
 
 fn close(
@@ -331,6 +349,27 @@ mod tests {
             parse(br#"<r xmlns="urn:&x;"/>"#),
             Err(XmlError::Malformed(_))
         ));
+    }
+
+    /// Found by the soap_response fuzz target: `<a!x="b/>c"/>` gave the element the name `a!x="b/>c"`, which
+    /// `write_xml` wrote back verbatim, injecting markup into the request sent back to NetServer.
+    #[test]
+    fn element_names_that_are_not_xml_names_are_refused() {
+        for doc in [
+            &br#"<r><a!x="b/>c"/></r>"#[..],
+            br#"<r><p:a!x="b/>c">1</p:a!x="b/>c"></r>"#,
+            br#"<r><p:x"y/></r>"#,
+            br#"<r><1a/></r>"#,
+            br#"<r><a&amp;b/></r>"#,
+        ] {
+            assert!(
+                matches!(parse(doc), Err(XmlError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        let root = parse("<r><_a.b-c1/><Navn_Å/></r>".as_bytes()).unwrap();
+        assert_eq!(root.children[1].name, "Navn_Å");
     }
 
     #[test]

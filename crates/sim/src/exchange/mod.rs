@@ -260,6 +260,26 @@ mod tests {
     }
 
     #[test]
+    fn oversized_and_odd_signed_tokens_split_in_linear_time() {
+        // Larger than the simulator's 1 MiB body limit, with dots and spaces all through the token.
+        let token = "My App v1.2 .x".repeat(80_000);
+        let signed = format!("{token}.202401021304.{}", "QUFB".repeat(100_000));
+        let started = std::time::Instant::now();
+        let s = split(&signed).unwrap();
+        assert_eq!(s.token, token);
+        assert_eq!(s.timestamp, "202401021304");
+        assert_eq!(s.signature.len(), 400_000);
+        assert!(parse_timestamp(s.timestamp).is_some());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Twelve bytes that are not twelve ASCII digits, and surrounding spaces, are not a timestamp.
+        for ts in ["２０２４", " 20240102130", "202401021304 ", "+20240102130"] {
+            assert!(parse_timestamp(ts).is_none(), "{ts:?}");
+        }
+        assert_eq!(split("a..").unwrap().timestamp, "");
+        assert_eq!(split("..").unwrap().token, "");
+    }
+
+    #[test]
     fn timestamps_are_twelve_digit_utc_minutes() {
         let t = parse_timestamp("202401021304").unwrap();
         assert_eq!(t.to_rfc3339(), "2024-01-02T13:04:00+00:00");

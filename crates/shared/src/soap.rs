@@ -128,7 +128,13 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
             .read_resolved_event()
             .map_err(|e| XmlError::Malformed(e.to_string()))?;
         let namespace = match resolved {
-            ResolveResult::Bound(ns) => Some(ns.as_ref().to_owned()),
+            // The reader hands over the `xmlns` attribute's raw text: unescape it like any attribute, so
+            // that a namespace holding `&amp;` is matched and written back as itself, not re-escaped.
+            ResolveResult::Bound(ns) => Some(
+                quick_xml::escape::unescape(ns.as_ref())
+                    .map_err(|e| XmlError::Malformed(format!("namespace name: {e}")))?
+                    .into_owned(),
+            ),
             _ => None,
         };
         match event {
@@ -192,12 +198,30 @@ fn open(start: &BytesStart<'_>, namespace: Option<String>) -> Result<Element, Xm
             nil = matches!(value.trim(), "true" | "1");
         }
     }
+    let name = start.local_name().as_ref().to_owned();
+    if !is_xml_name(&name) {
+        return Err(XmlError::Malformed(format!(
+            "{:?} is not an XML element name",
+            name.chars().take(32).collect::<String>()
+        )));
+    }
     Ok(Element {
         namespace,
-        name: start.local_name().as_ref().to_owned(),
+        name,
         nil,
         ..Element::default()
     })
+}
+
+/// Whether `name` is an XML (NCName) name, conservatively: a letter or `_`, then letters, digits, `_ - .`.
+/// The reader itself takes anything up to whitespace or `>` as a name, and `write_xml` writes names back
+/// unescaped, so a name like `a><b` must be refused here.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_alphabetic() || first == '_')
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '\u{b7}'))
 }
 
 fn close(
@@ -308,6 +332,44 @@ mod tests {
         let doc = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "boom">]><r>&x;</r>"#;
         assert_eq!(parse(doc), Err(XmlError::Doctype));
         assert!(matches!(parse(b"<r>&x;</r>"), Err(XmlError::Entity(e)) if e == "x"));
+    }
+
+    /// Found by the soap_response fuzz target: the namespace was kept escaped, so every write-back
+    /// escaped it once more (`&amp;` became `&amp;amp;`) and the element no longer matched its namespace.
+    #[test]
+    fn escaped_namespaces_are_read_unescaped_and_written_back_unchanged() {
+        let doc = br#"<r xmlns="urn:a&amp;b&#60;"><v>1</v></r>"#;
+        let root = parse(doc).unwrap();
+        assert_eq!(root.namespace.as_deref(), Some("urn:a&b<"));
+        let mut written = String::new();
+        root.write_xml(&mut written, None);
+        assert_eq!(written, r#"<r xmlns="urn:a&amp;b&lt;"><v>1</v></r>"#);
+        assert_eq!(parse(written.as_bytes()).unwrap(), root);
+        assert!(matches!(
+            parse(br#"<r xmlns="urn:&x;"/>"#),
+            Err(XmlError::Malformed(_))
+        ));
+    }
+
+    /// Found by the soap_response fuzz target: `<a!x="b/>c"/>` gave the element the name `a!x="b/>c"`, which
+    /// `write_xml` wrote back verbatim, injecting markup into the request sent back to NetServer.
+    #[test]
+    fn element_names_that_are_not_xml_names_are_refused() {
+        for doc in [
+            &br#"<r><a!x="b/>c"/></r>"#[..],
+            br#"<r><p:a!x="b/>c">1</p:a!x="b/>c"></r>"#,
+            br#"<r><p:x"y/></r>"#,
+            br#"<r><1a/></r>"#,
+            br#"<r><a&amp;b/></r>"#,
+        ] {
+            assert!(
+                matches!(parse(doc), Err(XmlError::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+        let root = parse("<r><_a.b-c1/><Navn_Å/></r>".as_bytes()).unwrap();
+        assert_eq!(root.children[1].name, "Navn_Å");
     }
 
     #[test]

@@ -24,6 +24,11 @@ use crate::config::PrivateKeySource;
 
 /// The smallest modulus accepted. SuperOffice's sample keys are 1024-bit; portal keys may be larger.
 pub const MIN_KEY_BITS: usize = 1024;
+/// The largest modulus accepted: the `rsa` crate's own limit for verifying signatures, and far above any
+/// real partner key. It bounds the cost of the arithmetic a hostile key file could ask for.
+pub const MAX_KEY_BITS: usize = 8192;
+/// Longer key text is refused unread: an 8192-bit key is under 7 KiB in any accepted format.
+pub const MAX_KEY_TEXT_BYTES: usize = 64 * 1024;
 
 /// Standard base64 that tolerates missing `=` padding (some tools strip it).
 const XML_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -62,6 +67,14 @@ pub enum KeyError {
     },
     #[error("modulus is {bits} bits; at least {MIN_KEY_BITS} required")]
     TooSmall { bits: usize },
+    #[error("{element} is a {bits}-bit number; keys larger than {MAX_KEY_BITS} bits are refused")]
+    TooLarge { element: &'static str, bits: usize },
+    #[error(
+        "the key text is {bytes} bytes; a private key is far shorter (at most {MAX_KEY_TEXT_BYTES})"
+    )]
+    TextTooLarge { bytes: usize },
+    #[error("RSA XML key: DOCTYPE declarations are refused (entities are never expanded)")]
+    DocType,
     #[error("{0}")]
     Inconsistent(&'static str),
     #[error("the RSA key was rejected: {0}")]
@@ -131,6 +144,9 @@ impl PartnerKey {
 
     /// Parses RSA XML, PKCS#1 PEM or PKCS#8 PEM, recognised by content.
     pub fn parse(text: &str) -> Result<Self, KeyError> {
+        if text.len() > MAX_KEY_TEXT_BYTES {
+            return Err(KeyError::TextTooLarge { bytes: text.len() });
+        }
         let text = text.trim_start_matches('\u{feff}').trim();
         let key = if text.contains("-----BEGIN RSA PRIVATE KEY-----") {
             PrivateKey::from_pkcs1_pem(text).map_err(|e| KeyError::Pem {
@@ -157,6 +173,12 @@ impl PartnerKey {
         let bits = key.n().bit_width_vartime() as usize;
         if bits < MIN_KEY_BITS {
             return Err(KeyError::TooSmall { bits });
+        }
+        if bits > MAX_KEY_BITS {
+            return Err(KeyError::TooLarge {
+                element: "the modulus",
+                bits,
+            });
         }
         let public = key.to_public_key();
         let signing = SigningKey::<Sha256>::new(key);
@@ -427,7 +449,8 @@ fn read_xml_components(text: &str) -> Result<XmlComponents, KeyError> {
                 }
                 return Err(KeyError::NotRsaKeyValue);
             }
-            Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => {}
+            Event::DocType(_) => return Err(KeyError::DocType),
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => {}
         }
     }
     Ok(XmlComponents(values))
@@ -463,7 +486,16 @@ fn decode_element(index: usize, text: &str) -> Result<Vec<u8>, KeyError> {
         .iter()
         .position(|b| *b != 0)
         .unwrap_or(bytes.len().saturating_sub(1));
-    Ok(bytes[first_nonzero..].to_vec())
+    let number = &bytes[first_nonzero..];
+    // Refused before any arithmetic: multiplying or exponentiating such numbers would take hours.
+    let bits = bit_length(number);
+    if bits > MAX_KEY_BITS {
+        return Err(KeyError::TooLarge {
+            element: ELEMENTS[index],
+            bits,
+        });
+    }
+    Ok(number.to_vec())
 }
 
 #[cfg(test)]
@@ -687,6 +719,83 @@ modZjCCwXMzMq4zlPQIDAQAB
         assert!(
             error("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----")
                 .starts_with("PKCS#1 PEM key cannot be decoded")
+        );
+    }
+
+    /// Parses `text` and checks that it fails, within a bound far above what a healthy parse takes.
+    fn refused_quickly(text: &str) -> KeyError {
+        let started = std::time::Instant::now();
+        let error = PartnerKey::parse(text).unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{error} took {took:?}"
+        );
+        error
+    }
+
+    #[test]
+    fn hostile_xml_keys_are_refused_quickly_with_a_clear_error() {
+        let plain = sample("partner-private-key.xml");
+        for cut in [20, plain.len() / 2, plain.len() - 3] {
+            let error = refused_quickly(&plain[..cut]);
+            assert!(
+                matches!(error, KeyError::MalformedXml { .. }),
+                "cut at {cut}: {error}"
+            );
+        }
+        let renamed = plain.replace("Modulus>", "Mod>");
+        assert_eq!(
+            refused_quickly(&renamed),
+            KeyError::Element {
+                element: "Modulus",
+                problem: ElementProblem::Missing
+            }
+        );
+        let laughs = format!(
+            "<?xml version=\"1.0\"?><!DOCTYPE RSAKeyValue [<!ENTITY a \"AAAA\">{}]>{}",
+            (b'b'..=b'j')
+                .map(|c| {
+                    let previous = char::from(c - 1);
+                    format!(
+                        "<!ENTITY {} \"{}\">",
+                        char::from(c),
+                        format!("&{previous};").repeat(10)
+                    )
+                })
+                .collect::<String>(),
+            with_element(&plain, "Modulus", "&j;")
+        );
+        assert_eq!(refused_quickly(&laughs), KeyError::DocType);
+    }
+
+    #[test]
+    fn huge_numbers_are_refused_before_any_arithmetic() {
+        let plain = sample("partner-private-key.xml");
+        // 40 KiB of base64 (a 245,760-bit number): P·Q alone would take seconds, the self-test hours.
+        let huge = STANDARD.encode(vec![0xC5u8; 30 * 1024]);
+        for name in ["Modulus", "Exponent", "D", "P"] {
+            let error = refused_quickly(&with_element(&plain, name, &huge));
+            assert!(
+                matches!(error, KeyError::TooLarge { .. }),
+                "{name}: {error}"
+            );
+        }
+        let bare = ["P", "Q", "DP", "DQ", "InverseQ"]
+            .iter()
+            .fold(plain.clone(), |xml, name| without_element(&xml, name));
+        let error = refused_quickly(&with_element(&bare, "Modulus", &huge));
+        assert!(matches!(error, KeyError::TooLarge { .. }), "{error}");
+        let megabyte = with_element(
+            &plain,
+            "Modulus",
+            &STANDARD.encode(vec![0xC5u8; 768 * 1024]),
+        );
+        assert_eq!(
+            refused_quickly(&megabyte),
+            KeyError::TextTooLarge {
+                bytes: megabyte.len()
+            }
         );
     }
 

@@ -227,6 +227,27 @@ mod tests {
     }
 
     #[test]
+    fn oversized_signed_tokens_with_dots_and_spaces_fail_fast() {
+        let public = key("partner-private-key.xml").public_key().clone();
+        let token = "My App v1.2 .x ".repeat(70_000);
+        let started = std::time::Instant::now();
+        let signed = format!("{token}.202401010000.{}", "QUFB".repeat(100_000));
+        let parsed = parse_signed_token(&signed).unwrap();
+        assert_eq!(parsed.token, token);
+        assert_eq!(parsed.signature.len(), 300_000);
+        assert_eq!(
+            verify_signed_token(&public, &signed).unwrap_err(),
+            SignedTokenError::SignatureMismatch
+        );
+        let spaced = format!("{token}. 202401010000.AAAA");
+        assert_eq!(
+            parse_signed_token(&spaced).unwrap_err(),
+            SignedTokenError::Timestamp
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
     fn signed_token_debug_is_redacted() {
         let signed = sign_system_user_token(
             &key("partner-private-key.xml"),

@@ -59,15 +59,17 @@ fn fail(code: &'static str, detail: impl AsRef<str>) -> Failure {
 }
 
 /// A signed system user token split from the right: `token.yyyyMMddHHmm.base64(signature)`.
+/// Public, with `split` and `parse_timestamp`, so that the fuzz targets reach the parser the exchange uses.
 #[derive(Debug, PartialEq, Eq)]
-struct SignedToken<'a> {
-    signed_part: &'a str,
-    token: &'a str,
-    timestamp: &'a str,
-    signature: &'a str,
+pub struct SignedToken<'a> {
+    pub signed_part: &'a str,
+    pub token: &'a str,
+    pub timestamp: &'a str,
+    pub signature: &'a str,
 }
 
-fn split(signed: &str) -> Option<SignedToken<'_>> {
+/// Splits from the right, so the token itself may hold dots and spaces; `None` without two dots.
+pub fn split(signed: &str) -> Option<SignedToken<'_>> {
     let (signed_part, signature) = signed.rsplit_once('.')?;
     let (token, timestamp) = signed_part.rsplit_once('.')?;
     Some(SignedToken {
@@ -79,7 +81,7 @@ fn split(signed: &str) -> Option<SignedToken<'_>> {
 }
 
 /// `yyyyMMddHHmm` in UTC.
-fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
+pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
     if ts.len() != 12 || !ts.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -255,6 +257,26 @@ mod tests {
         assert_eq!(s.signature, "c2ln");
         assert_eq!(s.signed_part, "My App v1.2-abc.202401021304");
         assert!(split("no-dots").is_none());
+    }
+
+    #[test]
+    fn oversized_and_odd_signed_tokens_split_in_linear_time() {
+        // Larger than the simulator's 1 MiB body limit, with dots and spaces all through the token.
+        let token = "My App v1.2 .x".repeat(80_000);
+        let signed = format!("{token}.202401021304.{}", "QUFB".repeat(100_000));
+        let started = std::time::Instant::now();
+        let s = split(&signed).unwrap();
+        assert_eq!(s.token, token);
+        assert_eq!(s.timestamp, "202401021304");
+        assert_eq!(s.signature.len(), 400_000);
+        assert!(parse_timestamp(s.timestamp).is_some());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+        // Twelve bytes that are not twelve ASCII digits, and surrounding spaces, are not a timestamp.
+        for ts in ["２０２４", " 20240102130", "202401021304 ", "+20240102130"] {
+            assert!(parse_timestamp(ts).is_none(), "{ts:?}");
+        }
+        assert_eq!(split("a..").unwrap().timestamp, "");
+        assert_eq!(split("..").unwrap().token, "");
     }
 
     #[test]

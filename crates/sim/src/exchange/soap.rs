@@ -47,7 +47,8 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
     soap::ok("", &body)
 }
 
-fn parse(body: &[u8]) -> Result<Request, SoapError> {
+/// Reads an `AuthenticationRequest` envelope (public for the fuzz targets).
+pub fn parse(body: &[u8]) -> Result<Request, SoapError> {
     let envelope = Envelope::parse(body)?;
     if !envelope.body.is(NS, "AuthenticationRequest") {
         return Err(SoapError::Client(format!(
@@ -121,6 +122,48 @@ mod tests {
         assert_eq!(r.context_identifier, "Cust10001");
         assert_eq!(r.signed_system_token, "My App-x.202401021304.c2ln");
         assert_eq!(r.token_type, TokenType::Jwt);
+    }
+
+    #[test]
+    fn hostile_envelopes_are_refused_quickly() {
+        let started = std::time::Instant::now();
+        let bomb = format!(
+            "<!DOCTYPE e [<!ENTITY a \"aaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>{}",
+            PUBLISHED.replace("app-token", "&b;")
+        );
+        assert!(
+            parse(bomb.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("DOCTYPE")
+        );
+        let undefined = PUBLISHED.replace("app-token", "&b;");
+        assert!(
+            parse(undefined.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("&b;")
+        );
+        let deep = PUBLISHED.replace(
+            "<ns1:ReturnTokenType>",
+            &format!("{}<ns1:ReturnTokenType>", "<x>".repeat(100_000)),
+        );
+        assert!(
+            parse(deep.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("too deeply")
+        );
+        assert!(parse(&[0xff, 0xfe, 0x3c]).is_err());
+        // A token as large as the 1 MiB body limit allows is read whole, escapes resolved.
+        let token = "a&amp;b ".repeat(120_000);
+        let big = PUBLISHED.replace("My App-x.202401021304.c2ln", &token);
+        let request = parse(big.as_bytes()).unwrap();
+        assert_eq!(
+            request.signed_system_token,
+            "a&b ".repeat(120_000).trim_end()
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]

@@ -231,14 +231,20 @@ impl KeySet {
             .collect()
     }
 
+    /// Fetches the JWKS unless a refetch ran less than the cooldown ago. The first successful fetch does
+    /// not start the cooldown, so a key rotated in just after it is picked up by the very next token that
+    /// names it; refetches for unknown keys and failed fetches do.
     async fn refetch_unless_cooling_down(&self, endpoint: &JwksEndpoint) {
         let mut last_attempt = self.inner.last_attempt.lock().await;
         if last_attempt.is_some_and(|at| at.elapsed() < self.inner.cooldown) {
             return;
         }
-        *last_attempt = Some(Instant::now());
+        let first = self.snapshot().is_none();
         match fetch_jwks(endpoint).await {
             Ok(keys) => {
+                if !first {
+                    *last_attempt = Some(Instant::now());
+                }
                 *self
                     .inner
                     .fetched
@@ -246,11 +252,14 @@ impl KeySet {
                     .unwrap_or_else(std::sync::PoisonError::into_inner) =
                     Some(keys.into_iter().map(Arc::new).collect());
             }
-            Err(error) => tracing::warn!(
+            Err(error) => {
+                *last_attempt = Some(Instant::now());
+                tracing::warn!(
                 %error,
                 "SuperID's JWKS could not be fetched; tokens are checked against the pinned certificate \
                  and keys fetched before"
-            ),
+                );
+            }
         }
     }
 }

@@ -166,11 +166,21 @@ pub struct Stack {
     pub log_dir: PathBuf,
     pub session_key: String,
     processes: Vec<Child>,
+    service_env: Vec<(&'static str, String)>,
 }
 
 impl Stack {
     /// Starts the simulator, the web and the service; waits until each answers.
     pub async fn start(name: &str, database_url: &str) -> Self {
+        Self::start_with(name, database_url, &[]).await
+    }
+
+    /// As `start`, with configuration overrides (`PARTNER_…` variables) for the web and the service.
+    pub async fn start_with(
+        name: &str,
+        database_url: &str,
+        overrides: &[(&'static str, String)],
+    ) -> Self {
         let root = repo_root();
         let log_dir = root.join("target/e2e-logs").join(name);
         let _ = std::fs::remove_dir_all(&log_dir);
@@ -236,6 +246,8 @@ impl Stack {
                 "debug,actix_server=info,h2=info,hyper=info,reqwest=info,rustls=info".to_owned(),
             ),
         ];
+        let mut env = env;
+        env.extend(overrides.iter().cloned());
         processes.push(spawn_logged("partner-web", &[], &env, &log_dir));
         processes.push(spawn_logged("partner-service", &["run"], &env, &log_dir));
         let metrics_url = format!("http://127.0.0.1:{metrics}");
@@ -257,7 +269,52 @@ impl Stack {
             log_dir,
             session_key,
             processes,
+            service_env: env,
         }
+    }
+
+    /// Kills partner-service with SIGKILL: no shutdown, leases left behind, work cut off mid-flight.
+    pub fn kill_service(&mut self) {
+        if let Some(child) = self.processes.last_mut() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts another partner-service instance (after `kill_service`, or beside the running one); its log
+    /// is `partner-service-<n>`.
+    pub async fn start_service(&mut self) {
+        let n = self.processes.len();
+        let name = format!("partner-service-{n}");
+        let out = std::fs::File::create(self.log_dir.join(format!("{name}.out.log")));
+        let err = std::fs::File::create(self.log_dir.join(format!("{name}.err.log")));
+        let (Ok(out), Ok(err)) = (out, err) else {
+            panic!("cannot create log files in {}", self.log_dir.display());
+        };
+        let metrics = free_port();
+        let mut env = self.service_env.clone();
+        env.retain(|(k, _)| *k != "PARTNER_SERVICE__METRICS_BIND");
+        env.push((
+            "PARTNER_SERVICE__METRICS_BIND",
+            format!("127.0.0.1:{metrics}"),
+        ));
+        let mut cmd = command("partner-service", &env);
+        if let Some((_, filter)) = env.iter().find(|(k, _)| *k == "RUST_LOG") {
+            cmd.env("RUST_LOG", filter);
+        }
+        cmd.arg("run").stdout(out).stderr(err);
+        self.processes.push(
+            cmd.spawn()
+                .unwrap_or_else(|e| panic!("starting {name}: {e}")),
+        );
+        let url = format!("http://127.0.0.1:{metrics}/healthz");
+        assert_eq!(
+            wait_for_http(&url, Duration::from_secs(30)).await,
+            Some(reqwest::StatusCode::OK),
+            "{name} did not start"
+        );
     }
 
     /// Everything the processes logged so far.

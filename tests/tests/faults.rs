@@ -181,3 +181,152 @@ async fn superid_failing_backs_off_and_recovers_without_a_retry_storm() {
     .await;
     assert_eq!(health, Some(reqwest::StatusCode::OK));
 }
+
+/// Companies the simulator holds for Northwind with this name.
+async fn companies_named(stack: &Stack, name: &str) -> usize {
+    let records = sim_admin(stack, reqwest::Method::GET, "/records", None).await;
+    records["companies"]
+        .as_array()
+        .map_or(0, |all| all.iter().filter(|c| c["name"] == name).count())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_killed_mid_company_creation_creates_it_exactly_once() {
+    let database = TestDatabase::create().await.unwrap();
+    let mut stack = Stack::start_with(
+        "sigkill-company",
+        database.url(),
+        &[("PARTNER_SERVICE__LEASE_SECS", "10".to_owned())],
+    )
+    .await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    // A first company: the ticket is obtained and cached.
+    let (state, _) = user
+        .system_user_company("Warm Up AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done");
+
+    // Saving a company now takes 3 s; the service is killed while it waits for the answer.
+    sim_admin(
+        &stack,
+        reqwest::Method::PUT,
+        "/faults/api",
+        Some(json!({"method": "POST", "latency_ms": 3000})),
+    )
+    .await;
+    let queued = user
+        .create_company("as-system-user", "Killed Midway AS")
+        .await;
+    let path = e2e::location(&queued);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.kill_service();
+    sim_admin(&stack, reqwest::Method::DELETE, "/faults/api", None).await;
+
+    // Another instance takes the tenant over when the dead one's lease expires, and finds the company
+    // the dead one may have created before creating it again.
+    stack.start_service().await;
+    let (state, page) = user.wait_for_request(&path, Duration::from_secs(60)).await;
+    assert_eq!(state, "done", "{page}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        companies_named(&stack, "Killed Midway AS").await,
+        1,
+        "created twice or lost"
+    );
+    assert_eq!(
+        tickets_issued(&stack).await,
+        1,
+        "the cached ticket should have been reused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_killed_mid_exchange_recovers_with_a_bounded_number_of_exchanges() {
+    let database = TestDatabase::create().await.unwrap();
+    let mut stack = Stack::start_with(
+        "sigkill-exchange",
+        database.url(),
+        &[("PARTNER_SERVICE__LEASE_SECS", "10".to_owned())],
+    )
+    .await;
+    sim_admin(
+        &stack,
+        reqwest::Method::PUT,
+        "/faults/exchange",
+        Some(json!({"latency_ms": 3000})),
+    )
+    .await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.kill_service();
+    sim_admin(&stack, reqwest::Method::DELETE, "/faults/exchange", None).await;
+    stack.start_service().await;
+    let (state, page) = user
+        .system_user_company("After The Kill AS", Duration::from_secs(60))
+        .await;
+    assert_eq!(state, "done", "{page}");
+    let issued = tickets_issued(&stack).await;
+    assert!(
+        (1..=2).contains(&issued),
+        "{issued} tickets: the token was lost or exchanged again and again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_changes_reach_the_running_service() {
+    let database = TestDatabase::create().await.unwrap();
+    let stack = Stack::start("lifecycle", database.url()).await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    let (state, _) = user
+        .system_user_company("Before Suspend AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done");
+
+    // SuperOffice suspends the tenant and tells partner-web; the page stops offering the action.
+    sim_admin(
+        &stack,
+        reqwest::Method::POST,
+        "/tenants/Cust10001/state",
+        Some(json!({"state": "Suspended"})),
+    )
+    .await;
+    let home = user.get("/").await.text().await.unwrap();
+    assert!(
+        home.contains("SuperOffice has stopped this tenant"),
+        "{home}"
+    );
+    let refused = user
+        .create_company("as-system-user", "While Suspended AS")
+        .await;
+    assert_eq!(refused.status().as_u16(), 400);
+
+    // Resumed: the service works for it again at once.
+    sim_admin(
+        &stack,
+        reqwest::Method::POST,
+        "/tenants/Cust10001/state",
+        Some(json!({"state": "Running"})),
+    )
+    .await;
+    let (state, page) = user
+        .system_user_company("After Resume AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done", "{page}");
+
+    // Moved to another host: the service follows the state API to the new host.
+    sim_admin(
+        &stack,
+        reqwest::Method::POST,
+        "/tenants/Cust10001/move",
+        Some(json!({"host": "sod3"})),
+    )
+    .await;
+    let (state, page) = user
+        .system_user_company("After Move AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done", "{page}");
+    assert_eq!(companies_named(&stack, "While Suspended AS").await, 0);
+}

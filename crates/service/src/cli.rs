@@ -31,6 +31,25 @@ pub enum Command {
     },
     /// Applies pending database migrations (safe to run twice, and concurrently).
     Migrate,
+    /// Prints the tenant's state from SuperOffice's state API.
+    TenantStatus {
+        /// The tenant's context identifier, e.g. Cust12345.
+        #[arg(value_name = "CTX")]
+        ctx: String,
+    },
+    /// Signs the tenant's system user token, exchanges it for a ticket and validates it now; prints the
+    /// ticket's metadata, never the ticket.
+    Exchange {
+        /// The tenant's context identifier, e.g. Cust12345.
+        #[arg(value_name = "CTX")]
+        ctx: String,
+        /// The tenant's system user token (prefer the environment variable: arguments show in `ps`).
+        #[arg(long, env = EXCHANGE_TOKEN_VAR, hide_env_values = true, value_name = "TOKEN")]
+        token: String,
+        /// The tenant's serial: the returned JWT's audience must be spn:{serial}.
+        #[arg(long, env = EXCHANGE_SERIAL_VAR, value_name = "SERIAL")]
+        serial: String,
+    },
     /// Signs a system user token with the partner key and prints it (token.yyyyMMddHHmm.signature).
     SignToken(SignTokenArgs),
     /// Prints the partner key as PKCS#8 PEM.
@@ -56,3 +75,8 @@ pub enum TenantsAction {
     /// Removes the tenant's token, ticket and work; an audit event records the purge.
     Purge { ctx: String },
 }
+
+/// Supplies `exchange --token`; not a configuration key.
+pub const EXCHANGE_TOKEN_VAR: &str = "PARTNER_EXCHANGE_TOKEN";
+/// Supplies `exchange --serial`; not a configuration key.
+pub const EXCHANGE_SERIAL_VAR: &str = "PARTNER_EXCHANGE_SERIAL";

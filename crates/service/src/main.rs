@@ -1,10 +1,12 @@
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use service::cli::{Cli, Command};
+use secrecy::SecretString;
+use service::cli::{Cli, Command, EXCHANGE_SERIAL_VAR, EXCHANGE_TOKEN_VAR};
 use service::commands::{self, credentials};
 use service::daemon;
-use shared::config::Settings;
+use shared::config::{Settings, Sources};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = || Settings::load(cli.config.as_deref());
+    let settings = || load_settings(cli.config.as_deref());
     match cli.command {
         Command::Run { once } => {
             let cancel = shared::shutdown::on_signal();
@@ -41,7 +43,22 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => commands::migrate::run(&settings()?).await?,
         Command::Tenants { action } => commands::tenants::run(&settings()?, action).await?,
+        Command::TenantStatus { ctx } => {
+            commands::superoffice::tenant_status(&settings()?, &ctx).await?;
+        }
+        Command::Exchange { ctx, token, serial } => {
+            let token = SecretString::from(token);
+            commands::superoffice::exchange(&settings()?, &ctx, &token, &serial).await?;
+        }
         Command::SignToken(_) | Command::ConvertKey(_) | Command::VerifyJwt(_) => {}
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The layered configuration; the `exchange` command's own variables are not configuration keys.
+fn load_settings(file: Option<&Path>) -> anyhow::Result<Settings> {
+    let mut sources = Sources::from_process(file);
+    sources.env.remove(EXCHANGE_TOKEN_VAR);
+    sources.env.remove(EXCHANGE_SERIAL_VAR);
+    Ok(Settings::from_sources(&sources)?)
 }

@@ -87,6 +87,23 @@ fn describe(error: reqwest::Error) -> String {
     text
 }
 
+/// Whether an HTTP status says "not now" rather than "no": 5xx, 408 Request Timeout, 429 Too Many Requests.
+pub fn is_transient_status(status: u16) -> bool {
+    status >= 500 || status == 408 || status == 429
+}
+
+/// A message from SuperOffice, shortened to 500 characters, with any of our secrets it might echo
+/// replaced by `[REDACTED]`, so it can be logged and put in an error.
+pub(crate) fn scrub(message: &str, secrets: &[&str]) -> String {
+    let mut text: String = message.trim().chars().take(500).collect();
+    for secret in secrets {
+        if secret.len() >= 4 {
+            text = text.replace(secret, "[REDACTED]");
+        }
+    }
+    text
+}
+
 /// Reads a response body of at most `cap` bytes. A body cut short is an `Interrupted` error.
 pub async fn read_body(
     what: &'static str,
@@ -373,6 +390,16 @@ mod tests {
             elapsed >= Duration::from_millis(1990) && elapsed < Duration::from_millis(2100),
             "{elapsed:?}"
         );
+    }
+
+    #[test]
+    fn echoed_secrets_are_scrubbed() {
+        let message = scrub(
+            "bad token My App-abc.202601011200.c2ln for app-secret",
+            &["My App-abc.202601011200.c2ln", "app-secret", ""],
+        );
+        assert_eq!(message, "bad token [REDACTED] for [REDACTED]");
+        assert_eq!(scrub(&"x".repeat(900), &[]).len(), 500);
     }
 
     #[test]

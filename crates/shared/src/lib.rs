@@ -1,5 +1,6 @@
 //! The core of the SuperOffice system-user integration, shared by `partner-web` and `partner-service`.
 
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -2,4 +2,5 @@
 
 pub mod credentials;
 pub mod migrate;
+pub mod superoffice;
 pub mod tenants;

@@ -253,16 +253,12 @@ struct XmlComponents([Option<Vec<u8>>; 8]);
 
 impl XmlComponents {
     fn required(&self, index: usize) -> Result<BoxedUint, KeyError> {
-        self.optional(index).ok_or(KeyError::Element {
-            element: ELEMENTS[index],
-            problem: ElementProblem::Missing,
-        })
-    }
-
-    fn optional(&self, index: usize) -> Option<BoxedUint> {
-        self.0[index]
-            .as_deref()
+        self.bytes(index)
             .map(BoxedUint::from_be_slice_vartime)
+            .ok_or(KeyError::Element {
+                element: ELEMENTS[index],
+                problem: ElementProblem::Missing,
+            })
     }
 
     fn bytes(&self, index: usize) -> Option<&[u8]> {

@@ -134,11 +134,10 @@ mod tests {
     type Golden = (&'static str, &'static str, Minute, &'static str);
     type Minute = (i32, u32, u32, u32, u32);
 
-    // Expected values computed with Python `cryptography` 48 from the XML key and cross-checked with openssl:
-    //   python3 gen.py KEY.xml "TOKEN.TIMESTAMP"      (gen.py: RSAPrivateNumbers from the XML elements, then
-    //       key.sign(msg.encode('utf-8'), padding.PKCS1v15(), hashes.SHA256()) and base64.b64encode)
-    //   printf '%s' "TOKEN.TIMESTAMP" | openssl dgst -sha256 -sign partner.pem | base64 -w0
-    //   (partner.pem = the same key written by cryptography as TraditionalOpenSSL PEM)
+    // Expected values computed with Python `cryptography` 48 from the XML key (run in crates/shared):
+    //   python3 -c 'import base64,sys,xml.etree.ElementTree as E;from cryptography.hazmat.primitives.asymmetric import rsa,padding;from cryptography.hazmat.primitives import hashes;v={c.tag:int.from_bytes(base64.b64decode(c.text),"big") for c in E.parse(sys.argv[1]).getroot()};k=rsa.RSAPrivateNumbers(v["P"],v["Q"],v["D"],v["DP"],v["DQ"],v["InverseQ"],rsa.RSAPublicNumbers(v["Exponent"],v["Modulus"])).private_key();m=sys.argv[2];print(m+"."+base64.b64encode(k.sign(m.encode(),padding.PKCS1v15(),hashes.SHA256())).decode())' testdata/KEY.xml "TOKEN.yyyyMMddHHmm"
+    // and cross-checked with openssl, KEY.pem being the same key written by cryptography as PKCS#1 PEM:
+    //   printf '%s' "TOKEN.yyyyMMddHHmm" | openssl dgst -sha256 -sign KEY.pem | base64 -w0
     const GOLDEN: [Golden; 3] = [
         (
             "partner-private-key.xml",

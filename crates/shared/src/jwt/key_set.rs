@@ -41,12 +41,12 @@ impl KeyId {
 
 /// The key names in a token's header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyHint {
+pub(crate) struct KeyHint {
     ids: Vec<KeyId>,
 }
 
 impl KeyHint {
-    pub fn new(kid: Option<&str>, x5t: Option<&str>) -> Self {
+    pub(crate) fn new(kid: Option<&str>, x5t: Option<&str>) -> Self {
         Self {
             ids: kid.into_iter().chain(x5t).map(KeyId::parse).collect(),
         }
@@ -166,7 +166,10 @@ impl KeySet {
     }
 
     /// The keys that may have signed a token with this header, fetching the JWKS when it is needed and allowed.
-    pub async fn candidates(&self, hint: &KeyHint) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
+    pub(crate) async fn candidates(
+        &self,
+        hint: &KeyHint,
+    ) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
         let fetched = self.snapshot();
         let found = self.select(hint, fetched.as_deref());
         let complete = self.inner.jwks.is_none() || fetched.is_some();
@@ -180,13 +183,14 @@ impl KeySet {
     }
 
     /// As `candidates`, without any network: the pinned or explicit keys and what was fetched before.
-    pub fn candidates_offline(
+    pub(crate) fn candidates_offline(
         &self,
         hint: &KeyHint,
     ) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
         self.finish(hint, self.select(hint, self.snapshot().as_deref()))
     }
 
+    /// No candidate at all means no key is known (`KeysUnavailable`), or none has the token's name.
     fn finish(
         &self,
         hint: &KeyHint,
@@ -194,7 +198,11 @@ impl KeySet {
     ) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
         if !found.is_empty() {
             Ok(found)
-        } else if hint.is_empty() {
+        } else if hint.is_empty()
+            || self
+                .select(&KeyHint::default(), self.snapshot().as_deref())
+                .is_empty()
+        {
             Err(JwtError::KeysUnavailable)
         } else {
             Err(JwtError::UnknownKey)

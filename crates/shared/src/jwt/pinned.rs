@@ -12,7 +12,7 @@ const STAGE: &str = include_str!("../../certs/stage-federated-login.pem");
 const ONLINE: &str = include_str!("../../certs/online-federated-login.pem");
 
 /// The PEM of the environment's federated-login certificate; `None` for `custom`.
-pub fn pinned_pem(environment: Environment) -> Option<&'static str> {
+fn pinned_pem(environment: Environment) -> Option<&'static str> {
     match environment {
         Environment::Sod => Some(SOD),
         Environment::QaOnline => Some(STAGE),

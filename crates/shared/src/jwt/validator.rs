@@ -106,10 +106,6 @@ impl JwtValidator {
         Self { clock, ..self }
     }
 
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
-    }
-
     /// Validates `token`, fetching SuperID's JWKS if the token names a key not yet known.
     #[tracing::instrument(skip_all, fields(kind = expectation.kind()), err(Display, level = "warn"))]
     pub async fn validate(
@@ -929,13 +925,15 @@ mod tests {
         );
 
         let custom = online(&server, false, DEFAULT_REFETCH_COOLDOWN);
-        assert_eq!(
-            custom
-                .validate(&unnamed, &system_user_expectation())
-                .await
-                .unwrap_err(),
-            JwtError::KeysUnavailable
-        );
+        for token in [&unnamed, &jwks_only] {
+            assert_eq!(
+                custom
+                    .validate(token, &system_user_expectation())
+                    .await
+                    .unwrap_err(),
+                JwtError::KeysUnavailable
+            );
+        }
     }
 
     #[tokio::test]

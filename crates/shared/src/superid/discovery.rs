@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::http::{self, Retryable, SuperOfficeHttp, TransportError};
+use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
 use crate::superid::environment::SuperIdEnvironment;
 
 /// How long a fetched discovery document is used.
@@ -47,7 +47,7 @@ impl Retryable for DiscoveryError {
     fn is_retryable(&self) -> bool {
         match self {
             Self::Transport(e) => e.is_retryable(),
-            Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            Self::Status { status, .. } => is_transient_status(*status),
             Self::Invalid { .. } => false,
         }
     }

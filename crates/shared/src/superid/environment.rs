@@ -1,12 +1,14 @@
-//! Where one SuperID lives and what it is called: the base URL and issuer of a named environment
-//! (`sod`, `qaonline`, `online`) or of a `custom` one (the simulator), and every SuperID URL derived
-//! from the base exactly as SuperOffice publishes them (protocol §1, §2.1, §5, §7.1).
+//! Where one SuperID lives and what it is called: the base URL, issuer and pinned certificate of a named
+//! environment (`sod`, `qaonline`, `online`) or of a `custom` one (the simulator), and every SuperID URL
+//! derived from the base exactly as SuperOffice publishes them (protocol §1, §2.1, §5, §7.1).
 
 use url::Url;
 
 use crate::config::{ConfigError, SuperOfficeSettings};
 use crate::domain::ContextId;
 use crate::environment::Environment;
+use crate::jwt::pinned::pinned_certificate;
+use crate::jwt::{Certificate, CertificateError};
 
 /// One SuperID: its environment, base URL (always ending in `/`) and expected id_token issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,12 @@ impl SuperIdEnvironment {
     /// The `iss` of id_tokens from this SuperID.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// The environment's federated-login certificate, shipped in the binary; `None` for `custom`, whose
+    /// keys come from its JWKS only.
+    pub fn pinned_certificate(&self) -> Result<Option<Certificate>, CertificateError> {
+        pinned_certificate(self.environment)
     }
 
     /// `{base}/login/.well-known/openid-configuration`.
@@ -136,6 +144,11 @@ mod tests {
         let env = SuperIdEnvironment::from_settings(&settings).unwrap();
         assert_eq!(env.environment(), Environment::Sod);
         assert_eq!(env.issuer(), "https://sod.superoffice.com");
+        let pinned = env.pinned_certificate().unwrap().unwrap();
+        assert_eq!(
+            pinned.thumbprint().hex(),
+            "16B7FB8C3F9AB06885A800C64E64C97C4AB5E98C"
+        );
         assert_eq!(
             env.system_user_rest_url().as_str(),
             "https://sod.superoffice.com/Login/api/PartnerSystemUser/Authenticate"

@@ -18,7 +18,7 @@ use crate::crypto::partner_key::PartnerKey;
 use crate::crypto::system_user_token::sign_system_user_token;
 use crate::db::models::TenantState;
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
-use crate::http::{SuperOfficeHttp, TransportError};
+use crate::http::{SuperOfficeHttp, TransportError, is_transient_status, scrub};
 use crate::jwt::{Expectation, JwtError};
 use crate::superid::environment::SuperIdEnvironment;
 use crate::superid::exchange_rest::RestExchange;
@@ -114,12 +114,12 @@ pub enum ExchangeError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     #[error(
-        "tenant {tenant}: the JWT SuperID returned was refused ({source}); if the audience differs, the \
-         stored serial is stale and an administrator signing in again refreshes it"
+        "tenant {tenant}: {error}; if the audience differs, the stored serial is stale and an \
+         administrator signing in again refreshes it"
     )]
     Token {
         tenant: ContextId,
-        source: ValidationError,
+        error: ValidationError,
     },
 }
 
@@ -139,10 +139,6 @@ fn status_advice(status: u16) -> &'static str {
     }
 }
 
-fn is_transient_status(status: u16) -> bool {
-    status >= 500 || status == 408 || status == 429
-}
-
 impl ExchangeError {
     /// Whether the same exchange may succeed later (with backoff). Revocation, expiry, denial, a wrong
     /// key and a clock that stays wrong will not fix themselves: stop and tell an operator.
@@ -159,7 +155,7 @@ impl ExchangeError {
             Self::Fault { code, .. } => is_server_fault(code),
             Self::Malformed { .. } => true,
             Self::Transport(error) => error.is_retryable(),
-            Self::Token { source, .. } => source.is_retryable(),
+            Self::Token { error, .. } => error.is_retryable(),
         }
     }
 
@@ -373,13 +369,13 @@ impl ExchangeCore {
             .validator
             .validate(jwt, &expectation)
             .await
-            .map_err(|source| ExchangeError::Token {
+            .map_err(|error| ExchangeError::Token {
                 tenant: ctx.clone(),
-                source,
+                error,
             })?;
         let ticket = claims.ticket.ok_or_else(|| ExchangeError::Token {
             tenant: ctx.clone(),
-            source: ValidationError::Jwt(JwtError::MissingClaim("ticket")),
+            error: ValidationError::Jwt(JwtError::MissingClaim("ticket")),
         })?;
         Ok(IssuedTicket {
             ticket,
@@ -409,17 +405,6 @@ fn refused(
         Refusal::InvalidSignature => ExchangeError::InvalidSignature { tenant, message },
         Refusal::Other => ExchangeError::Rejected { tenant, message },
     }
-}
-
-/// SuperID's message, shortened, with any of our secrets it might echo replaced.
-pub(crate) fn scrub(message: &str, secrets: &[&str]) -> String {
-    let mut text: String = message.trim().chars().take(500).collect();
-    for secret in secrets {
-        if secret.len() >= 4 {
-            text = text.replace(secret, "[REDACTED]");
-        }
-    }
-    text
 }
 
 #[cfg(test)]
@@ -530,15 +515,6 @@ mod tests {
         };
         assert!(fault("s:Server").is_retryable());
         assert!(!fault("s:Client").is_retryable());
-    }
-
-    #[test]
-    fn echoed_secrets_are_scrubbed() {
-        let message = scrub(
-            "bad token My App-abc.202601011200.c2ln for app-secret",
-            &["My App-abc.202601011200.c2ln", "app-secret", ""],
-        );
-        assert_eq!(message, "bad token [REDACTED] for [REDACTED]");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
-use crate::http;
+use crate::http::{self, scrub};
 use crate::soap::{self, Envelope};
 use crate::superid::exchange::{
     ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
@@ -119,7 +119,10 @@ impl ExchangeVariant for SoapExchange {
             return Err(ExchangeError::Fault {
                 tenant: ctx.clone(),
                 code: fault.code,
-                message: fault.message.chars().take(500).collect(),
+                message: scrub(
+                    &fault.message,
+                    &[signed.expose(), self.core.application_token.expose_secret()],
+                ),
             });
         }
         let Some(response) = envelope.body.find("AuthenticationResponse") else {

@@ -48,7 +48,7 @@ pub enum OidcError {
     Status { status: u16 },
     #[error("SuperID's token response cannot be read: {0}")]
     Malformed(String),
-    #[error("the id_token was refused: {0}")]
+    #[error(transparent)]
     IdToken(#[from] ValidationError),
 }
 

@@ -17,12 +17,25 @@ use crate::jwt::{
 use crate::superid::discovery::{Discovery, DiscoveryError};
 
 /// Why a token SuperID returned was not accepted.
+/// The inner error is part of the message, not a `source`, so a report does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum ValidationError {
     #[error("the token SuperID returned was refused: {0}")]
-    Jwt(#[from] JwtError),
+    Jwt(JwtError),
     #[error("SuperID's signing keys are unknown because discovery failed: {0}")]
-    Discovery(#[from] DiscoveryError),
+    Discovery(DiscoveryError),
+}
+
+impl From<JwtError> for ValidationError {
+    fn from(error: JwtError) -> Self {
+        Self::Jwt(error)
+    }
+}
+
+impl From<DiscoveryError> for ValidationError {
+    fn from(error: DiscoveryError) -> Self {
+        Self::Discovery(error)
+    }
 }
 
 impl ValidationError {

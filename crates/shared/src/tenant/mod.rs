@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{Retryable, TransportError};
+use crate::http::{Retryable, TransportError, is_transient_status, scrub};
 use crate::tenant::status::{StatusError, TenantRunState, TenantStatus, TenantStatusClient};
 
 /// Who a tenant call runs as. `Debug` redacts the credential.
@@ -100,7 +100,7 @@ impl Retryable for TenantError {
         match self {
             Self::Status(error) => error.is_retryable(),
             Self::NotRunning { .. } | Self::NoEndpoint { .. } | Self::Misdirected { .. } => true,
-            Self::Http { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            Self::Http { status, .. } => is_transient_status(*status),
             Self::Transport(error) => error.is_retryable(),
             Self::Malformed { .. } => true,
             Self::TicketRejected { .. }
@@ -123,8 +123,9 @@ pub(crate) fn retry_now(error: &TenantError) -> bool {
     error.is_retryable() && !matches!(error, TenantError::Misdirected { .. })
 }
 
-/// The text of a tenant's error body: the REST API's `Error`/`Message` member, or the start of the text.
-pub(crate) fn error_message(body: &[u8]) -> String {
+/// The text of a tenant's error body: the REST API's `Error`/`Message` member, or the start of the text,
+/// with `secrets` scrubbed.
+pub(crate) fn error_message(body: &[u8], secrets: &[&str]) -> String {
     let from_json = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|value| {
@@ -133,7 +134,7 @@ pub(crate) fn error_message(body: &[u8]) -> String {
                 .find_map(|key| value.get(key).and_then(|v| v.as_str()).map(str::to_owned))
         });
     let text = from_json.unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
-    let text: String = text.trim().chars().take(300).collect();
+    let text = scrub(&text, secrets);
     if text.is_empty() {
         "(no message)".to_owned()
     } else {

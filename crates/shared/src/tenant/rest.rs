@@ -222,6 +222,11 @@ impl TenantRestClient {
                 reason: format!("the body is not JSON: {e}"),
             });
         }
+        let credential = match credentials {
+            TenantCredentials::SystemUser(ticket) => ticket.expose(),
+            TenantCredentials::User(access_token) => access_token.expose_secret(),
+        };
+        let secrets = [credential, self.application_token.expose_secret()];
         let tenant = tenant.clone();
         Err(match code.as_u16() {
             401 => match credentials {
@@ -230,13 +235,13 @@ impl TenantRestClient {
             },
             403 => TenantError::Forbidden {
                 tenant,
-                message: error_message(&bytes),
+                message: error_message(&bytes, &secrets),
             },
             421 => TenantError::Misdirected { tenant },
             status => TenantError::Http {
                 tenant,
                 status,
-                message: error_message(&bytes),
+                message: error_message(&bytes, &secrets),
             },
         })
     }

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{self, RetryPolicy, SuperOfficeHttp};
+use crate::http::{self, RetryPolicy, SuperOfficeHttp, scrub};
 use crate::soap::{self, Element, Envelope};
 use crate::tenant::status::{TenantStatus, TenantStatusClient};
 use crate::tenant::{Company, TenantError, error_message, on_current_host, retry_now};
@@ -127,7 +127,7 @@ impl TenantSoapClient {
                 policy
                     .run_while(
                         WHAT,
-                        || self.send(tenant, &status, operation, envelope),
+                        || self.send(tenant, &status, ticket, operation, envelope),
                         retry_now,
                     )
                     .await
@@ -148,6 +148,7 @@ impl TenantSoapClient {
         &self,
         tenant: &ContextId,
         status: &TenantStatus,
+        ticket: &Ticket,
         operation: &'static str,
         envelope: &str,
     ) -> Result<Element, TenantError> {
@@ -166,6 +167,7 @@ impl TenantSoapClient {
         let response = http::send(WHAT, request).await?;
         let code = response.status();
         let bytes = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        let secrets = [ticket.expose(), self.application_token.expose_secret()];
         let tenant = tenant.clone();
         match code.as_u16() {
             421 => return Err(TenantError::Misdirected { tenant }),
@@ -178,7 +180,7 @@ impl TenantSoapClient {
                 return Err(TenantError::Http {
                     tenant,
                     status: code.as_u16(),
-                    message: error_message(&bytes),
+                    message: error_message(&bytes, &secrets),
                 });
             }
             Err(error) => {
@@ -188,7 +190,7 @@ impl TenantSoapClient {
                 });
             }
         };
-        if let Some(error) = failure(&tenant, &parsed) {
+        if let Some(error) = failure(&tenant, &parsed, &secrets) {
             return Err(error);
         }
         if !code.is_success() {
@@ -231,7 +233,7 @@ fn service_url(tenant: &ContextId, status: &TenantStatus) -> Result<Url, TenantE
 
 /// A fault, an `ExceptionInfo` header or `Succeeded` false, as an error: the ticket's when the
 /// exception is about security or authentication, a fault otherwise.
-fn failure(tenant: &ContextId, envelope: &Envelope) -> Option<TenantError> {
+fn failure(tenant: &ContextId, envelope: &Envelope, secrets: &[&str]) -> Option<TenantError> {
     let header = envelope.header.as_ref();
     let exception = header
         .and_then(|h| h.child("ExceptionInfo"))
@@ -272,7 +274,7 @@ fn failure(tenant: &ContextId, envelope: &Envelope) -> Option<TenantError> {
             } else {
                 exception_type
             },
-            message: message.chars().take(300).collect(),
+            message: scrub(&message, secrets),
         }
     })
 }
@@ -315,7 +317,7 @@ mod tests {
             <ExceptionInfo xmlns="{SERVICES88_NS}" xmlns:i="http://www.w3.org/2001/XMLSchema-instance" i:nil="true"/>
             <Succeeded xmlns="{SERVICES88_NS}">true</Succeeded></s:Header><s:Body/></s:Envelope>"#
         ));
-        assert!(failure(&tenant, &ok).is_none());
+        assert!(failure(&tenant, &ok, &[]).is_none());
         let security = envelope(&format!(
             r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header>
             <ExceptionInfo xmlns="{SERVICES88_NS}"><Message>Bad credentials</Message>
@@ -324,14 +326,14 @@ mod tests {
             <faultcode>s:Client</faultcode><faultstring>Bad credentials</faultstring></s:Fault></s:Body></s:Envelope>"#
         ));
         assert!(matches!(
-            failure(&tenant, &security),
+            failure(&tenant, &security, &[]),
             Some(TenantError::TicketRejected { .. })
         ));
         let validation = envelope(
             r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
             <faultcode>s:Client</faultcode><faultstring>Name is required</faultstring></s:Fault></s:Body></s:Envelope>"#,
         );
-        match failure(&tenant, &validation) {
+        match failure(&tenant, &validation, &[]) {
             Some(TenantError::Fault {
                 exception, message, ..
             }) => assert_eq!(
@@ -345,7 +347,7 @@ mod tests {
             <Succeeded xmlns="{SERVICES88_NS}">false</Succeeded></Header><Body/></Envelope>"#
         ));
         assert!(matches!(
-            failure(&tenant, &not_succeeded),
+            failure(&tenant, &not_succeeded, &[]),
             Some(TenantError::Fault { .. })
         ));
     }

@@ -16,7 +16,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::db::models::TenantState;
 use crate::domain::ContextId;
-use crate::http::{self, Retryable, SuperOfficeHttp, TransportError};
+use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
 use crate::superid::environment::SuperIdEnvironment;
 
 const WHAT: &str = "tenant status";
@@ -131,7 +131,7 @@ impl Retryable for StatusError {
         match self {
             Self::UnknownTenant(_) => false,
             Self::Transport(e) => e.is_retryable(),
-            Self::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            Self::Status { status, .. } => is_transient_status(*status),
             Self::Invalid { .. } => true,
         }
     }

@@ -5,6 +5,7 @@
 mod discovery;
 mod exchange;
 mod oidc;
+mod simulator;
 mod support;
 mod tenant_api;
 mod tenant_status;

@@ -1,0 +1,124 @@
+//! Every SuperOffice client of a process, wired from the configuration: one HTTP stack, one discovery
+//! cache, one token validator, one tenant status cache, shared by the sign-in, the exchange and the
+//! tenant API clients. partner-web and partner-service build this once at start-up.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::clock::Clock;
+use crate::config::{ConfigError, ExchangeKind, Settings};
+use crate::crypto::partner_key::PartnerKey;
+use crate::http::{ClientBuildError, SuperOfficeHttp};
+use crate::jwt::CertificateError;
+use crate::superid::discovery::Discovery;
+use crate::superid::environment::SuperIdEnvironment;
+use crate::superid::exchange::{ExchangeCore, TicketExchange, configured_exchange};
+use crate::superid::oidc::{OidcApplication, OidcClient};
+use crate::superid::validation::SuperIdValidator;
+use crate::tenant::rest::TenantRestClient;
+use crate::tenant::soap::TenantSoapClient;
+use crate::tenant::status::TenantStatusClient;
+
+/// The clients could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientsError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Http(#[from] ClientBuildError),
+    #[error("the pinned SuperID certificate cannot be read: {0}")]
+    Certificate(CertificateError),
+}
+
+impl From<CertificateError> for ClientsError {
+    fn from(error: CertificateError) -> Self {
+        Self::Certificate(error)
+    }
+}
+
+/// The SuperOffice clients of one process. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SuperOfficeClients {
+    pub http: SuperOfficeHttp,
+    pub environment: SuperIdEnvironment,
+    pub discovery: Arc<Discovery>,
+    pub validator: Arc<SuperIdValidator>,
+    pub statuses: Arc<TenantStatusClient>,
+    pub rest: TenantRestClient,
+    pub soap: TenantSoapClient,
+    pub oidc: OidcClient,
+    exchange_kind: ExchangeKind,
+    application_token: SecretString,
+    clock: Arc<dyn Clock>,
+}
+
+impl SuperOfficeClients {
+    /// Needs `superoffice.client_secret`; the partner key is asked for only by `exchange`.
+    pub fn from_settings(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, ClientsError> {
+        let superoffice = &settings.superoffice;
+        let http = SuperOfficeHttp::from_settings(superoffice)?;
+        let environment = SuperIdEnvironment::from_settings(superoffice)?;
+        let application_token = superoffice.client_secret()?.clone();
+        let discovery = Arc::new(Discovery::new(http.clone(), &environment));
+        let validator = Arc::new(SuperIdValidator::new(
+            Arc::clone(&discovery),
+            http.client().clone(),
+            environment.pinned_certificate()?,
+            superoffice.jwt_leeway(),
+            Arc::clone(&clock),
+        ));
+        let statuses = Arc::new(TenantStatusClient::new(
+            http.clone(),
+            environment.clone(),
+            Arc::clone(&clock),
+        ));
+        let oidc = OidcClient::new(
+            http.clone(),
+            Arc::clone(&validator),
+            Arc::clone(&clock),
+            OidcApplication {
+                issuer: environment.issuer().to_owned(),
+                client_id: superoffice.client_id.clone(),
+                client_secret: application_token.clone(),
+                redirect_uri: settings.web.redirect_uri(),
+            },
+        );
+        Ok(Self {
+            rest: TenantRestClient::new(
+                http.clone(),
+                Arc::clone(&statuses),
+                application_token.clone(),
+            ),
+            soap: TenantSoapClient::new(
+                http.clone(),
+                Arc::clone(&statuses),
+                application_token.clone(),
+            ),
+            http,
+            environment,
+            discovery,
+            validator,
+            statuses,
+            oidc,
+            exchange_kind: superoffice.exchange,
+            application_token,
+            clock,
+        })
+    }
+
+    /// The ticket exchange `superoffice.exchange` selects, signing with `key`.
+    pub fn exchange(&self, key: Arc<PartnerKey>) -> Arc<dyn TicketExchange> {
+        configured_exchange(
+            self.exchange_kind,
+            ExchangeCore::new(
+                self.http.clone(),
+                self.environment.clone(),
+                self.application_token.clone(),
+                key,
+                Arc::clone(&self.clock),
+                Arc::clone(&self.validator),
+            ),
+        )
+    }
+}

@@ -1,0 +1,256 @@
+//! The clients end to end against the in-process SuperOffice simulator: sign-in, exchange (REST and
+//! SOAP), companies (REST and SOAP) with the ticket and with a user's Bearer token, revocation, a move.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use shared::clients::SuperOfficeClients;
+use shared::clock::SystemClock;
+use shared::config::{ExchangeKind, Settings, Sources};
+use shared::domain::{ContextId, SystemUserToken, Ticket};
+use shared::superid::exchange::{ExchangeError, IssuedTicket};
+use shared::superid::oidc::{CallbackParams, SignIn};
+use shared::tenant::TenantCredentials;
+use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
+
+use crate::support;
+
+const TENANT: &str = "Cust10001";
+
+async fn start() -> RunningSim {
+    let key = support::partner_key();
+    Simulator::start(SimConfig::for_tests(key.public_key_pem()))
+        .await
+        .unwrap()
+}
+
+fn clients(sim: &RunningSim, exchange: ExchangeKind) -> SuperOfficeClients {
+    let env: BTreeMap<String, String> = [
+        ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
+        ("PARTNER_SUPEROFFICE__SUPERID_URL", sim.superid_url()),
+        ("PARTNER_SUPEROFFICE__CLIENT_ID", TEST_CLIENT_ID),
+        ("PARTNER_SUPEROFFICE__CLIENT_SECRET", TEST_CLIENT_SECRET),
+        (
+            "PARTNER_SUPEROFFICE__EXCHANGE",
+            match exchange {
+                ExchangeKind::Rest => "rest",
+                ExchangeKind::Soap => "soap",
+            },
+        ),
+        ("PARTNER_WEB__PUBLIC_URL", "http://127.0.0.1:8080"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let settings = Settings::from_sources(&Sources { file: None, env }).unwrap();
+    SuperOfficeClients::from_settings(&settings, Arc::new(SystemClock)).unwrap()
+}
+
+fn tenant() -> ContextId {
+    ContextId::parse(TENANT).unwrap()
+}
+
+/// Drives the sign-in: the authorization request, the simulator's sign-in form submitted as
+/// `username`, the redirect back with the code, the code exchange and validation.
+async fn sign_in(clients: &SuperOfficeClients, username: &str) -> SignIn {
+    let request = clients
+        .oidc
+        .authorization_request(Some(&tenant()))
+        .await
+        .unwrap();
+    let mut form: Vec<(String, String)> = request.url.query_pairs().into_owned().collect();
+    form.push(("username".into(), username.into()));
+    let mut action = request.url.clone();
+    action.set_query(None);
+    let response = clients
+        .http
+        .client()
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        302,
+        "the sign-in form did not redirect"
+    );
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        location
+            .as_str()
+            .starts_with("http://127.0.0.1:8080/callback?")
+    );
+    let query: HashMap<String, String> = location.query_pairs().into_owned().collect();
+    let callback = CallbackParams {
+        code: query.get("code").cloned(),
+        state: query.get("state").cloned(),
+        error: query.get("error").cloned(),
+        error_description: query.get("error_description").cloned(),
+    };
+    clients
+        .oidc
+        .complete(&request.pending, &callback)
+        .await
+        .unwrap()
+}
+
+async fn exchange_for(
+    clients: &SuperOfficeClients,
+    admin: &SignIn,
+) -> Result<IssuedTicket, ExchangeError> {
+    let token: &SystemUserToken = admin.claims.system_token.as_ref().unwrap();
+    let serial = admin.claims.serial.as_deref().unwrap();
+    clients
+        .exchange(support::partner_key())
+        .exchange(&tenant(), token, serial)
+        .await
+}
+
+#[tokio::test]
+async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_rest() {
+    let sim = start().await;
+    let clients = clients(&sim, ExchangeKind::Rest);
+    let admin = sign_in(&clients, "admin@cust10001.example").await;
+    assert_eq!(admin.claims.context_id, tenant());
+    assert!(admin.claims.is_administrator);
+    assert!(admin.claims.system_token.is_some());
+    assert!(admin.claims.serial.is_some());
+    assert!(admin.tokens.refresh_token.is_some());
+
+    let issued = exchange_for(&clients, &admin).await.unwrap();
+    assert!(issued.ticket.expose().starts_with("7T:"));
+    let credentials = TenantCredentials::SystemUser(issued.ticket.clone());
+    let company = clients
+        .rest
+        .create_company(&tenant(), &credentials, "Made by the system user")
+        .await
+        .unwrap();
+    assert!(company.contact_id > 0);
+    let read = clients
+        .rest
+        .company(&tenant(), &credentials, company.contact_id)
+        .await
+        .unwrap();
+    assert_eq!(read.name, "Made by the system user");
+    let principal = clients
+        .rest
+        .current_principal(&tenant(), &credentials)
+        .await
+        .unwrap();
+    assert_eq!(principal.user_type.as_deref(), Some("SystemAssociate"));
+    let records = sim.admin().records();
+    assert_eq!(records.records.companies.len(), 1);
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn the_soap_exchange_and_soap_company_creation_work_together() {
+    let sim = start().await;
+    let clients = clients(&sim, ExchangeKind::Soap);
+    let admin = sign_in(&clients, "admin@cust10001.example").await;
+    let issued = exchange_for(&clients, &admin).await.unwrap();
+    let company = clients
+        .soap
+        .create_company(&tenant(), &issued.ticket, "Made over SOAP & <escaped>")
+        .await
+        .unwrap();
+    assert!(company.contact_id > 0);
+    assert_eq!(company.name, "Made over SOAP & <escaped>");
+    let read = clients
+        .rest
+        .company(
+            &tenant(),
+            &TenantCredentials::SystemUser(issued.ticket),
+            company.contact_id,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.name, "Made over SOAP & <escaped>");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn an_ordinary_user_gets_no_system_token_but_creates_a_company_with_its_bearer_token() {
+    let sim = start().await;
+    let clients = clients(&sim, ExchangeKind::Rest);
+    let user = sign_in(&clients, "user@cust10001.example").await;
+    assert!(!user.claims.is_administrator);
+    assert!(user.claims.system_token.is_none());
+    let credentials = TenantCredentials::User(user.tokens.access_token.clone());
+    let principal = clients
+        .rest
+        .current_principal(&tenant(), &credentials)
+        .await
+        .unwrap();
+    assert_eq!(principal.user_type.as_deref(), Some("InternalAssociate"));
+    let company = clients
+        .rest
+        .create_company(&tenant(), &credentials, "Made by a user")
+        .await
+        .unwrap();
+    assert_eq!(company.name, "Made by a user");
+    let refreshed = clients
+        .oidc
+        .refresh(user.tokens.refresh_token.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert!(refreshed.refresh_token.is_some());
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_rejected() {
+    let sim = start().await;
+    let clients = clients(&sim, ExchangeKind::Rest);
+    let admin = sign_in(&clients, "admin@cust10001.example").await;
+    sim.admin().revoke(TENANT, TEST_CLIENT_ID).unwrap();
+    let error = exchange_for(&clients, &admin).await.unwrap_err();
+    assert!(matches!(error, ExchangeError::Revoked { .. }), "{error}");
+    assert!(!error.is_retryable());
+    let forged = TenantCredentials::SystemUser(Ticket::parse("7T:not-a-ticket").unwrap());
+    let error = clients
+        .rest
+        .current_principal(&tenant(), &forged)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, shared::tenant::TenantError::TicketRejected { .. }),
+        "{error}"
+    );
+    let error = clients
+        .soap
+        .create_default_contact(&tenant(), &Ticket::parse("7T:not-a-ticket").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, shared::tenant::TenantError::TicketRejected { .. }),
+        "{error}"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_moved_tenant_is_found_again_after_a_421() {
+    let sim = start().await;
+    let clients = clients(&sim, ExchangeKind::Rest);
+    let admin = sign_in(&clients, "admin@cust10001.example").await;
+    let issued = exchange_for(&clients, &admin).await.unwrap();
+    let credentials = TenantCredentials::SystemUser(issued.ticket);
+    clients
+        .rest
+        .current_principal(&tenant(), &credentials)
+        .await
+        .unwrap();
+    let before = clients.statuses.status(&tenant()).await.unwrap();
+    sim.admin().move_tenant(TENANT, "sod3").await.unwrap();
+    let company = clients
+        .rest
+        .create_company(&tenant(), &credentials, "After the move")
+        .await
+        .unwrap();
+    assert_eq!(company.name, "After the move");
+    let after = clients.statuses.status(&tenant()).await.unwrap();
+    assert_ne!(before.api, after.api);
+    sim.stop().await;
+}

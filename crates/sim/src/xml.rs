@@ -126,7 +126,10 @@ pub fn parse(bytes: &[u8]) -> Result<Element, XmlError> {
 
 fn namespace(resolved: ResolveResult<'_>) -> Result<Option<String>, XmlError> {
     match resolved {
-        ResolveResult::Bound(ns) => Ok(Some(ns.as_ref().to_owned())),
+        // The reader hands over the `xmlns` attribute's raw text; unescape it like any attribute value.
+        ResolveResult::Bound(ns) => quick_xml::escape::unescape(ns.as_ref())
+            .map(|ns| Some(ns.into_owned()))
+            .map_err(|e| XmlError::Syntax(format!("namespace name: {e}"))),
         ResolveResult::Unbound => Ok(None),
         ResolveResult::Unknown(prefix) => Err(XmlError::UnknownPrefix(prefix)),
     }
@@ -208,6 +211,16 @@ mod tests {
         assert!(root.is("urn:x", "Root"));
         assert_eq!(root.child("urn:x", "Child").unwrap().text, "v & A");
         assert_eq!(root.children[1].ns, None);
+    }
+
+    /// The same raw-namespace reading the soap_response fuzz target found in the clients' reader: a
+    /// request whose namespace uses a character reference did not match the operation's namespace.
+    #[test]
+    fn namespaces_are_matched_unescaped() {
+        let root = parse(br#"<a:Root xmlns:a="urn:x&#47;y&amp;z"><a:C/></a:Root>"#).unwrap();
+        assert!(root.is("urn:x/y&z", "Root"));
+        assert!(root.child("urn:x/y&z", "C").is_some());
+        assert!(parse(br#"<r xmlns="urn:&x;"/>"#).is_err());
     }
 
     #[test]

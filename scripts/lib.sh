@@ -35,7 +35,12 @@ ensure_postgres() {
   bindir="$(dirname "$(readlink -f "$initdb")")"
   pg_ctl="$bindir/pg_ctl"
   local as=()
-  if [ "$(id -u)" = 0 ]; then as=(runuser -u postgres --); fi
+  if [ "$(id -u)" = 0 ]; then
+    as=(runuser -u postgres --)
+    # The postgres user must reach the data directory; a checkout in a private directory does not allow it.
+    mkdir -p "$ROOT/target"
+    if ! runuser -u postgres -- test -x "$ROOT/target"; then PG_DIR="${TMPDIR:-/tmp}/partner-dev-postgres"; fi
+  fi
   mkdir -p "$PG_DIR"
   [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
   if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then

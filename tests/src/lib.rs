@@ -401,7 +401,7 @@ pub fn stack_sim_config(
         )
 }
 
-/// A Postgres cluster of this test's own (initdb under `target/`), so a test may stop and restart the
+/// A Postgres cluster of this test's own (initdb under the temporary directory), so a test may stop and restart the
 /// database without touching the machine's server. Needs `initdb` and `pg_ctl` (the postgresql package);
 /// as root, they run as the `postgres` user.
 pub struct PrivateCluster {
@@ -413,8 +413,10 @@ pub struct PrivateCluster {
 impl PrivateCluster {
     pub fn start() -> Self {
         let bin = pg_bindir();
-        let dir = repo_root().join("target/e2e-pg").join(format!(
-            "{}-{}",
+        // Under the system's temporary directory: the `postgres` user must be able to reach it, which a
+        // checkout in a private directory does not allow.
+        let dir = std::env::temp_dir().join(format!(
+            "partner-e2e-pg-{}-{}",
             std::process::id(),
             free_port()
         ));

@@ -37,18 +37,12 @@ pub enum Command {
         #[arg(value_name = "CTX")]
         ctx: String,
     },
-    /// Signs the tenant's system user token, exchanges it for a ticket and validates it now; prints the
-    /// ticket's metadata, never the ticket.
+    /// Signs the tenant's stored system user token, exchanges it for a ticket, validates and stores it
+    /// now; prints the ticket's metadata, never the ticket.
     Exchange {
         /// The tenant's context identifier, e.g. Cust12345.
         #[arg(value_name = "CTX")]
         ctx: String,
-        /// The tenant's system user token (prefer the environment variable: arguments show in `ps`).
-        #[arg(long, env = EXCHANGE_TOKEN_VAR, hide_env_values = true, value_name = "TOKEN")]
-        token: String,
-        /// The tenant's serial: the returned JWT's audience must be spn:{serial}.
-        #[arg(long, env = EXCHANGE_SERIAL_VAR, value_name = "SERIAL")]
-        serial: String,
     },
     /// Signs a system user token with the partner key and prints it (token.yyyyMMddHHmm.signature).
     SignToken(SignTokenArgs),
@@ -78,8 +72,3 @@ pub enum TenantsAction {
     /// Removes the tenant's token, ticket and work; an audit event records the purge.
     Purge { ctx: String },
 }
-
-/// Supplies `exchange --token`; not a configuration key.
-pub const EXCHANGE_TOKEN_VAR: &str = "PARTNER_EXCHANGE_TOKEN";
-/// Supplies `exchange --serial`; not a configuration key.
-pub const EXCHANGE_SERIAL_VAR: &str = "PARTNER_EXCHANGE_SERIAL";

@@ -1,12 +1,10 @@
-use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use secrecy::SecretString;
-use service::cli::{Cli, Command, EXCHANGE_SERIAL_VAR, EXCHANGE_TOKEN_VAR};
+use service::cli::{Cli, Command};
 use service::commands::{self, credentials};
 use service::daemon;
-use shared::config::{Settings, Sources};
+use shared::config::Settings;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,7 +32,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = || load_settings(cli.config.as_deref());
+    let settings = || Settings::load(cli.config.as_deref());
     match cli.command {
         Command::Run { once } => {
             let cancel = shared::shutdown::on_signal();
@@ -49,19 +47,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::TenantStatus { ctx } => {
             commands::superoffice::tenant_status(&settings()?, &ctx).await?;
         }
-        Command::Exchange { ctx, token, serial } => {
-            let token = SecretString::from(token);
-            commands::superoffice::exchange(&settings()?, &ctx, &token, &serial).await?;
-        }
+        Command::Exchange { ctx } => commands::superoffice::exchange(&settings()?, &ctx).await?,
         Command::SignToken(_) | Command::ConvertKey(_) | Command::VerifyJwt(_) => {}
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The layered configuration; the `exchange` command's own variables are not configuration keys.
-fn load_settings(file: Option<&Path>) -> anyhow::Result<Settings> {
-    let mut sources = Sources::from_process(file);
-    sources.env.remove(EXCHANGE_TOKEN_VAR);
-    sources.env.remove(EXCHANGE_SERIAL_VAR);
-    Ok(Settings::from_sources(&sources)?)
 }

@@ -318,6 +318,9 @@ pub struct ServiceSettings {
     pub lease_secs: u64,
     pub shutdown_grace_secs: u64,
     pub ticket_refresh_after_secs: u64,
+    pub tenant_timeout_secs: u64,
+    pub backoff_base_secs: u64,
+    pub backoff_max_secs: u64,
 }
 
 /// The whole configuration, validated.
@@ -505,6 +508,24 @@ impl Settings {
             return Err(ConfigError::invalid(
                 "service.lease_secs",
                 "must be at least 10",
+            ));
+        }
+        if self.service.tenant_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.tenant_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.backoff_base_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.backoff_base_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.backoff_max_secs < self.service.backoff_base_secs {
+            return Err(ConfigError::invalid(
+                "service.backoff_max_secs",
+                "must be at least service.backoff_base_secs",
             ));
         }
         // A configured secret must be well-formed even where this binary does not need it.

@@ -183,8 +183,13 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_release() {
             .unwrap()
             .is_empty()
     );
+    // The lease runs out: the claim made the tenant due again at the same instant.
+    let expired = Some(Utc::now() - Duration::seconds(1));
     diesel::update(tenants::table)
-        .set(tenants::lease_expires_at.eq(Some(Utc::now() - Duration::seconds(1))))
+        .set((
+            tenants::lease_expires_at.eq(expired),
+            tenants::next_attempt_at.eq(expired),
+        ))
         .execute(&mut conn)
         .await
         .unwrap();
@@ -286,4 +291,40 @@ async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
     );
     let due = queue::claim_due(&mut conn, "w2", 60, 10).await.unwrap();
     assert!(due.iter().any(|t| t.context_id == "Cust1000"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_queued_during_a_pass_survives_the_release() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 2).await;
+    let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // While both are leased, new work arrives for Cust1001 only.
+    shared::db::work::enqueue_create_company(&mut conn, "Cust1001", "Acme", "user")
+        .await
+        .unwrap();
+    assert!(
+        queue::renew_lease(&mut conn, "Cust1001", "worker", 60)
+            .await
+            .unwrap()
+    );
+    for ctx in ["Cust1000", "Cust1001"] {
+        assert!(
+            queue::release(&mut conn, ctx, "worker", None)
+                .await
+                .unwrap()
+        );
+    }
+    let due: Vec<String> = queue::claim_due(&mut conn, "next", 60, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.context_id)
+        .collect();
+    assert_eq!(
+        due,
+        ["Cust1001"],
+        "the idle tenant waits, the one with new work is due"
+    );
 }

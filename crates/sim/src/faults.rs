@@ -61,6 +61,13 @@ pub struct Fault {
     /// Never answer (until the simulator stops).
     #[serde(default)]
     pub hang: bool,
+    /// Only requests with this HTTP method (e.g. `POST`) are affected and counted; others proceed.
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Fail after the handler ran: the request takes effect, its answer is lost (a timeout after the
+    /// server acted, as a client sees it).
+    #[serde(default)]
+    pub after_handler: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,6 +79,8 @@ pub struct Faults(BTreeMap<Group, Fault>);
 enum Action {
     Proceed,
     Fail(StatusCode),
+    /// Handle the request, then answer with this status instead.
+    LoseAnswer(StatusCode),
     Hang,
 }
 
@@ -90,10 +99,17 @@ impl Faults {
     }
 
     /// Decides the fate of one request and counts down `fail_next`.
-    fn decide(&mut self, group: Group) -> (Duration, Action) {
+    fn decide(&mut self, group: Group, method: &str) -> (Duration, Action) {
         let Some(fault) = self.0.get_mut(&group) else {
             return (Duration::ZERO, Action::Proceed);
         };
+        if fault
+            .method
+            .as_deref()
+            .is_some_and(|only| !only.eq_ignore_ascii_case(method))
+        {
+            return (Duration::ZERO, Action::Proceed);
+        }
         let delay = Duration::from_millis(fault.latency_ms);
         let status = fault
             .fail_status
@@ -101,11 +117,15 @@ impl Faults {
             .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         let action = if fault.hang {
             Action::Hang
-        } else if fault.fail_next > 0 {
-            fault.fail_next -= 1;
-            Action::Fail(status)
-        } else if fault.fail_share > 0.0 && rand::rng().random::<f64>() < fault.fail_share {
-            Action::Fail(status)
+        } else if fault.fail_next > 0
+            || (fault.fail_share > 0.0 && rand::rng().random::<f64>() < fault.fail_share)
+        {
+            fault.fail_next = fault.fail_next.saturating_sub(1);
+            if fault.after_handler {
+                Action::LoseAnswer(status)
+            } else {
+                Action::Fail(status)
+            }
         } else {
             Action::Proceed
         };
@@ -146,9 +166,8 @@ pub async fn middleware(
         req.app_data::<web::Data<SimContext>>(),
         req.app_data::<Listener>(),
     ) {
-        (Some(ctx), Some(listener)) => {
-            group_of(*listener, req.path()).map(|group| ctx.store().faults.decide(group))
-        }
+        (Some(ctx), Some(listener)) => group_of(*listener, req.path())
+            .map(|group| ctx.store().faults.decide(group, req.method().as_str())),
         _ => None,
     };
     let Some((delay, action)) = decision else {
@@ -165,6 +184,14 @@ pub async fn middleware(
                 .content_type("text/plain; charset=utf-8")
                 .body("Simulated failure (superoffice-sim fault injection)");
             Ok(req.into_response(response))
+        }
+        Action::LoseAnswer(status) => {
+            let (request, _) = next.call(req).await?.into_parts();
+            tracing::info!(path = request.path(), %status, "injected lost answer");
+            let response = HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body("Simulated lost answer (superoffice-sim fault injection)");
+            Ok(ServiceResponse::new(request, response))
         }
         Action::Hang => {
             tracing::info!(path = req.path(), "injected hang");
@@ -191,10 +218,10 @@ mod tests {
             },
         );
         let bad = Action::Fail(StatusCode::BAD_GATEWAY);
-        assert_eq!(faults.decide(Group::Exchange).1, bad);
-        assert_eq!(faults.decide(Group::Exchange).1, bad);
-        assert_eq!(faults.decide(Group::Exchange).1, Action::Proceed);
-        assert_eq!(faults.decide(Group::Api).1, Action::Proceed);
+        assert_eq!(faults.decide(Group::Exchange, "POST").1, bad);
+        assert_eq!(faults.decide(Group::Exchange, "POST").1, bad);
+        assert_eq!(faults.decide(Group::Exchange, "POST").1, Action::Proceed);
+        assert_eq!(faults.decide(Group::Api, "GET").1, Action::Proceed);
     }
 
     #[test]
@@ -206,9 +233,29 @@ mod tests {
         };
         faults.set(Group::Api, fault);
         let fail = Action::Fail(StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(faults.decide(Group::Api).1, fail);
+        assert_eq!(faults.decide(Group::Api, "GET").1, fail);
         faults.clear(None);
-        assert_eq!(faults.decide(Group::Api).1, Action::Proceed);
+        assert_eq!(faults.decide(Group::Api, "GET").1, Action::Proceed);
+    }
+
+    #[test]
+    fn a_method_filter_leaves_other_requests_alone_and_uncounted() {
+        let mut faults = Faults::default();
+        faults.set(
+            Group::Api,
+            Fault {
+                fail_next: 1,
+                method: Some("POST".into()),
+                after_handler: true,
+                ..Fault::default()
+            },
+        );
+        assert_eq!(faults.decide(Group::Api, "GET").1, Action::Proceed);
+        assert_eq!(
+            faults.decide(Group::Api, "post").1,
+            Action::LoseAnswer(StatusCode::SERVICE_UNAVAILABLE)
+        );
+        assert_eq!(faults.decide(Group::Api, "POST").1, Action::Proceed);
     }
 
     #[test]

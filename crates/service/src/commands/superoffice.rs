@@ -1,19 +1,23 @@
 //! `partner-service tenant-status CTX` and `partner-service exchange CTX`: SuperOffice calls an operator
-//! makes by hand. Neither prints a secret: the exchange shows the ticket's metadata, never the ticket.
+//! makes by hand. Neither prints a secret: the exchange uses the tenant's stored token and serial,
+//! stores the ticket it obtains and shows the ticket's metadata, never the ticket.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use shared::clients::SuperOfficeClients;
 use shared::clock::{Clock, SystemClock};
-use shared::config::Settings;
+use shared::config::{ExchangeKind, Settings};
+use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
-use shared::domain::{ContextId, SystemUserToken};
+use shared::domain::ContextId;
 use shared::http::SuperOfficeHttp;
 use shared::superid::environment::SuperIdEnvironment;
 use shared::tenant::status::TenantStatusClient;
+
+use crate::commands::tenants::operator;
+use crate::tickets::{store_issued, stored_credentials};
 
 /// Prints the tenant's state from the state API as JSON.
 pub async fn tenant_status(settings: &Settings, ctx: &str) -> anyhow::Result<()> {
@@ -38,29 +42,51 @@ pub async fn tenant_status(settings: &Settings, ctx: &str) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Signs the tenant's system user token, exchanges it and validates the answer now; prints the ticket's
-/// metadata. The token and serial come from the command line until the daemon reads stored ones.
-pub async fn exchange(
-    settings: &Settings,
-    ctx: &str,
-    token: &SecretString,
-    serial: &str,
-) -> anyhow::Result<()> {
+/// Reads the tenant's stored system user token and serial, signs the token, exchanges it and validates
+/// the answer now, stores the ticket (encrypted, with an audit event) and prints its metadata.
+pub async fn exchange(settings: &Settings, ctx: &str) -> anyhow::Result<()> {
     let tenant = ContextId::parse(ctx)?;
-    let token = SystemUserToken::parse(token.expose_secret())?;
+    let cipher = Cipher::from_settings(&settings.encryption)
+        .context("loading encryption.key and encryption.previous_key")?;
+    let pool = shared::db::pool(&settings.database).context("building the database pool")?;
+    let mut conn = pool.get().await.context("connecting to the database")?;
+    let row = shared::db::tenants::find(&mut conn, tenant.as_str())
+        .await?
+        .with_context(|| format!("no tenant {tenant}: a tenant administrator has not signed in"))?;
+    let credentials = stored_credentials(&cipher, &row)?;
     let key = PartnerKey::from_source(&settings.superoffice.private_key_source()?)
         .context("reading the partner private key")?;
     let clients = SuperOfficeClients::from_settings(settings, Arc::new(SystemClock))?;
-    let exchange = clients.exchange(Arc::new(key));
-    match exchange.exchange(&tenant, &token, serial).await {
+    let via = match settings.superoffice.exchange {
+        ExchangeKind::Rest => "rest",
+        ExchangeKind::Soap => "soap",
+    };
+    let exchanged = clients
+        .exchange(Arc::new(key))
+        .exchange(&tenant, &credentials.token, &credentials.serial)
+        .await;
+    match exchanged {
         Ok(issued) => {
+            store_issued(
+                &mut conn,
+                &cipher,
+                &tenant,
+                row.token_generation,
+                &issued,
+                via,
+                &operator(),
+            )
+            .await?;
             let shown = json!({
                 "context_id": tenant.as_str(),
-                "via": format!("{:?}", settings.superoffice.exchange).to_lowercase(),
+                "via": via,
+                "serial": credentials.serial,
+                "token_generation": row.token_generation,
                 "issued_at": issued.issued_at.to_rfc3339(),
                 "webapi_url": issued.webapi_url.as_ref().map(url::Url::as_str),
                 "netserver_url": issued.netserver_url.as_ref().map(url::Url::as_str),
                 "ticket_length": issued.ticket.expose().chars().count(),
+                "stored": true,
             });
             println!("{}", serde_json::to_string_pretty(&shown)?);
             Ok(())

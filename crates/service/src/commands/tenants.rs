@@ -9,7 +9,7 @@ use shared::domain::ContextId;
 use crate::cli::TenantsAction;
 
 /// Who operator actions are recorded as: the OS user, when known.
-fn operator() -> String {
+pub fn operator() -> String {
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".to_owned());

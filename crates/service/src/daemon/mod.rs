@@ -1,71 +1,425 @@
-//! The daemon: waits for work (NOTIFY or the poll interval) and processes what is due.
+//! The daemon: claims due tenants (`FOR UPDATE SKIP LOCKED` with a lease, so instances sharing the
+//! database never work on one tenant at once), processes each in its own task with its own timeout,
+//! at most `service.concurrency` at a time, and wakes on `NOTIFY partner_work` or the poll interval.
+//! On shutdown it stops claiming, lets work in flight finish within `service.shutdown_grace_secs`,
+//! then gives back what is left.
 
+mod backoff;
 mod listener;
 mod metrics_server;
+mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use shared::config::Settings;
-use shared::db;
-use tokio::sync::Notify;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use shared::clients::SuperOfficeClients;
+use shared::clock::{Clock, SystemClock};
+use shared::config::{ExchangeKind, ServiceSettings, Settings};
+use shared::crypto::at_rest::Cipher;
+use shared::crypto::partner_key::PartnerKey;
+use shared::db::models::{Tenant, WorkState};
+use shared::db::{self, queue, tenants, work};
+use shared::superid::exchange::TicketExchange;
+use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-/// Runs until `cancel` fires (or, with `once`, after one pass), then returns.
-pub async fn run(settings: Settings, once: bool, cancel: CancellationToken) -> anyhow::Result<()> {
-    settings.require_service()?;
-    let pool = db::pool(&settings.database).context("building the database pool")?;
-    db::ping(&pool).await.context(
-        "connecting to the database (is it running, and migrated with `partner-service migrate`?)",
-    )?;
-    tracing::info!(database = %shared::config::redact_url(settings.database.url()), "connected to the database");
+use self::backoff::Backoff;
 
-    if once {
-        process_due(&pool).await?;
-        return Ok(());
+/// Who the daemon's changes are recorded as in the audit trail.
+pub const ACTOR: &str = "partner-service";
+
+/// How often the tenants-by-state gauge is refreshed at most.
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
+
+/// What every tenant task needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pool: db::Pool,
+    clients: SuperOfficeClients,
+    exchange: Arc<dyn TicketExchange>,
+    cipher: Arc<Cipher>,
+    clock: Arc<dyn Clock>,
+    service: ServiceSettings,
+    backoff: Backoff,
+    via: &'static str,
+    owner: Arc<str>,
+}
+
+impl Context {
+    async fn db(&self) -> anyhow::Result<db::Connection> {
+        self.pool
+            .get()
+            .await
+            .context("taking a database connection")
     }
 
+    fn refresh_after(&self) -> chrono::Duration {
+        chrono::Duration::seconds(
+            i64::try_from(self.service.ticket_refresh_after_secs).unwrap_or(i64::MAX),
+        )
+    }
+
+    fn lease_secs(&self) -> i64 {
+        i64::try_from(self.service.lease_secs).unwrap_or(i64::MAX)
+    }
+
+    /// Records a passing failure on the tenant and says when to try again (backoff with jitter).
+    async fn retry_later(
+        &self,
+        tenant: &Tenant,
+        reason: &str,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let mut conn = self.db().await?;
+        tenants::record_outcome(&mut conn, &tenant.context_id, Some(reason), Utc::now()).await?;
+        let failures = u32::try_from(tenant.failed_attempts.saturating_add(1)).unwrap_or(1);
+        let delay = self.backoff.delay(failures);
+        tracing::info!(tenant = %tenant.context_id, failures, retry_in_secs = delay.as_secs(), reason, "will retry");
+        Ok(Some(
+            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+        ))
+    }
+}
+
+/// A daemon instance: one owner id for its leases, its clients and its pool.
+pub struct Daemon {
+    ctx: Context,
+    database_url: String,
+    slots: Arc<Semaphore>,
+    tracker: TaskTracker,
+    /// Cancelled when work in flight must stop (after the shutdown grace).
+    abort: CancellationToken,
+    /// Signalled whenever a tenant task ends (a slot is free).
+    finished: Arc<Notify>,
+}
+
+impl Daemon {
+    /// Builds the pool, the SuperOffice clients and the cipher from the configuration; makes no
+    /// connection yet. The instance id is `{hostname}-{pid}-{random}`.
+    pub fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.require_service()?;
+        let pool = db::pool(&settings.database).context("building the database pool")?;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clients = SuperOfficeClients::from_settings(settings, Arc::clone(&clock))
+            .context("building the SuperOffice clients")?;
+        let key = PartnerKey::from_source(&settings.superoffice.private_key_source()?)
+            .context("reading the partner private key")?;
+        let exchange = clients.exchange(Arc::new(key));
+        let cipher = Cipher::from_settings(&settings.encryption)
+            .context("loading encryption.key and encryption.previous_key")?;
+        let service = settings.service.clone();
+        Ok(Self {
+            ctx: Context {
+                pool,
+                clients,
+                exchange,
+                cipher: Arc::new(cipher),
+                clock,
+                backoff: Backoff {
+                    base: Duration::from_secs(service.backoff_base_secs),
+                    max: Duration::from_secs(service.backoff_max_secs),
+                },
+                via: match settings.superoffice.exchange {
+                    ExchangeKind::Rest => "rest",
+                    ExchangeKind::Soap => "soap",
+                },
+                owner: instance_id().into(),
+                service: service.clone(),
+            },
+            database_url: settings.database.url().to_owned(),
+            slots: Arc::new(Semaphore::new(service.concurrency.max(1))),
+            tracker: TaskTracker::new(),
+            abort: CancellationToken::new(),
+            finished: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Replaces the instance id (tests run several instances in one process).
+    pub fn with_owner(mut self, owner: &str) -> Self {
+        self.ctx.owner = owner.into();
+        self
+    }
+
+    /// The id this instance's leases carry.
+    pub fn owner(&self) -> &str {
+        &self.ctx.owner
+    }
+
+    /// Processes everything due now, then returns.
+    pub async fn run_once(&self) -> anyhow::Result<()> {
+        loop {
+            let claimed = self.claim_and_spawn().await?;
+            if claimed == 0 && self.tracker.is_empty() {
+                break;
+            }
+            if claimed == 0 {
+                self.finished.notified().await;
+            }
+        }
+        self.publish_states().await;
+        Ok(())
+    }
+
+    /// Runs until `cancel` fires, then drains: work in flight gets `service.shutdown_grace_secs`, what
+    /// is left is given back (its requests queued again, its leases released).
+    pub async fn run(&self, cancel: CancellationToken) -> anyhow::Result<()> {
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listener::listen(
+            self.database_url.clone(),
+            Arc::clone(&wake),
+            Arc::clone(&self.ctx.clients.statuses),
+            cancel.clone(),
+        ));
+        let poll = Duration::from_secs(self.ctx.service.poll_interval_secs);
+        let mut gauge_at = tokio::time::Instant::now();
+        self.publish_states().await;
+        tracing::info!(owner = %self.ctx.owner, concurrency = self.ctx.service.concurrency, "daemon started");
+        loop {
+            if let Err(e) = self.claim_and_spawn().await {
+                tracing::error!(error = %format!("{e:#}"), "claiming due tenants failed; retrying at the next wake-up");
+            }
+            if gauge_at.elapsed() >= GAUGE_EVERY {
+                self.publish_states().await;
+                gauge_at = tokio::time::Instant::now();
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = wake.notified() => {}
+                () = self.finished.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+        tracing::info!("stopping: no new work is claimed");
+        self.drain().await;
+        let _ = listener.await;
+        Ok(())
+    }
+
+    /// Waits for work in flight up to the grace, stops the rest, then releases every lease of this owner.
+    async fn drain(&self) {
+        self.tracker.close();
+        let grace = Duration::from_secs(self.ctx.service.shutdown_grace_secs);
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.tracker.len(),
+                "shutdown grace over; giving back the work still in flight"
+            );
+            self.abort.cancel();
+            self.tracker.wait().await;
+        }
+        match self.ctx.db().await {
+            Ok(mut conn) => match queue::release_all(&mut conn, &self.ctx.owner).await {
+                Ok(released) => tracing::info!(released, "leases released"),
+                Err(e) => {
+                    tracing::error!(error = %e, "releasing leases failed; they expire by themselves")
+                }
+            },
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "releasing leases failed; they expire by themselves")
+            }
+        }
+    }
+
+    /// Claims as many due tenants as there are free slots and starts a task for each.
+    async fn claim_and_spawn(&self) -> anyhow::Result<usize> {
+        let free = self.slots.available_permits();
+        if free == 0 || self.tracker.is_closed() {
+            return Ok(0);
+        }
+        let claimed = {
+            let mut conn = self.ctx.db().await?;
+            queue::claim_due(
+                &mut conn,
+                &self.ctx.owner,
+                self.ctx.lease_secs(),
+                i64::try_from(free).unwrap_or(i64::MAX),
+            )
+            .await
+            .context("claiming due tenants")?
+        };
+        let count = claimed.len();
+        for tenant in claimed {
+            let permit = Arc::clone(&self.slots)
+                .acquire_owned()
+                .await
+                .context("the concurrency limit was closed")?;
+            let ctx = self.ctx.clone();
+            let abort = self.abort.clone();
+            let finished = Arc::clone(&self.finished);
+            let span = tracing::info_span!("tenant", tenant = %tenant.context_id);
+            self.tracker.spawn(
+                async move {
+                    run_tenant(&ctx, tenant, abort).await;
+                    drop(permit);
+                    finished.notify_one();
+                }
+                .instrument(span),
+            );
+        }
+        Ok(count)
+    }
+
+    async fn publish_states(&self) {
+        let Ok(mut conn) = self.ctx.db().await else {
+            return;
+        };
+        if let Ok(counts) = tenants::count_by_state(&mut conn).await {
+            for (state, count) in counts {
+                metrics::gauge!("partner_tenants", "state" => state).set(count as f64);
+            }
+        }
+    }
+}
+
+/// How a tenant's task ended.
+enum Ended {
+    Processed(anyhow::Result<Option<DateTime<Utc>>>),
+    TimedOut,
+    LeaseLost,
+    Aborted,
+}
+
+/// One tenant: its pass under a timeout, its lease renewed meanwhile; then the lease given back.
+async fn run_tenant(ctx: &Context, tenant: Tenant, abort: CancellationToken) {
+    let timeout = Duration::from_secs(ctx.service.tenant_timeout_secs);
+    let ended = tokio::select! {
+        result = tokio::time::timeout(timeout, worker::process(ctx, &tenant)) => match result {
+            Ok(outcome) => Ended::Processed(outcome),
+            Err(_) => Ended::TimedOut,
+        },
+        () = keep_lease(ctx, &tenant.context_id) => Ended::LeaseLost,
+        () = abort.cancelled() => Ended::Aborted,
+    };
+    let next = match ended {
+        Ended::Processed(Ok(next)) => next,
+        Ended::Processed(Err(error)) => {
+            let reason = format!("{error:#}");
+            tracing::warn!(error = %reason, "tenant pass failed");
+            give_back_running(ctx, &tenant.context_id, &reason).await;
+            ctx.retry_later(&tenant, &reason).await.unwrap_or(None)
+        }
+        Ended::TimedOut => {
+            let reason = format!(
+                "the tenant's pass took longer than {} s (service.tenant_timeout_secs)",
+                timeout.as_secs()
+            );
+            tracing::warn!(reason, "tenant pass timed out");
+            give_back_running(ctx, &tenant.context_id, &reason).await;
+            ctx.retry_later(&tenant, &reason).await.unwrap_or(None)
+        }
+        Ended::LeaseLost => {
+            tracing::warn!(
+                "lease lost (another instance took the tenant over); stopping its work here"
+            );
+            return;
+        }
+        Ended::Aborted => {
+            give_back_running(
+                ctx,
+                &tenant.context_id,
+                "the service stopped before it finished",
+            )
+            .await;
+            Some(Utc::now())
+        }
+    };
+    let released = match ctx.db().await {
+        Ok(mut conn) => queue::release(&mut conn, &tenant.context_id, &ctx.owner, next).await,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "cannot release the tenant; its lease expires by itself");
+            return;
+        }
+    };
+    if let Err(e) = released {
+        tracing::error!(error = %e, "cannot release the tenant; its lease expires by itself");
+    }
+}
+
+/// Renews the tenant's lease a few times per lease period; returns only when the lease is lost.
+async fn keep_lease(ctx: &Context, context_id: &str) {
+    let every = Duration::from_millis(ctx.service.lease_secs.saturating_mul(1000) / 3)
+        .max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        let renewed = match ctx.db().await {
+            Ok(mut conn) => {
+                queue::renew_lease(&mut conn, context_id, &ctx.owner, ctx.lease_secs()).await
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot renew the lease now");
+                continue;
+            }
+        };
+        match renewed {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot renew the lease now"),
+        }
+    }
+}
+
+/// Puts the tenant's running requests back in the queue (their attempts count stays, so the next
+/// attempt looks the company up before creating it).
+async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
+    let result = async {
+        let mut conn = ctx.db().await?;
+        for request in work::open_for_tenant(&mut conn, context_id).await? {
+            if request.state == WorkState::Running.as_str() {
+                work::requeue(&mut conn, request.id, Some(reason)).await?;
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::error!(error = %format!("{e:#}"), "cannot requeue the tenant's running work");
+    }
+}
+
+/// `{hostname}-{pid}-{8 random hex}`: unique per process, readable in `tenants.lease_owner`.
+fn instance_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// `partner-service run [--once]`: the daemon with its metrics endpoint, until `cancel` fires.
+pub async fn run(settings: Settings, once: bool, cancel: CancellationToken) -> anyhow::Result<()> {
+    let daemon = Daemon::build(&settings)?;
+    db::ping(&daemon.ctx.pool).await.context(
+        "connecting to the database (is it running, and migrated with `partner-service migrate`?)",
+    )?;
+    tracing::info!(database = %shared::config::redact_url(settings.database.url()), owner = daemon.owner(), "connected to the database");
+    if once {
+        return daemon.run_once().await;
+    }
     let (metrics, metrics_port) =
         metrics_server::start(&settings.service.metrics_bind, shared::metrics::handle())?;
     tracing::info!(port = metrics_port, "metrics and health endpoint listening");
-
-    let wake = Arc::new(Notify::new());
-    let listener = tokio::spawn(listener::listen(
-        settings.database.url().to_owned(),
-        wake.clone(),
-        cancel.clone(),
-    ));
-    let poll = Duration::from_secs(settings.service.poll_interval_secs);
-    loop {
-        if let Err(e) = process_due(&pool).await {
-            tracing::error!(error = %format!("{e:#}"), "processing failed; retrying at the next wake-up");
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(poll) => {}
-        }
-    }
-    tracing::info!("stopping: no new work is claimed");
-    let _ = listener.await;
+    let result = daemon.run(cancel).await;
     metrics.stop(true).await;
-    Ok(())
+    result
 }
 
-/// One pass over what is due: publishes how many tenants are in each state.
-async fn process_due(pool: &db::Pool) -> anyhow::Result<()> {
-    let mut conn = pool.get().await.context("taking a database connection")?;
-    let counts = db::tenants::count_by_state(&mut conn)
-        .await
-        .context("counting tenants by state")?;
-    for (state, count) in &counts {
-        metrics::gauge!("partner_tenants", "state" => state.clone()).set(*count as f64);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instance_ids_are_unique_per_call() {
+        let (a, b) = (instance_id(), instance_id());
+        assert_ne!(a, b);
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
     }
-    let pending = counts
-        .iter()
-        .find(|(state, _)| state == "pending")
-        .map_or(0, |(_, count)| *count);
-    tracing::debug!(pending, "pass complete");
-    Ok(())
 }

@@ -2,10 +2,16 @@
 //!
 //! A tenant is the unit of work: while one instance holds its lease, no other instance exchanges its
 //! token or does its work. A crashed instance's lease expires and another instance takes the tenant over.
+//!
+//! While a tenant is leased, its `next_attempt_at` equals `lease_expires_at` (the claim and each
+//! renewal set both), so a crashed holder's tenant is due again when its lease runs out. Anything that
+//! makes the tenant due meanwhile (new work, an operator's retry) moves `next_attempt_at` away from the
+//! lease; `release` then keeps that time instead of the holder's, so work queued during a pass is never
+//! forgotten.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::DbError;
@@ -21,7 +27,8 @@ pub async fn claim_due(
     limit: i64,
 ) -> Result<Vec<Tenant>, DbError> {
     let claimed_ids: Vec<Claimed> = diesel::sql_query(
-        "UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2) \
+        "UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2), \
+             next_attempt_at = now() + make_interval(secs => $2) \
          WHERE id IN ( \
              SELECT id FROM tenants \
              WHERE next_attempt_at <= now() \
@@ -64,7 +71,9 @@ pub async fn renew_lease(
     lease_secs: i64,
 ) -> Result<bool, DbError> {
     let updated = diesel::sql_query(
-        "UPDATE tenants SET lease_expires_at = now() + make_interval(secs => $3) \
+        "UPDATE tenants SET lease_expires_at = now() + make_interval(secs => $3), \
+             next_attempt_at = CASE WHEN next_attempt_at = lease_expires_at \
+                 THEN now() + make_interval(secs => $3) ELSE next_attempt_at END \
          WHERE context_id = $1 AND lease_owner = $2",
     )
     .bind::<Text, _>(context_id)
@@ -76,6 +85,7 @@ pub async fn renew_lease(
 }
 
 /// Gives a tenant back, due again at `next_attempt_at` (or not until new work arrives, with `None`).
+/// When the tenant was made due while leased (new work, an operator's retry), that time wins.
 /// Only the lease holder can release; a release after the lease was taken over changes nothing.
 pub async fn release(
     conn: &mut AsyncPgConnection,
@@ -83,16 +93,15 @@ pub async fn release(
     owner: &str,
     next_attempt_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        tenants::table
-            .filter(tenants::context_id.eq(context_id))
-            .filter(tenants::lease_owner.eq(owner)),
+    let updated = diesel::sql_query(
+        "UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL, \
+             next_attempt_at = CASE WHEN next_attempt_at IS DISTINCT FROM lease_expires_at \
+                 THEN next_attempt_at ELSE $3 END \
+         WHERE context_id = $1 AND lease_owner = $2",
     )
-    .set((
-        tenants::lease_owner.eq(None::<String>),
-        tenants::lease_expires_at.eq(None::<DateTime<Utc>>),
-        tenants::next_attempt_at.eq(next_attempt_at),
-    ))
+    .bind::<Text, _>(context_id)
+    .bind::<Text, _>(owner)
+    .bind::<Nullable<Timestamptz>, _>(next_attempt_at)
     .execute(conn)
     .await?;
     Ok(updated == 1)
@@ -105,6 +114,7 @@ pub async fn release_all(conn: &mut AsyncPgConnection, owner: &str) -> Result<us
             .set((
                 tenants::lease_owner.eq(None::<String>),
                 tenants::lease_expires_at.eq(None::<DateTime<Utc>>),
+                tenants::next_attempt_at.eq(Some(Utc::now())),
             ))
             .execute(conn)
             .await?,

@@ -225,6 +225,45 @@ pub async fn set_state(
     .await
 }
 
+/// Marks a tenant the caller holds the lease of `active` (a ticket was obtained, or the tenant runs
+/// again with a valid one), with an audit event. Unlike `set_state` it neither reschedules the tenant
+/// nor wakes the service: the lease holder decides when the tenant is due again.
+pub async fn activate(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    reason: &str,
+    actor: &str,
+) -> Result<bool, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let updated = diesel::update(
+            tenants::table
+                .filter(tenants::context_id.eq(context_id))
+                .filter(tenants::state.eq(TenantState::Pending.as_str())),
+        )
+        .set((
+            tenants::state.eq(TenantState::Active.as_str()),
+            tenants::state_reason.eq(reason),
+        ))
+        .execute(conn)
+        .await?;
+        if updated == 0 {
+            return Ok(false);
+        }
+        audit::record(
+            conn,
+            NewAuditEvent {
+                context_id: Some(context_id),
+                action: "state_changed",
+                actor,
+                detail: serde_json::json!({ "state": TenantState::Active.as_str(), "reason": reason }),
+            },
+        )
+        .await?;
+        Ok(true)
+    })
+    .await
+}
+
 /// Makes a tenant due now (operator retry, new work).
 pub async fn schedule_now(conn: &mut AsyncPgConnection, context_id: &str) -> Result<bool, DbError> {
     let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))

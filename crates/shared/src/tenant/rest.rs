@@ -20,6 +20,10 @@ use crate::tenant::{
 
 const WHAT: &str = "tenant REST API";
 
+/// The `ContactEntity` field that carries a creator's marker (an idempotency key) on the companies
+/// created with `create_marked_company`.
+pub const MARKER_FIELD: &str = "Number2";
+
 /// The signed-in principal as the tenant sees it (`GET v1/User/currentPrincipal`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
@@ -117,6 +121,76 @@ impl TenantRestClient {
         credentials: &TenantCredentials,
         name: &str,
     ) -> Result<Company, TenantError> {
+        self.create_company_with(tenant, credentials, &[("Name", name)])
+            .await
+    }
+
+    /// Creates a company named `name` carrying `marker` in its `Number2` (see `MARKER_FIELD`), so
+    /// that `find_company_by_marker` can tell afterwards whether a save whose answer was lost took
+    /// effect. The default entity, `Name` and `Number2` set, saved once.
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn create_marked_company(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        name: &str,
+        marker: &str,
+    ) -> Result<Company, TenantError> {
+        self.create_company_with(
+            tenant,
+            credentials,
+            &[("Name", name), (MARKER_FIELD, marker)],
+        )
+        .await
+    }
+
+    /// The company whose `Number2` is `marker`, if one exists: `GET v1/Contact?$select=ContactId,
+    /// Name,Number2&$filter=number2 eq '{marker}'` (the lowest ContactId when several match).
+    #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
+    pub async fn find_company_by_marker(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        marker: &str,
+    ) -> Result<Option<Company>, TenantError> {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("$select", "ContactId,Name,Number2")
+            .append_pair(
+                "$filter",
+                &format!("number2 eq '{}'", marker.replace('\'', "''")),
+            )
+            .finish();
+        let value = self
+            .call(
+                tenant,
+                credentials,
+                Method::GET,
+                &format!("v1/Contact?{query}"),
+                None,
+            )
+            .await?;
+        let rows = member(&value, "value")
+            .and_then(Value::as_array)
+            .ok_or_else(|| TenantError::Malformed {
+                tenant: tenant.clone(),
+                reason: "the Contact query answer has no value array".into(),
+            })?;
+        let mut found = rows
+            .iter()
+            .filter(|row| member(row, MARKER_FIELD).and_then(Value::as_str) == Some(marker))
+            .map(|row| company(tenant, row))
+            .collect::<Result<Vec<_>, _>>()?;
+        found.sort_by_key(|c| c.contact_id);
+        Ok(found.into_iter().next())
+    }
+
+    /// The default entity with `fields` set (matching member names in any case), saved once.
+    async fn create_company_with(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        fields: &[(&str, &str)],
+    ) -> Result<Company, TenantError> {
         let mut entity = self.default_contact(tenant, credentials).await?;
         let Value::Object(members) = &mut entity else {
             return Err(TenantError::Malformed {
@@ -124,12 +198,14 @@ impl TenantRestClient {
                 reason: "the default ContactEntity is not a JSON object".into(),
             });
         };
-        let key = members
-            .keys()
-            .find(|k| k.eq_ignore_ascii_case("Name"))
-            .cloned()
-            .unwrap_or_else(|| "Name".to_owned());
-        members.insert(key, Value::String(name.to_owned()));
+        for (field, value) in fields {
+            let key = members
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(field))
+                .cloned()
+                .unwrap_or_else(|| (*field).to_owned());
+            members.insert(key, Value::String((*value).to_owned()));
+        }
         self.save_contact(tenant, credentials, &entity).await
     }
 

@@ -254,3 +254,43 @@ async fn a_moved_tenant_is_found_again_after_a_421() {
     assert_ne!(before.api, after.api);
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_marked_company_is_found_by_its_marker() {
+    let sim = start().await;
+    let clients = clients(&sim, ExchangeKind::Rest);
+    let token =
+        SystemUserToken::parse(sim.admin().tenant(TENANT).unwrap().system_token.unwrap()).unwrap();
+    let issued = clients
+        .exchange(support::partner_key())
+        .exchange(
+            &tenant(),
+            &token,
+            &sim.admin().tenant(TENANT).unwrap().serial,
+        )
+        .await
+        .unwrap();
+    let credentials = TenantCredentials::SystemUser(issued.ticket);
+    let rest = &clients.rest;
+    assert_eq!(
+        rest.find_company_by_marker(&tenant(), &credentials, "it's-1")
+            .await
+            .unwrap(),
+        None
+    );
+    let created = rest
+        .create_marked_company(&tenant(), &credentials, "Marked AS", "it's-1")
+        .await
+        .unwrap();
+    rest.create_marked_company(&tenant(), &credentials, "Other AS", "it's-2")
+        .await
+        .unwrap();
+    let found = rest
+        .find_company_by_marker(&tenant(), &credentials, "it's-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.contact_id, created.contact_id);
+    assert_eq!(found.name, "Marked AS");
+    sim.stop().await;
+}

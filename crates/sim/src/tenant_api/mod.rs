@@ -58,6 +58,7 @@ pub struct Contact {
     pub department: String,
     pub org_nr: String,
     pub number1: String,
+    pub number2: String,
     pub updated_date: String,
     pub created_date: String,
     pub associate: AssociateRef,
@@ -74,6 +75,7 @@ pub struct ContactInput {
     pub department: Option<String>,
     pub org_nr: Option<String>,
     pub number1: Option<String>,
+    pub number2: Option<String>,
 }
 
 /// `0001-01-01T00:00:00`: NetServer's empty date.
@@ -126,6 +128,7 @@ impl Principal {
             department: String::new(),
             org_nr: String::new(),
             number1: String::new(),
+            number2: String::new(),
             updated_date: NO_DATE.to_owned(),
             created_date: NO_DATE.to_owned(),
             associate: self.associate(),
@@ -280,6 +283,9 @@ pub fn save_contact(
     if let Some(number1) = input.number1 {
         contact.number1 = number1;
     }
+    if let Some(number2) = input.number2 {
+        contact.number2 = number2;
+    }
     if contact.name.trim().is_empty() {
         return Err(SaveError::Invalid("Name is required".into()));
     }
@@ -350,6 +356,7 @@ pub async fn dispatch(
         (&Method::GET, ["api", "v1", "contact", "default"]) => {
             rest::default_contact(&ctx, &req, tenant_id)
         }
+        (&Method::GET, ["api", "v1", "contact"]) => rest::query_contacts(&ctx, &req, tenant_id),
         (&Method::POST, ["api", "v1", "contact"]) => {
             rest::save_contact(&ctx, &req, tenant_id, &body)
         }

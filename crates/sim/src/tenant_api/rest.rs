@@ -106,6 +106,134 @@ pub fn get_contact(ctx: &SimContext, req: &HttpRequest, tenant: &str, id: &str) 
     }
 }
 
+/// `GET /{ctx}/api/v1/Contact?$select=…&$filter=…`: the archive query, in the OData shape
+/// `{"odata.nextLink": null, "value": [{…}]}`. Filters of the form `field eq 'value'` (quotes doubled
+/// inside the value, as OData escapes them), joined with `and`; `$select` names the columns returned,
+/// keyed as given (default `contactId,name`).
+pub fn query_contacts(ctx: &SimContext, req: &HttpRequest, tenant: &str) -> HttpResponse {
+    if let Err(e) = principal(ctx, req, tenant) {
+        return unauthorized(e);
+    }
+    let query = match parse_query(req.query_string()) {
+        Ok(query) => query,
+        Err(message) => return error(StatusCode::BAD_REQUEST, "ArgumentException", &message),
+    };
+    let rows: Vec<Value> =
+        ctx.store()
+            .tenants
+            .get(tenant)
+            .map(|t| {
+                t.contacts
+                    .values()
+                    .filter(|c| {
+                        query.filter.iter().all(|(field, value)| {
+                            contact_column(c, field).as_deref() == Some(value)
+                        })
+                    })
+                    .map(|c| {
+                        let row: serde_json::Map<String, Value> = query
+                            .select
+                            .iter()
+                            .map(|column| {
+                                let value = if column.eq_ignore_ascii_case("contactId") {
+                                    json!(c.contact_id)
+                                } else {
+                                    json!(contact_column(c, column))
+                                };
+                                (column.clone(), value)
+                            })
+                            .collect();
+                        Value::Object(row)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+    HttpResponse::Ok().json(json!({ "odata.nextLink": null, "value": rows }))
+}
+
+/// A parsed archive query.
+#[derive(Debug, PartialEq)]
+struct ContactQuery {
+    select: Vec<String>,
+    /// `(column, value)` pairs that must all match.
+    filter: Vec<(String, String)>,
+}
+
+/// The columns a query may select or filter on.
+const COLUMNS: [&str; 6] = [
+    "contactId",
+    "name",
+    "department",
+    "orgNr",
+    "number1",
+    "number2",
+];
+
+fn column(name: &str) -> Result<String, String> {
+    COLUMNS
+        .iter()
+        .find(|c| c.eq_ignore_ascii_case(name.trim()))
+        .map(|_| name.trim().to_owned())
+        .ok_or_else(|| format!("unknown column {:?}", name.trim()))
+}
+
+fn contact_column(contact: &super::Contact, column: &str) -> Option<String> {
+    let column = column.to_ascii_lowercase();
+    Some(match column.as_str() {
+        "contactid" => contact.contact_id.to_string(),
+        "name" => contact.name.clone(),
+        "department" => contact.department.clone(),
+        "orgnr" => contact.org_nr.clone(),
+        "number1" => contact.number1.clone(),
+        "number2" => contact.number2.clone(),
+        _ => return None,
+    })
+}
+
+fn parse_query(query_string: &str) -> Result<ContactQuery, String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query_string)
+        .map_err(|e| format!("the query string cannot be read: {e}"))?;
+    let mut query = ContactQuery {
+        select: vec!["contactId".to_owned(), "name".to_owned()],
+        filter: Vec::new(),
+    };
+    for (key, value) in pairs {
+        match key.to_ascii_lowercase().as_str() {
+            "$select" => {
+                query.select = value
+                    .split(',')
+                    .filter(|c| !c.trim().is_empty())
+                    .map(column)
+                    .collect::<Result<_, _>>()?;
+            }
+            "$filter" => {
+                for condition in value.split(" and ") {
+                    query.filter.push(parse_condition(condition)?);
+                }
+            }
+            _ => return Err(format!("unsupported query option {key}")),
+        }
+    }
+    Ok(query)
+}
+
+/// `field eq 'value'`, with `''` standing for a quote inside the value.
+fn parse_condition(condition: &str) -> Result<(String, String), String> {
+    let unsupported = || format!("unsupported $filter {condition:?}: use field eq 'value'");
+    let (field, rest) = condition.trim().split_once(' ').ok_or_else(unsupported)?;
+    let rest = rest.trim_start();
+    let literal = rest
+        .strip_prefix("eq ")
+        .or_else(|| rest.strip_prefix("EQ "))
+        .ok_or_else(unsupported)?
+        .trim();
+    let inner = literal
+        .strip_prefix('\'')
+        .and_then(|l| l.strip_suffix('\''))
+        .ok_or_else(unsupported)?;
+    Ok((column(field)?, inner.replace("''", "'")))
+}
+
 pub fn save_contact(
     ctx: &SimContext,
     req: &HttpRequest,
@@ -164,6 +292,7 @@ fn parse_contact(body: &[u8]) -> Result<ContactInput, String> {
         department: text("Department")?,
         org_nr: text("OrgNr")?,
         number1: text("Number1")?,
+        number2: text("Number2")?,
     })
 }
 
@@ -199,5 +328,18 @@ mod tests {
         assert_eq!(input.org_nr, None);
         assert!(parse_contact(br#"{"ContactId":"x"}"#).is_err());
         assert!(parse_contact(br#"{"Name":5}"#).is_err());
+    }
+
+    #[test]
+    fn parses_archive_queries() {
+        let query =
+            parse_query("$select=ContactId,Name,Number2&$filter=number2%20eq%20%27k%27%27ey%27")
+                .unwrap();
+        assert_eq!(query.select, ["ContactId", "Name", "Number2"]);
+        assert_eq!(query.filter, [("number2".to_owned(), "k'ey".to_owned())]);
+        assert_eq!(parse_query("").unwrap().filter, []);
+        assert!(parse_query("$filter=number2 gt '1'").is_err());
+        assert!(parse_query("$filter=secret eq '1'").is_err());
+        assert!(parse_query("$orderby=name").is_err());
     }
 }

@@ -146,6 +146,7 @@ fn contact_input(entity: &Element) -> Result<ContactInput, String> {
         department: text("Department"),
         org_nr: text("OrgNr"),
         number1: text("Number1"),
+        number2: text("Number2"),
     })
 }
 
@@ -160,6 +161,7 @@ fn contact_xml(c: &Contact) -> String {
     el("Department", &c.department);
     el("OrgNr", &c.org_nr);
     el("Number1", &c.number1);
+    el("Number2", &c.number2);
     el("UpdatedDate", &c.updated_date);
     el("CreatedDate", &c.created_date);
     let _ = write!(

@@ -436,3 +436,44 @@ async fn the_repository_sim_toml_starts_as_configured() {
     assert!(page.text().await.unwrap().contains("Sign in as Ada Admin"));
     sim.stop().await;
 }
+
+#[tokio::test]
+async fn a_lost_answer_fault_lets_the_post_take_effect() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    let set = t
+        .http
+        .put(format!("{}/faults/api", t.sim.admin_url()))
+        .json(&json!({"fail_next": 1, "method": "POST", "after_handler": true, "fail_status": 504}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let call = |method: reqwest::Method, path: &str| {
+        t.http
+            .request(method, t.api("sod2", path))
+            .header("Authorization", format!("SOTicket {ticket}"))
+            .header("SO-AppToken", TEST_CLIENT_SECRET)
+    };
+    let default = call(reqwest::Method::GET, "/Cust10001/api/v1/Contact/default")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(default.status(), 200, "a GET is not affected");
+    let lost = call(reqwest::Method::POST, "/Cust10001/api/v1/Contact")
+        .json(&json!({"ContactId": 0, "Name": "Lost Answer AS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(lost.status(), 504);
+    let companies = t.admin_get("/records").await["companies"].clone();
+    assert_eq!(companies.as_array().unwrap().len(), 1, "{companies}");
+    assert_eq!(companies[0]["name"], "Lost Answer AS");
+    let again = call(reqwest::Method::POST, "/Cust10001/api/v1/Contact")
+        .json(&json!({"ContactId": 0, "Name": "Second AS"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "only the next POST was affected");
+    t.sim.stop().await;
+}

@@ -70,6 +70,7 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
         "Department",
         "OrgNr",
         "Number1",
+        "Number2",
         "CreatedDate",
         "UpdatedDate",
         "Associate",
@@ -614,4 +615,59 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
         format!("{sod3}/Cust10001/api/")
     );
     t.sim.stop().await;
+}
+
+#[tokio::test]
+async fn rest_contact_query_filters_on_number2() {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    for (name, marker) in [
+        ("Alpha AS", "key-1"),
+        ("Beta AS", "key-2"),
+        ("Gamma AS", ""),
+    ] {
+        let response = with_ticket(
+            t.http.post(t.api("sod2", "/Cust10001/api/v1/Contact")),
+            &ticket,
+        )
+        .json(&json!({"ContactId": 0, "Name": name, "Number2": marker}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let query = |filter: &str| {
+        with_ticket(
+            t.http
+                .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
+                .query(&[("$select", "ContactId,Name,Number2"), ("$filter", filter)]),
+            &ticket,
+        )
+        .send()
+    };
+    let found: Value = query("number2 eq 'key-2'")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        found["value"],
+        json!([{"ContactId": 2, "Name": "Beta AS", "Number2": "key-2"}])
+    );
+    let none: Value = query("number2 eq 'key-3'")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(none["value"], json!([]));
+    assert_eq!(query("number2 gt 'x'").await.unwrap().status(), 400);
+    let anonymous = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
 }

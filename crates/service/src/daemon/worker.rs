@@ -1,0 +1,412 @@
+//! One pass over one claimed tenant: a ticket when it needs one, then its queued work, oldest first.
+//! Returns when the tenant should be due again (`None`: not until something new arrives).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use shared::db::audit::{self, NewAuditEvent};
+use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest};
+use shared::db::{tenants, tickets, work};
+use shared::domain::{ContextId, Ticket};
+use shared::superid::exchange::ExchangeError;
+use shared::tenant::{Company, TenantCredentials, TenantError};
+
+use super::{ACTOR, Context};
+use crate::tickets::{decrypt_ticket, is_usable, store_issued, stored_credentials};
+
+/// When the tenant is due again.
+pub type NextAttempt = Option<DateTime<Utc>>;
+
+/// The ticket of this pass and whether it was obtained in it (work done otherwise reuses a cached one).
+struct Session {
+    ticket: Ticket,
+    fresh: bool,
+}
+
+/// What an exchange ended in, for the work that waits on it.
+enum Exchanged {
+    Ticket(Ticket),
+    /// SuperOffice refused the tenant's authorization: the tenant is stopped, its open work failed.
+    Stopped,
+    /// A passing failure: try again at the time given.
+    Later(NextAttempt),
+}
+
+/// What a work request ended in.
+enum Done {
+    /// Finished (done or failed for good): go on with the next request.
+    Next,
+    /// Stop this pass; the tenant is due again at the time given.
+    Halt(NextAttempt),
+}
+
+/// Processes one claimed tenant.
+pub async fn process(ctx: &Context, tenant: &Tenant) -> anyhow::Result<NextAttempt> {
+    let id = ContextId::parse(&tenant.context_id)?;
+    let state = tenant.lifecycle()?;
+    if !state.allows_work() {
+        return Ok(None);
+    }
+    let (open, stored) = {
+        let mut conn = ctx.db().await?;
+        (
+            work::open_for_tenant(&mut conn, id.as_str()).await?,
+            tickets::find(&mut conn, id.as_str()).await?,
+        )
+    };
+    let usable = stored.as_ref().filter(|ticket| {
+        is_usable(
+            ticket,
+            tenant.token_generation,
+            ctx.clock.now(),
+            ctx.refresh_after(),
+        )
+    });
+    if usable.is_some() && open.is_empty() && state == TenantState::Active {
+        tracing::debug!(tenant = %id, "valid ticket and no work");
+        return Ok(None);
+    }
+    if usable.is_none() || state == TenantState::Pending {
+        match ctx.clients.statuses.status(&id).await {
+            Ok(status) if !status.is_running => {
+                // Ask afresh at the next attempt rather than trust the cached answer until ValidUntil.
+                ctx.clients.statuses.invalidate(&id).await;
+                tracing::info!(tenant = %id, state = %status.state, "tenant is not running; waiting");
+                let reason = format!(
+                    "the tenant is not running (SuperOffice state {}); work waits until it runs",
+                    status.state
+                );
+                return ctx.retry_later(tenant, &reason).await;
+            }
+            Ok(_) => {}
+            Err(error) => return ctx.retry_later(tenant, &error.to_string()).await,
+        }
+    }
+    let mut session = match usable {
+        Some(cached) => {
+            if state == TenantState::Pending {
+                let mut conn = ctx.db().await?;
+                tenants::activate(
+                    &mut conn,
+                    id.as_str(),
+                    "the tenant runs and its ticket is valid",
+                    ACTOR,
+                )
+                .await?;
+            }
+            Session {
+                ticket: decrypt_ticket(&ctx.cipher, &id, cached)?,
+                fresh: false,
+            }
+        }
+        None => match exchange(ctx, tenant, &id, stored.as_ref()).await? {
+            Exchanged::Ticket(ticket) => Session {
+                ticket,
+                fresh: true,
+            },
+            Exchanged::Stopped => return Ok(None),
+            Exchanged::Later(next) => return Ok(next),
+        },
+    };
+    for request in &open {
+        match carry_out(ctx, tenant, &id, &mut session, request).await? {
+            Done::Next => {}
+            Done::Halt(next) => return Ok(next),
+        }
+    }
+    let mut conn = ctx.db().await?;
+    tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
+    Ok(None)
+}
+
+/// Signs the stored token, exchanges it, validates and stores the ticket; on a refusal of the tenant's
+/// authorization stops the tenant, on a passing failure schedules a retry.
+async fn exchange(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &ContextId,
+    previous: Option<&StoredTicket>,
+) -> anyhow::Result<Exchanged> {
+    let credentials = stored_credentials(&ctx.cipher, tenant)?;
+    let result = ctx
+        .exchange
+        .exchange(id, &credentials.token, &credentials.serial)
+        .await;
+    let issued = match result {
+        Ok(issued) => issued,
+        Err(error) => {
+            metrics::counter!("partner_service_exchanges_total", "outcome" => outcome_label(&error))
+                .increment(1);
+            return refused(ctx, tenant, id, &error).await;
+        }
+    };
+    metrics::counter!("partner_service_exchanges_total", "outcome" => "success").increment(1);
+    let mut conn = ctx.db().await?;
+    store_issued(
+        &mut conn,
+        &ctx.cipher,
+        id,
+        tenant.token_generation,
+        &issued,
+        ctx.via,
+        ACTOR,
+    )
+    .await?;
+    let first_for_generation =
+        previous.is_none_or(|p| p.token_generation != tenant.token_generation);
+    if first_for_generation && let Some(captured) = tenant.token_captured_at {
+        let lag = (Utc::now() - captured).as_seconds_f64().max(0.0);
+        metrics::histogram!("partner_service_capture_to_ticket_seconds").record(lag);
+    }
+    tenants::activate(&mut conn, id.as_str(), "system user ticket obtained", ACTOR).await?;
+    tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
+    tracing::info!(tenant = %id, via = ctx.via, generation = tenant.token_generation, "system user ticket obtained");
+    Ok(Exchanged::Ticket(issued.ticket))
+}
+
+/// A failed exchange: the tenant stopped when its authorization is refused, else retried later.
+async fn refused(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &ContextId,
+    error: &ExchangeError,
+) -> anyhow::Result<Exchanged> {
+    let reason = error.to_string();
+    let Some(state) = error.tenant_state_hint() else {
+        if let ExchangeError::InvalidTimestamp { skew_secs, .. } = error {
+            tracing::warn!(tenant = %id, skew_secs = ?skew_secs, "SuperID refused the signed token's timestamp; check this host's clock");
+        }
+        return Ok(Exchanged::Later(ctx.retry_later(tenant, &reason).await?));
+    };
+    let mut conn = ctx.db().await?;
+    tenants::record_outcome(&mut conn, id.as_str(), Some(&reason), Utc::now()).await?;
+    tenants::set_state(&mut conn, id.as_str(), state, &reason, ACTOR).await?;
+    let plain = format!(
+        "SuperOffice no longer lets this application work for the tenant ({}). A tenant \
+         administrator must sign in again and approve the application; then ask again.",
+        state_in_words(state)
+    );
+    for request in work::open_for_tenant(&mut conn, id.as_str()).await? {
+        work::finish(&mut conn, request.id, Err(plain.clone())).await?;
+        audit_work(
+            &mut conn,
+            id,
+            "work_failed",
+            json!({ "work_request": request.id, "reason": plain }),
+        )
+        .await?;
+    }
+    tracing::info!(tenant = %id, state = %state, reason = %reason, "tenant stopped");
+    Ok(Exchanged::Stopped)
+}
+
+fn state_in_words(state: TenantState) -> &'static str {
+    match state {
+        TenantState::Revoked => "the application's access was revoked",
+        TenantState::Expired => "the application's authorization expired",
+        TenantState::NeedsReapproval => "the application needs to be approved again",
+        _ => "SuperID denied the system user",
+    }
+}
+
+fn outcome_label(error: &ExchangeError) -> &'static str {
+    match error.tenant_state_hint() {
+        Some(state) => state.as_str(),
+        None => match error {
+            ExchangeError::InvalidTimestamp { .. } => "invalid_timestamp",
+            ExchangeError::InvalidSignature { .. } => "invalid_signature",
+            _ if error.is_retryable() => "transient",
+            _ => "error",
+        },
+    }
+}
+
+/// Carries out one work request with the session's ticket, exactly once: a request that may have
+/// reached SuperOffice before (attempted already) is looked up by its idempotency key first.
+async fn carry_out(
+    ctx: &Context,
+    tenant: &Tenant,
+    id: &ContextId,
+    session: &mut Session,
+    request: &WorkRequest,
+) -> anyhow::Result<Done> {
+    let look_up_first = request.attempts > 0;
+    let request = {
+        let mut conn = ctx.db().await?;
+        work::mark_running(&mut conn, request.id).await?
+    };
+    let Some(name) = request
+        .payload
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_owned)
+    else {
+        let mut conn = ctx.db().await?;
+        let reason = "the request names no company".to_owned();
+        work::finish(&mut conn, request.id, Err(reason.clone())).await?;
+        audit_work(
+            &mut conn,
+            id,
+            "work_failed",
+            json!({ "work_request": request.id, "reason": reason }),
+        )
+        .await?;
+        return Ok(Done::Next);
+    };
+    let key = request.idempotency_key.to_string();
+    let mut renewed = false;
+    loop {
+        let credentials = TenantCredentials::SystemUser(session.ticket.clone());
+        let result = create_once(ctx, id, &credentials, &name, &key, look_up_first).await;
+        match result {
+            Ok((company, found)) => {
+                finished(ctx, id, session, &request, &company, found).await?;
+                return Ok(Done::Next);
+            }
+            Err(TenantError::TicketRejected { .. }) if !renewed => {
+                renewed = true;
+                tracing::info!(tenant = %id, "the tenant refused the ticket; obtaining a new one");
+                {
+                    let mut conn = ctx.db().await?;
+                    tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
+                }
+                let current = {
+                    let mut conn = ctx.db().await?;
+                    tickets::find(&mut conn, id.as_str()).await?
+                };
+                match exchange(ctx, tenant, id, current.as_ref()).await? {
+                    Exchanged::Ticket(ticket) => {
+                        *session = Session {
+                            ticket,
+                            fresh: true,
+                        };
+                    }
+                    Exchanged::Stopped => return Ok(Done::Halt(None)),
+                    Exchanged::Later(next) => {
+                        requeue(ctx, &request, "waiting for a new ticket").await?;
+                        return Ok(Done::Halt(next));
+                    }
+                }
+            }
+            Err(error)
+                if error.is_retryable() || matches!(error, TenantError::TicketRejected { .. }) =>
+            {
+                if matches!(error, TenantError::TicketRejected { .. }) {
+                    let mut conn = ctx.db().await?;
+                    tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
+                }
+                let reason = error.to_string();
+                tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work will be retried");
+                requeue(ctx, &request, &reason).await?;
+                return Ok(Done::Halt(ctx.retry_later(tenant, &reason).await?));
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                let mut conn = ctx.db().await?;
+                tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
+                work::finish(&mut conn, request.id, Err(reason.clone())).await?;
+                audit_work(
+                    &mut conn,
+                    id,
+                    "work_failed",
+                    json!({ "work_request": request.id, "reason": reason }),
+                )
+                .await?;
+                observe_work(&request, "failed");
+                tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work failed");
+                return Ok(Done::Next);
+            }
+        }
+    }
+}
+
+/// Finds the company a previous attempt created, or creates it marked with the request's key.
+async fn create_once(
+    ctx: &Context,
+    id: &ContextId,
+    credentials: &TenantCredentials,
+    name: &str,
+    key: &str,
+    look_up_first: bool,
+) -> Result<(Company, bool), TenantError> {
+    if look_up_first
+        && let Some(company) = ctx
+            .clients
+            .rest
+            .find_company_by_marker(id, credentials, key)
+            .await?
+    {
+        return Ok((company, true));
+    }
+    let company = ctx
+        .clients
+        .rest
+        .create_marked_company(id, credentials, name, key)
+        .await?;
+    Ok((company, false))
+}
+
+async fn finished(
+    ctx: &Context,
+    id: &ContextId,
+    session: &Session,
+    request: &WorkRequest,
+    company: &Company,
+    found: bool,
+) -> anyhow::Result<()> {
+    let mut conn = ctx.db().await?;
+    tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
+    work::finish(
+        &mut conn,
+        request.id,
+        Ok(json!({ "contact_id": company.contact_id, "name": company.name })),
+    )
+    .await?;
+    audit_work(
+        &mut conn,
+        id,
+        "company_created",
+        json!({
+            "work_request": request.id,
+            "contact_id": company.contact_id,
+            "via": "rest",
+            "found_after_lost_answer": found,
+        }),
+    )
+    .await?;
+    if !session.fresh {
+        metrics::counter!("partner_service_ticket_reuse_total").increment(1);
+    }
+    observe_work(request, "done");
+    tracing::info!(tenant = %id, work_request = request.id, contact_id = company.contact_id, found_existing = found, "company created");
+    Ok(())
+}
+
+async fn requeue(ctx: &Context, request: &WorkRequest, reason: &str) -> anyhow::Result<()> {
+    let mut conn = ctx.db().await?;
+    work::requeue(&mut conn, request.id, Some(reason)).await?;
+    Ok(())
+}
+
+fn observe_work(request: &WorkRequest, outcome: &'static str) {
+    let seconds = (Utc::now() - request.created_at).as_seconds_f64().max(0.0);
+    metrics::histogram!("partner_service_work_seconds", "outcome" => outcome).record(seconds);
+}
+
+async fn audit_work(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: &ContextId,
+    action: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    audit::record(
+        conn,
+        NewAuditEvent {
+            context_id: Some(id.as_str()),
+            action,
+            actor: ACTOR,
+            detail,
+        },
+    )
+    .await?;
+    Ok(())
+}

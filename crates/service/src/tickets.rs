@@ -1,0 +1,165 @@
+//! A tenant's stored system user token in, a stored ticket out: what the daemon and the `exchange`
+//! command share. Secrets are decrypted only in memory and never logged or audited.
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use diesel_async::AsyncPgConnection;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use shared::crypto::at_rest::{Cipher, Encrypted};
+use shared::db::audit::{self, NewAuditEvent};
+use shared::db::models::{StoredTicket, Tenant};
+use shared::db::tickets::{self, NewTicket};
+use shared::domain::{ContextId, SystemUserToken, Ticket};
+use shared::superid::exchange::IssuedTicket;
+
+/// What an exchange needs from the tenant's row: its id, its token (decrypted) and its serial.
+pub struct StoredCredentials {
+    pub tenant: ContextId,
+    pub token: SystemUserToken,
+    pub serial: String,
+}
+
+/// Decrypts the tenant's stored system user token and reads its serial.
+pub fn stored_credentials(cipher: &Cipher, tenant: &Tenant) -> anyhow::Result<StoredCredentials> {
+    let id = ContextId::parse(&tenant.context_id)?;
+    let (Some(bytes), Some(key_version)) = (
+        tenant.system_token_ciphertext.clone(),
+        tenant.system_token_key_version,
+    ) else {
+        anyhow::bail!(
+            "tenant {id} has no system user token stored; a tenant administrator must sign in"
+        );
+    };
+    let serial = tenant
+        .serial
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .with_context(|| {
+            format!("tenant {id} has no serial stored; a tenant administrator signing in stores it")
+        })?;
+    let token = cipher
+        .decrypt_string(&id, &Encrypted { key_version, bytes })
+        .with_context(|| format!("decrypting the system user token of {id}"))?;
+    let token = SystemUserToken::parse(token.expose_secret())?;
+    Ok(StoredCredentials {
+        tenant: id,
+        token,
+        serial,
+    })
+}
+
+/// Stores a ticket just obtained for token generation `generation`, encrypted, with an audit event
+/// (`ticket_obtained`: when and how, never the ticket).
+pub async fn store_issued(
+    conn: &mut AsyncPgConnection,
+    cipher: &Cipher,
+    tenant: &ContextId,
+    generation: i32,
+    issued: &IssuedTicket,
+    via: &str,
+    actor: &str,
+) -> anyhow::Result<()> {
+    let sealed = cipher
+        .encrypt(tenant, issued.ticket.expose().as_bytes())
+        .with_context(|| format!("encrypting the ticket of {tenant}"))?;
+    tickets::store(
+        conn,
+        NewTicket {
+            context_id: tenant.as_str(),
+            ciphertext: sealed.bytes,
+            key_version: sealed.key_version,
+            token_generation: generation,
+            issued_at: issued.issued_at,
+        },
+    )
+    .await
+    .with_context(|| format!("storing the ticket of {tenant}"))?;
+    audit::record(
+        conn,
+        NewAuditEvent {
+            context_id: Some(tenant.as_str()),
+            action: "ticket_obtained",
+            actor,
+            detail: json!({
+                "via": via,
+                "token_generation": generation,
+                "issued_at": issued.issued_at.to_rfc3339(),
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Decrypts a stored ticket.
+pub fn decrypt_ticket(
+    cipher: &Cipher,
+    tenant: &ContextId,
+    stored: &StoredTicket,
+) -> anyhow::Result<Ticket> {
+    let plain = cipher
+        .decrypt_string(
+            tenant,
+            &Encrypted {
+                key_version: stored.key_version,
+                bytes: stored.ciphertext.clone(),
+            },
+        )
+        .with_context(|| format!("decrypting the ticket of {tenant}"))?;
+    Ok(Ticket::parse(plain.expose_secret())?)
+}
+
+/// Whether a cached ticket may be used now: obtained with the tenant's current token, not refused by
+/// the tenant, and used recently enough that SuperOffice's sliding six hours have not run out.
+pub fn is_usable(
+    ticket: &StoredTicket,
+    token_generation: i32,
+    now: DateTime<Utc>,
+    refresh_after: Duration,
+) -> bool {
+    ticket.token_generation == token_generation
+        && ticket.rejected_at.is_none()
+        && now - ticket.last_used_at < refresh_after
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket(
+        now: DateTime<Utc>,
+        generation: i32,
+        last_used_ago: i64,
+        rejected: bool,
+    ) -> StoredTicket {
+        StoredTicket {
+            context_id: "Cust1".into(),
+            ciphertext: Vec::new(),
+            key_version: 1,
+            token_generation: generation,
+            issued_at: now - Duration::hours(7),
+            last_used_at: now - Duration::seconds(last_used_ago),
+            rejected_at: rejected.then_some(now),
+        }
+    }
+
+    #[test]
+    fn a_ticket_is_used_only_while_fresh_current_and_accepted() {
+        let refresh = Duration::seconds(19_800);
+        let now = Utc::now();
+        assert!(is_usable(&ticket(now, 2, 60, false), 2, now, refresh));
+        assert!(
+            !is_usable(&ticket(now, 1, 60, false), 2, now, refresh),
+            "a newer token"
+        );
+        assert!(
+            !is_usable(&ticket(now, 2, 60, true), 2, now, refresh),
+            "refused"
+        );
+        assert!(
+            !is_usable(&ticket(now, 2, 19_800, false), 2, now, refresh),
+            "unused too long"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! Capture → ticket → company; one exchange per ticket lifetime; refresh after idling and after a refusal.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::json;
+use shared::db::schema::tickets;
+use shared::domain::ContextId;
+
+use crate::support::world;
+
+const CTX: &str = "Cust10001";
+
+#[tokio::test]
+async fn a_captured_token_becomes_a_ticket_and_the_company_is_created() {
+    let w = world().await;
+    let metrics = shared::metrics::handle();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "Made by the daemon AS").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+
+    let done = w.request(request.id).await;
+    assert_eq!(done.state, "done", "{:?}", done.error);
+    let companies = w.companies(CTX);
+    assert_eq!(companies.len(), 1);
+    assert_eq!(companies[0].credential, "system_user_ticket");
+    assert_eq!(
+        done.result.unwrap(),
+        json!({"contact_id": companies[0].contact_id, "name": "Made by the daemon AS"})
+    );
+    assert_eq!(w.tickets_issued(CTX), 1);
+    let tenant = w.tenant(CTX).await.unwrap();
+    assert_eq!(tenant.state, "active");
+    assert!(tenant.last_success_at.is_some());
+    assert_eq!(tenant.next_attempt_at, None, "nothing left to do");
+    assert_eq!(tenant.lease_owner, None);
+    let ticket = w.ticket(CTX).await.unwrap();
+    assert_eq!(ticket.token_generation, tenant.token_generation);
+
+    let audit = w.audit(CTX).await;
+    let actions: Vec<&str> = audit.iter().map(|(a, _)| a.as_str()).collect();
+    for expected in ["token_captured", "ticket_obtained", "company_created"] {
+        assert!(actions.contains(&expected), "{actions:?}");
+    }
+    let token = w.sim.admin().tenant(CTX).unwrap().system_token.unwrap();
+    let trail = serde_json::to_string(&audit).unwrap();
+    assert!(!trail.contains(&token) && !trail.contains("7T:"), "{trail}");
+
+    // Due again with a valid ticket and nothing to do: no SuperOffice call at all.
+    let calls_before = w.sim.admin().records().records.exchanges.len();
+    w.due_now(CTX).await;
+    daemon.run_once().await.unwrap();
+    assert_eq!(
+        w.sim.admin().records().records.exchanges.len(),
+        calls_before
+    );
+    assert_eq!(w.tenant(CTX).await.unwrap().next_attempt_at, None);
+
+    let rendered = metrics.render();
+    assert!(
+        rendered.contains("partner_service_exchanges_total{outcome=\"success\"}"),
+        "{rendered}"
+    );
+    assert!(rendered.contains("partner_service_capture_to_ticket_seconds"));
+    assert!(rendered.contains("partner_tenants{state=\"active\"}"));
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn one_ticket_serves_many_work_items() {
+    let w = world().await;
+    w.seed(CTX).await;
+    let daemon = w.daemon();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        ids.push(w.enqueue(CTX, &format!("First batch {n}")).await.id);
+    }
+    daemon.run_once().await.unwrap();
+    for n in 0..10 {
+        ids.push(w.enqueue(CTX, &format!("Second batch {n}")).await.id);
+    }
+    daemon.run_once().await.unwrap();
+    for id in ids {
+        assert_eq!(w.request(id).await.state, "done");
+    }
+    assert_eq!(w.companies(CTX).len(), 15);
+    assert_eq!(w.tickets_issued(CTX), 1, "exactly one exchange");
+    assert!(
+        shared::metrics::handle()
+            .render()
+            .contains("partner_service_ticket_reuse_total")
+    );
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_ticket_unused_for_too_long_is_refreshed_before_use() {
+    let w = world().await;
+    w.seed(CTX).await;
+    let daemon = w.daemon();
+    w.enqueue(CTX, "Before the pause").await;
+    daemon.run_once().await.unwrap();
+    assert_eq!(w.tickets_issued(CTX), 1);
+
+    let refresh = Duration::seconds(w.settings.service.ticket_refresh_after_secs as i64);
+    diesel::update(tickets::table.find(CTX))
+        .set(tickets::last_used_at.eq(Utc::now() - refresh - Duration::seconds(1)))
+        .execute(&mut *w.conn().await)
+        .await
+        .unwrap();
+    let request = w.enqueue(CTX, "After the pause").await;
+    daemon.run_once().await.unwrap();
+    assert_eq!(w.request(request.id).await.state, "done");
+    assert_eq!(w.tickets_issued(CTX), 2, "a fresh ticket before the work");
+    let ticket = w.ticket(CTX).await.unwrap();
+    assert!(Utc::now() - ticket.last_used_at < Duration::minutes(5));
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_ticket_is_replaced_once_and_the_work_retried() {
+    let w = world().await;
+    w.seed(CTX).await;
+    let daemon = w.daemon();
+    w.enqueue(CTX, "With the first ticket").await;
+    daemon.run_once().await.unwrap();
+
+    // The tenant no longer knows the cached ticket (as after SuperOffice dropped it).
+    let id = ContextId::parse(CTX).unwrap();
+    let bogus = w.cipher.encrypt(&id, b"7T:bm90LWEtdGlja2V0").unwrap();
+    diesel::update(tickets::table.find(CTX))
+        .set(tickets::ciphertext.eq(bogus.bytes))
+        .execute(&mut *w.conn().await)
+        .await
+        .unwrap();
+    let request = w.enqueue(CTX, "After the refusal").await;
+    daemon.run_once().await.unwrap();
+    let done = w.request(request.id).await;
+    assert_eq!(done.state, "done", "{:?}", done.error);
+    assert_eq!(w.tickets_issued(CTX), 2);
+    assert_eq!(w.companies(CTX).len(), 2);
+    let ticket = w.ticket(CTX).await.unwrap();
+    assert_eq!(ticket.rejected_at, None);
+    w.sim.stop().await;
+}

@@ -149,6 +149,32 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> C
     if let Some((_, filter)) = env.iter().find(|(k, _)| *k == "RUST_LOG") {
         cmd.env("RUST_LOG", filter);
     }
+    // BENCH_PERF=<prefix> profiles the processes whose log file name starts with it (`steady-pass`,
+    // `run-1000`, `partner-web`) with `perf record -g` into `<log>.perf.data`; their CPU and memory
+    // figures are then perf's own: profile runs are not measurements.
+    let stem = log.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if std::env::var("BENCH_PERF")
+        .is_ok_and(|prefix| !prefix.is_empty() && stem.starts_with(&prefix))
+    {
+        let data = log.with_extension("perf.data");
+        let program = cmd.get_program().to_owned();
+        let mut wrapped = Command::new("perf");
+        wrapped
+            .args(["record", "-F", "1999", "-g", "-o"])
+            .arg(data)
+            .arg("--")
+            .arg(program);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        if let Some(dir) = cmd.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        cmd = wrapped;
+    }
     cmd.args(args)
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));

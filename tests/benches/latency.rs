@@ -1,8 +1,8 @@
 //! Capture-to-ticket latency of one tenant through the whole system: superoffice-sim, partner-web and
 //! partner-service as release processes (the e2e `Stack`). Each sample: the simulator re-approves the
 //! application on Cust10001 (a new system user token), the administrator signs in through the web
-//! (capture, NOTIFY), and the bench waits for the new ticket; latency = tickets.issued_at −
-//! tenants.token_captured_at, both stamped by the database's clients on this machine.
+//! (capture, NOTIFY), and the bench waits for the new ticket; latency = the `ticket_obtained` audit
+//! event's created_at − tenants.token_captured_at (tickets.issued_at is the JWT's iat, whole seconds).
 //!
 //! cargo build --release -p service -p web -p superoffice-sim --bins
 //! cargo bench -p e2e --bench latency -- --samples 30
@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use e2e::bench::{self, Args};
 use e2e::{CLIENT_ID, Stack, WebUser};
-use shared::db::schema::{tenants, tickets};
+use shared::db::schema::{audit_events, tenants, tickets};
 use shared::db::testing::TestDatabase;
 
 const TENANT: &str = "Cust10001";
@@ -33,16 +33,33 @@ async fn captured(conn: &mut AsyncPgConnection) -> Option<(i32, DateTime<Utc>)> 
     Some((generation, at?))
 }
 
-/// The ticket's issue time, if it was issued for `generation`.
-async fn issued(conn: &mut AsyncPgConnection, generation: i32) -> Option<DateTime<Utc>> {
+/// When the ticket of token generation `generation` was stored: the `ticket_obtained` audit event's
+/// `created_at` (Postgres `now()`, microseconds). `tickets.issued_at` is the JWT's `iat`, whole seconds
+/// on SuperID's clock, too coarse to measure a fraction of a second.
+async fn stored(conn: &mut AsyncPgConnection, generation: i32) -> Option<DateTime<Utc>> {
+    let events: Vec<(DateTime<Utc>, serde_json::Value)> = audit_events::table
+        .filter(audit_events::context_id.eq(TENANT))
+        .filter(audit_events::action.eq("ticket_obtained"))
+        .select((audit_events::created_at, audit_events::detail))
+        .load(conn)
+        .await
+        .unwrap();
+    events
+        .into_iter()
+        .find(|(_, detail)| detail["token_generation"] == generation)
+        .map(|(at, _)| at)
+}
+
+/// The ticket row for `generation`, to check that the event's ticket really is the stored one.
+async fn has_ticket(conn: &mut AsyncPgConnection, generation: i32) -> bool {
     tickets::table
         .filter(tickets::context_id.eq(TENANT))
         .filter(tickets::token_generation.eq(generation))
-        .select(tickets::issued_at)
-        .first(conn)
+        .count()
+        .get_result::<i64>(conn)
         .await
-        .optional()
         .unwrap()
+        == 1
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -81,8 +98,9 @@ async fn main() {
             .expect("the sign-in captured no token");
         let deadline = Instant::now() + Duration::from_secs(30);
         let ticket = loop {
-            if let Some(ticket) = issued(&mut conn, generation).await {
-                break Some(ticket);
+            if let Some(at) = stored(&mut conn, generation).await {
+                assert!(has_ticket(&mut conn, generation).await);
+                break Some(at);
             }
             if Instant::now() > deadline {
                 break None;

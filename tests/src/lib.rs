@@ -1,5 +1,7 @@
 //! Helpers for end-to-end tests: the workspace's binaries as real processes.
 
+pub mod bench;
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};

@@ -235,7 +235,7 @@ impl Refusal {
 
 /// What PartnerSystemUserService answered, whichever variant carried it.
 #[derive(Debug, Default)]
-pub(crate) struct ServiceAnswer {
+pub struct ServiceAnswer {
     pub is_successful: bool,
     /// The JWT (secret: it carries the ticket).
     pub token: Option<SecretString>,

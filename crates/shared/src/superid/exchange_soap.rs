@@ -2,6 +2,7 @@
 //! `POST {superid}/Login/Services/PartnerSystemUserService.svc`, SOAP 1.1, with `ApplicationToken` and
 //! `ContextIdentifier` as SOAP headers and the envelope exactly as SuperOffice publishes it.
 
+use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -19,7 +20,7 @@ const WHAT: &str = "system user exchange (SOAP)";
 pub const SOAP_ACTION: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1/IPartnerSystemUserService/Authenticate";
 
 /// The request envelope (protocol §5.1, verbatim), every value escaped.
-fn envelope(application_token: &str, context_id: &str, signed_token: &str) -> String {
+pub fn request_envelope(application_token: &str, context_id: &str, signed_token: &str) -> String {
     format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
   <SOAP-ENV:Envelope xmlns:ns0="http://schemas.xmlsoap.org/soap/envelope/"
@@ -83,7 +84,7 @@ impl ExchangeVariant for SoapExchange {
         ctx: &ContextId,
         signed: &SignedSystemToken,
     ) -> Result<ServiceAnswer, ExchangeError> {
-        let body = envelope(
+        let body = request_envelope(
             self.core.application_token.expose_secret(),
             ctx.as_str(),
             signed.expose(),
@@ -100,55 +101,72 @@ impl ExchangeVariant for SoapExchange {
         let status = response.status();
         let date = server_date(response.headers());
         let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
-        let envelope = match Envelope::parse(&body) {
-            Ok(envelope) => envelope,
-            Err(_) if !status.is_success() => {
-                return Err(ExchangeError::Status {
-                    tenant: ctx.clone(),
-                    status: status.as_u16(),
-                });
-            }
-            Err(error) => {
-                return Err(ExchangeError::Malformed {
-                    tenant: ctx.clone(),
-                    reason: error.to_string(),
-                });
-            }
-        };
-        if let Some(fault) = envelope.fault() {
-            return Err(ExchangeError::Fault {
+        read_response(
+            ctx,
+            status,
+            date,
+            &body,
+            &[signed.expose(), self.core.application_token.expose_secret()],
+        )
+    }
+}
+
+/// Reads the service's answer: a fault, the `AuthenticationResponse`, or why neither is there.
+/// `secrets` are scrubbed from a fault's message.
+// The error is every exchange's `ExchangeError`; boxing it here alone would set this apart from the rest.
+#[allow(clippy::result_large_err)]
+pub fn read_response(
+    ctx: &ContextId,
+    status: reqwest::StatusCode,
+    date: Option<DateTime<Utc>>,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<ServiceAnswer, ExchangeError> {
+    let envelope = match Envelope::parse(body) {
+        Ok(envelope) => envelope,
+        Err(_) if !status.is_success() => {
+            return Err(ExchangeError::Status {
                 tenant: ctx.clone(),
-                code: fault.code,
-                message: scrub(
-                    &fault.message,
-                    &[signed.expose(), self.core.application_token.expose_secret()],
-                ),
+                status: status.as_u16(),
             });
         }
-        let Some(response) = envelope.body.find("AuthenticationResponse") else {
-            return Err(if status.is_success() {
-                ExchangeError::Malformed {
-                    tenant: ctx.clone(),
-                    reason: "the Body holds no AuthenticationResponse".into(),
-                }
-            } else {
-                ExchangeError::Status {
-                    tenant: ctx.clone(),
-                    status: status.as_u16(),
-                }
+        Err(error) => {
+            return Err(ExchangeError::Malformed {
+                tenant: ctx.clone(),
+                reason: error.to_string(),
             });
-        };
-        Ok(ServiceAnswer {
-            is_successful: response
-                .child_text("IsSuccessful")
-                .is_some_and(|flag| flag.eq_ignore_ascii_case("true") || flag == "1"),
-            token: response
-                .child_text("Token")
-                .map(|t| SecretString::from(t.to_owned())),
-            error_message: response.child_text("ErrorMessage").map(str::to_owned),
-            server_date: date,
-        })
+        }
+    };
+    if let Some(fault) = envelope.fault() {
+        return Err(ExchangeError::Fault {
+            tenant: ctx.clone(),
+            code: fault.code,
+            message: scrub(&fault.message, secrets),
+        });
     }
+    let Some(response) = envelope.body.find("AuthenticationResponse") else {
+        return Err(if status.is_success() {
+            ExchangeError::Malformed {
+                tenant: ctx.clone(),
+                reason: "the Body holds no AuthenticationResponse".into(),
+            }
+        } else {
+            ExchangeError::Status {
+                tenant: ctx.clone(),
+                status: status.as_u16(),
+            }
+        });
+    };
+    Ok(ServiceAnswer {
+        is_successful: response
+            .child_text("IsSuccessful")
+            .is_some_and(|flag| flag.eq_ignore_ascii_case("true") || flag == "1"),
+        token: response
+            .child_text("Token")
+            .map(|t| SecretString::from(t.to_owned())),
+        error_message: response.child_text("ErrorMessage").map(str::to_owned),
+        server_date: date,
+    })
 }
 
 #[cfg(test)]
@@ -159,7 +177,7 @@ mod tests {
 
     #[test]
     fn the_envelope_escapes_every_value_and_reads_back() {
-        let xml = envelope("a&b", "Cust1", "My <App>-x.202601011200.c2ln+/=");
+        let xml = request_envelope("a&b", "Cust1", "My <App>-x.202601011200.c2ln+/=");
         assert!(xml.contains("<tns:ApplicationToken>a&amp;b</tns:ApplicationToken>"));
         assert!(xml.contains("My &lt;App&gt;-x.202601011200.c2ln+/="));
         let parsed = Envelope::parse(xml.as_bytes()).unwrap();

@@ -64,9 +64,7 @@ impl TenantSoapClient {
         ticket: &Ticket,
         entity: &Element,
     ) -> Result<Company, TenantError> {
-        let mut body = format!("<SaveContactEntity xmlns=\"{SERVICES88_NS}\">");
-        entity.write_xml(&mut body, Some(SERVICES88_NS));
-        body.push_str("</SaveContactEntity>");
+        let body = save_contact_body(entity);
         let saved = self.call(tenant, ticket, "SaveContactEntity", body).await?;
         company(tenant, &saved)
     }
@@ -120,7 +118,7 @@ impl TenantSoapClient {
         } else {
             RetryPolicy::NONE
         };
-        let envelope = self.envelope(ticket, &body);
+        let envelope = request_envelope(self.application_token.expose_secret(), ticket, &body);
         on_current_host(&self.statuses, tenant, |status| {
             let envelope = &envelope;
             async move {
@@ -134,14 +132,6 @@ impl TenantSoapClient {
             }
         })
         .await
-    }
-
-    fn envelope(&self, ticket: &Ticket, body: &str) -> String {
-        format!(
-            r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><ApplicationToken xmlns="{SERVICES88_NS}">{}</ApplicationToken><Credentials xmlns="{SERVICES88_NS}"><Ticket>{}</Ticket></Credentials></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
-            soap::escape(self.application_token.expose_secret()),
-            soap::escape(ticket.expose()),
-        )
     }
 
     async fn send(
@@ -168,48 +158,79 @@ impl TenantSoapClient {
         let code = response.status();
         let bytes = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
         let secrets = [ticket.expose(), self.application_token.expose_secret()];
-        let tenant = tenant.clone();
-        match code.as_u16() {
-            421 => return Err(TenantError::Misdirected { tenant }),
-            401 | 403 => return Err(TenantError::TicketRejected { tenant }),
-            _ => {}
-        }
-        let parsed = match Envelope::parse(&bytes) {
-            Ok(parsed) => parsed,
-            Err(_) if !code.is_success() => {
-                return Err(TenantError::Http {
-                    tenant,
-                    status: code.as_u16(),
-                    message: error_message(&bytes, &secrets),
-                });
-            }
-            Err(error) => {
-                return Err(TenantError::Malformed {
-                    tenant,
-                    reason: error.to_string(),
-                });
-            }
-        };
-        if let Some(error) = failure(&tenant, &parsed, &secrets) {
-            return Err(error);
-        }
-        if !code.is_success() {
+        read_response(tenant, code.as_u16(), &bytes, operation, &secrets)
+    }
+}
+
+/// The request envelope: the `ApplicationToken` and `Credentials/Ticket` headers around `body`
+/// (already serialized XML), every value escaped.
+pub fn request_envelope(application_token: &str, ticket: &Ticket, body: &str) -> String {
+    format!(
+        r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><ApplicationToken xmlns="{SERVICES88_NS}">{}</ApplicationToken><Credentials xmlns="{SERVICES88_NS}"><Ticket>{}</Ticket></Credentials></s:Header><s:Body>{body}</s:Body></s:Envelope>"#,
+        soap::escape(application_token),
+        soap::escape(ticket.expose()),
+    )
+}
+
+/// The Body of `SaveContactEntity` carrying `entity` (a `ContactEntity` element).
+pub fn save_contact_body(entity: &Element) -> String {
+    let mut body = format!("<SaveContactEntity xmlns=\"{SERVICES88_NS}\">");
+    entity.write_xml(&mut body, Some(SERVICES88_NS));
+    body.push_str("</SaveContactEntity>");
+    body
+}
+
+/// Reads an answer to `operation` with HTTP status `code`: its `{operation}Response/Response`
+/// element, or the typed error. `secrets` are scrubbed from any message.
+pub fn read_response(
+    tenant: &ContextId,
+    code: u16,
+    bytes: &[u8],
+    operation: &str,
+    secrets: &[&str],
+) -> Result<Element, TenantError> {
+    let tenant = tenant.clone();
+    match code {
+        421 => return Err(TenantError::Misdirected { tenant }),
+        401 | 403 => return Err(TenantError::TicketRejected { tenant }),
+        _ => {}
+    }
+    let success = (200..300).contains(&code);
+    let parsed = match Envelope::parse(bytes) {
+        Ok(parsed) => parsed,
+        Err(_) if !success => {
             return Err(TenantError::Http {
                 tenant,
-                status: code.as_u16(),
-                message: "(a SOAP answer without a fault)".to_owned(),
+                status: code,
+                message: error_message(bytes, secrets),
             });
         }
-        parsed
-            .body
-            .find(&format!("{operation}Response"))
-            .and_then(|r| r.child("Response"))
-            .cloned()
-            .ok_or_else(|| TenantError::Malformed {
+        Err(error) => {
+            return Err(TenantError::Malformed {
                 tenant,
-                reason: format!("the Body holds no {operation}Response/Response"),
-            })
+                reason: error.to_string(),
+            });
+        }
+    };
+    if let Some(error) = failure(&tenant, &parsed, secrets) {
+        return Err(error);
     }
+    if !success {
+        return Err(TenantError::Http {
+            tenant,
+            status: code,
+            message: "(a SOAP answer without a fault)".to_owned(),
+        });
+    }
+    parsed
+        .body
+        .find(&format!("{operation}Response"))
+        .and_then(|r| r.child("Response"))
+        .cloned()
+        .ok_or_else(|| TenantError::Malformed {
+            tenant,
+            reason: format!("the Body holds no {operation}Response/Response"),
+        })
 }
 
 /// `{Endpoint}/Remote/Services88/Contact.svc`.

@@ -1,0 +1,477 @@
+//! Scale benchmark: N tenants captured as the web would, onboarded by `partner-service run` (release,
+//! a process) against the in-process simulator; then a steady-state pass (`run --once`) with every
+//! ticket still valid, which must exchange nothing.
+//!
+//! cargo build --release -p service --bins
+//! cargo bench -p e2e --bench scale -- --tenants 1000,10000 --runs 3 [--concurrency 8] [--timeout-secs 900]
+//!
+//! Figures per run: onboarding throughput, the service's CPU per tenant (utime+stime from /proc),
+//! its peak memory (VmHWM), capture→ticket latency from the database, and the steady pass's CPU;
+//! the reference (one RSA-2048 PKCS#1 v1.5 signature + one RS256 validation with the project's own
+//! code) is timed in this process at start. See BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use e2e::bench::{self, Args};
+use e2e::{ENCRYPTION_KEY, free_port, repo_root};
+use serde_json::json;
+use shared::clock::FixedClock;
+use shared::config::KeyMaterial;
+use shared::crypto::at_rest::Cipher;
+use shared::crypto::partner_key::PartnerKey;
+use shared::crypto::system_user_token::sign_system_user_token;
+use shared::db::schema::{tenants, tickets};
+use shared::db::tenants::{TokenCapture, capture_token};
+use shared::db::testing::TestDatabase;
+use shared::domain::{ContextId, SystemUserToken};
+use shared::jwt::{Expectation, JwtValidator, KeySet, VerificationKey};
+use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
+
+const SEED_TASKS: usize = 4;
+
+struct Reference {
+    sign_ms: f64,
+    validate_ms: f64,
+}
+
+impl Reference {
+    fn total_ms(&self) -> f64 {
+        self.sign_ms + self.validate_ms
+    }
+}
+
+#[derive(Default)]
+struct RunResult {
+    onboarded: usize,
+    seconds: f64,
+    tenants_per_sec: f64,
+    cpu_ms_per_tenant: f64,
+    peak_mib: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    empty_pass_cpu_ms: f64,
+    steady_cpu_ms_per_tenant: f64,
+    steady_net_ms_per_tenant: f64,
+    steady_seconds: f64,
+    steady_exchanges: u64,
+}
+
+fn main() {
+    let Some(args) = Args::for_bench(&["tenants", "runs", "concurrency", "timeout-secs"]) else {
+        return;
+    };
+    let sizes: Vec<usize> = args.list("tenants", &[1000]);
+    let runs: usize = args.get("runs", 3);
+    let concurrency = Some(args.get::<u32>("concurrency", 0)).filter(|c| *c > 0);
+    let timeout = Duration::from_secs(args.get("timeout-secs", 900));
+    println!("machine: {}", bench::machine());
+    let reference = reference();
+    println!(
+        "reference (this process, project code): sign RSA-2048 PKCS#1 v1.5 {:.3} ms + validate RS256 {:.3} ms = {:.3} ms",
+        reference.sign_ms,
+        reference.validate_ms,
+        reference.total_ms()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    for &n in &sizes {
+        let mut results = Vec::new();
+        for run in 1..=runs {
+            let result = runtime.block_on(one_run(n, run, concurrency, timeout));
+            println!(
+                "N={n} run {run}: {}/{n} onboarded in {:.2} s = {:.1} tenants/s; service CPU {:.3} ms/tenant \
+                 ({:.2}× reference); VmHWM {:.1} MiB; capture→ticket p50 {:.0} ms p99 {:.0} ms; \
+                 steady pass {:.3} ms/tenant gross, {:.3} ms/tenant net of an empty pass ({:.1} ms), {:.2} s, \
+                 {} exchanges; load {}",
+                result.onboarded,
+                result.seconds,
+                result.tenants_per_sec,
+                result.cpu_ms_per_tenant,
+                result.cpu_ms_per_tenant / reference.total_ms(),
+                result.peak_mib,
+                result.latency_p50_ms,
+                result.latency_p99_ms,
+                result.steady_cpu_ms_per_tenant,
+                result.steady_net_ms_per_tenant,
+                result.empty_pass_cpu_ms,
+                result.steady_seconds,
+                result.steady_exchanges,
+                bench::load(),
+            );
+            results.push(result);
+        }
+        report(n, &results, &reference);
+    }
+}
+
+fn report(n: usize, results: &[RunResult], reference: &Reference) {
+    let pick = |f: &dyn Fn(&RunResult) -> f64| results.iter().map(f).collect::<Vec<_>>();
+    let complete = results.iter().all(|r| r.onboarded == n);
+    println!("\n== N = {n}, {} runs (median [min–max]) ==", results.len());
+    if !complete {
+        println!(
+            "NOT every tenant was onboarded in every run (onboarded: {:?}); the figures below are partial",
+            pick(&|r| r.onboarded as f64)
+        );
+    }
+    let cpu = pick(&|r| r.cpu_ms_per_tenant);
+    let ratio = pick(&|r| r.cpu_ms_per_tenant / reference.total_ms());
+    let steady_share = pick(&|r| 100.0 * r.steady_net_ms_per_tenant / r.cpu_ms_per_tenant);
+    let peak = pick(&|r| r.peak_mib);
+    println!(
+        "onboarding throughput   {}",
+        bench::summary(&pick(&|r| r.tenants_per_sec), "tenants/s", 1)
+    );
+    println!("service CPU / tenant    {}", bench::summary(&cpu, "ms", 3));
+    println!(
+        "  ratio to reference    {}  (target ≤ 1.5)",
+        bench::summary(&ratio, "×", 2)
+    );
+    println!(
+        "peak memory (VmHWM)     {}  (target < 64 MiB at 10,000)",
+        bench::summary(&peak, "MiB", 1)
+    );
+    println!(
+        "capture→ticket (bulk)   p50 {}, p99 {}",
+        bench::summary(&pick(&|r| r.latency_p50_ms), "ms", 0),
+        bench::summary(&pick(&|r| r.latency_p99_ms), "ms", 0)
+    );
+    println!(
+        "steady pass CPU/tenant  {} gross, {} net",
+        bench::summary(&pick(&|r| r.steady_cpu_ms_per_tenant), "ms", 4),
+        bench::summary(&pick(&|r| r.steady_net_ms_per_tenant), "ms", 4)
+    );
+    println!(
+        "  share of onboarding   {}  (target < 5 %)",
+        bench::summary(&steady_share, "%", 2)
+    );
+    println!(
+        "steady pass exchanges   {:?} (must be 0)",
+        pick(&|r| r.steady_exchanges as f64)
+    );
+}
+
+/// One RSA-2048 PKCS#1 v1.5 SHA-256 signature and one RS256 validation, timed on this thread's CPU
+/// clock with the partner key of `config/local/`: the medians of 7 batches.
+fn reference() -> Reference {
+    let key =
+        PartnerKey::from_file(&repo_root().join("config/local/partner-private-key.xml")).unwrap();
+    let token = SystemUserToken::parse("Local Partner App-8k8Q7DmBgo").unwrap();
+    let now = Utc::now();
+    let per_op = |iterations: u32, op: &dyn Fn()| {
+        let mut batches: Vec<f64> = (0..7)
+            .map(|_| {
+                let start = bench::thread_cpu_ns();
+                for _ in 0..iterations {
+                    op();
+                }
+                (bench::thread_cpu_ns() - start) as f64 / 1e6 / f64::from(iterations)
+            })
+            .collect();
+        batches.sort_by(f64::total_cmp);
+        bench::median(&batches)
+    };
+    let sign_ms = per_op(40, &|| {
+        std::hint::black_box(sign_system_user_token(&key, &token, now));
+    });
+    let prefix = "http://schemes.superoffice.net/identity/";
+    let claims = json!({
+        format!("{prefix}ctx"): "Cust10001", format!("{prefix}serial"): "1801510001",
+        format!("{prefix}ticket"): "7T:MAA3AGYAMQBlAGQAZAAxAGQAZQAwADgAYgAxAGEAYwBkADYAOAA0ADcAMQA2ADkAOQBhADQAZgBiADMAOQAyADsA",
+        format!("{prefix}netserver_url"): "http://127.0.0.1:9200/Cust10001/Remote/Services88/",
+        format!("{prefix}webapi_url"): "http://127.0.0.1:9200/Cust10001/api/",
+        "iss": "SuperOffice AS", "aud": "spn:1801510001", "sub": "Cust10001",
+        "iat": now.timestamp(), "nbf": now.timestamp() - 60, "exp": now.timestamp() + 300,
+    });
+    let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+    let signed = format!(
+        "{}.{}",
+        encode(&json!({"alg": "RS256", "typ": "JWT", "kid": "ref"})),
+        encode(&claims)
+    );
+    let jwt = format!(
+        "{signed}.{}",
+        URL_SAFE_NO_PAD.encode(key.sign_sha256(signed.as_bytes()))
+    );
+    let validator = JwtValidator::new(
+        KeySet::from_keys(vec![VerificationKey::new(
+            Some("ref"),
+            key.public_key().clone(),
+        )]),
+        Duration::from_secs(60),
+    )
+    .with_clock(Arc::new(FixedClock(now)));
+    let expectation = Expectation::SystemUser {
+        serial: "1801510001".into(),
+        context_id: ContextId::parse("Cust10001").unwrap(),
+    };
+    validator.validate_offline(&jwt, &expectation).unwrap();
+    let validate_ms = per_op(400, &|| {
+        std::hint::black_box(validator.validate_offline(&jwt, &expectation).ok());
+    });
+    Reference {
+        sign_ms,
+        validate_ms,
+    }
+}
+
+/// The simulator with `n` tenants (`Cust100000`…), the local application installed on each.
+async fn simulator(n: usize) -> RunningSim {
+    let root = repo_root();
+    let pem = std::fs::read_to_string(root.join("config/local/partner-public-key.pem")).unwrap();
+    let mut config = SimConfig::for_tests(&pem);
+    config.superid.signing_key_file =
+        Some(root.join("crates/sim/tests/data/superid-signing-key.pem"));
+    let template = config.tenants[0].clone();
+    config.tenants = (0..n)
+        .map(|i| {
+            let mut tenant = template.clone();
+            tenant.context_id = format!("Cust{}", 100_000 + i);
+            tenant.company_name = format!("Scale Tenant {i} AS");
+            tenant.serial = format!("18{:08}", i);
+            tenant.installed_apps = vec![TEST_CLIENT_ID.to_owned()];
+            tenant
+        })
+        .collect();
+    config.users.clear();
+    Simulator::start(config).await.unwrap()
+}
+
+fn cipher() -> Cipher {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(ENCRYPTION_KEY, &mut key).unwrap();
+    Cipher::new(
+        &KeyMaterial {
+            version: 1,
+            bytes: secrecy::SecretBox::new(Box::new(key)),
+        },
+        None,
+    )
+}
+
+/// Captures every tenant's current system user token as the web does on an administrator's sign-in.
+async fn seed(database: &TestDatabase, sim: &RunningSim, n: usize) {
+    let api = sim.api_host_url("sod2").unwrap().to_owned();
+    let views: Vec<_> = (0..n)
+        .map(|i| sim.admin().tenant(&format!("Cust{}", 100_000 + i)).unwrap())
+        .collect();
+    let chunk = n.div_ceil(SEED_TASKS).max(1);
+    let mut tasks = Vec::new();
+    for part in views.chunks(chunk).map(<[_]>::to_vec) {
+        let mut conn = database.connect().await.unwrap();
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let cipher = cipher();
+            for view in part {
+                let ctx = ContextId::parse(&view.context_id).unwrap();
+                let token = view.system_token.clone().unwrap();
+                let encrypted = cipher.encrypt(&ctx, token.as_bytes()).unwrap();
+                let webapi = format!("{api}/{}/api/", view.context_id);
+                let netserver = format!("{api}/{}/Remote/Services88/", view.context_id);
+                capture_token(
+                    &mut conn,
+                    TokenCapture {
+                        context_id: ctx.as_str(),
+                        environment: "custom",
+                        company_name: Some(&view.company_name),
+                        serial: Some(&view.serial),
+                        webapi_url: Some(&webapi),
+                        netserver_url: Some(&netserver),
+                        token_ciphertext: encrypted.bytes,
+                        token_key_version: encrypted.key_version,
+                        captured_by: "scale-bench@example",
+                        token_changed: true,
+                    },
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+fn service_env(
+    database: &TestDatabase,
+    sim: &RunningSim,
+    concurrency: Option<u32>,
+) -> Vec<(&'static str, String)> {
+    let mut env = vec![
+        ("DATABASE_URL", database.url().to_owned()),
+        ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom".to_owned()),
+        (
+            "PARTNER_SUPEROFFICE__SUPERID_URL",
+            sim.superid_url().to_owned(),
+        ),
+        ("PARTNER_SUPEROFFICE__CLIENT_ID", TEST_CLIENT_ID.to_owned()),
+        (
+            "PARTNER_SUPEROFFICE__CLIENT_SECRET",
+            TEST_CLIENT_SECRET.to_owned(),
+        ),
+        (
+            "PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE",
+            repo_root()
+                .join("config/local/partner-private-key.xml")
+                .display()
+                .to_string(),
+        ),
+        ("PARTNER_ENCRYPTION__KEY", ENCRYPTION_KEY.to_owned()),
+        (
+            "PARTNER_SERVICE__METRICS_BIND",
+            format!("127.0.0.1:{}", free_port()),
+        ),
+        ("PARTNER_SERVICE__POLL_INTERVAL_SECS", "1".to_owned()),
+        ("RUST_LOG", "info".to_owned()),
+    ];
+    if let Some(concurrency) = concurrency {
+        env.push(("PARTNER_SERVICE__CONCURRENCY", concurrency.to_string()));
+    }
+    env
+}
+
+async fn ticket_count(conn: &mut AsyncPgConnection) -> usize {
+    let count: i64 = tickets::table.count().get_result(conn).await.unwrap();
+    usize::try_from(count).unwrap_or(0)
+}
+
+fn exchanges(sim: &RunningSim) -> u64 {
+    sim.admin().records().tickets_issued.values().sum()
+}
+
+/// Capture→ticket per tenant, from the database: tickets.issued_at − tenants.token_captured_at.
+async fn latencies_ms(conn: &mut AsyncPgConnection) -> Vec<f64> {
+    let captured: HashMap<String, Option<DateTime<Utc>>> = tenants::table
+        .select((tenants::context_id, tenants::token_captured_at))
+        .load::<(String, Option<DateTime<Utc>>)>(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    let issued: Vec<(String, DateTime<Utc>)> = tickets::table
+        .select((tickets::context_id, tickets::issued_at))
+        .load(conn)
+        .await
+        .unwrap();
+    let mut values: Vec<f64> = issued
+        .into_iter()
+        .filter_map(|(ctx, at)| {
+            let from = (*captured.get(&ctx)?)?;
+            Some((at - from).num_microseconds()? as f64 / 1000.0)
+        })
+        .collect();
+    values.sort_by(f64::total_cmp);
+    values
+}
+
+async fn one_run(n: usize, run: usize, concurrency: Option<u32>, timeout: Duration) -> RunResult {
+    let database = TestDatabase::create().await.unwrap();
+    let sim = simulator(n).await;
+    let seeding = Instant::now();
+    seed(&database, &sim, n).await;
+    eprintln!(
+        "N={n} run {run}: seeded in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+    let env = service_env(&database, &sim, concurrency);
+    let logs = bench::log_dir("scale");
+    let mut conn = database.connect().await.unwrap();
+    let before = exchanges(&sim);
+
+    // Onboarding: the daemon as it runs in production.
+    let started = Instant::now();
+    let mut service = bench::spawn(
+        "partner-service",
+        &["run"],
+        &env,
+        &logs.join(format!("run-{n}-{run}.log")),
+    );
+    let pid = service.id();
+    let cpu_start = bench::proc_cpu(pid).map_or(0.0, |(_, s)| s);
+    let mut result = RunResult::default();
+    let mut peak = 0.0f64;
+    while started.elapsed() < timeout {
+        result.onboarded = ticket_count(&mut conn).await;
+        peak = peak.max(bench::proc_memory_mib(pid, "VmHWM").unwrap_or(0.0));
+        if result.onboarded >= n || matches!(service.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    result.seconds = started.elapsed().as_secs_f64();
+    let cpu = bench::proc_cpu(pid).map_or(0.0, |(_, s)| s) - cpu_start;
+    peak = peak.max(bench::proc_memory_mib(pid, "VmHWM").unwrap_or(0.0));
+    result.peak_mib = peak;
+    result.tenants_per_sec = result.onboarded as f64 / result.seconds;
+    result.cpu_ms_per_tenant = 1000.0 * cpu / result.onboarded.max(1) as f64;
+    let latencies = latencies_ms(&mut conn).await;
+    result.latency_p50_ms = bench::percentile(&latencies, 50.0);
+    result.latency_p99_ms = bench::percentile(&latencies, 99.0);
+    let status = bench::terminate(&mut service);
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "partner-service run did not stop cleanly ({status:?}); see {}",
+        logs.display()
+    );
+    let onboarding_exchanges = exchanges(&sim) - before;
+    if result.onboarded < n {
+        eprintln!(
+            "N={n} run {run}: only {}/{n} tickets after {:.0} s ({onboarding_exchanges} exchanges); see {}",
+            result.onboarded,
+            result.seconds,
+            logs.display()
+        );
+    }
+
+    // Steady state: what a pass costs when nothing is due (start-up, connect, one query), then a pass
+    // with every tenant due again and every ticket still valid: it must exchange nothing.
+    let once = |name: &str| {
+        let mut child = bench::spawn(
+            "partner-service",
+            &["run", "--once"],
+            &env,
+            &logs.join(format!("{name}-{n}-{run}.log")),
+        );
+        let started = Instant::now();
+        let (status, cpu, _) = bench::wait_measured(&mut child, timeout);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "partner-service run --once failed ({status:?}); see {}",
+            logs.display()
+        );
+        (cpu, started.elapsed().as_secs_f64())
+    };
+    let (empty_cpu, _) = once("empty-pass");
+    diesel::sql_query("UPDATE tenants SET next_attempt_at = now()")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let before_steady = exchanges(&sim);
+    let tickets_before = ticket_count(&mut conn).await;
+    let (steady_cpu, steady_seconds) = once("steady-pass");
+    result.steady_exchanges = exchanges(&sim) - before_steady;
+    assert_eq!(
+        result.steady_exchanges, 0,
+        "the steady-state pass exchanged tokens although every ticket was valid"
+    );
+    assert_eq!(ticket_count(&mut conn).await, tickets_before);
+    result.empty_pass_cpu_ms = 1000.0 * empty_cpu;
+    result.steady_seconds = steady_seconds;
+    result.steady_cpu_ms_per_tenant = 1000.0 * steady_cpu / n as f64;
+    result.steady_net_ms_per_tenant = 1000.0 * (steady_cpu - empty_cpu).max(0.0) / n as f64;
+    drop(conn);
+    sim.stop().await;
+    result
+}

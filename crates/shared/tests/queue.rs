@@ -152,7 +152,7 @@ async fn concurrent_claims_never_share_a_tenant() {
                 if batch.is_empty() {
                     break;
                 }
-                mine.extend(batch.into_iter().map(|t| t.context_id));
+                mine.extend(batch.into_iter().map(|c| c.tenant.context_id));
             }
             mine
         }));
@@ -242,7 +242,7 @@ async fn only_working_states_with_a_token_are_due() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.context_id)
+        .map(|c| c.tenant.context_id)
         .collect();
     assert_eq!(claimed.len(), 2);
     assert!(!claimed.contains(&"Cust1001".to_owned()));
@@ -290,7 +290,7 @@ async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
             .is_empty()
     );
     let due = queue::claim_due(&mut conn, "w2", 60, 10).await.unwrap();
-    assert!(due.iter().any(|t| t.context_id == "Cust1000"));
+    assert!(due.iter().any(|c| c.tenant.context_id == "Cust1000"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -320,7 +320,7 @@ async fn work_queued_during_a_pass_survives_the_release() {
         .await
         .unwrap()
         .into_iter()
-        .map(|t| t.context_id)
+        .map(|c| c.tenant.context_id)
         .collect();
     assert_eq!(
         due,

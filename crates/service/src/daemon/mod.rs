@@ -20,6 +20,7 @@ use shared::config::{ExchangeKind, ServiceSettings, Settings};
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
 use shared::db::models::{Tenant, WorkState};
+use shared::db::queue::Claim;
 use shared::db::{self, queue, tenants, work};
 use shared::superid::exchange::TicketExchange;
 use tokio::sync::{Notify, Semaphore};
@@ -244,7 +245,7 @@ impl Daemon {
             .context("claiming due tenants")?
         };
         let count = claimed.len();
-        for tenant in claimed {
+        for claim in claimed {
             let permit = Arc::clone(&self.slots)
                 .acquire_owned()
                 .await
@@ -252,10 +253,10 @@ impl Daemon {
             let ctx = self.ctx.clone();
             let abort = self.abort.clone();
             let finished = Arc::clone(&self.finished);
-            let span = tracing::info_span!("tenant", tenant = %tenant.context_id);
+            let span = tracing::info_span!("tenant", tenant = %claim.tenant.context_id);
             self.tracker.spawn(
                 async move {
-                    run_tenant(&ctx, tenant, abort).await;
+                    run_tenant(&ctx, claim, abort).await;
                     drop(permit);
                     finished.notify_one();
                 }
@@ -286,10 +287,11 @@ enum Ended {
 }
 
 /// One tenant: its pass under a timeout, its lease renewed meanwhile; then the lease given back.
-async fn run_tenant(ctx: &Context, tenant: Tenant, abort: CancellationToken) {
+async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) {
     let timeout = Duration::from_secs(ctx.service.tenant_timeout_secs);
+    let tenant = &claim.tenant;
     let ended = tokio::select! {
-        result = tokio::time::timeout(timeout, worker::process(ctx, &tenant)) => match result {
+        result = tokio::time::timeout(timeout, worker::process(ctx, &claim)) => match result {
             Ok(outcome) => Ended::Processed(outcome),
             Err(_) => Ended::TimedOut,
         },
@@ -302,7 +304,7 @@ async fn run_tenant(ctx: &Context, tenant: Tenant, abort: CancellationToken) {
             let reason = format!("{error:#}");
             tracing::warn!(error = %reason, "tenant pass failed");
             give_back_running(ctx, &tenant.context_id, &reason).await;
-            ctx.retry_later(&tenant, &reason).await.unwrap_or(None)
+            ctx.retry_later(tenant, &reason).await.unwrap_or(None)
         }
         Ended::TimedOut => {
             let reason = format!(
@@ -311,7 +313,7 @@ async fn run_tenant(ctx: &Context, tenant: Tenant, abort: CancellationToken) {
             );
             tracing::warn!(reason, "tenant pass timed out");
             give_back_running(ctx, &tenant.context_id, &reason).await;
-            ctx.retry_later(&tenant, &reason).await.unwrap_or(None)
+            ctx.retry_later(tenant, &reason).await.unwrap_or(None)
         }
         Ended::LeaseLost => {
             tracing::warn!(

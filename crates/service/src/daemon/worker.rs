@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use shared::db::audit::{self, NewAuditEvent};
 use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest};
+use shared::db::queue::Claim;
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
 use shared::superid::exchange::ExchangeError;
@@ -40,18 +41,20 @@ enum Done {
 }
 
 /// Processes one claimed tenant.
-pub async fn process(ctx: &Context, tenant: &Tenant) -> anyhow::Result<NextAttempt> {
+pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
+    let tenant = &claim.tenant;
     let id = ContextId::parse(&tenant.context_id)?;
     let state = tenant.lifecycle()?;
     if !state.allows_work() {
         return Ok(None);
     }
-    let (open, stored) = {
+    // The claim read the ticket and whether work is open; an idle tenant needs no further query.
+    let stored = claim.ticket.clone();
+    let open = if claim.has_open_work {
         let mut conn = ctx.db().await?;
-        (
-            work::open_for_tenant(&mut conn, id.as_str()).await?,
-            tickets::find(&mut conn, id.as_str()).await?,
-        )
+        work::open_for_tenant(&mut conn, id.as_str()).await?
+    } else {
+        Vec::new()
     };
     let usable = stored.as_ref().filter(|ticket| {
         is_usable(

@@ -15,17 +15,17 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::DbError;
-use super::models::Tenant;
-use super::schema::tenants;
+use super::models::{StoredTicket, Tenant};
+use super::schema::{tenants, tickets, work_requests};
 
-/// Claims up to `limit` due tenants for `owner` until `lease_until`. Due: a token is stored, the state
+/// Claims up to `limit` due tenants for `owner` for `lease_secs`. Due: a token is stored, the state
 /// allows work, `next_attempt_at` has passed, and no live lease is held by another instance.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     owner: &str,
     lease_secs: i64,
     limit: i64,
-) -> Result<Vec<Tenant>, DbError> {
+) -> Result<Vec<Claim>, DbError> {
     let claimed_ids: Vec<Claimed> = diesel::sql_query(
         "UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2), \
              next_attempt_at = now() + make_interval(secs => $2) \
@@ -49,12 +49,40 @@ pub async fn claim_due(
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(tenants::table
+    // The claimed tenants with what their pass needs first (the cached ticket, whether work is open),
+    // read in the same round trip: a tenant with a valid ticket and no work then costs no other query.
+    let open_work = diesel::dsl::exists(
+        work_requests::table
+            .filter(work_requests::context_id.eq(tenants::context_id))
+            .filter(work_requests::state.eq_any(["queued", "running"])),
+    );
+    let rows: Vec<(Tenant, Option<StoredTicket>, bool)> = tenants::table
+        .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
         .filter(tenants::id.eq_any(&ids))
         .order(tenants::next_attempt_at.asc())
-        .select(Tenant::as_select())
+        .select((
+            Tenant::as_select(),
+            Option::<StoredTicket>::as_select(),
+            open_work,
+        ))
         .load(conn)
-        .await?)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(tenant, ticket, has_open_work)| Claim {
+            tenant,
+            ticket,
+            has_open_work,
+        })
+        .collect())
+}
+
+/// A claimed tenant, with its cached ticket and whether it has open work, as of the claim.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub tenant: Tenant,
+    pub ticket: Option<StoredTicket>,
+    pub has_open_work: bool,
 }
 
 #[derive(QueryableByName)]

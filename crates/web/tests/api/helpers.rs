@@ -102,21 +102,28 @@ pub struct SignInApp {
 
 /// The simulator, then partner-web on a reserved port registered with it as the redirect URI.
 pub async fn spawn_app_with_sim() -> SignInApp {
+    spawn_app_with_sim_and(&[]).await
+}
+
+/// As `spawn_app_with_sim`, with configuration overrides for partner-web.
+pub async fn spawn_app_with_sim_and(overrides: &[(&str, &str)]) -> SignInApp {
     let port = free_port();
     let public_url = format!("http://127.0.0.1:{port}");
     let mut config = superoffice_sim::SimConfig::for_tests(&partner_public_key_pem());
     config.applications[0].redirect_uris = vec![format!("{public_url}/callback")];
     let sim = superoffice_sim::Simulator::start(config).await.unwrap();
     let superid = sim.superid_url().to_string();
-    let app = spawn_app_with(&[
+    let bind = format!("127.0.0.1:{port}");
+    let mut settings = vec![
         (
             "PARTNER_SUPEROFFICE__SUPERID_URL",
             superid.trim_end_matches('/'),
         ),
-        ("PARTNER_WEB__BIND", &format!("127.0.0.1:{port}")),
-        ("PARTNER_WEB__PUBLIC_URL", &public_url),
-    ])
-    .await;
+        ("PARTNER_WEB__BIND", bind.as_str()),
+        ("PARTNER_WEB__PUBLIC_URL", public_url.as_str()),
+    ];
+    settings.extend_from_slice(overrides);
+    let app = spawn_app_with(&settings).await;
     SignInApp { app, sim }
 }
 

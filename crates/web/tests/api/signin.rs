@@ -383,23 +383,8 @@ async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_cookies_are_secure_where_configured() {
-    let port = crate::helpers::free_port();
-    let public_url = format!("http://127.0.0.1:{port}");
-    let mut config =
-        superoffice_sim::SimConfig::for_tests(&crate::helpers::partner_public_key_pem());
-    config.applications[0].redirect_uris = vec![format!("{public_url}/callback")];
-    let sim = superoffice_sim::Simulator::start(config).await.unwrap();
-    let superid = sim.superid_url().to_string();
-    let app = crate::helpers::spawn_app_with(&[
-        (
-            "PARTNER_SUPEROFFICE__SUPERID_URL",
-            superid.trim_end_matches('/'),
-        ),
-        ("PARTNER_WEB__BIND", &format!("127.0.0.1:{port}")),
-        ("PARTNER_WEB__PUBLIC_URL", &public_url),
-        ("PARTNER_WEB__SECURE_COOKIES", "true"),
-    ])
-    .await;
+    let SignInApp { app, sim: _sim } =
+        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
     // The first response that starts a session carries the cookie's attributes.
     let login = app.client.get(app.url("/login")).send().await.unwrap();
     let cookie = login
@@ -414,5 +399,4 @@ async fn session_cookies_are_secure_where_configured() {
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
     );
-    drop(sim);
 }

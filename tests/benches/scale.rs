@@ -8,7 +8,7 @@
 //! Figures per run: onboarding throughput, the service's CPU per tenant (utime+stime from /proc),
 //! its peak memory (VmHWM), capture→ticket latency from the database, and the steady pass's CPU;
 //! the reference (one RSA-2048 PKCS#1 v1.5 signature + one RS256 validation with the project's own
-//! code) is timed in this process at start. See BENCHMARKS.md.
+//! code) is timed in this process right before and right after each run. See BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -37,6 +37,7 @@ use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLI
 
 const SEED_TASKS: usize = 4;
 
+#[derive(Clone, Copy, Default)]
 struct Reference {
     sign_ms: f64,
     validate_ms: f64,
@@ -58,6 +59,8 @@ struct RunResult {
     latency_p50_ms: f64,
     latency_p99_ms: f64,
     empty_pass_cpu_ms: f64,
+    /// The reference measured right before and right after this run (the median of both).
+    reference: Reference,
     steady_cpu_ms_per_tenant: f64,
     steady_net_ms_per_tenant: f64,
     steady_seconds: f64,
@@ -73,13 +76,7 @@ fn main() {
     let concurrency = Some(args.get::<u32>("concurrency", 0)).filter(|c| *c > 0);
     let timeout = Duration::from_secs(args.get("timeout-secs", 900));
     println!("machine: {}", bench::machine());
-    let reference = reference();
-    println!(
-        "reference (this process, project code): sign RSA-2048 PKCS#1 v1.5 {:.3} ms + validate RS256 {:.3} ms = {:.3} ms",
-        reference.sign_ms,
-        reference.validate_ms,
-        reference.total_ms()
-    );
+    let reference = ReferenceOps::new();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -88,7 +85,24 @@ fn main() {
     for &n in &sizes {
         let mut results = Vec::new();
         for run in 1..=runs {
-            let result = runtime.block_on(one_run(n, run, concurrency, timeout));
+            // The shared VM's speed drifts between runs (the same signature has measured 3.0–4.2 ms
+            // on different runs of one day), so each run gets the reference measured around it.
+            let before = reference.measure();
+            let mut result = runtime.block_on(one_run(n, run, concurrency, timeout));
+            let after = reference.measure();
+            result.reference = Reference {
+                sign_ms: median_of([before.0.as_slice(), &after.0].concat()),
+                validate_ms: median_of([before.1.as_slice(), &after.1].concat()),
+            };
+            println!(
+                "N={n} run {run}: reference sign {:.3} ms + validate {:.3} ms = {:.3} ms \
+                 (sign before the run {:.3} ms, after {:.3} ms)",
+                result.reference.sign_ms,
+                result.reference.validate_ms,
+                result.reference.total_ms(),
+                median_of(before.0.clone()),
+                median_of(after.0.clone()),
+            );
             println!(
                 "N={n} run {run}: {}/{n} onboarded in {:.2} s = {:.1} tenants/s; service CPU {:.3} ms/tenant \
                  ({:.2}× reference); VmHWM {:.1} MiB; capture→ticket p50 {:.0} ms p99 {:.0} ms; \
@@ -98,7 +112,7 @@ fn main() {
                 result.seconds,
                 result.tenants_per_sec,
                 result.cpu_ms_per_tenant,
-                result.cpu_ms_per_tenant / reference.total_ms(),
+                result.cpu_ms_per_tenant / result.reference.total_ms(),
                 result.peak_mib,
                 result.latency_p50_ms,
                 result.latency_p99_ms,
@@ -111,11 +125,16 @@ fn main() {
             );
             results.push(result);
         }
-        report(n, &results, &reference);
+        report(n, &results);
     }
 }
 
-fn report(n: usize, results: &[RunResult], reference: &Reference) {
+fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    bench::median(&values)
+}
+
+fn report(n: usize, results: &[RunResult]) {
     let pick = |f: &dyn Fn(&RunResult) -> f64| results.iter().map(f).collect::<Vec<_>>();
     let complete = results.iter().all(|r| r.onboarded == n);
     println!("\n== N = {n}, {} runs (median [min–max]) ==", results.len());
@@ -126,12 +145,16 @@ fn report(n: usize, results: &[RunResult], reference: &Reference) {
         );
     }
     let cpu = pick(&|r| r.cpu_ms_per_tenant);
-    let ratio = pick(&|r| r.cpu_ms_per_tenant / reference.total_ms());
+    let ratio = pick(&|r| r.cpu_ms_per_tenant / r.reference.total_ms());
     let steady_share = pick(&|r| 100.0 * r.steady_net_ms_per_tenant / r.cpu_ms_per_tenant);
     let peak = pick(&|r| r.peak_mib);
     println!(
         "onboarding throughput   {}",
         bench::summary(&pick(&|r| r.tenants_per_sec), "tenants/s", 1)
+    );
+    println!(
+        "reference (sign+valid.) {}",
+        bench::summary(&pick(&|r| r.reference.total_ms()), "ms", 3)
     );
     println!("service CPU / tenant    {}", bench::summary(&cpu, "ms", 3));
     println!(
@@ -162,67 +185,90 @@ fn report(n: usize, results: &[RunResult], reference: &Reference) {
     );
 }
 
-/// One RSA-2048 PKCS#1 v1.5 SHA-256 signature and one RS256 validation, timed on this thread's CPU
-/// clock with the partner key of `config/local/`: the medians of 7 batches.
-fn reference() -> Reference {
-    let key =
-        PartnerKey::from_file(&repo_root().join("config/local/partner-private-key.xml")).unwrap();
-    let token = SystemUserToken::parse("Local Partner App-8k8Q7DmBgo").unwrap();
-    let now = Utc::now();
-    let per_op = |iterations: u32, op: &dyn Fn()| {
-        let mut batches: Vec<f64> = (0..7)
-            .map(|_| {
-                let start = bench::thread_cpu_ns();
-                for _ in 0..iterations {
-                    op();
-                }
-                (bench::thread_cpu_ns() - start) as f64 / 1e6 / f64::from(iterations)
-            })
-            .collect();
-        batches.sort_by(f64::total_cmp);
-        bench::median(&batches)
-    };
-    let sign_ms = per_op(40, &|| {
-        std::hint::black_box(sign_system_user_token(&key, &token, now));
-    });
-    let prefix = "http://schemes.superoffice.net/identity/";
-    let claims = json!({
-        format!("{prefix}ctx"): "Cust10001", format!("{prefix}serial"): "1801510001",
-        format!("{prefix}ticket"): "7T:MAA3AGYAMQBlAGQAZAAxAGQAZQAwADgAYgAxAGEAYwBkADYAOAA0ADcAMQA2ADkAOQBhADQAZgBiADMAOQAyADsA",
-        format!("{prefix}netserver_url"): "http://127.0.0.1:9200/Cust10001/Remote/Services88/",
-        format!("{prefix}webapi_url"): "http://127.0.0.1:9200/Cust10001/api/",
-        "iss": "SuperOffice AS", "aud": "spn:1801510001", "sub": "Cust10001",
-        "iat": now.timestamp(), "nbf": now.timestamp() - 60, "exp": now.timestamp() + 300,
-    });
-    let encode = |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
-    let signed = format!(
-        "{}.{}",
-        encode(&json!({"alg": "RS256", "typ": "JWT", "kid": "ref"})),
-        encode(&claims)
-    );
-    let jwt = format!(
-        "{signed}.{}",
-        URL_SAFE_NO_PAD.encode(key.sign_sha256(signed.as_bytes()))
-    );
-    let validator = JwtValidator::new(
-        KeySet::from_keys(vec![VerificationKey::new(
-            Some("ref"),
-            key.public_key().clone(),
-        )]),
-        Duration::from_secs(60),
-    )
-    .with_clock(Arc::new(FixedClock(now)));
-    let expectation = Expectation::SystemUser {
-        serial: "1801510001".into(),
-        context_id: ContextId::parse("Cust10001").unwrap(),
-    };
-    validator.validate_offline(&jwt, &expectation).unwrap();
-    let validate_ms = per_op(400, &|| {
-        std::hint::black_box(validator.validate_offline(&jwt, &expectation).ok());
-    });
-    Reference {
-        sign_ms,
-        validate_ms,
+/// One RSA-2048 PKCS#1 v1.5 SHA-256 signature and one RS256 validation with the project's own code
+/// and the partner key of `config/local/`, ready to be timed.
+struct ReferenceOps {
+    key: PartnerKey,
+    token: SystemUserToken,
+    now: DateTime<Utc>,
+    jwt: String,
+    validator: JwtValidator,
+    expectation: Expectation,
+}
+
+impl ReferenceOps {
+    fn new() -> Self {
+        let key = PartnerKey::from_file(&repo_root().join("config/local/partner-private-key.xml"))
+            .unwrap();
+        let token = SystemUserToken::parse("Local Partner App-8k8Q7DmBgo").unwrap();
+        let now = Utc::now();
+        let prefix = "http://schemes.superoffice.net/identity/";
+        let claims = json!({
+            format!("{prefix}ctx"): "Cust10001", format!("{prefix}serial"): "1801510001",
+            format!("{prefix}ticket"): "7T:MAA3AGYAMQBlAGQAZAAxAGQAZQAwADgAYgAxAGEAYwBkADYAOAA0ADcAMQA2ADkAOQBhADQAZgBiADMAOQAyADsA",
+            format!("{prefix}netserver_url"): "http://127.0.0.1:9200/Cust10001/Remote/Services88/",
+            format!("{prefix}webapi_url"): "http://127.0.0.1:9200/Cust10001/api/",
+            "iss": "SuperOffice AS", "aud": "spn:1801510001", "sub": "Cust10001",
+            "iat": now.timestamp(), "nbf": now.timestamp() - 60, "exp": now.timestamp() + 300,
+        });
+        let encode =
+            |v: &serde_json::Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let signed = format!(
+            "{}.{}",
+            encode(&json!({"alg": "RS256", "typ": "JWT", "kid": "ref"})),
+            encode(&claims)
+        );
+        let jwt = format!(
+            "{signed}.{}",
+            URL_SAFE_NO_PAD.encode(key.sign_sha256(signed.as_bytes()))
+        );
+        let validator = JwtValidator::new(
+            KeySet::from_keys(vec![VerificationKey::new(
+                Some("ref"),
+                key.public_key().clone(),
+            )]),
+            Duration::from_secs(60),
+        )
+        .with_clock(Arc::new(FixedClock(now)));
+        let expectation = Expectation::SystemUser {
+            serial: "1801510001".into(),
+            context_id: ContextId::parse("Cust10001").unwrap(),
+        };
+        validator.validate_offline(&jwt, &expectation).unwrap();
+        Self {
+            key,
+            token,
+            now,
+            jwt,
+            validator,
+            expectation,
+        }
+    }
+
+    /// Per-operation CPU time (ms) of 7 batches each, on this thread's CPU clock: signing, validating.
+    fn measure(&self) -> (Vec<f64>, Vec<f64>) {
+        let per_op = |iterations: u32, op: &dyn Fn()| -> Vec<f64> {
+            (0..7)
+                .map(|_| {
+                    let start = bench::thread_cpu_ns();
+                    for _ in 0..iterations {
+                        op();
+                    }
+                    (bench::thread_cpu_ns() - start) as f64 / 1e6 / f64::from(iterations)
+                })
+                .collect()
+        };
+        let sign = per_op(20, &|| {
+            std::hint::black_box(sign_system_user_token(&self.key, &self.token, self.now));
+        });
+        let validate = per_op(200, &|| {
+            std::hint::black_box(
+                self.validator
+                    .validate_offline(&self.jwt, &self.expectation)
+                    .ok(),
+            );
+        });
+        (sign, validate)
     }
 }
 

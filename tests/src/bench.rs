@@ -182,11 +182,23 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> C
         .unwrap_or_else(|e| panic!("starting {name}: {e}"))
 }
 
-/// Sends SIGTERM and waits (at most 30 s) for the exit status.
+/// Sends SIGTERM and waits (at most 30 s) for the exit status. A process run under `perf record`
+/// (`BENCH_PERF`) gets the signal itself, so that perf can finish writing and exit with its status.
 pub fn terminate(child: &mut Child) -> Option<ExitStatus> {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let pid = child.id();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let targets = if comm.trim() == "perf" {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    } else {
+        vec![pid.to_string()]
+    };
+    for target in targets {
+        let _ = Command::new("kill").args(["-TERM", &target]).status();
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(Some(status)) = child.try_wait() {

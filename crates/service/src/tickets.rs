@@ -7,9 +7,8 @@ use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use shared::crypto::at_rest::{Cipher, Encrypted};
-use shared::db::audit::{self, NewAuditEvent};
 use shared::db::models::{StoredTicket, Tenant};
-use shared::db::tickets::{self, NewTicket};
+use shared::db::tickets::{self, NewTicket, Obtained};
 use shared::domain::{ContextId, SystemUserToken, Ticket};
 use shared::superid::exchange::IssuedTicket;
 
@@ -49,8 +48,9 @@ pub fn stored_credentials(cipher: &Cipher, tenant: &Tenant) -> anyhow::Result<St
     })
 }
 
-/// Stores a ticket just obtained for token generation `generation`, encrypted, with an audit event
-/// (`ticket_obtained`: when and how, never the ticket).
+/// Stores a ticket just obtained for token generation `generation`, encrypted, in one statement with
+/// what goes with it: the audit event `ticket_obtained` (when and how, never the ticket), the tenant
+/// marked active if it was pending, and its success recorded. Returns whether it was activated.
 pub async fn store_issued(
     conn: &mut AsyncPgConnection,
     cipher: &Cipher,
@@ -59,37 +59,33 @@ pub async fn store_issued(
     issued: &IssuedTicket,
     via: &str,
     actor: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let sealed = cipher
         .encrypt(tenant, issued.ticket.expose().as_bytes())
         .with_context(|| format!("encrypting the ticket of {tenant}"))?;
-    tickets::store(
+    let activated = tickets::store_obtained(
         conn,
-        NewTicket {
-            context_id: tenant.as_str(),
-            ciphertext: sealed.bytes,
-            key_version: sealed.key_version,
-            token_generation: generation,
-            issued_at: issued.issued_at,
-        },
-    )
-    .await
-    .with_context(|| format!("storing the ticket of {tenant}"))?;
-    audit::record(
-        conn,
-        NewAuditEvent {
-            context_id: Some(tenant.as_str()),
-            action: "ticket_obtained",
+        Obtained {
+            ticket: NewTicket {
+                context_id: tenant.as_str(),
+                ciphertext: sealed.bytes,
+                key_version: sealed.key_version,
+                token_generation: generation,
+                issued_at: issued.issued_at,
+            },
             actor,
             detail: json!({
                 "via": via,
                 "token_generation": generation,
                 "issued_at": issued.issued_at.to_rfc3339(),
             }),
+            activated_because: "system user ticket obtained",
+            at: Utc::now(),
         },
     )
-    .await?;
-    Ok(())
+    .await
+    .with_context(|| format!("storing the ticket of {tenant}"))?;
+    Ok(activated)
 }
 
 /// Decrypts a stored ticket.

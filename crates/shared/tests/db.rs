@@ -212,3 +212,42 @@ async fn state_change_notifications_match_schema_rs() {
     .await;
     assert!(duplicate.is_err(), "the idempotency key is unique");
 }
+
+#[derive(QueryableByName)]
+struct PreparedStatement {
+    #[diesel(sql_type = Text)]
+    statement: String,
+}
+
+async fn prepared_statements(conn: &mut diesel_async::AsyncPgConnection) -> Vec<String> {
+    diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<PreparedStatement>(conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.statement)
+        .collect()
+}
+
+/// `db::Prepared` SQL is prepared once per connection and then reused (a named statement the server
+/// keeps); a plain `sql_query` is prepared anew each time and never kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn prepared_raw_sql_is_prepared_once_per_connection() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    for _ in 0..3 {
+        db::notify_work(&mut conn, "Cust1").await.unwrap();
+        diesel::sql_query("SELECT pg_notify($1, 'plain')")
+            .bind::<Text, _>(db::WORK_CHANNEL)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let kept = prepared_statements(&mut conn).await;
+    let notify: Vec<&String> = kept.iter().filter(|s| s.contains("pg_notify")).collect();
+    assert_eq!(
+        notify,
+        [&"SELECT pg_notify($1, $2)".to_owned()],
+        "one kept statement for the prepared SQL, none for the plain one: {kept:?}"
+    );
+}

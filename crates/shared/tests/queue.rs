@@ -328,3 +328,149 @@ async fn work_queued_during_a_pass_survives_the_release() {
         "the idle tenant waits, the one with new work is due"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_survives() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 3).await;
+    let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    // Work arrives for Cust1001 after the claim read its open work (none then).
+    assert!(claimed.iter().all(|c| !c.has_open_work));
+    shared::db::work::enqueue_create_company(&mut conn, "Cust1001", "Acme", "user")
+        .await
+        .unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.tenant.id).collect();
+    // Another owner cannot give them back; the holder gives back all three at once.
+    assert_eq!(
+        queue::release_idle(&mut conn, &ids, "other").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        queue::release_idle(&mut conn, &ids, "worker")
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        queue::release_idle(&mut conn, &[], "worker").await.unwrap(),
+        0
+    );
+    let leased: i64 = tenants::table
+        .filter(tenants::lease_owner.is_not_null())
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(leased, 0, "no lease is left behind");
+    let due: Vec<(String, bool)> = queue::claim_due(&mut conn, "next", 60, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.tenant.context_id, c.has_open_work))
+        .collect();
+    assert_eq!(
+        due,
+        [("Cust1001".to_owned(), true)],
+        "the idle tenants wait for something new; the one with new work is due, with its work seen"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_tenant_once() {
+    use shared::db::tickets::{NewTicket, Obtained, store_obtained};
+
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 1).await;
+    diesel::update(tenants::table)
+        .set((
+            tenants::failed_attempts.eq(3),
+            tenants::last_success_at.eq(None::<chrono::DateTime<Utc>>),
+        ))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let obtained = |generation: i32, bytes: &'static [u8]| Obtained {
+        ticket: NewTicket {
+            context_id: "Cust1000",
+            ciphertext: bytes.to_vec(),
+            key_version: 1,
+            token_generation: generation,
+            issued_at: Utc::now() - Duration::seconds(5),
+        },
+        actor: "partner-service",
+        detail: serde_json::json!({ "via": "rest", "token_generation": generation }),
+        activated_because: "system user ticket obtained",
+        at: Utc::now(),
+    };
+    assert!(
+        store_obtained(&mut conn, obtained(1, b"first"))
+            .await
+            .unwrap()
+    );
+    let tenant = shared::db::tenants::find(&mut conn, "Cust1000")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tenant.state, TenantState::Active.as_str());
+    assert_eq!(
+        tenant.state_reason.as_deref(),
+        Some("system user ticket obtained")
+    );
+    assert_eq!(tenant.failed_attempts, 0);
+    assert!(tenant.last_success_at.is_some());
+    assert!(tenant.lease_owner.is_none(), "the lease is not touched");
+    // Tickets are replaced, a rejection mark is cleared, and an active tenant is not "activated" again.
+    tickets::mark_rejected(&mut conn, "Cust1000", Utc::now())
+        .await
+        .unwrap();
+    assert!(
+        !store_obtained(&mut conn, obtained(2, b"second"))
+            .await
+            .unwrap()
+    );
+    let ticket = tickets::find(&mut conn, "Cust1000").await.unwrap().unwrap();
+    assert_eq!(ticket.ciphertext, b"second");
+    assert_eq!(ticket.token_generation, 2);
+    assert!(ticket.rejected_at.is_none());
+    assert_eq!(ticket.last_used_at, ticket.issued_at);
+    let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1000", 20)
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str()))
+        .collect();
+    let obtained_events = actions
+        .iter()
+        .filter(|(action, actor)| *action == "ticket_obtained" && *actor == "partner-service")
+        .count();
+    let activations: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.action == "state_changed")
+        .map(|e| &e.detail)
+        .collect();
+    assert_eq!(obtained_events, 2, "{actions:?}");
+    assert_eq!(
+        activations,
+        [&serde_json::json!({ "state": "active", "reason": "system user ticket obtained" })]
+    );
+    // A purged tenant's ticket is refused, and nothing of it is written.
+    diesel::delete(tenants::table)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        store_obtained(&mut conn, obtained(3, b"third"))
+            .await
+            .is_err()
+    );
+    assert!(
+        tickets::find(&mut conn, "Cust1000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -227,43 +227,74 @@ impl Daemon {
         }
     }
 
-    /// Claims as many due tenants as there are free slots and starts a task for each.
+    /// Claims as many due tenants as there are free slots and starts a task for each, until the slots
+    /// are full or nothing more is due. Claimed tenants with nothing to do (active, a usable ticket,
+    /// no open work) are given back in one statement per claim, without a task: a steady pass over
+    /// thousands of tenants costs a few round trips per claim, not one per tenant. Returns how many
+    /// tenants were claimed.
     async fn claim_and_spawn(&self) -> anyhow::Result<usize> {
-        let free = self.slots.available_permits();
-        if free == 0 || self.tracker.is_closed() {
-            return Ok(0);
-        }
-        let claimed = {
+        let mut total = 0;
+        loop {
+            let free = self.slots.available_permits();
+            if free == 0 || self.tracker.is_closed() {
+                return Ok(total);
+            }
             let mut conn = self.ctx.db().await?;
-            queue::claim_due(
+            let claimed = queue::claim_due(
                 &mut conn,
                 &self.ctx.owner,
                 self.ctx.lease_secs(),
                 i64::try_from(free).unwrap_or(i64::MAX),
             )
             .await
-            .context("claiming due tenants")?
-        };
-        let count = claimed.len();
-        for claim in claimed {
-            let permit = Arc::clone(&self.slots)
-                .acquire_owned()
-                .await
-                .context("the concurrency limit was closed")?;
-            let ctx = self.ctx.clone();
-            let abort = self.abort.clone();
-            let finished = Arc::clone(&self.finished);
-            let span = tracing::info_span!("tenant", tenant = %claim.tenant.context_id);
-            self.tracker.spawn(
-                async move {
-                    run_tenant(&ctx, claim, abort).await;
-                    drop(permit);
-                    finished.notify_one();
+            .context("claiming due tenants")?;
+            let count = claimed.len();
+            total += count;
+            let (idle, busy): (Vec<Claim>, Vec<Claim>) = claimed
+                .into_iter()
+                .partition(|claim| worker::is_idle(&self.ctx, claim));
+            if !idle.is_empty() {
+                let ids: Vec<i64> = idle.iter().map(|claim| claim.tenant.id).collect();
+                match queue::release_idle(&mut conn, &ids, &self.ctx.owner).await {
+                    Ok(released) => tracing::debug!(
+                        released,
+                        "tenants with a valid ticket and no work given back"
+                    ),
+                    // Their leases run out by themselves; the tenants are then claimed again.
+                    Err(e) => {
+                        tracing::error!(error = %e, tenants = ids.len(), "cannot give back the tenants with nothing to do; their leases expire by themselves")
+                    }
                 }
-                .instrument(span),
-            );
+            }
+            drop(conn);
+            for claim in busy {
+                self.spawn(claim).await?;
+            }
+            if count < free {
+                return Ok(total);
+            }
         }
-        Ok(count)
+    }
+
+    /// Starts the pass of one claimed tenant under a concurrency slot.
+    async fn spawn(&self, claim: Claim) -> anyhow::Result<()> {
+        let permit = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .context("the concurrency limit was closed")?;
+        let ctx = self.ctx.clone();
+        let abort = self.abort.clone();
+        let finished = Arc::clone(&self.finished);
+        let span = tracing::info_span!("tenant", tenant = %claim.tenant.context_id);
+        self.tracker.spawn(
+            async move {
+                run_tenant(&ctx, claim, abort).await;
+                drop(permit);
+                finished.notify_one();
+            }
+            .instrument(span),
+        );
+        Ok(())
     }
 
     async fn publish_states(&self) {

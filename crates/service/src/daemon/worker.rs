@@ -40,6 +40,26 @@ enum Done {
     Halt(NextAttempt),
 }
 
+/// Whether a claimed tenant's pass has nothing to do: it is active, has no open work and its cached
+/// ticket is usable. The daemon gives such tenants back in one batch instead of starting a pass.
+pub fn is_idle(ctx: &Context, claim: &Claim) -> bool {
+    !claim.has_open_work
+        && matches!(claim.tenant.lifecycle(), Ok(TenantState::Active))
+        && claim
+            .ticket
+            .as_ref()
+            .is_some_and(|ticket| usable_for(ctx, &claim.tenant, ticket))
+}
+
+fn usable_for(ctx: &Context, tenant: &Tenant, ticket: &StoredTicket) -> bool {
+    is_usable(
+        ticket,
+        tenant.token_generation,
+        ctx.clock.now(),
+        ctx.refresh_after(),
+    )
+}
+
 /// Processes one claimed tenant.
 pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
     let tenant = &claim.tenant;
@@ -56,14 +76,9 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
     } else {
         Vec::new()
     };
-    let usable = stored.as_ref().filter(|ticket| {
-        is_usable(
-            ticket,
-            tenant.token_generation,
-            ctx.clock.now(),
-            ctx.refresh_after(),
-        )
-    });
+    let usable = stored
+        .as_ref()
+        .filter(|ticket| usable_for(ctx, tenant, ticket));
     if usable.is_some() && open.is_empty() && state == TenantState::Active {
         tracing::debug!(tenant = %id, "valid ticket and no work");
         return Ok(None);
@@ -116,8 +131,11 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
             Done::Halt(next) => return Ok(next),
         }
     }
-    let mut conn = ctx.db().await?;
-    tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
+    // A ticket obtained in this pass recorded the success with it; one reused records it now.
+    if !session.fresh {
+        let mut conn = ctx.db().await?;
+        tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
+    }
     Ok(None)
 }
 
@@ -160,8 +178,6 @@ async fn exchange(
         let lag = (Utc::now() - captured).as_seconds_f64().max(0.0);
         metrics::histogram!("partner_service_capture_to_ticket_seconds").record(lag);
     }
-    tenants::activate(&mut conn, id.as_str(), "system user ticket obtained", ACTOR).await?;
-    tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
     tracing::info!(tenant = %id, via = ctx.via, generation = tenant.token_generation, "system user ticket obtained");
     Ok(Exchanged::Ticket(issued.ticket))
 }

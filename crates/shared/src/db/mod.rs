@@ -15,8 +15,13 @@ pub mod work;
 
 use std::time::Duration;
 
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+
 use diesel_async::pooled_connection::deadpool::{BuildError, Object, Pool as DeadPool, PoolError};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use crate::config::DatabaseSettings;
@@ -56,8 +61,17 @@ pub fn pool(settings: &DatabaseSettings) -> Result<Pool, DbError> {
 }
 
 /// Builds a pool for a URL (tests and tools).
+///
+/// A connection handed back to the pool is reused without a test query (`RecyclingMethod::Fast`):
+/// the default sends `SELECT 1` on every checkout, one extra round trip per `pool.get()`, which was
+/// a large share of the daemon's per-tenant cost (see BENCHMARKS.md). A connection whose socket the
+/// server closed (a restart) is still discarded on checkout, since the driver marks it closed once
+/// its background task sees the end of the stream; a query on a connection that dies between
+/// checkout and use fails with an error, which every caller already handles.
 pub fn pool_for_url(url: &str, size: usize, timeout: Duration) -> Result<Pool, DbError> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    let mut config = ManagerConfig::default();
+    config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, config);
     Ok(DeadPool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(timeout))
@@ -71,6 +85,33 @@ fn deadpool_runtime() -> deadpool::Runtime {
     deadpool::Runtime::Tokio1
 }
 
+/// Raw SQL that is prepared once per connection and reused afterwards, as the query builder's own
+/// statements are. diesel treats every `sql_query` as not cacheable (its text could embed values), so
+/// each execution would prepare it anew: one round trip more per query, on the daemon's hottest
+/// paths. Wrap only a `sql_query` whose text is a constant and whose values are all bound; the cache
+/// is keyed by that text.
+#[derive(Debug, Clone)]
+pub struct Prepared<Q>(pub Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
 /// Checks that the database answers (readiness).
 pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
@@ -80,10 +121,12 @@ pub async fn ping(pool: &Pool) -> Result<(), DbError> {
 
 /// Wakes partner-service (`LISTEN partner_work`). The payload is a context id or empty; never a secret.
 pub async fn notify_work(conn: &mut AsyncPgConnection, payload: &str) -> Result<(), DbError> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(WORK_CHANNEL)
-        .bind::<diesel::sql_types::Text, _>(payload)
-        .execute(conn)
-        .await?;
+    Prepared(
+        diesel::sql_query("SELECT pg_notify($1, $2)")
+            .bind::<diesel::sql_types::Text, _>(WORK_CHANNEL)
+            .bind::<diesel::sql_types::Text, _>(payload),
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }

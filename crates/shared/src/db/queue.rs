@@ -14,9 +14,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::DbError;
 use super::models::{StoredTicket, Tenant};
 use super::schema::{tenants, tickets, work_requests};
+use super::{DbError, Prepared};
 
 /// Claims up to `limit` due tenants for `owner` for `lease_secs`. Due: a token is stored, the state
 /// allows work, `next_attempt_at` has passed, and no live lease is held by another instance.
@@ -26,23 +26,25 @@ pub async fn claim_due(
     lease_secs: i64,
     limit: i64,
 ) -> Result<Vec<Claim>, DbError> {
-    let claimed_ids: Vec<Claimed> = diesel::sql_query(
-        "UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2), \
-             next_attempt_at = now() + make_interval(secs => $2) \
-         WHERE id IN ( \
-             SELECT id FROM tenants \
-             WHERE next_attempt_at <= now() \
-               AND state IN ('pending', 'active') \
-               AND system_token_ciphertext IS NOT NULL \
-               AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
-             ORDER BY next_attempt_at \
-             LIMIT $3 \
-             FOR UPDATE SKIP LOCKED) \
-         RETURNING id",
+    let claimed_ids: Vec<Claimed> = Prepared(
+        diesel::sql_query(
+            "UPDATE tenants SET lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2), \
+                 next_attempt_at = now() + make_interval(secs => $2) \
+             WHERE id IN ( \
+                 SELECT id FROM tenants \
+                 WHERE next_attempt_at <= now() \
+                   AND state IN ('pending', 'active') \
+                   AND system_token_ciphertext IS NOT NULL \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+                 ORDER BY next_attempt_at \
+                 LIMIT $3 \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING id",
+        )
+        .bind::<Text, _>(owner)
+        .bind::<BigInt, _>(lease_secs)
+        .bind::<BigInt, _>(limit),
     )
-    .bind::<Text, _>(owner)
-    .bind::<BigInt, _>(lease_secs)
-    .bind::<BigInt, _>(limit)
     .load(conn)
     .await?;
     let ids: Vec<i64> = claimed_ids.into_iter().map(|c| c.id).collect();
@@ -50,7 +52,12 @@ pub async fn claim_due(
         return Ok(Vec::new());
     }
     // The claimed tenants with what their pass needs first (the cached ticket, whether work is open),
-    // read in the same round trip: a tenant with a valid ticket and no work then costs no other query.
+    // read in one round trip: a tenant with a valid ticket and no work then costs no other query.
+    // This must stay a second statement, after the claim has committed: it reads on a newer snapshot,
+    // so work queued by a transaction that committed before the claim took the tenant's row is seen.
+    // (Folded into the claim, its EXISTS would run on the claim's older snapshot and could miss it,
+    // while the claim overwrote the `next_attempt_at` that request had set.) Work queued after the
+    // claim moves `next_attempt_at` away from the lease, which `release` and `release_idle` keep.
     let open_work = diesel::dsl::exists(
         work_requests::table
             .filter(work_requests::context_id.eq(tenants::context_id))
@@ -98,15 +105,17 @@ pub async fn renew_lease(
     owner: &str,
     lease_secs: i64,
 ) -> Result<bool, DbError> {
-    let updated = diesel::sql_query(
-        "UPDATE tenants SET lease_expires_at = now() + make_interval(secs => $3), \
-             next_attempt_at = CASE WHEN next_attempt_at = lease_expires_at \
-                 THEN now() + make_interval(secs => $3) ELSE next_attempt_at END \
-         WHERE context_id = $1 AND lease_owner = $2",
+    let updated = Prepared(
+        diesel::sql_query(
+            "UPDATE tenants SET lease_expires_at = now() + make_interval(secs => $3), \
+                 next_attempt_at = CASE WHEN next_attempt_at = lease_expires_at \
+                     THEN now() + make_interval(secs => $3) ELSE next_attempt_at END \
+             WHERE context_id = $1 AND lease_owner = $2",
+        )
+        .bind::<Text, _>(context_id)
+        .bind::<Text, _>(owner)
+        .bind::<BigInt, _>(lease_secs),
     )
-    .bind::<Text, _>(context_id)
-    .bind::<Text, _>(owner)
-    .bind::<BigInt, _>(lease_secs)
     .execute(conn)
     .await?;
     Ok(updated == 1)
@@ -121,18 +130,46 @@ pub async fn release(
     owner: &str,
     next_attempt_at: Option<DateTime<Utc>>,
 ) -> Result<bool, DbError> {
-    let updated = diesel::sql_query(
-        "UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL, \
-             next_attempt_at = CASE WHEN next_attempt_at IS DISTINCT FROM lease_expires_at \
-                 THEN next_attempt_at ELSE $3 END \
-         WHERE context_id = $1 AND lease_owner = $2",
+    let updated = Prepared(
+        diesel::sql_query(
+            "UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL, \
+                 next_attempt_at = CASE WHEN next_attempt_at IS DISTINCT FROM lease_expires_at \
+                     THEN next_attempt_at ELSE $3 END \
+             WHERE context_id = $1 AND lease_owner = $2",
+        )
+        .bind::<Text, _>(context_id)
+        .bind::<Text, _>(owner)
+        .bind::<Nullable<Timestamptz>, _>(next_attempt_at),
     )
-    .bind::<Text, _>(context_id)
-    .bind::<Text, _>(owner)
-    .bind::<Nullable<Timestamptz>, _>(next_attempt_at)
     .execute(conn)
     .await?;
     Ok(updated == 1)
+}
+
+/// Gives back many tenants at once, each not due until something new arrives (new work, a new token,
+/// an operator's retry): the claimed tenants whose pass has nothing to do. One statement for all of
+/// them, with `release`'s rule per tenant: a tenant made due while leased keeps that time, so work
+/// queued between the claim and this release is not forgotten. Returns how many were released.
+pub async fn release_idle(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+    owner: &str,
+) -> Result<usize, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(Prepared(
+        diesel::sql_query(
+            "UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL, \
+                 next_attempt_at = CASE WHEN next_attempt_at IS DISTINCT FROM lease_expires_at \
+                     THEN next_attempt_at ELSE NULL END \
+             WHERE id = ANY($1) AND lease_owner = $2",
+        )
+        .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+        .bind::<Text, _>(owner),
+    )
+    .execute(conn)
+    .await?)
 }
 
 /// Releases every lease held by `owner` (graceful shutdown): the tenants are due again at once.

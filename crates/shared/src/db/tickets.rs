@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bytea, Integer, Jsonb, SmallInt, Text, Timestamptz};
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::DbError;
 use super::models::StoredTicket;
 use super::schema::tickets;
+use super::{DbError, Prepared};
 
 /// A freshly obtained ticket, encrypted by the caller.
 pub struct NewTicket<'a> {
@@ -43,6 +44,78 @@ pub async fn store(conn: &mut AsyncPgConnection, ticket: NewTicket<'_>) -> Resul
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// What goes with a ticket just obtained: who obtained it, the audit detail of `ticket_obtained`
+/// (never the ticket) and why a pending tenant becomes active.
+pub struct Obtained<'a> {
+    pub ticket: NewTicket<'a>,
+    pub actor: &'a str,
+    pub detail: serde_json::Value,
+    pub activated_because: &'a str,
+    pub at: DateTime<Utc>,
+}
+
+/// Stores a ticket just obtained with everything that goes with it, in one statement (so atomically
+/// and in one round trip): the ticket, inserted or replacing the previous one; the tenant marked
+/// `active` if it was `pending`, and its success recorded (`last_success_at`, no failed attempts);
+/// the audit events `ticket_obtained` and, when the tenant was activated, `state_changed`.
+/// Returns whether the tenant was activated. The tenant's lease and schedule are left alone.
+pub async fn store_obtained(
+    conn: &mut AsyncPgConnection,
+    obtained: Obtained<'_>,
+) -> Result<bool, DbError> {
+    // Every CTE reads the snapshot from before the statement, so `before` sees the state as it was;
+    // the update's own CASE sees the row as it is when locked. Both must agree to count as activated.
+    let row: Activated = Prepared(
+        diesel::sql_query(
+            "WITH stored AS ( \
+                 INSERT INTO tickets (context_id, ciphertext, key_version, token_generation, issued_at, \
+                     last_used_at, rejected_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, NULL) \
+                 ON CONFLICT (context_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, \
+                     key_version = EXCLUDED.key_version, token_generation = EXCLUDED.token_generation, \
+                     issued_at = EXCLUDED.issued_at, last_used_at = EXCLUDED.last_used_at, \
+                     rejected_at = NULL \
+                 RETURNING context_id), \
+             before AS (SELECT state FROM tenants WHERE context_id = $1), \
+             tenant AS ( \
+                 UPDATE tenants SET \
+                     state = CASE WHEN state = 'pending' THEN 'active' ELSE state END, \
+                     state_reason = CASE WHEN state = 'pending' THEN $6 ELSE state_reason END, \
+                     last_success_at = $7, failed_attempts = 0 \
+                 WHERE context_id = $1 \
+                 RETURNING state), \
+             activated AS ( \
+                 SELECT 1 FROM before, tenant WHERE before.state = 'pending' AND tenant.state = 'active'), \
+             events AS ( \
+                 INSERT INTO audit_events (context_id, action, actor, detail) \
+                 SELECT context_id, 'ticket_obtained', $8, $9 FROM stored \
+                 UNION ALL \
+                 SELECT $1, 'state_changed', $8, jsonb_build_object('state', 'active', 'reason', $6) \
+                 FROM activated \
+                 RETURNING action) \
+             SELECT count(*) FILTER (WHERE action = 'state_changed') AS activated FROM events",
+        )
+        .bind::<Text, _>(obtained.ticket.context_id)
+        .bind::<Bytea, _>(&obtained.ticket.ciphertext)
+        .bind::<SmallInt, _>(obtained.ticket.key_version)
+        .bind::<Integer, _>(obtained.ticket.token_generation)
+        .bind::<Timestamptz, _>(obtained.ticket.issued_at)
+        .bind::<Text, _>(obtained.activated_because)
+        .bind::<Timestamptz, _>(obtained.at)
+        .bind::<Text, _>(obtained.actor)
+        .bind::<Jsonb, _>(&obtained.detail),
+    )
+    .get_result(conn)
+    .await?;
+    Ok(row.activated > 0)
+}
+
+#[derive(QueryableByName)]
+struct Activated {
+    #[diesel(sql_type = BigInt)]
+    activated: i64,
 }
 
 /// A tenant's ticket, if one is cached.

@@ -101,12 +101,12 @@ pub fn proc_memory_mib(pid: u32, field: &str) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// The CPU time (ns) this thread has run, from /proc/thread-self/schedstat.
+/// The CPU time (ns) this thread has run (CLOCK_THREAD_CPUTIME_ID).
 pub fn thread_cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
+    // CLOCK_THREAD_CPUTIME_ID includes the running slice; /proc/thread-self/schedstat does not (it
+    // moves at scheduler ticks), which skews anything shorter than a few ticks.
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(now.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(now.tv_nsec).unwrap_or(0)
 }
 
 /// Waits for a child to exit and returns its status, CPU seconds and peak memory (MiB), read from
@@ -159,8 +159,11 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> C
         let data = log.with_extension("perf.data");
         let program = cmd.get_program().to_owned();
         let mut wrapped = Command::new("perf");
+        // BENCH_PERF_CALLGRAPH=dwarf unwinds with debug info (slower, bigger files) where frame
+        // pointers miss frames.
+        let call_graph = std::env::var("BENCH_PERF_CALLGRAPH").unwrap_or_else(|_| "fp".into());
         wrapped
-            .args(["record", "-F", "1999", "-g", "-o"])
+            .args(["record", "-F", "1999", "--call-graph", &call_graph, "-o"])
             .arg(data)
             .arg("--")
             .arg(program);

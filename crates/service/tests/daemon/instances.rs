@@ -191,3 +191,83 @@ async fn the_running_daemon_wakes_on_notify_and_gives_work_back_on_shutdown() {
     assert_eq!(w.companies("Cust10002").len(), 1);
     w.sim.stop().await;
 }
+
+/// A steady pass: every tenant due again with a valid ticket. The running daemon gives them back in
+/// batches without exchanging (claim after claim, not one claim per poll interval), and the one
+/// tenant with new work still gets it done.
+#[tokio::test]
+async fn idle_tenants_are_given_back_in_batches_and_new_work_is_still_done() {
+    const IDLE: u32 = 30;
+    let mut w = world_with(|config| {
+        for n in 0..IDLE {
+            config.tenants.push(TenantConfig {
+                context_id: many(n),
+                company_name: format!("Tenant {n} AS"),
+                serial: format!("77{n:05}"),
+                host: "sod2".to_owned(),
+                state: TenantState::Running,
+                installed_apps: vec![TEST_CLIENT_ID.to_owned()],
+                version_name: "Release 11".to_owned(),
+                file_version: "11.0".to_owned(),
+            });
+        }
+    })
+    .await;
+    for n in 0..IDLE {
+        w.seed(&many(n)).await;
+    }
+    w.daemon().run_once().await.unwrap();
+    for n in 0..IDLE {
+        assert_eq!(w.tickets_issued(&many(n)), 1);
+    }
+
+    // Far from the next poll: only NOTIFY and the daemon's own loop can move anything.
+    w.settings.service.poll_interval_secs = 60;
+    let daemon = std::sync::Arc::new(w.daemon().with_owner("steady"));
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn({
+        let daemon = daemon.clone();
+        let cancel = cancel.clone();
+        async move { daemon.run(cancel).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use shared::db::schema::tenants;
+        let mut conn = w.conn().await;
+        diesel::update(tenants::table)
+            .set(tenants::next_attempt_at.eq(chrono::Utc::now()))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    let busy = many(IDLE / 2);
+    let request = w.enqueue(&busy, "Work among idle tenants").await;
+    let idle_left = || async {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use shared::db::schema::tenants;
+        tenants::table
+            .filter(
+                tenants::next_attempt_at
+                    .is_not_null()
+                    .or(tenants::lease_owner.is_not_null()),
+            )
+            .count()
+            .get_result::<i64>(&mut *w.conn().await)
+            .await
+            .unwrap()
+    };
+    w.eventually(Duration::from_secs(10), || async {
+        w.request(request.id).await.state == "done" && idle_left().await == 0
+    })
+    .await;
+    for n in 0..IDLE {
+        assert_eq!(w.tickets_issued(&many(n)), 1, "{} exchanged again", many(n));
+    }
+    assert_eq!(w.companies(&busy).len(), 1);
+    cancel.cancel();
+    running.await.unwrap().unwrap();
+    w.sim.stop().await;
+}

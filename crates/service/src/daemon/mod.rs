@@ -36,6 +36,9 @@ pub const ACTOR: &str = "partner-service";
 /// How often the tenants-by-state gauge is refreshed at most.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
 
+/// How long a freed slot waits for others before the next claim (see `Daemon::gather_slots`).
+const GATHER_SLOTS: Duration = Duration::from_millis(20);
+
 /// What every tenant task needs. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -158,6 +161,7 @@ impl Daemon {
             }
             if claimed == 0 {
                 self.finished.notified().await;
+                self.gather_slots(std::future::pending()).await;
             }
         }
         self.publish_states().await;
@@ -189,7 +193,15 @@ impl Daemon {
             tokio::select! {
                 () = cancel.cancelled() => break,
                 () = wake.notified() => {}
-                () = self.finished.notified() => {}
+                () = self.finished.notified() => {
+                    self.gather_slots(async {
+                        tokio::select! {
+                            () = wake.notified() => {}
+                            () = cancel.cancelled() => {}
+                        }
+                    })
+                    .await;
+                }
                 () = tokio::time::sleep(poll) => {}
             }
         }
@@ -197,6 +209,22 @@ impl Daemon {
         self.drain().await;
         let _ = listener.await;
         Ok(())
+    }
+
+    /// After a tenant's pass has ended: waits up to `GATHER_SLOTS` for half the slots to be free, so
+    /// that one claim (two statements) serves several tenants rather than one each time a pass ends.
+    /// `interrupt` (new work woke the daemon, or shutdown) ends the wait at once.
+    async fn gather_slots(&self, interrupt: impl Future<Output = ()>) {
+        let enough = self.ctx.service.concurrency.max(1).div_ceil(2);
+        let deadline = tokio::time::sleep(GATHER_SLOTS);
+        tokio::pin!(deadline, interrupt);
+        while self.slots.available_permits() < enough {
+            tokio::select! {
+                () = &mut deadline => return,
+                () = &mut interrupt => return,
+                () = self.finished.notified() => {}
+            }
+        }
     }
 
     /// Waits for work in flight up to the grace, stops the rest, then releases every lease of this owner.

@@ -178,6 +178,26 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> C
         }
         cmd = wrapped;
     }
+    // BENCH_HEAPTRACK=<prefix> runs the matching processes under heaptrack (Debian's heaptrack) into
+    // `<log>.heaptrack.zst`: where the heap grows and what is never freed. Profiling, not measuring.
+    if std::env::var("BENCH_HEAPTRACK")
+        .is_ok_and(|prefix| !prefix.is_empty() && stem.starts_with(&prefix))
+    {
+        let data = log.with_extension("heaptrack");
+        let program = cmd.get_program().to_owned();
+        let mut wrapped = Command::new("heaptrack");
+        wrapped.arg("-o").arg(data).arg(program);
+        for (key, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(key, value),
+                None => wrapped.env_remove(key),
+            };
+        }
+        if let Some(dir) = cmd.get_current_dir() {
+            wrapped.current_dir(dir);
+        }
+        cmd = wrapped;
+    }
     cmd.args(args)
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
@@ -186,14 +206,20 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> C
 }
 
 /// Sends SIGTERM and waits (at most 30 s) for the exit status. A process run under `perf record`
-/// (`BENCH_PERF`) gets the signal itself, so that perf can finish writing and exit with its status.
+/// (`BENCH_PERF`) or heaptrack (`BENCH_HEAPTRACK`) gets the signal itself, so that the profiler can
+/// finish writing and exit with its status.
 pub fn terminate(child: &mut Child) -> Option<ExitStatus> {
     let pid = child.id();
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    let targets = if comm.trim() == "perf" {
+    let targets = if matches!(comm.trim(), "perf" | "heaptrack") {
         std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
             .unwrap_or_default()
             .split_whitespace()
+            .filter(|child| {
+                let name =
+                    std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                !name.starts_with("heaptrack")
+            })
             .map(str::to_owned)
             .collect()
     } else {

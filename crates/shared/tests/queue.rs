@@ -474,3 +474,36 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
             .is_none()
     );
 }
+
+/// Several administrators of a new tenant signing in at once: every capture succeeds (none fails on
+/// the unique context id), exactly one creates the tenant, and one row holds the last token.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_first_captures_of_one_tenant_all_succeed() {
+    let db = TestDatabase::create().await.unwrap();
+    let pool = db.pool().unwrap();
+    let mut handles = Vec::new();
+    for n in 0..8u8 {
+        let pool = pool.clone();
+        handles.push(tokio::spawn(async move {
+            let mut conn = pool.get().await.unwrap();
+            capture_token(&mut conn, capture("Cust4242", &[n], true)).await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for handle in handles {
+        outcomes.push(handle.await.unwrap().expect("a concurrent capture failed"));
+    }
+    let created = outcomes
+        .iter()
+        .filter(|o| **o == CaptureOutcome::Created)
+        .count();
+    assert_eq!(created, 1, "{outcomes:?}");
+    let mut conn = db.connect().await.unwrap();
+    let rows: i64 = tenants::table
+        .filter(tenants::context_id.eq("Cust4242"))
+        .count()
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}

@@ -103,6 +103,9 @@ pub struct ChangeView {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedCredentialsView {
+    /// Authorization codes, redeemed or not.
+    #[serde(default)]
+    pub authorization_codes: Vec<String>,
     pub tickets: Vec<String>,
     pub access_tokens: Vec<String>,
     pub refresh_tokens: Vec<String>,
@@ -204,11 +207,13 @@ impl Admin {
         }
     }
 
-    /// Every credential the simulator has handed out and still knows: tickets, access and refresh tokens.
+    /// Every credential the simulator has handed out and still knows: authorization codes, tickets,
+    /// access and refresh tokens.
     /// For leak tests (a partner's logs and database must contain none of them); never in a real SuperID.
     pub fn issued_credentials(&self) -> IssuedCredentialsView {
         let store = self.ctx.store();
         IssuedCredentialsView {
+            authorization_codes: store.codes.keys().cloned().collect(),
             tickets: store.tickets.keys().cloned().collect(),
             access_tokens: store.access_tokens.keys().cloned().collect(),
             refresh_tokens: store.refresh_tokens.keys().cloned().collect(),

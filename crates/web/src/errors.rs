@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 /// Errors of the web handlers, mapped to status codes in one place.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum WebError {
     #[error("You are not signed in.")]
     NotSignedIn,
@@ -23,6 +23,19 @@ pub enum WebError {
     Upstream(String),
     #[error("Something went wrong on our side. Try again in a moment.")]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// The request logger records errors with `Debug`. An `anyhow::Error`'s own `Debug` appends its
+/// backtrace when `RUST_BACKTRACE` or `RUST_LIB_BACKTRACE` is set, and symbolising one loads the
+/// binary's debug information into memory for the life of the process (tens of MiB); the cause chain
+/// is what the log needs.
+impl std::fmt::Debug for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unexpected(e) => write!(f, "Unexpected({e:#})"),
+            other => write!(f, "{}({other})", other.title()),
+        }
+    }
 }
 
 impl WebError {
@@ -80,5 +93,24 @@ impl ResponseError for WebError {
         HttpResponse::build(self.status_code())
             .content_type("text/html; charset=utf-8")
             .body(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_cause_chain_and_never_a_backtrace() {
+        let error =
+            WebError::from(anyhow::anyhow!("connection refused").context("saving the token"));
+        assert_eq!(
+            format!("{error:?}"),
+            "Unexpected(saving the token: connection refused)"
+        );
+        assert_eq!(
+            format!("{:?}", WebError::NotFound("no such request".into())),
+            "Not found(no such request)"
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! partner-web: sign-in through SuperID and capture of the tenant's system user token.
 
 pub mod errors;
+pub mod request_log;
 pub mod routes;
 pub mod session;
 pub mod startup;

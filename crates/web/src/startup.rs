@@ -22,6 +22,8 @@ use shared::db;
 use shared::environment::Environment;
 use tracing_actix_web::TracingLogger;
 
+use crate::request_log::RedactedRootSpan;
+
 use crate::routes;
 
 /// What every handler can reach.
@@ -108,7 +110,7 @@ impl Application {
                         Ok(response)
                     }
                 })
-                .wrap(TracingLogger::default())
+                .wrap(TracingLogger::<RedactedRootSpan>::new())
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::FormConfig::default().limit(16 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))

@@ -76,17 +76,16 @@ pub async fn capture_token(
 ) -> Result<CaptureOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         {
-            let existing: Option<(i64, String)> = tenants::table
+            let locked = tenants::table
                 .filter(tenants::context_id.eq(capture.context_id))
                 .select((tenants::id, tenants::state))
-                .for_update()
-                .first(conn)
-                .await
-                .optional()?;
+                .for_update();
+            let existing: Option<(i64, String)> = locked.first(conn).await.optional()?;
             let now = Utc::now();
-            let outcome = match existing {
+            let existing = match existing {
+                Some(row) => Some(row),
                 None => {
-                    diesel::insert_into(tenants::table)
+                    let created = diesel::insert_into(tenants::table)
                         .values((
                             tenants::context_id.eq(capture.context_id),
                             tenants::environment.eq(capture.environment),
@@ -102,10 +101,21 @@ pub async fn capture_token(
                             tenants::token_generation.eq(1),
                             tenants::next_attempt_at.eq(now),
                         ))
+                        .on_conflict(tenants::context_id)
+                        .do_nothing()
                         .execute(conn)
                         .await?;
-                    CaptureOutcome::Created
+                    if created == 1 {
+                        None
+                    } else {
+                        // Another sign-in of the same tenant inserted it after our read (the
+                        // insert waited for it to commit): carry on as an update of that row.
+                        Some(locked.first(conn).await?)
+                    }
                 }
+            };
+            let outcome = match existing {
+                None => CaptureOutcome::Created,
                 Some((id, state)) => {
                     let state: TenantState = state.parse().map_err(DbError::Inconsistent)?;
                     // A new approval revives a tenant stopped for lack of authorization; SuperOffice's

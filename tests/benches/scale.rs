@@ -8,7 +8,8 @@
 //! Figures per run: onboarding throughput, the service's CPU per tenant (utime+stime from /proc),
 //! its peak memory (VmHWM), capture→ticket latency from the database, and the steady pass's CPU;
 //! the reference (one RSA-2048 PKCS#1 v1.5 signature + one RS256 validation with the project's own
-//! code) is timed in this process right before and right after each run. See BENCHMARKS.md.
+//! code) is timed in this process on the thread CPU clock, both sampled during onboarding (the target's
+//! measure, under the run's own load) and idle right before and after each run. See BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;

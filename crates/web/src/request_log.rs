@@ -55,6 +55,7 @@ pub fn redacted_target(uri: &actix_web::http::Uri) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

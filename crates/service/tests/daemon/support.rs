@@ -29,6 +29,8 @@ pub struct World {
     pub settings: Settings,
     pub cipher: Cipher,
     pub pool: Pool,
+    /// The `PARTNER_*` variables the settings came from, to run the built binary against the same world.
+    pub env: BTreeMap<String, String>,
 }
 
 fn partner_key_file() -> String {
@@ -72,7 +74,11 @@ pub async fn world_with(adjust: impl FnOnce(&mut SimConfig)) -> World {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let mut settings = Settings::from_sources(&Sources { file: None, env }).unwrap();
+    let mut settings = Settings::from_sources(&Sources {
+        file: None,
+        env: env.clone(),
+    })
+    .unwrap();
     // Shorter than the configuration allows, so take-overs happen within a test.
     settings.service.lease_secs = 2;
     let cipher = Cipher::from_settings(&settings.encryption).unwrap();
@@ -83,6 +89,7 @@ pub async fn world_with(adjust: impl FnOnce(&mut SimConfig)) -> World {
         settings,
         cipher,
         pool,
+        env,
     }
 }
 

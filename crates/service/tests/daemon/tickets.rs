@@ -144,3 +144,72 @@ async fn a_refused_ticket_is_replaced_once_and_the_work_retried() {
     assert_eq!(ticket.rejected_at, None);
     w.sim.stop().await;
 }
+
+/// Runs the built `partner-service` with the world's configuration (off the runtime's threads, so the
+/// in-process simulator keeps answering).
+async fn partner_service(w: &crate::support::World, args: &[&str]) -> std::process::Output {
+    let env = w.env.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_partner-service"))
+            .args(&args)
+            .env_remove("PARTNER_CONFIG")
+            .envs(env)
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+/// The operator's `exchange CTX` against the database and the simulator: it signs and exchanges the
+/// stored token, stores the ticket as the daemon does (encrypted, audited, the tenant activated), and
+/// prints the ticket's metadata but never the ticket. An unknown tenant is one clear line.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_exchange_command_stores_the_ticket_and_prints_no_secret() {
+    let w = world().await;
+    w.seed(CTX).await;
+    let output = partner_service(&w, &["exchange", CTX]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let shown: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(shown["context_id"], CTX);
+    assert_eq!(shown["stored"], true);
+    assert_eq!(shown["token_generation"], 1);
+    assert!(shown["ticket_length"].as_u64().unwrap() > 20, "{shown}");
+    assert_eq!(w.tickets_issued(CTX), 1);
+    let issued = w.sim.admin().issued_credentials().tickets;
+    assert_eq!(issued.len(), 1);
+    assert!(!stdout.contains(&issued[0]) && !stderr.contains(&issued[0]));
+
+    let stored = w.ticket(CTX).await.expect("the ticket is stored");
+    assert_eq!(stored.token_generation, 1);
+    let plain =
+        service::tickets::decrypt_ticket(&w.cipher, &ContextId::parse(CTX).unwrap(), &stored)
+            .unwrap();
+    assert_eq!(
+        plain.expose(),
+        issued[0],
+        "stored encrypted, and it is the issued ticket"
+    );
+    let tenant = w.tenant(CTX).await.unwrap();
+    assert_eq!(tenant.state, "active");
+    let actions: Vec<String> = w.audit(CTX).await.into_iter().map(|(a, _)| a).collect();
+    assert!(
+        actions.iter().any(|a| a == "ticket_obtained")
+            && actions.iter().any(|a| a == "state_changed"),
+        "{actions:?}"
+    );
+
+    // The daemon then finds the ticket usable: no second exchange.
+    w.daemon().run_once().await.unwrap();
+    assert_eq!(w.tickets_issued(CTX), 1);
+
+    let unknown = partner_service(&w, &["exchange", "Cust99999"]).await;
+    assert!(!unknown.status.success());
+    let message = String::from_utf8_lossy(&unknown.stderr);
+    assert!(message.contains("no tenant Cust99999"), "{message}");
+    w.sim.stop().await;
+}

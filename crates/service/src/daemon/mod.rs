@@ -19,7 +19,7 @@ use shared::clock::{Clock, SystemClock};
 use shared::config::{ExchangeKind, ServiceSettings, Settings};
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
-use shared::db::models::{Tenant, WorkState};
+use shared::db::models::{Tenant, TenantState, WorkState};
 use shared::db::queue::Claim;
 use shared::db::{self, queue, tenants, work};
 use shared::superid::exchange::TicketExchange;
@@ -330,8 +330,13 @@ impl Daemon {
             return;
         };
         if let Ok(counts) = tenants::count_by_state(&mut conn).await {
-            for (state, count) in counts {
-                metrics::gauge!("partner_tenants", "state" => state).set(count as f64);
+            // Every state gets a value, so a state whose last tenant left it reads 0, not its old count.
+            for state in TenantState::ALL {
+                let count = counts
+                    .iter()
+                    .find(|(name, _)| name == state.as_str())
+                    .map_or(0, |(_, count)| *count);
+                metrics::gauge!("partner_tenants", "state" => state.as_str()).set(count as f64);
             }
         }
     }

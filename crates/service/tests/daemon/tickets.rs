@@ -63,7 +63,13 @@ async fn a_captured_token_becomes_a_ticket_and_the_company_is_created() {
         "{rendered}"
     );
     assert!(rendered.contains("partner_service_capture_to_ticket_seconds"));
-    assert!(rendered.contains("partner_tenants{state=\"active\"}"));
+    // Every state is exported (a state with no tenant reads 0 rather than a stale count).
+    for state in shared::db::models::TenantState::ALL {
+        assert!(
+            rendered.contains(&format!("partner_tenants{{state=\"{}\"}}", state.as_str())),
+            "{state:?} missing:\n{rendered}"
+        );
+    }
     w.sim.stop().await;
 }
 

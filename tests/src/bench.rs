@@ -150,59 +150,53 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)], log: &Path) -> C
         cmd.env("RUST_LOG", filter);
     }
     // BENCH_PERF=<prefix> profiles the processes whose log file name starts with it (`steady-pass`,
-    // `run-1000`, `partner-web`) with `perf record -g` into `<log>.perf.data`; their CPU and memory
-    // figures are then perf's own: profile runs are not measurements.
+    // `run-1000`, `partner-web`) with `perf record` into `<log>.perf.data`; BENCH_PERF_CALLGRAPH=dwarf
+    // unwinds with debug info (slower, bigger files) where frame pointers miss frames.
+    // BENCH_HEAPTRACK=<prefix> runs them under heaptrack into `<log>.heaptrack.zst`: where the heap
+    // grows and what is never freed. Their CPU and memory figures are then the profiler's own:
+    // profile runs are not measurements.
     let stem = log.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-    if std::env::var("BENCH_PERF")
-        .is_ok_and(|prefix| !prefix.is_empty() && stem.starts_with(&prefix))
-    {
-        let data = log.with_extension("perf.data");
-        let program = cmd.get_program().to_owned();
-        let mut wrapped = Command::new("perf");
-        // BENCH_PERF_CALLGRAPH=dwarf unwinds with debug info (slower, bigger files) where frame
-        // pointers miss frames.
+    let selected = |variable: &str| {
+        std::env::var(variable).is_ok_and(|prefix| !prefix.is_empty() && stem.starts_with(&prefix))
+    };
+    if selected("BENCH_PERF") {
         let call_graph = std::env::var("BENCH_PERF_CALLGRAPH").unwrap_or_else(|_| "fp".into());
-        wrapped
-            .args(["record", "-F", "1999", "--call-graph", &call_graph, "-o"])
-            .arg(data)
-            .arg("--")
-            .arg(program);
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        cmd = wrapped;
+        let data = log.with_extension("perf.data");
+        cmd = wrapped_in(&cmd, "perf", |perf| {
+            perf.args(["record", "-F", "1999", "--call-graph", &call_graph, "-o"])
+                .arg(data)
+                .arg("--");
+        });
     }
-    // BENCH_HEAPTRACK=<prefix> runs the matching processes under heaptrack (Debian's heaptrack) into
-    // `<log>.heaptrack.zst`: where the heap grows and what is never freed. Profiling, not measuring.
-    if std::env::var("BENCH_HEAPTRACK")
-        .is_ok_and(|prefix| !prefix.is_empty() && stem.starts_with(&prefix))
-    {
+    if selected("BENCH_HEAPTRACK") {
         let data = log.with_extension("heaptrack");
-        let program = cmd.get_program().to_owned();
-        let mut wrapped = Command::new("heaptrack");
-        wrapped.arg("-o").arg(data).arg(program);
-        for (key, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        if let Some(dir) = cmd.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        cmd = wrapped;
+        cmd = wrapped_in(&cmd, "heaptrack", |heaptrack| {
+            heaptrack.arg("-o").arg(data);
+        });
     }
     cmd.args(args)
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err));
     cmd.spawn()
         .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+}
+
+/// `tool <its arguments> <cmd's program>`, with `cmd`'s environment and working directory; `cmd`'s
+/// own arguments are added by the caller afterwards.
+fn wrapped_in(cmd: &Command, tool: &str, tool_args: impl FnOnce(&mut Command)) -> Command {
+    let mut wrapped = Command::new(tool);
+    tool_args(&mut wrapped);
+    wrapped.arg(cmd.get_program());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapped.env(key, value),
+            None => wrapped.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
 }
 
 /// Sends SIGTERM and waits (at most 30 s) for the exit status. A process run under `perf record`

@@ -18,6 +18,21 @@ use crate::support::{world, world_with};
 const CTX: &str = "Cust10001";
 const MANY: u32 = 200;
 
+/// Starts `daemon.run` as a task; cancel the token to stop it.
+fn run_daemon(
+    daemon: service::daemon::Daemon,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let cancel = CancellationToken::new();
+    let running = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { daemon.run(cancel).await }
+    });
+    (cancel, running)
+}
+
 fn many(n: u32) -> String {
     format!("Cust{}", 20_000 + n)
 }
@@ -140,13 +155,7 @@ async fn a_dead_instances_lease_is_taken_over_without_losing_or_duplicating_the_
 async fn the_running_daemon_wakes_on_notify_and_gives_work_back_on_shutdown() {
     let mut w = world().await;
     w.settings.service.poll_interval_secs = 60;
-    let daemon = std::sync::Arc::new(w.daemon().with_owner("graceful"));
-    let cancel = CancellationToken::new();
-    let running = tokio::spawn({
-        let daemon = daemon.clone();
-        let cancel = cancel.clone();
-        async move { daemon.run(cancel).await }
-    });
+    let (cancel, running) = run_daemon(w.daemon().with_owner("graceful"));
     // Wait for the listener, then capture and queue: done long before the 60 s poll.
     tokio::time::sleep(Duration::from_millis(300)).await;
     w.seed(CTX).await;
@@ -223,13 +232,7 @@ async fn idle_tenants_are_given_back_in_batches_and_new_work_is_still_done() {
 
     // Far from the next poll: only NOTIFY and the daemon's own loop can move anything.
     w.settings.service.poll_interval_secs = 60;
-    let daemon = std::sync::Arc::new(w.daemon().with_owner("steady"));
-    let cancel = CancellationToken::new();
-    let running = tokio::spawn({
-        let daemon = daemon.clone();
-        let cancel = cancel.clone();
-        async move { daemon.run(cancel).await }
-    });
+    let (cancel, running) = run_daemon(w.daemon().with_owner("steady"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     {
         use diesel::prelude::*;

@@ -69,16 +69,14 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
         return Ok(None);
     }
     // The claim read the ticket and whether work is open; an idle tenant needs no further query.
-    let stored = claim.ticket.clone();
+    let stored = claim.ticket.as_ref();
     let open = if claim.has_open_work {
         let mut conn = ctx.db().await?;
         work::open_for_tenant(&mut conn, id.as_str()).await?
     } else {
         Vec::new()
     };
-    let usable = stored
-        .as_ref()
-        .filter(|ticket| usable_for(ctx, tenant, ticket));
+    let usable = stored.filter(|ticket| usable_for(ctx, tenant, ticket));
     if usable.is_some() && open.is_empty() && state == TenantState::Active {
         tracing::debug!(tenant = %id, "valid ticket and no work");
         return Ok(None);
@@ -116,7 +114,7 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
                 fresh: false,
             }
         }
-        None => match exchange(ctx, tenant, &id, stored.as_ref()).await? {
+        None => match exchange(ctx, tenant, &id, stored).await? {
             Exchanged::Ticket(ticket) => Session {
                 ticket,
                 fresh: true,
@@ -205,14 +203,7 @@ async fn refused(
         state_in_words(state)
     );
     for request in work::open_for_tenant(&mut conn, id.as_str()).await? {
-        work::finish(&mut conn, request.id, Err(plain.clone())).await?;
-        audit_work(
-            &mut conn,
-            id,
-            "work_failed",
-            json!({ "work_request": request.id, "reason": plain }),
-        )
-        .await?;
+        fail_work(&mut conn, id, request.id, &plain).await?;
     }
     tracing::info!(tenant = %id, state = %state, reason = %reason, "tenant stopped");
     Ok(Exchanged::Stopped)
@@ -261,14 +252,7 @@ async fn carry_out(
     else {
         let mut conn = ctx.db().await?;
         let reason = "the request names no company".to_owned();
-        work::finish(&mut conn, request.id, Err(reason.clone())).await?;
-        audit_work(
-            &mut conn,
-            id,
-            "work_failed",
-            json!({ "work_request": request.id, "reason": reason }),
-        )
-        .await?;
+        fail_work(&mut conn, id, request.id, &reason).await?;
         return Ok(Done::Next);
     };
     let key = request.idempotency_key.to_string();
@@ -322,14 +306,7 @@ async fn carry_out(
                 let reason = error.to_string();
                 let mut conn = ctx.db().await?;
                 tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
-                work::finish(&mut conn, request.id, Err(reason.clone())).await?;
-                audit_work(
-                    &mut conn,
-                    id,
-                    "work_failed",
-                    json!({ "work_request": request.id, "reason": reason }),
-                )
-                .await?;
+                fail_work(&mut conn, id, request.id, &reason).await?;
                 observe_work(&request, "failed");
                 tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work failed");
                 return Ok(Done::Next);
@@ -409,6 +386,23 @@ async fn requeue(ctx: &Context, request: &WorkRequest, reason: &str) -> anyhow::
 fn observe_work(request: &WorkRequest, outcome: &'static str) {
     let seconds = (Utc::now() - request.created_at).as_seconds_f64().max(0.0);
     metrics::histogram!("partner_service_work_seconds", "outcome" => outcome).record(seconds);
+}
+
+/// Finishes a work request as failed for good, with its `work_failed` audit event.
+async fn fail_work(
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: &ContextId,
+    request_id: i64,
+    reason: &str,
+) -> anyhow::Result<()> {
+    work::finish(conn, request_id, Err(reason.to_owned())).await?;
+    audit_work(
+        conn,
+        id,
+        "work_failed",
+        json!({ "work_request": request_id, "reason": reason }),
+    )
+    .await
 }
 
 async fn audit_work(

@@ -380,7 +380,9 @@ impl Settings {
             })?;
             builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
         }
+        let known = known_keys()?;
         let mut env_keys = BTreeMap::new();
+        let mut file_keys = Vec::new();
         if let Some(url) = sources.env.get("DATABASE_URL").filter(|v| !v.is_empty()) {
             env_keys.insert(
                 "database.url".to_owned(),
@@ -408,7 +410,26 @@ impl Settings {
                 section.to_ascii_lowercase(),
                 key.to_ascii_lowercase()
             );
-            env_keys.insert(key, (name.clone(), value.clone()));
+            match file_variable_target(&key, &known)? {
+                Some(target) => {
+                    let value = read_value_file(name, &target, value)?;
+                    file_keys.push((target, (name.clone(), value)));
+                }
+                None => {
+                    env_keys.insert(key, (name.clone(), value.clone()));
+                }
+            }
+        }
+        // `PARTNER_X__Y_FILE` sets `x.y` from the file it names (Docker and Kubernetes secrets). Naming the same
+        // key both ways is a mistake that would otherwise be settled silently by precedence.
+        for (key, (name, value)) in file_keys {
+            if let Some((other, _)) = env_keys.get(&key) {
+                return Err(ConfigError::invalid(
+                    &key,
+                    format!("set by both {other} and {name}; set only one"),
+                ));
+            }
+            env_keys.insert(key, (name, value));
         }
         for (key, (_, value)) in &env_keys {
             builder = builder
@@ -578,6 +599,42 @@ fn parse_bind(key: &str, value: &str) -> Result<(), ConfigError> {
             format!("{value:?} is not host:port"),
         )),
     }
+}
+
+/// For `section.key_file` that is not a key itself but names a known key without the suffix: that key.
+fn file_variable_target(
+    key: &str,
+    known: &BTreeMap<String, ()>,
+) -> Result<Option<String>, ConfigError> {
+    if known.contains_key(key) {
+        return Ok(None);
+    }
+    Ok(key
+        .strip_suffix("_file")
+        .filter(|target| known.contains_key(*target))
+        .map(str::to_owned))
+}
+
+/// Reads the value of `target` from the file that variable `name` points at. One trailing line break (as
+/// `echo` and most secret stores leave) is dropped; the value itself never appears in an error.
+fn read_value_file(name: &str, target: &str, path: &str) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::invalid(
+            target,
+            format!("cannot read the file {path} named by {name}: {e}"),
+        )
+    })?;
+    let value = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if value.is_empty() {
+        return Err(ConfigError::invalid(
+            target,
+            format!("the file {path} named by {name} is empty"),
+        ));
+    }
+    Ok(value.to_owned())
 }
 
 /// Every key the configuration knows, as `section.key`.
@@ -796,6 +853,94 @@ mod tests {
             settings.superoffice.expected_issuer().unwrap(),
             "http://127.0.0.1:9100"
         );
+    }
+
+    #[test]
+    fn secrets_are_read_from_files_named_by_file_variables() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("encryption-key");
+        std::fs::write(&key_file, format!("{KEY64}\n")).unwrap();
+        let secret_file = dir.path().join("client-secret");
+        std::fs::write(&secret_file, "file-secret").unwrap();
+        let settings = Settings::from_sources(&env(&[
+            ("PARTNER_ENCRYPTION__KEY_FILE", key_file.to_str().unwrap()),
+            (
+                "PARTNER_SUPEROFFICE__CLIENT_SECRET_FILE",
+                secret_file.to_str().unwrap(),
+            ),
+            // A real key that ends in _file keeps its meaning: a path, not a file to read.
+            (
+                "PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE",
+                "/run/secrets/key.xml",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(settings.encryption.current_key().unwrap().version, 1);
+        assert_eq!(
+            settings
+                .superoffice
+                .client_secret()
+                .unwrap()
+                .expose_secret(),
+            "file-secret"
+        );
+        assert_eq!(
+            settings.superoffice.private_key_file.as_deref(),
+            Some(Path::new("/run/secrets/key.xml"))
+        );
+    }
+
+    #[test]
+    fn file_variables_name_their_problem_without_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent");
+        let err = Settings::from_sources(&env(&[(
+            "PARTNER_ENCRYPTION__KEY_FILE",
+            missing.to_str().unwrap(),
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("encryption.key"), "{err}");
+        assert!(err.contains("PARTNER_ENCRYPTION__KEY_FILE"), "{err}");
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        let err = Settings::from_sources(&env(&[(
+            "PARTNER_WEB__SESSION_KEY_FILE",
+            empty.to_str().unwrap(),
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("is empty"), "{err}");
+
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, "zz-secret-zz").unwrap();
+        let err = Settings::from_sources(&env(&[(
+            "PARTNER_ENCRYPTION__KEY_FILE",
+            bad.to_str().unwrap(),
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("encryption.key"), "{err}");
+        assert!(!err.contains("zz-secret-zz"), "{err}");
+
+        let err = Settings::from_sources(&env(&[
+            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "inline"),
+            (
+                "PARTNER_SUPEROFFICE__CLIENT_SECRET_FILE",
+                bad.to_str().unwrap(),
+            ),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("set only one"), "{err}");
+        assert!(!err.contains("inline"), "{err}");
+
+        // A _FILE variable for a key that does not exist is still an unknown key.
+        let err = Settings::from_sources(&env(&[("PARTNER_WEB__COLOUR_FILE", "/x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown configuration key"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Checks docker-compose.yml without a Docker engine.
+"""Checks the compose files without a Docker engine.
 
-It parses the file and checks that the five services exist, that every depends_on names a service,
-that every command names a binary this workspace builds, that every file a service mounts or names
-exists in the repository, and that every PARTNER_* variable is a configuration key the services know
-(the keys of config/default.toml, including the optional ones it documents in comments).
+docker-compose.yml (the local stack with the simulator) and deploy/compose.production.yml (SuperOffice
+itself: no simulator, two instances of each service, secrets as files) are parsed and checked: the
+services each must have exist, every depends_on names a service, every command names a binary this
+workspace builds, every file a service mounts or names exists in the repository, every PARTNER_*
+variable is a configuration key the services know (the keys of config/default.toml, including the
+optional ones it documents in comments; `PARTNER_X__Y_FILE` for key `x.y` read from a file), every
+secret a service uses is declared, and every *_FILE variable points at a secret the service mounts.
 """
 
 import pathlib
@@ -14,8 +17,16 @@ import sys
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-REQUIRED = {"postgres", "migrate", "sim", "web", "service"}
 BINARIES = {"partner-web", "partner-service", "superoffice-sim"}
+FILES = {
+    "docker-compose.yml": {"required": {"postgres", "migrate", "sim", "web", "service"}, "forbidden": set()},
+    "deploy/compose.production.yml": {
+        "required": {"migrate", "web", "service"},
+        "forbidden": {"sim"},
+        "replicas": {"web": 2, "service": 2},
+        "healthchecks": {"web", "service"},
+    },
+}
 
 
 def known_keys():
@@ -32,15 +43,30 @@ def known_keys():
     return keys
 
 
-def main():
+def check(path, rules, keys):
     errors = []
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    compose_file = ROOT / path
+    base = compose_file.parent
+    compose = yaml.safe_load(compose_file.read_text())
     services = compose.get("services") or {}
-    missing = REQUIRED - set(services)
+    missing = rules["required"] - set(services)
     if missing:
         errors.append(f"missing services: {sorted(missing)}")
-    keys = known_keys()
+    for name in rules["forbidden"] & set(services):
+        errors.append(f"service {name!r} does not belong here")
+    for name, count in rules.get("replicas", {}).items():
+        replicas = ((services.get(name) or {}).get("deploy") or {}).get("replicas", 1)
+        if replicas < count:
+            errors.append(f"{name}: {replicas} instance(s), expected at least {count}")
+    for name in rules.get("healthchecks", set()):
+        if not (services.get(name) or {}).get("healthcheck"):
+            errors.append(f"{name}: no healthcheck")
     volumes = set((compose.get("volumes") or {}).keys())
+    declared_secrets = compose.get("secrets") or {}
+    for secret, spec in declared_secrets.items():
+        source = (spec or {}).get("file")
+        if source is None:
+            errors.append(f"secret {secret!r} has no file")
     for name, svc in services.items():
         deps = svc.get("depends_on") or {}
         for dep in deps if isinstance(deps, (list, dict)) else []:
@@ -53,6 +79,12 @@ def main():
             for arg in command[1:]:
                 if arg.startswith("/app/") and not (ROOT / arg[len("/app/"):]).exists():
                     errors.append(f"{name}: {arg} does not exist in the repository (copied to /app)")
+        mounted = set()
+        for secret in svc.get("secrets") or []:
+            secret_name = secret if isinstance(secret, str) else secret.get("source")
+            if secret_name not in declared_secrets:
+                errors.append(f"{name}: secret {secret_name!r} is not declared")
+            mounted.add(secret_name)
         env = svc.get("environment") or {}
         if isinstance(env, list):
             env = dict(item.split("=", 1) for item in env)
@@ -63,21 +95,44 @@ def main():
                     continue
                 section, key = var[len("PARTNER_"):].split("__", 1)
                 full = f"{section.lower()}.{key.lower()}"
-                if full not in keys:
+                from_file = full.endswith("_file") and full not in keys and full[: -len("_file")] in keys
+                if full not in keys and not from_file:
                     errors.append(f"{name}: {var} sets unknown configuration key {full}")
+            if isinstance(value, str) and value.startswith("/run/secrets/"):
+                secret_name = value[len("/run/secrets/"):]
+                if secret_name not in mounted:
+                    errors.append(f"{name}: {var} reads secret {secret_name!r}, which the service does not mount")
             if isinstance(value, str) and value.startswith("/app/") and not (ROOT / value[len("/app/"):]).exists():
                 errors.append(f"{name}: {var}={value} does not exist in the repository (copied to /app)")
         for vol in svc.get("volumes") or []:
             source = vol.split(":", 1)[0] if isinstance(vol, str) else vol.get("source")
-            if source and not source.startswith((".", "/")) and source not in volumes:
+            if not source:
+                continue
+            if source.startswith("."):
+                if not (base / source).exists():
+                    errors.append(f"{name}: mounts {source}, which does not exist in the repository")
+            elif not source.startswith("/") and source not in volumes:
                 errors.append(f"{name}: volume {source!r} is not declared")
-        if "build" in svc and not (ROOT / "Dockerfile").exists():
-            errors.append(f"{name}: builds from a Dockerfile that does not exist")
-    if errors:
+        build = svc.get("build")
+        if build is not None:
+            context = build if isinstance(build, str) else build.get("context", ".")
+            if not (base / context / "Dockerfile").exists():
+                errors.append(f"{name}: builds from {context}, which has no Dockerfile")
+    return [f"{path}: {e}" for e in errors], len(services)
+
+
+def main():
+    keys = known_keys()
+    failed = False
+    for path, rules in FILES.items():
+        errors, count = check(path, rules, keys)
         for e in errors:
-            print(f"docker-compose.yml: {e}", file=sys.stderr)
+            print(e, file=sys.stderr)
+        failed = failed or bool(errors)
+        if not errors:
+            print(f"{path}: {count} services, all references, variables and secrets known")
+    if failed:
         sys.exit(1)
-    print(f"docker-compose.yml: {len(services)} services, all references and variables known")
 
 
 if __name__ == "__main__":

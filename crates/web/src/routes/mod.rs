@@ -38,8 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(superoffice::state_change::post),
         )
         .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+        .route("/readyz", web::get().to(health::readyz));
 }
 
 /// The signed-in user, or the "please sign in" page.

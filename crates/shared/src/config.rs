@@ -945,4 +945,70 @@ mod tests {
         let err = settings.require_service().unwrap_err().to_string();
         assert!(err.contains("superoffice.private_key_file"), "{err}");
     }
+
+    #[test]
+    fn web_defaults_keep_sessions_short_and_the_system_user_for_administrators() {
+        let settings = Settings::from_sources(&env(&[])).unwrap();
+        assert_eq!(settings.web.session_max_hours, 12);
+        assert_eq!(
+            settings.web.system_user_actions,
+            SystemUserActions::Administrators
+        );
+        assert_eq!(settings.web.work_per_user_per_minute, 30);
+        assert_eq!(settings.web.work_per_tenant_per_minute, 300);
+        assert_eq!(settings.web.metrics_bind, "127.0.0.1:9301");
+        assert!(settings.web.trusted_proxies.is_empty());
+        assert!(!settings.web.is_trusted_proxy("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_or_comma_separated() {
+        let settings = Settings::from_sources(&env(&[(
+            "PARTNER_WEB__TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7,2001:db8::/32",
+        )]))
+        .unwrap();
+        assert_eq!(settings.web.trusted_proxies.len(), 3);
+        assert!(settings.web.is_trusted_proxy("10.9.8.7".parse().unwrap()));
+        assert!(settings.web.is_trusted_proxy("192.0.2.7".parse().unwrap()));
+        assert!(!settings.web.is_trusted_proxy("192.0.2.8".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[web]\ntrusted_proxies = [\"172.16.0.0/12\"]\n").unwrap();
+        let settings = Settings::from_sources(&Sources {
+            file: Some(path),
+            env: BTreeMap::new(),
+        })
+        .unwrap();
+        assert!(settings.web.is_trusted_proxy("172.20.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn malformed_web_keys_are_named() {
+        for (var, key) in [
+            ("PARTNER_WEB__TRUSTED_PROXIES", "web.trusted_proxies"),
+            ("PARTNER_WEB__SYSTEM_USER_ACTIONS", "web.system_user_actions"),
+            ("PARTNER_WEB__METRICS_BIND", "web.metrics_bind"),
+        ] {
+            let err = Settings::from_sources(&env(&[(var, "somewhere")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        for key in [
+            "SESSION_MAX_HOURS",
+            "WORK_PER_USER_PER_MINUTE",
+            "WORK_PER_TENANT_PER_MINUTE",
+            "OPEN_WORK_PER_TENANT",
+        ] {
+            let var = format!("PARTNER_WEB__{key}");
+            let err = Settings::from_sources(&env(&[(var.as_str(), "0")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("web.{}", key.to_ascii_lowercase())),
+                "{err}"
+            );
+        }
+    }
 }

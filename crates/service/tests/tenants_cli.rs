@@ -60,8 +60,18 @@ async fn end_sessions_ends_every_session_of_the_tenant_and_is_audited() {
         stdout(&output),
         "Cust7: 2 sessions ended; their users must sign in again\n"
     );
-    assert_eq!(sessions::count_for_tenant(&mut conn, "Cust7").await.unwrap(), 0);
-    assert_eq!(sessions::count_for_tenant(&mut conn, "Cust8").await.unwrap(), 1);
+    assert_eq!(
+        sessions::count_for_tenant(&mut conn, "Cust7")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        sessions::count_for_tenant(&mut conn, "Cust8")
+            .await
+            .unwrap(),
+        1
+    );
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust7", 5)
         .await
         .unwrap();
@@ -102,7 +112,10 @@ async fn tenants_list_shows_the_last_error_only_after_a_failure() {
     assert!(!table.contains("system user ticket obtained"), "{table}");
     assert!(!line("Cust1").contains("tenant timed out"), "{table}");
     assert!(line("Cust1").trim_end().ends_with('-'), "{table}");
-    assert!(line("Cust2").contains("SuperOffice answered 503"), "{table}");
+    assert!(
+        line("Cust2").contains("SuperOffice answered 503"),
+        "{table}"
+    );
     assert!(
         line("Cust3").contains("the tenant revoked the application"),
         "{table}"

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
 use ipnet::IpNet;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
@@ -987,7 +987,10 @@ mod tests {
     fn malformed_web_keys_are_named() {
         for (var, key) in [
             ("PARTNER_WEB__TRUSTED_PROXIES", "web.trusted_proxies"),
-            ("PARTNER_WEB__SYSTEM_USER_ACTIONS", "web.system_user_actions"),
+            (
+                "PARTNER_WEB__SYSTEM_USER_ACTIONS",
+                "web.system_user_actions",
+            ),
             ("PARTNER_WEB__METRICS_BIND", "web.metrics_bind"),
         ] {
             let err = Settings::from_sources(&env(&[(var, "somewhere")]))

@@ -128,15 +128,21 @@ async fn sessions_live_until_idle_or_too_old_and_are_not_revived() {
         "a signed-out session is not revived by an update"
     );
     assert_eq!(
-        sessions::purge_expired(&mut conn, LIFETIME, 1).await.unwrap(),
+        sessions::purge_expired(&mut conn, LIFETIME, 1)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        sessions::purge_expired(&mut conn, LIFETIME, 1).await.unwrap(),
+        sessions::purge_expired(&mut conn, LIFETIME, 1)
+            .await
+            .unwrap(),
         1
     );
     assert_eq!(
-        sessions::purge_expired(&mut conn, LIFETIME, 1).await.unwrap(),
+        sessions::purge_expired(&mut conn, LIFETIME, 1)
+            .await
+            .unwrap(),
         0
     );
 }
@@ -164,11 +170,15 @@ async fn ending_a_tenants_sessions_leaves_the_others_and_is_audited() {
         2
     );
     assert_eq!(
-        sessions::count_for_tenant(&mut conn, "Cust1").await.unwrap(),
+        sessions::count_for_tenant(&mut conn, "Cust1")
+            .await
+            .unwrap(),
         0
     );
     assert_eq!(
-        sessions::count_for_tenant(&mut conn, "Cust2").await.unwrap(),
+        sessions::count_for_tenant(&mut conn, "Cust2")
+            .await
+            .unwrap(),
         1
     );
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1", 5)

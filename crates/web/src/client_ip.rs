@@ -80,7 +80,10 @@ mod tests {
     }
 
     fn proxies() -> Vec<IpNet> {
-        vec!["10.0.0.0/8".parse().unwrap(), "192.0.2.7/32".parse().unwrap()]
+        vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "192.0.2.7/32".parse().unwrap(),
+        ]
     }
 
     #[test]
@@ -101,11 +104,7 @@ mod tests {
 
     #[test]
     fn a_trusted_proxy_names_the_client() {
-        let answer = resolve(
-            Some(ip("10.1.2.3")),
-            &headers(&["203.0.113.1"]),
-            &proxies(),
-        );
+        let answer = resolve(Some(ip("10.1.2.3")), &headers(&["203.0.113.1"]), &proxies());
         assert_eq!(answer, Some(ip("203.0.113.1")));
     }
 

@@ -101,9 +101,7 @@ impl ResponseError for WebError {
         if let Self::TooManyRequests(_) = self {
             response.insert_header(("Retry-After", "60"));
         }
-        response
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        response.content_type("text/html; charset=utf-8").body(body)
     }
 }
 

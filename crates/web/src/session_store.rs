@@ -147,7 +147,10 @@ impl SessionStore for PgSessionStore {
             key_version: stored.key_version,
             bytes: stored.state_ciphertext,
         };
-        let plaintext = match self.cipher.decrypt_bound(&associated_data(&hash), &encrypted) {
+        let plaintext = match self
+            .cipher
+            .decrypt_bound(&associated_data(&hash), &encrypted)
+        {
             Ok(plaintext) => plaintext,
             Err(e) => {
                 // A key rotated away or an altered row: the session is unusable, the user signs in again.

@@ -182,7 +182,10 @@ impl Application {
 }
 
 /// `/metrics` on its own listener, so the public port never shows them.
-fn start_metrics_server(bind: &str, handle: PrometheusHandle) -> anyhow::Result<(ServerHandle, u16)> {
+fn start_metrics_server(
+    bind: &str,
+    handle: PrometheusHandle,
+) -> anyhow::Result<(ServerHandle, u16)> {
     let listener =
         TcpListener::bind(bind).with_context(|| format!("binding web.metrics_bind {bind}"))?;
     let port = listener

@@ -161,11 +161,10 @@ pub async fn end_for_tenant(
     actor: &str,
 ) -> Result<usize, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let ended = diesel::delete(
-            web_sessions::table.filter(web_sessions::context_id.eq(context_id)),
-        )
-        .execute(conn)
-        .await?;
+        let ended =
+            diesel::delete(web_sessions::table.filter(web_sessions::context_id.eq(context_id)))
+                .execute(conn)
+                .await?;
         audit::record(
             conn,
             NewAuditEvent {
@@ -216,4 +215,3 @@ pub async fn count_for_tenant(
         .get_result(conn)
         .await?)
 }
-

@@ -335,11 +335,7 @@ async fn secure_cookies_use_the_host_prefix_and_hsts() {
 async fn plain_http_gets_no_hsts() {
     let app = spawn_app().await;
     let response = app.client.get(app.url("/")).send().await.unwrap();
-    assert!(
-        !response
-            .headers()
-            .contains_key("strict-transport-security")
-    );
+    assert!(!response.headers().contains_key("strict-transport-security"));
     let cookie = session_cookie(&response).unwrap();
     assert!(cookie.starts_with("partner_session="), "{cookie}");
 }

@@ -52,7 +52,10 @@ async fn attack_non_administrator_posts_system_user_work_directly() {
         home.contains("Only administrators of your tenant may ask the system user"),
         "{home}"
     );
-    assert!(!home.contains("action=\"/companies/as-system-user\""), "{home}");
+    assert!(
+        !home.contains("action=\"/companies/as-system-user\""),
+        "{home}"
+    );
     let csrf = app.csrf().await;
     let before = snapshot(&app.app.pool).await;
     let (status, page) = queue(&app, &csrf, "Not Allowed AS").await;
@@ -112,7 +115,10 @@ async fn attack_flood_over_the_open_request_cap() {
     let before = snapshot(&app.app.pool).await;
     let (status, page) = queue(&app, &csrf, "Over The Cap").await;
     assert_eq!(status, 429);
-    assert!(page.contains("requests waiting for the system user"), "{page}");
+    assert!(
+        page.contains("requests waiting for the system user"),
+        "{page}"
+    );
     assert_eq!(snapshot(&app.app.pool).await, before);
     // One done, one place free.
     diesel_async::RunQueryDsl::execute(

@@ -123,7 +123,6 @@ impl Application {
                 .session_lifecycle(BrowserSession::default())
                 .build();
             App::new()
-                .wrap(sessions)
                 .wrap(security_headers(secure))
                 .wrap_fn(|request, service| {
                     // Latency per route pattern (never the raw path: ids would explode the label set).
@@ -149,7 +148,8 @@ impl Application {
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::FormConfig::default().limit(16 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
-                .configure(routes::configure)
+                .configure(routes::configure_probes)
+                .service(web::scope("").wrap(sessions).configure(routes::configure))
         })
         .shutdown_timeout(Duration::from_secs(10).as_secs())
         .listen(listener)

@@ -225,6 +225,7 @@ async fn main() {
         ("PARTNER_WEB__BIND", format!("127.0.0.1:{web}")),
         ("PARTNER_WEB__PUBLIC_URL", web_url.clone()),
         ("PARTNER_WEB__SECURE_COOKIES", "false".to_owned()),
+        ("PARTNER_WEB__METRICS_BIND", "127.0.0.1:0".to_owned()),
         ("RUST_LOG", "info".to_owned()),
     ];
     let mut partner_web = bench::spawn("partner-web", &[], &env, &logs.join("partner-web.log"));

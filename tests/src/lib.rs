@@ -49,6 +49,8 @@ pub fn command(name: &str, env: &[(&str, String)]) -> Command {
         }
     }
     cmd.current_dir(repo_root());
+    // partner-web's /metrics on a free port unless a test names one: its default port is one per host.
+    cmd.env("PARTNER_WEB__METRICS_BIND", "127.0.0.1:0");
     for (key, value) in env {
         cmd.env(key, value);
     }
@@ -165,6 +167,8 @@ pub struct Stack {
     pub web_url: String,
     pub superid_url: String,
     pub metrics_url: String,
+    /// partner-web's `/metrics` (`web.metrics_bind`), apart from `web_url`.
+    pub web_metrics_url: String,
     pub log_dir: PathBuf,
     pub session_key: String,
     processes: Vec<Child>,
@@ -188,7 +192,8 @@ impl Stack {
         let _ = std::fs::remove_dir_all(&log_dir);
         std::fs::create_dir_all(&log_dir)
             .unwrap_or_else(|e| panic!("creating {}: {e}", log_dir.display()));
-        let (superid, sod2, sod3, web, metrics) = (
+        let (superid, sod2, sod3, web, metrics, web_metrics) = (
+            free_port(),
             free_port(),
             free_port(),
             free_port(),
@@ -239,6 +244,10 @@ impl Stack {
             ("PARTNER_WEB__PUBLIC_URL", web_url.clone()),
             ("PARTNER_WEB__SECURE_COOKIES", "false".to_owned()),
             (
+                "PARTNER_WEB__METRICS_BIND",
+                format!("127.0.0.1:{web_metrics}"),
+            ),
+            (
                 "PARTNER_SERVICE__METRICS_BIND",
                 format!("127.0.0.1:{metrics}"),
             ),
@@ -253,9 +262,11 @@ impl Stack {
         processes.push(spawn_logged("partner-web", &[], &env, &log_dir));
         processes.push(spawn_logged("partner-service", &["run"], &env, &log_dir));
         let metrics_url = format!("http://127.0.0.1:{metrics}");
+        let web_metrics_url = format!("http://127.0.0.1:{web_metrics}");
         for url in [
             format!("{web_url}/healthz"),
             format!("{metrics_url}/healthz"),
+            format!("{web_metrics_url}/metrics"),
         ] {
             assert_eq!(
                 wait_for_http(&url, Duration::from_secs(30)).await,
@@ -268,6 +279,7 @@ impl Stack {
             web_url,
             superid_url,
             metrics_url,
+            web_metrics_url,
             log_dir,
             session_key,
             processes,

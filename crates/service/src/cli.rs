@@ -71,4 +71,6 @@ pub enum TenantsAction {
     Disable { ctx: String },
     /// Removes the tenant's token, ticket and work; an audit event records the purge.
     Purge { ctx: String },
+    /// Ends every partner-web session signed in to the tenant; its users must sign in again.
+    EndSessions { ctx: String },
 }

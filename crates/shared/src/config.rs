@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
@@ -274,6 +275,56 @@ pub struct WebSettings {
     session_key: Option<SecretString>,
     pub secure_cookies: bool,
     pub session_minutes: u64,
+    pub session_max_hours: u64,
+    pub system_user_actions: SystemUserActions,
+    pub work_per_user_per_minute: u32,
+    pub work_per_tenant_per_minute: u32,
+    pub open_work_per_tenant: u32,
+    pub metrics_bind: String,
+    #[serde(deserialize_with = "deserialize_networks")]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Who may ask for work with the tenant's system user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemUserActions {
+    /// Only users SuperID names as administrators of their tenant.
+    Administrators,
+    /// Every signed-in user of the tenant.
+    AllUsers,
+}
+
+/// A list of networks: a TOML array, or one string with comma-separated entries (as an environment
+/// variable gives it). A bare address is a network of that one address.
+fn deserialize_networks<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Networks {
+        List(Vec<String>),
+        Text(String),
+    }
+    let entries = match Networks::deserialize(deserializer)? {
+        Networks::List(list) => list,
+        Networks::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    entries
+        .iter()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "{entry:?} is neither an IP address nor a network such as 10.0.0.0/8"
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl fmt::Debug for WebSettings {
@@ -286,7 +337,12 @@ impl fmt::Debug for WebSettings {
                 &self.session_key.as_ref().map(|_| "[REDACTED]"),
             )
             .field("secure_cookies", &self.secure_cookies)
-            .finish()
+            .field("session_minutes", &self.session_minutes)
+            .field("session_max_hours", &self.session_max_hours)
+            .field("system_user_actions", &self.system_user_actions)
+            .field("metrics_bind", &self.metrics_bind)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .finish_non_exhaustive()
     }
 }
 
@@ -298,6 +354,21 @@ impl WebSettings {
             hint: "128 hex characters; generate one with `openssl rand -hex 64`",
         })?;
         parse_hex_key::<64>("web.session_key", key)
+    }
+
+    /// Idle time after which a session ends.
+    pub fn session_idle(&self) -> Duration {
+        Duration::from_secs(self.session_minutes.saturating_mul(60))
+    }
+
+    /// Time after sign-in at which a session ends however active it is.
+    pub fn session_max_age(&self) -> Duration {
+        Duration::from_secs(self.session_max_hours.saturating_mul(3600))
+    }
+
+    /// Whether a request from `peer` may name the client in `X-Forwarded-For`.
+    pub fn is_trusted_proxy(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
     }
 
     /// The redirect URI registered with SuperOffice: `{public_url}/callback`.
@@ -513,6 +584,34 @@ impl Settings {
         }
         parse_bind("web.bind", &self.web.bind)?;
         parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
+        parse_bind("web.metrics_bind", &self.web.metrics_bind)?;
+        if self.web.session_minutes == 0 {
+            return Err(ConfigError::invalid(
+                "web.session_minutes",
+                "must be at least 1",
+            ));
+        }
+        if self.web.session_max_hours == 0 {
+            return Err(ConfigError::invalid(
+                "web.session_max_hours",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            (
+                "web.work_per_user_per_minute",
+                self.web.work_per_user_per_minute,
+            ),
+            (
+                "web.work_per_tenant_per_minute",
+                self.web.work_per_tenant_per_minute,
+            ),
+            ("web.open_work_per_tenant", self.web.open_work_per_tenant),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
         if self.service.concurrency == 0 {
             return Err(ConfigError::invalid(
                 "service.concurrency",
@@ -990,5 +1089,74 @@ mod tests {
         .unwrap();
         let err = settings.require_service().unwrap_err().to_string();
         assert!(err.contains("superoffice.private_key_file"), "{err}");
+    }
+
+    #[test]
+    fn web_defaults_keep_sessions_short_and_the_system_user_for_administrators() {
+        let settings = Settings::from_sources(&env(&[])).unwrap();
+        assert_eq!(settings.web.session_max_hours, 12);
+        assert_eq!(
+            settings.web.system_user_actions,
+            SystemUserActions::Administrators
+        );
+        assert_eq!(settings.web.work_per_user_per_minute, 30);
+        assert_eq!(settings.web.work_per_tenant_per_minute, 300);
+        assert_eq!(settings.web.metrics_bind, "127.0.0.1:9301");
+        assert!(settings.web.trusted_proxies.is_empty());
+        assert!(!settings.web.is_trusted_proxy("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn trusted_proxies_come_as_a_list_or_comma_separated() {
+        let settings = Settings::from_sources(&env(&[(
+            "PARTNER_WEB__TRUSTED_PROXIES",
+            "10.0.0.0/8, 192.0.2.7,2001:db8::/32",
+        )]))
+        .unwrap();
+        assert_eq!(settings.web.trusted_proxies.len(), 3);
+        assert!(settings.web.is_trusted_proxy("10.9.8.7".parse().unwrap()));
+        assert!(settings.web.is_trusted_proxy("192.0.2.7".parse().unwrap()));
+        assert!(!settings.web.is_trusted_proxy("192.0.2.8".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[web]\ntrusted_proxies = [\"172.16.0.0/12\"]\n").unwrap();
+        let settings = Settings::from_sources(&Sources {
+            file: Some(path),
+            env: BTreeMap::new(),
+        })
+        .unwrap();
+        assert!(settings.web.is_trusted_proxy("172.20.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn malformed_web_keys_are_named() {
+        for (var, key) in [
+            ("PARTNER_WEB__TRUSTED_PROXIES", "web.trusted_proxies"),
+            (
+                "PARTNER_WEB__SYSTEM_USER_ACTIONS",
+                "web.system_user_actions",
+            ),
+            ("PARTNER_WEB__METRICS_BIND", "web.metrics_bind"),
+        ] {
+            let err = Settings::from_sources(&env(&[(var, "somewhere")]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        for key in [
+            "SESSION_MAX_HOURS",
+            "WORK_PER_USER_PER_MINUTE",
+            "WORK_PER_TENANT_PER_MINUTE",
+            "OPEN_WORK_PER_TENANT",
+        ] {
+            let var = format!("PARTNER_WEB__{key}");
+            let err = Settings::from_sources(&env(&[(var.as_str(), "0")]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("web.{}", key.to_ascii_lowercase())),
+                "{err}"
+            );
+        }
     }
 }

@@ -19,6 +19,10 @@ pub enum WebError {
     SignIn(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("SuperOffice did not answer as expected: {0}")]
     Upstream(String),
     #[error("Something went wrong on our side. Try again in a moment.")]
@@ -46,6 +50,8 @@ impl WebError {
             Self::BadRequest(_) => "Bad request",
             Self::SignIn(_) => "Sign-in failed",
             Self::NotFound(_) => "Not found",
+            Self::Forbidden(_) => "Not allowed",
+            Self::TooManyRequests(_) => "Too many requests",
             Self::Upstream(_) => "SuperOffice is not answering",
             Self::Unexpected(_) => "Unexpected error",
         }
@@ -70,7 +76,8 @@ impl ResponseError for WebError {
     fn status_code(&self) -> StatusCode {
         match self {
             Self::NotSignedIn => StatusCode::UNAUTHORIZED,
-            Self::Csrf => StatusCode::FORBIDDEN,
+            Self::Csrf | Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BadRequest(_) | Self::SignIn(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -90,9 +97,11 @@ impl ResponseError for WebError {
         let body = page
             .render()
             .unwrap_or_else(|_| "<!doctype html><title>Error</title><p>Error.</p>".to_owned());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::TooManyRequests(_) = self {
+            response.insert_header(("Retry-After", "60"));
+        }
+        response.content_type("text/html; charset=utf-8").body(body)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The request log: one span per request, as tracing-actix-web's default, but with the values of the
 //! query string left out. The sign-in callback carries the authorization code and the state in its
-//! query, and an authorization code is a credential: it must not reach the logs.
+//! query, and an authorization code is a credential: it must not reach the logs. The client's address is
+//! `client_ip`'s: `X-Forwarded-For` counts only from `web.trusted_proxies`.
 
 use std::fmt::Write as _;
 
@@ -21,13 +22,15 @@ impl RootSpanBuilder for RedactedRootSpan {
             .get::<RequestId>()
             .map(ToString::to_string)
             .unwrap_or_default();
-        let connection = request.connection_info();
+        let client_ip = crate::client_ip::client_ip(request.request())
+            .map(|ip| ip.to_string())
+            .unwrap_or_default();
         tracing::info_span!(
             "HTTP request",
             http.method = %request.method(),
             http.route = %route,
             http.target = %redacted_target(request.uri()),
-            http.client_ip = %connection.realip_remote_addr().unwrap_or(""),
+            http.client_ip = %client_ip,
             http.status_code = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
             request_id = %request_id,

@@ -1,4 +1,5 @@
-//! The signed-in user and the sign-in in progress, kept in the encrypted session cookie.
+//! The signed-in user and the sign-in in progress, kept in the session (a row of `web_sessions`, see
+//! `session_store`; the cookie holds only its id).
 
 use std::fmt;
 
@@ -11,7 +12,7 @@ use shared::superid::oidc::PendingSignIn;
 
 use crate::routes::home::CreatedCompany;
 
-const USER_KEY: &str = "user";
+pub(crate) const USER_KEY: &str = "user";
 const LOGIN_KEY: &str = "login";
 const CSRF_KEY: &str = "csrf";
 const FLASH_CREATED_KEY: &str = "flash_created";
@@ -68,6 +69,7 @@ impl TypedSession {
         self.0.insert(USER_KEY, user)
     }
 
+    /// Ends the session: its row is deleted, so a copy of the cookie is worthless at once.
     pub fn sign_out(&self) {
         self.0.purge();
     }

@@ -5,24 +5,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
-use actix_session::config::{CookieContentSecurity, PersistentSession};
-use actix_session::storage::CookieSessionStore;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::Server;
 use actix_web::dev::Service as _;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
+use ipnet::IpNet;
+use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 use shared::clients::SuperOfficeClients;
 use shared::clock::SystemClock;
-use shared::config::Settings;
+use shared::config::{Settings, SystemUserActions};
 use shared::crypto::at_rest::Cipher;
 use shared::db;
+use shared::db::sessions::Lifetime;
+use shared::db::work_limits::WorkLimits;
 use shared::environment::Environment;
 use tracing_actix_web::TracingLogger;
 
 use crate::request_log::RedactedRootSpan;
+use crate::session_store::PgSessionStore;
 
 use crate::routes;
 
@@ -30,7 +34,6 @@ use crate::routes;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: db::Pool,
-    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// Every SuperOffice client: sign-in, the JWT validator (pinned certificate plus the JWKS that
     /// discovery names), tenant status and the tenant's REST API.
     pub clients: SuperOfficeClients,
@@ -40,12 +43,30 @@ pub struct AppState {
     pub client_id: String,
     /// `superoffice.environment`, stored with each tenant.
     pub environment: Environment,
+    /// `web.system_user_actions`: who may queue work for the system user.
+    pub system_user_actions: SystemUserActions,
+    /// `web.work_per_*` and `web.open_work_per_tenant`.
+    pub work_limits: WorkLimits,
+    /// `web.trusted_proxies`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<Vec<IpNet>>,
 }
 
 /// The running server: bound, not yet awaited.
 pub struct Application {
     port: u16,
+    metrics_port: u16,
     server: Server,
+    metrics: ServerHandle,
+}
+
+/// The name of the session cookie. `__Host-` makes browsers insist on Secure, path `/` and no domain, so
+/// neither a sibling domain nor plain http can set or shadow it; browsers refuse the prefix without Secure.
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-partner_session"
+    } else {
+        "partner_session"
+    }
 }
 
 impl Application {
@@ -64,32 +85,45 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
+        let metrics_handle = shared::metrics::handle();
+        let (metrics, metrics_port) =
+            start_metrics_server(&settings.web.metrics_bind, metrics_handle)?;
+        let lifetime = Lifetime {
+            idle: settings.web.session_idle(),
+            max_age: settings.web.session_max_age(),
+        };
+        let store = PgSessionStore::new(pool.clone(), Arc::clone(&cipher), lifetime);
+        store.clone().spawn_purge();
         let state = AppState {
             pool,
-            metrics: shared::metrics::handle(),
             clients,
             cipher,
             client_id: settings.superoffice.client_id.clone(),
             environment: settings.superoffice.environment,
+            system_user_actions: settings.web.system_user_actions,
+            work_limits: WorkLimits {
+                per_user_per_minute: settings.web.work_per_user_per_minute,
+                per_tenant_per_minute: settings.web.work_per_tenant_per_minute,
+                open_per_tenant: settings.web.open_work_per_tenant,
+            },
+            trusted_proxies: Arc::new(settings.web.trusted_proxies.clone()),
         };
+        // The cookie carries only the session's random id, signed so a forged one is dropped unread.
         let session_key = Key::from(settings.web.session_key()?.expose_secret());
         let secure = settings.web.secure_cookies;
-        let session_ttl = actix_web::cookie::time::Duration::minutes(
-            i64::try_from(settings.web.session_minutes).unwrap_or(60),
-        );
         let server = HttpServer::new(move || {
-            let sessions =
-                SessionMiddleware::builder(CookieSessionStore::default(), session_key.clone())
-                    .cookie_name("partner_session".to_owned())
-                    .cookie_secure(secure)
-                    .cookie_http_only(true)
-                    .cookie_same_site(SameSite::Lax)
-                    .cookie_content_security(CookieContentSecurity::Private)
-                    .session_lifecycle(PersistentSession::default().session_ttl(session_ttl))
-                    .build();
+            let sessions = SessionMiddleware::builder(store.clone(), session_key.clone())
+                .cookie_name(session_cookie_name(secure).to_owned())
+                .cookie_secure(secure)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_path("/".to_owned())
+                .cookie_domain(None)
+                .cookie_content_security(CookieContentSecurity::Signed)
+                .session_lifecycle(BrowserSession::default())
+                .build();
             App::new()
-                .wrap(sessions)
-                .wrap(security_headers())
+                .wrap(security_headers(secure))
                 .wrap_fn(|request, service| {
                     // Latency per route pattern (never the raw path: ids would explode the label set).
                     let route = request
@@ -114,29 +148,86 @@ impl Application {
                 .app_data(web::Data::new(state.clone()))
                 .app_data(web::FormConfig::default().limit(16 * 1024))
                 .app_data(web::JsonConfig::default().limit(64 * 1024))
-                .configure(routes::configure)
+                .configure(routes::configure_probes)
+                .service(web::scope("").wrap(sessions).configure(routes::configure))
         })
         .shutdown_timeout(Duration::from_secs(10).as_secs())
         .listen(listener)
         .context("starting the HTTP server")?
         .run();
-        tracing::info!(port, public_url = %settings.web.public_url, "partner-web listening");
-        Ok(Self { port, server })
+        tracing::info!(port, metrics_port, public_url = %settings.web.public_url, "partner-web listening");
+        Ok(Self {
+            port,
+            metrics_port,
+            server,
+            metrics,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port of `/metrics` (`web.metrics_bind`).
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
     /// Serves until SIGTERM or SIGINT, then stops accepting and drains requests in flight.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.metrics.stop(true).await;
+        served
     }
 }
 
-/// Headers on every response: no framing, no sniffing, no referrer leaks, scripts only from here.
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// `/metrics` on its own listener, so the public port never shows them.
+fn start_metrics_server(
+    bind: &str,
+    handle: PrometheusHandle,
+) -> anyhow::Result<(ServerHandle, u16)> {
+    let listener =
+        TcpListener::bind(bind).with_context(|| format!("binding web.metrics_bind {bind}"))?;
+    let port = listener
+        .local_addr()
+        .context("reading the bound metrics address")?
+        .port();
+    let server = HttpServer::new(move || {
+        let handle = handle.clone();
+        App::new().route(
+            "/metrics",
+            web::get().to(move || {
+                let body = handle.render();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("text/plain; version=0.0.4")
+                        .body(body)
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .context("starting the metrics server")?
+    .run();
+    let server_handle = server.handle();
+    tokio::spawn(server);
+    Ok((server_handle, port))
+}
+
+/// Headers on every response: no framing, no sniffing, no referrer leaks, scripts only from here; with
+/// Secure cookies (so the site is served over https) browsers are told to use https only.
+fn security_headers(secure: bool) -> DefaultHeaders {
+    let headers = if secure {
+        DefaultHeaders::new().add((
+            "Strict-Transport-Security",
+            "max-age=31536000; includeSubDomains",
+        ))
+    } else {
+        DefaultHeaders::new()
+    };
+    headers
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))

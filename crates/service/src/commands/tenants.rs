@@ -1,4 +1,4 @@
-//! `partner-service tenants list|retry|disable|purge`.
+//! `partner-service tenants list|retry|disable|purge|end-sessions`.
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
@@ -55,6 +55,13 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
             }
             println!("{ctx}: token, ticket and work removed; the audit trail is kept");
         }
+        TenantsAction::EndSessions { ctx } => {
+            let ctx = ContextId::parse(&ctx)?;
+            let ended = shared::db::sessions::end_for_tenant(&mut conn, ctx.as_str(), &operator())
+                .await
+                .context("ending the tenant's sessions")?;
+            println!("{ctx}: {ended} sessions ended; their users must sign in again");
+        }
     }
     Ok(())
 }
@@ -100,10 +107,8 @@ fn render_table(rows: &[shared::db::tenants::TenantOverview], now: DateTime<Utc>
         };
         let error = row
             .tenant
-            .last_error
-            .clone()
-            .or_else(|| row.tenant.state_reason.clone())
-            .unwrap_or_else(|| "-".to_owned());
+            .current_error()
+            .map_or_else(|| "-".to_owned(), |(error, _)| error.to_owned());
         lines.push([
             row.tenant.context_id.clone(),
             row.tenant.state.clone(),

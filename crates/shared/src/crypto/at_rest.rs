@@ -201,6 +201,62 @@ impl Cipher {
     }
 }
 
+/// Values that belong to something other than a tenant (partner-web's sessions): the caller names the
+/// associated data, which should say what the value is and which row holds it.
+impl Cipher {
+    /// Encrypts `plaintext` bound to `associated_data` under the current key with a fresh random nonce.
+    pub fn encrypt_bound(
+        &self,
+        associated_data: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Encrypted, AtRestError> {
+        let nonce = Nonce::try_generate().map_err(|_| AtRestError::Random)?;
+        let sealed = self
+            .current
+            .aead
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: associated_data,
+                },
+            )
+            .map_err(|_| AtRestError::TooLong)?;
+        let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(nonce.as_slice());
+        bytes.extend_from_slice(&sealed);
+        Ok(Encrypted {
+            key_version: self.current.version,
+            bytes,
+        })
+    }
+
+    /// Decrypts a value encrypted by `encrypt_bound` with the same associated data.
+    pub fn decrypt_bound(
+        &self,
+        associated_data: &[u8],
+        value: &Encrypted,
+    ) -> Result<SecretSlice<u8>, AtRestError> {
+        let key = self.key(value.key_version)?;
+        if value.bytes.len() < NONCE_LEN + TAG_LEN {
+            return Err(AtRestError::TooShort(value.bytes.len()));
+        }
+        let (nonce, sealed) = value.bytes.split_at(NONCE_LEN);
+        let nonce = Nonce::try_from(nonce).map_err(|_| AtRestError::TooShort(value.bytes.len()))?;
+        let plaintext = key
+            .aead
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: sealed,
+                    aad: associated_data,
+                },
+            )
+            .map_err(|_| AtRestError::Authentication(value.key_version))?;
+        Ok(SecretSlice::from(plaintext))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -341,5 +397,22 @@ mod tests {
             .unwrap();
         assert_eq!(cipher.decrypt(&ctx, &old).unwrap().expose_secret(), TOKEN);
         assert!(!format!("{cipher:?}").contains("1111"));
+    }
+
+    #[test]
+    fn bound_values_decrypt_only_with_their_associated_data() {
+        let cipher = Cipher::new(&material(1, 7), None);
+        let sealed = cipher.encrypt_bound(b"session:a", b"state").unwrap();
+        assert_eq!(
+            cipher
+                .decrypt_bound(b"session:a", &sealed)
+                .unwrap()
+                .expose_secret(),
+            b"state"
+        );
+        assert!(matches!(
+            cipher.decrypt_bound(b"session:b", &sealed),
+            Err(AtRestError::Authentication(1))
+        ));
     }
 }

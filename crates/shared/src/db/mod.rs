@@ -6,12 +6,14 @@ pub mod models;
 pub mod queue;
 pub mod rotation;
 pub mod schema;
+pub mod sessions;
 pub mod state_changes;
 pub mod tenants;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tickets;
 pub mod work;
+pub mod work_limits;
 
 use std::time::Duration;
 

@@ -117,6 +117,24 @@ impl Tenant {
     pub fn lifecycle(&self) -> Result<TenantState, super::DbError> {
         self.state.parse().map_err(super::DbError::Inconsistent)
     }
+
+    /// What went wrong, only while it is the latest outcome: an error followed by a success is history.
+    /// A tenant stopped by SuperOffice or an operator gives its state's reason when no error is current;
+    /// a working tenant's reason ("system user ticket obtained") is never an error.
+    pub fn current_error(&self) -> Option<(&str, Option<DateTime<Utc>>)> {
+        let error_is_latest = match (self.last_error_at, self.last_success_at) {
+            (Some(failed), Some(succeeded)) => failed > succeeded,
+            (None, Some(_)) => false,
+            (_, None) => true,
+        };
+        if let Some(error) = self.last_error.as_deref().filter(|_| error_is_latest) {
+            return Some((error, self.last_error_at));
+        }
+        match self.lifecycle() {
+            Ok(state) if state.allows_work() => None,
+            _ => self.state_reason.as_deref().map(|reason| (reason, None)),
+        }
+    }
 }
 
 impl fmt::Debug for Tenant {

@@ -85,10 +85,23 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    web_sessions (id_hash) {
+        id_hash -> Bytea,
+        context_id -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        state_ciphertext -> Bytea,
+        key_version -> Int2,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
     tickets,
     work_requests,
     audit_events,
-    state_change_notifications
+    state_change_notifications,
+    web_sessions
 );

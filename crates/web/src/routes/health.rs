@@ -1,4 +1,4 @@
-//! Liveness, readiness and metrics.
+//! Liveness and readiness (`/metrics` is on its own listener, `web.metrics_bind`).
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -20,11 +20,4 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
                 .json(json!({ "status": "not ready", "database": "unreachable" }))
         }
     }
-}
-
-/// Prometheus metrics.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
 }

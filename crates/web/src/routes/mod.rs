@@ -36,10 +36,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/superoffice/state-change",
             web::post().to(superoffice::state_change::post),
-        )
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics));
+        );
+}
+
+/// Liveness and readiness: served without the session middleware, so they answer (and readiness says 503)
+/// while the database that holds the sessions is down.
+pub fn configure_probes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz));
 }
 
 /// The signed-in user, or the "please sign in" page.

@@ -64,13 +64,10 @@ impl TenantView {
             last_success: tenant
                 .last_success_at
                 .map_or_else(|| "never".to_owned(), format_time),
-            last_error: match (&tenant.last_error, tenant.last_error_at) {
-                (Some(error), Some(at)) => format!("{error} ({})", format_time(at)),
-                (Some(error), None) => error.clone(),
-                _ => tenant
-                    .state_reason
-                    .clone()
-                    .unwrap_or_else(|| "none".to_owned()),
+            last_error: match tenant.current_error() {
+                Some((error, Some(at))) => format!("{error} ({})", format_time(at)),
+                Some((error, None)) => error.to_owned(),
+                None => "none".to_owned(),
             },
         }
     }

@@ -1,4 +1,4 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics.
 
 use serde_json::Value;
 
@@ -15,4 +15,23 @@ async fn health_and_readiness_answer_on_the_bound_port() {
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["database"], "ok");
     shared::db::ping(&app.pool).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_served_on_their_own_port_not_the_public_one() {
+    let app = spawn_app().await;
+    assert_ne!(app.metrics_port, app.port);
+    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(public.status().as_u16(), 404);
+    // A request on the public port is measured, and the measurement shows on the metrics port.
+    app.client.get(app.url("/healthz")).send().await.unwrap();
+    let metrics = app
+        .client
+        .get(format!("http://127.0.0.1:{}/metrics", app.metrics_port))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("partner_web_request_seconds"), "{text}");
 }

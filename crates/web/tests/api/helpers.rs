@@ -20,16 +20,32 @@ pub struct TestApp {
     /// `http://127.0.0.1:{port}`
     pub address: String,
     pub port: u16,
+    /// The port of `/metrics` (`web.metrics_bind`, a free loopback port in tests).
+    pub metrics_port: u16,
     pub pool: Pool,
     /// Keeps cookies, does not follow redirects.
     pub client: reqwest::Client,
     /// The test's own database; dropped (and removed) with the app.
     pub database: TestDatabase,
+    /// The configuration the app was built from (as `PARTNER_*` variables).
+    pub env: BTreeMap<String, String>,
 }
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// Another partner-web instance over the same database and configuration, on its own port;
+    /// returns its base URL.
+    pub async fn another_instance(&self) -> String {
+        let mut env = self.env.clone();
+        env.insert("PARTNER_WEB__BIND".into(), "127.0.0.1:0".into());
+        let settings = Settings::from_sources(&Sources { file: None, env }).unwrap();
+        let app = Application::build(settings).await.unwrap();
+        let port = app.port();
+        tokio::spawn(app.run_until_stopped());
+        format!("http://127.0.0.1:{port}")
     }
 }
 
@@ -59,9 +75,16 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     env.insert("PARTNER_DATABASE__URL".into(), database.url().to_owned());
     env.entry("PARTNER_WEB__BIND".into())
         .or_insert_with(|| "127.0.0.1:0".into());
-    let settings = Settings::from_sources(&Sources { file: None, env }).unwrap();
+    env.entry("PARTNER_WEB__METRICS_BIND".into())
+        .or_insert_with(|| "127.0.0.1:0".into());
+    let settings = Settings::from_sources(&Sources {
+        file: None,
+        env: env.clone(),
+    })
+    .unwrap();
     let app = Application::build(settings).await.unwrap();
     let port = app.port();
+    let metrics_port = app.metrics_port();
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .cookie_store(true)
@@ -72,9 +95,11 @@ pub async fn spawn_app_with(overrides: &[(&str, &str)]) -> TestApp {
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         port,
+        metrics_port,
         pool: database.pool().unwrap(),
         client,
         database,
+        env,
     }
 }
 
@@ -196,4 +221,63 @@ impl SignInApp {
         let start = home.find(marker).expect("no CSRF token on the home page") + marker.len();
         home[start..start + 64].to_owned()
     }
+}
+
+/// The session cookie a response sets, as `name=value` (to replay it from another client).
+pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("partner_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+}
+
+/// A client that keeps no cookies and does not follow redirects: an attacker replaying a cookie.
+pub fn bare_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Every row of the tables an attack could touch, as text: compare before and after.
+pub async fn snapshot(pool: &Pool) -> String {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Rows {
+        #[diesel(sql_type = Text)]
+        rows: String,
+    }
+    let mut conn = pool.get().await.unwrap();
+    let mut all = String::new();
+    // A session's "last seen" moves with any request of its owner (at most every few seconds); what an
+    // attack must not change is which sessions exist and what they hold.
+    for (table, source) in [
+        ("tenants", "tenants"),
+        ("tickets", "tickets"),
+        ("work_requests", "work_requests"),
+        (
+            "web_sessions",
+            "(SELECT id_hash, context_id, subject, state_ciphertext, key_version, created_at \
+              FROM web_sessions)",
+        ),
+        ("audit_events", "audit_events"),
+    ] {
+        let rows: Rows = diesel::sql_query(format!(
+            "SELECT '{table}: ' || coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '(none)') \
+             AS rows FROM {source} t"
+        ))
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+        all.push_str(&rows.rows);
+        all.push('\n');
+    }
+    all
 }

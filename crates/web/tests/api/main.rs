@@ -7,5 +7,8 @@ mod companies;
 mod health;
 mod helpers;
 mod hostile;
+mod sessions;
 mod signin;
 mod state_change;
+mod system_user;
+mod tenant_page;

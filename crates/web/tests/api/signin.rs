@@ -135,8 +135,10 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
             client: user_client,
             address: admin.app.address.clone(),
             port: admin.app.port,
+            metrics_port: admin.app.metrics_port,
             pool: admin.app.pool.clone(),
             database: shared::db::testing::TestDatabase::create().await.unwrap(),
+            env: admin.app.env.clone(),
         },
         sim: admin.sim,
     };

@@ -1,10 +1,14 @@
 //! `POST /companies/as-system-user`: queues the work for partner-service; never done in this request.
+//! Only users `web.system_user_actions` allows may ask, and only within `web.work_per_*` and
+//! `web.open_work_per_tenant`; a refused request queues nothing.
 
 use actix_web::{HttpResponse, web};
 
 use super::CompanyForm;
 use crate::errors::WebError;
-use crate::session::TypedSession;
+use shared::config::SystemUserActions;
+
+use crate::session::{SessionUser, TypedSession};
 use crate::startup::AppState;
 
 pub async fn post(
@@ -14,6 +18,10 @@ pub async fn post(
 ) -> Result<HttpResponse, WebError> {
     let user = crate::routes::require_user(&session)?;
     crate::routes::require_csrf(&session, &form.csrf_token)?;
+    if let Some(reason) = system_user_refusal(state.system_user_actions, &user) {
+        metrics::counter!("partner_web_work_refused_total", "reason" => "not_allowed").increment(1);
+        return Err(WebError::Forbidden(reason.to_owned()));
+    }
     let name = form.company_name()?;
     let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
     let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
@@ -26,12 +34,36 @@ pub async fn post(
                 .into(),
         ));
     }
-    let request =
-        shared::db::work::enqueue_create_company(&mut conn, &user.context_id, &name, &user.subject)
-            .await?;
+    let queued = shared::db::work_limits::enqueue_create_company_within(
+        &mut conn,
+        &user.context_id,
+        &name,
+        &user.subject,
+        state.work_limits,
+    )
+    .await?;
+    let request = match queued {
+        Ok(request) => request,
+        Err(exceeded) => {
+            metrics::counter!("partner_web_work_refused_total", "reason" => "limit").increment(1);
+            tracing::warn!(tenant = %user.context_id, limit = ?exceeded, "work refused: over a limit");
+            return Err(WebError::TooManyRequests(exceeded.to_string()));
+        }
+    };
     metrics::counter!("partner_web_work_queued_total").increment(1);
     tracing::info!(tenant = %user.context_id, work_request = request.id, "company creation queued for the system user");
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", format!("/companies/requests/{}", request.id)))
         .finish())
+}
+
+/// Why `user` may not ask for work with the system user, in words for the page; `None` when they may.
+pub fn system_user_refusal(policy: SystemUserActions, user: &SessionUser) -> Option<&'static str> {
+    match policy {
+        SystemUserActions::AllUsers => None,
+        SystemUserActions::Administrators if user.is_administrator => None,
+        SystemUserActions::Administrators => Some(
+            "Only administrators of your tenant may ask the system user to create companies: it acts with the rights of the whole tenant. Ask an administrator, or create the company with your own login.",
+        ),
+    }
 }

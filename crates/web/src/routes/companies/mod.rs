@@ -4,7 +4,7 @@ mod as_system_user;
 mod as_user;
 mod request_status;
 
-pub use as_system_user::post as post_as_system_user;
+pub use as_system_user::{post as post_as_system_user, system_user_refusal};
 pub use as_user::post as post_as_user;
 pub use request_status::get as get_request;
 

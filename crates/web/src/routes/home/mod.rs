@@ -18,6 +18,8 @@ pub struct HomePage {
     csrf: String,
     created: Option<CreatedCompany>,
     default_company_name: String,
+    /// Why the signed-in user may not use the system user, when they may not.
+    system_user_refusal: Option<&'static str>,
 }
 
 /// The company just created with the user's own credentials (shown once after the redirect).
@@ -51,7 +53,11 @@ pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<Ho
         }
         None => (None, Vec::new()),
     };
+    let system_user_refusal = user.as_ref().and_then(|user| {
+        crate::routes::companies::system_user_refusal(state.system_user_actions, user)
+    });
     Ok(HomePage {
+        system_user_refusal,
         user,
         tenant,
         work,

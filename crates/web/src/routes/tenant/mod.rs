@@ -16,6 +16,7 @@ pub struct TenantPage {
     tenant: Option<TenantView>,
     work: Vec<WorkView>,
     events: Vec<EventView>,
+    csrf: String,
 }
 
 struct EventView {
@@ -29,6 +30,9 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<TenantPage, WebError> {
     let user = crate::routes::require_user(&session)?;
+    let csrf = session
+        .csrf_token()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
     let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
     let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
     let ticket = shared::db::tickets::find(&mut conn, &user.context_id).await?;
@@ -46,5 +50,6 @@ pub async fn get(
             })
             .collect(),
         user,
+        csrf,
     })
 }

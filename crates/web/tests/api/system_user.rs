@@ -1,0 +1,133 @@
+//! Who may ask the system user for work, and how much: refused requests queue nothing.
+
+use crate::helpers::{SignInApp, snapshot, spawn_app_with_sim_and};
+
+const ADMIN: &str = "admin@cust10001.example";
+const USER: &str = "user@cust10001.example";
+const TENANT: &str = "Cust10001";
+
+/// The administrator signs in (capturing the tenant's system user token), then `who` signs in.
+async fn signed_in_as(overrides: &[(&str, &str)], who: &str) -> SignInApp {
+    let app = spawn_app_with_sim_and(overrides).await;
+    assert_eq!(app.sign_in_as(ADMIN).await.status().as_u16(), 303);
+    if who != ADMIN {
+        assert_eq!(app.sign_in_as(who).await.status().as_u16(), 303);
+    }
+    app
+}
+
+async fn queue(app: &SignInApp, csrf: &str, name: &str) -> (u16, String) {
+    let response = app
+        .app
+        .client
+        .post(app.app.url("/companies/as-system-user"))
+        .form(&[("csrf_token", csrf), ("name", name)])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+/// Queues work for the tenant as someone else (another user, earlier).
+async fn queued_by_others(app: &SignInApp, count: usize) {
+    let mut conn = app.app.pool.get().await.unwrap();
+    for n in 0..count {
+        shared::db::work::enqueue_create_company(
+            &mut conn,
+            TENANT,
+            &format!("Other {n}"),
+            &format!("other-{n}"),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attack_non_administrator_posts_system_user_work_directly() {
+    let app = signed_in_as(&[], USER).await;
+    let home = app.home().await;
+    assert!(
+        home.contains("Only administrators of your tenant may ask the system user"),
+        "{home}"
+    );
+    assert!(
+        !home.contains("action=\"/companies/as-system-user\""),
+        "{home}"
+    );
+    let csrf = app.csrf().await;
+    let before = snapshot(&app.app.pool).await;
+    let (status, page) = queue(&app, &csrf, "Not Allowed AS").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("Only administrators"), "{page}");
+    assert_eq!(snapshot(&app.app.pool).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_users_may_queue_when_configured() {
+    let app = signed_in_as(&[("PARTNER_WEB__SYSTEM_USER_ACTIONS", "all_users")], USER).await;
+    assert!(!app.home().await.contains("Only administrators"));
+    let csrf = app.csrf().await;
+    assert_eq!(queue(&app, &csrf, "Anyone AS").await.0, 303);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attack_flood_over_the_per_user_limit() {
+    let app = signed_in_as(&[("PARTNER_WEB__WORK_PER_USER_PER_MINUTE", "3")], ADMIN).await;
+    let csrf = app.csrf().await;
+    for n in 0..3 {
+        assert_eq!(queue(&app, &csrf, &format!("Flood {n}")).await.0, 303);
+    }
+    let before = snapshot(&app.app.pool).await;
+    let (status, page) = queue(&app, &csrf, "Flood 3").await;
+    assert_eq!(status, 429);
+    assert!(page.contains("the most one user may"), "{page}");
+    assert_eq!(snapshot(&app.app.pool).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attack_flood_over_the_per_tenant_limit() {
+    let app = signed_in_as(&[("PARTNER_WEB__WORK_PER_TENANT_PER_MINUTE", "4")], ADMIN).await;
+    queued_by_others(&app, 3).await;
+    let csrf = app.csrf().await;
+    assert_eq!(queue(&app, &csrf, "Last One").await.0, 303);
+    let before = snapshot(&app.app.pool).await;
+    let (status, page) = queue(&app, &csrf, "One Too Many").await;
+    assert_eq!(status, 429);
+    assert!(page.contains("the most one tenant may"), "{page}");
+    assert_eq!(snapshot(&app.app.pool).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attack_flood_over_the_open_request_cap() {
+    let app = signed_in_as(&[("PARTNER_WEB__OPEN_WORK_PER_TENANT", "2")], ADMIN).await;
+    queued_by_others(&app, 2).await;
+    // Queued long ago: only the cap on open requests applies, not the per-minute limits.
+    let mut conn = app.app.pool.get().await.unwrap();
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query("UPDATE work_requests SET created_at = now() - interval '1 hour'"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let csrf = app.csrf().await;
+    let before = snapshot(&app.app.pool).await;
+    let (status, page) = queue(&app, &csrf, "Over The Cap").await;
+    assert_eq!(status, 429);
+    assert!(
+        page.contains("requests waiting for the system user"),
+        "{page}"
+    );
+    assert_eq!(snapshot(&app.app.pool).await, before);
+    // One done, one place free.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE work_requests SET state = 'done' WHERE id = (SELECT min(id) FROM work_requests)",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(queue(&app, &csrf, "Fits Now").await.0, 303);
+}

@@ -1,0 +1,70 @@
+//! The tenant page: the header of every signed-in page, and "last error" only while it is the latest outcome.
+
+use crate::helpers::{SignInApp, spawn_app_with_sim};
+
+const ADMIN: &str = "admin@cust10001.example";
+const TENANT: &str = "Cust10001";
+
+async fn tenant_page(app: &SignInApp) -> String {
+    let response = app
+        .app
+        .client
+        .get(app.app.url("/tenant"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    response.text().await.unwrap()
+}
+
+/// The text of the "Last error" line.
+fn last_error(page: &str) -> String {
+    let marker = "<dt>Last error</dt><dd>";
+    let start = page.find(marker).expect("no last error line") + marker.len();
+    let end = start + page[start..].find("</dd>").unwrap();
+    page[start..end].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
+    let app = spawn_app_with_sim().await;
+    app.sign_in_as(ADMIN).await;
+    let page = tenant_page(&app).await;
+    assert!(
+        page.contains("action=\"/logout\"") && page.contains("Sign out"),
+        "the header with sign-out is missing: {page}"
+    );
+    let mut conn = app.app.pool.get().await.unwrap();
+    let earlier = chrono::Utc::now() - chrono::Duration::minutes(5);
+    shared::db::tenants::record_outcome(&mut conn, TENANT, Some("tenant timed out"), earlier)
+        .await
+        .unwrap();
+    assert!(
+        last_error(&tenant_page(&app).await).starts_with("tenant timed out"),
+        "a failure with no success after it is shown"
+    );
+    // The service obtains a ticket: the tenant is active, its reason a success message.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE tenants SET state = 'active', state_reason = 'system user ticket obtained'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    shared::db::tenants::record_outcome(&mut conn, TENANT, None, chrono::Utc::now())
+        .await
+        .unwrap();
+    let page = tenant_page(&app).await;
+    assert_eq!(last_error(&page), "none", "{page}");
+    assert!(!page.contains("system user ticket obtained"), "{page}");
+    shared::db::tenants::record_outcome(
+        &mut conn,
+        TENANT,
+        Some("SuperOffice answered 503"),
+        chrono::Utc::now() + chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert!(last_error(&tenant_page(&app).await).starts_with("SuperOffice answered 503"));
+}

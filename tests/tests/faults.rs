@@ -78,6 +78,14 @@ async fn a_database_restart_under_both_services_is_survived() {
         503,
         "readiness must report the database"
     );
+    // What /readyz says is what the scraper sees too (the PartnerWebNotReady alert).
+    let scraped = reqwest::get(format!("{}/metrics", stack.web_metrics_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(scraped.contains("partner_web_ready 0"), "{scraped}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.start_again();
 

@@ -87,7 +87,7 @@ impl Application {
             .port();
         let metrics_handle = shared::metrics::handle();
         let (metrics, metrics_port) =
-            start_metrics_server(&settings.web.metrics_bind, metrics_handle)?;
+            start_metrics_server(&settings.web.metrics_bind, metrics_handle, pool.clone())?;
         let lifetime = Lifetime {
             idle: settings.web.session_idle(),
             max_age: settings.web.session_max_age(),
@@ -181,10 +181,16 @@ impl Application {
     }
 }
 
-/// `/metrics` on its own listener, so the public port never shows them.
+/// How long a scrape waits for the database before `partner_web_ready` says 0.
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `/metrics` on its own listener, so the public port never shows them. Each scrape first checks what
+/// `/readyz` checks (`partner_web_ready`, 1 or 0) and reads the database pool's state, so both are as
+/// fresh as the scrape.
 fn start_metrics_server(
     bind: &str,
     handle: PrometheusHandle,
+    pool: db::Pool,
 ) -> anyhow::Result<(ServerHandle, u16)> {
     let listener =
         TcpListener::bind(bind).with_context(|| format!("binding web.metrics_bind {bind}"))?;
@@ -194,14 +200,22 @@ fn start_metrics_server(
         .port();
     let server = HttpServer::new(move || {
         let handle = handle.clone();
+        let pool = pool.clone();
         App::new().route(
             "/metrics",
             web::get().to(move || {
-                let body = handle.render();
+                let handle = handle.clone();
+                let pool = pool.clone();
                 async move {
+                    let ready = matches!(
+                        tokio::time::timeout(READY_CHECK_TIMEOUT, db::ping(&pool)).await,
+                        Ok(Ok(()))
+                    );
+                    metrics::gauge!("partner_web_ready").set(if ready { 1.0 } else { 0.0 });
+                    db::export_pool_gauges(&pool);
                     HttpResponse::Ok()
                         .content_type("text/plain; version=0.0.4")
-                        .body(body)
+                        .body(handle.render())
                 }
             }),
         )

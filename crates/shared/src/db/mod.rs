@@ -121,6 +121,18 @@ pub async fn ping(pool: &Pool) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Exports the pool's state as gauges (`partner_db_pool_connections{state="in_use"|"idle"}`,
+/// `partner_db_pool_max`, `partner_db_pool_waiting`); call it before rendering `/metrics`.
+pub fn export_pool_gauges(pool: &Pool) {
+    let status = pool.status();
+    let idle = status.available;
+    let in_use = status.size.saturating_sub(idle);
+    metrics::gauge!("partner_db_pool_connections", "state" => "in_use").set(in_use as f64);
+    metrics::gauge!("partner_db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("partner_db_pool_max").set(status.max_size as f64);
+    metrics::gauge!("partner_db_pool_waiting").set(status.waiting as f64);
+}
+
 /// Wakes partner-service (`LISTEN partner_work`). The payload is a context id or empty; never a secret.
 pub async fn notify_work(conn: &mut AsyncPgConnection, payload: &str) -> Result<(), DbError> {
     Prepared(

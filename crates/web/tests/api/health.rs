@@ -33,5 +33,15 @@ async fn metrics_are_served_on_their_own_port_not_the_public_one() {
         .unwrap();
     assert_eq!(metrics.status().as_u16(), 200);
     let text = metrics.text().await.unwrap();
-    assert!(text.contains("partner_web_request_seconds"), "{text}");
+    assert!(
+        text.contains("# TYPE partner_web_request_seconds histogram"),
+        "{text}"
+    );
+    // Each scrape checks the database as /readyz does and reads the pool.
+    assert!(text.contains("partner_web_ready 1"), "{text}");
+    assert!(
+        text.contains(r#"partner_db_pool_connections{state="idle"}"#),
+        "{text}"
+    );
+    assert!(text.contains("partner_db_pool_max 10"), "{text}");
 }

@@ -67,7 +67,8 @@ impl SuperOfficeClients {
             environment.pinned_certificate()?,
             superoffice.jwt_leeway(),
             Arc::clone(&clock),
-        ));
+        )
+        .with_jwks_max_age(superoffice.jwks_refresh()));
         let statuses = Arc::new(TenantStatusClient::new(
             http.clone(),
             environment.clone(),
@@ -82,6 +83,7 @@ impl SuperOfficeClients {
                 client_id: superoffice.client_id.clone(),
                 client_secret: application_token.clone(),
                 redirect_uri: settings.web.redirect_uri(),
+                pkce: superoffice.pkce,
             },
         );
         Ok(Self {

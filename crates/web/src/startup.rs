@@ -25,6 +25,7 @@ use tracing_actix_web::TracingLogger;
 use crate::request_log::RedactedRootSpan;
 
 use crate::routes;
+use crate::routes::superoffice::limiter::NotificationLimits;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,6 +41,12 @@ pub struct AppState {
     pub client_id: String,
     /// `superoffice.environment`, stored with each tenant.
     pub environment: Environment,
+    /// `web.legacy_sign_in`: whether `POST /callback` exists.
+    pub legacy_sign_in: bool,
+    /// Whether notifications must carry the audience `spn:{client_id}`.
+    pub state_change_audience_required: bool,
+    /// Notifications per tenant and per source address.
+    pub notification_limits: Arc<NotificationLimits>,
 }
 
 /// The running server: bound, not yet awaited.
@@ -71,6 +78,12 @@ impl Application {
             cipher,
             client_id: settings.superoffice.client_id.clone(),
             environment: settings.superoffice.environment,
+            legacy_sign_in: settings.web.legacy_sign_in,
+            state_change_audience_required: settings.superoffice.state_change_audience_required(),
+            notification_limits: Arc::new(NotificationLimits::new(
+                settings.web.state_change_limit_per_tenant,
+                settings.web.state_change_limit_per_address,
+            )),
         };
         let session_key = Key::from(settings.web.session_key()?.expose_secret());
         let secure = settings.web.secure_cookies;

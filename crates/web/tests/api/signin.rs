@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use secrecy::ExposeSecret;
-use shared::crypto::at_rest::{Cipher, Encrypted};
+use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
 use shared::db::models::Tenant;
 use shared::db::schema::{audit_events, tenants};
 use shared::domain::ContextId;
@@ -53,7 +53,7 @@ fn stored_token(tenant: &Tenant) -> String {
         bytes: tenant.system_token_ciphertext.clone().unwrap(),
     };
     cipher()
-        .decrypt_string(&ctx, &encrypted)
+        .decrypt_string(&ctx, SecretKind::SystemUserToken, &encrypted)
         .unwrap()
         .expose_secret()
         .to_owned()

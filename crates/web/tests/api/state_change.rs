@@ -156,7 +156,8 @@ async fn seed(conn: &mut AsyncPgConnection, ctx: &str) {
             token_ciphertext: b"not a real ciphertext".to_vec(),
             token_key_version: 1,
             captured_by: "admin@cust10001.example",
-            token_changed: true,
+            same_token: &|_| false,
+            token_issued_at: None,
         },
     )
     .await

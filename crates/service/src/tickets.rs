@@ -65,7 +65,11 @@ pub async fn store_issued(
     actor: &str,
 ) -> anyhow::Result<bool> {
     let sealed = cipher
-        .encrypt(tenant, SecretKind::Ticket, issued.ticket.expose().as_bytes())
+        .encrypt(
+            tenant,
+            SecretKind::Ticket,
+            issued.ticket.expose().as_bytes(),
+        )
         .with_context(|| format!("encrypting the ticket of {tenant}"))?;
     let activated = tickets::store_obtained(
         conn,

@@ -107,15 +107,25 @@ fn credentials(c: &mut Criterion) {
     c.bench_function("encrypt system user token (AES-256-GCM)", |b| {
         b.iter(|| {
             cipher
-                .encrypt(black_box(&ctx), SecretKind::SystemUserToken, black_box(plaintext))
+                .encrypt(
+                    black_box(&ctx),
+                    SecretKind::SystemUserToken,
+                    black_box(plaintext),
+                )
                 .unwrap()
         })
     });
-    let stored = cipher.encrypt(&ctx, SecretKind::SystemUserToken, plaintext).unwrap();
+    let stored = cipher
+        .encrypt(&ctx, SecretKind::SystemUserToken, plaintext)
+        .unwrap();
     c.bench_function("decrypt system user token (AES-256-GCM)", |b| {
         b.iter(|| {
             cipher
-                .decrypt_string(black_box(&ctx), SecretKind::SystemUserToken, black_box(&stored))
+                .decrypt_string(
+                    black_box(&ctx),
+                    SecretKind::SystemUserToken,
+                    black_box(&stored),
+                )
                 .unwrap()
         })
     });

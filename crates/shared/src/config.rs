@@ -909,7 +909,10 @@ mod tests {
         let settings = Settings::from_sources(&env(&[])).unwrap();
         assert!(!settings.web.legacy_sign_in);
         assert!(settings.superoffice.pkce);
-        assert_eq!(settings.superoffice.jwks_refresh(), Duration::from_secs(86_400));
+        assert_eq!(
+            settings.superoffice.jwks_refresh(),
+            Duration::from_secs(86_400)
+        );
         assert!(settings.superoffice.state_change_audience_required());
         let err = Settings::from_sources(&env(&[(
             "PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED",
@@ -921,13 +924,17 @@ mod tests {
         let custom = Settings::from_sources(&env(&[
             ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
             ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100"),
-            ("PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED", "false"),
+            (
+                "PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED",
+                "false",
+            ),
         ]))
         .unwrap();
         assert!(!custom.superoffice.state_change_audience_required());
-        let err = Settings::from_sources(&env(&[("PARTNER_WEB__STATE_CHANGE_LIMIT_PER_TENANT", "0")]))
-            .unwrap_err()
-            .to_string();
+        let err =
+            Settings::from_sources(&env(&[("PARTNER_WEB__STATE_CHANGE_LIMIT_PER_TENANT", "0")]))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("web.state_change_limit_per_tenant"), "{err}");
     }
 

@@ -28,7 +28,9 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
     let old = Cipher::new(&key(1, 7), None);
     for ctx in ["Cust1", "Cust2"] {
         let id = ContextId::parse(ctx).unwrap();
-        let token = old.encrypt(&id, TOKEN, format!("App-{ctx}").as_bytes()).unwrap();
+        let token = old
+            .encrypt(&id, TOKEN, format!("App-{ctx}").as_bytes())
+            .unwrap();
         capture_token(
             &mut conn,
             TokenCapture {

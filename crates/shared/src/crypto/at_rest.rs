@@ -204,7 +204,8 @@ impl Cipher {
         kind: SecretKind,
         value: &Encrypted,
     ) -> Result<SecretSlice<u8>, AtRestError> {
-        self.open(tenant, kind, value).map(|(plaintext, _)| plaintext)
+        self.open(tenant, kind, value)
+            .map(|(plaintext, _)| plaintext)
     }
 
     /// Decrypts a value that was text (a token or a ticket).
@@ -314,7 +315,10 @@ mod tests {
         let a = cipher.encrypt(&ctx, K, TOKEN).unwrap();
         let b = cipher.encrypt(&ctx, K, TOKEN).unwrap();
         assert_eq!(a.key_version, 1);
-        assert_eq!(a.bytes.len(), FORMAT_2.len() + NONCE_LEN + TOKEN.len() + TAG_LEN);
+        assert_eq!(
+            a.bytes.len(),
+            FORMAT_2.len() + NONCE_LEN + TOKEN.len() + TAG_LEN
+        );
         assert_eq!(&a.bytes[..FORMAT_2.len()], FORMAT_2);
         let nonce = FORMAT_2.len()..FORMAT_2.len() + NONCE_LEN;
         assert_ne!(a.bytes[nonce.clone()], b.bytes[nonce]);
@@ -351,7 +355,12 @@ mod tests {
         let cipher = Cipher::new(&material(1, 7), None);
         let ctx = tenant("Cust1");
         let value = cipher.encrypt(&ctx, K, TOKEN).unwrap();
-        for index in [0, FORMAT_2.len(), FORMAT_2.len() + NONCE_LEN, value.bytes.len() - 1] {
+        for index in [
+            0,
+            FORMAT_2.len(),
+            FORMAT_2.len() + NONCE_LEN,
+            value.bytes.len() - 1,
+        ] {
             let mut tampered = value.clone();
             tampered.bytes[index] ^= 0x01;
             assert!(matches!(
@@ -429,7 +438,10 @@ mod tests {
         let old = Cipher::new(&material(4, 0x22), None)
             .encrypt(&ctx, K, TOKEN)
             .unwrap();
-        assert_eq!(cipher.decrypt(&ctx, K, &old).unwrap().expose_secret(), TOKEN);
+        assert_eq!(
+            cipher.decrypt(&ctx, K, &old).unwrap().expose_secret(),
+            TOKEN
+        );
         assert!(!format!("{cipher:?}").contains("1111"));
     }
 
@@ -468,7 +480,9 @@ mod tests {
     fn a_value_moved_into_the_other_column_does_not_decrypt() {
         let cipher = Cipher::new(&material(1, 7), None);
         let ctx = tenant("Cust1");
-        let token = cipher.encrypt(&ctx, SecretKind::SystemUserToken, TOKEN).unwrap();
+        let token = cipher
+            .encrypt(&ctx, SecretKind::SystemUserToken, TOKEN)
+            .unwrap();
         let ticket = cipher.encrypt(&ctx, SecretKind::Ticket, b"7T:abc").unwrap();
         let err = cipher
             .decrypt(&ctx, SecretKind::Ticket, &token)
@@ -504,7 +518,10 @@ mod tests {
         let cipher = Cipher::new(&material(1, 7), None);
         let ctx = tenant("Cust1");
         let old = legacy_encrypt(&cipher, &ctx, TOKEN);
-        assert_eq!(cipher.decrypt(&ctx, K, &old).unwrap().expose_secret(), TOKEN);
+        assert_eq!(
+            cipher.decrypt(&ctx, K, &old).unwrap().expose_secret(),
+            TOKEN
+        );
         assert!(matches!(
             cipher.decrypt(&tenant("Cust2"), K, &old),
             Err(AtRestError::Authentication(1))
@@ -522,6 +539,9 @@ mod tests {
         nonce[..FORMAT_2.len()].copy_from_slice(FORMAT_2);
         let lucky = legacy_encrypt_with(&cipher, &ctx, TOKEN, nonce);
         assert!(lucky.bytes.starts_with(FORMAT_2));
-        assert_eq!(cipher.decrypt(&ctx, K, &lucky).unwrap().expose_secret(), TOKEN);
+        assert_eq!(
+            cipher.decrypt(&ctx, K, &lucky).unwrap().expose_secret(),
+            TOKEN
+        );
     }
 }

@@ -135,5 +135,8 @@ fn rewrap(
     {
         return Ok(None);
     }
-    cipher.reencrypt(ctx, kind, &value).map(Some).map_err(failed)
+    cipher
+        .reencrypt(ctx, kind, &value)
+        .map(Some)
+        .map_err(failed)
 }

@@ -119,7 +119,11 @@ impl ChangeType {
 /// of the key because the token does not cover it.
 pub fn idempotency_key(context_id: &str, change: &ChangeType, fingerprint: &[u8; 32]) -> String {
     let mut hasher = Sha256::new();
-    for part in [context_id.as_bytes(), change.as_str().as_bytes(), fingerprint] {
+    for part in [
+        context_id.as_bytes(),
+        change.as_str().as_bytes(),
+        fingerprint,
+    ] {
         hasher.update(part);
         hasher.update([0u8]);
     }
@@ -412,7 +416,10 @@ mod tests {
         assert_eq!(key, idempotency_key("Cust1", &ChangeType::Suspend, &print));
         assert_ne!(key, idempotency_key("Cust2", &ChangeType::Suspend, &print));
         assert_ne!(key, idempotency_key("Cust1", &ChangeType::Resume, &print));
-        assert_ne!(key, idempotency_key("Cust1", &ChangeType::Suspend, &[8u8; 32]));
+        assert_ne!(
+            key,
+            idempotency_key("Cust1", &ChangeType::Suspend, &[8u8; 32])
+        );
     }
 
     #[test]

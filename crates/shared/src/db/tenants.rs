@@ -5,10 +5,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
-use crate::crypto::at_rest::Encrypted;
 use super::models::{Tenant, TenantState};
 use super::schema::{tenants, tickets};
 use super::{DbError, notify_work};
+use crate::crypto::at_rest::Encrypted;
 
 /// One tenant by context id.
 pub async fn find(

@@ -874,10 +874,7 @@ mod tests {
             client_id: CLIENT_ID.into(),
             audience_required: false,
         };
-        let notification = without(
-            without(system_user_claims(), "aud"),
-            &custom("ticket"),
-        );
+        let notification = without(without(system_user_claims(), "aud"), &custom("ticket"));
         let token = sign(pinned_key(), &pinned_header(), &notification);
         assert!(validator.validate_offline(&token, &state_change).is_ok());
         let for_us = with(
@@ -934,7 +931,11 @@ mod tests {
         let cases = [
             (custom("ticket"), json!("7T:abc"), "ticket"),
             ("nonce".to_owned(), json!("n-1"), "nonce"),
-            (custom("system_token"), json!("App-1234567890"), "system_token"),
+            (
+                custom("system_token"),
+                json!("App-1234567890"),
+                "system_token",
+            ),
         ];
         for (claim, value, name) in cases {
             let claims = with(notification_claims(), &claim, value);
@@ -982,9 +983,20 @@ mod tests {
             claims.ticket.as_ref().map(|t| t.expose()),
             Some("7T:user-ticket")
         );
-        assert!(check(&with(legacy.clone(), "aud", json!(format!("spn:{CLIENT_ID}")))).is_ok());
+        assert!(
+            check(&with(
+                legacy.clone(),
+                "aud",
+                json!(format!("spn:{CLIENT_ID}"))
+            ))
+            .is_ok()
+        );
         assert!(check(&without(legacy.clone(), "nonce")).is_ok());
-        for audience in [json!("other-app"), json!([]), json!(format!("spn:{SERIAL}"))] {
+        for audience in [
+            json!("other-app"),
+            json!([]),
+            json!(format!("spn:{SERIAL}")),
+        ] {
             assert!(
                 matches!(
                     check(&with(legacy.clone(), "aud", audience.clone())),
@@ -1117,7 +1129,12 @@ mod tests {
             &with(notification_claims(), "iat", json!(NOW + 1)),
         );
         assert_ne!(fingerprint(&later).unwrap(), print);
-        let other_signature = format!("{}.{}.{}", parts[0], parts[1], later.split('.').nth(2).unwrap());
+        let other_signature = format!(
+            "{}.{}.{}",
+            parts[0],
+            parts[1],
+            later.split('.').nth(2).unwrap()
+        );
         assert_ne!(fingerprint(&other_signature).unwrap(), print);
         assert!(fingerprint("garbage").is_err());
     }

@@ -273,7 +273,10 @@ mod tests {
         assert!(
             check_environment(
                 &env,
-                &metadata("http://localhost:9100", "http://sim:9100/login/.well-known/jwks")
+                &metadata(
+                    "http://localhost:9100",
+                    "http://sim:9100/login/.well-known/jwks"
+                )
             )
             .is_ok()
         );

@@ -14,8 +14,8 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::jwt::{
-    Certificate, DEFAULT_MAX_AGE, DEFAULT_REFETCH_COOLDOWN, Expectation, JwksEndpoint, JwtError, JwtValidator,
-    KeySet, SuperOfficeClaims,
+    Certificate, DEFAULT_MAX_AGE, DEFAULT_REFETCH_COOLDOWN, Expectation, JwksEndpoint, JwtError,
+    JwtValidator, KeySet, SuperOfficeClaims,
 };
 use crate::superid::discovery::{Discovery, DiscoveryError};
 

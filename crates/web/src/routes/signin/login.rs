@@ -91,9 +91,11 @@ pub async fn callback_post(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     if !state.legacy_sign_in {
-        metrics::counter!("partner_web_sign_ins_total", "outcome" => "legacy_disabled").increment(1);
+        metrics::counter!("partner_web_sign_ins_total", "outcome" => "legacy_disabled")
+            .increment(1);
         return Err(WebError::NotFound(
-            "This application does not accept the legacy sign-in post. Sign in through /login.".into(),
+            "This application does not accept the legacy sign-in post. Sign in through /login."
+                .into(),
         ));
     }
     let result = async {

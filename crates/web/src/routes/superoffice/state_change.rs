@@ -383,9 +383,13 @@ mod tests {
             ChangeType::Resume
         );
         for unknown in [json!(42), json!("Rename"), json!(-1)] {
-            let err = parse(json!({"ChangeType": unknown, "ContextIdentifier": "Cust1"})).unwrap_err();
+            let err =
+                parse(json!({"ChangeType": unknown, "ContextIdentifier": "Cust1"})).unwrap_err();
             assert!(matches!(err, StateChangeError::Malformed(_)), "{err}");
-            assert!(err.to_string().contains("not one this application knows"), "{err}");
+            assert!(
+                err.to_string().contains("not one this application knows"),
+                "{err}"
+            );
         }
         assert!(
             parse(json!({"ChangeType": 2, "ContextIdentifier": "Cust1", "Token": null}))

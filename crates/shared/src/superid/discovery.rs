@@ -44,12 +44,8 @@ pub enum DiscoveryError {
     Status { url: Url, status: u16 },
     #[error("SuperID discovery at {url} is not a usable OpenID configuration: {reason}")]
     Invalid { url: Url, reason: String },
-    #[error("SuperID discovery at {url} does not belong to environment {environment}: {reason}")]
-    WrongEnvironment {
-        url: Url,
-        environment: String,
-        reason: String,
-    },
+    #[error("SuperID discovery at {url} does not belong to the configured environment: {reason}")]
+    WrongEnvironment { url: Url, reason: String },
 }
 
 impl Retryable for DiscoveryError {
@@ -143,8 +139,7 @@ impl Discovery {
         check_environment(&self.environment, &metadata).map_err(|reason| {
             DiscoveryError::WrongEnvironment {
                 url: self.url.clone(),
-                environment: self.environment.environment().to_string(),
-                reason,
+                reason: format!("{reason} ({})", self.environment.environment()),
             }
         })?;
         tracing::debug!(

@@ -67,6 +67,7 @@ impl NotificationLimits {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -47,10 +47,17 @@ fuzz_target!(|payload: &[u8]| {
                         assert_eq!(&claims.context_id, context_id);
                         assert!(claims.ticket.is_some());
                     }
-                    Expectation::StateChange { context_id, .. } => {
+                    Expectation::StateChange {
+                        context_id,
+                        client_id,
+                        ..
+                    } => {
                         assert_eq!(&claims.context_id, context_id);
+                        assert!(claims.audience.contains(&format!("spn:{client_id}")));
+                        assert!(claims.ticket.is_none() && claims.nonce.is_none());
+                        assert!(claims.system_token.is_none());
                     }
-                    Expectation::Legacy => {}
+                    Expectation::Legacy | Expectation::LegacySignIn { .. } => {}
                 }
                 let issuer = match expectation {
                     Expectation::IdToken { issuer, .. } => issuer.as_str(),

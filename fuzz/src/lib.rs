@@ -8,7 +8,9 @@ use chrono::DateTime;
 use shared::clock::FixedClock;
 use shared::crypto::partner_key::PartnerKey;
 use shared::domain::ContextId;
-use shared::jwt::{Certificate, DEFAULT_REFETCH_COOLDOWN, Expectation, JwtValidator, KeySet};
+use shared::jwt::{
+    Certificate, DEFAULT_MAX_AGE, DEFAULT_REFETCH_COOLDOWN, Expectation, JwtValidator, KeySet,
+};
 
 /// The validator's "now": 2027-01-15T08:00:00Z.
 pub const NOW: i64 = 1_800_000_000;
@@ -36,7 +38,12 @@ pub static CERTIFICATE: LazyLock<Certificate> = LazyLock::new(|| {
 pub static VALIDATOR: LazyLock<JwtValidator> = LazyLock::new(|| {
     let now = DateTime::from_timestamp(NOW, 0).expect("NOW is a valid time");
     JwtValidator::new(
-        KeySet::new(Some(&CERTIFICATE), None, DEFAULT_REFETCH_COOLDOWN),
+        KeySet::new(
+            Some(&CERTIFICATE),
+            None,
+            DEFAULT_REFETCH_COOLDOWN,
+            DEFAULT_MAX_AGE,
+        ),
         Duration::from_secs(60),
     )
     .with_clock(Arc::new(FixedClock(now)))
@@ -62,6 +69,7 @@ pub static EXPECTATIONS: LazyLock<[Expectation; 4]> = LazyLock::new(|| {
         Expectation::StateChange {
             context_id: context(),
             client_id: CLIENT_ID.into(),
+            audience_required: true,
         },
     ]
 });

@@ -27,7 +27,7 @@ use e2e::{ENCRYPTION_KEY, free_port, repo_root};
 use serde_json::json;
 use shared::clock::FixedClock;
 use shared::config::KeyMaterial;
-use shared::crypto::at_rest::Cipher;
+use shared::crypto::at_rest::{Cipher, SecretKind};
 use shared::crypto::partner_key::PartnerKey;
 use shared::crypto::system_user_token::sign_system_user_token;
 use shared::db::schema::{tenants, tickets};
@@ -375,7 +375,9 @@ async fn seed(database: &TestDatabase, sim: &RunningSim, n: usize) {
             for view in part {
                 let ctx = ContextId::parse(&view.context_id).unwrap();
                 let token = view.system_token.clone().unwrap();
-                let encrypted = cipher.encrypt(&ctx, token.as_bytes()).unwrap();
+                let encrypted = cipher
+                    .encrypt(&ctx, SecretKind::SystemUserToken, token.as_bytes())
+                    .unwrap();
                 let webapi = format!("{api}/{}/api/", view.context_id);
                 let netserver = format!("{api}/{}/Remote/Services88/", view.context_id);
                 capture_token(
@@ -390,7 +392,8 @@ async fn seed(database: &TestDatabase, sim: &RunningSim, n: usize) {
                         token_ciphertext: encrypted.bytes,
                         token_key_version: encrypted.key_version,
                         captured_by: "scale-bench@example",
-                        token_changed: true,
+                        same_token: &|_| false,
+                        token_issued_at: None,
                     },
                 )
                 .await

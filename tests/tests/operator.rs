@@ -28,7 +28,8 @@ async fn seed(db: &TestDatabase, ctx: &str) {
             token_ciphertext: vec![1, 2, 3],
             token_key_version: 1,
             captured_by: "admin@acme.example",
-            token_changed: true,
+            same_token: &|_| false,
+            token_issued_at: None,
         },
     )
     .await

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use shared::crypto::at_rest::{Cipher, Encrypted};
+use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
 use shared::db::models::{StoredTicket, Tenant};
 use shared::db::tickets::{self, NewTicket, Obtained};
 use shared::domain::{ContextId, SystemUserToken, Ticket};
@@ -38,7 +38,11 @@ pub fn stored_credentials(cipher: &Cipher, tenant: &Tenant) -> anyhow::Result<St
             format!("tenant {id} has no serial stored; a tenant administrator signing in stores it")
         })?;
     let token = cipher
-        .decrypt_string(&id, &Encrypted { key_version, bytes })
+        .decrypt_string(
+            &id,
+            SecretKind::SystemUserToken,
+            &Encrypted { key_version, bytes },
+        )
         .with_context(|| format!("decrypting the system user token of {id}"))?;
     let token = SystemUserToken::parse(token.expose_secret())?;
     Ok(StoredCredentials {
@@ -61,7 +65,11 @@ pub async fn store_issued(
     actor: &str,
 ) -> anyhow::Result<bool> {
     let sealed = cipher
-        .encrypt(tenant, issued.ticket.expose().as_bytes())
+        .encrypt(
+            tenant,
+            SecretKind::Ticket,
+            issued.ticket.expose().as_bytes(),
+        )
         .with_context(|| format!("encrypting the ticket of {tenant}"))?;
     let activated = tickets::store_obtained(
         conn,
@@ -97,6 +105,7 @@ pub fn decrypt_ticket(
     let plain = cipher
         .decrypt_string(
             tenant,
+            SecretKind::Ticket,
             &Encrypted {
                 key_version: stored.key_version,
                 bytes: stored.ciphertext.clone(),

@@ -13,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 use shared::clock::FixedClock;
 use shared::config::KeyMaterial;
-use shared::crypto::at_rest::Cipher;
+use shared::crypto::at_rest::{Cipher, SecretKind};
 use shared::crypto::partner_key::PartnerKey;
 use shared::crypto::system_user_token::sign_system_user_token;
 use shared::domain::{ContextId, SystemUserToken};
@@ -107,15 +107,25 @@ fn credentials(c: &mut Criterion) {
     c.bench_function("encrypt system user token (AES-256-GCM)", |b| {
         b.iter(|| {
             cipher
-                .encrypt(black_box(&ctx), black_box(plaintext))
+                .encrypt(
+                    black_box(&ctx),
+                    SecretKind::SystemUserToken,
+                    black_box(plaintext),
+                )
                 .unwrap()
         })
     });
-    let stored = cipher.encrypt(&ctx, plaintext).unwrap();
+    let stored = cipher
+        .encrypt(&ctx, SecretKind::SystemUserToken, plaintext)
+        .unwrap();
     c.bench_function("decrypt system user token (AES-256-GCM)", |b| {
         b.iter(|| {
             cipher
-                .decrypt_string(black_box(&ctx), black_box(&stored))
+                .decrypt_string(
+                    black_box(&ctx),
+                    SecretKind::SystemUserToken,
+                    black_box(&stored),
+                )
                 .unwrap()
         })
     });

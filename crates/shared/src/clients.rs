@@ -61,13 +61,16 @@ impl SuperOfficeClients {
         let environment = SuperIdEnvironment::from_settings(superoffice)?;
         let application_token = superoffice.client_secret()?.clone();
         let discovery = Arc::new(Discovery::new(http.clone(), &environment));
-        let validator = Arc::new(SuperIdValidator::new(
-            Arc::clone(&discovery),
-            http.client().clone(),
-            environment.pinned_certificate()?,
-            superoffice.jwt_leeway(),
-            Arc::clone(&clock),
-        ));
+        let validator = Arc::new(
+            SuperIdValidator::new(
+                Arc::clone(&discovery),
+                http.client().clone(),
+                environment.pinned_certificate()?,
+                superoffice.jwt_leeway(),
+                Arc::clone(&clock),
+            )
+            .with_jwks_max_age(superoffice.jwks_refresh()),
+        );
         let statuses = Arc::new(TenantStatusClient::new(
             http.clone(),
             environment.clone(),
@@ -82,6 +85,7 @@ impl SuperOfficeClients {
                 client_id: superoffice.client_id.clone(),
                 client_secret: application_token.clone(),
                 redirect_uri: settings.web.redirect_uri(),
+                pkce: superoffice.pkce,
             },
         );
         Ok(Self {

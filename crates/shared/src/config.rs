@@ -20,6 +20,9 @@ use crate::environment::Environment;
 /// The compiled-in defaults: the same text as `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
 
+/// The most clock leeway `superoffice.jwt_leeway_secs` may allow.
+pub const MAX_JWT_LEEWAY_SECS: u64 = 300;
+
 /// Environment variables with this prefix override configuration keys.
 pub const ENV_PREFIX: &str = "PARTNER_";
 /// Names the configuration file when `--config` is not given.
@@ -110,6 +113,9 @@ pub struct SuperOfficeSettings {
     pub jwt_leeway_secs: u64,
     pub http_timeout_secs: u64,
     pub tenant_rate_limit_per_sec: u32,
+    pub jwks_refresh_secs: u64,
+    pub pkce: bool,
+    pub state_change_audience_required: bool,
 }
 
 /// Where the partner private key comes from.
@@ -177,6 +183,17 @@ impl SuperOfficeSettings {
 
     pub fn jwt_leeway(&self) -> Duration {
         Duration::from_secs(self.jwt_leeway_secs)
+    }
+
+    /// How often SuperID's key set is fetched even when every token names a known key.
+    pub fn jwks_refresh(&self) -> Duration {
+        Duration::from_secs(self.jwks_refresh_secs)
+    }
+
+    /// Whether a state-change notification must carry the audience `spn:{client_id}`: always in the named
+    /// environments, as `state_change_audience_required` says for `custom`.
+    pub fn state_change_audience_required(&self) -> bool {
+        self.environment != Environment::Custom || self.state_change_audience_required
     }
 }
 
@@ -283,6 +300,9 @@ pub struct WebSettings {
     pub metrics_bind: String,
     #[serde(deserialize_with = "deserialize_networks")]
     pub trusted_proxies: Vec<IpNet>,
+    pub legacy_sign_in: bool,
+    pub state_change_limit_per_tenant: u32,
+    pub state_change_limit_per_address: u32,
 }
 
 /// Who may ask for work with the tenant's system user.
@@ -573,6 +593,40 @@ impl Settings {
         if self.superoffice.tenant_rate_limit_per_sec == 0 {
             return Err(ConfigError::invalid(
                 "superoffice.tenant_rate_limit_per_sec",
+                "must be at least 1",
+            ));
+        }
+        if self.superoffice.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
+            return Err(ConfigError::invalid(
+                "superoffice.jwt_leeway_secs",
+                format!(
+                    "must be at most {MAX_JWT_LEEWAY_SECS} (5 minutes, SuperOffice's own clock skew); a longer leeway keeps expired tokens usable"
+                ),
+            ));
+        }
+        if self.superoffice.jwks_refresh_secs < 60 {
+            return Err(ConfigError::invalid(
+                "superoffice.jwks_refresh_secs",
+                "must be at least 60",
+            ));
+        }
+        if !self.superoffice.state_change_audience_required
+            && self.superoffice.environment != Environment::Custom
+        {
+            return Err(ConfigError::invalid(
+                "superoffice.state_change_audience_required",
+                "can be false only for environment `custom`; sod, qaonline and online always require the audience",
+            ));
+        }
+        if self.web.state_change_limit_per_tenant == 0 {
+            return Err(ConfigError::invalid(
+                "web.state_change_limit_per_tenant",
+                "must be at least 1",
+            ));
+        }
+        if self.web.state_change_limit_per_address == 0 {
+            return Err(ConfigError::invalid(
+                "web.state_change_limit_per_address",
                 "must be at least 1",
             ));
         }
@@ -1077,6 +1131,55 @@ mod tests {
             err.contains("superoffice.client_secret") && err.contains("required"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_leeway_over_five_minutes_is_refused() {
+        let settings =
+            Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "300")]))
+                .unwrap();
+        assert_eq!(settings.superoffice.jwt_leeway(), Duration::from_secs(300));
+        let err = Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "301")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("superoffice.jwt_leeway_secs") && err.contains("at most 300"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn trust_defaults_are_strict() {
+        let settings = Settings::from_sources(&env(&[])).unwrap();
+        assert!(!settings.web.legacy_sign_in);
+        assert!(settings.superoffice.pkce);
+        assert_eq!(
+            settings.superoffice.jwks_refresh(),
+            Duration::from_secs(86_400)
+        );
+        assert!(settings.superoffice.state_change_audience_required());
+        let err = Settings::from_sources(&env(&[(
+            "PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED",
+            "false",
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("state_change_audience_required"), "{err}");
+        let custom = Settings::from_sources(&env(&[
+            ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
+            ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100"),
+            (
+                "PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED",
+                "false",
+            ),
+        ]))
+        .unwrap();
+        assert!(!custom.superoffice.state_change_audience_required());
+        let err =
+            Settings::from_sources(&env(&[("PARTNER_WEB__STATE_CHANGE_LIMIT_PER_TENANT", "0")]))
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("web.state_change_limit_per_tenant"), "{err}");
     }
 
     #[test]

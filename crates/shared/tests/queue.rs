@@ -7,11 +7,20 @@ use std::collections::HashSet;
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use shared::crypto::at_rest::Encrypted;
 use shared::db::models::TenantState;
 use shared::db::schema::tenants;
 use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
 use shared::db::testing::TestDatabase;
 use shared::db::{queue, tickets, work};
+
+fn differs(_: &Encrypted) -> bool {
+    false
+}
+
+fn matches(_: &Encrypted) -> bool {
+    true
+}
 
 fn capture<'a>(ctx: &'a str, cipher: &[u8], changed: bool) -> TokenCapture<'a> {
     TokenCapture {
@@ -24,7 +33,8 @@ fn capture<'a>(ctx: &'a str, cipher: &[u8], changed: bool) -> TokenCapture<'a> {
         token_ciphertext: cipher.to_vec(),
         token_key_version: 1,
         captured_by: "admin@example.com",
-        token_changed: changed,
+        same_token: if changed { &differs } else { &matches },
+        token_issued_at: None,
     }
 }
 

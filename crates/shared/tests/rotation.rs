@@ -5,7 +5,10 @@
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretBox};
 use shared::config::KeyMaterial;
-use shared::crypto::at_rest::{Cipher, Encrypted};
+use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
+
+const TOKEN: SecretKind = SecretKind::SystemUserToken;
+const TICKET: SecretKind = SecretKind::Ticket;
 use shared::db::tenants::{TokenCapture, capture_token};
 use shared::db::testing::TestDatabase;
 use shared::db::{rotation, tickets};
@@ -25,7 +28,9 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
     let old = Cipher::new(&key(1, 7), None);
     for ctx in ["Cust1", "Cust2"] {
         let id = ContextId::parse(ctx).unwrap();
-        let token = old.encrypt(&id, format!("App-{ctx}").as_bytes()).unwrap();
+        let token = old
+            .encrypt(&id, TOKEN, format!("App-{ctx}").as_bytes())
+            .unwrap();
         capture_token(
             &mut conn,
             TokenCapture {
@@ -38,14 +43,15 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
                 token_ciphertext: token.bytes,
                 token_key_version: token.key_version,
                 captured_by: "admin",
-                token_changed: true,
+                same_token: &|_| false,
+                token_issued_at: None,
             },
         )
         .await
         .unwrap();
     }
     let id = ContextId::parse("Cust1").unwrap();
-    let ticket = old.encrypt(&id, b"7T:ticket").unwrap();
+    let ticket = old.encrypt(&id, TICKET, b"7T:ticket").unwrap();
     tickets::store(
         &mut conn,
         tickets::NewTicket {
@@ -81,7 +87,7 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
         bytes: tenant.system_token_ciphertext.unwrap(),
     };
     let plain = new_only
-        .decrypt_string(&ContextId::parse("Cust2").unwrap(), &token)
+        .decrypt_string(&ContextId::parse("Cust2").unwrap(), TOKEN, &token)
         .unwrap();
     assert_eq!(plain.expose_secret(), "App-Cust2");
     let stored = tickets::find(&mut conn, "Cust1").await.unwrap().unwrap();
@@ -89,6 +95,7 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
     let plain = new_only
         .decrypt_string(
             &id,
+            TICKET,
             &Encrypted {
                 key_version: 2,
                 bytes: stored.ciphertext,
@@ -104,7 +111,7 @@ async fn rotation_without_the_old_key_stops_naming_the_tenant() {
     let mut conn = db.connect().await.unwrap();
     let old = Cipher::new(&key(1, 7), None);
     let token = old
-        .encrypt(&ContextId::parse("Cust9").unwrap(), b"x")
+        .encrypt(&ContextId::parse("Cust9").unwrap(), TOKEN, b"x")
         .unwrap();
     capture_token(
         &mut conn,
@@ -118,7 +125,8 @@ async fn rotation_without_the_old_key_stops_naming_the_tenant() {
             token_ciphertext: token.bytes.clone(),
             token_key_version: 1,
             captured_by: "admin",
-            token_changed: true,
+            same_token: &|_| false,
+            token_issued_at: None,
         },
     )
     .await

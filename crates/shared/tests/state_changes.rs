@@ -26,7 +26,8 @@ async fn seed(conn: &mut AsyncPgConnection, ctx: &str) {
             token_ciphertext: b"x".to_vec(),
             token_key_version: 1,
             captured_by: "admin@example.com",
-            token_changed: true,
+            same_token: &|_| false,
+            token_issued_at: None,
         },
     )
     .await
@@ -54,6 +55,7 @@ fn notification<'a>(ctx: &'a str, change: &'a ChangeType, key: &'a str) -> Notif
         version_name: Some("Release 10.3"),
         file_version: Some("10.3.8.2024"),
         public_endpoint: None,
+        unconfirmed: false,
     }
 }
 
@@ -81,7 +83,7 @@ async fn concurrent_deliveries_of_one_notification_apply_once() {
     let mut conn = db.connect().await.unwrap();
     seed(&mut conn, "Cust1").await;
     let change = ChangeType::Suspend;
-    let key = idempotency_key("Cust1", &change, "token");
+    let key = idempotency_key("Cust1", &change, &[1; 32]);
     let mut deliveries = Vec::new();
     for _ in 0..5 {
         let mut conn = db.connect().await.unwrap();

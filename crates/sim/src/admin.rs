@@ -10,11 +10,13 @@ use actix_web::{HttpResponse, ResponseError};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use crate::claims::{SUPEROFFICE_ISSUER, claim};
 use crate::config::TenantState;
 use crate::context::SimContext;
 use crate::faults::{Fault, Faults, Group};
-use crate::keys::SigningKey;
+use crate::keys::{SigningKey, random_alphanumeric, random_base64};
 use crate::notify::{ChangeType, notify};
 use crate::store::{Grant, GrantStatus, NotificationRecord, Records, Tenant};
 
@@ -117,6 +119,63 @@ pub struct KeysView {
     pub public_key_pem: String,
     /// Every kid in the JWKS, current first.
     pub served_kids: Vec<String>,
+}
+
+/// What kind of SuperOffice-signed token `POST /admin/tokens` issues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenKind {
+    /// A state-change notification's token: issuer `SuperOffice AS`, the tenant in `ctx`.
+    StateChange,
+    /// What PartnerSystemUserService returns: a ticket, audience `spn:{serial}`.
+    SystemUser,
+    /// An OpenID Connect id_token of the tenant's first administrator, with a system user token.
+    IdToken,
+}
+
+/// `POST /admin/tokens`: a token signed by SuperID's current key, issued without any flow, for tests that
+/// present a genuine token somewhere it was not meant for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub kind: TokenKind,
+    pub context_id: String,
+    /// The application it is for (any id: it need not be registered); the first configured one by default.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// State change: carry the audience `spn:{client_id}` (default true). Ignored for the other kinds.
+    #[serde(default = "default_true")]
+    pub audience: bool,
+    /// Name a key no JWKS holds (a random `kid`, no `x5t`); still signed by SuperID's key.
+    #[serde(default)]
+    pub unknown_kid: bool,
+    /// A `nonce` claim.
+    #[serde(default)]
+    pub nonce: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl TokenRequest {
+    pub fn new(kind: TokenKind, context_id: &str) -> Self {
+        Self {
+            kind,
+            context_id: context_id.to_owned(),
+            client_id: None,
+            audience: true,
+            unknown_kid: false,
+            nonce: None,
+        }
+    }
+}
+
+/// A token from `POST /admin/tokens` and the `kid` its header names.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub token: String,
+    pub kid: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -354,6 +413,98 @@ impl Admin {
         })
     }
 
+    /// Signs a token of the requested kind with SuperID's current key.
+    pub fn issue_token(&self, request: &TokenRequest) -> Result<IssuedToken, AdminError> {
+        let client_id = match &request.client_id {
+            Some(id) => id.clone(),
+            None => self
+                .ctx
+                .applications
+                .first()
+                .map(|a| a.client_id.clone())
+                .ok_or_else(|| AdminError::BadRequest("no application is configured".into()))?,
+        };
+        let now = self.ctx.clock.now().timestamp();
+        let store = self.ctx.store();
+        let tenant = store
+            .tenants
+            .get(&request.context_id)
+            .ok_or_else(|| AdminError::UnknownTenant(request.context_id.clone()))?;
+        let ctx_id = tenant.context_id.as_str();
+        let endpoint = self.ctx.tenant_endpoint(tenant);
+        let mut claims = serde_json::Map::new();
+        let mut put = |name: String, value: serde_json::Value| {
+            claims.insert(name, value);
+        };
+        put(claim("ctx"), json!(ctx_id));
+        put("iat".into(), json!(now));
+        put("nbf".into(), json!(now - 60));
+        put("exp".into(), json!(now + 300));
+        match request.kind {
+            TokenKind::StateChange => {
+                put("sub".into(), json!(ctx_id));
+                put("iss".into(), json!(SUPEROFFICE_ISSUER));
+                if request.audience {
+                    put("aud".into(), json!(format!("spn:{client_id}")));
+                }
+            }
+            TokenKind::SystemUser => {
+                put("iss".into(), json!(SUPEROFFICE_ISSUER));
+                put("aud".into(), json!(format!("spn:{}", tenant.serial)));
+                put(claim("serial"), json!(tenant.serial));
+                put(claim("ticket"), json!(format!("7T:{}", random_base64(48))));
+                put(claim("company_name"), json!(tenant.company_name));
+                put(claim("webapi_url"), json!(format!("{endpoint}/api/")));
+                put(
+                    claim("netserver_url"),
+                    json!(format!("{endpoint}/Remote/Services88/")),
+                );
+            }
+            TokenKind::IdToken => {
+                let user = self
+                    .ctx
+                    .users
+                    .iter()
+                    .find(|u| u.tenant == ctx_id && u.is_administrator)
+                    .ok_or_else(|| {
+                        AdminError::BadRequest(format!("{ctx_id} has no administrator"))
+                    })?;
+                put("sub".into(), json!(user.username));
+                put("iss".into(), json!(self.ctx.superid_url));
+                put("aud".into(), json!(client_id));
+                put(claim("upn"), json!(user.username));
+                put(claim("email"), json!(user.email()));
+                put(claim("is_administrator"), json!("True"));
+                put(claim("associateid"), json!(user.associate_id.to_string()));
+                put(claim("serial"), json!(tenant.serial));
+                put(claim("company_name"), json!(tenant.company_name));
+                put(claim("webapi_url"), json!(format!("{endpoint}/api/")));
+                let system_token = tenant.grants.get(&client_id).map_or_else(
+                    || format!("Another App-{}", random_alphanumeric(10)),
+                    |g| g.system_token.clone(),
+                );
+                put(claim("system_token"), json!(system_token));
+            }
+        }
+        if let Some(nonce) = &request.nonce {
+            put("nonce".into(), json!(nonce));
+        }
+        let key = Arc::clone(&store.signing_key);
+        drop(store);
+        let kid = if request.unknown_kid {
+            format!("UNKNOWN{}", random_alphanumeric(20).to_uppercase())
+        } else {
+            key.kid().to_owned()
+        };
+        let signed = if request.unknown_kid {
+            key.sign_as(&kid, &claims)
+        } else {
+            key.sign(&claims)
+        };
+        let token = signed.map_err(|e| AdminError::Key(e.to_string()))?;
+        Ok(IssuedToken { token, kid })
+    }
+
     pub fn keys(&self) -> KeysView {
         let store = self.ctx.store();
         KeysView {
@@ -507,6 +658,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 "/tenants/{ctx}/backup-restored",
                 web::post().to(post_backup_restored),
             )
+            .route("/tokens", web::post().to(post_token))
             .route("/keys", web::get().to(get_keys))
             .route("/keys/rotate", web::post().to(post_rotate))
             .route("/clock", web::get().to(get_clock))
@@ -575,6 +727,11 @@ async fn post_upgrade(ctx: web::Data<SimContext>, path: web::Path<String>, body:
 
 async fn post_backup_restored(ctx: web::Data<SimContext>, path: web::Path<String>) -> Reply {
     ok(admin(&ctx).backup_restored(&path).await?)
+}
+
+async fn post_token(ctx: web::Data<SimContext>, body: Bytes) -> Reply {
+    let request: TokenRequest = json_body(&body, None)?;
+    ok(admin(&ctx).issue_token(&request)?)
 }
 
 async fn get_keys(ctx: web::Data<SimContext>) -> Reply {

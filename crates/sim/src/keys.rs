@@ -114,6 +114,18 @@ impl SigningKey {
         header.x5t = Some(self.x5t.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
+
+    /// RS256 with this key under another name: `kid` as given, no `x5t`.
+    pub fn sign_as<T: Serialize>(
+        &self,
+        kid: &str,
+        claims: &T,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some("JWT".to_owned());
+        header.kid = Some(kid.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
 }
 
 /// A partner's public key as registered in the Developer Portal: PEM SPKI or PKCS#1.

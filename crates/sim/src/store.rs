@@ -109,6 +109,10 @@ pub struct Records {
     pub exchanges: Vec<ExchangeRecord>,
     pub companies: Vec<CompanyRecord>,
     pub notifications: Vec<NotificationRecord>,
+    /// `GET /login/.well-known/openid-configuration` requests served.
+    pub discovery_fetches: u64,
+    /// `GET /login/.well-known/jwks` requests served.
+    pub jwks_fetches: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -29,6 +29,7 @@ use crate::request_log::RedactedRootSpan;
 use crate::session_store::PgSessionStore;
 
 use crate::routes;
+use crate::routes::superoffice::limiter::NotificationLimits;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -49,6 +50,12 @@ pub struct AppState {
     pub work_limits: WorkLimits,
     /// `web.trusted_proxies`: peers whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<IpNet>>,
+    /// `web.legacy_sign_in`: whether `POST /callback` exists.
+    pub legacy_sign_in: bool,
+    /// Whether notifications must carry the audience `spn:{client_id}`.
+    pub state_change_audience_required: bool,
+    /// Notifications per tenant and per source address.
+    pub notification_limits: Arc<NotificationLimits>,
 }
 
 /// The running server: bound, not yet awaited.
@@ -107,6 +114,12 @@ impl Application {
                 open_per_tenant: settings.web.open_work_per_tenant,
             },
             trusted_proxies: Arc::new(settings.web.trusted_proxies.clone()),
+            legacy_sign_in: settings.web.legacy_sign_in,
+            state_change_audience_required: settings.superoffice.state_change_audience_required(),
+            notification_limits: Arc::new(NotificationLimits::new(
+                settings.web.state_change_limit_per_tenant,
+                settings.web.state_change_limit_per_address,
+            )),
         };
         // The cookie carries only the session's random id, signed so a forged one is dropped unread.
         let session_key = Key::from(settings.web.session_key()?.expose_secret());

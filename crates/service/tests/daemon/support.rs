@@ -107,22 +107,12 @@ impl World {
         let view = self.sim.admin().tenant(ctx).unwrap();
         let token = view.system_token.unwrap();
         let id = ContextId::parse(ctx).unwrap();
-        let sealed = self.cipher.encrypt(&id, token.as_bytes()).unwrap();
-        let existing = self.tenant(ctx).await;
-        let changed = match existing
-            .and_then(|t| t.system_token_ciphertext.zip(t.system_token_key_version))
-        {
-            Some((bytes, key_version)) => {
-                let old = self
-                    .cipher
-                    .decrypt_string(
-                        &id,
-                        &shared::crypto::at_rest::Encrypted { key_version, bytes },
-                    )
-                    .unwrap();
-                secrecy::ExposeSecret::expose_secret(&old) != token
-            }
-            None => true,
+        let kind = shared::crypto::at_rest::SecretKind::SystemUserToken;
+        let sealed = self.cipher.encrypt(&id, kind, token.as_bytes()).unwrap();
+        let same_token = |stored: &shared::crypto::at_rest::Encrypted| {
+            self.cipher
+                .decrypt_string(&id, kind, stored)
+                .is_ok_and(|old| secrecy::ExposeSecret::expose_secret(&old) == token)
         };
         tenant_db::capture_token(
             &mut *self.conn().await,
@@ -136,7 +126,8 @@ impl World {
                 token_ciphertext: sealed.bytes,
                 token_key_version: sealed.key_version,
                 captured_by: &format!("admin@{}.example", ctx.to_lowercase()),
-                token_changed: changed,
+                same_token: &same_token,
+                token_issued_at: None,
             },
         )
         .await

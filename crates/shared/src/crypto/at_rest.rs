@@ -1,9 +1,23 @@
 //! Encryption at rest for system user tokens and tickets.
 //!
-//! AES-256-GCM with a random 96-bit nonce per value, stored as `nonce || ciphertext+tag`. The tenant's context
-//! identifier is the associated data, so a value copied to another tenant's row does not decrypt. The key
-//! version travels beside the bytes (its own column) so keys can be rotated: values under the previous key
-//! still decrypt, and `reencrypt` moves them to the current one.
+//! AES-256-GCM with a random 96-bit nonce per value. The associated data names what the value is (a system
+//! user token or a ticket) and whose (the tenant's context identifier), so a value copied to another tenant's
+//! row, or from the token column into the ticket column, does not decrypt. The key version travels beside the
+//! bytes (its own column) so keys can be rotated: values under the previous key still decrypt, and
+//! `reencrypt` moves them to the current one.
+//!
+//! Two formats, told apart by their first bytes:
+//! - format 2 (every value written now): `"\0AR2" || nonce || ciphertext+tag`, associated data
+//!   `partner-at-rest/2\0{token|ticket}\0{context id}`;
+//! - format 1 (values written before format 2 existed): `nonce || ciphertext+tag`, associated data the context
+//!   identifier only. Still read, never written; `partner-service rotate-encryption-key` rewrites them as
+//!   format 2 (`needs_reencryption`).
+//!
+//! A format-2 value is only ever opened with format-2 associated data, so moving a new value into the other
+//! column fails. A value that carries the format-2 marker but does not open is tried as format 1 as well,
+//! because a format-1 nonce may start with the marker by chance (1 in 2^32); that attempt cannot open a real
+//! format-2 value (its nonce and associated data differ), so it gives an attacker no way around the kind check.
+//! Format-1 values keep their weaker binding (tenant only) until they are rewritten.
 
 use std::fmt;
 
@@ -16,6 +30,44 @@ use crate::domain::ContextId;
 
 const NONCE_LEN: usize = 12;
 const TAG_LEN: usize = 16;
+/// The first bytes of every format-2 value.
+const FORMAT_2: &[u8; 4] = b"\0AR2";
+
+/// What a stored secret is; part of its associated data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    /// `tenants.system_token_ciphertext`.
+    SystemUserToken,
+    /// `tickets.ciphertext`.
+    Ticket,
+}
+
+impl SecretKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::SystemUserToken => "token",
+            Self::Ticket => "ticket",
+        }
+    }
+}
+
+/// The format a stored value was written in (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Tenant-only associated data; read, never written.
+    Legacy,
+    /// Kind and tenant in the associated data.
+    Current,
+}
+
+fn associated_data(tenant: &ContextId, kind: SecretKind) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(32 + tenant.as_str().len());
+    aad.extend_from_slice(b"partner-at-rest/2\0");
+    aad.extend_from_slice(kind.label().as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(tenant.as_str().as_bytes());
+    aad
+}
 
 /// Why a value could not be encrypted or decrypted. Never carries the value.
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +84,8 @@ pub enum AtRestError {
     )]
     TooShort(usize),
     #[error(
-        "stored value does not decrypt under key version {0}: it was altered, belongs to another tenant, \
-         or was encrypted with a different key of that version"
+        "stored value does not decrypt under key version {0}: it was altered, belongs to another tenant or \
+         another column, or was encrypted with a different key of that version"
     )]
     Authentication(i16),
     #[error("decrypted value is not UTF-8 text")]
@@ -116,8 +168,13 @@ impl Cipher {
         self.current.version
     }
 
-    /// Encrypts `plaintext` for `tenant` under the current key with a fresh random nonce.
-    pub fn encrypt(&self, tenant: &ContextId, plaintext: &[u8]) -> Result<Encrypted, AtRestError> {
+    /// Encrypts `plaintext`, a `kind` of `tenant`, under the current key with a fresh random nonce (format 2).
+    pub fn encrypt(
+        &self,
+        tenant: &ContextId,
+        kind: SecretKind,
+        plaintext: &[u8],
+    ) -> Result<Encrypted, AtRestError> {
         let nonce = Nonce::try_generate().map_err(|_| AtRestError::Random)?;
         let sealed = self
             .current
@@ -126,11 +183,12 @@ impl Cipher {
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad: tenant.as_str().as_bytes(),
+                    aad: &associated_data(tenant, kind),
                 },
             )
             .map_err(|_| AtRestError::TooLong)?;
-        let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
+        let mut bytes = Vec::with_capacity(FORMAT_2.len() + NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(FORMAT_2);
         bytes.extend_from_slice(nonce.as_slice());
         bytes.extend_from_slice(&sealed);
         Ok(Encrypted {
@@ -139,55 +197,72 @@ impl Cipher {
         })
     }
 
-    /// Decrypts a value stored for `tenant`, with the key its version names.
+    /// Decrypts a `kind` stored for `tenant`, with the key its version names.
     pub fn decrypt(
         &self,
         tenant: &ContextId,
+        kind: SecretKind,
         value: &Encrypted,
     ) -> Result<SecretSlice<u8>, AtRestError> {
-        let key = self.key(value.key_version)?;
-        if value.bytes.len() < NONCE_LEN + TAG_LEN {
-            return Err(AtRestError::TooShort(value.bytes.len()));
-        }
-        let (nonce, sealed) = value.bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| AtRestError::TooShort(value.bytes.len()))?;
-        let plaintext = key
-            .aead
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: tenant.as_str().as_bytes(),
-                },
-            )
-            .map_err(|_| AtRestError::Authentication(value.key_version))?;
-        Ok(SecretSlice::from(plaintext))
+        self.open(tenant, kind, value)
+            .map(|(plaintext, _)| plaintext)
     }
 
     /// Decrypts a value that was text (a token or a ticket).
     pub fn decrypt_string(
         &self,
         tenant: &ContextId,
+        kind: SecretKind,
         value: &Encrypted,
     ) -> Result<SecretString, AtRestError> {
-        let bytes = self.decrypt(tenant, value)?;
+        let bytes = self.decrypt(tenant, kind, value)?;
         let text = std::str::from_utf8(bytes.expose_secret()).map_err(|_| AtRestError::NotText)?;
         Ok(SecretString::from(text))
     }
 
-    /// Whether the value is under an older key and should be rewritten with `reencrypt`.
-    pub fn needs_reencryption(&self, value: &Encrypted) -> bool {
-        value.key_version != self.current.version
+    /// Whether the value should be rewritten with `reencrypt`: it is under an older key, or in format 1.
+    /// Decrypts it to know its format; a value that does not decrypt is an error.
+    pub fn needs_reencryption(
+        &self,
+        tenant: &ContextId,
+        kind: SecretKind,
+        value: &Encrypted,
+    ) -> Result<bool, AtRestError> {
+        let (_, format) = self.open(tenant, kind, value)?;
+        Ok(value.key_version != self.current.version || format == Format::Legacy)
     }
 
-    /// Decrypts with whichever key the value names and encrypts again under the current key.
+    /// Decrypts with whichever key and format the value has and encrypts again under the current key in
+    /// format 2.
     pub fn reencrypt(
         &self,
         tenant: &ContextId,
+        kind: SecretKind,
         value: &Encrypted,
     ) -> Result<Encrypted, AtRestError> {
-        let plaintext = self.decrypt(tenant, value)?;
-        self.encrypt(tenant, plaintext.expose_secret())
+        let plaintext = self.decrypt(tenant, kind, value)?;
+        self.encrypt(tenant, kind, plaintext.expose_secret())
+    }
+
+    /// The plaintext and the format it was stored in.
+    fn open(
+        &self,
+        tenant: &ContextId,
+        kind: SecretKind,
+        value: &Encrypted,
+    ) -> Result<(SecretSlice<u8>, Format), AtRestError> {
+        let key = self.key(value.key_version)?;
+        if let Some(rest) = value.bytes.strip_prefix(FORMAT_2.as_slice())
+            && let Ok(plaintext) = open_with(key, rest, &associated_data(tenant, kind))
+        {
+            return Ok((plaintext, Format::Current));
+        }
+        if value.bytes.len() < NONCE_LEN + TAG_LEN {
+            return Err(AtRestError::TooShort(value.bytes.len()));
+        }
+        open_with(key, &value.bytes, tenant.as_str().as_bytes())
+            .map(|plaintext| (plaintext, Format::Legacy))
+            .map_err(|()| AtRestError::Authentication(value.key_version))
     }
 
     fn key(&self, version: i16) -> Result<&VersionedKey, AtRestError> {
@@ -257,6 +332,19 @@ impl Cipher {
     }
 }
 
+/// `nonce || ciphertext+tag` opened with `aad`.
+fn open_with(key: &VersionedKey, bytes: &[u8], aad: &[u8]) -> Result<SecretSlice<u8>, ()> {
+    if bytes.len() < NONCE_LEN + TAG_LEN {
+        return Err(());
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    let nonce = Nonce::try_from(nonce).map_err(|_| ())?;
+    key.aead
+        .decrypt(&nonce, Payload { msg: sealed, aad })
+        .map(SecretSlice::from)
+        .map_err(|_| ())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -274,19 +362,25 @@ mod tests {
     }
 
     const TOKEN: &[u8] = b"SuperOffice DevNet Node OIDC-8k8Q7DmBgo";
+    const K: SecretKind = SecretKind::SystemUserToken;
 
     #[test]
     fn round_trip_with_fresh_nonces() {
         let cipher = Cipher::new(&material(1, 7), None);
         let ctx = tenant("Cust12345");
-        let a = cipher.encrypt(&ctx, TOKEN).unwrap();
-        let b = cipher.encrypt(&ctx, TOKEN).unwrap();
+        let a = cipher.encrypt(&ctx, K, TOKEN).unwrap();
+        let b = cipher.encrypt(&ctx, K, TOKEN).unwrap();
         assert_eq!(a.key_version, 1);
-        assert_eq!(a.bytes.len(), NONCE_LEN + TOKEN.len() + TAG_LEN);
-        assert_ne!(a.bytes[..NONCE_LEN], b.bytes[..NONCE_LEN]);
+        assert_eq!(
+            a.bytes.len(),
+            FORMAT_2.len() + NONCE_LEN + TOKEN.len() + TAG_LEN
+        );
+        assert_eq!(&a.bytes[..FORMAT_2.len()], FORMAT_2);
+        let nonce = FORMAT_2.len()..FORMAT_2.len() + NONCE_LEN;
+        assert_ne!(a.bytes[nonce.clone()], b.bytes[nonce]);
         assert!(!a.bytes.windows(TOKEN.len()).any(|w| w == TOKEN));
-        assert_eq!(cipher.decrypt(&ctx, &a).unwrap().expose_secret(), TOKEN);
-        let text = cipher.decrypt_string(&ctx, &b).unwrap();
+        assert_eq!(cipher.decrypt(&ctx, K, &a).unwrap().expose_secret(), TOKEN);
+        let text = cipher.decrypt_string(&ctx, K, &b).unwrap();
         assert_eq!(text.expose_secret().as_bytes(), TOKEN);
         assert!(!format!("{a:?}").contains("Super"));
     }
@@ -294,8 +388,8 @@ mod tests {
     #[test]
     fn another_tenant_cannot_decrypt() {
         let cipher = Cipher::new(&material(1, 7), None);
-        let value = cipher.encrypt(&tenant("Cust1"), TOKEN).unwrap();
-        let err = cipher.decrypt(&tenant("Cust2"), &value).unwrap_err();
+        let value = cipher.encrypt(&tenant("Cust1"), K, TOKEN).unwrap();
+        let err = cipher.decrypt(&tenant("Cust2"), K, &value).unwrap_err();
         assert!(matches!(err, AtRestError::Authentication(1)), "{err}");
         assert!(err.to_string().contains("another tenant"));
     }
@@ -304,10 +398,10 @@ mod tests {
     fn another_key_of_the_same_version_cannot_decrypt() {
         let ctx = tenant("Cust1");
         let value = Cipher::new(&material(1, 7), None)
-            .encrypt(&ctx, TOKEN)
+            .encrypt(&ctx, K, TOKEN)
             .unwrap();
         let err = Cipher::new(&material(1, 8), None)
-            .decrypt(&ctx, &value)
+            .decrypt(&ctx, K, &value)
             .unwrap_err();
         assert!(matches!(err, AtRestError::Authentication(1)), "{err}");
     }
@@ -316,12 +410,17 @@ mod tests {
     fn tampering_is_detected() {
         let cipher = Cipher::new(&material(1, 7), None);
         let ctx = tenant("Cust1");
-        let value = cipher.encrypt(&ctx, TOKEN).unwrap();
-        for index in [0, NONCE_LEN, value.bytes.len() - 1] {
+        let value = cipher.encrypt(&ctx, K, TOKEN).unwrap();
+        for index in [
+            0,
+            FORMAT_2.len(),
+            FORMAT_2.len() + NONCE_LEN,
+            value.bytes.len() - 1,
+        ] {
             let mut tampered = value.clone();
             tampered.bytes[index] ^= 0x01;
             assert!(matches!(
-                cipher.decrypt(&ctx, &tampered),
+                cipher.decrypt(&ctx, K, &tampered),
                 Err(AtRestError::Authentication(1))
             ));
         }
@@ -330,7 +429,7 @@ mod tests {
             bytes: value.bytes[..NONCE_LEN + TAG_LEN - 1].to_vec(),
         };
         assert!(matches!(
-            cipher.decrypt(&ctx, &truncated),
+            cipher.decrypt(&ctx, K, &truncated),
             Err(AtRestError::TooShort(27))
         ));
     }
@@ -339,10 +438,10 @@ mod tests {
     fn unknown_version_is_named() {
         let ctx = tenant("Cust1");
         let value = Cipher::new(&material(3, 7), None)
-            .encrypt(&ctx, TOKEN)
+            .encrypt(&ctx, K, TOKEN)
             .unwrap();
         let err = Cipher::new(&material(4, 7), Some(&material(2, 7)))
-            .decrypt(&ctx, &value)
+            .decrypt(&ctx, K, &value)
             .unwrap_err();
         assert!(matches!(err, AtRestError::UnknownKeyVersion(3)));
         assert!(err.to_string().contains("version 3"));
@@ -352,31 +451,31 @@ mod tests {
     fn rotation_reads_old_values_and_moves_them_to_the_new_key() {
         let ctx = tenant("Cust42");
         let old = Cipher::new(&material(1, 7), None);
-        let stored = old.encrypt(&ctx, TOKEN).unwrap();
-        assert!(!old.needs_reencryption(&stored));
+        let stored = old.encrypt(&ctx, K, TOKEN).unwrap();
+        assert!(!old.needs_reencryption(&ctx, K, &stored).unwrap());
 
         let rotated = Cipher::new(&material(2, 9), Some(&material(1, 7)));
         assert_eq!(rotated.current_version(), 2);
-        assert!(rotated.needs_reencryption(&stored));
+        assert!(rotated.needs_reencryption(&ctx, K, &stored).unwrap());
         assert_eq!(
-            rotated.decrypt(&ctx, &stored).unwrap().expose_secret(),
+            rotated.decrypt(&ctx, K, &stored).unwrap().expose_secret(),
             TOKEN
         );
 
-        let moved = rotated.reencrypt(&ctx, &stored).unwrap();
+        let moved = rotated.reencrypt(&ctx, K, &stored).unwrap();
         assert_eq!(moved.key_version, 2);
-        assert!(!rotated.needs_reencryption(&moved));
+        assert!(!rotated.needs_reencryption(&ctx, K, &moved).unwrap());
         assert_eq!(
-            rotated.decrypt(&ctx, &moved).unwrap().expose_secret(),
+            rotated.decrypt(&ctx, K, &moved).unwrap().expose_secret(),
             TOKEN
         );
         let new_only = Cipher::new(&material(2, 9), None);
         assert_eq!(
-            new_only.decrypt(&ctx, &moved).unwrap().expose_secret(),
+            new_only.decrypt(&ctx, K, &moved).unwrap().expose_secret(),
             TOKEN
         );
         assert!(matches!(
-            old.decrypt(&ctx, &moved),
+            old.decrypt(&ctx, K, &moved),
             Err(AtRestError::UnknownKeyVersion(2))
         ));
     }
@@ -393,9 +492,12 @@ mod tests {
         assert_eq!(cipher.current_version(), 5);
         let ctx = tenant("Cust1");
         let old = Cipher::new(&material(4, 0x22), None)
-            .encrypt(&ctx, TOKEN)
+            .encrypt(&ctx, K, TOKEN)
             .unwrap();
-        assert_eq!(cipher.decrypt(&ctx, &old).unwrap().expose_secret(), TOKEN);
+        assert_eq!(
+            cipher.decrypt(&ctx, K, &old).unwrap().expose_secret(),
+            TOKEN
+        );
         assert!(!format!("{cipher:?}").contains("1111"));
     }
 
@@ -414,5 +516,105 @@ mod tests {
             cipher.decrypt_bound(b"session:b", &sealed),
             Err(AtRestError::Authentication(1))
         ));
+}
+
+    /// Format 1, as values were written before the kind was part of the associated data.
+    fn legacy_encrypt(cipher: &Cipher, tenant: &ContextId, plaintext: &[u8]) -> Encrypted {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::fill(&mut nonce);
+        legacy_encrypt_with(cipher, tenant, plaintext, nonce)
+    }
+
+    fn legacy_encrypt_with(
+        cipher: &Cipher,
+        tenant: &ContextId,
+        plaintext: &[u8],
+        nonce: [u8; NONCE_LEN],
+    ) -> Encrypted {
+        let nonce = Nonce::try_from(&nonce[..]).unwrap();
+        let sealed = cipher
+            .current
+            .aead
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: tenant.as_str().as_bytes(),
+                },
+            )
+            .unwrap();
+        Encrypted {
+            key_version: cipher.current.version,
+            bytes: [nonce.as_slice(), &sealed].concat(),
+        }
+    }
+
+    #[test]
+    fn a_value_moved_into_the_other_column_does_not_decrypt() {
+        let cipher = Cipher::new(&material(1, 7), None);
+        let ctx = tenant("Cust1");
+        let token = cipher
+            .encrypt(&ctx, SecretKind::SystemUserToken, TOKEN)
+            .unwrap();
+        let ticket = cipher.encrypt(&ctx, SecretKind::Ticket, b"7T:abc").unwrap();
+        let err = cipher
+            .decrypt(&ctx, SecretKind::Ticket, &token)
+            .unwrap_err();
+        assert!(matches!(err, AtRestError::Authentication(1)), "{err}");
+        assert!(err.to_string().contains("another column"));
+        assert!(matches!(
+            cipher.decrypt(&ctx, SecretKind::SystemUserToken, &ticket),
+            Err(AtRestError::Authentication(1))
+        ));
+        // Stripping the format marker does not turn a new value into an old one either.
+        let stripped = Encrypted {
+            key_version: 1,
+            bytes: token.bytes[FORMAT_2.len()..].to_vec(),
+        };
+        for kind in [SecretKind::SystemUserToken, SecretKind::Ticket] {
+            assert!(matches!(
+                cipher.decrypt(&ctx, kind, &stripped),
+                Err(AtRestError::Authentication(1))
+            ));
+        }
+        assert_eq!(
+            cipher
+                .decrypt(&ctx, SecretKind::Ticket, &ticket)
+                .unwrap()
+                .expose_secret(),
+            b"7T:abc"
+        );
+    }
+
+    #[test]
+    fn old_values_still_decrypt_and_are_rewritten_in_the_new_format() {
+        let cipher = Cipher::new(&material(1, 7), None);
+        let ctx = tenant("Cust1");
+        let old = legacy_encrypt(&cipher, &ctx, TOKEN);
+        assert_eq!(
+            cipher.decrypt(&ctx, K, &old).unwrap().expose_secret(),
+            TOKEN
+        );
+        assert!(matches!(
+            cipher.decrypt(&tenant("Cust2"), K, &old),
+            Err(AtRestError::Authentication(1))
+        ));
+        assert!(cipher.needs_reencryption(&ctx, K, &old).unwrap());
+        let rewritten = cipher.reencrypt(&ctx, K, &old).unwrap();
+        assert_eq!(&rewritten.bytes[..FORMAT_2.len()], FORMAT_2);
+        assert!(!cipher.needs_reencryption(&ctx, K, &rewritten).unwrap());
+        assert!(matches!(
+            cipher.decrypt(&ctx, SecretKind::Ticket, &rewritten),
+            Err(AtRestError::Authentication(1))
+        ));
+        // An old value whose nonce happens to start with the marker still reads.
+        let mut nonce = [9u8; NONCE_LEN];
+        nonce[..FORMAT_2.len()].copy_from_slice(FORMAT_2);
+        let lucky = legacy_encrypt_with(&cipher, &ctx, TOKEN, nonce);
+        assert!(lucky.bytes.starts_with(FORMAT_2));
+        assert_eq!(
+            cipher.decrypt(&ctx, K, &lucky).unwrap().expose_secret(),
+            TOKEN
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! Re-encrypts every stored token and ticket under the current key (after `encryption.key` changed).
+//! Re-encrypts every stored token and ticket under the current key (after `encryption.key` changed) and in
+//! the current at-rest format (values written before the kind was part of the associated data).
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -6,7 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use super::DbError;
 use super::audit::{self, NewAuditEvent};
 use super::schema::{tenants, tickets};
-use crate::crypto::at_rest::{Cipher, Encrypted};
+use crate::crypto::at_rest::{Cipher, Encrypted, SecretKind};
 use crate::domain::ContextId;
 
 /// How many values were re-encrypted.
@@ -16,8 +17,9 @@ pub struct RotationReport {
     pub tickets: usize,
 }
 
-/// Re-encrypts, tenant by tenant (one transaction each), every value not under the current key version.
-/// A value that cannot be decrypted with either configured key stops the run with the tenant named.
+/// Re-encrypts, tenant by tenant (one transaction each), every value not under the current key version or not
+/// in the current format; each value is decrypted to know its format. A value that cannot be decrypted with
+/// either configured key stops the run with the tenant named.
 pub async fn reencrypt_all(
     conn: &mut AsyncPgConnection,
     cipher: &Cipher,
@@ -25,13 +27,9 @@ pub async fn reencrypt_all(
 ) -> Result<RotationReport, DbError> {
     let current = cipher.current_version();
     let stale_tenants: Vec<String> = tenants::table
-        .filter(tenants::system_token_key_version.ne(current))
+        .filter(tenants::system_token_ciphertext.is_not_null())
         .select(tenants::context_id)
-        .union(
-            tickets::table
-                .filter(tickets::key_version.ne(current))
-                .select(tickets::context_id),
-        )
+        .union(tickets::table.select(tickets::context_id))
         .load(conn)
         .await?;
     let mut report = RotationReport::default();
@@ -60,7 +58,6 @@ async fn reencrypt_tenant(
 ) -> Result<(usize, usize), DbError> {
     let ctx = ContextId::parse(context_id).map_err(|e| DbError::Inconsistent(e.to_string()))?;
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let current = cipher.current_version();
         let mut counts = (0, 0);
         let token: Option<(Option<Vec<u8>>, Option<i16>)> = tenants::table
             .filter(tenants::context_id.eq(ctx.as_str()))
@@ -73,16 +70,16 @@ async fn reencrypt_tenant(
             .await
             .optional()?;
         if let Some((Some(bytes), Some(version))) = token
-            && version != current
-        {
-            let fresh = rewrap(
+            && let Some(fresh) = rewrap(
                 cipher,
                 &ctx,
+                SecretKind::SystemUserToken,
                 Encrypted {
                     key_version: version,
                     bytes,
                 },
-            )?;
+            )?
+        {
             diesel::update(tenants::table.filter(tenants::context_id.eq(ctx.as_str())))
                 .set((
                     tenants::system_token_ciphertext.eq(fresh.bytes),
@@ -100,16 +97,16 @@ async fn reencrypt_tenant(
             .await
             .optional()?;
         if let Some((bytes, version)) = ticket
-            && version != current
-        {
-            let fresh = rewrap(
+            && let Some(fresh) = rewrap(
                 cipher,
                 &ctx,
+                SecretKind::Ticket,
                 Encrypted {
                     key_version: version,
                     bytes,
                 },
-            )?;
+            )?
+        {
             diesel::update(tickets::table.find(ctx.as_str()))
                 .set((
                     tickets::ciphertext.eq(fresh.bytes),
@@ -124,8 +121,22 @@ async fn reencrypt_tenant(
     .await
 }
 
-fn rewrap(cipher: &Cipher, ctx: &ContextId, value: Encrypted) -> Result<Encrypted, DbError> {
+/// The value re-encrypted, or `None` when it is under the current key and format already.
+fn rewrap(
+    cipher: &Cipher,
+    ctx: &ContextId,
+    kind: SecretKind,
+    value: Encrypted,
+) -> Result<Option<Encrypted>, DbError> {
+    let failed = |e| DbError::Inconsistent(format!("tenant {ctx}: {e}"));
+    if !cipher
+        .needs_reencryption(ctx, kind, &value)
+        .map_err(failed)?
+    {
+        return Ok(None);
+    }
     cipher
-        .reencrypt(ctx, &value)
-        .map_err(|e| DbError::Inconsistent(format!("tenant {ctx}: {e}")))
+        .reencrypt(ctx, kind, &value)
+        .map(Some)
+        .map_err(failed)
 }

@@ -26,6 +26,7 @@ diesel::table! {
         last_success_at -> Nullable<Timestamptz>,
         last_error -> Nullable<Text>,
         last_error_at -> Nullable<Timestamptz>,
+        token_issued_at -> Nullable<Timestamptz>,
     }
 }
 

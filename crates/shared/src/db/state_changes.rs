@@ -5,12 +5,17 @@
 //! |---|---|
 //! | 0 Upgrade | none; recorded with `VersionName` and `FileVersion` |
 //! | 1 BackupRestored, 3 Resume | `suspended`/`deleted` → `pending`, due now (the service checks the state API afresh) |
-//! | 2 Suspend | `pending`/`active`/`deleted` → `suspended` |
-//! | 4 Delete | `pending`/`active`/`suspended` → `deleted`; the cached ticket is dropped; data kept until purged |
+//! | 2 Suspend | `pending`/`active`/`deleted` → `suspended`, once the state API confirms it |
+//! | 4 Delete | `pending`/`active`/`suspended` → `deleted`; the cached ticket is dropped; data kept until purged; once the state API confirms it |
 //! | 5 Move | `webapi_url` and `netserver_url` cleared, so the next call resolves the new host |
 //!
 //! States set by an administrator's decision or an operator (`revoked`, `expired`, `denied`,
 //! `needs_reapproval`, `disabled`) are never changed by a notification: lifting them is not SuperOffice's call.
+//!
+//! Nothing signs a notification's `ChangeType` (the token covers the tenant, not the change), so a Suspend or
+//! Delete takes effect only when the caller has confirmed with the state API that the tenant is not running
+//! or is gone; otherwise it is recorded as `unconfirmed`, changes nothing and wakes partner-service, which
+//! asks the state API itself.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -105,15 +110,21 @@ impl ChangeType {
     }
 }
 
-/// The idempotency key of a notification: SHA-256 (hex) of the context id, the change type and its token.
+/// The idempotency key of a notification: SHA-256 (hex) of the context id, the change type and the token's
+/// fingerprint (`jwt::fingerprint`: what its signature covers, and the signature, however the token is
+/// spelled).
 ///
 /// The token is signed by SuperOffice and carries its own `iat`, so a redelivery of one notification has the
-/// same key and two notifications have different ones; the change type is part of the key because the token
-/// does not cover it.
-pub fn idempotency_key(context_id: &str, change: &ChangeType, token: &str) -> String {
+/// same key, a re-encoded copy of it too, and two notifications have different ones; the change type is part
+/// of the key because the token does not cover it.
+pub fn idempotency_key(context_id: &str, change: &ChangeType, fingerprint: &[u8; 32]) -> String {
     let mut hasher = Sha256::new();
-    for part in [context_id, change.as_str(), token] {
-        hasher.update(part.as_bytes());
+    for part in [
+        context_id.as_bytes(),
+        change.as_str().as_bytes(),
+        fingerprint,
+    ] {
+        hasher.update(part);
         hasher.update([0u8]);
     }
     hex::encode(hasher.finalize())
@@ -157,6 +168,9 @@ pub struct Notification<'a> {
     pub version_name: Option<&'a str>,
     pub file_version: Option<&'a str>,
     pub public_endpoint: Option<&'a str>,
+    /// A Suspend or Delete the state API did not confirm (the tenant still runs, or the API did not answer):
+    /// recorded, no effect, partner-service woken to check.
+    pub unconfirmed: bool,
 }
 
 /// What applying a notification did.
@@ -167,6 +181,8 @@ pub enum Outcome {
         from: TenantState,
         decision: Decision,
     },
+    /// A Suspend or Delete the state API did not confirm: the tenant is as it was.
+    Unconfirmed { state: TenantState },
     /// No such tenant: only the record and an audit event were written.
     UnknownTenant,
     /// The same notification was processed before: nothing was written.
@@ -183,6 +199,7 @@ impl Outcome {
                 format!("ticket_dropped_kept_{}", decision.to)
             }
             Self::Applied { from, .. } => format!("kept_{from}"),
+            Self::Unconfirmed { .. } => "unconfirmed".to_owned(),
             Self::UnknownTenant => "unknown_tenant".to_owned(),
             Self::Duplicate => "duplicate".to_owned(),
         }
@@ -229,6 +246,9 @@ pub async fn apply(
             .optional()?;
         let outcome = match tenant {
             None => Outcome::UnknownTenant,
+            Some((_, state)) if n.unconfirmed => Outcome::Unconfirmed {
+                state: state.parse().map_err(DbError::Inconsistent)?,
+            },
             Some((id, state)) => {
                 let from: TenantState = state.parse().map_err(DbError::Inconsistent)?;
                 let decision = decide(n.change, from);
@@ -249,6 +269,14 @@ pub async fn apply(
                     "to": decision.to.as_str(),
                     "ticket_dropped": decision.drop_ticket,
                     "urls_cleared": decision.clear_urls,
+                }),
+            ),
+            Outcome::Unconfirmed { state } => (
+                n.change.audit_action(),
+                json!({
+                    "from": state.as_str(),
+                    "to": state.as_str(),
+                    "unconfirmed": "the state API did not confirm the change; partner-service checks it",
                 }),
             ),
             _ => ("superoffice_state_change_unknown_tenant", json!(null)),
@@ -272,7 +300,7 @@ pub async fn apply(
             },
         )
         .await?;
-        if matches!(outcome, Outcome::Applied { .. })
+        if matches!(outcome, Outcome::Applied { .. } | Outcome::Unconfirmed { .. })
             && !matches!(n.change, ChangeType::Unsupported(_))
         {
             notify_work(conn, n.context_id).await?;
@@ -382,13 +410,16 @@ mod tests {
 
     #[test]
     fn the_key_depends_on_every_part() {
-        let key = idempotency_key("Cust1", &ChangeType::Suspend, "a.b.c");
+        let print = [7u8; 32];
+        let key = idempotency_key("Cust1", &ChangeType::Suspend, &print);
         assert_eq!(key.len(), 64);
-        assert_eq!(key, idempotency_key("Cust1", &ChangeType::Suspend, "a.b.c"));
-        assert_ne!(key, idempotency_key("Cust2", &ChangeType::Suspend, "a.b.c"));
-        assert_ne!(key, idempotency_key("Cust1", &ChangeType::Resume, "a.b.c"));
-        assert_ne!(key, idempotency_key("Cust1", &ChangeType::Suspend, "a.b.d"));
-        assert!(!key.contains("a.b.c"));
+        assert_eq!(key, idempotency_key("Cust1", &ChangeType::Suspend, &print));
+        assert_ne!(key, idempotency_key("Cust2", &ChangeType::Suspend, &print));
+        assert_ne!(key, idempotency_key("Cust1", &ChangeType::Resume, &print));
+        assert_ne!(
+            key,
+            idempotency_key("Cust1", &ChangeType::Suspend, &[8u8; 32])
+        );
     }
 
     #[test]
@@ -457,6 +488,13 @@ mod tests {
             "kept_active"
         );
         assert_eq!(Outcome::UnknownTenant.summary(), "unknown_tenant");
+        assert_eq!(
+            Outcome::Unconfirmed {
+                state: TenantState::Active
+            }
+            .summary(),
+            "unconfirmed"
+        );
         assert_eq!(status_invalidation_payload("Cust1"), "state-change:Cust1");
     }
 }

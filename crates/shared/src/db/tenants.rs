@@ -8,6 +8,7 @@ use super::audit::{self, NewAuditEvent};
 use super::models::{Tenant, TenantState};
 use super::schema::{tenants, tickets};
 use super::{DbError, notify_work};
+use crate::crypto::at_rest::Encrypted;
 
 /// One tenant by context id.
 pub async fn find(
@@ -41,6 +42,9 @@ pub async fn count_by_state(conn: &mut AsyncPgConnection) -> Result<Vec<(String,
         .await?)
 }
 
+/// Whether a stored (encrypted) token is the one being captured; the caller can decrypt, the database cannot.
+pub type SameToken<'a> = dyn Fn(&Encrypted) -> bool + Send + Sync + 'a;
+
 /// What an administrator's sign-in tells about a tenant, with the token already encrypted.
 pub struct TokenCapture<'a> {
     pub context_id: &'a str,
@@ -53,8 +57,11 @@ pub struct TokenCapture<'a> {
     pub token_key_version: i16,
     /// Who signed in (their SuperID user name); recorded, never a secret.
     pub captured_by: &'a str,
-    /// Whether the token differs from the stored one (decided by the caller, who can decrypt).
-    pub token_changed: bool,
+    /// Whether a stored token is this one; asked under the tenant's row lock.
+    pub same_token: &'a SameToken<'a>,
+    /// When SuperID issued the token (the id_token's `iat`); `None` is now. A token issued before the stored
+    /// one never replaces it.
+    pub token_issued_at: Option<DateTime<Utc>>,
 }
 
 /// What capturing did.
@@ -66,10 +73,17 @@ pub enum CaptureOutcome {
     Replaced,
     /// The same token again: details refreshed, the ticket kept.
     Unchanged,
+    /// A different token issued before the stored one (a sign-in that lost a race with a newer one):
+    /// nothing changed.
+    Superseded,
 }
 
 /// Stores a captured system user token in one transaction: the tenant row (inserted or updated),
 /// the dropped ticket when the token changed, an audit event, and a NOTIFY that wakes the service.
+///
+/// Whether the token changed is decided under the tenant's row lock, so two administrators signing in at
+/// once are serialised: the token issued last is kept whichever commits last, and a changed token always
+/// drops the ticket, so the ticket left is from the stored token.
 pub async fn capture_token(
     conn: &mut AsyncPgConnection,
     capture: TokenCapture<'_>,
@@ -78,10 +92,17 @@ pub async fn capture_token(
         {
             let locked = tenants::table
                 .filter(tenants::context_id.eq(capture.context_id))
-                .select((tenants::id, tenants::state))
+                .select((
+                    tenants::id,
+                    tenants::state,
+                    tenants::system_token_ciphertext,
+                    tenants::system_token_key_version,
+                    tenants::token_issued_at,
+                ))
                 .for_update();
-            let existing: Option<(i64, String)> = locked.first(conn).await.optional()?;
+            let existing: Option<Locked> = locked.first(conn).await.optional()?;
             let now = Utc::now();
+            let issued_at = capture.token_issued_at.unwrap_or(now);
             let existing = match existing {
                 Some(row) => Some(row),
                 None => {
@@ -98,6 +119,7 @@ pub async fn capture_token(
                             tenants::system_token_key_version.eq(capture.token_key_version),
                             tenants::token_captured_by.eq(capture.captured_by),
                             tenants::token_captured_at.eq(now),
+                            tenants::token_issued_at.eq(issued_at),
                             tenants::token_generation.eq(1),
                             tenants::next_attempt_at.eq(now),
                         ))
@@ -116,61 +138,19 @@ pub async fn capture_token(
             };
             let outcome = match existing {
                 None => CaptureOutcome::Created,
-                Some((id, state)) => {
+                Some((id, state, stored_bytes, stored_version, stored_issued_at)) => {
                     let state: TenantState = state.parse().map_err(DbError::Inconsistent)?;
-                    // A new approval revives a tenant stopped for lack of authorization; SuperOffice's
-                    // own states (suspended, deleted) and an operator's disable are not the user's to lift.
-                    let revive = matches!(
-                        state,
-                        TenantState::Revoked
-                            | TenantState::Expired
-                            | TenantState::Denied
-                            | TenantState::NeedsReapproval
-                    );
-                    let changed = capture.token_changed || revive;
-                    let new_state = if changed
-                        && state != TenantState::Suspended
-                        && state != TenantState::Deleted
-                        && state != TenantState::Disabled
-                    {
-                        TenantState::Pending
-                    } else {
-                        state
+                    let same = match (stored_bytes, stored_version) {
+                        (Some(bytes), Some(key_version)) => {
+                            (capture.same_token)(&Encrypted { key_version, bytes })
+                        }
+                        _ => false,
                     };
-                    diesel::update(tenants::table.find(id))
-                        .set((
-                            tenants::environment.eq(capture.environment),
-                            tenants::company_name.eq(capture.company_name),
-                            tenants::serial.eq(capture.serial),
-                            tenants::webapi_url.eq(capture.webapi_url),
-                            tenants::netserver_url.eq(capture.netserver_url),
-                            tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
-                            tenants::system_token_key_version.eq(capture.token_key_version),
-                            tenants::token_captured_by.eq(capture.captured_by),
-                            tenants::token_captured_at.eq(now),
-                            tenants::state.eq(new_state.as_str()),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    if changed {
-                        diesel::update(tenants::table.find(id))
-                            .set((
-                                tenants::token_generation.eq(tenants::token_generation + 1),
-                                tenants::state_reason.eq(None::<String>),
-                                tenants::next_attempt_at.eq(now),
-                                tenants::failed_attempts.eq(0),
-                                tenants::last_error.eq(None::<String>),
-                            ))
-                            .execute(conn)
-                            .await?;
-                        diesel::delete(
-                            tickets::table.filter(tickets::context_id.eq(capture.context_id)),
-                        )
-                        .execute(conn)
-                        .await?;
-                        CaptureOutcome::Replaced
+                    if !same && stored_issued_at.is_some_and(|stored| issued_at < stored) {
+                        CaptureOutcome::Superseded
                     } else {
-                        CaptureOutcome::Unchanged
+                        update_capture(conn, id, state, same, stored_issued_at, &capture, now)
+                            .await?
                     }
                 }
             };
@@ -178,6 +158,7 @@ pub async fn capture_token(
                 CaptureOutcome::Created => "token_captured",
                 CaptureOutcome::Replaced => "token_replaced",
                 CaptureOutcome::Unchanged => "token_confirmed",
+                CaptureOutcome::Superseded => "token_superseded",
             };
             audit::record(
                 conn,
@@ -189,13 +170,87 @@ pub async fn capture_token(
                 },
             )
             .await?;
-            if outcome != CaptureOutcome::Unchanged {
+            if matches!(outcome, CaptureOutcome::Created | CaptureOutcome::Replaced) {
                 notify_work(conn, capture.context_id).await?;
             }
             Ok(outcome)
         }
     })
     .await
+}
+
+/// The tenant row as `capture_token` locks it: id, state, stored token, its key version and issue time.
+type Locked = (
+    i64,
+    String,
+    Option<Vec<u8>>,
+    Option<i16>,
+    Option<DateTime<Utc>>,
+);
+
+/// Updates a locked tenant with a captured token; `same` says whether it is the stored one.
+async fn update_capture(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    state: TenantState,
+    same: bool,
+    stored_issued_at: Option<DateTime<Utc>>,
+    capture: &TokenCapture<'_>,
+    now: DateTime<Utc>,
+) -> Result<CaptureOutcome, DbError> {
+    // A new approval revives a tenant stopped for lack of authorization; SuperOffice's own states
+    // (suspended, deleted) and an operator's disable are not the user's to lift.
+    let revive = matches!(
+        state,
+        TenantState::Revoked
+            | TenantState::Expired
+            | TenantState::Denied
+            | TenantState::NeedsReapproval
+    );
+    let changed = !same || revive;
+    let new_state = if changed
+        && state != TenantState::Suspended
+        && state != TenantState::Deleted
+        && state != TenantState::Disabled
+    {
+        TenantState::Pending
+    } else {
+        state
+    };
+    let issued_at = capture.token_issued_at.unwrap_or(now);
+    diesel::update(tenants::table.find(id))
+        .set((
+            tenants::environment.eq(capture.environment),
+            tenants::company_name.eq(capture.company_name),
+            tenants::serial.eq(capture.serial),
+            tenants::webapi_url.eq(capture.webapi_url),
+            tenants::netserver_url.eq(capture.netserver_url),
+            tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
+            tenants::system_token_key_version.eq(capture.token_key_version),
+            tenants::token_captured_by.eq(capture.captured_by),
+            tenants::token_captured_at.eq(now),
+            tenants::token_issued_at.eq(stored_issued_at.map_or(issued_at, |s| s.max(issued_at))),
+            tenants::state.eq(new_state.as_str()),
+        ))
+        .execute(conn)
+        .await?;
+    if !changed {
+        return Ok(CaptureOutcome::Unchanged);
+    }
+    diesel::update(tenants::table.find(id))
+        .set((
+            tenants::token_generation.eq(tenants::token_generation + 1),
+            tenants::state_reason.eq(None::<String>),
+            tenants::next_attempt_at.eq(now),
+            tenants::failed_attempts.eq(0),
+            tenants::last_error.eq(None::<String>),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::delete(tickets::table.filter(tickets::context_id.eq(capture.context_id)))
+        .execute(conn)
+        .await?;
+    Ok(CaptureOutcome::Replaced)
 }
 
 /// Moves a tenant to a lifecycle state with a reason, and records who did it.

@@ -2,8 +2,10 @@
 //!
 //! A token names its key by `kid` or `x5t`; either may carry the thumbprint as hex or in x5t form, so both
 //! are compared as thumbprints (protocol §3.1). An unknown key triggers one JWKS refetch, then no other for a
-//! cooldown, so a flood of forged tokens cannot hammer SuperID. When the JWKS cannot be fetched, the pinned
-//! certificate still validates tokens. Tokens naming no key try every key known.
+//! cooldown, so a flood of forged tokens cannot hammer SuperID; keys are also fetched again once a day (a key
+//! SuperID withdrew stops being trusted). When the JWKS cannot be fetched, the pinned certificate still
+//! validates tokens. Tokens naming no key, and tokens whose key name is still unknown after a refetch, try
+//! every key known.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -21,6 +23,8 @@ use crate::jwt::certificate::{Certificate, Thumbprint};
 
 /// How long after one JWKS fetch an unknown key may trigger another.
 pub const DEFAULT_REFETCH_COOLDOWN: Duration = Duration::from_secs(60);
+/// How old fetched keys may grow before they are fetched again (`superoffice.jwks_refresh_secs`).
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// A JWKS larger than this is refused.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// Upper bound on one JWKS request, whatever the client's own timeout.
@@ -114,14 +118,28 @@ pub struct KeySet {
     inner: Arc<Inner>,
 }
 
+/// The JWKS keys as last fetched, and when.
+type Fetched = (Instant, Arc<[Arc<VerificationKey>]>);
+
 struct Inner {
     fixed: Vec<Arc<VerificationKey>>,
     jwks: Option<JwksEndpoint>,
     cooldown: Duration,
+    /// Fetch the JWKS again once what was fetched is this old, even if every token names a known key.
+    max_age: Duration,
     /// `None` until the JWKS has been fetched once.
-    fetched: RwLock<Option<Arc<[Arc<VerificationKey>]>>>,
+    fetched: RwLock<Option<Fetched>>,
     /// When the last fetch was attempted; held during a fetch so that one runs at a time.
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
+}
+
+/// The keys a token's signature is tried against.
+#[derive(Debug)]
+pub(crate) struct Candidates {
+    pub(crate) keys: Vec<Arc<VerificationKey>>,
+    /// No key has the token's name, even after a refetch: these are every key known, and a signature none
+    /// of them verifies means the key is unknown rather than the signature bad.
+    pub(crate) fallback: bool,
 }
 
 impl fmt::Debug for KeySet {
@@ -130,86 +148,100 @@ impl fmt::Debug for KeySet {
             .field("fixed", &self.inner.fixed)
             .field("jwks", &self.inner.jwks.as_ref().map(|j| j.uri.as_str()))
             .field("cooldown", &self.inner.cooldown)
+            .field("max_age", &self.inner.max_age)
             .finish_non_exhaustive()
     }
 }
 
 impl KeySet {
-    /// The pinned certificate (none for `custom`) and SuperID's JWKS.
+    /// The pinned certificate (none for `custom`) and SuperID's JWKS, fetched again on an unknown key (at
+    /// most once per `refetch_cooldown`) and whenever what was fetched is older than `max_age`.
     pub fn new(
         pinned: Option<&Certificate>,
         jwks: Option<JwksEndpoint>,
         refetch_cooldown: Duration,
+        max_age: Duration,
     ) -> Self {
         let fixed = pinned
             .map(VerificationKey::from_certificate)
             .into_iter()
             .collect();
-        Self::build(fixed, jwks, refetch_cooldown)
+        Self::build(fixed, jwks, refetch_cooldown, max_age)
     }
 
     /// Only these keys, never fetched: the offline path (`verify-jwt`, benchmarks, the simulator's tests).
     pub fn from_keys(keys: Vec<VerificationKey>) -> Self {
-        Self::build(keys, None, DEFAULT_REFETCH_COOLDOWN)
+        Self::build(keys, None, DEFAULT_REFETCH_COOLDOWN, DEFAULT_MAX_AGE)
     }
 
-    fn build(fixed: Vec<VerificationKey>, jwks: Option<JwksEndpoint>, cooldown: Duration) -> Self {
+    fn build(
+        fixed: Vec<VerificationKey>,
+        jwks: Option<JwksEndpoint>,
+        cooldown: Duration,
+        max_age: Duration,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 fixed: fixed.into_iter().map(Arc::new).collect(),
                 jwks,
                 cooldown,
+                max_age,
                 fetched: RwLock::new(None),
                 last_attempt: tokio::sync::Mutex::new(None),
             }),
         }
     }
 
-    /// The keys that may have signed a token with this header, fetching the JWKS when it is needed and allowed.
-    pub(crate) async fn candidates(
-        &self,
-        hint: &KeyHint,
-    ) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
+    /// The keys that may have signed a token with this header, fetching the JWKS when it is needed (an
+    /// unknown name, never fetched, or older than `max_age`) and allowed (not cooling down).
+    pub(crate) async fn candidates(&self, hint: &KeyHint) -> Result<Candidates, JwtError> {
         let fetched = self.snapshot();
-        let found = self.select(hint, fetched.as_deref());
-        let complete = self.inner.jwks.is_none() || fetched.is_some();
-        if !found.is_empty() && (complete || !hint.is_empty()) {
-            return Ok(found);
+        let stale = self.inner.jwks.is_some()
+            && fetched
+                .as_ref()
+                .is_some_and(|(at, _)| at.elapsed() >= self.inner.max_age);
+        let keys = fetched.map(|(_, keys)| keys);
+        let found = self.select(hint, keys.as_deref());
+        let complete = self.inner.jwks.is_none() || keys.is_some();
+        if !stale && !found.is_empty() && (complete || !hint.is_empty()) {
+            return Ok(Candidates {
+                keys: found,
+                fallback: false,
+            });
         }
         if let Some(endpoint) = &self.inner.jwks {
             self.refetch_unless_cooling_down(endpoint).await;
         }
-        self.finish(hint, self.select(hint, self.snapshot().as_deref()))
+        self.finish(hint)
     }
 
     /// As `candidates`, without any network: the pinned or explicit keys and what was fetched before.
-    pub(crate) fn candidates_offline(
-        &self,
-        hint: &KeyHint,
-    ) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
-        self.finish(hint, self.select(hint, self.snapshot().as_deref()))
+    pub(crate) fn candidates_offline(&self, hint: &KeyHint) -> Result<Candidates, JwtError> {
+        self.finish(hint)
     }
 
-    /// No candidate at all means no key is known (`KeysUnavailable`), or none has the token's name.
-    fn finish(
-        &self,
-        hint: &KeyHint,
-        found: Vec<Arc<VerificationKey>>,
-    ) -> Result<Vec<Arc<VerificationKey>>, JwtError> {
+    /// The keys named by the token; when none is (even after a refetch), every key known, pinned and fetched
+    /// (protocol §3.1: SuperOffice's `kid` format has varied). No key at all is `KeysUnavailable`.
+    fn finish(&self, hint: &KeyHint) -> Result<Candidates, JwtError> {
+        let fetched = self.snapshot().map(|(_, keys)| keys);
+        let found = self.select(hint, fetched.as_deref());
         if !found.is_empty() {
-            Ok(found)
-        } else if hint.is_empty()
-            || self
-                .select(&KeyHint::default(), self.snapshot().as_deref())
-                .is_empty()
-        {
-            Err(JwtError::KeysUnavailable)
-        } else {
-            Err(JwtError::UnknownKey)
+            return Ok(Candidates {
+                keys: found,
+                fallback: false,
+            });
         }
+        let every = self.select(&KeyHint::default(), fetched.as_deref());
+        if every.is_empty() {
+            return Err(JwtError::KeysUnavailable);
+        }
+        Ok(Candidates {
+            keys: every,
+            fallback: true,
+        })
     }
 
-    fn snapshot(&self) -> Option<Arc<[Arc<VerificationKey>]>> {
+    fn snapshot(&self) -> Option<Fetched> {
         self.inner
             .fetched
             .read()
@@ -233,7 +265,8 @@ impl KeySet {
 
     /// Fetches the JWKS unless a refetch ran less than the cooldown ago. The first successful fetch does
     /// not start the cooldown, so a key rotated in just after it is picked up by the very next token that
-    /// names it; refetches for unknown keys and failed fetches do.
+    /// names it; refetches (for unknown keys, for age) and failed fetches do. A failed fetch keeps the keys
+    /// fetched before.
     async fn refetch_unless_cooling_down(&self, endpoint: &JwksEndpoint) {
         let mut last_attempt = self.inner.last_attempt.lock().await;
         if last_attempt.is_some_and(|at| at.elapsed() < self.inner.cooldown) {
@@ -250,7 +283,7 @@ impl KeySet {
                     .fetched
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some(keys.into_iter().map(Arc::new).collect());
+                    Some((Instant::now(), keys.into_iter().map(Arc::new).collect()));
             }
             Err(error) => {
                 *last_attempt = Some(Instant::now());

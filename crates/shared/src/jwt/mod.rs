@@ -13,8 +13,10 @@ use crate::domain::ContextId;
 
 pub use certificate::{Certificate, CertificateError, Thumbprint};
 pub use claims::SuperOfficeClaims;
-pub use key_set::{DEFAULT_REFETCH_COOLDOWN, JwksEndpoint, KeySet, VerificationKey};
-pub use validator::{Expectation, JwtValidator, MAX_TOKEN_BYTES, SUPEROFFICE_ISSUER};
+pub use key_set::{
+    DEFAULT_MAX_AGE, DEFAULT_REFETCH_COOLDOWN, JwksEndpoint, KeySet, VerificationKey,
+};
+pub use validator::{Expectation, JwtValidator, MAX_TOKEN_BYTES, SUPEROFFICE_ISSUER, fingerprint};
 
 /// Why a token was refused. Each message names the check that failed; none carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,4 +57,8 @@ pub enum JwtError {
     },
     #[error("token lacks the required claim {0}")]
     MissingClaim(&'static str),
+    #[error(
+        "token carries the claim {0}, which a token of this kind never has; it was issued for something else"
+    )]
+    UnexpectedClaim(&'static str),
 }

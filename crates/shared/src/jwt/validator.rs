@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::domain::ContextId;
 use crate::jwt::JwtError;
 use crate::jwt::claims::{Claims, SuperOfficeClaims};
-use crate::jwt::key_set::{KeyHint, KeySet, VerificationKey};
+use crate::jwt::key_set::{Candidates, KeyHint, KeySet};
 
 /// The issuer of system-user JWTs, legacy federated posts and notifications.
 pub const SUPEROFFICE_ISSUER: &str = "SuperOffice AS";
@@ -45,13 +45,24 @@ pub enum Expectation {
         serial: String,
         context_id: ContextId,
     },
-    /// The deprecated federated-login form post: issuer only, audience not defined.
+    /// Signature and issuer `SuperOffice AS` only, for an operator's offline check (`verify-jwt`) before the
+    /// token's own tenant is known. Never enough to trust a token: nothing says whom it was issued to.
     Legacy,
-    /// A tenant state-change notification: its `ctx` must be the tenant named in the body; an audience, if
-    /// present, must be `spn:{client_id}`.
+    /// The deprecated federated-login form post. Its audience is undocumented, so `client_id` or
+    /// `spn:{client_id}` is accepted, but one of them must be there; a nonce, if any, must be the one this
+    /// browser sent; a system-user JWT (a ticket for `spn:{serial}`) is refused.
+    LegacySignIn {
+        client_id: String,
+        /// The nonce of the sign-in this browser started.
+        nonce: String,
+    },
+    /// A tenant state-change notification: its `ctx` must be the tenant named in the body; its audience must
+    /// be `spn:{client_id}` (when `audience_required`, or whenever it has one). A ticket, a nonce or a system
+    /// user token means it was issued for something else.
     StateChange {
         context_id: ContextId,
         client_id: String,
+        audience_required: bool,
     },
 }
 
@@ -62,6 +73,7 @@ impl Expectation {
             Self::IdToken { .. } => "id_token",
             Self::SystemUser { .. } => "system_user",
             Self::Legacy => "legacy",
+            Self::LegacySignIn { .. } => "legacy_sign_in",
             Self::StateChange { .. } => "state_change",
         }
     }
@@ -69,7 +81,10 @@ impl Expectation {
     fn issuer(&self) -> &str {
         match self {
             Self::IdToken { issuer, .. } => issuer,
-            Self::SystemUser { .. } | Self::Legacy | Self::StateChange { .. } => SUPEROFFICE_ISSUER,
+            Self::SystemUser { .. }
+            | Self::Legacy
+            | Self::LegacySignIn { .. }
+            | Self::StateChange { .. } => SUPEROFFICE_ISSUER,
         }
     }
 }
@@ -132,15 +147,20 @@ impl JwtValidator {
     fn check(
         &self,
         parts: &Parts<'_>,
-        keys: &[Arc<VerificationKey>],
+        candidates: &Candidates,
         expectation: &Expectation,
     ) -> Result<SuperOfficeClaims, JwtError> {
         let signed = parts.signed.as_bytes();
-        if !keys
+        if !candidates
+            .keys
             .iter()
             .any(|key| key.verifies(signed, &parts.signature))
         {
-            return Err(JwtError::Signature);
+            return Err(if candidates.fallback {
+                JwtError::UnknownKey
+            } else {
+                JwtError::Signature
+            });
         }
         let payload: Map<String, Value> = decode_json(parts.payload, "payload")?;
         self.check_claims(&payload, expectation)
@@ -184,6 +204,29 @@ impl JwtValidator {
                 if claims.subject.is_none() {
                     return Err(JwtError::MissingClaim("sub"));
                 }
+                // OpenID Connect never puts a ticket in an id_token: this is a legacy or system-user JWT.
+                if claims.ticket.is_some() {
+                    return Err(JwtError::UnexpectedClaim("ticket"));
+                }
+            }
+            Expectation::LegacySignIn { nonce, .. } => {
+                if claims
+                    .nonce
+                    .as_deref()
+                    .is_some_and(|found| found != nonce.as_str())
+                {
+                    return Err(JwtError::Nonce);
+                }
+                // A system-user JWT names its tenant's database as `spn:{serial}`; its ticket is the system
+                // user's, never a signed-in user's.
+                if claims.ticket.is_some()
+                    && claims
+                        .serial
+                        .as_deref()
+                        .is_some_and(|serial| claims.audience.contains(&format!("spn:{serial}")))
+                {
+                    return Err(JwtError::UnexpectedClaim("ticket"));
+                }
             }
             Expectation::SystemUser { context_id, .. } => {
                 check_context(context_id, &claims.context_id)?;
@@ -193,6 +236,15 @@ impl JwtValidator {
             }
             Expectation::StateChange { context_id, .. } => {
                 check_context(context_id, &claims.context_id)?;
+                if claims.ticket.is_some() {
+                    return Err(JwtError::UnexpectedClaim("ticket"));
+                }
+                if claims.nonce.is_some() {
+                    return Err(JwtError::UnexpectedClaim("nonce"));
+                }
+                if claims.system_token.is_some() {
+                    return Err(JwtError::UnexpectedClaim("system_token"));
+                }
             }
             Expectation::Legacy => {}
         }
@@ -206,9 +258,17 @@ fn check_audience(found: &[String], expectation: &Expectation) -> Result<(), Jwt
         Expectation::SystemUser { serial, .. } => {
             format!("spn:{}", serial.strip_prefix("spn:").unwrap_or(serial))
         }
-        Expectation::StateChange { client_id, .. } if !found.is_empty() => {
+        Expectation::LegacySignIn { client_id, .. } => {
+            if found.contains(client_id) {
+                return Ok(());
+            }
             format!("spn:{client_id}")
         }
+        Expectation::StateChange {
+            client_id,
+            audience_required,
+            ..
+        } if *audience_required || !found.is_empty() => format!("spn:{client_id}"),
         Expectation::StateChange { .. } | Expectation::Legacy => return Ok(()),
     };
     if found.contains(&expected) {
@@ -295,6 +355,43 @@ impl<'a> Parts<'a> {
     }
 }
 
+/// What a token's signature covers, independent of how the token is spelled: SHA-256 over its header and
+/// payload as JSON with sorted member names and no whitespace, and over its signature's bytes. Base64url
+/// padding, member order or spacing of the JSON (none of which a valid signature allows to change, except the
+/// signature's own padding) give the same fingerprint; any change to what SuperOffice signed gives another.
+/// Call it on a token that validated.
+pub fn fingerprint(token: &str) -> Result<[u8; 32], JwtError> {
+    use sha2::{Digest, Sha256};
+    let parts = Parts::split(token)?;
+    let header = token.split('.').next().unwrap_or_default();
+    let mut hasher = Sha256::new();
+    for (part, what) in [(header, "header"), (parts.payload, "payload")] {
+        let json = canonical(Value::Object(decode_json(part, what)?));
+        hasher.update(json.to_string().as_bytes());
+        hasher.update([0u8]);
+    }
+    hasher.update(&parts.signature);
+    Ok(hasher.finalize().into())
+}
+
+/// The same JSON with every object's members in name order.
+fn canonical(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut members: Vec<(String, Value)> = map.into_iter().collect();
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                members
+                    .into_iter()
+                    .map(|(name, value)| (name, canonical(value)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
+    }
+}
+
 fn decode_json(part: &str, what: &str) -> Result<Map<String, Value>, JwtError> {
     let bytes = JWT_BASE64
         .decode(part)
@@ -320,7 +417,7 @@ mod tests {
     use super::*;
     use crate::clock::FixedClock;
     use crate::crypto::partner_key::PartnerKey;
-    use crate::jwt::{Certificate, DEFAULT_REFETCH_COOLDOWN, JwksEndpoint};
+    use crate::jwt::{Certificate, DEFAULT_MAX_AGE, DEFAULT_REFETCH_COOLDOWN, JwksEndpoint};
 
     const NOW: i64 = 1_800_000_000;
     const CLIENT_ID: &str = "6cf25376616343b38d14ddcd804f2891";
@@ -336,6 +433,14 @@ mod tests {
         static KEY: OnceLock<PartnerKey> = OnceLock::new();
         KEY.get_or_init(|| {
             PartnerKey::parse(include_str!("../../testdata/localhost-private-key.xml")).unwrap()
+        })
+    }
+
+    /// A key neither pinned nor published: a forger's.
+    fn unknown_key() -> &'static PartnerKey {
+        static KEY: OnceLock<PartnerKey> = OnceLock::new();
+        KEY.get_or_init(|| {
+            PartnerKey::parse(include_str!("../../testdata/partner-private-key.xml")).unwrap()
         })
     }
 
@@ -431,7 +536,12 @@ mod tests {
 
     fn offline() -> JwtValidator {
         JwtValidator::new(
-            KeySet::new(Some(&certificate()), None, DEFAULT_REFETCH_COOLDOWN),
+            KeySet::new(
+                Some(&certificate()),
+                None,
+                DEFAULT_REFETCH_COOLDOWN,
+                DEFAULT_MAX_AGE,
+            ),
             Duration::from_secs(60),
         )
         .with_clock(Arc::new(FixedClock(at(NOW))))
@@ -457,13 +567,27 @@ mod tests {
     }
 
     fn online(server: &MockServer, pinned: bool, cooldown: Duration) -> JwtValidator {
+        online_with_max_age(server, pinned, cooldown, DEFAULT_MAX_AGE)
+    }
+
+    fn online_with_max_age(
+        server: &MockServer,
+        pinned: bool,
+        cooldown: Duration,
+        max_age: Duration,
+    ) -> JwtValidator {
         let endpoint = JwksEndpoint {
             uri: Url::parse(&format!("{}{JWKS_PATH}", server.uri())).unwrap(),
             client: reqwest::Client::new(),
         };
         let certificate = certificate();
         JwtValidator::new(
-            KeySet::new(pinned.then_some(&certificate), Some(endpoint), cooldown),
+            KeySet::new(
+                pinned.then_some(&certificate),
+                Some(endpoint),
+                cooldown,
+                max_age,
+            ),
             Duration::from_secs(60),
         )
         .with_clock(Arc::new(FixedClock(at(NOW))))
@@ -748,8 +872,9 @@ mod tests {
         let state_change = Expectation::StateChange {
             context_id: ContextId::parse("Cust12345").unwrap(),
             client_id: CLIENT_ID.into(),
+            audience_required: false,
         };
-        let notification = without(system_user_claims(), "aud");
+        let notification = without(without(system_user_claims(), "aud"), &custom("ticket"));
         let token = sign(pinned_key(), &pinned_header(), &notification);
         assert!(validator.validate_offline(&token, &state_change).is_ok());
         let for_us = with(
@@ -771,6 +896,247 @@ mod tests {
             validator.validate_offline(&token, &state_change),
             Err(JwtError::ContextMismatch { .. })
         ));
+    }
+
+    fn notification_claims() -> Value {
+        json!({
+            custom("ctx"): "Cust12345",
+            "iat": NOW, "nbf": NOW - 60, "exp": NOW + 300,
+            "iss": "SuperOffice AS", "aud": format!("spn:{CLIENT_ID}"),
+        })
+    }
+
+    fn state_change(audience_required: bool) -> Expectation {
+        Expectation::StateChange {
+            context_id: ContextId::parse("Cust12345").unwrap(),
+            client_id: CLIENT_ID.into(),
+            audience_required,
+        }
+    }
+
+    #[test]
+    fn state_changes_need_our_audience_and_nothing_issued_for_something_else() {
+        let validator = offline();
+        let check = |claims: &Value, audience_required| {
+            let token = sign(pinned_key(), &pinned_header(), claims);
+            validator.validate_offline(&token, &state_change(audience_required))
+        };
+        assert!(check(&notification_claims(), true).is_ok());
+        let no_audience = without(notification_claims(), "aud");
+        assert!(matches!(
+            check(&no_audience, true),
+            Err(JwtError::Audience { .. })
+        ));
+        assert!(check(&no_audience, false).is_ok());
+        let cases = [
+            (custom("ticket"), json!("7T:abc"), "ticket"),
+            ("nonce".to_owned(), json!("n-1"), "nonce"),
+            (
+                custom("system_token"),
+                json!("App-1234567890"),
+                "system_token",
+            ),
+        ];
+        for (claim, value, name) in cases {
+            let claims = with(notification_claims(), &claim, value);
+            assert_eq!(
+                check(&claims, true).unwrap_err(),
+                JwtError::UnexpectedClaim(name),
+                "{claim}"
+            );
+        }
+        // A system-user JWT for the tenant (audience spn:{serial}, a ticket) is no notification.
+        assert!(check(&system_user_claims(), false).is_err());
+        assert!(check(&system_user_claims(), true).is_err());
+    }
+
+    #[test]
+    fn id_tokens_never_carry_a_ticket() {
+        let claims = with(id_token_claims(), &custom("ticket"), json!("7T:abc"));
+        let token = sign(pinned_key(), &pinned_header(), &claims);
+        assert_eq!(
+            offline()
+                .validate_offline(&token, &id_token_expectation())
+                .unwrap_err(),
+            JwtError::UnexpectedClaim("ticket")
+        );
+    }
+
+    #[test]
+    fn legacy_sign_ins_need_our_audience_and_our_nonce() {
+        let validator = offline();
+        let expectation = Expectation::LegacySignIn {
+            client_id: CLIENT_ID.into(),
+            nonce: "nonce-1".into(),
+        };
+        let legacy = with(
+            with(id_token_claims(), "iss", json!("SuperOffice AS")),
+            &custom("ticket"),
+            json!("7T:user-ticket"),
+        );
+        let check = |claims: &Value| {
+            let token = sign(pinned_key(), &pinned_header(), claims);
+            validator.validate_offline(&token, &expectation)
+        };
+        let claims = check(&legacy).unwrap();
+        assert_eq!(
+            claims.ticket.as_ref().map(|t| t.expose()),
+            Some("7T:user-ticket")
+        );
+        assert!(
+            check(&with(
+                legacy.clone(),
+                "aud",
+                json!(format!("spn:{CLIENT_ID}"))
+            ))
+            .is_ok()
+        );
+        assert!(check(&without(legacy.clone(), "nonce")).is_ok());
+        for audience in [
+            json!("other-app"),
+            json!([]),
+            json!(format!("spn:{SERIAL}")),
+        ] {
+            assert!(
+                matches!(
+                    check(&with(legacy.clone(), "aud", audience.clone())),
+                    Err(JwtError::Audience { .. })
+                ),
+                "{audience}"
+            );
+        }
+        assert!(matches!(
+            check(&without(legacy.clone(), "aud")),
+            Err(JwtError::Audience { .. })
+        ));
+        assert_eq!(
+            check(&with(legacy.clone(), "nonce", json!("another-browser"))).unwrap_err(),
+            JwtError::Nonce
+        );
+        // A system-user JWT that also names us is still a system-user JWT.
+        let system_user = with(
+            system_user_claims(),
+            "aud",
+            json!([format!("spn:{SERIAL}"), CLIENT_ID]),
+        );
+        assert_eq!(
+            check(&system_user).unwrap_err(),
+            JwtError::UnexpectedClaim("ticket")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kid_unknown_after_a_refetch_tries_every_key_known() {
+        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
+        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        let renamed = json!({"alg": "RS256", "kid": "renamed-since"});
+        for key in [pinned_key(), jwks_key()] {
+            let token = sign(key, &renamed, &system_user_claims());
+            validator
+                .validate(&token, &system_user_expectation())
+                .await
+                .unwrap();
+        }
+        let forged = sign(unknown_key(), &renamed, &system_user_claims());
+        assert_eq!(
+            validator
+                .validate(&forged, &system_user_expectation())
+                .await
+                .unwrap_err(),
+            JwtError::UnknownKey
+        );
+        // The first fetch, one refetch for the unknown name, then the cooldown.
+        assert_eq!(requests(&server).await, 2);
+        // Offline, the same fallback over the pinned certificate and the keys fetched before.
+        let token = sign(jwks_key(), &renamed, &system_user_claims());
+        assert!(
+            validator
+                .validate_offline(&token, &system_user_expectation())
+                .is_ok()
+        );
+        let pinned_only = offline();
+        let token = sign(pinned_key(), &renamed, &system_user_claims());
+        assert!(
+            pinned_only
+                .validate_offline(&token, &system_user_expectation())
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_key_set_is_fetched_again_once_it_is_old() {
+        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
+        let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
+        let fresh = online(&server, true, Duration::ZERO);
+        for _ in 0..3 {
+            fresh
+                .validate(&token, &system_user_expectation())
+                .await
+                .unwrap();
+        }
+        assert_eq!(requests(&server).await, 1, "a known key needs no refetch");
+        let aging = online_with_max_age(&server, true, Duration::ZERO, Duration::ZERO);
+        for _ in 0..3 {
+            aging
+                .validate(&token, &system_user_expectation())
+                .await
+                .unwrap();
+        }
+        assert_eq!(requests(&server).await, 4, "every use finds the keys old");
+    }
+
+    #[test]
+    fn the_fingerprint_ignores_spelling_but_not_content() {
+        let token = sign(pinned_key(), &pinned_header(), &notification_claims());
+        let print = fingerprint(&token).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let pad = |part: &str| format!("{part}{}", "=".repeat((4 - part.len() % 4) % 4));
+        let padded_signature = format!("{}.{}.{}", parts[0], parts[1], pad(parts[2]));
+        assert_ne!(padded_signature, token, "the signature needs padding");
+        // Still a valid token, and the same notification.
+        assert!(
+            offline()
+                .validate_offline(&padded_signature, &state_change(true))
+                .is_ok()
+        );
+        assert_eq!(fingerprint(&padded_signature).unwrap(), print);
+        let padded_everything = format!("{}.{}.{}", pad(parts[0]), pad(parts[1]), pad(parts[2]));
+        assert_eq!(fingerprint(&padded_everything).unwrap(), print);
+        // The same JSON written in another member order and with spaces.
+        let mut claims: Vec<(String, Value)> = notification_claims()
+            .as_object()
+            .unwrap()
+            .clone()
+            .into_iter()
+            .collect();
+        claims.reverse();
+        let spaced = claims
+            .iter()
+            .map(|(k, v)| format!("{} : {v}", Value::String(k.clone())))
+            .collect::<Vec<_>>()
+            .join(" , ");
+        let reordered = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(format!("{{ {spaced} }}")),
+            parts[2]
+        );
+        assert_eq!(fingerprint(&reordered).unwrap(), print);
+        // Another notification (another iat) or another signature is another fingerprint.
+        let later = sign(
+            pinned_key(),
+            &pinned_header(),
+            &with(notification_claims(), "iat", json!(NOW + 1)),
+        );
+        assert_ne!(fingerprint(&later).unwrap(), print);
+        let other_signature = format!(
+            "{}.{}.{}",
+            parts[0],
+            parts[1],
+            later.split('.').nth(2).unwrap()
+        );
+        assert_ne!(fingerprint(&other_signature).unwrap(), print);
+        assert!(fingerprint("garbage").is_err());
     }
 
     #[test]
@@ -854,7 +1220,7 @@ mod tests {
         let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
         let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
         let forged = sign(
-            jwks_key(),
+            unknown_key(),
             &json!({"alg": "RS256", "kid": "forged"}),
             &id_token_claims(),
         );

@@ -1,7 +1,9 @@
 //! SuperID's OpenID Connect discovery document (protocol §2.1): the authorize, token and JWKS endpoints
 //! are taken from it, never hard-coded. The document is cached for a while (an hour by default) and
-//! fetched again when it is older, or when the caller invalidates it (say, the JWKS at the advertised
-//! URL could not be fetched).
+//! fetched again when it is older, or when the caller refreshes it (say, a token names a key the JWKS at the
+//! advertised URL does not hold; `SuperIdValidator` does that at most once per cooldown). In the named
+//! environments the document must name the environment's issuer and a `jwks_uri` on the environment's host:
+//! keys from anywhere else are never trusted.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
+use crate::environment::Environment;
 use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
 use crate::superid::environment::SuperIdEnvironment;
 
@@ -41,6 +44,8 @@ pub enum DiscoveryError {
     Status { url: Url, status: u16 },
     #[error("SuperID discovery at {url} is not a usable OpenID configuration: {reason}")]
     Invalid { url: Url, reason: String },
+    #[error("SuperID discovery at {url} does not belong to the configured environment: {reason}")]
+    WrongEnvironment { url: Url, reason: String },
 }
 
 impl Retryable for DiscoveryError {
@@ -48,7 +53,7 @@ impl Retryable for DiscoveryError {
         match self {
             Self::Transport(e) => e.is_retryable(),
             Self::Status { status, .. } => is_transient_status(*status),
-            Self::Invalid { .. } => false,
+            Self::Invalid { .. } | Self::WrongEnvironment { .. } => false,
         }
     }
 }
@@ -58,6 +63,7 @@ impl Retryable for DiscoveryError {
 pub struct Discovery {
     http: SuperOfficeHttp,
     url: Url,
+    environment: SuperIdEnvironment,
     ttl: Duration,
     cached: Mutex<Option<(Instant, Arc<OidcMetadata>)>>,
 }
@@ -75,6 +81,7 @@ impl Discovery {
         Self {
             http,
             url: environment.discovery_url(),
+            environment: environment.clone(),
             ttl,
             cached: Mutex::new(None),
         }
@@ -100,9 +107,13 @@ impl Discovery {
         Ok(metadata)
     }
 
-    /// Forgets the cached document, so the next `metadata` fetches it again.
-    pub async fn invalidate(&self) {
-        *self.cached.lock().await = None;
+    /// Fetches the document now (once, no retries) and caches it. The fetch runs without holding the cache,
+    /// so callers of `metadata` keep the cached document meanwhile; on failure the cached one stays.
+    #[tracing::instrument(skip_all, fields(url = %self.url), err)]
+    pub async fn refresh(&self) -> Result<Arc<OidcMetadata>, DiscoveryError> {
+        let metadata = Arc::new(self.fetch().await?);
+        *self.cached.lock().await = Some((Instant::now(), Arc::clone(&metadata)));
+        Ok(metadata)
     }
 
     async fn fetch(&self) -> Result<OidcMetadata, DiscoveryError> {
@@ -125,6 +136,12 @@ impl Discovery {
                 url: self.url.clone(),
                 reason: e.to_string(),
             })?;
+        check_environment(&self.environment, &metadata).map_err(|reason| {
+            DiscoveryError::WrongEnvironment {
+                url: self.url.clone(),
+                reason: format!("{reason} ({})", self.environment.environment()),
+            }
+        })?;
         tracing::debug!(
             issuer = %metadata.issuer,
             authorize = %metadata.authorization_endpoint,
@@ -133,5 +150,130 @@ impl Discovery {
             "discovered SuperID endpoints"
         );
         Ok(metadata)
+    }
+}
+
+/// In a named environment (sod, qaonline, online) the document must be that environment's: its `issuer` the
+/// environment's issuer and its `jwks_uri` an https URL on the environment's SuperID host, so a tampered or
+/// misdirected document cannot bring in keys from elsewhere. `custom` (a simulator, a proxy) is not checked.
+pub fn check_environment(
+    environment: &SuperIdEnvironment,
+    metadata: &OidcMetadata,
+) -> Result<(), String> {
+    if environment.environment() == Environment::Custom {
+        return Ok(());
+    }
+    let expected_issuer = environment.issuer().trim_end_matches('/');
+    if metadata.issuer.trim_end_matches('/') != expected_issuer {
+        return Err(format!(
+            "its issuer is {:?}, not {expected_issuer:?}",
+            metadata.issuer.chars().take(100).collect::<String>()
+        ));
+    }
+    let expected_host = environment.base_url().host_str().unwrap_or_default();
+    let jwks = &metadata.jwks_uri;
+    let host_matches = jwks
+        .host_str()
+        .is_some_and(|host| host.eq_ignore_ascii_case(expected_host));
+    if jwks.scheme() != "https" || !host_matches {
+        return Err(format!(
+            "its jwks_uri is not on https://{expected_host} (found {}://{})",
+            jwks.scheme(),
+            jwks.host_str().unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn sod() -> SuperIdEnvironment {
+        SuperIdEnvironment::new(
+            Environment::Sod,
+            Url::parse("https://sod.superoffice.com").unwrap(),
+            "https://sod.superoffice.com",
+        )
+    }
+
+    fn metadata(issuer: &str, jwks_uri: &str) -> OidcMetadata {
+        OidcMetadata {
+            issuer: issuer.to_owned(),
+            authorization_endpoint: Url::parse(
+                "https://sod.superoffice.com/login/common/oauth/authorize",
+            )
+            .unwrap(),
+            token_endpoint: Url::parse("https://sod.superoffice.com/login/common/oauth/tokens")
+                .unwrap(),
+            jwks_uri: Url::parse(jwks_uri).unwrap(),
+            end_session_endpoint: None,
+        }
+    }
+
+    const JWKS: &str = "https://sod.superoffice.com/login/.well-known/jwks";
+
+    #[test]
+    fn a_named_environment_accepts_only_its_own_issuer_and_key_host() {
+        let env = sod();
+        assert!(check_environment(&env, &metadata("https://sod.superoffice.com", JWKS)).is_ok());
+        assert!(check_environment(&env, &metadata("https://sod.superoffice.com/", JWKS)).is_ok());
+        assert!(
+            check_environment(
+                &env,
+                &metadata(
+                    "https://sod.superoffice.com",
+                    "https://SOD.superoffice.com/login/.well-known/jwks"
+                )
+            )
+            .is_ok()
+        );
+        for (issuer, jwks, named) in [
+            ("https://online.superoffice.com", JWKS, "issuer"),
+            ("https://evil.example", JWKS, "issuer"),
+            (
+                "https://sod.superoffice.com",
+                "https://evil.example/login/.well-known/jwks",
+                "jwks_uri",
+            ),
+            (
+                "https://sod.superoffice.com",
+                "https://online.superoffice.com/login/.well-known/jwks",
+                "jwks_uri",
+            ),
+            (
+                "https://sod.superoffice.com",
+                "http://sod.superoffice.com/login/.well-known/jwks",
+                "jwks_uri",
+            ),
+            (
+                "https://sod.superoffice.com",
+                "https://sod.superoffice.com.evil.example/jwks",
+                "jwks_uri",
+            ),
+        ] {
+            let err = check_environment(&env, &metadata(issuer, jwks)).unwrap_err();
+            assert!(err.contains(named), "{issuer} {jwks}: {err}");
+        }
+    }
+
+    #[test]
+    fn custom_is_not_checked() {
+        let env = SuperIdEnvironment::new(
+            Environment::Custom,
+            Url::parse("http://127.0.0.1:9100").unwrap(),
+            "http://127.0.0.1:9100",
+        );
+        assert!(
+            check_environment(
+                &env,
+                &metadata(
+                    "http://localhost:9100",
+                    "http://sim:9100/login/.well-known/jwks"
+                )
+            )
+            .is_ok()
+        );
     }
 }

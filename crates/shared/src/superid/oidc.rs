@@ -98,6 +98,11 @@ impl PendingSignIn {
         }
     }
 
+    /// The nonce sent with this sign-in: a token that carries another was not issued for it.
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
     /// The S256 code challenge of the verifier.
     fn code_challenge(&self) -> String {
         URL_SAFE_NO_PAD.encode(Sha256::digest(self.code_verifier.as_bytes()))
@@ -182,6 +187,7 @@ pub struct OidcClient {
     client_id: String,
     client_secret: SecretString,
     redirect_uri: String,
+    pkce: bool,
 }
 
 impl fmt::Debug for OidcClient {
@@ -204,6 +210,8 @@ pub struct OidcApplication {
     pub client_secret: SecretString,
     /// `{web.public_url}/callback`.
     pub redirect_uri: String,
+    /// Send a PKCE challenge (S256) and verifier (`superoffice.pkce`).
+    pub pkce: bool,
 }
 
 impl OidcClient {
@@ -222,6 +230,7 @@ impl OidcClient {
             client_id: application.client_id,
             client_secret: application.client_secret,
             redirect_uri: application.redirect_uri,
+            pkce: application.pkce,
         }
     }
 
@@ -250,9 +259,12 @@ impl OidcClient {
                 .append_pair("response_type", "code")
                 .append_pair("response_mode", "query")
                 .append_pair("state", &pending.state)
-                .append_pair("nonce", &pending.nonce)
-                .append_pair("code_challenge", &pending.code_challenge())
-                .append_pair("code_challenge_method", "S256");
+                .append_pair("nonce", &pending.nonce);
+            if self.pkce {
+                query
+                    .append_pair("code_challenge", &pending.code_challenge())
+                    .append_pair("code_challenge_method", "S256");
+            }
             if let Some(tenant) = tenant {
                 query.append_pair("acr_values", &format!("tenant:{tenant}"));
             }
@@ -302,14 +314,16 @@ impl OidcClient {
         code: &str,
         pending: &PendingSignIn,
     ) -> Result<SignIn, OidcError> {
-        let form = [
+        let mut form = vec![
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.expose_secret()),
             ("code", code),
             ("redirect_uri", self.redirect_uri.as_str()),
             ("grant_type", "authorization_code"),
-            ("code_verifier", pending.code_verifier.as_str()),
         ];
+        if self.pkce {
+            form.push(("code_verifier", pending.code_verifier.as_str()));
+        }
         let response = self.token_request(&form).await?;
         let id_token = response
             .id_token

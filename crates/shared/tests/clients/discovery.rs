@@ -40,7 +40,7 @@ async fn endpoints_come_from_the_document_which_is_cached() {
 }
 
 #[tokio::test]
-async fn the_document_is_fetched_again_after_its_ttl_or_an_invalidation() {
+async fn the_document_is_fetched_again_after_its_ttl_or_a_refresh() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .and(path("/login/.well-known/openid-configuration"))
@@ -56,7 +56,7 @@ async fn the_document_is_fetched_again_after_its_ttl_or_an_invalidation() {
     discovery.metadata().await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     discovery.metadata().await.unwrap();
-    discovery.invalidate().await;
+    discovery.refresh().await.unwrap();
     discovery.metadata().await.unwrap();
 }
 

@@ -26,6 +26,7 @@ fn client(superid: &MockSuperId) -> OidcClient {
             client_id: CLIENT_ID.into(),
             client_secret: SecretString::from(support::APP_TOKEN),
             redirect_uri: REDIRECT.into(),
+            pkce: true,
         },
     )
 }

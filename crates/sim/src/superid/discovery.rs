@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::context::SimContext;
 
 pub async fn openid_configuration(ctx: web::Data<SimContext>, req: HttpRequest) -> HttpResponse {
+    ctx.store().records.discovery_fetches += 1;
     let issuer = &ctx.superid_url;
     let info = req.connection_info();
     let base = format!("{}://{}", info.scheme(), info.host());

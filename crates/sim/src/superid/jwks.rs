@@ -6,7 +6,8 @@ use serde_json::json;
 use crate::context::SimContext;
 
 pub async fn jwks(ctx: web::Data<SimContext>) -> HttpResponse {
-    let store = ctx.store();
+    let mut store = ctx.store();
+    store.records.jwks_fetches += 1;
     let keys: Vec<_> = std::iter::once(&store.signing_key)
         .chain(store.old_keys.iter())
         .map(|k| k.jwk().clone())

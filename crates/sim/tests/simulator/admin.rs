@@ -477,3 +477,109 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
     assert_eq!(again.status(), 200, "only the next POST was affected");
     t.sim.stop().await;
 }
+
+async fn issue_token(t: &TestSim, body: Value) -> Value {
+    let response = t.admin_post("/tokens", body).await;
+    assert_eq!(response.status().as_u16(), 200);
+    response.json::<Value>().await.unwrap()
+}
+
+#[tokio::test]
+async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
+    let t = spawn().await;
+    let records = t.admin_get("/records").await;
+    assert_eq!(
+        (
+            records["discovery_fetches"].as_u64(),
+            records["jwks_fetches"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let ctx = "http://schemes.superoffice.net/identity/ctx";
+
+    let notification = issue_token(
+        &t,
+        json!({"kind": "state_change", "context_id": "Cust10001"}),
+    )
+    .await;
+    let claims = t
+        .verify(
+            notification["token"].as_str().unwrap(),
+            Some(&format!("spn:{TEST_CLIENT_ID}")),
+        )
+        .await;
+    assert_eq!(
+        (claims["iss"].as_str(), claims[ctx].as_str()),
+        (Some("SuperOffice AS"), Some("Cust10001"))
+    );
+    let bare = issue_token(
+        &t,
+        json!({"kind": "state_change", "context_id": "Cust10001", "audience": false}),
+    )
+    .await;
+    assert!(
+        t.verify(bare["token"].as_str().unwrap(), None)
+            .await
+            .get("aud")
+            .is_none()
+    );
+
+    let system_user = issue_token(
+        &t,
+        json!({"kind": "system_user", "context_id": "Cust10001"}),
+    )
+    .await;
+    let claims = t.verify(system_user["token"].as_str().unwrap(), None).await;
+    let serial = claims["http://schemes.superoffice.net/identity/serial"]
+        .as_str()
+        .unwrap();
+    assert_eq!(claims["aud"], format!("spn:{serial}"));
+    assert!(
+        claims["http://schemes.superoffice.net/identity/ticket"]
+            .as_str()
+            .unwrap()
+            .starts_with("7T:")
+    );
+
+    let other = "ffffffffffffffffffffffffffffffff";
+    let id_token = issue_token(
+        &t,
+        json!({"kind": "id_token", "context_id": "Cust10001", "client_id": other, "nonce": "n-1"}),
+    )
+    .await;
+    let claims = t
+        .verify(id_token["token"].as_str().unwrap(), Some(other))
+        .await;
+    assert_eq!(claims["nonce"], "n-1");
+    assert_eq!(claims["iss"], t.url("").trim_end_matches('/'));
+    assert!(claims["http://schemes.superoffice.net/identity/system_token"].is_string());
+
+    let unknown = issue_token(
+        &t,
+        json!({"kind": "state_change", "context_id": "Cust10001", "unknown_kid": true}),
+    )
+    .await;
+    let header = jsonwebtoken::decode_header(unknown["token"].as_str().unwrap()).unwrap();
+    assert_eq!(header.kid.as_deref(), unknown["kid"].as_str());
+    assert!(header.x5t.is_none());
+    let served = t.admin_get("/keys").await["served_kids"].clone();
+    assert!(!served.as_array().unwrap().contains(&unknown["kid"]));
+
+    let refused = t
+        .admin_post(
+            "/tokens",
+            json!({"kind": "state_change", "context_id": "Cust99999"}),
+        )
+        .await;
+    assert_eq!(refused.status().as_u16(), 404);
+
+    // Each of the four verifications above fetched the JWKS once; discovery is asked once here.
+    t.http
+        .get(t.url("/login/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    let records = t.admin_get("/records").await;
+    assert_eq!(records["discovery_fetches"], 1);
+    assert_eq!(records["jwks_fetches"], 4);
+}

@@ -157,7 +157,8 @@ async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
             token_ciphertext: vec![1],
             token_key_version: 1,
             captured_by: "x",
-            token_changed: true,
+            same_token: &|_| false,
+            token_issued_at: None,
         },
     )
     .await

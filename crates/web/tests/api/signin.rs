@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use secrecy::ExposeSecret;
-use shared::crypto::at_rest::{Cipher, Encrypted};
+use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
 use shared::db::models::Tenant;
 use shared::db::schema::{audit_events, tenants};
 use shared::domain::ContextId;
@@ -53,7 +53,7 @@ fn stored_token(tenant: &Tenant) -> String {
         bytes: tenant.system_token_ciphertext.clone().unwrap(),
     };
     cipher()
-        .decrypt_string(&ctx, &encrypted)
+        .decrypt_string(&ctx, SecretKind::SystemUserToken, &encrypted)
         .unwrap()
         .expose_secret()
         .to_owned()
@@ -331,26 +331,69 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_legacy_posts_are_refused_and_store_nothing() {
-    let app = spawn_app_with_sim().await;
-    for body in [
+    let bodies = [
         "jwt=not.a.token",
         "JWT=eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.",
         "saml=abc",
         "",
-    ] {
-        let response = app
-            .app
-            .client
-            .post(app.app.url("/callback"))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 400, "{body}");
+    ];
+    // Off by default: the route answers 404 whatever is posted.
+    let off = spawn_app_with_sim().await;
+    // On: refused as a failed sign-in, with or without a sign-in in progress.
+    let on =
+        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")]).await;
+    for (app, status) in [(&off, 404), (&on, 400)] {
+        for started in [false, true] {
+            for body in bodies {
+                if started {
+                    app.app
+                        .client
+                        .get(app.app.url("/login"))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                let response = app
+                    .app
+                    .client
+                    .post(app.app.url("/callback"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    response.status().as_u16(),
+                    status,
+                    "{body} (started: {started})"
+                );
+            }
+        }
+        assert!(tenant_rows(app).await.is_empty());
+        assert_eq!(audit_count(app).await, 0);
     }
-    assert!(tenant_rows(&app).await.is_empty());
-    assert_eq!(audit_count(&app).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
+    let app =
+        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_SUPEROFFICE__PKCE", "false")]).await;
+    let login = app
+        .app
+        .client
+        .get(app.app.url("/login"))
+        .send()
+        .await
+        .unwrap();
+    let target = location(&login);
+    assert!(
+        !target.contains("code_challenge") && target.contains("nonce="),
+        "{target}"
+    );
+    let response = app.sign_in_as(ADMIN).await;
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(location(&response), "/");
+    assert_eq!(tenant_rows(&app).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -156,7 +156,8 @@ async fn seed(conn: &mut AsyncPgConnection, ctx: &str) {
             token_ciphertext: b"not a real ciphertext".to_vec(),
             token_key_version: 1,
             captured_by: "admin@cust10001.example",
-            token_changed: true,
+            same_token: &|_| false,
+            token_issued_at: None,
         },
     )
     .await
@@ -385,8 +386,9 @@ fn notification(change: Value, token: &str) -> Value {
     })
 }
 
+/// A notification token's claims, issued half a minute ago (so never the very token the simulator sends).
 fn claims(ctx: &str) -> Value {
-    let now = Utc::now().timestamp();
+    let now = Utc::now().timestamp() - 30;
     json!({
         "sub": ctx,
         CTX_CLAIM: ctx,
@@ -504,9 +506,23 @@ async fn a_repeated_notification_changes_nothing_the_second_time() {
     let superid = superid_key();
     let suspend = notification(json!("Suspend"), &superid.sign(&claims(NORTHWIND)).unwrap());
 
+    // Signed by SuperID, but the state API says the tenant runs: recorded, nothing changes, the service is
+    // woken to check for itself.
     let (status, answer) = t.post(&suspend).await;
-    assert_eq!((status, &answer["outcome"]), (200, &json!("suspended")));
+    assert_eq!((status, &answer["outcome"]), (200, &json!("unconfirmed")));
+    assert_eq!(t.tenant(NORTHWIND).await.unwrap().state, "active");
     wakes(&t.notifications().await, NORTHWIND);
+
+    // SuperOffice suspends the tenant: its own notification is confirmed by the state API.
+    delivered(
+        &t.sim
+            .admin()
+            .set_state(NORTHWIND, TenantState::Suspended)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(t.tenant(NORTHWIND).await.unwrap().state, "suspended");
+    t.notifications().await;
 
     // Resumed in between: a replay of the suspension must not stop the tenant again.
     let resume = notification(json!(3), &superid.sign(&claims(NORTHWIND)).unwrap());
@@ -525,8 +541,21 @@ async fn a_repeated_notification_changes_nothing_the_second_time() {
         .into_iter()
         .map(|e| e.action)
         .collect();
-    assert_eq!(actions, ["superoffice_suspend", "superoffice_resume"]);
-    assert_eq!(t.recorded_notifications().await.len(), 2);
+    assert_eq!(
+        actions,
+        [
+            "superoffice_suspend",
+            "superoffice_suspend",
+            "superoffice_resume"
+        ]
+    );
+    let outcomes: Vec<_> = t
+        .recorded_notifications()
+        .await
+        .into_iter()
+        .map(|(_, _, outcome)| outcome)
+        .collect();
+    assert_eq!(outcomes, ["unconfirmed", "suspended", "pending"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

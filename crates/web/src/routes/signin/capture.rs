@@ -1,7 +1,7 @@
 //! Capture of a tenant's system user token when one of its administrators signs in.
 
 use secrecy::ExposeSecret;
-use shared::crypto::at_rest::Encrypted;
+use shared::crypto::at_rest::{Encrypted, SecretKind};
 use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
 use shared::jwt::SuperOfficeClaims;
 
@@ -23,27 +23,21 @@ pub async fn capture_if_administrator(
         return Ok(());
     };
     let ctx = &claims.context_id;
+    let kind = SecretKind::SystemUserToken;
     let encrypted = state
         .cipher
-        .encrypt(ctx, token.expose().as_bytes())
+        .encrypt(ctx, kind, token.expose().as_bytes())
         .map_err(|e| {
             WebError::Unexpected(anyhow::anyhow!("encrypting the system user token: {e}"))
         })?;
     let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
-    // Whether the token changed is decided here, where it can be decrypted; the database sees ciphertext only.
-    let token_changed = match shared::db::tenants::find(&mut conn, ctx.as_str()).await? {
-        Some(existing) => match (
-            existing.system_token_ciphertext,
-            existing.system_token_key_version,
-        ) {
-            (Some(bytes), Some(key_version)) => state
-                .cipher
-                .decrypt_string(ctx, &Encrypted { key_version, bytes })
-                .map(|old| old.expose_secret() != token.expose())
-                .unwrap_or(true),
-            _ => true,
-        },
-        None => true,
+    // Whether the token changed is decided by `capture_token` under the tenant's row lock, asking this
+    // (which can decrypt; the database sees ciphertext only).
+    let same_token = |stored: &Encrypted| {
+        state
+            .cipher
+            .decrypt_string(ctx, kind, stored)
+            .is_ok_and(|old| old.expose_secret() == token.expose())
     };
     let captured_by = claims
         .upn
@@ -65,7 +59,8 @@ pub async fn capture_if_administrator(
             token_ciphertext: encrypted.bytes,
             token_key_version: encrypted.key_version,
             captured_by,
-            token_changed,
+            same_token: &same_token,
+            token_issued_at: claims.issued_at,
         },
     )
     .await?;
@@ -73,6 +68,7 @@ pub async fn capture_if_administrator(
         CaptureOutcome::Created => "created",
         CaptureOutcome::Replaced => "replaced",
         CaptureOutcome::Unchanged => "unchanged",
+        CaptureOutcome::Superseded => "superseded",
     };
     metrics::counter!("partner_web_token_captures_total", "outcome" => label).increment(1);
     tracing::info!(tenant = %ctx, outcome = label, "system user token captured");

@@ -81,12 +81,23 @@ async fn complete_code_flow(
     Ok((signed_in.claims, Credentials::Tokens(signed_in.tokens)))
 }
 
-/// The legacy SuperID form post: a `jwt` field (any letter case) with a `SuperOffice AS` token.
+/// The legacy SuperID form post: a `jwt` field (any letter case) with a `SuperOffice AS` token. Off unless
+/// `web.legacy_sign_in` (404, nothing read or stored). On, it completes only a sign-in this browser started
+/// (`GET /login`), with a token naming this application in its audience and carrying no other browser's
+/// nonce; it signs the user in with their own ticket and never captures a system user token.
 pub async fn callback_post(
     session: TypedSession,
     state: web::Data<AppState>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
+    if !state.legacy_sign_in {
+        metrics::counter!("partner_web_sign_ins_total", "outcome" => "legacy_disabled")
+            .increment(1);
+        return Err(WebError::NotFound(
+            "This application does not accept the legacy sign-in post. Sign in through /login."
+                .into(),
+        ));
+    }
     let result = async {
         let token = form
             .iter()
@@ -94,10 +105,22 @@ pub async fn callback_post(
             .map(|(_, value)| value.trim())
             .filter(|value| !value.is_empty())
             .ok_or_else(|| WebError::SignIn("the sign-in form carries no jwt field".into()))?;
+        let pending = session
+            .take_login()
+            .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
+            .ok_or_else(|| {
+                WebError::SignIn(
+                    "no sign-in is in progress in this browser (it may have expired, or the form was used already)".into(),
+                )
+            })?;
+        let expectation = Expectation::LegacySignIn {
+            client_id: state.client_id.clone(),
+            nonce: pending.nonce().to_owned(),
+        };
         let claims = state
             .clients
             .validator
-            .validate(token, &Expectation::Legacy)
+            .validate(token, &expectation)
             .await
             .map_err(|e| sign_in_error(OidcError::IdToken(e)))?;
         let ticket = claims.ticket.as_ref().map(|t| t.expose().to_owned());
@@ -126,7 +149,10 @@ async fn finish(
             return Err(e);
         }
     };
-    capture_if_administrator(state, &claims).await?;
+    // Only an OpenID Connect id_token, from the code flow this browser started, may capture a token.
+    if matches!(credentials, Credentials::Tokens(_)) {
+        capture_if_administrator(state, &claims).await?;
+    }
     let user = session_user(&claims, credentials);
     session
         .sign_in(&user)

@@ -1,3 +1,4 @@
 //! What SuperOffice itself posts to partner-web.
 
+pub mod limiter;
 pub mod state_change;

@@ -2,15 +2,25 @@
 //!
 //! SuperOffice posts `{ChangeType, ContextIdentifier, VersionName, FileVersion, Token[, PublicEndpoint]}` to
 //! the application's State Change URL. The `Token` is a JWT signed by SuperID (issuer `SuperOffice AS`, the
-//! tenant in its `ctx` claim); it is checked by the same validator as every other SuperOffice JWT before
-//! anything is stored. What each `ChangeType` does is in `shared::db::state_changes`.
+//! tenant in its `ctx` claim, the audience `spn:{client_id}`); it is checked by the same validator as every
+//! other SuperOffice JWT before anything is stored, and a token issued for something else (one with a ticket,
+//! a nonce or a system user token) is refused. What each `ChangeType` does is in
+//! `shared::db::state_changes`; a Suspend or Delete takes effect only once the state API confirms it, because
+//! nothing signs the change type.
+//!
+//! A notification is the same notification when its tenant, change type and what its token's signature
+//! covers are (`jwt::fingerprint`), however the token is spelled. Notifications are limited per source
+//! address (before anything is read) and per tenant (once the token is valid, so forged ones cannot use up a
+//! tenant's allowance), in this process.
 //!
 //! Answers (JSON):
-//! - 200 `{"outcome": …}` for a notification applied, one already applied (`duplicate`), and one for a tenant
-//!   we do not know (`unknown_tenant`: no tenant is created, only the record and an audit event; 200 rather
-//!   than 404 so SuperOffice does not retry for ever);
-//! - 400 malformed body, 401 token refused (nothing stored), 413 body over 32 KiB, 415 not JSON,
-//!   503 SuperID's keys unavailable or the database down (SuperOffice may retry).
+//! - 200 `{"outcome": …}` for a notification applied, one already applied (`duplicate`), a Suspend or Delete
+//!   the state API did not confirm (`unconfirmed`), and one for a tenant we do not know (`unknown_tenant`: no
+//!   tenant is created, only the record and an audit event; 200 rather than 404 so SuperOffice does not
+//!   retry for ever);
+//! - 400 malformed body or a `ChangeType` this application does not know, 401 token refused (nothing
+//!   stored), 413 body over 32 KiB, 415 not JSON, 429 over a limit (nothing stored), 503 SuperID's keys
+//!   unavailable or the database down (SuperOffice may retry).
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
@@ -20,6 +30,7 @@ use shared::db::state_changes::{self, ChangeType, Notification, Outcome};
 use shared::domain::ContextId;
 use shared::jwt::{Expectation, JwtError};
 use shared::superid::validation::ValidationError;
+use shared::tenant::status::StatusError;
 
 use crate::startup::AppState;
 
@@ -43,6 +54,8 @@ pub enum StateChangeError {
     Token(JwtError),
     #[error("SuperID's signing keys are unavailable; try again later")]
     KeysUnavailable,
+    #[error("too many notifications {0}; try again in a minute")]
+    TooMany(&'static str),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -60,6 +73,7 @@ impl ResponseError for StateChangeError {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::MissingToken | Self::Token(_) => StatusCode::UNAUTHORIZED,
+            Self::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::KeysUnavailable | Self::Unexpected(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -78,7 +92,11 @@ impl ResponseError for StateChangeError {
         metrics::counter!("partner_web_state_changes_refused_total",
             "status" => self.status_code().as_str().to_owned())
         .increment(1);
-        HttpResponse::build(self.status_code()).json(json!({ "error": message }))
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, Self::TooMany(_)) {
+            response.insert_header(("Retry-After", "60"));
+        }
+        response.json(json!({ "error": message }))
     }
 }
 
@@ -132,6 +150,12 @@ impl StateChangeBody {
             }
             None => return Err(StateChangeError::Malformed("ChangeType is missing".into())),
         };
+        if let ChangeType::Unsupported(raw) = &change {
+            return Err(StateChangeError::Malformed(format!(
+                "ChangeType {raw:?} is not one this application knows (0 Upgrade, 1 BackupRestored, 2 Suspend, \
+                 3 Resume, 4 Delete, 5 Move)"
+            )));
+        }
         let token = match property(&body, "Token") {
             Some(Value::String(token)) if !token.trim().is_empty() => Some(token.trim().to_owned()),
             _ => None,
@@ -193,6 +217,12 @@ pub async fn post(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, StateChangeError> {
+    // The client's address: the peer, or what a trusted proxy (`web.trusted_proxies`) says it forwarded.
+    let address = crate::client_ip::client_ip(&req)
+        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    if !state.notification_limits.per_address.allow(&address) {
+        return Err(StateChangeError::TooMany("from this address"));
+    }
     if !is_json(&req) {
         return Err(StateChangeError::NotJson);
     }
@@ -213,6 +243,7 @@ pub async fn post(
     let expectation = Expectation::StateChange {
         context_id: body.context_id.clone(),
         client_id: state.client_id.clone(),
+        audience_required: state.state_change_audience_required,
     };
     let claims = state
         .clients
@@ -226,7 +257,21 @@ pub async fn post(
             ValidationError::Jwt(other) => StateChangeError::Token(other),
         })?;
 
-    let key = state_changes::idempotency_key(body.context_id.as_str(), &body.change, token);
+    if !state
+        .notification_limits
+        .per_tenant
+        .allow(body.context_id.as_str())
+    {
+        return Err(StateChangeError::TooMany("for this tenant"));
+    }
+    let fingerprint = shared::jwt::fingerprint(token).map_err(StateChangeError::Token)?;
+    let key = state_changes::idempotency_key(body.context_id.as_str(), &body.change, &fingerprint);
+    let unconfirmed = match body.change {
+        ChangeType::Suspend | ChangeType::Delete => {
+            !confirmed_not_running(&state, &body.context_id).await
+        }
+        _ => false,
+    };
     let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
     let outcome = state_changes::apply(
         &mut conn,
@@ -238,12 +283,16 @@ pub async fn post(
             version_name: body.version_name.as_deref(),
             file_version: body.file_version.as_deref(),
             public_endpoint: body.public_endpoint.as_deref(),
+            unconfirmed,
         },
     )
     .await?;
     let summary = outcome.summary();
     match &outcome {
         Outcome::Duplicate => tracing::info!("state-change notification already processed"),
+        Outcome::Unconfirmed { .. } => tracing::warn!(
+            "the state API does not confirm the notification; recorded only, partner-service checks the tenant"
+        ),
         Outcome::UnknownTenant => {
             tracing::warn!("state-change notification for a tenant we do not know; recorded only")
         }
@@ -259,6 +308,21 @@ pub async fn post(
         "change_type": body.change.as_str(),
         "outcome": summary,
     })))
+}
+
+/// Whether the state API, asked afresh, says the tenant is not running or is gone. An answer that it runs,
+/// or no answer, is no confirmation.
+async fn confirmed_not_running(state: &AppState, tenant: &ContextId) -> bool {
+    let statuses = &state.clients.statuses;
+    statuses.invalidate(tenant).await;
+    match statuses.status(tenant).await {
+        Ok(status) => !status.is_running,
+        Err(StatusError::UnknownTenant(_)) => true,
+        Err(error) => {
+            tracing::warn!(%error, "the state API could not confirm a state-change notification");
+            false
+        }
+    }
 }
 
 #[cfg(test)]
@@ -318,12 +382,15 @@ mod tests {
                 .change,
             ChangeType::Resume
         );
-        assert_eq!(
-            parse(json!({"ChangeType": 42, "ContextIdentifier": "Cust1"}))
-                .unwrap()
-                .change,
-            ChangeType::Unsupported("42".into())
-        );
+        for unknown in [json!(42), json!("Rename"), json!(-1)] {
+            let err =
+                parse(json!({"ChangeType": unknown, "ContextIdentifier": "Cust1"})).unwrap_err();
+            assert!(matches!(err, StateChangeError::Malformed(_)), "{err}");
+            assert!(
+                err.to_string().contains("not one this application knows"),
+                "{err}"
+            );
+        }
         assert!(
             parse(json!({"ChangeType": 2, "ContextIdentifier": "Cust1", "Token": null}))
                 .unwrap()

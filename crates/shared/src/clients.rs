@@ -68,11 +68,10 @@ impl SuperOfficeClients {
             superoffice.jwt_leeway(),
             Arc::clone(&clock),
         ));
-        let statuses = Arc::new(TenantStatusClient::new(
-            http.clone(),
-            environment.clone(),
-            Arc::clone(&clock),
-        ));
+        let statuses = Arc::new(
+            TenantStatusClient::new(http.clone(), environment.clone(), Arc::clone(&clock))
+                .with_allowed_hosts(superoffice.allowed_tenant_hosts.clone()),
+        );
         let oidc = OidcClient::new(
             http.clone(),
             Arc::clone(&validator),

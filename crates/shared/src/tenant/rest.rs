@@ -309,9 +309,15 @@ impl TenantRestClient {
                 TenantCredentials::SystemUser(_) => TenantError::TicketRejected { tenant },
                 TenantCredentials::User(_) => TenantError::AccessTokenRejected { tenant },
             },
-            403 => TenantError::Forbidden {
-                tenant,
-                message: error_message(&bytes, &secrets),
+            403 => match credentials {
+                TenantCredentials::SystemUser(_) => TenantError::TicketForbidden {
+                    tenant,
+                    message: error_message(&bytes, &secrets),
+                },
+                TenantCredentials::User(_) => TenantError::Forbidden {
+                    tenant,
+                    message: error_message(&bytes, &secrets),
+                },
             },
             421 => TenantError::Misdirected { tenant },
             status => TenantError::Http {

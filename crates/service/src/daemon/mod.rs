@@ -379,6 +379,9 @@ impl Daemon {
                 metrics::gauge!("partner_tenants", "state" => state.as_str()).set(count as f64);
             }
         }
+        if let Ok(flagged) = tenants::count_needing_attention(&mut conn).await {
+            metrics::gauge!("partner_tenants_needs_attention").set(flagged as f64);
+        }
     }
 }
 

@@ -41,6 +41,15 @@ pub async fn count_by_state(conn: &mut AsyncPgConnection) -> Result<Vec<(String,
         .await?)
 }
 
+/// How many tenants are flagged for an operator (`needs_attention`).
+pub async fn count_needing_attention(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+    Ok(tenants::table
+        .filter(tenants::needs_attention)
+        .count()
+        .get_result(conn)
+        .await?)
+}
+
 /// What an administrator's sign-in tells about a tenant, with the token already encrypted.
 pub struct TokenCapture<'a> {
     pub context_id: &'a str,

@@ -88,7 +88,8 @@ impl SuperOfficeClients {
                 http.clone(),
                 Arc::clone(&statuses),
                 application_token.clone(),
-            ),
+            )
+            .with_marker_field(&settings.service.idempotency_field),
             soap: TenantSoapClient::new(
                 http.clone(),
                 Arc::clone(&statuses),

@@ -214,6 +214,17 @@ fn parse_query(query_string: &str) -> Result<ContactQuery, String> {
                     query.filter.push(parse_condition(condition)?);
                 }
             }
+            // Rows come in ContactId order already; only that order is accepted.
+            "$orderby" => {
+                let order = value.trim();
+                let by = order
+                    .strip_suffix(" asc")
+                    .or_else(|| order.strip_suffix(" ASC"))
+                    .unwrap_or(order);
+                if !by.trim().eq_ignore_ascii_case("contactId") {
+                    return Err(format!("unsupported $orderby {order:?}: use ContactId"));
+                }
+            }
             _ => return Err(format!("unsupported query option {key}")),
         }
     }

@@ -84,7 +84,14 @@ impl Context {
         reason: &str,
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let mut conn = self.db().await?;
-        tenants::record_outcome(&mut conn, &tenant.context_id, Some(reason), Utc::now()).await?;
+        tenants::record_outcome(
+            &mut conn,
+            &tenant.context_id,
+            &self.owner,
+            Some(reason),
+            Utc::now(),
+        )
+        .await?;
         let failures = u32::try_from(tenant.failed_attempts.saturating_add(1)).unwrap_or(1);
         let delay = self.backoff.delay(failures);
         tracing::info!(tenant = %tenant.context_id, failures, retry_in_secs = delay.as_secs(), reason, "will retry");
@@ -104,8 +111,15 @@ impl Context {
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let now = Utc::now();
         let mut conn = self.db().await?;
-        tenants::record_outcome(&mut conn, &tenant.context_id, Some(reason), now).await?;
-        tenants::flag_attention(&mut conn, &tenant.context_id, reason, now).await?;
+        tenants::record_outcome(
+            &mut conn,
+            &tenant.context_id,
+            &self.owner,
+            Some(reason),
+            now,
+        )
+        .await?;
+        tenants::flag_attention(&mut conn, &tenant.context_id, &self.owner, reason, now).await?;
         metrics::counter!("partner_service_attention_total", "kind" => kind.to_owned())
             .increment(1);
         let delay = chrono::Duration::seconds(

@@ -170,7 +170,7 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
     // A ticket obtained in this pass recorded the success with it; one reused records it now.
     if !session.fresh {
         let mut conn = ctx.db().await?;
-        tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
+        tenants::record_outcome(&mut conn, id.as_str(), &ctx.owner, None, Utc::now()).await?;
     }
     Ok(None)
 }
@@ -271,7 +271,14 @@ async fn refused(
         }
     };
     let mut conn = ctx.db().await?;
-    tenants::record_outcome(&mut conn, id.as_str(), Some(&reason), Utc::now()).await?;
+    tenants::record_outcome(
+        &mut conn,
+        id.as_str(),
+        &ctx.owner,
+        Some(&reason),
+        Utc::now(),
+    )
+    .await?;
     tenants::set_state(&mut conn, id.as_str(), state, &reason, ACTOR).await?;
     let plain = format!(
         "SuperOffice no longer lets this application work for the tenant ({}). A tenant \
@@ -405,10 +412,10 @@ async fn carry_out(
             Err(error) => {
                 let reason = error.to_string();
                 let mut conn = ctx.db().await?;
-                tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
                 if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {
                     return Ok(lease_lost(id, request.id));
                 }
+                tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
                 observe_work(&request, "failed");
                 tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work failed");
                 return Ok(Done::Next);
@@ -458,7 +465,6 @@ async fn finished(
     found: bool,
 ) -> anyhow::Result<bool> {
     let mut conn = ctx.db().await?;
-    tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
     if !work::finish(
         &mut conn,
         request.id,
@@ -469,6 +475,7 @@ async fn finished(
     {
         return Ok(false);
     }
+    tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
     audit_work(
         &mut conn,
         id,

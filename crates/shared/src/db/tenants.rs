@@ -295,14 +295,18 @@ pub async fn schedule_now(conn: &mut AsyncPgConnection, context_id: &str) -> Res
     Ok(updated > 0)
 }
 
-/// When a tenant was last known good and what went wrong last, for the operator view.
+/// When a tenant was last known good and what went wrong last, for the operator view. Only while
+/// `owner` holds the tenant's lease: an instance that lost it changes nothing.
 pub async fn record_outcome(
     conn: &mut AsyncPgConnection,
     context_id: &str,
+    owner: &str,
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let target = tenants::table.filter(tenants::context_id.eq(context_id));
+    let target = tenants::table
+        .filter(tenants::context_id.eq(context_id))
+        .filter(tenants::lease_owner.eq(owner));
     match error {
         None => {
             diesel::update(target)
@@ -332,24 +336,30 @@ pub async fn record_outcome(
 
 /// Flags a tenant for an operator without changing its state: `reason` says what was seen (with
 /// secrets already removed). The flag keeps the time it was first raised; a success clears it.
+/// Only while `owner` holds the tenant's lease.
 pub async fn flag_attention(
     conn: &mut AsyncPgConnection,
     context_id: &str,
+    owner: &str,
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
-        .set((
-            tenants::needs_attention.eq(true),
-            tenants::attention_reason.eq(reason),
-            tenants::attention_at.eq(diesel::dsl::sql::<
-                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-            >("coalesce(attention_at, ")
-            .bind::<diesel::sql_types::Timestamptz, _>(at)
-            .sql(")")),
-        ))
-        .execute(conn)
-        .await?;
+    diesel::update(
+        tenants::table
+            .filter(tenants::context_id.eq(context_id))
+            .filter(tenants::lease_owner.eq(owner)),
+    )
+    .set((
+        tenants::needs_attention.eq(true),
+        tenants::attention_reason.eq(reason),
+        tenants::attention_at.eq(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        >("coalesce(attention_at, ")
+        .bind::<diesel::sql_types::Timestamptz, _>(at)
+        .sql(")")),
+    ))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use shared::db::schema::tickets;
 use shared::domain::ContextId;
-use superoffice_sim::modes::{Mode, RefusalAs, StateApi, Wording};
 use superoffice_sim::TEST_CLIENT_ID;
+use superoffice_sim::modes::{Mode, RefusalAs, StateApi, Wording};
 
 use crate::support::{World, world, world_with};
 

@@ -297,6 +297,11 @@ impl Stack {
         }
     }
 
+    /// The process id of the partner-service started last.
+    pub fn service_pid(&self) -> Option<u32> {
+        self.processes.last().map(Child::id)
+    }
+
     /// Starts another partner-service instance (after `kill_service`, or beside the running one); its log
     /// is `partner-service-<n>`.
     pub async fn start_service(&mut self) {

@@ -338,3 +338,110 @@ async fn state_changes_reach_the_running_service() {
     assert_eq!(state, "done", "{page}");
     assert_eq!(companies_named(&stack, "While Suspended AS").await, 0);
 }
+
+/// The request's state and last change, and the tenant's recorded failures: what a stalled instance
+/// must not touch once another holds the tenant.
+async fn rows(database: &TestDatabase, name: &str) -> (String, String, String) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use shared::db::schema::{tenants, work_requests};
+    let mut conn = database.connect().await.unwrap();
+    let (state, updated, context_id): (String, chrono::DateTime<chrono::Utc>, String) =
+        work_requests::table
+            .filter(work_requests::payload.retrieve_as_text("name").eq(name))
+            .select((
+                work_requests::state,
+                work_requests::updated_at,
+                work_requests::context_id,
+            ))
+            .first(&mut conn)
+            .await
+            .unwrap();
+    let (failures, error_at): (i32, Option<chrono::DateTime<chrono::Utc>>) = tenants::table
+        .filter(tenants::context_id.eq(&context_id))
+        .select((tenants::failed_attempts, tenants::last_error_at))
+        .first(&mut conn)
+        .await
+        .unwrap();
+    (
+        state,
+        updated.to_rfc3339(),
+        format!("{failures} {error_at:?}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_instance_past_its_lease_changes_nothing_when_it_wakes() {
+    let database = TestDatabase::create().await.unwrap();
+    let mut stack = Stack::start_with(
+        "sigstop-lease",
+        database.url(),
+        &[("PARTNER_SERVICE__LEASE_SECS", "10".to_owned())],
+    )
+    .await;
+    let user = WebUser::new(&stack.web_url);
+    assert_eq!(user.sign_in(ADMIN).await, 303);
+    let (state, _) = user
+        .system_user_company("Warm Up AS", Duration::from_secs(30))
+        .await;
+    assert_eq!(state, "done");
+
+    // Saving a company takes 3 s; the instance is stopped while it waits for the answer.
+    sim_admin(
+        &stack,
+        reqwest::Method::PUT,
+        "/faults/api",
+        Some(json!({"method": "POST", "latency_ms": 3000})),
+    )
+    .await;
+    let queued = user.create_company("as-system-user", "Stalled AS").await;
+    let path = e2e::location(&queued);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stalled = stack.service_pid().unwrap().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &stalled])
+            .status()
+            .unwrap()
+            .success()
+    );
+    sim_admin(&stack, reqwest::Method::DELETE, "/faults/api", None).await;
+
+    // A second instance takes the tenant over once the stalled one's lease runs out, and finishes.
+    stack.start_service().await;
+    let (state, page) = user.wait_for_request(&path, Duration::from_secs(60)).await;
+    assert_eq!(state, "done", "{page}");
+    let before = rows(&database, "Stalled AS").await;
+
+    // The stalled instance wakes up: its late answer and writes must change nothing.
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &stalled])
+            .status()
+            .unwrap()
+            .success()
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(rows(&database, "Stalled AS").await, before);
+    assert_eq!(before.0, "done");
+    assert_eq!(companies_named(&stack, "Stalled AS").await, 1);
+    let done_rows = {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use shared::db::schema::work_requests;
+        let mut conn = database.connect().await.unwrap();
+        work_requests::table
+            .filter(
+                work_requests::payload
+                    .retrieve_as_text("name")
+                    .eq("Stalled AS"),
+            )
+            .filter(work_requests::state.eq("done"))
+            .count()
+            .get_result::<i64>(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(done_rows, 1);
+    stack.stop();
+}

@@ -115,17 +115,26 @@ pub fn decrypt_ticket(
     Ok(Ticket::parse(plain.expose_secret())?)
 }
 
+/// How long a cached ticket may serve: since its last use, and since its issue (SuperOffice's
+/// sliding extension cannot be observed, so the age from issue is what counts in the end).
+#[derive(Debug, Clone, Copy)]
+pub struct TicketPolicy {
+    pub refresh_after: Duration,
+    pub max_age: Duration,
+}
+
 /// Whether a cached ticket may be used now: obtained with the tenant's current token, not refused by
-/// the tenant, and used recently enough that SuperOffice's sliding six hours have not run out.
+/// the tenant, used recently enough, and issued recently enough.
 pub fn is_usable(
     ticket: &StoredTicket,
     token_generation: i32,
     now: DateTime<Utc>,
-    refresh_after: Duration,
+    policy: TicketPolicy,
 ) -> bool {
     ticket.token_generation == token_generation
         && ticket.rejected_at.is_none()
-        && now - ticket.last_used_at < refresh_after
+        && now - ticket.last_used_at < policy.refresh_after
+        && now - ticket.issued_at < policy.max_age
 }
 
 #[cfg(test)]
@@ -143,7 +152,7 @@ mod tests {
             ciphertext: Vec::new(),
             key_version: 1,
             token_generation: generation,
-            issued_at: now - Duration::hours(7),
+            issued_at: now - Duration::hours(1),
             last_used_at: now - Duration::seconds(last_used_ago),
             rejected_at: rejected.then_some(now),
         }
@@ -151,7 +160,10 @@ mod tests {
 
     #[test]
     fn a_ticket_is_used_only_while_fresh_current_and_accepted() {
-        let refresh = Duration::seconds(19_800);
+        let refresh = TicketPolicy {
+            refresh_after: Duration::seconds(19_800),
+            max_age: Duration::seconds(19_800),
+        };
         let now = Utc::now();
         assert!(is_usable(&ticket(now, 2, 60, false), 2, now, refresh));
         assert!(
@@ -165,6 +177,23 @@ mod tests {
         assert!(
             !is_usable(&ticket(now, 2, 19_800, false), 2, now, refresh),
             "unused too long"
+        );
+    }
+
+    #[test]
+    fn a_ticket_in_daily_use_is_still_replaced_after_its_maximum_age() {
+        let policy = TicketPolicy {
+            refresh_after: Duration::seconds(19_800),
+            max_age: Duration::seconds(19_800),
+        };
+        let now = Utc::now();
+        let mut used = ticket(now, 2, 60, false);
+        used.issued_at = now - Duration::seconds(19_799);
+        assert!(is_usable(&used, 2, now, policy));
+        used.issued_at = now - Duration::seconds(19_800);
+        assert!(
+            !is_usable(&used, 2, now, policy),
+            "used a minute ago, issued 5.5 h ago"
         );
     }
 }

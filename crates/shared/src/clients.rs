@@ -71,11 +71,10 @@ impl SuperOfficeClients {
             )
             .with_jwks_max_age(superoffice.jwks_refresh()),
         );
-        let statuses = Arc::new(TenantStatusClient::new(
-            http.clone(),
-            environment.clone(),
-            Arc::clone(&clock),
-        ));
+        let statuses = Arc::new(
+            TenantStatusClient::new(http.clone(), environment.clone(), Arc::clone(&clock))
+                .with_allowed_hosts(superoffice.allowed_tenant_hosts.clone()),
+        );
         let oidc = OidcClient::new(
             http.clone(),
             Arc::clone(&validator),
@@ -93,7 +92,8 @@ impl SuperOfficeClients {
                 http.clone(),
                 Arc::clone(&statuses),
                 application_token.clone(),
-            ),
+            )
+            .with_marker_field(&settings.service.idempotency_field),
             soap: TenantSoapClient::new(
                 http.clone(),
                 Arc::clone(&statuses),

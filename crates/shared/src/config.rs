@@ -116,6 +116,9 @@ pub struct SuperOfficeSettings {
     pub jwks_refresh_secs: u64,
     pub pkce: bool,
     pub state_change_audience_required: bool,
+    /// For `custom` only: the tenant API hosts (as `host` or `host:port`) the state API may name. The
+    /// named environments allow only https hosts under `superoffice.com`.
+    pub allowed_tenant_hosts: Vec<String>,
 }
 
 /// Where the partner private key comes from.
@@ -412,6 +415,18 @@ pub struct ServiceSettings {
     pub tenant_timeout_secs: u64,
     pub backoff_base_secs: u64,
     pub backoff_max_secs: u64,
+    /// A ticket is replaced this long after it was issued, however recently it was used.
+    pub ticket_max_age_secs: u64,
+    /// Retry delay after an answer that flags the tenant for an operator (not recognised, ambiguous).
+    pub attention_backoff_secs: u64,
+    /// Distinct tenants refused the same way within `circuit_window_secs` that open the circuit.
+    pub circuit_tenants: usize,
+    pub circuit_window_secs: u64,
+    /// First and longest interval between probes while the circuit is open.
+    pub circuit_probe_base_secs: u64,
+    pub circuit_probe_max_secs: u64,
+    /// The company field that carries a work request's idempotency key.
+    pub idempotency_field: String,
 }
 
 /// The whole configuration, validated.
@@ -701,6 +716,47 @@ impl Settings {
                 "service.backoff_max_secs",
                 "must be at least service.backoff_base_secs",
             ));
+        }
+        if self.service.ticket_max_age_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.ticket_max_age_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.circuit_tenants < 2 {
+            return Err(ConfigError::invalid(
+                "service.circuit_tenants",
+                "must be at least 2 (one tenant's refusal is about that tenant)",
+            ));
+        }
+        if self.service.circuit_window_secs == 0 || self.service.circuit_probe_base_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.circuit_window_secs",
+                "service.circuit_window_secs and service.circuit_probe_base_secs must be at least 1",
+            ));
+        }
+        if self.service.circuit_probe_max_secs < self.service.circuit_probe_base_secs {
+            return Err(ConfigError::invalid(
+                "service.circuit_probe_max_secs",
+                "must be at least service.circuit_probe_base_secs",
+            ));
+        }
+        if !matches!(
+            self.service.idempotency_field.as_str(),
+            "Number1" | "Number2" | "Department" | "OrgNr"
+        ) {
+            return Err(ConfigError::invalid(
+                "service.idempotency_field",
+                "must be one of Number1, Number2, Department, OrgNr",
+            ));
+        }
+        for host in &self.superoffice.allowed_tenant_hosts {
+            if host.trim().is_empty() || host.contains('/') {
+                return Err(ConfigError::invalid(
+                    "superoffice.allowed_tenant_hosts",
+                    format!("{host:?} is not a host or host:port"),
+                ));
+            }
         }
         // A configured secret must be well-formed even where this binary does not need it.
         if self.encryption.key.is_some() {

@@ -61,7 +61,7 @@ async fn schema_rs_matches_the_migrated_database() {
     .get_result(&mut conn)
     .await
     .unwrap();
-    assert_eq!(columns.count, 24 + 6);
+    assert_eq!(columns.count, 30 + 6);
 }
 
 #[tokio::test(flavor = "multi_thread")]

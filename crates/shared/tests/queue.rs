@@ -278,15 +278,42 @@ async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
             .unwrap()
             .is_none()
     );
-    let running = work::mark_running(&mut conn, request.id).await.unwrap();
+    // New work makes the tenant due; only the lease holder may write to its requests.
+    let due = queue::claim_due(&mut conn, "w", 60, 10).await.unwrap();
+    assert!(due.iter().any(|c| c.tenant.context_id == "Cust1000"));
+    assert!(
+        work::mark_running(&mut conn, request.id, "other")
+            .await
+            .unwrap()
+            .is_none(),
+        "not the lease holder"
+    );
+    let running = work::mark_running(&mut conn, request.id, "w")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(running.attempts, 1);
-    work::finish(
-        &mut conn,
-        request.id,
-        Ok(serde_json::json!({"contact_id": 7})),
-    )
-    .await
-    .unwrap();
+    assert!(
+        !work::finish(&mut conn, request.id, "other", Ok(serde_json::json!({})))
+            .await
+            .unwrap()
+    );
+    assert!(
+        work::finish(
+            &mut conn,
+            request.id,
+            "w",
+            Ok(serde_json::json!({"contact_id": 7})),
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !work::finish(&mut conn, request.id, "w", Err("late".into()))
+            .await
+            .unwrap(),
+        "a finished request is not running any more"
+    );
     let done = work::find_for_tenant(&mut conn, "Cust1000", request.id)
         .await
         .unwrap()
@@ -299,8 +326,66 @@ async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
             .unwrap()
             .is_empty()
     );
-    let due = queue::claim_due(&mut conn, "w2", 60, 10).await.unwrap();
-    assert!(due.iter().any(|c| c.tenant.context_id == "Cust1000"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_of_an_instance_whose_lease_ran_out_change_nothing() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 1).await;
+    let request = work::enqueue_create_company(&mut conn, "Cust1000", "Acme", "user@example.com")
+        .await
+        .unwrap();
+    queue::claim_due(&mut conn, "stalled", 60, 10)
+        .await
+        .unwrap();
+    work::mark_running(&mut conn, request.id, "stalled")
+        .await
+        .unwrap()
+        .unwrap();
+    // The lease runs out while the instance is stalled; another takes the tenant over.
+    diesel::sql_query("UPDATE tenants SET lease_expires_at = now() - interval '1 second', next_attempt_at = now() - interval '1 second'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        !work::requeue(&mut conn, request.id, "stalled", Some("late"))
+            .await
+            .unwrap()
+    );
+    let taken = queue::claim_due(&mut conn, "successor", 60, 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let again = work::mark_running(&mut conn, request.id, "successor")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again.attempts, 2,
+        "the successor looks the company up first"
+    );
+    assert!(
+        !work::finish(&mut conn, request.id, "stalled", Err("late".into()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        work::finish(
+            &mut conn,
+            request.id,
+            "successor",
+            Ok(serde_json::json!({"contact_id": 1}))
+        )
+        .await
+        .unwrap()
+    );
+    let row = work::find_for_tenant(&mut conn, "Cust1000", request.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.state, "done");
+    assert_eq!(row.error, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]

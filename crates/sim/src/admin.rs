@@ -17,6 +17,7 @@ use crate::config::TenantState;
 use crate::context::SimContext;
 use crate::faults::{Fault, Faults, Group};
 use crate::keys::{SigningKey, random_alphanumeric, random_base64};
+use crate::modes::{Mode, Modes};
 use crate::notify::{ChangeType, notify};
 use crate::store::{Grant, GrantStatus, NotificationRecord, Records, Tenant};
 
@@ -793,4 +794,68 @@ async fn post_reset(ctx: web::Data<SimContext>) -> Reply {
     let admin = admin(&ctx);
     admin.reset();
     ok(admin.tenants())
+}
+
+// Unfaithful modes (see `modes`): how the simulator departs on purpose from its own habits.
+
+impl Admin {
+    pub fn modes(&self) -> Modes {
+        self.ctx.store().modes.clone()
+    }
+
+    /// Sets the global mode, or the mode of one tenant (which must exist).
+    pub fn set_mode(&self, tenant: Option<&str>, mode: Mode) -> Result<Modes, AdminError> {
+        let mut store = self.ctx.store();
+        match tenant {
+            None => store.modes.global = mode,
+            Some(ctx) => {
+                if !store.tenants.contains_key(ctx) {
+                    return Err(AdminError::UnknownTenant(ctx.to_owned()));
+                }
+                store.modes.tenants.insert(ctx.to_owned(), mode);
+            }
+        }
+        Ok(store.modes.clone())
+    }
+
+    /// Back to a faithful simulator: no mode, globally or for any tenant.
+    pub fn clear_modes(&self) -> Modes {
+        let mut store = self.ctx.store();
+        store.modes = Modes::default();
+        store.modes.clone()
+    }
+}
+
+/// `/admin/modes`: `GET` shows them, `PUT` sets the global mode, `DELETE` clears all;
+/// `PUT /admin/modes/{ctx}` sets one tenant's.
+pub fn mode_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/admin/modes")
+            .route("", web::get().to(get_modes))
+            .route("", web::put().to(put_global_mode))
+            .route("", web::delete().to(delete_modes))
+            .route("/{ctx}", web::put().to(put_tenant_mode)),
+    );
+}
+
+async fn get_modes(ctx: web::Data<SimContext>) -> Reply {
+    ok(admin(&ctx).modes())
+}
+
+async fn put_global_mode(ctx: web::Data<SimContext>, body: Bytes) -> Reply {
+    let mode: Mode = json_body(&body, None)?;
+    ok(admin(&ctx).set_mode(None, mode)?)
+}
+
+async fn put_tenant_mode(
+    ctx: web::Data<SimContext>,
+    path: web::Path<String>,
+    body: Bytes,
+) -> Reply {
+    let mode: Mode = json_body(&body, None)?;
+    ok(admin(&ctx).set_mode(Some(&path), mode)?)
+}
+
+async fn delete_modes(ctx: web::Data<SimContext>) -> Reply {
+    ok(admin(&ctx).clear_modes())
 }

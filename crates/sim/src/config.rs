@@ -38,6 +38,9 @@ pub struct SimConfig {
     pub tenants: Vec<TenantConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    /// Unfaithful modes (see `modes`): none by default.
+    #[serde(default)]
+    pub modes: crate::modes::Modes,
     /// Directory that relative paths in the file are resolved against.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
@@ -261,6 +264,7 @@ impl SimConfig {
                 state_valid_for_secs: default_state_valid_for(),
                 signing_key_file: None,
             },
+            modes: crate::modes::Modes::default(),
             api_hosts: vec![host("sod2"), host("sod3")],
             applications: vec![ApplicationConfig {
                 client_id: TEST_CLIENT_ID.to_owned(),

@@ -22,6 +22,7 @@ mod context;
 pub mod exchange;
 pub mod faults;
 pub mod keys;
+pub mod modes;
 mod notify;
 mod request;
 mod server;

@@ -5,6 +5,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
 use crate::context::SimContext;
+use crate::modes::StateApi;
 
 pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -> HttpResponse {
     let now = ctx.clock.now();
@@ -13,12 +14,20 @@ pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -
         return HttpResponse::NotFound()
             .json(json!({ "Message": format!("Unknown tenant {}", path.as_str()) }));
     };
+    let (state, is_running) = match store.modes.of(path.as_str()).state_api {
+        StateApi::Normal => (tenant.state.to_string(), tenant.state.is_running()),
+        StateApi::NotFound => {
+            return HttpResponse::NotFound()
+                .json(json!({ "Message": format!("Unknown tenant {}", path.as_str()) }));
+        }
+        StateApi::UnknownState => ("Hibernating".to_owned(), false),
+    };
     let endpoint = ctx.tenant_endpoint(tenant);
     HttpResponse::Ok().json(json!({
         "ContextIdentifier": tenant.context_id,
         "Endpoint": endpoint,
-        "State": tenant.state.to_string(),
-        "IsRunning": tenant.state.is_running(),
+        "State": state,
+        "IsRunning": is_running,
         "ValidUntil": dotnet_utc(now + TimeDelta::seconds(ctx.state_valid_for_secs)),
         "Api": format!("{endpoint}/api"),
         "Version": tenant.version_name,

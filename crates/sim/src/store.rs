@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{SimConfig, TenantState};
 use crate::faults::Faults;
 use crate::keys::{SigningKey, random_alphanumeric};
+use crate::modes::Modes;
 use crate::tenant_api::Contact;
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ pub struct Store {
     pub old_keys: Vec<Arc<SigningKey>>,
     pub faults: Faults,
     pub records: Records,
+    pub modes: Modes,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +212,7 @@ impl Store {
             old_keys: Vec::new(),
             faults: Faults::default(),
             records: Records::default(),
+            modes: config.modes.clone(),
         }
     }
 

@@ -91,6 +91,8 @@ fn render_table(rows: &[shared::db::tenants::TenantOverview], now: DateTime<Utc>
         "TICKET VALID UNTIL".to_owned(),
         "LAST SUCCESS".to_owned(),
         "LAST ERROR".to_owned(),
+        "SO STATE".to_owned(),
+        "NEEDS ATTENTION".to_owned(),
     ]];
     for row in rows {
         let ticket = match (row.ticket_last_used_at, row.ticket_rejected) {
@@ -117,9 +119,23 @@ fn render_table(rows: &[shared::db::tenants::TenantOverview], now: DateTime<Utc>
                 .last_success_at
                 .map_or_else(|| "-".to_owned(), short),
             error.chars().take(80).collect(),
+            row.tenant
+                .so_state
+                .clone()
+                .unwrap_or_else(|| "-".to_owned()),
+            if row.tenant.needs_attention {
+                let reason = row
+                    .tenant
+                    .attention_reason
+                    .as_deref()
+                    .unwrap_or("(no reason)");
+                format!("yes: {}", reason.chars().take(100).collect::<String>())
+            } else {
+                "-".to_owned()
+            },
         ]);
     }
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..7)
         .map(|i| {
             lines
                 .iter()

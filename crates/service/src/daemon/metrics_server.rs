@@ -1,15 +1,20 @@
 //! `/metrics` and `/healthz` on `service.metrics_bind`.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-/// Starts the server; it stops when the returned handle is stopped.
+use super::circuit::Circuit;
+
+/// Starts the server; it stops when the returned handle is stopped. `/healthz` answers 200 while the
+/// process lives; its `status` is `degraded`, with the reason, while the circuit is open.
 pub fn start(
     bind: &str,
     handle: PrometheusHandle,
+    circuit: Arc<Circuit>,
 ) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)> {
     let listener =
         TcpListener::bind(bind).with_context(|| format!("binding service.metrics_bind {bind}"))?;
@@ -19,11 +24,21 @@ pub fn start(
         .port();
     let server = HttpServer::new(move || {
         let handle = handle.clone();
+        let circuit = Arc::clone(&circuit);
         App::new()
             .route(
                 "/healthz",
-                web::get()
-                    .to(|| async { HttpResponse::Ok().json(serde_json::json!({"status": "ok"})) }),
+                web::get().to(move || {
+                    let body = match circuit.open_reason() {
+                        None => serde_json::json!({"status": "ok"}),
+                        Some(reason) => serde_json::json!({
+                            "status": "degraded",
+                            "circuit": "open",
+                            "reason": reason,
+                        }),
+                    };
+                    async move { HttpResponse::Ok().json(body) }
+                }),
             )
             .route(
                 "/metrics",

@@ -5,6 +5,7 @@
 //! then gives back what is left.
 
 mod backoff;
+pub mod circuit;
 mod listener;
 mod metrics_server;
 mod worker;
@@ -29,6 +30,8 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use self::backoff::Backoff;
+use self::circuit::{Circuit, CircuitSettings};
+use crate::tickets::TicketPolicy;
 
 /// Who the daemon's changes are recorded as in the audit trail.
 pub const ACTOR: &str = "partner-service";
@@ -51,6 +54,7 @@ pub struct Context {
     backoff: Backoff,
     via: &'static str,
     owner: Arc<str>,
+    circuit: Arc<Circuit>,
 }
 
 impl Context {
@@ -61,10 +65,12 @@ impl Context {
             .context("taking a database connection")
     }
 
-    fn refresh_after(&self) -> chrono::Duration {
-        chrono::Duration::seconds(
-            i64::try_from(self.service.ticket_refresh_after_secs).unwrap_or(i64::MAX),
-        )
+    fn ticket_policy(&self) -> TicketPolicy {
+        let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
+        TicketPolicy {
+            refresh_after: secs(self.service.ticket_refresh_after_secs),
+            max_age: secs(self.service.ticket_max_age_secs),
+        }
     }
 
     fn lease_secs(&self) -> i64 {
@@ -78,13 +84,49 @@ impl Context {
         reason: &str,
     ) -> anyhow::Result<Option<DateTime<Utc>>> {
         let mut conn = self.db().await?;
-        tenants::record_outcome(&mut conn, &tenant.context_id, Some(reason), Utc::now()).await?;
+        tenants::record_outcome(
+            &mut conn,
+            &tenant.context_id,
+            &self.owner,
+            Some(reason),
+            Utc::now(),
+        )
+        .await?;
         let failures = u32::try_from(tenant.failed_attempts.saturating_add(1)).unwrap_or(1);
         let delay = self.backoff.delay(failures);
         tracing::info!(tenant = %tenant.context_id, failures, retry_in_secs = delay.as_secs(), reason, "will retry");
         Ok(Some(
             Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
         ))
+    }
+
+    /// Records a failure an operator must look at, without changing the tenant's state: the flag
+    /// with the reason (secrets already removed), a metric, a warning; retried after the long
+    /// `service.attention_backoff_secs`.
+    async fn needs_attention(
+        &self,
+        tenant: &Tenant,
+        kind: &str,
+        reason: &str,
+    ) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let now = Utc::now();
+        let mut conn = self.db().await?;
+        tenants::record_outcome(
+            &mut conn,
+            &tenant.context_id,
+            &self.owner,
+            Some(reason),
+            now,
+        )
+        .await?;
+        tenants::flag_attention(&mut conn, &tenant.context_id, &self.owner, reason, now).await?;
+        metrics::counter!("partner_service_attention_total", "kind" => kind.to_owned())
+            .increment(1);
+        let delay = chrono::Duration::seconds(
+            i64::try_from(self.service.attention_backoff_secs).unwrap_or(i64::MAX),
+        );
+        tracing::warn!(tenant = %tenant.context_id, kind, reason, retry_in_secs = delay.num_seconds(), "tenant needs attention; its state is kept");
+        Ok(Some(now + delay))
     }
 }
 
@@ -115,6 +157,12 @@ impl Daemon {
         let cipher = Cipher::from_settings(&settings.encryption)
             .context("loading encryption.key and encryption.previous_key")?;
         let service = settings.service.clone();
+        let circuit = Arc::new(Circuit::new(CircuitSettings {
+            tenants: service.circuit_tenants,
+            window: Duration::from_secs(service.circuit_window_secs),
+            probe_base: Duration::from_secs(service.circuit_probe_base_secs),
+            probe_max: Duration::from_secs(service.circuit_probe_max_secs),
+        }));
         Ok(Self {
             ctx: Context {
                 pool,
@@ -132,6 +180,7 @@ impl Daemon {
                 },
                 owner: instance_id().into(),
                 service: service.clone(),
+                circuit,
             },
             database_url: settings.database.url().to_owned(),
             slots: Arc::new(Semaphore::new(service.concurrency.max(1))),
@@ -150,6 +199,11 @@ impl Daemon {
     /// The id this instance's leases carry.
     pub fn owner(&self) -> &str {
         &self.ctx.owner
+    }
+
+    /// The instance's circuit (exchanges paused for every tenant while it is open).
+    pub fn circuit(&self) -> Arc<Circuit> {
+        Arc::clone(&self.ctx.circuit)
     }
 
     /// Processes everything due now, then returns.
@@ -339,6 +393,9 @@ impl Daemon {
                 metrics::gauge!("partner_tenants", "state" => state.as_str()).set(count as f64);
             }
         }
+        if let Ok(flagged) = tenants::count_needing_attention(&mut conn).await {
+            metrics::gauge!("partner_tenants_needs_attention").set(flagged as f64);
+        }
     }
 }
 
@@ -437,7 +494,7 @@ async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
         let mut conn = ctx.db().await?;
         for request in work::open_for_tenant(&mut conn, context_id).await? {
             if request.state == WorkState::Running.as_str() {
-                work::requeue(&mut conn, request.id, Some(reason)).await?;
+                work::requeue(&mut conn, request.id, &ctx.owner, Some(reason)).await?;
             }
         }
         anyhow::Ok(())
@@ -470,8 +527,11 @@ pub async fn run(settings: Settings, once: bool, cancel: CancellationToken) -> a
     if once {
         return daemon.run_once().await;
     }
-    let (metrics, metrics_port) =
-        metrics_server::start(&settings.service.metrics_bind, shared::metrics::handle())?;
+    let (metrics, metrics_port) = metrics_server::start(
+        &settings.service.metrics_bind,
+        shared::metrics::handle(),
+        daemon.circuit(),
+    )?;
     tracing::info!(port = metrics_port, "metrics and health endpoint listening");
     let result = daemon.run(cancel).await;
     metrics.stop(true).await;

@@ -8,9 +8,11 @@ use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest};
 use shared::db::queue::Claim;
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
-use shared::superid::exchange::ExchangeError;
+use shared::superid::exchange::{ExchangeError, Verdict};
+use shared::tenant::status::StatusError;
 use shared::tenant::{Company, TenantCredentials, TenantError};
 
+use super::circuit::{Gate, Observed};
 use super::{ACTOR, Context};
 use crate::tickets::{decrypt_ticket, is_usable, store_issued, stored_credentials};
 
@@ -56,9 +58,12 @@ fn usable_for(ctx: &Context, tenant: &Tenant, ticket: &StoredTicket) -> bool {
         ticket,
         tenant.token_generation,
         ctx.clock.now(),
-        ctx.refresh_after(),
+        ctx.ticket_policy(),
     )
 }
+
+/// How long the state API may report a tenant as not running before it is flagged for an operator.
+const NOT_RUNNING_TOO_LONG: chrono::Duration = chrono::Duration::days(1);
 
 /// Processes one claimed tenant.
 pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
@@ -83,17 +88,50 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
     }
     if usable.is_none() || state == TenantState::Pending {
         match ctx.clients.statuses.status(&id).await {
-            Ok(status) if !status.is_running => {
-                // Ask afresh at the next attempt rather than trust the cached answer until ValidUntil.
-                ctx.clients.statuses.invalidate(&id).await;
-                tracing::info!(tenant = %id, state = %status.state, "tenant is not running; waiting");
-                let reason = format!(
-                    "the tenant is not running (SuperOffice state {}); work waits until it runs",
-                    status.state
-                );
-                return ctx.retry_later(tenant, &reason).await;
+            Ok(status) => {
+                let since = {
+                    let mut conn = ctx.db().await?;
+                    tenants::record_so_state(
+                        &mut conn,
+                        id.as_str(),
+                        status.state.as_str(),
+                        status.is_running,
+                        Utc::now(),
+                    )
+                    .await?
+                };
+                if !status.is_running {
+                    // Ask afresh at the next attempt rather than trust the cached answer until ValidUntil.
+                    ctx.clients.statuses.invalidate(&id).await;
+                    tracing::info!(tenant = %id, state = %status.state, "tenant is not running; waiting");
+                    if let Some(since) =
+                        since.filter(|since| Utc::now() - *since > NOT_RUNNING_TOO_LONG)
+                    {
+                        let reason = format!(
+                            "the state API has reported the tenant as not running (state {}) since {}; \
+                             work waits until it runs",
+                            status.state,
+                            since.to_rfc3339()
+                        );
+                        return ctx.needs_attention(tenant, "not_running", &reason).await;
+                    }
+                    let reason = format!(
+                        "the tenant is not running (SuperOffice state {}); work waits until it runs",
+                        status.state
+                    );
+                    return ctx.retry_later(tenant, &reason).await;
+                }
             }
-            Ok(_) => {}
+            Err(error @ StatusError::UnknownTenant(_)) => {
+                return ctx
+                    .needs_attention(tenant, "unknown_tenant", &error.to_string())
+                    .await;
+            }
+            Err(error @ StatusError::HostNotAllowed { .. }) => {
+                return ctx
+                    .needs_attention(tenant, "host_not_allowed", &error.to_string())
+                    .await;
+            }
             Err(error) => return ctx.retry_later(tenant, &error.to_string()).await,
         }
     }
@@ -132,7 +170,7 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
     // A ticket obtained in this pass recorded the success with it; one reused records it now.
     if !session.fresh {
         let mut conn = ctx.db().await?;
-        tenants::record_outcome(&mut conn, id.as_str(), None, Utc::now()).await?;
+        tenants::record_outcome(&mut conn, id.as_str(), &ctx.owner, None, Utc::now()).await?;
     }
     Ok(None)
 }
@@ -145,6 +183,20 @@ async fn exchange(
     id: &ContextId,
     previous: Option<&StoredTicket>,
 ) -> anyhow::Result<Exchanged> {
+    if tenant.serial.as_deref().is_none_or(|s| s.trim().is_empty()) {
+        let reason = format!(
+            "tenant {id} has no serial stored, so the system user JWT cannot be checked; \
+             a tenant administrator signing in stores it"
+        );
+        return Ok(Exchanged::Later(
+            ctx.needs_attention(tenant, "missing_serial", &reason)
+                .await?,
+        ));
+    }
+    if let Gate::Paused(at) = ctx.circuit.gate(id.as_str(), Utc::now()) {
+        tracing::debug!(tenant = %id, retry_at = %at, "circuit open: exchange paused");
+        return Ok(Exchanged::Later(Some(at)));
+    }
     let credentials = stored_credentials(&ctx.cipher, tenant)?;
     let result = ctx
         .exchange
@@ -159,6 +211,11 @@ async fn exchange(
         }
     };
     metrics::counter!("partner_service_exchanges_total", "outcome" => "success").increment(1);
+    if let Some(paused) = ctx.circuit.succeeded() {
+        let mut conn = ctx.db().await?;
+        let resumed = tenants::resume(&mut conn, &paused).await?;
+        tracing::info!(resumed, "tenants paused by the circuit are due again");
+    }
     let mut conn = ctx.db().await?;
     store_issued(
         &mut conn,
@@ -180,7 +237,9 @@ async fn exchange(
     Ok(Exchanged::Ticket(issued.ticket))
 }
 
-/// A failed exchange: the tenant stopped when its authorization is refused, else retried later.
+/// A failed exchange: the tenant stopped when its authorization is refused unambiguously; a refusal
+/// that may be this instance's fault counted by the circuit and, while it stays closed, flagged for an
+/// operator; a passing failure retried later.
 async fn refused(
     ctx: &Context,
     tenant: &Tenant,
@@ -188,14 +247,38 @@ async fn refused(
     error: &ExchangeError,
 ) -> anyhow::Result<Exchanged> {
     let reason = error.to_string();
-    let Some(state) = error.tenant_state_hint() else {
-        if let ExchangeError::InvalidTimestamp { skew_secs, .. } = error {
-            tracing::warn!(tenant = %id, skew_secs = ?skew_secs, "SuperID refused the signed token's timestamp; check this host's clock");
+    let state = match error.verdict() {
+        Verdict::Stop(state) => state,
+        Verdict::Transient => return Ok(Exchanged::Later(ctx.retry_later(tenant, &reason).await?)),
+        Verdict::Suspect => {
+            let kind = error.kind();
+            return match ctx.circuit.refused(id.as_str(), &kind, &reason, Utc::now()) {
+                Observed::Counted => {
+                    if let ExchangeError::InvalidTimestamp { skew_secs, .. } = error {
+                        tracing::warn!(tenant = %id, skew_secs = ?skew_secs, "SuperID refused the signed token's timestamp; check this host's clock");
+                    }
+                    Ok(Exchanged::Later(
+                        ctx.needs_attention(tenant, &kind, &reason).await?,
+                    ))
+                }
+                Observed::Opened { retry_at, tenants } => {
+                    let mut conn = ctx.db().await?;
+                    tenants::absolve(&mut conn, &tenants, retry_at).await?;
+                    Ok(Exchanged::Later(Some(retry_at)))
+                }
+                Observed::Paused(retry_at) => Ok(Exchanged::Later(Some(retry_at))),
+            };
         }
-        return Ok(Exchanged::Later(ctx.retry_later(tenant, &reason).await?));
     };
     let mut conn = ctx.db().await?;
-    tenants::record_outcome(&mut conn, id.as_str(), Some(&reason), Utc::now()).await?;
+    tenants::record_outcome(
+        &mut conn,
+        id.as_str(),
+        &ctx.owner,
+        Some(&reason),
+        Utc::now(),
+    )
+    .await?;
     tenants::set_state(&mut conn, id.as_str(), state, &reason, ACTOR).await?;
     let plain = format!(
         "SuperOffice no longer lets this application work for the tenant ({}). A tenant \
@@ -203,7 +286,9 @@ async fn refused(
         state_in_words(state)
     );
     for request in work::open_for_tenant(&mut conn, id.as_str()).await? {
-        fail_work(&mut conn, id, request.id, &plain).await?;
+        if work::fail_open(&mut conn, request.id, &ctx.owner, &plain).await? {
+            audit_failed(&mut conn, id, request.id, &plain).await?;
+        }
     }
     tracing::info!(tenant = %id, state = %state, reason = %reason, "tenant stopped");
     Ok(Exchanged::Stopped)
@@ -219,13 +304,15 @@ fn state_in_words(state: TenantState) -> &'static str {
 }
 
 fn outcome_label(error: &ExchangeError) -> &'static str {
-    match error.tenant_state_hint() {
-        Some(state) => state.as_str(),
-        None => match error {
+    match error.verdict() {
+        Verdict::Stop(state) => state.as_str(),
+        Verdict::Transient => "transient",
+        Verdict::Suspect => match error {
             ExchangeError::InvalidTimestamp { .. } => "invalid_timestamp",
             ExchangeError::InvalidSignature { .. } => "invalid_signature",
-            _ if error.is_retryable() => "transient",
-            _ => "error",
+            ExchangeError::Denied { .. } => "denied",
+            ExchangeError::Rejected { .. } => "unrecognised",
+            _ => "refused",
         },
     }
 }
@@ -240,9 +327,13 @@ async fn carry_out(
     request: &WorkRequest,
 ) -> anyhow::Result<Done> {
     let look_up_first = request.attempts > 0;
-    let request = {
+    let marked = {
         let mut conn = ctx.db().await?;
-        work::mark_running(&mut conn, request.id).await?
+        work::mark_running(&mut conn, request.id, &ctx.owner).await?
+    };
+    let Some(request) = marked else {
+        tracing::warn!(tenant = %id, work_request = request.id, "the tenant's lease is lost; nothing more is done for it here");
+        return Ok(Done::Halt(None));
     };
     let Some(name) = request
         .payload
@@ -252,7 +343,9 @@ async fn carry_out(
     else {
         let mut conn = ctx.db().await?;
         let reason = "the request names no company".to_owned();
-        fail_work(&mut conn, id, request.id, &reason).await?;
+        if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {
+            return Ok(lease_lost(id, request.id));
+        }
         return Ok(Done::Next);
     };
     let key = request.idempotency_key.to_string();
@@ -262,12 +355,14 @@ async fn carry_out(
         let result = create_once(ctx, id, &credentials, &name, &key, look_up_first).await;
         match result {
             Ok((company, found)) => {
-                finished(ctx, id, session, &request, &company, found).await?;
+                if !finished(ctx, id, session, &request, &company, found).await? {
+                    return Ok(lease_lost(id, request.id));
+                }
                 return Ok(Done::Next);
             }
-            Err(TenantError::TicketRejected { .. }) if !renewed => {
+            Err(error) if error.refuses_ticket() && !renewed => {
                 renewed = true;
-                tracing::info!(tenant = %id, "the tenant refused the ticket; obtaining a new one");
+                tracing::info!(tenant = %id, error = %error, "the tenant refused the ticket; obtaining a new one");
                 {
                     let mut conn = ctx.db().await?;
                     tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
@@ -290,6 +385,18 @@ async fn carry_out(
                     }
                 }
             }
+            Err(
+                error @ TenantError::Status(
+                    StatusError::UnknownTenant(_) | StatusError::HostNotAllowed { .. },
+                ),
+            ) => {
+                let reason = error.to_string();
+                requeue(ctx, &request, &reason).await?;
+                return Ok(Done::Halt(
+                    ctx.needs_attention(tenant, "tenant_status", &reason)
+                        .await?,
+                ));
+            }
             Err(error)
                 if error.is_retryable() || matches!(error, TenantError::TicketRejected { .. }) =>
             {
@@ -305,14 +412,22 @@ async fn carry_out(
             Err(error) => {
                 let reason = error.to_string();
                 let mut conn = ctx.db().await?;
+                if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {
+                    return Ok(lease_lost(id, request.id));
+                }
                 tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
-                fail_work(&mut conn, id, request.id, &reason).await?;
                 observe_work(&request, "failed");
                 tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work failed");
                 return Ok(Done::Next);
             }
         }
     }
+}
+
+/// A write fenced by the lease changed nothing: another instance holds the tenant now.
+fn lease_lost(id: &ContextId, request: i64) -> Done {
+    tracing::warn!(tenant = %id, work_request = request, "the tenant's lease is lost; the outcome is left to the instance that holds it");
+    Done::Halt(None)
 }
 
 /// Finds the company a previous attempt created, or creates it marked with the request's key.
@@ -348,15 +463,19 @@ async fn finished(
     request: &WorkRequest,
     company: &Company,
     found: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let mut conn = ctx.db().await?;
-    tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
-    work::finish(
+    if !work::finish(
         &mut conn,
         request.id,
+        &ctx.owner,
         Ok(json!({ "contact_id": company.contact_id, "name": company.name })),
     )
-    .await?;
+    .await?
+    {
+        return Ok(false);
+    }
+    tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
     audit_work(
         &mut conn,
         id,
@@ -374,12 +493,17 @@ async fn finished(
     }
     observe_work(request, "done");
     tracing::info!(tenant = %id, work_request = request.id, contact_id = company.contact_id, found_existing = found, "company created");
-    Ok(())
+    Ok(true)
 }
 
 async fn requeue(ctx: &Context, request: &WorkRequest, reason: &str) -> anyhow::Result<()> {
     let mut conn = ctx.db().await?;
-    work::requeue(&mut conn, request.id, Some(reason)).await?;
+    if !work::requeue(&mut conn, request.id, &ctx.owner, Some(reason)).await? {
+        tracing::warn!(
+            work_request = request.id,
+            "the tenant's lease is lost; the request is left to the instance that holds it"
+        );
+    }
     Ok(())
 }
 
@@ -388,14 +512,28 @@ fn observe_work(request: &WorkRequest, outcome: &'static str) {
     metrics::histogram!("partner_service_work_seconds", "outcome" => outcome).record(seconds);
 }
 
-/// Finishes a work request as failed for good, with its `work_failed` audit event.
+/// Finishes a running work request as failed for good, with its `work_failed` audit event. False,
+/// changing nothing, when the lease was lost.
 async fn fail_work(
+    ctx: &Context,
+    conn: &mut diesel_async::AsyncPgConnection,
+    id: &ContextId,
+    request_id: i64,
+    reason: &str,
+) -> anyhow::Result<bool> {
+    if !work::finish(conn, request_id, &ctx.owner, Err(reason.to_owned())).await? {
+        return Ok(false);
+    }
+    audit_failed(conn, id, request_id, reason).await?;
+    Ok(true)
+}
+
+async fn audit_failed(
     conn: &mut diesel_async::AsyncPgConnection,
     id: &ContextId,
     request_id: i64,
     reason: &str,
 ) -> anyhow::Result<()> {
-    work::finish(conn, request_id, Err(reason.to_owned())).await?;
     audit_work(
         conn,
         id,

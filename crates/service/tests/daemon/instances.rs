@@ -115,7 +115,7 @@ async fn a_dead_instances_lease_is_taken_over_without_losing_or_duplicating_the_
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
-    work::mark_running(&mut *w.conn().await, request.id)
+    work::mark_running(&mut *w.conn().await, request.id, "dead-instance")
         .await
         .unwrap();
     let id = ContextId::parse(CTX).unwrap();

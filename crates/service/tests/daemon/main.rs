@@ -3,6 +3,7 @@
 //! database; take-over after a crash; graceful shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod failures;
 mod instances;
 mod lifecycle;
 mod support;

@@ -110,6 +110,15 @@ pub struct Tenant {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
+    /// Something the operator must look at; the tenant keeps its state (see `attention_reason`).
+    pub needs_attention: bool,
+    pub attention_reason: Option<String>,
+    pub attention_at: Option<DateTime<Utc>>,
+    /// The state API's last answer and when it came.
+    pub so_state: Option<String>,
+    pub so_state_checked_at: Option<DateTime<Utc>>,
+    /// Since when the state API reports the tenant as not running.
+    pub so_not_running_since: Option<DateTime<Utc>>,
 }
 
 impl Tenant {

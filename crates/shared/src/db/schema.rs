@@ -27,6 +27,12 @@ diesel::table! {
         last_error -> Nullable<Text>,
         last_error_at -> Nullable<Timestamptz>,
         token_issued_at -> Nullable<Timestamptz>,
+        needs_attention -> Bool,
+        attention_reason -> Nullable<Text>,
+        attention_at -> Nullable<Timestamptz>,
+        so_state -> Nullable<Text>,
+        so_state_checked_at -> Nullable<Timestamptz>,
+        so_not_running_since -> Nullable<Timestamptz>,
     }
 }
 

@@ -44,6 +44,14 @@ pub async fn count_by_state(conn: &mut AsyncPgConnection) -> Result<Vec<(String,
 
 /// Whether a stored (encrypted) token is the one being captured; the caller can decrypt, the database cannot.
 pub type SameToken<'a> = dyn Fn(&Encrypted) -> bool + Send + Sync + 'a;
+/// How many tenants are flagged for an operator (`needs_attention`).
+pub async fn count_needing_attention(conn: &mut AsyncPgConnection) -> Result<i64, DbError> {
+    Ok(tenants::table
+        .filter(tenants::needs_attention)
+        .count()
+        .get_result(conn)
+        .await?)
+}
 
 /// What an administrator's sign-in tells about a tenant, with the token already encrypted.
 pub struct TokenCapture<'a> {
@@ -341,20 +349,27 @@ pub async fn schedule_now(conn: &mut AsyncPgConnection, context_id: &str) -> Res
     Ok(updated > 0)
 }
 
-/// When a tenant was last known good and what went wrong last, for the operator view.
+/// When a tenant was last known good and what went wrong last, for the operator view. Only while
+/// `owner` holds the tenant's lease: an instance that lost it changes nothing.
 pub async fn record_outcome(
     conn: &mut AsyncPgConnection,
     context_id: &str,
+    owner: &str,
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let target = tenants::table.filter(tenants::context_id.eq(context_id));
+    let target = tenants::table
+        .filter(tenants::context_id.eq(context_id))
+        .filter(tenants::lease_owner.eq(owner));
     match error {
         None => {
             diesel::update(target)
                 .set((
                     tenants::last_success_at.eq(at),
                     tenants::failed_attempts.eq(0),
+                    tenants::needs_attention.eq(false),
+                    tenants::attention_reason.eq(None::<String>),
+                    tenants::attention_at.eq(None::<DateTime<Utc>>),
                 ))
                 .execute(conn)
                 .await?
@@ -371,6 +386,132 @@ pub async fn record_outcome(
         }
     };
     Ok(())
+}
+
+/// Flags a tenant for an operator without changing its state: `reason` says what was seen (with
+/// secrets already removed). The flag keeps the time it was first raised; a success clears it.
+/// Only while `owner` holds the tenant's lease.
+pub async fn flag_attention(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    owner: &str,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> Result<(), DbError> {
+    diesel::update(
+        tenants::table
+            .filter(tenants::context_id.eq(context_id))
+            .filter(tenants::lease_owner.eq(owner)),
+    )
+    .set((
+        tenants::needs_attention.eq(true),
+        tenants::attention_reason.eq(reason),
+        tenants::attention_at.eq(diesel::dsl::sql::<
+            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+        >("coalesce(attention_at, ")
+        .bind::<diesel::sql_types::Timestamptz, _>(at)
+        .sql(")")),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Tenants whose refusal turned out to be the instance's fault (the circuit opened): their flag is
+/// cleared and, unless another pass holds them, they are due at `at`.
+pub async fn absolve(
+    conn: &mut AsyncPgConnection,
+    context_ids: &[String],
+    at: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    if context_ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::update(
+        tenants::table
+            .filter(tenants::context_id.eq_any(context_ids))
+            .filter(tenants::lease_owner.is_null()),
+    )
+    .set((
+        tenants::needs_attention.eq(false),
+        tenants::attention_reason.eq(None::<String>),
+        tenants::attention_at.eq(None::<DateTime<Utc>>),
+        tenants::next_attempt_at.eq(at),
+    ))
+    .execute(conn)
+    .await?)
+}
+
+/// Makes the given tenants due now (their exchanges were paused by the circuit, which closed) and
+/// wakes the service.
+pub async fn resume(
+    conn: &mut AsyncPgConnection,
+    context_ids: &[String],
+) -> Result<usize, DbError> {
+    if context_ids.is_empty() {
+        return Ok(0);
+    }
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let updated = diesel::update(
+            tenants::table
+                .filter(tenants::context_id.eq_any(context_ids))
+                .filter(tenants::lease_owner.is_null())
+                .filter(tenants::next_attempt_at.is_not_null()),
+        )
+        .set(tenants::next_attempt_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+        if let Some(first) = context_ids.first() {
+            notify_work(conn, first).await?;
+        }
+        Ok(updated)
+    })
+    .await
+}
+
+/// Writes the state API's answer onto the tenant: its `State`, when it was read, and since when the
+/// tenant has not been running (kept while it stays so, cleared when it runs).
+pub async fn record_so_state(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    so_state: &str,
+    running: bool,
+    at: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DbError> {
+    let target = tenants::table.filter(tenants::context_id.eq(context_id));
+    let checked = (
+        tenants::so_state.eq(so_state),
+        tenants::so_state_checked_at.eq(at),
+    );
+    let since: Option<Option<DateTime<Utc>>> =
+        if running {
+            diesel::update(target)
+                .set((
+                    checked,
+                    tenants::so_not_running_since.eq(None::<DateTime<Utc>>),
+                ))
+                .returning(tenants::so_not_running_since)
+                .get_result(conn)
+                .await
+                .optional()?
+        } else {
+            diesel::update(target)
+                .set((
+                    checked,
+                    tenants::so_not_running_since.eq(diesel::dsl::sql::<
+                        diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+                    >(
+                        "coalesce(so_not_running_since, "
+                    )
+                    .bind::<diesel::sql_types::Timestamptz, _>(at)
+                    .sql(")")),
+                ))
+                .returning(tenants::so_not_running_since)
+                .get_result(conn)
+                .await
+                .optional()?
+        };
+    Ok(since.flatten())
 }
 
 /// An operator's retry: the tenant is due now, and a tenant stopped by an earlier failure or by the

@@ -83,7 +83,8 @@ pub async fn store_obtained(
                  UPDATE tenants SET \
                      state = CASE WHEN state = 'pending' THEN 'active' ELSE state END, \
                      state_reason = CASE WHEN state = 'pending' THEN $6 ELSE state_reason END, \
-                     last_success_at = $7, failed_attempts = 0 \
+                     last_success_at = $7, failed_attempts = 0, \
+                     needs_attention = false, attention_reason = NULL, attention_at = NULL \
                  WHERE context_id = $1 \
                  RETURNING state), \
              activated AS ( \

@@ -94,53 +94,142 @@ pub async fn recent_for_tenant(
         .await?)
 }
 
-/// Marks a request as being attempted (before any call leaves the process), counting the attempt.
-pub async fn mark_running(conn: &mut AsyncPgConnection, id: i64) -> Result<WorkRequest, DbError> {
-    Ok(diesel::update(work_requests::table.find(id))
-        .set((
-            work_requests::state.eq(WorkState::Running.as_str()),
-            work_requests::attempts.eq(work_requests::attempts + 1),
-        ))
-        .returning(WorkRequest::as_returning())
-        .get_result(conn)
-        .await?)
+/// `work_requests` rows of tenants whose lease `owner` holds now: the fence of every write the
+/// service makes to a request, so an instance that lost its lease changes nothing.
+fn leased_by(owner: &str) -> diesel::dsl::exists<tenants_leased::Query<'_>> {
+    diesel::dsl::exists(tenants_leased::query(owner))
 }
 
-/// Records the outcome of a request: done with a result, or failed with a reason for the page.
+mod tenants_leased {
+    use diesel::dsl::{And, Eq, Filter, Gt, Select};
+    use diesel::prelude::*;
+
+    use super::super::schema::{tenants, work_requests};
+
+    type Fence<'a> = And<
+        And<Eq<tenants::context_id, work_requests::context_id>, Eq<tenants::lease_owner, &'a str>>,
+        Gt<tenants::lease_expires_at, diesel::dsl::now>,
+    >;
+
+    pub(super) type Query<'a> = Select<Filter<tenants::table, Fence<'a>>, tenants::id>;
+
+    pub(super) fn query(owner: &str) -> Query<'_> {
+        tenants::table
+            .filter(
+                tenants::context_id
+                    .eq(work_requests::context_id)
+                    .and(tenants::lease_owner.eq(owner))
+                    .and(tenants::lease_expires_at.gt(diesel::dsl::now)),
+            )
+            .select(tenants::id)
+    }
+}
+
+/// Marks a request as being attempted (before any call leaves the process), counting the attempt.
+/// Only an open request of a tenant whose lease `owner` holds: `None` when the lease was lost (or
+/// the request is no longer open), and then nothing may be sent for it.
+pub async fn mark_running(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    owner: &str,
+) -> Result<Option<WorkRequest>, DbError> {
+    Ok(diesel::update(
+        work_requests::table
+            .filter(work_requests::id.eq(id))
+            .filter(
+                work_requests::state
+                    .eq_any([WorkState::Queued.as_str(), WorkState::Running.as_str()]),
+            )
+            .filter(leased_by(owner)),
+    )
+    .set((
+        work_requests::state.eq(WorkState::Running.as_str()),
+        work_requests::attempts.eq(work_requests::attempts + 1),
+    ))
+    .returning(WorkRequest::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?)
+}
+
+/// Records the outcome of a running request under `owner`'s lease: done with a result, or failed
+/// with a reason for the page. Returns false, changing nothing, when the lease was lost or the
+/// request is not running.
 pub async fn finish(
     conn: &mut AsyncPgConnection,
     id: i64,
+    owner: &str,
     outcome: Result<serde_json::Value, String>,
-) -> Result<(), DbError> {
+) -> Result<bool, DbError> {
+    settle(conn, id, owner, &[WorkState::Running], outcome).await
+}
+
+/// Fails an open (queued or running) request under `owner`'s lease: the tenant was stopped.
+pub async fn fail_open(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    owner: &str,
+    reason: &str,
+) -> Result<bool, DbError> {
+    settle(
+        conn,
+        id,
+        owner,
+        &[WorkState::Queued, WorkState::Running],
+        Err(reason.to_owned()),
+    )
+    .await
+}
+
+async fn settle(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    owner: &str,
+    from: &[WorkState],
+    outcome: Result<serde_json::Value, String>,
+) -> Result<bool, DbError> {
     let now = Utc::now();
     let (state, result, error) = match outcome {
         Ok(result) => (WorkState::Done, Some(result), None),
         Err(error) => (WorkState::Failed, None, Some(error)),
     };
-    diesel::update(work_requests::table.find(id))
-        .set((
-            work_requests::state.eq(state.as_str()),
-            work_requests::result.eq(result),
-            work_requests::error.eq(error),
-            work_requests::completed_at.eq(Some(now)),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+    let updated = diesel::update(
+        work_requests::table
+            .filter(work_requests::id.eq(id))
+            .filter(work_requests::state.eq_any(from))
+            .filter(leased_by(owner)),
+    )
+    .set((
+        work_requests::state.eq(state.as_str()),
+        work_requests::result.eq(result),
+        work_requests::error.eq(error),
+        work_requests::completed_at.eq(Some(now)),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
 }
 
-/// Puts a running request back in the queue (shutdown, lease lost, transient failure).
+/// Puts a running request back in the queue (shutdown, timeout, transient failure), only under
+/// `owner`'s lease. Returns false, changing nothing, when the lease was lost.
 pub async fn requeue(
     conn: &mut AsyncPgConnection,
     id: i64,
+    owner: &str,
     error: Option<&str>,
-) -> Result<(), DbError> {
-    diesel::update(work_requests::table.find(id))
-        .set((
-            work_requests::state.eq(WorkState::Queued.as_str()),
-            work_requests::error.eq(error),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+) -> Result<bool, DbError> {
+    let updated = diesel::update(
+        work_requests::table
+            .filter(work_requests::id.eq(id))
+            .filter(work_requests::state.eq(WorkState::Running.as_str()))
+            .filter(leased_by(owner)),
+    )
+    .set((
+        work_requests::state.eq(WorkState::Queued.as_str()),
+        work_requests::error.eq(error),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(updated == 1)
 }

@@ -72,7 +72,7 @@ pub enum ExchangeError {
     Expired { tenant: ContextId, message: String },
     #[error(
         "tenant {tenant}: SuperID denied the system user (SuperID: {message}); \
-         check the application token and that the app is installed on the tenant"
+         check the application token (superoffice.client_secret) and that the app is installed on the tenant"
     )]
     Denied { tenant: ContextId, message: String },
     #[error(
@@ -81,7 +81,8 @@ pub enum ExchangeError {
     )]
     NeedsReapproval { tenant: ContextId, message: String },
     #[error(
-        "tenant {tenant}: SuperID rejected the exchange (SuperID: {message}); an operator should look at it"
+        "tenant {tenant}: SuperID refused the exchange with an answer this service does not recognise \
+         (SuperID: {message}); the tenant keeps its state and is tried again later; an operator should look at it"
     )]
     Rejected { tenant: ContextId, message: String },
     #[error(
@@ -139,35 +140,75 @@ fn status_advice(status: u16) -> &'static str {
     }
 }
 
+/// What a failed exchange means for the tenant and the instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// An unambiguous refusal of the tenant's authorization: the tenant takes this state.
+    Stop(TenantState),
+    /// A passing failure (network, SuperOffice unavailable): retry with the usual backoff.
+    Transient,
+    /// A refusal that is not unambiguous about the tenant (an unknown answer, an HTTP or SOAP
+    /// refusal, `Denied`, a wrong key or clock): retry after a long backoff and flag the tenant for an
+    /// operator. The same one for several tenants at once points at this instance (the circuit).
+    Suspect,
+}
+
 impl ExchangeError {
-    /// Whether the same exchange may succeed later (with backoff). Revocation, expiry, denial, a wrong
-    /// key and a clock that stays wrong will not fix themselves: stop and tell an operator.
+    /// Whether the same exchange may succeed later (with backoff). Only an unambiguous refusal of the
+    /// tenant's authorization will not fix itself.
     pub fn is_retryable(&self) -> bool {
+        !matches!(self.verdict(), Verdict::Stop(_))
+    }
+
+    /// What the failure means: stop the tenant, retry soon, or retry late and tell an operator.
+    pub fn verdict(&self) -> Verdict {
         match self {
-            Self::Revoked { .. }
-            | Self::Expired { .. }
-            | Self::Denied { .. }
-            | Self::NeedsReapproval { .. }
+            Self::Revoked { .. } => Verdict::Stop(TenantState::Revoked),
+            Self::Expired { .. } => Verdict::Stop(TenantState::Expired),
+            Self::NeedsReapproval { .. } => Verdict::Stop(TenantState::NeedsReapproval),
+            Self::Denied { .. }
             | Self::Rejected { .. }
             | Self::InvalidTimestamp { .. }
-            | Self::InvalidSignature { .. } => false,
-            Self::Status { status, .. } => is_transient_status(*status),
-            Self::Fault { code, .. } => is_server_fault(code),
-            Self::Malformed { .. } => true,
-            Self::Transport(error) => error.is_retryable(),
-            Self::Token { error, .. } => error.is_retryable(),
+            | Self::InvalidSignature { .. } => Verdict::Suspect,
+            Self::Status { status, .. } if is_transient_status(*status) => Verdict::Transient,
+            Self::Status { .. } => Verdict::Suspect,
+            Self::Fault { code, .. } if is_server_fault(code) => Verdict::Transient,
+            Self::Fault { .. } => Verdict::Suspect,
+            Self::Malformed { .. } => Verdict::Transient,
+            Self::Transport(error) if error.is_retryable() => Verdict::Transient,
+            Self::Transport(_) => Verdict::Suspect,
+            Self::Token { error, .. } if error.is_retryable() => Verdict::Transient,
+            Self::Token { .. } => Verdict::Suspect,
         }
     }
 
-    /// The state the tenant's row should take, when the failure is about the tenant's authorization.
-    /// `None` when it is not (the clock, the key, the network, SuperOffice itself).
+    /// The state the tenant's row should take, when the failure is an unambiguous refusal of the
+    /// tenant's authorization. `None` otherwise (the clock, the key, the network, SuperOffice itself,
+    /// an answer not recognised).
     pub fn tenant_state_hint(&self) -> Option<TenantState> {
+        match self.verdict() {
+            Verdict::Stop(state) => Some(state),
+            Verdict::Transient | Verdict::Suspect => None,
+        }
+    }
+
+    /// A short name of the kind of failure, the same for every tenant (metrics, the circuit).
+    pub fn kind(&self) -> String {
         match self {
-            Self::Revoked { .. } => Some(TenantState::Revoked),
-            Self::Expired { .. } => Some(TenantState::Expired),
-            Self::Denied { .. } | Self::Rejected { .. } => Some(TenantState::Denied),
-            Self::NeedsReapproval { .. } => Some(TenantState::NeedsReapproval),
-            _ => None,
+            Self::Revoked { .. } => "revoked".into(),
+            Self::Expired { .. } => "expired".into(),
+            Self::Denied { .. } => "denied".into(),
+            Self::NeedsReapproval { .. } => "needs_reapproval".into(),
+            Self::Rejected { .. } => "unrecognised".into(),
+            Self::InvalidTimestamp { .. } => "invalid_timestamp".into(),
+            Self::InvalidSignature { .. } => "invalid_signature".into(),
+            Self::Status { status, .. } => format!("http_{status}"),
+            Self::Fault { code, .. } => {
+                format!("fault_{}", code.rsplit(':').next().unwrap_or(code))
+            }
+            Self::Malformed { .. } => "malformed".into(),
+            Self::Transport(_) => "transport".into(),
+            Self::Token { .. } => "token".into(),
         }
     }
 }
@@ -191,45 +232,56 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// In order of precedence when the message does not start with a code.
-    const NAMED: [(Refusal, &'static str); 6] = [
-        (Refusal::InvalidTimestamp, "invalidtimestamp"),
-        (Refusal::InvalidSignature, "invalidsignature"),
-        (Refusal::NeedsReapproval, "needsreapproval"),
-        (Refusal::Revoked, "revoked"),
-        (Refusal::Expired, "expired"),
-        (Refusal::Denied, "denied"),
+    /// Each code with its name and, where SuperOffice documents one, its description.
+    const DOCUMENTED: [(Refusal, &'static str, Option<&'static str>); 6] = [
+        (
+            Refusal::Revoked,
+            "Revoked",
+            Some("Application's access to the tenant has been revoked"),
+        ),
+        (
+            Refusal::Expired,
+            "Expired",
+            Some("The application authorization on this tenant has expired"),
+        ),
+        (Refusal::Denied, "Denied", None),
+        (Refusal::NeedsReapproval, "NeedsReapproval", None),
+        (
+            Refusal::InvalidTimestamp,
+            "InvalidTimestamp",
+            Some("The supplied timestamp is invalid"),
+        ),
+        (
+            Refusal::InvalidSignature,
+            "InvalidSignature",
+            Some("Calculated signature is invalid"),
+        ),
     ];
 
-    /// Reads the code from an `ErrorMessage`, case-insensitively (the exact strings are undocumented):
-    /// a message starting with a code name (`"Revoked: …"`) is that code; otherwise the first code found
-    /// as a word, as a spaced phrase (`"invalid timestamp"`) or as its documented description (`"The
-    /// supplied timestamp is invalid"`) wins; anything else is `Other`.
+    /// Reads the code from an `ErrorMessage` conservatively: the exact strings are undocumented, so
+    /// only an unambiguous answer names a code. That is a message which is a code name alone, or
+    /// starts with one as a whole token followed by `:` (`"Revoked: …"`), or is exactly a documented
+    /// description; the compound names (`NeedsReapproval`, `InvalidTimestamp`, `InvalidSignature`),
+    /// which no sentence contains by chance, also count as a whole token anywhere. Letter case is
+    /// ignored. A code word inside a sentence (`"access was denied"`) is `Other`.
     pub(crate) fn classify(message: &str) -> Self {
-        let words: Vec<String> = message
+        let trimmed = message.trim().trim_end_matches('.').trim();
+        let head = trimmed
+            .split_once(':')
+            .map_or(trimmed, |(head, _)| head)
+            .trim();
+        let tokens: Vec<&str> = trimmed
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| !w.is_empty())
-            .map(str::to_lowercase)
             .collect();
-        if let Some(first) = words.first()
-            && let Some((refusal, _)) = Self::NAMED.iter().find(|(_, name)| name == first)
-        {
-            return *refusal;
-        }
-        let has = |word: &str| words.iter().any(|w| w == word);
-        let compact: String = words.concat();
-        Self::NAMED
+        Self::DOCUMENTED
             .iter()
-            .find(|(refusal, name)| {
-                has(name)
-                    || (name.len() > 8 && compact.contains(name))
-                    || match refusal {
-                        Self::InvalidTimestamp => has("timestamp") && has("invalid"),
-                        Self::InvalidSignature => has("signature") && has("invalid"),
-                        _ => false,
-                    }
+            .find(|(_, name, description)| {
+                head.eq_ignore_ascii_case(name)
+                    || description.is_some_and(|d| trimmed.eq_ignore_ascii_case(d))
+                    || (name.len() > 8 && tokens.iter().any(|t| t.eq_ignore_ascii_case(name)))
             })
-            .map_or(Self::Other, |(refusal, _)| *refusal)
+            .map_or(Self::Other, |(refusal, _, _)| *refusal)
     }
 }
 
@@ -414,11 +466,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn documented_codes_are_read_case_insensitively() {
+    fn only_unambiguous_codes_are_read() {
         for (message, expected) in [
             ("Revoked", Refusal::Revoked),
+            ("  revoked. ", Refusal::Revoked),
             (
-                "revoked: Application's access to the tenant has been revoked",
+                "Revoked: Application's access to the tenant has been revoked",
+                Refusal::Revoked,
+            ),
+            (
+                "Application's access to the tenant has been revoked.",
                 Refusal::Revoked,
             ),
             (
@@ -426,31 +483,39 @@ mod tests {
                 Refusal::Expired,
             ),
             ("Denied", Refusal::Denied),
+            ("Denied: unknown application token", Refusal::Denied),
             ("NeedsReapproval", Refusal::NeedsReapproval),
-            ("Application needs re-approval", Refusal::NeedsReapproval),
-            (
-                "needs reapproval by an administrator",
-                Refusal::NeedsReapproval,
-            ),
+            ("Error 5 (NeedsReapproval)", Refusal::NeedsReapproval),
             ("InvalidTimestamp", Refusal::InvalidTimestamp),
-            (
-                "The supplied timestamp is invalid (Invalid Timestamp)",
-                Refusal::InvalidTimestamp,
-            ),
-            ("invalidsignature", Refusal::InvalidSignature),
             (
                 "The supplied timestamp is invalid",
                 Refusal::InvalidTimestamp,
             ),
+            ("invalidsignature", Refusal::InvalidSignature),
             ("Calculated signature is invalid", Refusal::InvalidSignature),
             (
                 "Calculated signature is invalid: InvalidSignature",
                 Refusal::InvalidSignature,
             ),
-            ("Something else went wrong", Refusal::Other),
-            ("", Refusal::Other),
         ] {
             assert_eq!(Refusal::classify(message), expected, "{message:?}");
+        }
+    }
+
+    #[test]
+    fn code_words_inside_sentences_are_not_codes() {
+        for message in [
+            "Access to the tenant was denied",
+            "The tenant has revoked access for this application",
+            "Your subscription expired yesterday",
+            "Der Zugriff der Anwendung auf den Mandanten wurde widerrufen",
+            "Application needs re-approval",
+            "The supplied timestamp is invalid (was denied)",
+            "Revokedness: odd",
+            "Something else went wrong",
+            "",
+        ] {
+            assert_eq!(Refusal::classify(message), Refusal::Other, "{message:?}");
         }
     }
 
@@ -461,60 +526,71 @@ mod tests {
             Refusal::Denied
         );
         assert_eq!(
-            Refusal::classify("InvalidTimestamp: The supplied timestamp is invalid (was denied)"),
-            Refusal::InvalidTimestamp
+            Refusal::classify("Revoked: InvalidSignature was not the reason"),
+            Refusal::Revoked
         );
     }
 
     #[test]
-    fn classification_drives_retry_and_state() {
+    fn only_tenant_specific_codes_stop_a_tenant() {
         let ctx = ContextId::parse("Cust1").unwrap();
         let revoked = refused(Refusal::Revoked, ctx.clone(), "Revoked".into(), None);
         assert!(!revoked.is_retryable());
         assert_eq!(revoked.tenant_state_hint(), Some(TenantState::Revoked));
-        let other = refused(Refusal::Other, ctx.clone(), "odd".into(), None);
-        assert_eq!(other.tenant_state_hint(), Some(TenantState::Denied));
+        for refusal in [Refusal::Expired, Refusal::NeedsReapproval] {
+            assert!(
+                refused(refusal, ctx.clone(), "x".into(), None)
+                    .tenant_state_hint()
+                    .is_some()
+            );
+        }
+        for refusal in [
+            Refusal::Other,
+            Refusal::Denied,
+            Refusal::InvalidSignature,
+            Refusal::InvalidTimestamp,
+        ] {
+            let error = refused(refusal, ctx.clone(), "odd".into(), Some(-400));
+            assert_eq!(error.verdict(), Verdict::Suspect, "{refusal:?}");
+            assert!(error.is_retryable());
+            assert_eq!(error.tenant_state_hint(), None);
+        }
         let clock = refused(
             Refusal::InvalidTimestamp,
             ctx.clone(),
             "x".into(),
             Some(-400),
         );
-        assert!(!clock.is_retryable());
-        assert_eq!(clock.tenant_state_hint(), None);
         assert!(
             clock.to_string().contains("about 400 s (SuperID behind)"),
             "{clock}"
         );
         let key = refused(Refusal::InvalidSignature, ctx.clone(), "x".into(), None);
         assert!(key.to_string().contains("private_key_file"));
-        assert_eq!(key.tenant_state_hint(), None);
-        let busy = ExchangeError::Status {
+        assert_eq!(key.kind(), "invalid_signature");
+        let status = |status| ExchangeError::Status {
             tenant: ctx.clone(),
-            status: 503,
+            status,
         };
-        assert!(busy.is_retryable());
-        assert!(
-            !ExchangeError::Status {
-                tenant: ctx.clone(),
-                status: 400
-            }
-            .is_retryable()
-        );
-        assert!(
+        assert_eq!(status(503).verdict(), Verdict::Transient);
+        assert_eq!(status(400).verdict(), Verdict::Suspect);
+        assert_eq!(status(403).kind(), "http_403");
+        assert_eq!(
             ExchangeError::Malformed {
                 tenant: ctx.clone(),
                 reason: "cut".into()
             }
-            .is_retryable()
+            .verdict(),
+            Verdict::Transient
         );
         let fault = |code: &str| ExchangeError::Fault {
             tenant: ctx.clone(),
             code: code.into(),
             message: String::new(),
         };
-        assert!(fault("s:Server").is_retryable());
-        assert!(!fault("s:Client").is_retryable());
+        assert_eq!(fault("s:Server").verdict(), Verdict::Transient);
+        assert_eq!(fault("s:Client").verdict(), Verdict::Suspect);
+        assert_eq!(fault("s:Client").kind(), "fault_Client");
     }
 
     #[test]

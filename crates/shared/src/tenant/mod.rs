@@ -69,6 +69,12 @@ pub enum TenantError {
         "tenant {tenant} rejected the system user ticket; obtain a new ticket and call once more"
     )]
     TicketRejected { tenant: ContextId },
+    /// HTTP 403 to a call made with a ticket: a dead ticket may come back so. Renewed once like a 401;
+    /// refused again, the request itself is refused.
+    #[error(
+        "tenant {tenant} refused the request made with the system user ticket (HTTP 403): {message}"
+    )]
+    TicketForbidden { tenant: ContextId, message: String },
     #[error("tenant {tenant} rejected the user's access token; refresh it or sign in again")]
     AccessTokenRejected { tenant: ContextId },
     #[error("tenant {tenant} refused the request (HTTP 403): {message}")]
@@ -104,6 +110,7 @@ impl Retryable for TenantError {
             Self::Transport(error) => error.is_retryable(),
             Self::Malformed { .. } => true,
             Self::TicketRejected { .. }
+            | Self::TicketForbidden { .. }
             | Self::AccessTokenRejected { .. }
             | Self::Forbidden { .. }
             | Self::Fault { .. } => false,
@@ -114,6 +121,14 @@ impl Retryable for TenantError {
 impl TenantError {
     pub fn is_retryable(&self) -> bool {
         Retryable::is_retryable(self)
+    }
+
+    /// Whether the tenant refused the ticket (401, or 403 to a call made with it): renew it once.
+    pub fn refuses_ticket(&self) -> bool {
+        matches!(
+            self,
+            Self::TicketRejected { .. } | Self::TicketForbidden { .. }
+        )
     }
 }
 

@@ -21,7 +21,8 @@ use crate::tenant::{
 const WHAT: &str = "tenant REST API";
 
 /// The `ContactEntity` field that carries a creator's marker (an idempotency key) on the companies
-/// created with `create_marked_company`.
+/// created with `create_marked_company`, unless `with_marker_field` names another
+/// (`service.idempotency_field`).
 pub const MARKER_FIELD: &str = "Number2";
 
 /// The signed-in principal as the tenant sees it (`GET v1/User/currentPrincipal`).
@@ -41,6 +42,7 @@ pub struct TenantRestClient {
     http: SuperOfficeHttp,
     statuses: Arc<TenantStatusClient>,
     application_token: SecretString,
+    marker_field: String,
 }
 
 impl TenantRestClient {
@@ -54,7 +56,14 @@ impl TenantRestClient {
             http,
             statuses,
             application_token,
+            marker_field: MARKER_FIELD.to_owned(),
         }
+    }
+
+    /// The `ContactEntity` field markers go into (e.g. `Number1`, `Number2`, `Department`, `OrgNr`).
+    pub fn with_marker_field(mut self, field: &str) -> Self {
+        self.marker_field = field.to_owned();
+        self
     }
 
     /// `GET v1/User/currentPrincipal`.
@@ -139,13 +148,14 @@ impl TenantRestClient {
         self.create_company_with(
             tenant,
             credentials,
-            &[("Name", name), (MARKER_FIELD, marker)],
+            &[("Name", name), (self.marker_field.as_str(), marker)],
         )
         .await
     }
 
-    /// The company whose `Number2` is `marker`, if one exists: `GET v1/Contact?$select=ContactId,
-    /// Name,Number2&$filter=number2 eq '{marker}'` (the lowest ContactId when several match).
+    /// The company whose marker field (`Number2` by default) is `marker`, if one exists:
+    /// `GET v1/Contact?$select=ContactId,Name,Number2&$filter=number2 eq '{marker}'&$orderby=ContactId`
+    /// (the lowest ContactId when several match).
     #[tracing::instrument(skip_all, fields(tenant = %tenant), err)]
     pub async fn find_company_by_marker(
         &self,
@@ -153,12 +163,18 @@ impl TenantRestClient {
         credentials: &TenantCredentials,
         marker: &str,
     ) -> Result<Option<Company>, TenantError> {
+        let field = self.marker_field.as_str();
         let query = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("$select", "ContactId,Name,Number2")
+            .append_pair("$select", &format!("ContactId,Name,{field}"))
             .append_pair(
                 "$filter",
-                &format!("number2 eq '{}'", marker.replace('\'', "''")),
+                &format!(
+                    "{} eq '{}'",
+                    field.to_ascii_lowercase(),
+                    marker.replace('\'', "''")
+                ),
             )
+            .append_pair("$orderby", "ContactId")
             .finish();
         let value = self
             .call(
@@ -177,7 +193,7 @@ impl TenantRestClient {
             })?;
         let mut found = rows
             .iter()
-            .filter(|row| member(row, MARKER_FIELD).and_then(Value::as_str) == Some(marker))
+            .filter(|row| member(row, field).and_then(Value::as_str) == Some(marker))
             .map(|row| company(tenant, row))
             .collect::<Result<Vec<_>, _>>()?;
         found.sort_by_key(|c| c.contact_id);
@@ -309,9 +325,15 @@ impl TenantRestClient {
                 TenantCredentials::SystemUser(_) => TenantError::TicketRejected { tenant },
                 TenantCredentials::User(_) => TenantError::AccessTokenRejected { tenant },
             },
-            403 => TenantError::Forbidden {
-                tenant,
-                message: error_message(&bytes, &secrets),
+            403 => match credentials {
+                TenantCredentials::SystemUser(_) => TenantError::TicketForbidden {
+                    tenant,
+                    message: error_message(&bytes, &secrets),
+                },
+                TenantCredentials::User(_) => TenantError::Forbidden {
+                    tenant,
+                    message: error_message(&bytes, &secrets),
+                },
             },
             421 => TenantError::Misdirected { tenant },
             status => TenantError::Http {

@@ -16,6 +16,7 @@ use url::Url;
 use crate::clock::Clock;
 use crate::db::models::TenantState;
 use crate::domain::ContextId;
+use crate::environment::Environment;
 use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
 use crate::superid::environment::SuperIdEnvironment;
 
@@ -124,12 +125,17 @@ pub enum StatusError {
     Status { tenant: ContextId, status: u16 },
     #[error("the state API's answer for tenant {tenant} cannot be read: {reason}")]
     Invalid { tenant: ContextId, reason: String },
+    #[error(
+        "the state API places tenant {tenant} on {url}, which is not an allowed tenant host \
+         (https under superoffice.com, or superoffice.allowed_tenant_hosts for `custom`); nothing is sent there"
+    )]
+    HostNotAllowed { tenant: ContextId, url: String },
 }
 
 impl Retryable for StatusError {
     fn is_retryable(&self) -> bool {
         match self {
-            Self::UnknownTenant(_) => false,
+            Self::UnknownTenant(_) | Self::HostNotAllowed { .. } => false,
             Self::Transport(e) => e.is_retryable(),
             Self::Status { status, .. } => is_transient_status(*status),
             Self::Invalid { .. } => true,
@@ -214,6 +220,33 @@ pub struct TenantStatusClient {
     environment: SuperIdEnvironment,
     clock: Arc<dyn Clock>,
     cache: Mutex<HashMap<ContextId, (Instant, Arc<TenantStatus>)>>,
+    allowed_hosts: Vec<String>,
+}
+
+/// Whether a tenant URL the state API named may receive tickets and the application token: in the
+/// named environments an https host under `superoffice.com`; in `custom` a host of `allowed` (`host`
+/// matches any port, `host:port` that port), or any host when the list is empty (a local simulator).
+pub fn host_allowed(environment: Environment, allowed: &[String], url: &Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let host = host.to_ascii_lowercase();
+    match environment {
+        Environment::Custom => {
+            allowed.is_empty()
+                || allowed.iter().any(|entry| {
+                    let entry = entry.trim().to_ascii_lowercase();
+                    match url.port_or_known_default() {
+                        Some(port) => entry == host || entry == format!("{host}:{port}"),
+                        None => entry == host,
+                    }
+                })
+        }
+        _ => {
+            url.scheme() == "https"
+                && (host == "superoffice.com" || host.ends_with(".superoffice.com"))
+        }
+    }
 }
 
 impl TenantStatusClient {
@@ -227,7 +260,14 @@ impl TenantStatusClient {
             environment,
             clock,
             cache: Mutex::new(HashMap::new()),
+            allowed_hosts: Vec::new(),
         }
+    }
+
+    /// The tenant hosts allowed in `custom` (`superoffice.allowed_tenant_hosts`).
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> Self {
+        self.allowed_hosts = hosts;
+        self
     }
 
     /// The tenant's status: cached until its `ValidUntil` (at least `MIN_CACHE`, at most `MAX_CACHE`),
@@ -291,7 +331,20 @@ impl TenantStatusClient {
             });
         }
         let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
-        parse_status(tenant, &body)
+        let status = parse_status(tenant, &body)?;
+        for url in [&status.endpoint, &status.api].into_iter().flatten() {
+            if !host_allowed(self.environment.environment(), &self.allowed_hosts, url) {
+                return Err(StatusError::HostNotAllowed {
+                    tenant: tenant.clone(),
+                    url: format!(
+                        "{}://{}",
+                        url.scheme(),
+                        url.host_str().unwrap_or("(no host)")
+                    ),
+                });
+            }
+        }
+        Ok(status)
     }
 }
 
@@ -365,6 +418,51 @@ mod tests {
         assert!(matches!(
             parse_status(&ctx(), br#"{"State":"#),
             Err(StatusError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn only_superoffice_hosts_over_https_are_allowed_in_named_environments() {
+        let url = |text: &str| Url::parse(text).unwrap();
+        for good in [
+            "https://online2.superoffice.com/Cust1",
+            "https://SOD.superoffice.com/Cust1/api",
+        ] {
+            assert!(host_allowed(Environment::Online, &[], &url(good)), "{good}");
+        }
+        for bad in [
+            "http://online2.superoffice.com/Cust1",
+            "https://superoffice.com.evil.example/Cust1",
+            "https://evilsuperoffice.com/Cust1",
+            "https://127.0.0.1/Cust1",
+        ] {
+            assert!(!host_allowed(Environment::Sod, &[], &url(bad)), "{bad}");
+        }
+        let allowed = vec!["127.0.0.1".to_owned(), "sim.local:9200".to_owned()];
+        assert!(host_allowed(
+            Environment::Custom,
+            &allowed,
+            &url("http://127.0.0.1:9200/C")
+        ));
+        assert!(host_allowed(
+            Environment::Custom,
+            &allowed,
+            &url("http://sim.local:9200/C")
+        ));
+        assert!(!host_allowed(
+            Environment::Custom,
+            &allowed,
+            &url("http://sim.local:9300/C")
+        ));
+        assert!(!host_allowed(
+            Environment::Custom,
+            &allowed,
+            &url("http://other:9200/C")
+        ));
+        assert!(host_allowed(
+            Environment::Custom,
+            &[],
+            &url("http://other:9200/C")
         ));
     }
 }

@@ -7,7 +7,7 @@ use shared::crypto::system_user_token::verify_signed_token;
 use shared::db::models::TenantState;
 use shared::domain::SystemUserToken;
 use shared::http::TransportError;
-use shared::superid::exchange::{ExchangeError, TicketExchange};
+use shared::superid::exchange::{ExchangeError, TicketExchange, Verdict};
 use shared::superid::exchange_rest::RestExchange;
 use shared::superid::exchange_soap::{SOAP_ACTION, SoapExchange};
 use wiremock::matchers::{header, method, path};
@@ -172,7 +172,7 @@ async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
 }
 
 #[tokio::test]
-async fn soap_needs_reapproval_and_unknown_messages_are_permanent() {
+async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
     let superid = MockSuperId::start().await;
     Mock::given(method("POST"))
         .and(path(SOAP_PATH))
@@ -205,7 +205,9 @@ async fn soap_needs_reapproval_and_unknown_messages_are_permanent() {
         matches!(&error, ExchangeError::Rejected { message, .. } if message == "Computer says no"),
         "{error}"
     );
-    assert!(!error.is_retryable());
+    assert!(error.is_retryable());
+    assert_eq!(error.verdict(), Verdict::Suspect);
+    assert_eq!(error.tenant_state_hint(), None);
 }
 
 #[tokio::test]
@@ -248,7 +250,7 @@ async fn a_second_invalid_timestamp_is_reported_with_the_estimated_skew() {
         other => panic!("{other}"),
     }
     assert!(error.to_string().contains("NTP"), "{error}");
-    assert!(!error.is_retryable());
+    assert_eq!(error.verdict(), Verdict::Suspect);
     assert_eq!(superid.requests_to(SOAP_PATH).await.len(), 2);
 }
 
@@ -270,7 +272,7 @@ async fn an_invalid_signature_points_at_the_key() {
         matches!(error, ExchangeError::InvalidSignature { .. }),
         "{error}"
     );
-    assert!(!error.is_retryable());
+    assert_eq!(error.verdict(), Verdict::Suspect);
     assert_eq!(error.tenant_state_hint(), None);
 }
 
@@ -308,7 +310,7 @@ async fn a_soap_fault_is_typed() {
             if code == "s:Client" && message == "The message could not be processed"),
         "{error}"
     );
-    assert!(!error.is_retryable());
+    assert_eq!(error.verdict(), Verdict::Suspect);
 }
 
 #[tokio::test]
@@ -426,7 +428,11 @@ async fn a_jwt_for_another_serial_or_tenant_is_refused() {
         .await;
     let error = rest(&superid).await.unwrap_err();
     assert!(error.to_string().contains("spn:1801550193"), "{error}");
-    assert!(!error.is_retryable());
+    assert_eq!(
+        error.verdict(),
+        Verdict::Suspect,
+        "flagged for an operator, the tenant kept"
+    );
     let error = rest(&superid).await.unwrap_err();
     assert!(error.to_string().contains("Cust777"), "{error}");
     assert!(!error.to_string().contains(TICKET));

@@ -292,5 +292,35 @@ async fn a_marked_company_is_found_by_its_marker() {
         .unwrap();
     assert_eq!(found.contact_id, created.contact_id);
     assert_eq!(found.name, "Marked AS");
+
+    // Another marker field (service.idempotency_field): the marker goes there and is found there.
+    let by_org = rest.clone().with_marker_field("OrgNr");
+    assert_eq!(
+        by_org
+            .find_company_by_marker(&tenant(), &credentials, "it's-1")
+            .await
+            .unwrap(),
+        None,
+        "the Number2 marker is not an OrgNr marker"
+    );
+    let in_org = by_org
+        .create_marked_company(&tenant(), &credentials, "Org marked AS", "key-3")
+        .await
+        .unwrap();
+    let found = by_org
+        .find_company_by_marker(&tenant(), &credentials, "key-3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.contact_id, in_org.contact_id);
+    let stored = sim
+        .admin()
+        .records()
+        .records
+        .companies
+        .into_iter()
+        .filter(|c| c.contact_id == in_org.contact_id)
+        .count();
+    assert_eq!(stored, 1);
     sim.stop().await;
 }

@@ -14,6 +14,7 @@ use crate::claims::{SUPEROFFICE_ISSUER, claim};
 use crate::config::TenantState;
 use crate::context::SimContext;
 use crate::keys::verify_rs256;
+use crate::modes::{RefusalAs, word};
 use crate::store::{ExchangeRecord, GrantStatus, Ticket};
 
 /// The token type asked for by `ReturnTokenType`.
@@ -56,6 +57,25 @@ fn fail(code: &'static str, detail: impl AsRef<str>) -> Failure {
         format!("{code}: {description} ({detail})")
     };
     Failure { code, message }
+}
+
+/// How the tenant's mode says a refusal reaches the caller.
+pub fn refusal_as(ctx: &SimContext, context_id: &str) -> RefusalAs {
+    ctx.store().modes.of(context_id).refusal_as
+}
+
+/// A refusal as plain HTTP (`Http4xx`, `Http5xx`), when the mode says so.
+pub fn refusal_as_status(form: RefusalAs, message: &str) -> Option<actix_web::HttpResponse> {
+    let status = match form {
+        RefusalAs::Http4xx => actix_web::http::StatusCode::UNAUTHORIZED,
+        RefusalAs::Http5xx => actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+        RefusalAs::Body | RefusalAs::SoapFault => return None,
+    };
+    Some(
+        actix_web::HttpResponse::build(status)
+            .content_type("text/plain; charset=utf-8")
+            .body(message.to_owned()),
+    )
 }
 
 /// A signed system user token split from the right: `token.yyyyMMddHHmm.base64(signature)`.
@@ -109,7 +129,17 @@ fn new_ticket(ctx: &str) -> String {
 pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Result<String, Failure> {
     let now = ctx.clock.now();
     let app = ctx.application_by_secret(&req.application_token);
-    let result = check_and_issue(ctx, req, now);
+    let mode = ctx.store().modes.of(&req.context_identifier).clone();
+    let result = match &mode.refuse_with {
+        Some(message) => Err(Failure {
+            code: "Refused",
+            message: message.clone(),
+        }),
+        None => check_and_issue(ctx, req, now).map_err(|failure| Failure {
+            message: word(mode.wording, failure.code, failure.message),
+            code: failure.code,
+        }),
+    };
     let (outcome, error_message) = match &result {
         Ok(_) => ("Success".to_owned(), None),
         Err(f) => (f.code.to_owned(), Some(f.message.clone())),

@@ -20,6 +20,13 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
     let body = match super::authenticate(ctx, &request, "rest") {
         Ok(jwt) => json!({ "IsSuccessful": true, "Token": jwt, "ErrorMessage": null }),
         Err(failure) => {
+            let form = super::refusal_as(ctx, &request.context_identifier);
+            if let Some(response) = super::refusal_as_status(form, &failure.message) {
+                return response;
+            }
+            if form == crate::modes::RefusalAs::SoapFault {
+                return crate::soap::fault("s:Client", &failure.message, "");
+            }
             json!({ "IsSuccessful": false, "Token": null, "ErrorMessage": failure.message })
         }
     };

@@ -33,7 +33,16 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
     };
     let (successful, token, error) = match super::authenticate(ctx, &request, "soap") {
         Ok(jwt) => (true, Some(jwt), None),
-        Err(failure) => (false, None, Some(failure.message)),
+        Err(failure) => {
+            let form = super::refusal_as(ctx, &request.context_identifier);
+            if let Some(response) = super::refusal_as_status(form, &failure.message) {
+                return response;
+            }
+            if form == crate::modes::RefusalAs::SoapFault {
+                return soap::fault("s:Client", &failure.message, "");
+            }
+            (false, None, Some(failure.message))
+        }
     };
     let nillable = |name: &str, value: Option<String>| match value {
         Some(v) => format!("<{name}>{}</{name}>", escape(&v)),

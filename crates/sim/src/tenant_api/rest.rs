@@ -15,12 +15,15 @@ fn error(status: StatusCode, error_type: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "Error": message, "ErrorType": error_type }))
 }
 
-fn unauthorized(AuthError(message): AuthError) -> HttpResponse {
-    let mut response = error(
-        StatusCode::UNAUTHORIZED,
-        "AuthenticationException",
-        &message,
-    );
+fn unauthorized(ctx: &SimContext, tenant: &str, AuthError(message): AuthError) -> HttpResponse {
+    let status = ctx
+        .store()
+        .modes
+        .of(tenant)
+        .dead_ticket_status
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::UNAUTHORIZED);
+    let mut response = error(status, "AuthenticationException", &message);
     response.headers_mut().insert(
         WWW_AUTHENTICATE,
         actix_web::http::header::HeaderValue::from_static("SOTicket, Bearer"),
@@ -76,13 +79,13 @@ pub fn api_info(ctx: &SimContext, tenant: &str) -> HttpResponse {
 pub fn default_contact(ctx: &SimContext, req: &HttpRequest, tenant: &str) -> HttpResponse {
     match principal(ctx, req, tenant) {
         Ok(principal) => HttpResponse::Ok().json(principal.default_contact()),
-        Err(e) => unauthorized(e),
+        Err(e) => unauthorized(ctx, tenant, e),
     }
 }
 
 pub fn get_contact(ctx: &SimContext, req: &HttpRequest, tenant: &str, id: &str) -> HttpResponse {
     if let Err(e) = principal(ctx, req, tenant) {
-        return unauthorized(e);
+        return unauthorized(ctx, tenant, e);
     }
     let Ok(id) = id.parse::<i64>() else {
         return error(
@@ -112,7 +115,7 @@ pub fn get_contact(ctx: &SimContext, req: &HttpRequest, tenant: &str, id: &str) 
 /// keyed as given (default `contactId,name`).
 pub fn query_contacts(ctx: &SimContext, req: &HttpRequest, tenant: &str) -> HttpResponse {
     if let Err(e) = principal(ctx, req, tenant) {
-        return unauthorized(e);
+        return unauthorized(ctx, tenant, e);
     }
     let query = match parse_query(req.query_string()) {
         Ok(query) => query,
@@ -211,6 +214,17 @@ fn parse_query(query_string: &str) -> Result<ContactQuery, String> {
                     query.filter.push(parse_condition(condition)?);
                 }
             }
+            // Rows come in ContactId order already; only that order is accepted.
+            "$orderby" => {
+                let order = value.trim();
+                let by = order
+                    .strip_suffix(" asc")
+                    .or_else(|| order.strip_suffix(" ASC"))
+                    .unwrap_or(order);
+                if !by.trim().eq_ignore_ascii_case("contactId") {
+                    return Err(format!("unsupported $orderby {order:?}: use ContactId"));
+                }
+            }
             _ => return Err(format!("unsupported query option {key}")),
         }
     }
@@ -242,7 +256,7 @@ pub fn save_contact(
 ) -> HttpResponse {
     let principal = match principal(ctx, req, tenant) {
         Ok(principal) => principal,
-        Err(e) => return unauthorized(e),
+        Err(e) => return unauthorized(ctx, tenant, e),
     };
     if !content_type_is(req, "application/json") {
         return error(
@@ -310,7 +324,7 @@ pub fn current_principal(ctx: &SimContext, req: &HttpRequest, tenant: &str) -> H
             "IsSystemUser": p.credential == super::Credential::SystemUserTicket,
             "DatabaseContextIdentifier": p.context_id,
         })),
-        Err(e) => unauthorized(e),
+        Err(e) => unauthorized(ctx, tenant, e),
     }
 }
 

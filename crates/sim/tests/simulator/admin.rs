@@ -583,3 +583,99 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     assert_eq!(records["discovery_fetches"], 1);
     assert_eq!(records["jwks_fetches"], 4);
 }
+
+#[tokio::test]
+async fn modes_are_set_per_tenant_or_globally_over_http() {
+    let t = spawn().await;
+    let modes = format!("{}/modes", t.sim.admin_url());
+    let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
+    let exchange = |ctx: &str| json!({"SignedSystemToken": t.sign(&t.system_token(ctx)), "ApplicationToken": TEST_CLIENT_SECRET, "ContextIdentifier": ctx});
+    let set = t
+        .http
+        .put(format!("{modes}/Cust10001"))
+        .json(
+            &json!({"refuse_with": "Nei takk", "refusal_as": "http4xx", "state_api": "not_found"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 200);
+    let refused = t
+        .http
+        .post(&url)
+        .json(&exchange("Cust10001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(refused.text().await.unwrap(), "Nei takk");
+    let state = t
+        .http
+        .get(t.url("/api/state/Cust10001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), 404);
+    let other = t
+        .http
+        .post(&url)
+        .json(&exchange("Cust10002"))
+        .send()
+        .await
+        .unwrap();
+    let other: serde_json::Value = other.json().await.unwrap();
+    assert_eq!(
+        other["IsSuccessful"], true,
+        "another tenant is not affected"
+    );
+
+    let global = t
+        .http
+        .put(&modes)
+        .json(&json!({"state_api": "unknown_state"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(global.status(), 200);
+    let state: serde_json::Value = t
+        .http
+        .get(t.url("/api/state/Cust10002"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["State"], "Hibernating");
+    assert_eq!(state["IsRunning"], false);
+    let unknown = t
+        .http
+        .put(format!("{modes}/Cust99999"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let bad = t
+        .http
+        .put(&modes)
+        .json(&json!({"wording": "klingon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(
+        t.admin_get("/modes").await["tenants"]["Cust10001"]["refuse_with"],
+        "Nei takk"
+    );
+    let cleared = t.http.delete(&modes).send().await.unwrap();
+    assert_eq!(cleared.status(), 200);
+    let state = t
+        .http
+        .get(t.url("/api/state/Cust10001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(state.status(), 200);
+    t.sim.stop().await;
+}

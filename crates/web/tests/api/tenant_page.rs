@@ -3,6 +3,8 @@
 use crate::helpers::{SignInApp, spawn_app_with_sim};
 
 const ADMIN: &str = "admin@cust10001.example";
+/// The lease owner the test writes outcomes as.
+const OWNER: &str = "page-test";
 const TENANT: &str = "Cust10001";
 
 async fn tenant_page(app: &SignInApp) -> String {
@@ -36,7 +38,16 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     );
     let mut conn = app.app.pool.get().await.unwrap();
     let earlier = chrono::Utc::now() - chrono::Duration::minutes(5);
-    shared::db::tenants::record_outcome(&mut conn, TENANT, Some("tenant timed out"), earlier)
+    // Outcomes are recorded only under the tenant's lease, as partner-service holds it.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE tenants SET lease_owner = 'page-test', lease_expires_at = now() + interval '1 hour'",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    shared::db::tenants::record_outcome(&mut conn, TENANT, OWNER, Some("tenant timed out"), earlier)
         .await
         .unwrap();
     assert!(
@@ -52,7 +63,7 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     )
     .await
     .unwrap();
-    shared::db::tenants::record_outcome(&mut conn, TENANT, None, chrono::Utc::now())
+    shared::db::tenants::record_outcome(&mut conn, TENANT, OWNER, None, chrono::Utc::now())
         .await
         .unwrap();
     let page = tenant_page(&app).await;
@@ -61,6 +72,7 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     shared::db::tenants::record_outcome(
         &mut conn,
         TENANT,
+        OWNER,
         Some("SuperOffice answered 503"),
         chrono::Utc::now() + chrono::Duration::seconds(1),
     )

@@ -1,0 +1,145 @@
+//! Unfaithful modes: ways in which real SuperOffice may answer differently from what the simulator
+//! does by default, since its error messages, status codes and fault shapes are undocumented. Each
+//! mode is set globally or per tenant, in `[modes]` of the configuration or through the admin API.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How an exchange refusal's `ErrorMessage` is worded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wording {
+    /// `Code: description`, the simulator's own format.
+    #[default]
+    Documented,
+    /// Other English sentences, naming no code.
+    Other,
+    /// Norwegian sentences.
+    Foreign,
+}
+
+/// How an exchange refusal reaches the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalAs {
+    /// `IsSuccessful=false` with an `ErrorMessage`.
+    #[default]
+    Body,
+    /// HTTP 401 with the message as plain text.
+    Http4xx,
+    /// HTTP 500 with the message as plain text.
+    Http5xx,
+    /// A SOAP `s:Client` fault (both variants) carrying the message.
+    SoapFault,
+}
+
+/// What the state API answers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateApi {
+    #[default]
+    Normal,
+    /// 404, as for a tenant SuperOffice does not know.
+    NotFound,
+    /// A `State` no documentation names, with `IsRunning` false.
+    UnknownState,
+}
+
+/// One set of modes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mode {
+    pub wording: Wording,
+    pub refusal_as: RefusalAs,
+    /// Refuse every exchange with this `ErrorMessage` (before any other check), as SuperID would
+    /// for a wrong application token or partner key.
+    pub refuse_with: Option<String>,
+    /// The status a dead or unknown ticket gets from the tenant API: 401 (default) or 403.
+    pub dead_ticket_status: Option<u16>,
+    pub state_api: StateApi,
+}
+
+/// The global mode and the tenants' own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Modes {
+    pub global: Mode,
+    pub tenants: BTreeMap<String, Mode>,
+}
+
+impl Modes {
+    /// The tenant's mode, or the global one.
+    pub fn of(&self, context_id: &str) -> &Mode {
+        self.tenants.get(context_id).unwrap_or(&self.global)
+    }
+}
+
+/// The `ErrorMessage` of a refusal with code `code`, worded as `wording` says; `documented` is the
+/// simulator's own message.
+pub fn word(wording: Wording, code: &str, documented: String) -> String {
+    match wording {
+        Wording::Documented => documented,
+        Wording::Other => match code {
+            "Revoked" => "The tenant has withdrawn this application's access".into(),
+            "Expired" => "This application's authorisation is no longer valid".into(),
+            "Denied" => "The application is not allowed to act on this customer".into(),
+            "NeedsReapproval" => "An administrator has to approve the application again".into(),
+            "InvalidTimestamp" => "Token time is outside the allowed range".into(),
+            "InvalidSignature" => "Token could not be verified".into(),
+            _ => "The request could not be completed".into(),
+        },
+        Wording::Foreign => match code {
+            "Revoked" => "Kunden har trukket tilbake applikasjonens tilgang".into(),
+            "Expired" => "Applikasjonens autorisasjon er utløpt".into(),
+            "Denied" => "Tilgang nektet for denne applikasjonen".into(),
+            "NeedsReapproval" => "Applikasjonen må godkjennes på nytt".into(),
+            "InvalidTimestamp" => "Tidsstempelet er ugyldig".into(),
+            "InvalidSignature" => "Signaturen er ugyldig".into(),
+            _ => "Forespørselen kunne ikke fullføres".into(),
+        },
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tenants_mode_overrides_the_global_one() {
+        let mut modes = Modes::default();
+        modes.global.wording = Wording::Other;
+        modes.tenants.insert(
+            "Cust1".into(),
+            Mode {
+                state_api: StateApi::NotFound,
+                ..Mode::default()
+            },
+        );
+        assert_eq!(modes.of("Cust1").wording, Wording::Documented);
+        assert_eq!(modes.of("Cust1").state_api, StateApi::NotFound);
+        assert_eq!(modes.of("Cust2").wording, Wording::Other);
+    }
+
+    #[test]
+    fn other_wordings_name_no_code() {
+        for code in ["Revoked", "Expired", "Denied", "NeedsReapproval"] {
+            for wording in [Wording::Other, Wording::Foreign] {
+                let text = word(wording, code, String::new());
+                assert!(!text.contains(code), "{text}");
+            }
+        }
+        assert_eq!(word(Wording::Documented, "Revoked", "x".into()), "x");
+    }
+
+    #[test]
+    fn modes_read_from_toml() {
+        let modes: Modes = toml::from_str(
+            "[global]\nrefusal_as = \"http5xx\"\n[tenants.Cust1]\nwording = \"foreign\"\ndead_ticket_status = 403\n",
+        )
+        .unwrap();
+        assert_eq!(modes.global.refusal_as, RefusalAs::Http5xx);
+        assert_eq!(modes.of("Cust1").dead_ticket_status, Some(403));
+    }
+}

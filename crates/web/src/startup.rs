@@ -93,6 +93,7 @@ impl Application {
             .context("reading the bound address")?
             .port();
         let metrics_handle = shared::metrics::handle();
+        register_metrics();
         let (metrics, metrics_port) =
             start_metrics_server(&settings.web.metrics_bind, metrics_handle, pool.clone())?;
         let lifetime = Lifetime {
@@ -191,6 +192,27 @@ impl Application {
         let served = self.server.await;
         self.metrics.stop(true).await;
         served
+    }
+}
+
+/// Exports the counters whose label sets are known at 0 from the start, so rates and ratios (and the
+/// shipped dashboard and alerts) see a series before its first event.
+fn register_metrics() {
+    for outcome in ["started", "succeeded", "failed", "legacy_disabled"] {
+        metrics::counter!("partner_web_sign_ins_total", "outcome" => outcome).increment(0);
+    }
+    for reason in ["not_allowed", "limit"] {
+        metrics::counter!("partner_web_work_refused_total", "reason" => reason).increment(0);
+    }
+    for status in ["400", "401", "413", "415", "429", "503"] {
+        metrics::counter!("partner_web_state_changes_refused_total", "status" => status)
+            .increment(0);
+    }
+    for name in [
+        "partner_web_work_queued_total",
+        "partner_web_csrf_rejected_total",
+    ] {
+        metrics::counter!(name).increment(0);
     }
 }
 

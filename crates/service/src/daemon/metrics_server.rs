@@ -14,6 +14,7 @@ use super::circuit::Circuit;
 pub fn start(
     bind: &str,
     handle: PrometheusHandle,
+    pool: shared::db::Pool,
     circuit: Arc<Circuit>,
 ) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)> {
     let listener =
@@ -24,6 +25,7 @@ pub fn start(
         .port();
     let server = HttpServer::new(move || {
         let handle = handle.clone();
+        let pool = pool.clone();
         let circuit = Arc::clone(&circuit);
         App::new()
             .route(
@@ -43,6 +45,8 @@ pub fn start(
             .route(
                 "/metrics",
                 web::get().to(move || {
+                    // The pool's state as of this scrape.
+                    shared::db::export_pool_gauges(&pool);
                     let body = handle.render();
                     async move {
                         HttpResponse::Ok()

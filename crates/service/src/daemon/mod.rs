@@ -234,11 +234,16 @@ impl Daemon {
         ));
         let poll = Duration::from_secs(self.ctx.service.poll_interval_secs);
         let mut gauge_at = tokio::time::Instant::now();
+        register_metrics();
         self.publish_states().await;
         tracing::info!(owner = %self.ctx.owner, concurrency = self.ctx.service.concurrency, "daemon started");
         loop {
-            if let Err(e) = self.claim_and_spawn().await {
-                tracing::error!(error = %format!("{e:#}"), "claiming due tenants failed; retrying at the next wake-up");
+            match self.claim_and_spawn().await {
+                // Every round counts, empty or not: an instance that stops claiming shows (PartnerNoInstanceClaiming).
+                Ok(_) => metrics::counter!("partner_service_claim_rounds_total").increment(1),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "claiming due tenants failed; retrying at the next wake-up")
+                }
             }
             if gauge_at.elapsed() >= GAUGE_EVERY {
                 self.publish_states().await;
@@ -396,6 +401,49 @@ impl Daemon {
         if let Ok(flagged) = tenants::count_needing_attention(&mut conn).await {
             metrics::gauge!("partner_tenants_needs_attention").set(flagged as f64);
         }
+        if let Ok(age) = shared::db::work::oldest_queued_age_secs(&mut conn).await {
+            metrics::gauge!("partner_work_oldest_queued_seconds").set(age);
+        }
+    }
+}
+
+/// Exports every counter with a known label set at 0 from the start, so rates and ratios (and the shipped
+/// dashboard and alerts) see a series before its first event.
+fn register_metrics() {
+    for outcome in [
+        "success",
+        "transient",
+        "revoked",
+        "expired",
+        "needs_reapproval",
+        "invalid_timestamp",
+        "invalid_signature",
+        "denied",
+        "unrecognised",
+        "refused",
+    ] {
+        metrics::counter!("partner_service_exchanges_total", "outcome" => outcome).increment(0);
+    }
+    for kind in [
+        "not_running",
+        "unknown_tenant",
+        "host_not_allowed",
+        "missing_serial",
+        "tenant_status",
+        "invalid_timestamp",
+        "invalid_signature",
+        "denied",
+        "unrecognised",
+        "refused",
+    ] {
+        metrics::counter!("partner_service_attention_total", "kind" => kind).increment(0);
+    }
+    for name in [
+        "partner_service_ticket_reuse_total",
+        "partner_service_circuit_opened_total",
+        "partner_service_claim_rounds_total",
+    ] {
+        metrics::counter!(name).increment(0);
     }
 }
 
@@ -530,6 +578,7 @@ pub async fn run(settings: Settings, once: bool, cancel: CancellationToken) -> a
     let (metrics, metrics_port) = metrics_server::start(
         &settings.service.metrics_bind,
         shared::metrics::handle(),
+        daemon.ctx.pool.clone(),
         daemon.circuit(),
     )?;
     tracing::info!(port = metrics_port, "metrics and health endpoint listening");

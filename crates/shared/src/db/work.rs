@@ -9,6 +9,19 @@ use super::models::{WorkRequest, WorkState};
 use super::schema::{tenants, work_requests};
 use super::{DbError, notify_work};
 
+/// Seconds the oldest queued work request has waited (0 when nothing is queued), for the
+/// `partner_work_oldest_queued_seconds` gauge.
+pub async fn oldest_queued_age_secs(conn: &mut AsyncPgConnection) -> Result<f64, DbError> {
+    let oldest: Option<chrono::DateTime<Utc>> = work_requests::table
+        .filter(work_requests::state.eq(WorkState::Queued.as_str()))
+        .select(diesel::dsl::min(work_requests::created_at))
+        .first(conn)
+        .await?;
+    Ok(oldest.map_or(0.0, |at| {
+        (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
+    }))
+}
+
 /// Queues a company creation for a tenant, makes the tenant due now and wakes the service.
 pub async fn enqueue_create_company(
     conn: &mut AsyncPgConnection,

@@ -226,7 +226,7 @@ mod tests {
         for key in &keys {
             assert_eq!(key.signer().backend_name(), "aws-lc-rs");
             for _ in 0..100 {
-                let token = SystemUserToken::parse(&random_token(&mut rng)).unwrap();
+                let token = SystemUserToken::parse(random_token(&mut rng)).unwrap();
                 let minute = at(2020, 1, 1, 0, 0)
                     + chrono::Duration::minutes(rng.random_range(0..10_000_000));
                 let signed = sign_system_user_token(key, &token, minute);

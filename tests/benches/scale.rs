@@ -4,12 +4,16 @@
 //!
 //! cargo build --release -p service --bins
 //! cargo bench -p e2e --bench scale -- --tenants 1000,10000 --runs 3 [--concurrency 8] [--timeout-secs 900]
+//!     [--instances 2] [--pycryptodome false]
 //!
 //! Figures per run: onboarding throughput, the service's CPU per tenant (utime+stime from /proc),
 //! its peak memory (VmHWM), capture→ticket latency from the database, and the steady pass's CPU;
 //! the reference (one RSA-2048 PKCS#1 v1.5 signature + one RS256 validation with the project's own
 //! code) is timed in this process on the thread CPU clock, both sampled during onboarding (the target's
-//! measure, under the run's own load) and idle right before and after each run. See BENCHMARKS.md.
+//! measure, under the run's own load) and idle right before and after each run. The floor is measured
+//! right before and after each run as well: OpenSSL's RSA-2048 sign and verify (`openssl speed`) and,
+//! as a peer, pycryptodome's (a throwaway virtualenv). With `--instances 2`, two `partner-service run`
+//! share the database; CPU is their sum, VmHWM the larger. See BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -23,7 +27,9 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use e2e::bench::{self, Args};
+use e2e::floor::{self, Floor};
 use e2e::{ENCRYPTION_KEY, free_port, repo_root};
+use secrecy::ExposeSecret as _;
 use serde_json::json;
 use shared::clock::FixedClock;
 use shared::config::KeyMaterial;
@@ -69,18 +75,72 @@ struct RunResult {
     steady_net_ms_per_tenant: f64,
     steady_seconds: f64,
     steady_exchanges: u64,
+    /// OpenSSL's sign and verify, the median of right before and right after this run.
+    openssl: Option<Floor>,
+    /// pycryptodome's sign and verify, likewise.
+    pycryptodome: Option<Floor>,
+    /// `pg_database_size` after onboarding, per tenant (bytes).
+    db_bytes_per_tenant: f64,
+}
+
+fn mid(a: Option<Floor>, b: Option<Floor>) -> Option<Floor> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(Floor {
+            sign_ms: (a.sign_ms + b.sign_ms) / 2.0,
+            verify_ms: (a.verify_ms + b.verify_ms) / 2.0,
+        }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The floor right now: OpenSSL (`openssl speed -seconds 2 rsa2048`) and, when installed, pycryptodome.
+fn floors(
+    reference: &ReferenceOps,
+    pycryptodome: Option<&floor::Pycryptodome>,
+) -> (Option<Floor>, Option<Floor>) {
+    let openssl = floor::openssl_speed(2)
+        .map_err(|e| eprintln!("OpenSSL floor not measured: {e}"))
+        .ok();
+    let peer = pycryptodome.and_then(|p| {
+        p.measure(&reference.key_pem, &reference.signed_text, 1.0)
+            .map_err(|e| eprintln!("pycryptodome not measured: {e}"))
+            .ok()
+    });
+    (openssl, peer)
 }
 
 fn main() {
-    let Some(args) = Args::for_bench(&["tenants", "runs", "concurrency", "timeout-secs"]) else {
+    let Some(args) = Args::for_bench(&[
+        "tenants",
+        "runs",
+        "concurrency",
+        "timeout-secs",
+        "instances",
+        "pycryptodome",
+    ]) else {
         return;
     };
+    let instances: usize = args.get("instances", 1).max(1);
     let sizes: Vec<usize> = args.list("tenants", &[1000]);
     let runs: usize = args.get("runs", 3);
     let concurrency = Some(args.get::<u32>("concurrency", 0)).filter(|c| *c > 0);
     let timeout = Duration::from_secs(args.get("timeout-secs", 900));
     println!("machine: {}", bench::machine());
+    println!(
+        "{}; {instances} partner-service instance(s)",
+        floor::openssl_version()
+    );
     let reference = Arc::new(ReferenceOps::new());
+    let pycryptodome = if args.get("pycryptodome", true) {
+        floor::Pycryptodome::install()
+            .map_err(|e| eprintln!("pycryptodome not installed, no peer row: {e}"))
+            .ok()
+    } else {
+        None
+    };
+    if let Some(p) = &pycryptodome {
+        println!("pycryptodome {}", p.version());
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,14 +152,19 @@ fn main() {
             // The shared VM's speed drifts between runs (the same signature has measured 3.0–4.2 ms
             // on different runs of one day), so each run gets the reference measured around it.
             let before = reference.measure();
+            let floor_before = floors(&reference, pycryptodome.as_ref());
             let mut result = runtime.block_on(one_run(
                 n,
                 run,
                 concurrency,
+                instances,
                 timeout,
                 Arc::clone(&reference),
             ));
+            let floor_after = floors(&reference, pycryptodome.as_ref());
             let after = reference.measure();
+            result.openssl = mid(floor_before.0, floor_after.0);
+            result.pycryptodome = mid(floor_before.1, floor_after.1);
             result.reference = Reference {
                 sign_ms: median_of([before.0.as_slice(), &after.0].concat()),
                 validate_ms: median_of([before.1.as_slice(), &after.1].concat()),
@@ -117,11 +182,33 @@ fn main() {
                 result.reference_in_run.validate_ms,
                 result.reference_in_run.total_ms(),
             );
+            if let Some(o) = result.openssl {
+                println!(
+                    "N={n} run {run}: OpenSSL sign {:.4} ms + verify {:.4} ms = {:.4} ms: service CPU/tenant = {:.2}× \
+                     (target ≤ 3), reference sign = {:.2}× OpenSSL sign, validate = {:.2}× OpenSSL verify",
+                    o.sign_ms,
+                    o.verify_ms,
+                    o.total_ms(),
+                    result.cpu_ms_per_tenant / o.total_ms(),
+                    result.reference.sign_ms / o.sign_ms,
+                    result.reference.validate_ms / o.verify_ms,
+                );
+            }
+            if let Some(p) = result.pycryptodome {
+                println!(
+                    "N={n} run {run}: pycryptodome sign {:.4} ms + verify {:.4} ms = {:.4} ms: service CPU/tenant = {:.2}× \
+                     (target ≤ 1)",
+                    p.sign_ms,
+                    p.verify_ms,
+                    p.total_ms(),
+                    result.cpu_ms_per_tenant / p.total_ms(),
+                );
+            }
             println!(
                 "N={n} run {run}: {}/{n} onboarded in {:.2} s = {:.1} tenants/s; service CPU {:.3} ms/tenant \
                  ({:.2}× the reference under load, {:.2}× idle); VmHWM {:.1} MiB; capture→ticket p50 {:.0} ms p99 {:.0} ms; \
                  steady pass {:.3} ms/tenant gross, {:.3} ms/tenant net of an empty pass ({:.1} ms), {:.2} s, \
-                 {} exchanges; load {}",
+                 {} exchanges; database {:.0} bytes/tenant; load {}",
                 result.onboarded,
                 result.seconds,
                 result.tenants_per_sec,
@@ -136,6 +223,7 @@ fn main() {
                 result.empty_pass_cpu_ms,
                 result.steady_seconds,
                 result.steady_exchanges,
+                result.db_bytes_per_tenant,
                 bench::load(),
             );
             results.push(result);
@@ -207,12 +295,66 @@ fn report(n: usize, results: &[RunResult]) {
         "steady pass exchanges   {:?} (must be 0)",
         pick(&|r| r.steady_exchanges as f64)
     );
+    println!(
+        "steady pass wall time   {}; per tenant {}",
+        bench::summary(&pick(&|r| r.steady_seconds), "s", 2),
+        bench::summary(&pick(&|r| 1e6 * r.steady_seconds / n as f64), "µs", 1)
+    );
+    println!(
+        "database size / tenant  {}",
+        bench::summary(&pick(&|r| r.db_bytes_per_tenant), "bytes", 0)
+    );
+    let with_openssl: Vec<&RunResult> = results.iter().filter(|r| r.openssl.is_some()).collect();
+    let of = |f: &dyn Fn(&RunResult, Floor) -> f64| {
+        with_openssl
+            .iter()
+            .filter_map(|r| r.openssl.map(|o| f(r, o)))
+            .collect::<Vec<_>>()
+    };
+    println!(
+        "OpenSSL sign + verify   {}",
+        bench::summary(&of(&|_, o| o.total_ms()), "ms", 4)
+    );
+    println!(
+        "  service CPU / floor   {}  (target ≤ 3)",
+        bench::summary(&of(&|r, o| r.cpu_ms_per_tenant / o.total_ms()), "×", 2)
+    );
+    println!(
+        "  sign / OpenSSL sign   {}  (idle reference; target ≤ 1.5)",
+        bench::summary(&of(&|r, o| r.reference.sign_ms / o.sign_ms), "×", 2)
+    );
+    println!(
+        "  validate / verify     {}  (idle reference; target ≤ 3)",
+        bench::summary(&of(&|r, o| r.reference.validate_ms / o.verify_ms), "×", 2)
+    );
+    let peer: Vec<f64> = results
+        .iter()
+        .filter_map(|r| r.pycryptodome.map(|p| r.cpu_ms_per_tenant / p.total_ms()))
+        .collect();
+    println!(
+        "pycryptodome sign+verify {}",
+        bench::summary(
+            &results
+                .iter()
+                .filter_map(|r| r.pycryptodome.map(|p| p.total_ms()))
+                .collect::<Vec<_>>(),
+            "ms",
+            4
+        )
+    );
+    println!(
+        "  service CPU / peer    {}  (target ≤ 1)",
+        bench::summary(&peer, "×", 2)
+    );
 }
 
 /// One RSA-2048 PKCS#1 v1.5 SHA-256 signature and one RS256 validation with the project's own code
 /// and the partner key of `config/local/`, ready to be timed.
 struct ReferenceOps {
     key: PartnerKey,
+    /// The same key as PKCS#8 PEM and the text signed, for the pycryptodome peer.
+    key_pem: String,
+    signed_text: String,
     token: SystemUserToken,
     now: DateTime<Utc>,
     jwt: String,
@@ -258,7 +400,11 @@ impl ReferenceOps {
             context_id: ContextId::parse("Cust10001").unwrap(),
         };
         validator.validate_offline(&jwt, &expectation).unwrap();
+        let key_pem = key.to_pkcs8_pem().unwrap().expose_secret().to_owned();
+        let signed_text = format!("{}.{}", token.expose(), now.format("%Y%m%d%H%M"));
         Self {
+            key_pem,
+            signed_text,
             key,
             token,
             now,
@@ -444,6 +590,54 @@ fn service_env(
     env
 }
 
+async fn database_bytes(conn: &mut AsyncPgConnection) -> i64 {
+    #[derive(QueryableByName)]
+    struct Size {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    let size: Size = diesel::sql_query("SELECT pg_database_size(current_database()) AS bytes")
+        .get_result(conn)
+        .await
+        .unwrap();
+    size.bytes
+}
+
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the daemon's claim (`db::queue::claim_due`, a batch of 8) with every
+/// tenant just made due (the dead row versions of that update included, as the steady pass meets them),
+/// inside a transaction that is rolled back; printed and written to `out`.
+fn explain_claim(database_url: &str, n: usize, out: &std::path::Path) {
+    let claim = "UPDATE tenants SET lease_owner = 'explain', lease_expires_at = now() + make_interval(secs => 300), \
+                 next_attempt_at = now() + make_interval(secs => 300) \
+             WHERE id IN ( \
+                 SELECT id FROM tenants \
+                 WHERE next_attempt_at <= now() \
+                   AND state IN ('pending', 'active') \
+                   AND system_token_ciphertext IS NOT NULL \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
+                 ORDER BY next_attempt_at \
+                 LIMIT 8 \
+                 FOR UPDATE SKIP LOCKED) \
+             RETURNING id";
+    let output = std::process::Command::new("psql")
+        .args([
+            database_url,
+            "-X",
+            "-q",
+            "-c",
+            &format!("BEGIN; EXPLAIN (ANALYZE, BUFFERS) {claim}; ROLLBACK;"),
+        ])
+        .output();
+    match output {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            println!("claim plan at N={n} (every tenant due):\n{text}");
+            let _ = std::fs::write(out, text);
+        }
+        Err(e) => eprintln!("psql not run, no claim plan: {e}"),
+    }
+}
+
 async fn ticket_count(conn: &mut AsyncPgConnection) -> usize {
     let count: i64 = tickets::table.count().get_result(conn).await.unwrap();
     usize::try_from(count).unwrap_or(0)
@@ -482,6 +676,7 @@ async fn one_run(
     n: usize,
     run: usize,
     concurrency: Option<u32>,
+    instances: usize,
     timeout: Duration,
     reference: Arc<ReferenceOps>,
 ) -> RunResult {
@@ -498,49 +693,78 @@ async fn one_run(
     let mut conn = database.connect().await.unwrap();
     let before = exchanges(&sim);
 
-    // Onboarding: the daemon as it runs in production.
+    // Onboarding: the daemon as it runs in production, `instances` of it on the one database.
     let started = Instant::now();
-    let mut service = bench::spawn(
-        "partner-service",
-        &["run"],
-        &env,
-        &logs.join(format!("run-{n}-{run}.log")),
-    );
-    let pid = service.id();
-    let cpu_start = bench::proc_cpu(pid).map_or(0.0, |(_, s)| s);
+    let mut services: Vec<_> = (1..=instances)
+        .map(|instance| {
+            let log = if instances == 1 {
+                format!("run-{n}-{run}.log")
+            } else {
+                format!("run-{n}-{run}-instance-{instance}.log")
+            };
+            bench::spawn(
+                "partner-service",
+                &["run"],
+                &service_env(&database, &sim, concurrency),
+                &logs.join(log),
+            )
+        })
+        .collect();
+    let pids: Vec<u32> = services.iter().map(std::process::Child::id).collect();
+    let cpu_of = |pids: &[u32]| -> f64 {
+        pids.iter()
+            .map(|pid| bench::proc_cpu(*pid).map_or(0.0, |(_, s)| s))
+            .sum()
+    };
+    let peak_of = |pids: &[u32]| -> f64 {
+        pids.iter()
+            .map(|pid| bench::proc_memory_mib(*pid, "VmHWM").unwrap_or(0.0))
+            .fold(0.0, f64::max)
+    };
+    let cpu_start = cpu_of(&pids);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = reference.sample_under_load(Arc::clone(&stop));
     let mut result = RunResult::default();
     let mut peak = 0.0f64;
+    // count(*) over the tickets costs Postgres time proportional to N; polled every 50 ms it would
+    // add a load growing with N² over a run. One poll per 20,000 tickets-to-be per second keeps it flat.
+    let poll = Duration::from_millis(50).max(Duration::from_micros(n as u64 * 5));
     while started.elapsed() < timeout {
         result.onboarded = ticket_count(&mut conn).await;
-        peak = peak.max(bench::proc_memory_mib(pid, "VmHWM").unwrap_or(0.0));
-        if result.onboarded >= n || matches!(service.try_wait(), Ok(Some(_))) {
+        peak = peak.max(peak_of(&pids));
+        if result.onboarded >= n
+            || services
+                .iter_mut()
+                .any(|s| matches!(s.try_wait(), Ok(Some(_))))
+        {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(poll).await;
     }
     result.seconds = started.elapsed().as_secs_f64();
-    let cpu = bench::proc_cpu(pid).map_or(0.0, |(_, s)| s) - cpu_start;
+    let cpu = cpu_of(&pids) - cpu_start;
     AtomicBool::store(&stop, true, Ordering::Relaxed);
     let (signs, validations) = sampler.join().unwrap();
     result.reference_in_run = Reference {
         sign_ms: median_of(signs),
         validate_ms: median_of(validations),
     };
-    peak = peak.max(bench::proc_memory_mib(pid, "VmHWM").unwrap_or(0.0));
+    peak = peak.max(peak_of(&pids));
     result.peak_mib = peak;
     result.tenants_per_sec = result.onboarded as f64 / result.seconds;
     result.cpu_ms_per_tenant = 1000.0 * cpu / result.onboarded.max(1) as f64;
     let latencies = latencies_ms(&mut conn).await;
     result.latency_p50_ms = bench::percentile(&latencies, 50.0);
     result.latency_p99_ms = bench::percentile(&latencies, 99.0);
-    let status = bench::terminate(&mut service);
-    assert!(
-        status.is_some_and(|s| s.success()),
-        "partner-service run did not stop cleanly ({status:?}); see {}",
-        logs.display()
-    );
+    for service in &mut services {
+        let status = bench::terminate(service);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "partner-service run did not stop cleanly ({status:?}); see {}",
+            logs.display()
+        );
+    }
+    result.db_bytes_per_tenant = database_bytes(&mut conn).await as f64 / n as f64;
     let onboarding_exchanges = exchanges(&sim) - before;
     if result.onboarded < n {
         eprintln!(
@@ -574,6 +798,9 @@ async fn one_run(
         .execute(&mut conn)
         .await
         .unwrap();
+    if run == 1 {
+        explain_claim(database.url(), n, &logs.join(format!("claim-plan-{n}.txt")));
+    }
     let before_steady = exchanges(&sim);
     let tickets_before = ticket_count(&mut conn).await;
     let (steady_cpu, steady_seconds) = once("steady-pass");

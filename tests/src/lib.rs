@@ -1,6 +1,7 @@
 //! Helpers for end-to-end tests: the workspace's binaries as real processes.
 
 pub mod bench;
+pub mod floor;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

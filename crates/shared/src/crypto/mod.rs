@@ -2,4 +2,5 @@
 
 pub mod at_rest;
 pub mod partner_key;
+pub mod rs256;
 pub mod system_user_token;

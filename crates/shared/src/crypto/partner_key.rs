@@ -12,15 +12,13 @@ use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use quick_xml::events::Event;
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{BoxedUint, PrivateKey, PublicKey};
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
 
 use crate::config::PrivateKeySource;
+use crate::crypto::rs256::{Rs256Signer, Rs256Verifier};
 
 /// The smallest modulus accepted. SuperOffice's sample keys are 1024-bit; portal keys may be larger.
 pub const MIN_KEY_BITS: usize = 1024;
@@ -110,7 +108,7 @@ impl fmt::Display for ElementProblem {
 /// The partner's RSA private key, ready to sign. `Debug` shows only its size.
 #[derive(Clone)]
 pub struct PartnerKey {
-    signing: SigningKey<Sha256>,
+    signing: Rs256Signer,
     public: PublicKey,
     public_pem: String,
 }
@@ -181,12 +179,12 @@ impl PartnerKey {
             });
         }
         let public = key.to_public_key();
-        let signing = SigningKey::<Sha256>::new(key);
+        let signing = Rs256Signer::new(key).map_err(|e| KeyError::Invalid(e.to_string()))?;
         let probe = b"partner key self-test";
-        let signature: Signature = signing.sign(probe);
-        VerifyingKey::<Sha256>::new(public.clone())
-            .verify(probe, &signature)
-            .map_err(|_| KeyError::SelfTest)?;
+        let signature = signing.sign(probe);
+        if !Rs256Verifier::new(public.clone()).verifies_portable(probe, &signature) {
+            return Err(KeyError::SelfTest);
+        }
         let public_pem = public
             .to_public_key_pem(LineEnding::LF)
             .map_err(|_| KeyError::Encode("SubjectPublicKeyInfo PEM"))?;
@@ -204,7 +202,12 @@ impl PartnerKey {
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`.
     pub fn sign_sha256(&self, message: &[u8]) -> Vec<u8> {
-        self.signing.sign(message).to_vec()
+        self.signing.sign(message)
+    }
+
+    /// The signer, to see which implementation signs or to sign with the `rsa` crate for comparison.
+    pub fn signer(&self) -> &Rs256Signer {
+        &self.signing
     }
 
     pub fn public_key(&self) -> &PublicKey {
@@ -220,7 +223,7 @@ impl PartnerKey {
     pub fn to_pkcs8_pem(&self) -> Result<SecretString, KeyError> {
         let pem = self
             .signing
-            .as_ref()
+            .private_key()
             .to_pkcs8_pem(LineEnding::LF)
             .map_err(|_| KeyError::Encode("PKCS#8 PEM"))?;
         Ok(SecretString::from(pem.as_str()))
@@ -230,7 +233,7 @@ impl PartnerKey {
     pub fn to_pkcs1_pem(&self) -> Result<SecretString, KeyError> {
         let pem = self
             .signing
-            .as_ref()
+            .private_key()
             .to_pkcs1_pem(LineEnding::LF)
             .map_err(|_| KeyError::Encode("PKCS#1 PEM"))?;
         Ok(SecretString::from(pem.as_str()))

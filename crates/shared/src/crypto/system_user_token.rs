@@ -117,6 +117,7 @@ pub fn verify_signed_token<'a>(
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use chrono::TimeZone;
+    use rand::RngExt;
 
     use super::*;
     use crate::clock::FixedClock;
@@ -168,6 +169,75 @@ mod tests {
                 at(y, mo, d, h, mi),
             );
             assert_eq!(signed.expose(), expected, "{file}");
+        }
+    }
+
+    // The same commands as GOLDEN, for keys large enough for aws-lc-rs to sign with; the key files were
+    // made with `openssl genrsa -traditional 2048` and `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`.
+    const LARGE_GOLDEN: [Golden; 2] = [
+        (
+            "partner-private-key-2048.pem",
+            "Partner App-2048-Ärlig.x",
+            (2026, 12, 1, 8, 45),
+            "Partner App-2048-Ärlig.x.202612010845.EsVoC59WdZc6WRWOoD37JRT3Htp73UItn28Jjak7Ym94qU7/gOdiAcS9zPwf9WlpRyhz3h8ZDJ7GzsflDUjKZOb4UdtgbtnwYFzft6yeZOy5PMYEnC0dL9ZBwkMxF5IJuTjID5hQdiPVn1mXTYhJGVfWlE+azuPKD/LBelpApv84YuebspgYItnwDAbxx8zArGmAb9DQa/ZytyVs+/GaqF7JRqS1YGGgGJSEV7VxgJnjngh2fz1k5z7HVVvs7TcPr7mO971Em1qo/cGiQ7h33onLAlEpxeafTMniUCmOO2j6hR807CoNipJQkJ8J+boWFtRp3Gzhs9R+cchDxW+jvw==",
+        ),
+        (
+            "partner-private-key-3072.pem",
+            "Partner App-2048-Ärlig.x",
+            (2026, 12, 1, 8, 45),
+            "Partner App-2048-Ärlig.x.202612010845.lN+XX1RCmUK+UIh3U6X2Y5QARKuyLz2L0BnE6edVg6Egxj/b0CSK37ivGCLMY/pXYxW7tXRBJ5wmnXMamhAywZzveO73lvhkyhRVOX3DZ5M8G9R6b1lCRg5+DpWHK/bfN1eX2yKfS1n31FjndOClbcMtwT819TsXzVgIdGV/V8xROGK7hvVBTp6KCsuCG7baKV+h9Xbv7eLWQNg54OD0c4slvZmN6TCiSKHk+YHiJQRz0P1NYnrsyMHdj5BPpyc+y/EMtocNGhKhgnNr2it/opMc5rxiWFrNnGk++1f4EYlmPPkGWGtaw63+b3IIXI5jhw1oGRBN0yq0Jz6KfsjCkqpgeMUCR6Yo1Ep5ZYqRPEyYe+LXJzIf4QEt/cOTX+BGKUiSknAqTdTzYlpHYdvPokOgNpnaQb3TtM4sZDJP8Y8mxn19dGNGQBX+Mjntz9yOLuGAvCBTpE5O6MF/1Xi5ctygwF1BHpU93UN2DfRtDftDjE9jl+QIzhEkpsJqZg5F",
+        ),
+    ];
+
+    /// A random system user token: `App Name-` and a suffix, of letters, digits, spaces, dots and non-ASCII.
+    fn random_token(rng: &mut impl rand::Rng) -> String {
+        const ALPHABET: &[char] = &[
+            'a', 'Z', '0', '9', ' ', '.', '-', '_', 'Ä', 'ø', '日', 'Я', '+', '/', '=',
+        ];
+        let length = rng.random_range(1..120);
+        let suffix: String = (0..length)
+            .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())])
+            .collect();
+        format!("App Name-{suffix}")
+    }
+
+    #[test]
+    fn aws_lc_and_the_rsa_crate_sign_byte_identically() {
+        for (file, token, (y, mo, d, h, mi), expected) in LARGE_GOLDEN {
+            let key = key(file);
+            assert_eq!(key.signer().backend_name(), "aws-lc-rs", "{file}");
+            let signed = sign_system_user_token(
+                &key,
+                &SystemUserToken::parse(token).unwrap(),
+                at(y, mo, d, h, mi),
+            );
+            assert_eq!(signed.expose(), expected, "{file}");
+            let (sign_this, _) = expected.rsplit_once('.').unwrap();
+            assert_eq!(
+                STANDARD.encode(key.signer().sign_portable(sign_this.as_bytes())),
+                expected.rsplit_once('.').unwrap().1,
+                "{file}"
+            );
+        }
+        let mut rng = rand::rng();
+        let generated =
+            PartnerKey::from_private_key(rsa::PrivateKey::new(&mut rng, 2048).unwrap()).unwrap();
+        let keys = [key(LARGE_GOLDEN[0].0), key(LARGE_GOLDEN[1].0), generated];
+        for key in &keys {
+            assert_eq!(key.signer().backend_name(), "aws-lc-rs");
+            for _ in 0..100 {
+                let token = SystemUserToken::parse(random_token(&mut rng)).unwrap();
+                let minute = at(2020, 1, 1, 0, 0)
+                    + chrono::Duration::minutes(rng.random_range(0..10_000_000));
+                let signed = sign_system_user_token(key, &token, minute);
+                let (sign_this, signature) = signed.expose().rsplit_once('.').unwrap();
+                assert_eq!(
+                    STANDARD.encode(key.signer().sign_portable(sign_this.as_bytes())),
+                    signature,
+                    "{sign_this}"
+                );
+                assert!(verify_signed_token(key.public_key(), signed.expose()).is_ok());
+            }
         }
     }
 

@@ -15,9 +15,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use rsa::{BoxedUint, PublicKey};
 use serde_json::Value;
-use sha2::Sha256;
 use url::Url;
 
+use crate::crypto::rs256::Rs256Verifier;
 use crate::jwt::JwtError;
 use crate::jwt::certificate::{Certificate, Thumbprint};
 
@@ -65,7 +65,7 @@ impl KeyHint {
 #[derive(Clone)]
 pub struct VerificationKey {
     ids: Vec<KeyId>,
-    public_key: PublicKey,
+    public_key: Rs256Verifier,
 }
 
 impl fmt::Debug for VerificationKey {
@@ -81,7 +81,7 @@ impl VerificationKey {
     pub fn from_certificate(certificate: &Certificate) -> Self {
         Self {
             ids: vec![KeyId::Thumbprint(certificate.thumbprint())],
-            public_key: certificate.public_key().clone(),
+            public_key: Rs256Verifier::new(certificate.public_key().clone()),
         }
     }
 
@@ -89,7 +89,7 @@ impl VerificationKey {
     pub fn new(kid: Option<&str>, public_key: PublicKey) -> Self {
         Self {
             ids: kid.map(KeyId::parse).into_iter().collect(),
-            public_key,
+            public_key: Rs256Verifier::new(public_key),
         }
     }
 
@@ -99,9 +99,7 @@ impl VerificationKey {
 
     /// RSASSA-PKCS1-v1_5 SHA-256 (RS256) over `message`.
     pub(crate) fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        self.public_key
-            .pkcs1v15_verify::<Sha256>(message, signature)
-            .is_ok()
+        self.public_key.verifies(message, signature)
     }
 }
 
@@ -392,7 +390,10 @@ fn read_jwk(entry: &Value) -> Option<VerificationKey> {
         .map(KeyId::parse)
         .chain(certificate.map(|c| KeyId::Thumbprint(c.thumbprint())))
         .collect();
-    Some(VerificationKey { ids, public_key })
+    Some(VerificationKey {
+        ids,
+        public_key: Rs256Verifier::new(public_key),
+    })
 }
 
 #[cfg(test)]
@@ -431,7 +432,7 @@ mod tests {
             "use": "sig", "x5c": [STANDARD.encode(sod.der())], "x5t": "Frf7jD-asGiFqADGTmTJfEq16Yw"
         });
         let key = read_jwk(&entry).unwrap();
-        assert_eq!(&key.public_key, sod.public_key());
+        assert_eq!(key.public_key.public_key(), sod.public_key());
         let only_certificate =
             serde_json::json!({"kty": "RSA", "x5c": [STANDARD.encode(sod.der())]});
         let key = read_jwk(&only_certificate).unwrap();

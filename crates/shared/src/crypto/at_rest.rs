@@ -516,7 +516,7 @@ mod tests {
             cipher.decrypt_bound(b"session:b", &sealed),
             Err(AtRestError::Authentication(1))
         ));
-}
+    }
 
     /// Format 1, as values were written before the kind was part of the associated data.
     fn legacy_encrypt(cipher: &Cipher, tenant: &ContextId, plaintext: &[u8]) -> Encrypted {

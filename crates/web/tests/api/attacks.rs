@@ -43,7 +43,10 @@ struct Digest {
 const WATCHED: [(&str, &str); 6] = [
     ("tenants", "SELECT t::text AS row FROM tenants t"),
     ("tickets", "SELECT t::text AS row FROM tickets t"),
-    ("work_requests", "SELECT t::text AS row FROM work_requests t"),
+    (
+        "work_requests",
+        "SELECT t::text AS row FROM work_requests t",
+    ),
     ("audit_events", "SELECT t::text AS row FROM audit_events t"),
     (
         "state_change_notifications",

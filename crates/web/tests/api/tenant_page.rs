@@ -47,9 +47,15 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     )
     .await
     .unwrap();
-    shared::db::tenants::record_outcome(&mut conn, TENANT, OWNER, Some("tenant timed out"), earlier)
-        .await
-        .unwrap();
+    shared::db::tenants::record_outcome(
+        &mut conn,
+        TENANT,
+        OWNER,
+        Some("tenant timed out"),
+        earlier,
+    )
+    .await
+    .unwrap();
     assert!(
         last_error(&tenant_page(&app).await).starts_with("tenant timed out"),
         "a failure with no success after it is shown"

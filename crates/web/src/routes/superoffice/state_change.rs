@@ -218,8 +218,8 @@ pub async fn post(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, StateChangeError> {
     // The client's address: the peer, or what a trusted proxy (`web.trusted_proxies`) says it forwarded.
-    let address = crate::client_ip::client_ip(&req)
-        .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    let address =
+        crate::client_ip::client_ip(&req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
     if !state.notification_limits.per_address.allow(&address) {
         return Err(StateChangeError::TooMany("from this address"));
     }

@@ -234,7 +234,7 @@ impl Daemon {
         ));
         let poll = Duration::from_secs(self.ctx.service.poll_interval_secs);
         let mut gauge_at = tokio::time::Instant::now();
-        register_metrics();
+        register_metrics(&self.ctx.circuit);
         self.publish_states().await;
         tracing::info!(owner = %self.ctx.owner, concurrency = self.ctx.service.concurrency, "daemon started");
         loop {
@@ -409,7 +409,14 @@ impl Daemon {
 
 /// Exports every counter with a known label set at 0 from the start, so rates and ratios (and the shipped
 /// dashboard and alerts) see a series before its first event.
-fn register_metrics() {
+fn register_metrics(circuit: &Circuit) {
+    // The circuit may have been built before the recorder was installed: say its state now.
+    let open = if circuit.open_reason().is_some() {
+        1.0
+    } else {
+        0.0
+    };
+    metrics::gauge!("partner_service_circuit_open").set(open);
     for outcome in [
         "success",
         "transient",

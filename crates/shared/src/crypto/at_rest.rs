@@ -175,6 +175,11 @@ impl Cipher {
         kind: SecretKind,
         plaintext: &[u8],
     ) -> Result<Encrypted, AtRestError> {
+        self.seal(FORMAT_2, &associated_data(tenant, kind), plaintext)
+    }
+
+    /// `prefix || nonce || ciphertext+tag` under the current key with a fresh random nonce.
+    fn seal(&self, prefix: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Encrypted, AtRestError> {
         let nonce = Nonce::try_generate().map_err(|_| AtRestError::Random)?;
         let sealed = self
             .current
@@ -183,12 +188,12 @@ impl Cipher {
                 &nonce,
                 Payload {
                     msg: plaintext,
-                    aad: &associated_data(tenant, kind),
+                    aad,
                 },
             )
             .map_err(|_| AtRestError::TooLong)?;
-        let mut bytes = Vec::with_capacity(FORMAT_2.len() + NONCE_LEN + sealed.len());
-        bytes.extend_from_slice(FORMAT_2);
+        let mut bytes = Vec::with_capacity(prefix.len() + NONCE_LEN + sealed.len());
+        bytes.extend_from_slice(prefix);
         bytes.extend_from_slice(nonce.as_slice());
         bytes.extend_from_slice(&sealed);
         Ok(Encrypted {
@@ -285,25 +290,7 @@ impl Cipher {
         associated_data: &[u8],
         plaintext: &[u8],
     ) -> Result<Encrypted, AtRestError> {
-        let nonce = Nonce::try_generate().map_err(|_| AtRestError::Random)?;
-        let sealed = self
-            .current
-            .aead
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: associated_data,
-                },
-            )
-            .map_err(|_| AtRestError::TooLong)?;
-        let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
-        bytes.extend_from_slice(nonce.as_slice());
-        bytes.extend_from_slice(&sealed);
-        Ok(Encrypted {
-            key_version: self.current.version,
-            bytes,
-        })
+        self.seal(&[], associated_data, plaintext)
     }
 
     /// Decrypts a value encrypted by `encrypt_bound` with the same associated data.
@@ -316,19 +303,8 @@ impl Cipher {
         if value.bytes.len() < NONCE_LEN + TAG_LEN {
             return Err(AtRestError::TooShort(value.bytes.len()));
         }
-        let (nonce, sealed) = value.bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_from(nonce).map_err(|_| AtRestError::TooShort(value.bytes.len()))?;
-        let plaintext = key
-            .aead
-            .decrypt(
-                &nonce,
-                Payload {
-                    msg: sealed,
-                    aad: associated_data,
-                },
-            )
-            .map_err(|_| AtRestError::Authentication(value.key_version))?;
-        Ok(SecretSlice::from(plaintext))
+        open_with(key, &value.bytes, associated_data)
+            .map_err(|()| AtRestError::Authentication(value.key_version))
     }
 }
 

@@ -16,6 +16,10 @@ pub struct TenantView {
     pub token_captured: String,
     pub last_success: String,
     pub last_error: String,
+    /// What SuperOffice's state API said of the tenant last, and when.
+    pub so_state: String,
+    /// Why the partner's operator has to look at the tenant, when partner-service flagged it.
+    pub attention: Option<String>,
 }
 
 impl TenantView {
@@ -69,6 +73,21 @@ impl TenantView {
                 Some((error, None)) => error.to_owned(),
                 None => "none".to_owned(),
             },
+            so_state: match (&tenant.so_state, tenant.so_state_checked_at) {
+                (Some(so_state), Some(at)) => format!("{so_state} (checked {})", format_time(at)),
+                (Some(so_state), None) => so_state.clone(),
+                (None, _) => "not checked yet".to_owned(),
+            },
+            attention: tenant.needs_attention.then(|| {
+                let reason = tenant
+                    .attention_reason
+                    .as_deref()
+                    .unwrap_or("no reason recorded");
+                match tenant.attention_at {
+                    Some(at) => format!("{reason} (since {})", format_time(at)),
+                    None => reason.to_owned(),
+                }
+            }),
         }
     }
 }

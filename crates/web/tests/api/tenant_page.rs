@@ -1,4 +1,5 @@
-//! The tenant page: the header of every signed-in page, and "last error" only while it is the latest outcome.
+//! The tenant page: the header of every signed-in page, "last error" only while it is the latest outcome, and
+//! what partner-service learnt of the tenant (its state in SuperOffice, whether it needs attention).
 
 use crate::helpers::{SignInApp, spawn_app_with_sim};
 
@@ -85,4 +86,45 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     .await
     .unwrap();
     assert!(last_error(&tenant_page(&app).await).starts_with("SuperOffice answered 503"));
+}
+
+/// The text of the line after `<dt>{term}</dt>`, if the page has it.
+fn definition(page: &str, term: &str) -> Option<String> {
+    let marker = format!("<dt>{term}</dt><dd>");
+    let start = page.find(&marker)? + marker.len();
+    let end = start + page[start..].find("</dd>")?;
+    Some(page[start..end].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tenant_page_shows_the_state_in_superoffice_and_why_the_tenant_needs_attention() {
+    let app = spawn_app_with_sim().await;
+    app.sign_in_as(ADMIN).await;
+    let page = tenant_page(&app).await;
+    assert_eq!(
+        definition(&page, "State in SuperOffice").as_deref(),
+        Some("not checked yet"),
+        "{page}"
+    );
+    assert_eq!(definition(&page, "Needs attention"), None, "{page}");
+    let mut conn = app.app.pool.get().await.unwrap();
+    // What partner-service writes when the state API says Suspended and SuperOffice answered unknown words.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(
+            "UPDATE tenants SET so_state = 'Suspended', so_state_checked_at = now(), \
+             needs_attention = true, attention_reason = 'SuperOffice answered: Zugriff verweigert', \
+             attention_at = now()",
+        ),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    let page = tenant_page(&app).await;
+    let so_state = definition(&page, "State in SuperOffice").unwrap();
+    assert!(so_state.starts_with("Suspended (checked "), "{so_state}");
+    let attention = definition(&page, "Needs attention").unwrap();
+    assert!(
+        attention.starts_with("SuperOffice answered: Zugriff verweigert (since "),
+        "{attention}"
+    );
 }

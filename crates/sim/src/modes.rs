@@ -58,6 +58,10 @@ pub struct Mode {
     /// The status a dead or unknown ticket gets from the tenant API: 401 (default) or 403.
     pub dead_ticket_status: Option<u16>,
     pub state_api: StateApi,
+    /// Sign exchange answers under a `kid` that names no JWKS key (and without `x5t`), though with the
+    /// current key: SuperOffice's `kid` format has varied, so a validator must fall back to trying
+    /// every key.
+    pub unknown_kid: bool,
 }
 
 /// The global mode and the tenants' own.

@@ -211,6 +211,35 @@ async fn a_403_for_a_dead_ticket_renews_it_once_and_the_work_is_done() {
     w.sim.stop().await;
 }
 
+/// One installed tenant with one queued request, one pass, with the simulator in `mode`.
+async fn working_under(mode: Mode, soap: bool) -> Outcome {
+    let mut w = world().await;
+    if soap {
+        w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
+    }
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "Under a mode").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    let outcome = observe(&w, &daemon, CTX, request.id).await;
+    assert_eq!(w.companies(CTX).len(), usize::from(outcome.work == "done"));
+    w.sim.stop().await;
+    outcome
+}
+
+#[tokio::test]
+async fn a_kid_that_names_no_key_is_verified_by_trying_every_key() {
+    let mode = Mode {
+        unknown_kid: true,
+        ..Mode::default()
+    };
+    assert_eq!(
+        working_under(mode, false).await,
+        expect("active", false, "done", 1)
+    );
+}
+
 /// Three installed tenants, each with one queued request; the circuit opens at two.
 async fn three_tenants() -> (World, Vec<(String, i64)>) {
     let mut w = world_with(|config| {

@@ -62,6 +62,10 @@ pub struct Mode {
     /// current key: SuperOffice's `kid` format has varied, so a validator must fall back to trying
     /// every key.
     pub unknown_kid: bool,
+    /// Refuse, with a SOAP `s:Client` fault, an exchange request whose `AuthenticationRequest` children
+    /// are not in the WSDL's sequence, as a reader that enforces the schema's element order would
+    /// (the simulator otherwise reads them in any order).
+    pub strict_soap_order: bool,
 }
 
 /// The global mode and the tenants' own.

@@ -240,6 +240,18 @@ async fn a_kid_that_names_no_key_is_verified_by_trying_every_key() {
     );
 }
 
+#[tokio::test]
+async fn a_soap_reader_that_enforces_element_order_accepts_our_exchange() {
+    let mode = Mode {
+        strict_soap_order: true,
+        ..Mode::default()
+    };
+    assert_eq!(
+        working_under(mode, true).await,
+        expect("active", false, "done", 1)
+    );
+}
+
 /// Three installed tenants, each with one queued request; the circuit opens at two.
 async fn three_tenants() -> (World, Vec<(String, i64)>) {
     let mut w = world_with(|config| {

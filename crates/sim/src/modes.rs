@@ -66,6 +66,10 @@ pub struct Mode {
     /// are not in the WSDL's sequence, as a reader that enforces the schema's element order would
     /// (the simulator otherwise reads them in any order).
     pub strict_soap_order: bool,
+    /// Global only (SuperID has one key set): the first exchange answer or id_token signed in this mode
+    /// uses a new key and the JWKS serves only that one, as after SuperID rotated its key and withdrew
+    /// the old one since the caller last fetched the JWKS.
+    pub rotate_keys_withdrawn: bool,
 }
 
 /// The global mode and the tenants' own.

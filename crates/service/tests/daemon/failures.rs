@@ -252,6 +252,42 @@ async fn a_soap_reader_that_enforces_element_order_accepts_our_exchange() {
     );
 }
 
+#[tokio::test]
+async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set() {
+    let w = world().await;
+    let daemon = w.daemon();
+    // Another tenant's exchange has the daemon fetch the key set while the old key is in it.
+    w.seed("Cust10002").await;
+    w.enqueue("Cust10002", "Before the rotation").await;
+    daemon.run_once().await.unwrap();
+    let before = w.sim.admin().keys();
+    let mode = Mode {
+        rotate_keys_withdrawn: true,
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(None, mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "After the rotation").await;
+    daemon.run_once().await.unwrap();
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("active", false, "done", 1)
+    );
+    let after = w.sim.admin().keys();
+    assert_ne!(after.kid, before.kid);
+    assert_eq!(
+        after.served_kids,
+        vec![after.kid.clone()],
+        "the old key is withdrawn"
+    );
+    assert_eq!(
+        w.sim.admin().records().records.jwks_fetches,
+        2,
+        "one refetch for the new kid"
+    );
+    w.sim.stop().await;
+}
+
 /// Three installed tenants, each with one queued request; the circuit opens at two.
 async fn three_tenants() -> (World, Vec<(String, i64)>) {
     let mut w = world_with(|config| {

@@ -153,5 +153,12 @@ mod tests {
         .unwrap();
         assert_eq!(modes.global.refusal_as, RefusalAs::Http5xx);
         assert_eq!(modes.of("Cust1").dead_ticket_status, Some(403));
+        assert!(!modes.global.rotate_keys_withdrawn && !modes.of("Cust1").unknown_kid);
+        let modes: Modes = toml::from_str(
+            "[global]\nrotate_keys_withdrawn = true\n[tenants.Cust1]\nunknown_kid = true\nstrict_soap_order = true\n",
+        )
+        .unwrap();
+        assert!(modes.global.rotate_keys_withdrawn);
+        assert!(modes.of("Cust1").unknown_kid && modes.of("Cust1").strict_soap_order);
     }
 }

@@ -807,7 +807,11 @@ impl Admin {
     pub fn set_mode(&self, tenant: Option<&str>, mode: Mode) -> Result<Modes, AdminError> {
         let mut store = self.ctx.store();
         match tenant {
-            None => store.modes.global = mode,
+            None => {
+                store.modes.global = mode;
+                // A global `rotate_keys_withdrawn` set again rotates again.
+                store.mode_rotated = false;
+            }
             Some(ctx) => {
                 if !store.tenants.contains_key(ctx) {
                     return Err(AdminError::UnknownTenant(ctx.to_owned()));
@@ -822,6 +826,7 @@ impl Admin {
     pub fn clear_modes(&self) -> Modes {
         let mut store = self.ctx.store();
         store.modes = Modes::default();
+        store.mode_rotated = false;
         store.modes.clone()
     }
 }

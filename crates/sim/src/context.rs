@@ -1,7 +1,7 @@
 //! Everything the handlers share: the configuration as resolved at start, the clock and the store.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rsa::PublicKey;
@@ -87,6 +87,34 @@ impl SimContext {
     pub fn reset(&self) {
         *self.store() = self.initial.clone();
         self.clock.set_offset(0);
+    }
+
+    /// In the global `rotate_keys_withdrawn` mode, the first exchange answer or id_token signed after the
+    /// mode was set is signed with a new key and the old one leaves the JWKS, as when SuperID rotates and
+    /// withdraws its key after a caller last fetched the JWKS. Later answers keep the new key.
+    pub async fn rotate_for_mode(&self) {
+        let due = |store: &Store| store.modes.global.rotate_keys_withdrawn && !store.mode_rotated;
+        if !due(&self.store()) {
+            return;
+        }
+        let generated = tokio::task::spawn_blocking(SigningKey::generate)
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|key| key.map_err(|e| e.to_string()));
+        let key = match generated {
+            Ok(key) => key,
+            Err(error) => {
+                tracing::warn!(%error, "no new signing key for rotate_keys_withdrawn");
+                return;
+            }
+        };
+        let mut store = self.store();
+        // Another answer may have rotated while this key was generated.
+        if due(&store) {
+            store.signing_key = Arc::new(key);
+            store.old_keys.clear();
+            store.mode_rotated = true;
+        }
     }
 
     pub fn application(&self, client_id: &str) -> Option<&Application> {

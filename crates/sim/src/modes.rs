@@ -58,6 +58,18 @@ pub struct Mode {
     /// The status a dead or unknown ticket gets from the tenant API: 401 (default) or 403.
     pub dead_ticket_status: Option<u16>,
     pub state_api: StateApi,
+    /// Sign exchange answers under a `kid` that names no JWKS key (and without `x5t`), though with the
+    /// current key: SuperOffice's `kid` format has varied, so a validator must fall back to trying
+    /// every key.
+    pub unknown_kid: bool,
+    /// Refuse, with a SOAP `s:Client` fault, an exchange request whose `AuthenticationRequest` children
+    /// are not in the WSDL's sequence, as a reader that enforces the schema's element order would
+    /// (the simulator otherwise reads them in any order).
+    pub strict_soap_order: bool,
+    /// Global only (SuperID has one key set): the first exchange answer or id_token signed in this mode
+    /// uses a new key and the JWKS serves only that one, as after SuperID rotated its key and withdrew
+    /// the old one since the caller last fetched the JWKS.
+    pub rotate_keys_withdrawn: bool,
 }
 
 /// The global mode and the tenants' own.
@@ -141,5 +153,12 @@ mod tests {
         .unwrap();
         assert_eq!(modes.global.refusal_as, RefusalAs::Http5xx);
         assert_eq!(modes.of("Cust1").dead_ticket_status, Some(403));
+        assert!(!modes.global.rotate_keys_withdrawn && !modes.of("Cust1").unknown_kid);
+        let modes: Modes = toml::from_str(
+            "[global]\nrotate_keys_withdrawn = true\n[tenants.Cust1]\nunknown_kid = true\nstrict_soap_order = true\n",
+        )
+        .unwrap();
+        assert!(modes.global.rotate_keys_withdrawn);
+        assert!(modes.of("Cust1").unknown_kid && modes.of("Cust1").strict_soap_order);
     }
 }

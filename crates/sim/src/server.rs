@@ -155,6 +155,7 @@ async fn superid_fallback(
             .insert_header(("Allow", "POST"))
             .finish();
     }
+    ctx.rotate_for_mode().await;
     handler(&ctx, &req, &body)
 }
 

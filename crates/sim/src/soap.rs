@@ -76,6 +76,36 @@ impl Envelope {
     }
 }
 
+/// Why `element`'s children in `ns` break the schema's `sequence` (each name's position in it), as a
+/// reader that enforces element order (WCF's `DataContractSerializer`) would refuse them; `None` when
+/// they follow it. Children the sequence does not name are left to the caller.
+pub fn out_of_order(element: &Element, ns: &str, sequence: &[&str]) -> Option<String> {
+    let mut latest: Option<usize> = None;
+    for child in element
+        .children
+        .iter()
+        .filter(|c| c.ns.as_deref() == Some(ns))
+    {
+        let Some(position) = sequence.iter().position(|name| *name == child.name) else {
+            continue;
+        };
+        if let Some(before) = latest
+            && position < before
+        {
+            return Some(format!(
+                "Error in deserializing body of request message: element '{}' found after '{}'; \
+                 {} expects the order {}",
+                child.name,
+                sequence[before],
+                element.name,
+                sequence.join(", ")
+            ));
+        }
+        latest = Some(position);
+    }
+    None
+}
+
 /// The SOAPAction HTTP header without surrounding quotes.
 pub fn soap_action(req: &HttpRequest) -> Option<String> {
     let raw = req.headers().get("SOAPAction")?.to_str().ok()?.trim();

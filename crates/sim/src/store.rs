@@ -27,6 +27,8 @@ pub struct Store {
     pub faults: Faults,
     pub records: Records,
     pub modes: Modes,
+    /// Whether the global `rotate_keys_withdrawn` mode has rotated the key since it was set.
+    pub mode_rotated: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,6 +215,7 @@ impl Store {
             faults: Faults::default(),
             records: Records::default(),
             modes: config.modes.clone(),
+            mode_rotated: false,
         }
     }
 

@@ -211,6 +211,83 @@ async fn a_403_for_a_dead_ticket_renews_it_once_and_the_work_is_done() {
     w.sim.stop().await;
 }
 
+/// One installed tenant with one queued request, one pass, with the simulator in `mode`.
+async fn working_under(mode: Mode, soap: bool) -> Outcome {
+    let mut w = world().await;
+    if soap {
+        w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
+    }
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "Under a mode").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    let outcome = observe(&w, &daemon, CTX, request.id).await;
+    assert_eq!(w.companies(CTX).len(), usize::from(outcome.work == "done"));
+    w.sim.stop().await;
+    outcome
+}
+
+#[tokio::test]
+async fn a_kid_that_names_no_key_is_verified_by_trying_every_key() {
+    let mode = Mode {
+        unknown_kid: true,
+        ..Mode::default()
+    };
+    assert_eq!(
+        working_under(mode, false).await,
+        expect("active", false, "done", 1)
+    );
+}
+
+#[tokio::test]
+async fn a_soap_reader_that_enforces_element_order_accepts_our_exchange() {
+    let mode = Mode {
+        strict_soap_order: true,
+        ..Mode::default()
+    };
+    assert_eq!(
+        working_under(mode, true).await,
+        expect("active", false, "done", 1)
+    );
+}
+
+#[tokio::test]
+async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set() {
+    let w = world().await;
+    let daemon = w.daemon();
+    // Another tenant's exchange has the daemon fetch the key set while the old key is in it.
+    w.seed("Cust10002").await;
+    w.enqueue("Cust10002", "Before the rotation").await;
+    daemon.run_once().await.unwrap();
+    let before = w.sim.admin().keys();
+    let mode = Mode {
+        rotate_keys_withdrawn: true,
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(None, mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "After the rotation").await;
+    daemon.run_once().await.unwrap();
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("active", false, "done", 1)
+    );
+    let after = w.sim.admin().keys();
+    assert_ne!(after.kid, before.kid);
+    assert_eq!(
+        after.served_kids,
+        vec![after.kid.clone()],
+        "the old key is withdrawn"
+    );
+    assert_eq!(
+        w.sim.admin().records().records.jwks_fetches,
+        2,
+        "one refetch for the new kid"
+    );
+    w.sim.stop().await;
+}
+
 /// Three installed tenants, each with one queued request; the circuit opens at two.
 async fn three_tenants() -> (World, Vec<(String, i64)>) {
     let mut w = world_with(|config| {

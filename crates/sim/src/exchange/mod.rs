@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 use crate::claims::{SUPEROFFICE_ISSUER, claim};
 use crate::config::TenantState;
 use crate::context::SimContext;
-use crate::keys::verify_rs256;
-use crate::modes::{RefusalAs, word};
+use crate::keys::{random_alphanumeric, verify_rs256};
+use crate::modes::{Mode, RefusalAs, word};
 use crate::store::{ExchangeRecord, GrantStatus, Ticket};
 
 /// The token type asked for by `ReturnTokenType`.
@@ -135,7 +135,7 @@ pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Resul
             code: "Refused",
             message: message.clone(),
         }),
-        None => check_and_issue(ctx, req, now).map_err(|failure| Failure {
+        None => check_and_issue(ctx, req, now, &mode).map_err(|failure| Failure {
             message: word(mode.wording, failure.code, failure.message),
             code: failure.code,
         }),
@@ -156,7 +156,12 @@ pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Resul
     result
 }
 
-fn check_and_issue(ctx: &SimContext, req: &Request, now: DateTime<Utc>) -> Result<String, Failure> {
+fn check_and_issue(
+    ctx: &SimContext,
+    req: &Request,
+    now: DateTime<Utc>,
+    mode: &Mode,
+) -> Result<String, Failure> {
     if req.token_type == TokenType::Saml {
         return Err(Failure {
             code: "Unsupported",
@@ -256,7 +261,13 @@ fn check_and_issue(ctx: &SimContext, req: &Request, now: DateTime<Utc>) -> Resul
     ];
     claims.extend(values);
     claims.insert("aud".into(), json!(format!("spn:{}", tenant.serial)));
-    let jwt = signing_key.sign(&claims).map_err(|e| {
+    let signed = if mode.unknown_kid {
+        let kid = format!("UNKNOWN{}", random_alphanumeric(20).to_uppercase());
+        signing_key.sign_as(&kid, &claims)
+    } else {
+        signing_key.sign(&claims)
+    };
+    let jwt = signed.map_err(|e| {
         fail(
             "Denied",
             format!("the simulator could not sign the JWT: {e}"),

@@ -27,10 +27,23 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
             "",
         );
     }
-    let request = match parse(body) {
+    let envelope = match Envelope::parse(body) {
+        Ok(envelope) => envelope,
+        Err(e) => return soap::fault(e.fault_code(), &e.to_string(), ""),
+    };
+    let request = match read(&envelope) {
         Ok(request) => request,
         Err(e) => return soap::fault(e.fault_code(), &e.to_string(), ""),
     };
+    // Only the Body's sequence is checked: SOAP headers have no order.
+    let strict = ctx
+        .store()
+        .modes
+        .of(&request.context_identifier)
+        .strict_soap_order;
+    if strict && let Some(message) = soap::out_of_order(&envelope.body, NS, &SEQUENCE) {
+        return soap::fault("s:Client", &message, "");
+    }
     let (successful, token, error) = match super::authenticate(ctx, &request, "soap") {
         Ok(jwt) => (true, Some(jwt), None),
         Err(failure) => {
@@ -58,7 +71,14 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
 
 /// Reads an `AuthenticationRequest` envelope (public for the fuzz targets).
 pub fn parse(body: &[u8]) -> Result<Request, SoapError> {
-    let envelope = Envelope::parse(body)?;
+    read(&Envelope::parse(body)?)
+}
+
+/// The WSDL's sequence for `AuthenticationRequest`'s children.
+const SEQUENCE: [&str; 2] = ["SignedSystemToken", "ReturnTokenType"];
+
+/// The request in `envelope`, its Body's children read in any order.
+fn read(envelope: &Envelope) -> Result<Request, SoapError> {
     if !envelope.body.is(NS, "AuthenticationRequest") {
         return Err(SoapError::Client(format!(
             "expected {{{NS}}}AuthenticationRequest in the Body, found {}",

@@ -60,6 +60,7 @@ struct Granted {
 pub async fn tokens(ctx: web::Data<SimContext>, req: HttpRequest, body: Bytes) -> HttpResponse {
     let mut client_id = None;
     let mut grant_type = None;
+    ctx.rotate_for_mode().await;
     let result = handle(&ctx, &req, &body, &mut client_id, &mut grant_type);
     let (outcome, system_token_issued) = match &result {
         Ok(granted) => ("ok".to_owned(), granted.system_token_issued),

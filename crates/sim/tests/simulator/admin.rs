@@ -167,6 +167,31 @@ async fn rotating_the_signing_key_changes_the_kid_and_can_keep_the_old_key() {
 }
 
 #[tokio::test]
+async fn rotate_keys_withdrawn_signs_the_next_answer_with_a_new_key_and_withdraws_the_old() {
+    let t = spawn().await;
+    let old = t.sim.admin().keys().kid;
+    let mode = superoffice_sim::modes::Mode {
+        rotate_keys_withdrawn: true,
+        ..Default::default()
+    };
+    t.sim.admin().set_mode(None, mode).unwrap();
+    let kid = |jwt: &str| jsonwebtoken::decode_header(jwt).unwrap().kid.unwrap();
+    let signed = t.sign(&t.system_token("Cust10001"));
+    let answer = t
+        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
+        .await;
+    let new = kid(answer["Token"].as_str().unwrap());
+    assert_ne!(new, old);
+    assert_eq!(t.sim.admin().keys().served_kids, vec![new.clone()]);
+    t.verify(answer["Token"].as_str().unwrap(), None).await;
+
+    // Rotated once: the id_tokens that follow keep the new key.
+    let tokens = t.tokens_for(ADA_ADMIN).await;
+    assert_eq!(kid(tokens["id_token"].as_str().unwrap()), new);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
 async fn latency_is_added_to_the_chosen_group_only() {
     let t = spawn().await;
     let r = t

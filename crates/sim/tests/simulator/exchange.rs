@@ -295,6 +295,70 @@ async fn malformed_soap_is_a_fault() {
 }
 
 #[tokio::test]
+async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_headers() {
+    let t = spawn().await;
+    let path = "/Login/Services/PartnerSystemUserService.svc";
+    let swap = |envelope: String, first: &str, second: &str| {
+        let first = envelope
+            .lines()
+            .find(|l| l.contains(first))
+            .unwrap()
+            .to_owned();
+        let second = envelope
+            .lines()
+            .find(|l| l.contains(second))
+            .unwrap()
+            .to_owned();
+        envelope
+            .replace(&first, "FIRST")
+            .replace(&second, &first)
+            .replace("FIRST", &second)
+    };
+    let swapped_body = || {
+        let signed = t.sign(&t.system_token("Cust10001"));
+        swap(
+            published_envelope(TEST_CLIENT_SECRET, "Cust10001", &signed),
+            "SignedSystemToken",
+            "ReturnTokenType",
+        )
+    };
+
+    // Without the mode the children are read in any order.
+    let response = soap(&t, path, Some(SOAP_ACTION), swapped_body()).await;
+    assert!(soap_result(&response.text().await.unwrap()).0);
+
+    let mode = superoffice_sim::modes::Mode {
+        strict_soap_order: true,
+        ..Default::default()
+    };
+    t.sim.admin().set_mode(Some("Cust10001"), mode).unwrap();
+    let response = soap(&t, path, Some(SOAP_ACTION), swapped_body()).await;
+    assert_eq!(response.status(), 500);
+    let xml = response.text().await.unwrap();
+    let doc = parse_xml(&xml);
+    let fault = doc
+        .find("Fault")
+        .unwrap_or_else(|| panic!("no Fault: {xml}"));
+    assert_eq!(fault.child("faultcode").text, "s:Client", "{xml}");
+    assert!(
+        fault.child("faultstring").text.contains("ReturnTokenType"),
+        "{xml}"
+    );
+
+    // The WSDL's order passes, whatever the order of the headers.
+    let signed = t.sign(&t.system_token("Cust10001"));
+    let headers_swapped = swap(
+        published_envelope(TEST_CLIENT_SECRET, "Cust10001", &signed),
+        "ApplicationToken",
+        "ContextIdentifier",
+    );
+    let response = soap(&t, path, Some(SOAP_ACTION), headers_swapped).await;
+    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert_eq!(t.sim.admin().records().records.exchanges.len(), 2);
+    t.sim.stop().await;
+}
+
+#[tokio::test]
 async fn a_token_signed_with_another_key_is_an_invalid_signature() {
     let t = spawn().await;
     let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();

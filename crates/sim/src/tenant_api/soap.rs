@@ -7,9 +7,11 @@ use std::fmt::Write;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{Contact, ContactInput, SaveError, authenticate_ticket};
+use super::auth::authenticate_ticket;
+use super::contacts::{ContactInput, SaveError, save_contact};
 use crate::context::SimContext;
 use crate::soap::{self, Envelope, SoapError};
+use crate::store::Contact;
 use crate::xml::{Element, XSI_NS, escape};
 
 pub const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services88";
@@ -82,7 +84,7 @@ pub fn contact_service(
                 Ok(input) => input,
                 Err(message) => return fault("s:Client", "SoapException", &message),
             };
-            match super::save_contact(ctx, &principal, input, "soap") {
+            match save_contact(ctx, &principal, input, "soap") {
                 Ok(contact) => contact,
                 Err(SaveError::NotFound(id)) => {
                     return fault(

@@ -198,18 +198,15 @@ async fn latency_is_added_to_the_chosen_group_only() {
         .http
         .put(format!("{}/faults/state", t.sim.admin_url()))
         .json(&json!({"latency_ms": 400}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(r.status(), 200);
     let started = Instant::now();
     assert_eq!(
         t.http
             .get(t.url("/api/state/Cust10001"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         200
     );
     assert!(started.elapsed() >= Duration::from_millis(400));
@@ -226,39 +223,30 @@ async fn the_next_n_requests_fail_then_recover() {
     t.http
         .put(format!("{faults}/exchange"))
         .json(&json!({"fail_next": 2, "fail_status": 502}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
     let body = json!({"SignedSystemToken": t.sign(&t.system_token("Cust10001")), "ApplicationToken": TEST_CLIENT_SECRET, "ContextIdentifier": "Cust10001"});
     for expected in [502, 502, 200] {
-        let status = t.http.post(&url).json(&body).send().await.unwrap().status();
+        let status = t.http.post(&url).json(&body).fetch_status().await;
         assert_eq!(status, expected);
     }
     t.http
         .put(format!("{faults}/api"))
         .json(&json!({"fail_share": 1.0}))
-        .send()
-        .await
-        .unwrap();
-    let api = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
+    let api = t.http.get(t.api("sod2", "/Cust10001/api")).fetch().await;
     assert_eq!(api.status(), 503);
     let listed = t.admin_get("/faults").await;
     assert_eq!(listed["api"]["fail_share"], 1.0);
-    let cleared = t.http.delete(&faults).send().await.unwrap();
+    let cleared = t.http.delete(&faults).fetch().await;
     assert_eq!(cleared.status(), 200);
     assert_eq!(
         t.http
             .get(t.api("sod2", "/Cust10001/api"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         200
     );
     t.sim.stop().await;
@@ -270,9 +258,8 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
     t.http
         .put(format!("{}/faults/superid", t.sim.admin_url()))
         .json(&json!({"hang": true}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let result = t
         .http
         .get(t.url("/login/.well-known/jwks"))
@@ -284,17 +271,14 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
     let deleted = t
         .http
         .delete(format!("{}/faults/superid", t.sim.admin_url()))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(deleted.status(), 200);
     assert_eq!(
         t.http
             .get(t.url("/login/.well-known/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         200
     );
     t.sim.stop().await;
@@ -338,9 +322,8 @@ async fn reset_restores_the_initial_state() {
     t.http
         .put(format!("{}/faults/api", t.sim.admin_url()))
         .json(&json!({"fail_next": 5}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(t.admin_post("/reset", Value::Null).await.status(), 200);
     let tenant = t.admin_get("/tenants/Cust10001").await;
     assert_eq!(tenant["system_token"], token.as_str());
@@ -386,9 +369,8 @@ async fn admin_errors_name_what_is_wrong() {
         .http
         .put(format!("{}/faults/db", t.sim.admin_url()))
         .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(bad_group.status(), 404);
     let tenants = t.admin_get("/tenants").await;
     assert_eq!(tenants.as_array().unwrap().len(), 3);
@@ -454,9 +436,7 @@ async fn the_repository_sim_toml_starts_as_configured() {
             "{}/login/common/oauth/authorize?client_id=9d7a1f0c2b3e4d5f6a7b8c9d0e1f2a3b&scope=openid&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback",
             sim.superid_url()
         ))
-        .send()
-        .await
-        .unwrap();
+        .fetch().await;
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("Sign in as Ada Admin"));
     sim.stop().await;
@@ -470,9 +450,8 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
         .http
         .put(format!("{}/faults/api", t.sim.admin_url()))
         .json(&json!({"fail_next": 1, "method": "POST", "after_handler": true, "fail_status": 504}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(set.status(), 200);
     let call = |method: reqwest::Method, path: &str| {
         t.http
@@ -481,24 +460,21 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
             .header("SO-AppToken", TEST_CLIENT_SECRET)
     };
     let default = call(reqwest::Method::GET, "/Cust10001/api/v1/Contact/default")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(default.status(), 200, "a GET is not affected");
     let lost = call(reqwest::Method::POST, "/Cust10001/api/v1/Contact")
         .json(&json!({"ContactId": 0, "Name": "Lost Answer AS"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(lost.status(), 504);
     let companies = t.admin_get("/records").await["companies"].clone();
     assert_eq!(companies.as_array().unwrap().len(), 1, "{companies}");
     assert_eq!(companies[0]["name"], "Lost Answer AS");
     let again = call(reqwest::Method::POST, "/Cust10001/api/v1/Contact")
         .json(&json!({"ContactId": 0, "Name": "Second AS"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(again.status(), 200, "only the next POST was affected");
     t.sim.stop().await;
 }
@@ -601,9 +577,8 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     // Each of the four verifications above fetched the JWKS once; discovery is asked once here.
     t.http
         .get(t.url("/login/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let records = t.admin_get("/records").await;
     assert_eq!(records["discovery_fetches"], 1);
     assert_eq!(records["jwks_fetches"], 4);
@@ -621,33 +596,15 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
         .json(
             &json!({"refuse_with": "Nei takk", "refusal_as": "http4xx", "state_api": "not_found"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(set.status(), 200);
-    let refused = t
-        .http
-        .post(&url)
-        .json(&exchange("Cust10001"))
-        .send()
-        .await
-        .unwrap();
+    let refused = t.http.post(&url).json(&exchange("Cust10001")).fetch().await;
     assert_eq!(refused.status(), 401);
     assert_eq!(refused.text().await.unwrap(), "Nei takk");
-    let state = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap();
+    let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 404);
-    let other = t
-        .http
-        .post(&url)
-        .json(&exchange("Cust10002"))
-        .send()
-        .await
-        .unwrap();
+    let other = t.http.post(&url).json(&exchange("Cust10002")).fetch().await;
     let other: serde_json::Value = other.json().await.unwrap();
     assert_eq!(
         other["IsSuccessful"], true,
@@ -658,49 +615,33 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
         .http
         .put(&modes)
         .json(&json!({"state_api": "unknown_state"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(global.status(), 200);
-    let state: serde_json::Value = t
-        .http
-        .get(t.url("/api/state/Cust10002"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: serde_json::Value = t.http.get(t.url("/api/state/Cust10002")).fetch_json().await;
     assert_eq!(state["State"], "Hibernating");
     assert_eq!(state["IsRunning"], false);
     let unknown = t
         .http
         .put(format!("{modes}/Cust99999"))
         .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(unknown.status(), 404);
     let bad = t
         .http
         .put(&modes)
         .json(&json!({"wording": "klingon"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(bad.status(), 400);
     assert_eq!(
         t.admin_get("/modes").await["tenants"]["Cust10001"]["refuse_with"],
         "Nei takk"
     );
-    let cleared = t.http.delete(&modes).send().await.unwrap();
+    let cleared = t.http.delete(&modes).fetch().await;
     assert_eq!(cleared.status(), 200);
-    let state = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap();
+    let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 200);
     t.sim.stop().await;
 }

@@ -43,7 +43,7 @@ async fn soap(t: &TestSim, path: &str, action: Option<&str>, body: String) -> re
     if let Some(action) = action {
         request = request.header("SOAPAction", action);
     }
-    request.send().await.unwrap()
+    request.fetch().await
 }
 
 /// `(IsSuccessful, Token, ErrorMessage)` of a SOAP AuthenticationResponse, checking its namespace.
@@ -128,12 +128,8 @@ async fn rest_path_is_case_insensitive_and_malformed_requests_are_400() {
             "ReturnTokenType": "JWT",
             "SignedSystemToken": signed,
         }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(ok["IsSuccessful"], true);
 
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
@@ -142,26 +138,23 @@ async fn rest_path_is_case_insensitive_and_malformed_requests_are_400() {
         .post(&url)
         .header("Content-Type", "application/json")
         .body("{not json")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(not_json.status(), 400);
     let missing = t
         .http
         .post(&url)
         .json(&serde_json::json!({ "ApplicationToken": TEST_CLIENT_SECRET }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(missing.status(), 400);
     let too_big = t
         .http
         .post(&url)
         .header("Content-Type", "application/json")
         .body(vec![b' '; 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(too_big.status(), 413);
     t.sim.stop().await;
 }
@@ -287,9 +280,8 @@ async fn malformed_soap_is_a_fault() {
         .header("Content-Type", "application/soap+xml")
         .header("SOAPAction", SOAP_ACTION)
         .body(good)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(wrong_type.status(), 415);
     t.sim.stop().await;
 }

@@ -13,12 +13,8 @@ async fn discovery_document_has_issuer_at_host_root_and_documented_endpoints() {
     let doc: Value = t
         .http
         .get(t.url("/login/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let base = t.sim.superid_url();
     assert_eq!(doc["issuer"], base);
     assert_eq!(
@@ -48,12 +44,8 @@ async fn back_channel_endpoints_follow_the_request_host() {
         .http
         .get(t.url("/login/.well-known/openid-configuration"))
         .header("Host", "sim.internal:9100")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         doc["token_endpoint"],
         "http://sim.internal:9100/login/common/oauth/tokens"
@@ -88,7 +80,7 @@ async fn jwks_serves_the_signing_key_with_kid_and_x5t() {
 async fn sign_in_page_lists_users_as_buttons_and_escapes_what_it_echoes() {
     let t = spawn().await;
     let url = t.authorize_url("common", &[("state", "<script>alert(1)</script>\"")]);
-    let html = t.http.get(url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(url).fetch().await.text().await.unwrap();
     for name in [
         "Ada Admin",
         "Ulf User",
@@ -106,12 +98,12 @@ async fn sign_in_page_lists_users_as_buttons_and_escapes_what_it_echoes() {
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;"));
     // A tenant-specific authorize path offers that tenant's users only.
     let url = t.authorize_url("Cust10002", &[]);
-    let html = t.http.get(url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(url).fetch().await.text().await.unwrap();
     assert!(html.contains("Sign in as Frida Admin"));
     assert!(!html.contains("Sign in as Ada Admin"));
     // So does acr_values=tenant:CustNNNNN.
     let url = t.authorize_url("common", &[("acr_values", "tenant:Cust10003")]);
-    let html = t.http.get(url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(url).fetch().await.text().await.unwrap();
     assert!(html.contains("Sign in as Per Admin"));
     assert!(!html.contains("Sign in as Frida Admin"));
     t.sim.stop().await;
@@ -325,7 +317,7 @@ async fn the_redirect_uri_must_match_at_authorize_and_at_the_token_endpoint() {
     let url = t
         .authorize_url("common", &[])
         .replace("127.0.0.1%3A8080", "evil.example");
-    let page = t.http.get(url).send().await.unwrap();
+    let page = t.http.get(url).fetch().await;
     assert_eq!(page.status(), 400);
     assert!(page.headers().get("location").is_none());
     assert!(page.text().await.unwrap().contains("not registered"));
@@ -346,9 +338,8 @@ async fn client_secret_basic_works_and_bad_client_credentials_are_refused() {
         .post(t.url("/login/common/oauth/tokens"))
         .basic_auth(TEST_CLIENT_ID, Some(TEST_CLIENT_SECRET))
         .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
 
     let response = t
@@ -356,9 +347,8 @@ async fn client_secret_basic_works_and_bad_client_credentials_are_refused() {
         .post(t.url("/login/common/oauth/tokens"))
         .basic_auth(TEST_CLIENT_ID, Some("wrong"))
         .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
     let body: Value = response.json().await.unwrap();
@@ -372,9 +362,8 @@ async fn client_secret_basic_works_and_bad_client_credentials_are_refused() {
             ("client_secret", TEST_CLIENT_SECRET),
             ("grant_type", "authorization_code"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(both.status(), 400);
 
     let unknown_grant = t.token_request(&[("grant_type", "password")]).await;
@@ -394,7 +383,7 @@ async fn parameters_on_the_query_string_are_accepted_as_documented() {
         .append_pair("code", &code)
         .append_pair("redirect_uri", TEST_REDIRECT_URI)
         .append_pair("grant_type", "authorization_code");
-    let response = t.http.post(url).send().await.unwrap();
+    let response = t.http.post(url).fetch().await;
     assert_eq!(response.status(), 200);
     t.sim.stop().await;
 }
@@ -421,7 +410,7 @@ async fn form_post_response_mode_answers_with_an_auto_submitting_form() {
 async fn a_user_of_another_tenant_cannot_sign_in_on_a_tenant_specific_path() {
     let t = spawn().await;
     let url = t.authorize_url("Cust10002", &[]);
-    let html = t.http.get(&url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(&url).fetch().await.text().await.unwrap();
     let form = html.split("<form ").nth(1).unwrap();
     let mut inputs = hidden_inputs(form);
     for (name, value) in inputs.iter_mut() {
@@ -433,9 +422,8 @@ async fn a_user_of_another_tenant_cannot_sign_in_on_a_tenant_specific_path() {
         .http
         .post(t.url("/login/Cust10002/oauth/authorize"))
         .form(&inputs)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 400);
     t.sim.stop().await;
 }
@@ -446,7 +434,7 @@ async fn authorize_errors_after_a_trusted_redirect_uri_go_back_to_the_client() {
     let url = t
         .authorize_url("common", &[("state", "s")])
         .replace("response_type=code", "response_type=token");
-    let response = t.http.get(url).send().await.unwrap();
+    let response = t.http.get(url).fetch().await;
     assert_eq!(response.status(), 302);
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(TEST_REDIRECT_URI));
@@ -460,7 +448,7 @@ async fn authorize_errors_after_a_trusted_redirect_uri_go_back_to_the_client() {
             ("code_challenge", &pkce_pair().1),
         ],
     );
-    let response = t.http.get(url).send().await.unwrap();
+    let response = t.http.get(url).fetch().await;
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.contains("error=invalid_request"), "{location}");
     t.sim.stop().await;
@@ -497,26 +485,14 @@ async fn access_tokens_work_as_bearer_until_expires_in() {
     let body = t.tokens_for(ULF_USER).await;
     let token = body["access_token"].as_str().unwrap();
     let principal = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
-    let response = t
-        .http
-        .get(&principal)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = t.http.get(&principal).bearer_auth(token).fetch().await;
     assert_eq!(response.status(), 200);
     let me: Value = response.json().await.unwrap();
     assert_eq!(me["AssociateId"], 6);
     assert_eq!(me["FullName"], "Ulf User");
     assert_eq!(me["IsSystemUser"], false);
     t.sim.admin().advance_clock(3601);
-    let response = t
-        .http
-        .get(&principal)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = t.http.get(&principal).bearer_auth(token).fetch().await;
     assert_eq!(response.status(), 401);
     t.sim.stop().await;
 }

@@ -68,6 +68,34 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Sending a request in a test: a transport failure fails the test.
+pub trait Fetch {
+    fn fetch(self) -> impl Future<Output = reqwest::Response>;
+    fn fetch_status(self) -> impl Future<Output = reqwest::StatusCode>;
+    fn fetch_json(self) -> impl Future<Output = Value>;
+    /// With a system user ticket and the test application's token, as the tenant API wants them.
+    fn with_ticket(self, ticket: &str) -> Self;
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
+    async fn fetch_status(self) -> reqwest::StatusCode {
+        self.fetch().await.status()
+    }
+
+    async fn fetch_json(self) -> Value {
+        self.fetch().await.json().await.unwrap()
+    }
+
+    fn with_ticket(self, ticket: &str) -> Self {
+        self.header("Authorization", format!("SOTicket {ticket}"))
+            .header("SO-AppToken", TEST_CLIENT_SECRET)
+    }
+}
+
 pub struct TestSim {
     pub sim: RunningSim,
     /// A client that does not follow redirects.
@@ -128,9 +156,8 @@ impl TestSim {
                 "ContextIdentifier": ctx,
                 "ReturnTokenType": "JWT",
             }))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -150,12 +177,8 @@ impl TestSim {
     pub async fn jwks(&self) -> Value {
         self.http
             .get(self.url("/login/.well-known/jwks"))
-            .send()
+            .fetch_json()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Verifies a JWT against the JWKS (key chosen by kid); checks `aud` when given.
@@ -201,7 +224,7 @@ impl TestSim {
 
     /// Opens the sign-in page and clicks "Sign in as {name}"; returns the raw response.
     pub async fn click_sign_in(&self, authorize_url: &str, name: &str) -> reqwest::Response {
-        let page = self.http.get(authorize_url).send().await.unwrap();
+        let page = self.http.get(authorize_url).fetch().await;
         assert_eq!(page.status(), 200);
         let html = page.text().await.unwrap();
         let button = format!("Sign in as {name}</button>");
@@ -220,9 +243,8 @@ impl TestSim {
         self.http
             .post(self.url(&action))
             .form(&hidden_inputs(form))
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     /// Signs in through the page and returns the callback's query parameters.
@@ -255,9 +277,8 @@ impl TestSim {
         self.http
             .post(self.url("/login/common/oauth/tokens"))
             .form(&body)
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     pub async fn exchange_code(&self, code: &str, verifier: Option<&str>) -> reqwest::Response {
@@ -282,18 +303,16 @@ impl TestSim {
         self.http
             .post(format!("{}{path}", self.sim.admin_url()))
             .json(&body)
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
         let response = self
             .http
             .get(format!("{}{path}", self.sim.admin_url()))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }

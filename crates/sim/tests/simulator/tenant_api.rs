@@ -38,32 +38,20 @@ async fn post_soap(
         .header("Content-Type", "text/xml; charset=utf-8")
         .header("SOAPAction", action)
         .body(xml)
-        .send()
+        .fetch()
         .await
-        .unwrap()
-}
-
-fn with_ticket(request: reqwest::RequestBuilder, ticket: &str) -> reqwest::RequestBuilder {
-    request
-        .header("Authorization", format!("SOTicket {ticket}"))
-        .header("SO-AppToken", TEST_CLIENT_SECRET)
 }
 
 #[tokio::test]
 async fn rest_creates_a_company_with_the_system_user_ticket() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
-    let default: Value = with_ticket(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/Contact/default")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let default: Value = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact/default"))
+        .with_ticket(&ticket)
+        .fetch_json()
+        .await;
     for field in [
         "ContactId",
         "Name",
@@ -84,14 +72,13 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     let mut entity = default.clone();
     entity["Name"] = json!("SuperId-1700000000");
     entity["Department"] = json!("Sales");
-    let response = with_ticket(
-        t.http.post(t.api("sod2", "/Cust10001/api/v1/Contact")),
-        &ticket,
-    )
-    .json(&entity)
-    .send()
-    .await
-    .unwrap();
+    let response = t
+        .http
+        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
+        .with_ticket(&ticket)
+        .json(&entity)
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
     let saved: Value = response.json().await.unwrap();
     let id = saved["ContactId"].as_i64().unwrap();
@@ -100,38 +87,27 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     assert_eq!(saved["Associate"]["FullName"], "System User");
     assert_ne!(saved["CreatedDate"], "0001-01-01T00:00:00");
 
-    let fetched: Value = with_ticket(
-        t.http
-            .get(t.api("sod2", &format!("/Cust10001/api/v1/Contact/{id}"))),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let fetched: Value = t
+        .http
+        .get(t.api("sod2", &format!("/Cust10001/api/v1/Contact/{id}")))
+        .with_ticket(&ticket)
+        .fetch_json()
+        .await;
     assert_eq!(fetched, saved);
-    let missing = with_ticket(
-        t.http.get(t.api("sod2", "/Cust10001/api/v1/Contact/999")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap();
+    let missing = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact/999"))
+        .with_ticket(&ticket)
+        .fetch()
+        .await;
     assert_eq!(missing.status(), 404);
 
-    let me: Value = with_ticket(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let me: Value = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal"))
+        .with_ticket(&ticket)
+        .fetch_json()
+        .await;
     assert_eq!(me["IsSystemUser"], true);
     assert_eq!(me["DatabaseContextIdentifier"], "Cust10001");
 
@@ -153,9 +129,8 @@ async fn a_user_bearer_token_creates_companies_as_that_user() {
         .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
         .json(&json!({ "ContactId": 0, "Name": "As user AS", "Department": "" }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
     let saved: Value = response.json().await.unwrap();
     assert_eq!(saved["Associate"]["AssociateId"], 5);
@@ -166,9 +141,8 @@ async fn a_user_bearer_token_creates_companies_as_that_user() {
         .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
         .bearer_auth(tokens["access_token"].as_str().unwrap())
         .json(&json!({ "ContactId": 0, "Name": "" }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(empty_name.status(), 400);
     t.sim.stop().await;
 }
@@ -184,38 +158,29 @@ async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
         .get(&url)
         .header("Authorization", format!("soticket {ticket}"))
         .header("SO-AppToken", TEST_CLIENT_SECRET)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(status(lower_scheme), 200);
     let no_app_token = t
         .http
         .get(&url)
         .header("Authorization", format!("SOTicket {ticket}"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(status(no_app_token), 401);
     let wrong_app_token = t
         .http
         .get(&url)
         .header("Authorization", format!("SOTicket {ticket}"))
         .header("SO-AppToken", "nope")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(status(wrong_app_token), 401);
-    let ticket_as_bearer = t.http.get(&url).bearer_auth(&ticket).send().await.unwrap();
+    let ticket_as_bearer = t.http.get(&url).bearer_auth(&ticket).fetch().await;
     assert_eq!(status(ticket_as_bearer), 401);
-    let basic = t
-        .http
-        .get(&url)
-        .basic_auth("a", Some("b"))
-        .send()
-        .await
-        .unwrap();
+    let basic = t.http.get(&url).basic_auth("a", Some("b")).fetch().await;
     assert_eq!(status(basic), 401);
-    let none = t.http.get(&url).send().await.unwrap();
+    let none = t.http.get(&url).fetch().await;
     assert_eq!(none.status(), 401);
     let body: Value = none.json().await.unwrap();
     assert!(body["Error"].is_string());
@@ -225,9 +190,8 @@ async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
         .get(t.api("sod2", "/Cust10002/api/v1/User/currentPrincipal"))
         .header("Authorization", format!("SOTicket {ticket}"))
         .header("SO-AppToken", TEST_CLIENT_SECRET)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(other.status(), 401);
     t.sim.stop().await;
 }
@@ -237,7 +201,7 @@ async fn tickets_expire_six_hours_after_last_use() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
-    let call = || with_ticket(t.http.get(&url), &ticket).send();
+    let call = || t.http.get(&url).with_ticket(&ticket).send();
     t.sim.admin().advance_clock(5 * 3600);
     assert_eq!(call().await.unwrap().status(), 200);
     // Used at +5h, so still valid at +10h: the window slides.
@@ -254,20 +218,12 @@ async fn revoking_the_app_invalidates_its_tickets() {
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
     assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
         200
     );
     t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
     assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
         401
     );
     t.sim.stop().await;
@@ -279,22 +235,14 @@ async fn rest_paths_after_the_tenant_are_case_insensitive() {
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/API/V1/contact/DEFAULT");
     assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
         200
     );
     let info: Value = t
         .http
         .get(t.api("sod2", "/Cust10001/api"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(info["ServicesCurrent"], "Services88");
     t.sim.stop().await;
 }
@@ -431,12 +379,7 @@ async fn soap_errors_are_faults_with_succeeded_false() {
 #[tokio::test]
 async fn state_api_reports_the_documented_fields() {
     let t = spawn().await;
-    let response = t
-        .http
-        .get(t.url("/api/state/Cust10003"))
-        .send()
-        .await
-        .unwrap();
+    let response = t.http.get(t.url("/api/state/Cust10003")).fetch().await;
     assert_eq!(response.status(), 200);
     let state: Value = response.json().await.unwrap();
     let sod3 = t.sim.api_host_url("sod3").unwrap();
@@ -453,10 +396,8 @@ async fn state_api_reports_the_documented_fields() {
     assert_eq!(
         t.http
             .get(t.url("/api/state/Cust55555"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+            .fetch_status()
+            .await,
         404
     );
 
@@ -470,15 +411,7 @@ async fn state_api_reports_the_documented_fields() {
             .admin_post("/tenants/Cust10003/state", json!({ "state": state_name }))
             .await;
         assert_eq!(r.status(), 200);
-        let state: Value = t
-            .http
-            .get(t.url("/api/state/Cust10003"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state: Value = t.http.get(t.url("/api/state/Cust10003")).fetch_json().await;
         assert_eq!(state["State"], state_name);
         assert_eq!(state["IsRunning"], running, "{state_name}");
     }
@@ -488,15 +421,7 @@ async fn state_api_reports_the_documented_fields() {
 #[tokio::test]
 async fn the_state_valid_for_is_configurable() {
     let t = spawn_with(|c| c.superid.state_valid_for_secs = 30).await;
-    let state: Value = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
     let valid_until =
         chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].as_str().unwrap()).unwrap();
     assert!((valid_until.with_timezone(&chrono::Utc) - t.now()).num_seconds() <= 30);
@@ -514,11 +439,7 @@ async fn a_tenant_that_is_not_running_answers_503() {
         .await
         .unwrap();
     assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
         503
     );
     t.sim
@@ -527,11 +448,7 @@ async fn a_tenant_that_is_not_running_answers_503() {
         .await
         .unwrap();
     assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
         200
     );
     t.sim.stop().await;
@@ -544,9 +461,8 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
     let wrong = t
         .http
         .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(wrong.status(), 421);
     assert_eq!(
         wrong.text().await.unwrap(),
@@ -560,27 +476,23 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
         .await
         .unwrap();
     assert_eq!(moved["tenant"]["host"], "sod3");
-    let old = with_ticket(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/Contact/default")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap();
+    let old = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact/default"))
+        .with_ticket(&ticket)
+        .fetch()
+        .await;
     assert_eq!(old.status(), 421);
     assert_eq!(
         old.text().await.unwrap(),
         "Wrong subdomain used to access tenant"
     );
-    let new = with_ticket(
-        t.http
-            .get(t.api("sod3", "/Cust10001/api/v1/Contact/default")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap();
+    let new = t
+        .http
+        .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
+        .with_ticket(&ticket)
+        .fetch()
+        .await;
     assert_eq!(new.status(), 200);
     let soap_old = post_soap(
         &t,
@@ -593,15 +505,7 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
     .await;
     assert_eq!(soap_old.status(), 421);
 
-    let state: Value = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
     let sod3 = t.sim.api_host_url("sod3").unwrap();
     assert_eq!(state["Endpoint"], format!("{sod3}/Cust10001"));
     // New exchanges and sign-ins point at the new host.
@@ -626,24 +530,21 @@ async fn rest_contact_query_filters_on_number2() {
         ("Beta AS", "key-2"),
         ("Gamma AS", ""),
     ] {
-        let response = with_ticket(
-            t.http.post(t.api("sod2", "/Cust10001/api/v1/Contact")),
-            &ticket,
-        )
-        .json(&json!({"ContactId": 0, "Name": name, "Number2": marker}))
-        .send()
-        .await
-        .unwrap();
+        let response = t
+            .http
+            .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
+            .with_ticket(&ticket)
+            .json(&json!({"ContactId": 0, "Name": name, "Number2": marker}))
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
     }
     let query = |filter: &str| {
-        with_ticket(
-            t.http
-                .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
-                .query(&[("$select", "ContactId,Name,Number2"), ("$filter", filter)]),
-            &ticket,
-        )
-        .send()
+        t.http
+            .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
+            .query(&[("$select", "ContactId,Name,Number2"), ("$filter", filter)])
+            .with_ticket(&ticket)
+            .send()
     };
     let found: Value = query("number2 eq 'key-2'")
         .await
@@ -666,8 +567,7 @@ async fn rest_contact_query_filters_on_number2() {
     let anonymous = t
         .http
         .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(anonymous.status(), 401);
 }

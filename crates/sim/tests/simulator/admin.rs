@@ -70,17 +70,15 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
     post("/tenants/Cust10001/backup-restored", Value::Null).await;
     let moved: Value = post("/tenants/Cust10001/move", json!({"host": "sod3"}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(moved["notifications"][0]["delivered"], true);
     post("/tenants/Cust10001/state", json!({"state": "Deleted"})).await;
     // Cust10003 does not have the app installed: nobody is notified.
     let none: Value = post("/tenants/Cust10003/state", json!({"state": "Suspended"}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(none["notifications"], json!([]));
 
     let received = rx.received.lock().unwrap().clone();
@@ -99,7 +97,7 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
         assert_eq!(notification["ContextIdentifier"], "Cust10001");
         let claims = t
             .verify(
-                notification["Token"].as_str().unwrap(),
+                notification["Token"].text(),
                 Some(&format!("spn:{TEST_CLIENT_ID}")),
             )
             .await;
@@ -122,7 +120,7 @@ async fn a_failed_delivery_is_recorded_and_does_not_fail_the_admin_call() {
         .admin_post("/tenants/Cust10002/state", json!({"state": "Suspended"}))
         .await;
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["tenant"]["state"], "Suspended");
     assert_eq!(body["notifications"][0]["delivered"], false);
     assert!(body["notifications"][0]["error"].is_string());
@@ -136,31 +134,29 @@ async fn rotating_the_signing_key_changes_the_kid_and_can_keep_the_old_key() {
     let rotated: Value = t
         .admin_post("/keys/rotate", json!({"keep_old": true}))
         .await
-        .json()
-        .await
-        .unwrap();
-    let new = rotated["kid"].as_str().unwrap().to_owned();
+        .body_json()
+        .await;
+    let new = rotated["kid"].text().to_owned();
     assert_ne!(new, old);
     assert_eq!(rotated["served_kids"], json!([new, old]));
     let kids: Vec<String> = t.jwks().await["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .map(|k| k["kid"].text().to_owned())
         .collect();
     assert_eq!(kids, vec![new.clone(), old.clone()]);
     let tokens = t.tokens_for(ADA_ADMIN).await;
-    let header = jsonwebtoken::decode_header(tokens["id_token"].as_str().unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(tokens["id_token"].text()).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new.as_str()));
-    t.verify(tokens["id_token"].as_str().unwrap(), Some(TEST_CLIENT_ID))
+    t.verify(tokens["id_token"].text(), Some(TEST_CLIENT_ID))
         .await;
 
     let rotated: Value = t
         .admin_post("/keys/rotate", Value::Null)
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(rotated["served_kids"].as_array().unwrap().len(), 1);
     assert_eq!(t.jwks().await["keys"].as_array().unwrap().len(), 1);
     t.sim.stop().await;
@@ -180,14 +176,14 @@ async fn rotate_keys_withdrawn_signs_the_next_answer_with_a_new_key_and_withdraw
     let answer = t
         .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
         .await;
-    let new = kid(answer["Token"].as_str().unwrap());
+    let new = kid(answer["Token"].text());
     assert_ne!(new, old);
     assert_eq!(t.sim.admin().keys().served_kids, vec![new.clone()]);
-    t.verify(answer["Token"].as_str().unwrap(), None).await;
+    t.verify(answer["Token"].text(), None).await;
 
     // Rotated once: the id_tokens that follow keep the new key.
     let tokens = t.tokens_for(ADA_ADMIN).await;
-    assert_eq!(kid(tokens["id_token"].as_str().unwrap()), new);
+    assert_eq!(kid(tokens["id_token"].text()), new);
     t.sim.stop().await;
 }
 
@@ -292,16 +288,14 @@ async fn the_clock_can_be_read_moved_and_reset() {
     let moved: Value = t
         .admin_post("/clock", json!({"advance_secs": 7200}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(moved["offset_secs"], 7200);
     let set: Value = t
         .admin_post("/clock", json!({"offset_secs": -60}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(set["offset_secs"], -60);
     assert_eq!(t.admin_post("/clock", json!({})).await.status(), 400);
     t.sim.stop().await;
@@ -342,8 +336,8 @@ async fn admin_errors_name_what_is_wrong() {
         .admin_post("/tenants/Cust404/state", json!({"state": "Running"}))
         .await;
     assert_eq!(unknown.status(), 404);
-    let body: Value = unknown.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("Cust404"));
+    let body: Value = unknown.body_json().await;
+    assert!(body["error"].text().contains("Cust404"));
     assert_eq!(
         t.admin_post("/tenants/Cust10001/state", json!({"state": "Sleeping"}))
             .await
@@ -438,7 +432,7 @@ async fn the_repository_sim_toml_starts_as_configured() {
         ))
         .fetch().await;
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("Sign in as Ada Admin"));
+    assert!(page.body_text().await.contains("Sign in as Ada Admin"));
     sim.stop().await;
 }
 
@@ -505,7 +499,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     .await;
     let claims = t
         .verify(
-            notification["token"].as_str().unwrap(),
+            notification["token"].text(),
             Some(&format!("spn:{TEST_CLIENT_ID}")),
         )
         .await;
@@ -519,7 +513,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     )
     .await;
     assert!(
-        t.verify(bare["token"].as_str().unwrap(), None)
+        t.verify(bare["token"].text(), None)
             .await
             .get("aud")
             .is_none()
@@ -530,15 +524,12 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
         json!({"kind": "system_user", "context_id": "Cust10001"}),
     )
     .await;
-    let claims = t.verify(system_user["token"].as_str().unwrap(), None).await;
-    let serial = claims["http://schemes.superoffice.net/identity/serial"]
-        .as_str()
-        .unwrap();
+    let claims = t.verify(system_user["token"].text(), None).await;
+    let serial = claims["http://schemes.superoffice.net/identity/serial"].text();
     assert_eq!(claims["aud"], format!("spn:{serial}"));
     assert!(
         claims["http://schemes.superoffice.net/identity/ticket"]
-            .as_str()
-            .unwrap()
+            .text()
             .starts_with("7T:")
     );
 
@@ -548,9 +539,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
         json!({"kind": "id_token", "context_id": "Cust10001", "client_id": other, "nonce": "n-1"}),
     )
     .await;
-    let claims = t
-        .verify(id_token["token"].as_str().unwrap(), Some(other))
-        .await;
+    let claims = t.verify(id_token["token"].text(), Some(other)).await;
     assert_eq!(claims["nonce"], "n-1");
     assert_eq!(claims["iss"], t.url("").trim_end_matches('/'));
     assert!(claims["http://schemes.superoffice.net/identity/system_token"].is_string());
@@ -560,7 +549,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
         json!({"kind": "state_change", "context_id": "Cust10001", "unknown_kid": true}),
     )
     .await;
-    let header = jsonwebtoken::decode_header(unknown["token"].as_str().unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(unknown["token"].text()).unwrap();
     assert_eq!(header.kid.as_deref(), unknown["kid"].as_str());
     assert!(header.x5t.is_none());
     let served = t.admin_get("/keys").await["served_kids"].clone();
@@ -601,11 +590,11 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
     assert_eq!(set.status(), 200);
     let refused = t.http.post(&url).json(&exchange("Cust10001")).fetch().await;
     assert_eq!(refused.status(), 401);
-    assert_eq!(refused.text().await.unwrap(), "Nei takk");
+    assert_eq!(refused.body_text().await, "Nei takk");
     let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 404);
     let other = t.http.post(&url).json(&exchange("Cust10002")).fetch().await;
-    let other: serde_json::Value = other.json().await.unwrap();
+    let other: serde_json::Value = other.body_json().await;
     assert_eq!(
         other["IsSuccessful"], true,
         "another tenant is not affected"

@@ -46,6 +46,15 @@ async fn soap(t: &TestSim, path: &str, action: Option<&str>, body: String) -> re
     request.fetch().await
 }
 
+const SOAP_PATH: &str = "/Login/Services/PartnerSystemUserService.svc";
+
+/// The published envelope for a tenant, posted with the published SOAPAction.
+async fn soap_exchange(t: &TestSim, app_token: &str, ctx: &str) -> reqwest::Response {
+    let signed = t.sign(&t.system_token(ctx));
+    let body = published_envelope(app_token, ctx, &signed);
+    soap(t, SOAP_PATH, Some(SOAP_ACTION), body).await
+}
+
 /// `(IsSuccessful, Token, ErrorMessage)` of a SOAP AuthenticationResponse, checking its namespace.
 fn soap_result(xml: &str) -> (bool, Option<String>, Option<String>) {
     let doc = parse_xml(xml);
@@ -66,7 +75,7 @@ fn soap_result(xml: &str) -> (bool, Option<String>, Option<String>) {
 fn error_message(body: &Value) -> String {
     assert_eq!(body["IsSuccessful"], false, "{body}");
     assert!(body["Token"].is_null());
-    body["ErrorMessage"].as_str().unwrap().to_owned()
+    body["ErrorMessage"].text().to_owned()
 }
 
 #[tokio::test]
@@ -78,14 +87,14 @@ async fn rest_exchange_returns_a_signed_jwt_with_a_fresh_ticket() {
         .await;
     assert_eq!(body["IsSuccessful"], true);
     assert!(body["ErrorMessage"].is_null());
-    let jwt = body["Token"].as_str().unwrap();
+    let jwt = body["Token"].text();
     let header = jsonwebtoken::decode_header(jwt).unwrap();
     assert!(header.kid.is_some() && header.x5t.is_some());
     let claims = t.verify(jwt, Some("spn:1801510001")).await;
     let c = |name: &str| claims[format!("{CLAIM}{name}")].clone();
     let sod2 = t.sim.api_host_url("sod2").unwrap();
     assert_eq!(claims["iss"], "SuperOffice AS");
-    assert!(c("ticket").as_str().unwrap().starts_with("7T:"));
+    assert!(c("ticket").text().starts_with("7T:"));
     assert_eq!(c("ctx"), "Cust10001");
     assert_eq!(c("serial"), "1801510001");
     assert_eq!(c("company_name"), "Northwind Traders AS");
@@ -104,7 +113,7 @@ async fn rest_exchange_returns_a_signed_jwt_with_a_fresh_ticket() {
             TEST_CLIENT_SECRET,
         )
         .await;
-    let second = t.verify(again["Token"].as_str().unwrap(), None).await;
+    let second = t.verify(again["Token"].text(), None).await;
     assert_ne!(second[format!("{CLAIM}ticket")], c("ticket"));
     let tenant = t.sim.admin().tenant("Cust10001").unwrap();
     assert_eq!(tenant.tickets_issued, 2);
@@ -162,14 +171,7 @@ async fn rest_path_is_case_insensitive_and_malformed_requests_are_400() {
 #[tokio::test]
 async fn soap_exchange_accepts_the_published_envelope() {
     let t = spawn().await;
-    let signed = t.sign(&t.system_token("Cust10001"));
-    let response = soap(
-        &t,
-        "/Login/Services/PartnerSystemUserService.svc",
-        Some(SOAP_ACTION),
-        published_envelope(TEST_CLIENT_SECRET, "Cust10001", &signed),
-    )
-    .await;
+    let response = soap_exchange(&t, TEST_CLIENT_SECRET, "Cust10001").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -177,16 +179,11 @@ async fn soap_exchange_accepts_the_published_envelope() {
             .unwrap()
             .starts_with("text/xml")
     );
-    let (ok, token, error) = soap_result(&response.text().await.unwrap());
+    let (ok, token, error) = soap_result(&response.body_text().await);
     assert!(ok);
     assert_eq!(error, None);
     let claims = t.verify(&token.unwrap(), Some("spn:1801510001")).await;
-    assert!(
-        claims[format!("{CLAIM}ticket")]
-            .as_str()
-            .unwrap()
-            .starts_with("7T:")
-    );
+    assert!(claims[format!("{CLAIM}ticket")].text().starts_with("7T:"));
     let records = t.sim.admin().records();
     assert_eq!(records.records.exchanges[0].via, "soap");
 
@@ -199,23 +196,16 @@ async fn soap_exchange_accepts_the_published_envelope() {
         published_envelope(TEST_CLIENT_SECRET, "Cust10001", &signed),
     )
     .await;
-    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert!(soap_result(&response.body_text().await).0);
     t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn soap_failures_carry_a_nil_token_and_the_error_code() {
     let t = spawn().await;
-    let signed = t.sign(&t.system_token("Cust10001"));
-    let response = soap(
-        &t,
-        "/Login/Services/PartnerSystemUserService.svc",
-        Some(SOAP_ACTION),
-        published_envelope("not-the-app-token", "Cust10001", &signed),
-    )
-    .await;
+    let response = soap_exchange(&t, "not-the-app-token", "Cust10001").await;
     assert_eq!(response.status(), 200);
-    let (ok, token, error) = soap_result(&response.text().await.unwrap());
+    let (ok, token, error) = soap_result(&response.body_text().await);
     assert!(!ok);
     assert_eq!(token, None);
     assert!(error.unwrap().starts_with("Denied: "));
@@ -225,7 +215,7 @@ async fn soap_failures_carry_a_nil_token_and_the_error_code() {
 #[tokio::test]
 async fn malformed_soap_is_a_fault() {
     let t = spawn().await;
-    let path = "/Login/Services/PartnerSystemUserService.svc";
+    let path = SOAP_PATH;
     let good = published_envelope(TEST_CLIENT_SECRET, "Cust10001", "x");
     let cases = [
         (Some("urn:wrong-action"), good.clone(), "ContractFilter"),
@@ -264,7 +254,7 @@ async fn malformed_soap_is_a_fault() {
     for (action, body, needle) in cases {
         let response = soap(&t, path, action, body).await;
         assert_eq!(response.status(), 500, "{needle}");
-        let xml = response.text().await.unwrap();
+        let xml = response.body_text().await;
         let doc = parse_xml(&xml);
         let fault = doc
             .find("Fault")
@@ -289,7 +279,7 @@ async fn malformed_soap_is_a_fault() {
 #[tokio::test]
 async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_headers() {
     let t = spawn().await;
-    let path = "/Login/Services/PartnerSystemUserService.svc";
+    let path = SOAP_PATH;
     let swap = |envelope: String, first: &str, second: &str| {
         let first = envelope
             .lines()
@@ -317,7 +307,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
 
     // Without the mode the children are read in any order.
     let response = soap(&t, path, Some(SOAP_ACTION), swapped_body()).await;
-    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert!(soap_result(&response.body_text().await).0);
 
     let mode = superoffice_sim::modes::Mode {
         strict_soap_order: true,
@@ -326,7 +316,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
     t.sim.admin().set_mode(Some("Cust10001"), mode).unwrap();
     let response = soap(&t, path, Some(SOAP_ACTION), swapped_body()).await;
     assert_eq!(response.status(), 500);
-    let xml = response.text().await.unwrap();
+    let xml = response.body_text().await;
     let doc = parse_xml(&xml);
     let fault = doc
         .find("Fault")
@@ -345,7 +335,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
         "ContextIdentifier",
     );
     let response = soap(&t, path, Some(SOAP_ACTION), headers_swapped).await;
-    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert!(soap_result(&response.body_text().await).0);
     assert_eq!(t.sim.admin().records().records.exchanges.len(), 2);
     t.sim.stop().await;
 }
@@ -504,10 +494,9 @@ async fn revoke_then_reapprove_issues_a_new_system_token() {
             Value::Null,
         )
         .await
-        .json()
-        .await
-        .unwrap();
-    let new = reapproved["system_token"].as_str().unwrap();
+        .body_json()
+        .await;
+    let new = reapproved["system_token"].text();
     assert_ne!(new, old);
     let body = t
         .exchange_rest("Cust10001", &t.sign(&old), TEST_CLIENT_SECRET)

@@ -77,6 +77,34 @@ pub trait Fetch {
     fn with_ticket(self, ticket: &str) -> Self;
 }
 
+/// Reading an answer's body in a test: an unreadable body fails the test.
+pub trait Body {
+    fn body_json(self) -> impl Future<Output = Value>;
+    fn body_text(self) -> impl Future<Output = String>;
+}
+
+impl Body for reqwest::Response {
+    async fn body_json(self) -> Value {
+        self.json().await.unwrap()
+    }
+
+    async fn body_text(self) -> String {
+        self.text().await.unwrap()
+    }
+}
+
+/// A JSON string value, or the test fails.
+pub trait Text {
+    fn text(&self) -> &str;
+}
+
+impl Text for Value {
+    fn text(&self) -> &str {
+        self.as_str()
+            .unwrap_or_else(|| panic!("expected a JSON string, got {self}"))
+    }
+}
+
 impl Fetch for reqwest::RequestBuilder {
     async fn fetch(self) -> reqwest::Response {
         self.send().await.unwrap()
@@ -87,7 +115,7 @@ impl Fetch for reqwest::RequestBuilder {
     }
 
     async fn fetch_json(self) -> Value {
-        self.fetch().await.json().await.unwrap()
+        self.fetch().await.body_json().await
     }
 
     fn with_ticket(self, ticket: &str) -> Self {
@@ -159,7 +187,7 @@ impl TestSim {
             .fetch()
             .await;
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        response.body_json().await
     }
 
     /// A system user ticket for the tenant, through the REST exchange.
@@ -167,11 +195,8 @@ impl TestSim {
         let signed = self.sign(&self.system_token(ctx));
         let body = self.exchange_rest(ctx, &signed, TEST_CLIENT_SECRET).await;
         assert_eq!(body["IsSuccessful"], true, "{body}");
-        let claims = self.verify(body["Token"].as_str().unwrap(), None).await;
-        claims[format!("{CLAIM}ticket")]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let claims = self.verify(body["Token"].text(), None).await;
+        claims[format!("{CLAIM}ticket")].text().to_owned()
     }
 
     pub async fn jwks(&self) -> Value {
@@ -193,11 +218,7 @@ impl TestSim {
             .find(|k| k["kid"] == kid.as_str())
             .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"))
             .clone();
-        let key = DecodingKey::from_rsa_components(
-            jwk["n"].as_str().unwrap(),
-            jwk["e"].as_str().unwrap(),
-        )
-        .unwrap();
+        let key = DecodingKey::from_rsa_components(jwk["n"].text(), jwk["e"].text()).unwrap();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = 5;
         match audience {
@@ -226,7 +247,7 @@ impl TestSim {
     pub async fn click_sign_in(&self, authorize_url: &str, name: &str) -> reqwest::Response {
         let page = self.http.get(authorize_url).fetch().await;
         assert_eq!(page.status(), 200);
-        let html = page.text().await.unwrap();
+        let html = page.body_text().await;
         let button = format!("Sign in as {name}</button>");
         let form = html
             .split("<form ")
@@ -296,7 +317,7 @@ impl TestSim {
         let code = self.code(name, &[]).await;
         let response = self.exchange_code(&code, None).await;
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        response.body_json().await
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
@@ -314,7 +335,7 @@ impl TestSim {
             .fetch()
             .await;
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        response.body_json().await
     }
 }
 

@@ -20,7 +20,7 @@ use shared::superid::exchange::ExchangeCore;
 use shared::superid::validation::SuperIdValidator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{self, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A client with a short timeout and quick retries.
@@ -210,4 +210,23 @@ pub async fn truncating_server(content_type: &str, partial_body: &str) -> String
         }
     });
     format!("http://{address}")
+}
+
+/// The server answers every `method` request to `at` with `response`.
+pub async fn serve(server: &MockServer, method: &str, at: &str, response: ResponseTemplate) {
+    Mock::given(matchers::method(method))
+        .and(matchers::path(at))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// The server answers one `method` request to `at` with `response`; the test fails on another.
+pub async fn serve_once(server: &MockServer, method: &str, at: &str, response: ResponseTemplate) {
+    Mock::given(matchers::method(method))
+        .and(matchers::path(at))
+        .respond_with(response)
+        .expect(1)
+        .mount(server)
+        .await;
 }

@@ -100,13 +100,13 @@ async fn rest_creates_a_company_the_recommended_way_with_the_ticket() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/Contact/42"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ContactId": 42, "Name": "Acme AS"})),
-        )
-        .mount(&server)
-        .await;
+    support::serve(
+        &server,
+        "GET",
+        "/sod2/Cust12345/api/v1/Contact/42",
+        ResponseTemplate::new(200).set_body_json(json!({"ContactId": 42, "Name": "Acme AS"})),
+    )
+    .await;
     let (rest, _, _) = clients(&server);
     let company = rest
         .create_company(&support::ctx(), &system_user(), "Acme AS")
@@ -139,22 +139,20 @@ async fn a_421_resolves_the_host_again_and_retries_once() {
     let server = MockServer::start().await;
     lives_on(&server, "sod1", Some(1)).await;
     lives_on(&server, "sod3", None).await;
-    Mock::given(method("POST"))
-        .and(path("/sod1/Cust12345/api/v1/Contact"))
-        .respond_with(
-            ResponseTemplate::new(421).set_body_string("Wrong subdomain used to access tenant"),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/sod3/Cust12345/api/v1/Contact"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ContactId": 7, "Name": "Moved"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    support::serve_once(
+        &server,
+        "POST",
+        "/sod1/Cust12345/api/v1/Contact",
+        ResponseTemplate::new(421).set_body_string("Wrong subdomain used to access tenant"),
+    )
+    .await;
+    support::serve_once(
+        &server,
+        "POST",
+        "/sod3/Cust12345/api/v1/Contact",
+        ResponseTemplate::new(200).set_body_json(json!({"ContactId": 7, "Name": "Moved"})),
+    )
+    .await;
     let (rest, _, _) = clients(&server);
     let company = rest
         .save_contact(
@@ -197,11 +195,13 @@ async fn a_persistent_421_is_reported_after_one_retry() {
 async fn a_401_names_the_credential_to_renew() {
     let server = MockServer::start().await;
     lives_on(&server, "sod2", None).await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/User/currentPrincipal"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"Error": "ticket expired"})))
-        .mount(&server)
-        .await;
+    support::serve(
+        &server,
+        "GET",
+        "/sod2/Cust12345/api/v1/User/currentPrincipal",
+        ResponseTemplate::new(401).set_body_json(json!({"Error": "ticket expired"})),
+    )
+    .await;
     let (rest, _, _) = clients(&server);
     let error = rest
         .current_principal(&support::ctx(), &system_user())
@@ -262,11 +262,13 @@ async fn gets_are_retried_but_the_save_is_sent_once() {
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/Contact/default"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(default_entity()))
-        .mount(&server)
-        .await;
+    support::serve(
+        &server,
+        "GET",
+        "/sod2/Cust12345/api/v1/Contact/default",
+        ResponseTemplate::new(200).set_body_json(default_entity()),
+    )
+    .await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({"Error": "database busy"})))
         .mount(&server)
@@ -294,13 +296,15 @@ async fn gets_are_retried_but_the_save_is_sent_once() {
 #[tokio::test]
 async fn no_work_is_done_for_a_tenant_that_is_not_running() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(STATE))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    support::serve(
+        &server,
+        "GET",
+        STATE,
+        ResponseTemplate::new(200).set_body_json(json!({
             "ContextIdentifier": "Cust12345", "State": "Suspended", "IsRunning": false
-        })))
-        .mount(&server)
-        .await;
+        })),
+    )
+    .await;
     let (rest, soap, _) = clients(&server);
     let error = rest
         .create_company(&support::ctx(), &system_user(), "x")

@@ -185,17 +185,13 @@ async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
 #[tokio::test]
 async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(soap_response(soap_prefixed(
-            false,
-            None,
-            Some("needsreapproval"),
-        )))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&superid.server)
-        .await;
+    support::serve_first(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        soap_response(soap_prefixed(false, None, Some("needsreapproval"))),
+    )
+    .await;
     support::serve(
         &superid.server,
         "POST",
@@ -222,13 +218,13 @@ async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
 #[tokio::test]
 async fn an_invalid_timestamp_is_retried_once_with_a_fresh_signature() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(false, None, Some("InvalidTimestamp")))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&superid.server)
-        .await;
+    support::serve_first(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(false, None, Some("InvalidTimestamp")),
+    )
+    .await;
     support::serve(
         &superid.server,
         "POST",
@@ -404,13 +400,13 @@ async fn a_jwt_for_another_serial_or_tenant_is_refused() {
     let superid = MockSuperId::start().await;
     let other_serial = support::superid_jwt(&support::system_user_claims("Cust12345", "999"));
     let other_tenant = support::superid_jwt(&support::system_user_claims("Cust777", SERIAL));
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(true, Some(&other_serial), None))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&superid.server)
-        .await;
+    support::serve_first(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(true, Some(&other_serial), None),
+    )
+    .await;
     support::serve(
         &superid.server,
         "POST",

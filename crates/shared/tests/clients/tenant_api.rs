@@ -255,13 +255,13 @@ async fn the_current_principal_is_read_with_a_bearer_token() {
 async fn gets_are_retried_but_the_save_is_sent_once() {
     let server = MockServer::start().await;
     lives_on(&server, "sod2", None).await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/Contact/default"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    support::serve_first(
+        &server,
+        "GET",
+        "/sod2/Cust12345/api/v1/Contact/default",
+        ResponseTemplate::new(503),
+    )
+    .await;
     support::serve(
         &server,
         "GET",

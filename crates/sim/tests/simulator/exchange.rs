@@ -12,25 +12,10 @@ const PSU_NS: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1";
 
 /// The request envelope exactly as published (§5.1), with the values interpolated.
 fn published_envelope(app_token: &str, ctx: &str, signed: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-  <SOAP-ENV:Envelope xmlns:ns0="http://schemas.xmlsoap.org/soap/envelope/"
-                     xmlns:ns1="http://www.superoffice.com/superid/partnersystemuser/0.1"
-                     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-                     xmlns:tns="http://www.superoffice.com/superid/partnersystemuser/0.1"
-                     xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
-    <SOAP-ENV:Header>
-      <tns:ApplicationToken>{app_token}</tns:ApplicationToken>
-      <tns:ContextIdentifier>{ctx}</tns:ContextIdentifier>
-    </SOAP-ENV:Header>
-    <ns0:Body>
-      <ns1:AuthenticationRequest>
-        <ns1:SignedSystemToken>{signed}</ns1:SignedSystemToken>
-        <ns1:ReturnTokenType>Jwt</ns1:ReturnTokenType>
-      </ns1:AuthenticationRequest>
-    </ns0:Body>
-  </SOAP-ENV:Envelope>"#
-    )
+    include_str!("../../src/exchange/published-request.xml")
+        .replace(">app-token<", &format!(">{app_token}<"))
+        .replace(">Cust10001<", &format!(">{ctx}<"))
+        .replace(">My App-x.202401021304.c2ln<", &format!(">{signed}<"))
 }
 
 async fn soap(t: &TestSim, path: &str, action: Option<&str>, body: String) -> reqwest::Response {

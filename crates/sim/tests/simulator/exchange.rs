@@ -57,6 +57,20 @@ fn soap_result(xml: &str) -> (bool, Option<String>, Option<String>) {
     )
 }
 
+/// The error message of a REST exchange SuperID refuses.
+async fn refusal(t: &TestSim, ctx: &str, signed: &str) -> String {
+    error_message(&t.exchange_rest(ctx, signed, TEST_CLIENT_SECRET).await)
+}
+
+/// SuperID refuses a REST exchange with a message that starts with `prefix`.
+async fn assert_refused(t: &TestSim, ctx: &str, signed: &str, prefix: &str) {
+    let message = refusal(t, ctx, signed).await;
+    assert!(
+        message.starts_with(prefix),
+        "{message:?} does not start with {prefix:?}"
+    );
+}
+
 fn error_message(body: &Value) -> String {
     assert_eq!(body["IsSuccessful"], false, "{body}");
     assert!(body["Token"].is_null());
@@ -127,29 +141,17 @@ async fn rest_path_is_case_insensitive_and_malformed_requests_are_400() {
     assert_eq!(ok["IsSuccessful"], true);
 
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
-    let not_json = t
-        .http
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body("{not json")
-        .fetch()
-        .await;
-    assert_eq!(not_json.status(), 400);
-    let missing = t
-        .http
-        .post(&url)
-        .json(&serde_json::json!({ "ApplicationToken": TEST_CLIENT_SECRET }))
-        .fetch()
-        .await;
-    assert_eq!(missing.status(), 400);
-    let too_big = t
-        .http
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body(vec![b' '; 1024 * 1024 + 1])
-        .fetch()
-        .await;
-    assert_eq!(too_big.status(), 413);
+    let missing = serde_json::json!({ "ApplicationToken": TEST_CLIENT_SECRET }).to_string();
+    let cases = [
+        ("not JSON", b"{not json".to_vec(), 400),
+        ("missing fields", missing.into_bytes(), 400),
+        ("over the body limit", vec![b' '; 1024 * 1024 + 1], 413),
+    ];
+    for (what, body, expected) in cases {
+        let request = t.http.post(&url).header("Content-Type", "application/json");
+        let status = request.body(body).fetch_status().await;
+        assert_eq!(status, expected, "{what}");
+    }
     t.sim.stop().await;
 }
 
@@ -330,21 +332,18 @@ async fn a_token_signed_with_another_key_is_an_invalid_signature() {
     let t = spawn().await;
     let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
     let signed = sign_with(&other, &t.system_token("Cust10001"), t.now());
-    let body = t
-        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidSignature: Calculated signature is invalid"));
+    assert_refused(
+        &t,
+        "Cust10001",
+        &signed,
+        "InvalidSignature: Calculated signature is invalid",
+    )
+    .await;
     // A tampered token under a valid signature fails the same way.
     let good = t.sign(&t.system_token("Cust10001"));
     let tampered = good.replacen("Test", "Best", 1);
-    let body = t
-        .exchange_rest("Cust10001", &tampered, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidSignature"));
-    let body = t
-        .exchange_rest("Cust10001", "no-dots-here", TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidSignature"));
+    assert_refused(&t, "Cust10001", &tampered, "InvalidSignature").await;
+    assert_refused(&t, "Cust10001", "no-dots-here", "InvalidSignature").await;
     assert_eq!(
         t.sim.admin().records().records.exchanges[0].outcome,
         "InvalidSignature"
@@ -375,10 +374,7 @@ async fn timestamps_outside_the_window_are_refused() {
     // The window is around the simulator's clock: skew it and a correct wall-clock timestamp fails.
     t.sim.admin().set_clock_offset(3600);
     let signed = sign_with(&t.key, &token, chrono::Utc::now());
-    let body = t
-        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidTimestamp"));
+    assert_refused(&t, "Cust10001", &signed, "InvalidTimestamp").await;
     t.sim.stop().await;
 }
 
@@ -390,10 +386,7 @@ async fn the_timestamp_window_is_configurable() {
         &t.system_token("Cust10001"),
         t.now() - TimeDelta::seconds(180),
     );
-    let body = t
-        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidTimestamp"));
+    assert_refused(&t, "Cust10001", &signed, "InvalidTimestamp").await;
     t.sim.stop().await;
 }
 
@@ -401,18 +394,17 @@ async fn the_timestamp_window_is_configurable() {
 async fn the_token_must_belong_to_the_tenant_and_the_app_be_installed() {
     let t = spawn().await;
     let token_1 = t.system_token("Cust10001");
-    let body = t
-        .exchange_rest("Cust10002", &t.sign(&token_1), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("Denied: "));
-    let body = t
-        .exchange_rest("Cust10003", &t.sign(&token_1), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).contains("not installed"));
-    let body = t
-        .exchange_rest("Cust99999", &t.sign(&token_1), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).contains("unknown context identifier"));
+    assert_refused(&t, "Cust10002", &t.sign(&token_1), "Denied: ").await;
+    assert!(
+        refusal(&t, "Cust10003", &t.sign(&token_1))
+            .await
+            .contains("not installed")
+    );
+    assert!(
+        refusal(&t, "Cust99999", &t.sign(&token_1))
+            .await
+            .contains("unknown context identifier")
+    );
     let body = t
         .exchange_rest("Cust10001", &t.sign(&token_1), "wrong-app-token")
         .await;
@@ -468,10 +460,7 @@ async fn revoke_then_reapprove_issues_a_new_system_token() {
         )
         .await;
     assert_eq!(revoked.status(), 200);
-    let body = t
-        .exchange_rest("Cust10001", &t.sign(&old), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("Revoked: "));
+    assert_refused(&t, "Cust10001", &t.sign(&old), "Revoked: ").await;
 
     let reapproved: Value = t
         .admin_post(
@@ -483,10 +472,7 @@ async fn revoke_then_reapprove_issues_a_new_system_token() {
         .await;
     let new = reapproved["system_token"].text();
     assert_ne!(new, old);
-    let body = t
-        .exchange_rest("Cust10001", &t.sign(&old), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("Denied: "));
+    assert_refused(&t, "Cust10001", &t.sign(&old), "Denied: ").await;
     let body = t
         .exchange_rest("Cust10001", &t.sign(new), TEST_CLIENT_SECRET)
         .await;

@@ -27,3 +27,16 @@ pub fn plain(status: StatusCode, text: &str) -> HttpResponse {
         .content_type("text/plain; charset=utf-8")
         .body(text.to_owned())
 }
+
+/// The body as a JSON object, or `not_json` (followed by the parser's reason) or `not_object`.
+pub fn json_object(
+    body: &[u8],
+    not_json: &str,
+    not_object: &str,
+) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(not_object.to_owned()),
+        Err(e) => Err(format!("{not_json}: {e}")),
+    }
+}

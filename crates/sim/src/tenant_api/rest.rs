@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::auth::{AuthError, Credential, Principal, authenticate_bearer, authenticate_ticket};
 use super::contacts::{ContactInput, SaveError};
 use crate::context::SimContext;
-use crate::request::{content_type_is, json_field};
+use crate::request::{content_type_is, json_field, json_object};
 use crate::store::Contact;
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> HttpResponse {
@@ -284,11 +284,11 @@ pub fn save_contact(
 
 /// A ContactEntity body; property names match case-insensitively, as ASP.NET binds them.
 fn parse_contact(body: &[u8]) -> Result<ContactInput, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let Value::Object(object) = value else {
-        return Err("the body must be a ContactEntity object".into());
-    };
+    let object = json_object(
+        body,
+        "the body is not JSON",
+        "the body must be a ContactEntity object",
+    )?;
     let field = |name: &str| json_field(&object, name);
     let text = |name: &str| match field(name) {
         None => Ok(None),

@@ -1,5 +1,5 @@
 //! The simulator's mutable state: tenants, grants, codes, tokens, tickets, keys, faults and records.
-//! It lives behind one mutex in [`crate::context::SimContext`]; nothing holds the lock across an await.
+//! It lives behind one mutex in the context (`SimContext`); nothing holds the lock across an await.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -240,15 +240,9 @@ async fn revoking_the_app_invalidates_its_tickets() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
-    assert_eq!(
-        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
-        200
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
-    assert_eq!(
-        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
-        401
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 401);
     t.sim.stop().await;
 }
 
@@ -257,10 +251,7 @@ async fn rest_paths_after_the_tenant_are_case_insensitive() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/API/V1/contact/DEFAULT");
-    assert_eq!(
-        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
-        200
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     let info: Value = t
         .http
         .get(t.api("sod2", "/Cust10001/api"))
@@ -459,19 +450,13 @@ async fn a_tenant_that_is_not_running_answers_503() {
         .set_state("Cust10001", TenantState::Suspended)
         .await
         .unwrap();
-    assert_eq!(
-        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
-        503
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 503);
     t.sim
         .admin()
         .set_state("Cust10001", TenantState::Running)
         .await
         .unwrap();
-    assert_eq!(
-        t.http.get(&url).with_ticket(&ticket).fetch_status().await,
-        200
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     t.sim.stop().await;
 }
 

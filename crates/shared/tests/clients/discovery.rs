@@ -89,6 +89,6 @@ async fn a_document_without_endpoints_is_invalid_and_not_retried() {
         .await;
     let discovery = Discovery::new(support::http(), &support::environment(&server));
     let error = discovery.metadata().await.unwrap_err();
-    assert!(matches!(error, DiscoveryError::Invalid { .. }), "{error}");
+    assert_is!(error, DiscoveryError::Invalid { .. });
     assert!(!error.is_retryable());
 }

@@ -70,10 +70,7 @@ async fn assert_transport_failure(exchange: RestExchange, is: fn(&TransportError
         .exchange(&support::ctx(), &token(), SERIAL)
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, ExchangeError::Transport(e) if is(e)),
-        "{error}"
-    );
+    assert_is!(&error, ExchangeError::Transport(e) if is(e));
     assert!(error.is_retryable());
 }
 
@@ -173,7 +170,7 @@ async fn soap_reads_an_unprefixed_answer() {
 #[tokio::test]
 async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
     let error = rest_refusal("Revoked: Application's access to the tenant has been revoked").await;
-    assert!(matches!(error, ExchangeError::Revoked { .. }), "{error}");
+    assert_is!(error, ExchangeError::Revoked { .. });
     assert!(!error.is_retryable());
     assert_eq!(error.tenant_state_hint(), Some(TenantState::Revoked));
     assert!(
@@ -206,10 +203,7 @@ async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
         "{error}"
     );
     let error = soap(&superid).await.unwrap_err();
-    assert!(
-        matches!(&error, ExchangeError::Rejected { message, .. } if message == "Computer says no"),
-        "{error}"
-    );
+    assert_is!(&error, ExchangeError::Rejected { message, .. } if message == "Computer says no");
     assert!(error.is_retryable());
     assert_eq!(error.verdict(), Verdict::Suspect);
     assert_eq!(error.tenant_state_hint(), None);
@@ -264,10 +258,7 @@ async fn a_second_invalid_timestamp_is_reported_with_the_estimated_skew() {
 #[tokio::test]
 async fn an_invalid_signature_points_at_the_key() {
     let error = rest_refusal("InvalidSignature: Calculated signature is invalid").await;
-    assert!(
-        matches!(error, ExchangeError::InvalidSignature { .. }),
-        "{error}"
-    );
+    assert_is!(error, ExchangeError::InvalidSignature { .. });
     assert_eq!(error.verdict(), Verdict::Suspect);
     assert_eq!(error.tenant_state_hint(), None);
 }
@@ -283,10 +274,7 @@ async fn server_errors_are_transient_and_not_repeated_here() {
     )
     .await;
     let error = rest(&superid).await.unwrap_err();
-    assert!(
-        matches!(error, ExchangeError::Status { status: 503, .. }),
-        "{error}"
-    );
+    assert_is!(error, ExchangeError::Status { status: 503, .. });
     assert!(error.is_retryable());
 }
 
@@ -304,11 +292,8 @@ async fn a_soap_fault_is_typed() {
     )
     .await;
     let error = soap(&superid).await.unwrap_err();
-    assert!(
-        matches!(&error, ExchangeError::Fault { code, message, .. }
-            if code == "s:Client" && message == "The message could not be processed"),
-        "{error}"
-    );
+    assert_is!(&error, ExchangeError::Fault { code, message, .. }
+            if code == "s:Client" && message == "The message could not be processed");
     assert_eq!(error.verdict(), Verdict::Suspect);
 }
 
@@ -323,7 +308,7 @@ async fn a_nil_token_with_success_is_malformed_and_transient() {
     )
     .await;
     let error = soap(&superid).await.unwrap_err();
-    assert!(matches!(error, ExchangeError::Malformed { .. }), "{error}");
+    assert_is!(error, ExchangeError::Malformed { .. });
     assert!(error.is_retryable());
 }
 
@@ -351,7 +336,7 @@ async fn unparsable_answers_are_malformed_and_transient() {
         rest(&superid).await.unwrap_err(),
         soap(&superid).await.unwrap_err(),
     ] {
-        assert!(matches!(error, ExchangeError::Malformed { .. }), "{error}");
+        assert_is!(error, ExchangeError::Malformed { .. });
         assert!(error.is_retryable());
     }
 }

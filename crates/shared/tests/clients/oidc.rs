@@ -171,7 +171,7 @@ async fn a_wrong_nonce_or_state_is_refused() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(error, OidcError::StateMismatch), "{error}");
+    assert_is!(error, OidcError::StateMismatch);
 }
 
 #[tokio::test]
@@ -192,10 +192,7 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, OidcError::Authorization { error, .. } if error == "access_denied"),
-        "{error}"
-    );
+    assert_is!(&error, OidcError::Authorization { error, .. } if error == "access_denied");
     support::serve(
         &superid.server,
         "POST",

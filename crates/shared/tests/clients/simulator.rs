@@ -206,7 +206,7 @@ async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_reject
     let admin = sign_in(&clients, "admin@cust10001.example").await;
     sim.admin().revoke(TENANT, TEST_CLIENT_ID).unwrap();
     let error = exchange_for(&clients, &admin).await.unwrap_err();
-    assert!(matches!(error, ExchangeError::Revoked { .. }), "{error}");
+    assert_is!(error, ExchangeError::Revoked { .. });
     assert!(!error.is_retryable());
     let forged = TenantCredentials::SystemUser(Ticket::parse("7T:not-a-ticket").unwrap());
     let error = clients
@@ -214,19 +214,13 @@ async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_reject
         .current_principal(&tenant(), &forged)
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, shared::tenant::TenantError::TicketRejected { .. }),
-        "{error}"
-    );
+    assert_is!(error, shared::tenant::TenantError::TicketRejected { .. });
     let error = clients
         .soap
         .create_default_contact(&tenant(), &Ticket::parse("7T:not-a-ticket").unwrap())
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, shared::tenant::TenantError::TicketRejected { .. }),
-        "{error}"
-    );
+    assert_is!(error, shared::tenant::TenantError::TicketRejected { .. });
     sim.stop().await;
 }
 

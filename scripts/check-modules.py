@@ -18,7 +18,8 @@ blocks belong to the file they are written in). The script fails, naming the fil
    the protocol modules of crates/shared (PROTOCOL_MODULES); and, for a protocol layer that is its own
    crate (one of PROTOCOL_CRATES), any dependency of that crate on `shared`.
 3. A state or action literal in a Rust SQL string: a single-quoted lower_snake word, in a string
-   literal passed to `sql_query(...)` or `sql(...)`/`sql::<T>(...)`, that is one of the tenant or work
+   literal passed to `sql_query(...)` or `sql(...)`/`sql::<T>(...)` (directly, or as a constant of the
+   same file named in the call), that is one of the tenant or work
    states, work kinds or audit actions. The words are the string forms of the enums in
    crates/shared/src/db/models.rs (every `=> "word"` arm in the impls of STATE_ENUMS), together with the
    hand-kept KNOWN_WORDS below (the audit actions and work kinds written as strings today).
@@ -508,8 +509,13 @@ def sql_literals(source: Source, words: set[str]) -> list[str]:
         if at >= len(source.code) or source.code[at] != "(":
             continue
         close = matching(source.code, at, "()")
+        # The call's own literals, and those of the constants it names (`const SQL: &str = "...";`).
+        spans = [(at, close)]
+        for name in set(re.findall(r"\b[A-Z][A-Z0-9_]+\b", source.code[at:close])):
+            for const in re.finditer(rf"\b(?:const|static)\s+{name}\s*:[^=]*=", source.code):
+                spans.append((const.end(), source.code.find(";", const.end())))
         for literal in source.literals:
-            if at <= literal.start < close:
+            if any(start <= literal.start < end for start, end in spans):
                 for word in re.findall(r"'([a-z][a-z0-9_]*)'", literal.text):
                     if word in words:
                         line = literal.line + literal.text.count("\n", 0, literal.text.find(f"'{word}'"))

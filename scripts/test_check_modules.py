@@ -180,6 +180,22 @@ class SqlLiterals(unittest.TestCase):
         self.assertEqual(len(findings), 1, findings)
         self.assertIn("tickets.rs:1: state or action literal 'pending' in a SQL string passed to sql()", findings[0])
 
+    def test_a_literal_in_a_sql_constant_named_in_the_call_is_found(self):
+        findings = Workspace(
+            {
+                "crates/shared/src/lib.rs": lib("db"),
+                "crates/shared/src/db/mod.rs": "pub mod models;\npub mod queue;\n",
+                "crates/shared/src/db/models.rs": self.MODELS,
+                "crates/shared/src/db/queue.rs": (
+                    'const CLAIM: &str = "SELECT id FROM tenants\n WHERE state = \'pending\'";\n'
+                    'const OTHER: &str = "state = \'pending\'";\n'
+                    "fn claim() { diesel::sql_query(CLAIM).load(conn); }\n"
+                ),
+            }
+        ).findings()
+        self.assertEqual(len(findings), 1, findings)
+        self.assertIn("queue.rs:2: state or action literal 'pending'", findings[0])
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -198,13 +198,7 @@ async fn latency_is_added_to_the_chosen_group_only() {
         .await;
     assert_eq!(r.status(), 200);
     let started = Instant::now();
-    assert_eq!(
-        t.http
-            .get(t.url("/api/state/Cust10001"))
-            .fetch_status()
-            .await,
-        200
-    );
+    assert_eq!(t.get_status(t.url("/api/state/Cust10001")).await, 200);
     assert!(started.elapsed() >= Duration::from_millis(400));
     let started = Instant::now();
     t.jwks().await;
@@ -238,13 +232,7 @@ async fn the_next_n_requests_fail_then_recover() {
     assert_eq!(listed["api"]["fail_share"], 1.0);
     let cleared = t.http.delete(&faults).fetch().await;
     assert_eq!(cleared.status(), 200);
-    assert_eq!(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api"))
-            .fetch_status()
-            .await,
-        200
-    );
+    assert_eq!(t.get_status(t.api("sod2", "/Cust10001/api")).await, 200);
     t.sim.stop().await;
 }
 
@@ -270,13 +258,7 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
         .fetch()
         .await;
     assert_eq!(deleted.status(), 200);
-    assert_eq!(
-        t.http
-            .get(t.url("/login/.well-known/jwks"))
-            .fetch_status()
-            .await,
-        200
-    );
+    assert_eq!(t.get_status(t.url("/login/.well-known/jwks")).await, 200);
     t.sim.stop().await;
 }
 

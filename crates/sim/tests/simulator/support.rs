@@ -162,6 +162,11 @@ impl TestSim {
         format!("{}{path}", self.sim.api_host_url(host).unwrap())
     }
 
+    /// The status of a plain GET.
+    pub async fn get_status(&self, url: impl reqwest::IntoUrl) -> reqwest::StatusCode {
+        self.http.get(url).fetch_status().await
+    }
+
     /// The status of a GET with a system user ticket.
     pub async fn status_with_ticket(&self, url: &str, ticket: &str) -> reqwest::StatusCode {
         self.http.get(url).with_ticket(ticket).fetch_status().await

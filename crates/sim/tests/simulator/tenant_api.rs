@@ -406,13 +406,7 @@ async fn state_api_reports_the_documented_fields() {
     let valid_until = chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].text()).unwrap();
     let ahead = valid_until.with_timezone(&chrono::Utc) - t.now();
     assert!((250..=300).contains(&ahead.num_seconds()), "{ahead}");
-    assert_eq!(
-        t.http
-            .get(t.url("/api/state/Cust55555"))
-            .fetch_status()
-            .await,
-        404
-    );
+    assert_eq!(t.get_status(t.url("/api/state/Cust55555")).await, 404);
 
     for (state_name, running) in [
         ("OnlineMaintenance", true),

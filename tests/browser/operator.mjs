@@ -65,7 +65,13 @@ try {
   await page.waitForFunction(() => [...document.images].every((img) => img.complete && img.naturalWidth > 0));
   const charts = await page.locator('figure img').count();
   if (charts < 5) throw new Error(`expected 5 charts, found ${charts}`);
-  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(shots, 'operator-all.png'), fullPage: true });
+
+  step = 'tenants needing attention';
+  await page.getByLabel('Needs attention only').check();
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/attention=1/);
+  await page.waitForFunction(() => [...document.images].every((img) => img.complete && img.naturalWidth > 0));
   await page.screenshot({ path: join(shots, 'operator.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: join(shots, 'operator-phone.png'), fullPage: false });

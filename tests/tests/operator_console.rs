@@ -33,7 +33,7 @@ SELECT 'Cust' || (30000 + n % 300), 'state_changed', 'partner-service',
 FROM generate_series(1, 250) AS n;
 INSERT INTO audit_events (context_id, action, actor, detail, created_at)
 SELECT 'Cust' || (30000 + n % 300), 'ticket_obtained', 'partner-service', '{}',
-       now() - n * interval '40 minutes' + (5 + n % 90) * interval '1 second'
+       now() - n * interval '40 minutes' + (4 + (n * 37) % 23 + (n * 11) % 7 * (n % 3)) * interval '1 second'
 FROM generate_series(1, 250) AS n;
 INSERT INTO audit_events (context_id, action, actor, detail, created_at)
 SELECT 'Cust' || (30000 + n % 300), 'ticket_obtained', 'partner-service', '{}',
@@ -66,7 +66,10 @@ async fn an_operator_filters_retries_and_sees_the_charts_in_headless_chromium() 
     let database = TestDatabase::create().await.unwrap();
     let mut conn = database.connect().await.unwrap();
     for statement in HISTORY.split(';').filter(|s| !s.trim().is_empty()) {
-        diesel::sql_query(statement).execute(&mut conn).await.unwrap();
+        diesel::sql_query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap();
     }
     drop(conn);
     let mut stack = Stack::start_with(

@@ -99,8 +99,42 @@ async fn an_operator_listed_for_another_tenant_gets_404() {
 async fn an_operator_sees_the_console() {
     let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     app.sign_in_as(OPERATOR).await;
+    // Two partner-service instances: one beating, one silent for a minute and holding Cust10001's lease.
+    let mut conn = app.app.pool.get().await.unwrap();
+    diesel::sql_query(
+        "INSERT INTO service_instances (id, host, started_at, last_seen_at, circuit_state) VALUES \
+         ('alive-1', 'host-a', now() - interval '1 hour', now(), 'closed'), \
+         ('silent-2', 'host-b', now() - interval '2 hours', now() - interval '1 minute', 'open')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    diesel::sql_query(
+        "UPDATE tenants SET lease_owner = 'silent-2', lease_expires_at = now() + interval '5 minutes'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    drop(conn);
     let (list, _) = page(&app, "/operator").await;
     assert!(list.contains("<h1>Operator console</h1>"), "{list}");
+    assert_eq!(
+        list.matches("stale: no heartbeat recently").count(),
+        1,
+        "{list}"
+    );
+    let silent = &list[list.find("silent-2").unwrap()..];
+    let silent = &silent[..silent.find("</tr>").unwrap()];
+    assert!(
+        silent.contains("stale") && silent.contains("open") && silent.contains("1: Cust10001"),
+        "{silent}"
+    );
+    let alive = &list[list.find("alive-1").unwrap()..];
+    let alive = &alive[..alive.find("</tr>").unwrap()];
+    assert!(
+        alive.contains("closed") && alive.contains("none"),
+        "{alive}"
+    );
     assert!(
         list.contains("href=\"/operator/tenants/Cust10001\""),
         "{list}"

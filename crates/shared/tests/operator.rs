@@ -87,8 +87,7 @@ async fn tenants_per_state_replays_the_moves_and_capture_latency_pairs_each_capt
     let latest = |state: &str| {
         states
             .iter()
-            .filter(|b| b.series == state)
-            .next_back()
+            .rfind(|b| b.series == state)
             .map_or(0, |b| b.count)
     };
     assert_eq!(latest("active"), 0, "Cust2 purged, Cust1 suspended");

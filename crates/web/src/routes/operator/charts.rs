@@ -136,8 +136,7 @@ fn running_totals(buckets: &[Bucket], hours: i64, now: DateTime<Utc>) -> Vec<Ser
                     let at = this_hour - Duration::hours(back);
                     let value = buckets
                         .iter()
-                        .filter(|b| b.series == name && b.at <= at)
-                        .next_back()
+                        .rfind(|b| b.series == name && b.at <= at)
                         .map_or(0, |b| b.count);
                     (-(back as f64), value as f64)
                 })
@@ -339,6 +338,7 @@ pub async fn get(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1364,6 +1364,11 @@ mod tests {
     fn operators_are_parsed_and_bad_entries_named() {
         let settings = Settings::from_sources(&env(&[])).unwrap();
         assert!(settings.web.operators.is_empty());
+        let settings = Settings::from_sources(&env(&[("PARTNER_WEB__OPERATORS", "")])).unwrap();
+        assert!(
+            settings.web.operators.is_empty(),
+            "an empty variable is an empty list"
+        );
         let settings = Settings::from_sources(&env(&[(
             "PARTNER_WEB__OPERATORS",
             "Cust12345:ops@partner.example, Cust7:subject-1",

@@ -317,6 +317,29 @@ fn outline(i: usize) -> Vec<(i32, i32)> {
     }
 }
 
+/// The chart's title and what it says in words as the SVG's `<title>` and `<desc>`, for assistive technology
+/// that opens the image itself.
+fn with_description(svg: &str, title: &str, summary: &str) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    match svg
+        .find("<svg")
+        .and_then(|at| svg[at..].find('>').map(|end| at + end + 1))
+    {
+        Some(end) => format!(
+            "{}<title>{}</title><desc>{}</desc>{}",
+            &svg[..end],
+            escape(title),
+            escape(summary),
+            &svg[end..]
+        ),
+        None => svg.to_owned(),
+    }
+}
+
 /// `GET /operator/charts/{name}.svg`.
 pub async fn get(
     session: TypedSession,
@@ -334,6 +357,7 @@ pub async fn get(
     };
     let svg =
         render(&chart).map_err(|e| WebError::Unexpected(anyhow::anyhow!("drawing {name}: {e}")))?;
+    let svg = with_description(&svg, chart.title, &chart.summary());
     Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
 }
 
@@ -366,6 +390,12 @@ mod tests {
         // Markers: an octagon for the first series, a triangle for the second, in the chart and the legend.
         assert!(svg.matches("<polygon").count() >= 6, "{svg}");
         assert_eq!(chart.summary(), "obtained: 8; transient: 3.");
+        let described = with_description(&svg, chart.title, &chart.summary());
+        let after_root = &described[described.find("<svg").unwrap()..];
+        let root_end = after_root.find('>').unwrap() + 1;
+        assert!(after_root[root_end..].starts_with(
+            "<title>Exchanges per hour by outcome, last 24 hours</title><desc>obtained: 8; transient: 3.</desc>"
+        ));
     }
 
     #[test]

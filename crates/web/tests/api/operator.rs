@@ -40,6 +40,7 @@ async fn assert_console_hidden(app: &SignInApp) {
         "/operator",
         "/operator?state=active",
         "/operator/tenants/Cust10001",
+        "/operator/tenants/Cust10001?history_before=not-a-number",
         "/operator/tenants/Cust10001/purge",
         "/operator/charts/exchanges-24h.svg",
         "/operator/anything",
@@ -60,6 +61,19 @@ async fn assert_console_hidden(app: &SignInApp) {
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 404, "POST {action}");
+        let bare = app
+            .app
+            .client
+            .post(
+                app.app
+                    .url(&format!("/operator/tenants/Cust10001/{action}")),
+            )
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bare.status().as_u16(), 404, "POST {action} without a form");
     }
     assert_eq!(
         before,

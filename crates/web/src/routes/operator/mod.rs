@@ -217,10 +217,10 @@ fn page_link(query: &ListQuery, key: &str, value: &str) -> String {
 pub async fn list(
     session: TypedSession,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: Option<web::Query<ListQuery>>,
 ) -> Result<HttpResponse, WebError> {
     let operator = require_operator(&session, &state)?;
-    let query = query.into_inner();
+    let query = query.map(web::Query::into_inner).unwrap_or_default();
     let csrf = csrf(&session)?;
     let state_filter = if query.state.is_empty() {
         None
@@ -370,9 +370,10 @@ pub async fn tenant(
     session: TypedSession,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<TenantQuery>,
+    query: Option<web::Query<TenantQuery>>,
 ) -> Result<HttpResponse, WebError> {
     let operator = require_operator(&session, &state)?;
+    let query = query.map(web::Query::into_inner).unwrap_or_default();
     let ctx = context_id(&path)?;
     let csrf = csrf(&session)?;
     let mut conn = state.pool.get().await.map_err(DbError::from)?;
@@ -499,9 +500,16 @@ pub async fn act(
     session: TypedSession,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<ActionForm>,
+    // Read leniently, so a body that is not a form gets the same 404 as everything else from a
+    // non-operator, rather than a 400 that would show the route exists.
+    form: Option<web::Form<ActionForm>>,
 ) -> Result<HttpResponse, WebError> {
     let operator = require_operator(&session, &state)?;
+    let Some(form) = form else {
+        return Err(WebError::BadRequest(
+            "The action needs the form of the tenant's page; go back and try again.".to_owned(),
+        ));
+    };
     let (raw_ctx, action) = path.into_inner();
     if !matches!(
         action.as_str(),

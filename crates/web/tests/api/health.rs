@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness_answer_on_the_bound_port() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_ne!(app.port, 0, "port 0 was replaced by the bound port");
     let live = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(live.status().as_u16(), 200);
@@ -19,7 +19,7 @@ async fn health_and_readiness_answer_on_the_bound_port() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_served_on_their_own_port_not_the_public_one() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_ne!(app.metrics_port, app.port);
     let public = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(public.status().as_u16(), 404);

@@ -3,19 +3,18 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_app, spawn_app_with_sim};
+use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_bodies_are_refused() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::builder().with_sim().start().await;
     app.sign_in_as("admin@cust10001.example").await;
     let csrf = app.csrf().await;
     let huge = "A".repeat(64 * 1024);
     let started = Instant::now();
     let response = app
-        .app
         .client
-        .post(app.app.url("/companies/as-system-user"))
+        .post(app.url("/companies/as-system-user"))
         .form(&[("csrf_token", csrf.as_str()), ("name", huge.as_str())])
         .send()
         .await
@@ -28,9 +27,8 @@ async fn oversized_and_malformed_bodies_are_refused() {
         ("application/x-www-form-urlencoded", ""),
     ] {
         let response = app
-            .app
             .client
-            .post(app.app.url("/companies/as-system-user"))
+            .post(app.url("/companies/as-system-user"))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -45,16 +43,15 @@ async fn oversized_and_malformed_bodies_are_refused() {
     // A name of only spaces is refused, and an overlong one too.
     for name in ["   ", &"x".repeat(201)] {
         let response = app
-            .app
             .client
-            .post(app.app.url("/companies/as-system-user"))
+            .post(app.url("/companies/as-system-user"))
             .form(&[("csrf_token", csrf.as_str()), ("name", name)])
             .send()
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 400);
     }
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     assert!(
         shared::db::work::open_for_tenant(&mut conn, "Cust10001")
             .await
@@ -65,7 +62,7 @@ async fn oversized_and_malformed_bodies_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_headers_and_queries_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
     let response = client
         .get(app.url("/"))
@@ -95,7 +92,7 @@ async fn oversized_headers_and_queries_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forged_session_cookie_is_just_signed_out() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
     for cookie in [
         "partner_session=forged",

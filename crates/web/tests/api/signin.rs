@@ -9,14 +9,14 @@ use shared::db::models::Tenant;
 use shared::db::schema::{audit_events, tenants};
 use shared::domain::ContextId;
 
-use crate::helpers::{SignInApp, location, spawn_app_with_sim};
+use testkit::{TestApp, WebUser, location};
 
 const NORTHWIND: &str = "Cust10001";
 const ADMIN: &str = "admin@cust10001.example";
 const USER: &str = "user@cust10001.example";
 
-async fn tenant_rows(app: &SignInApp) -> Vec<Tenant> {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn tenant_rows(app: &TestApp) -> Vec<Tenant> {
+    let mut conn = app.pool.get().await.unwrap();
     tenants::table
         .select(Tenant::as_select())
         .load(&mut conn)
@@ -24,8 +24,8 @@ async fn tenant_rows(app: &SignInApp) -> Vec<Tenant> {
         .unwrap()
 }
 
-async fn audit_count(app: &SignInApp) -> i64 {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn audit_count(app: &TestApp) -> i64 {
+    let mut conn = app.pool.get().await.unwrap();
     audit_events::table
         .count()
         .get_result(&mut conn)
@@ -38,7 +38,7 @@ fn cipher() -> Cipher {
         file: None,
         env: [(
             "PARTNER_ENCRYPTION__KEY".to_owned(),
-            crate::helpers::ENCRYPTION_KEY.to_owned(),
+            testkit::ENCRYPTION_KEY.to_owned(),
         )]
         .into(),
     })
@@ -61,7 +61,7 @@ fn stored_token(tenant: &Tenant) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_administrator_sign_in_captures_the_encrypted_token() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::builder().with_sim().start().await;
     let response = app.sign_in_as(ADMIN).await;
     assert_eq!(response.status().as_u16(), 303);
     assert_eq!(location(&response), "/");
@@ -85,7 +85,7 @@ async fn an_administrator_sign_in_captures_the_encrypted_token() {
     assert_eq!(tenant.company_name.as_deref(), Some("Northwind Traders AS"));
     assert_eq!(tenant.token_captured_by.as_deref(), Some(ADMIN));
     let sim_token = app
-        .sim
+        .sim()
         .admin()
         .tenant(NORTHWIND)
         .unwrap()
@@ -107,7 +107,7 @@ async fn an_administrator_sign_in_captures_the_encrypted_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ordinary_user_never_changes_the_stored_token() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::builder().with_sim().start().await;
     let response = app.sign_in_as(USER).await;
     assert_eq!(response.status().as_u16(), 303);
     assert!(
@@ -122,29 +122,12 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
     assert!(!home.contains("action=\"/companies/as-system-user\""));
 
     // After an administrator's capture, an ordinary user's sign-in leaves it as it is.
-    let admin = spawn_app_with_sim().await;
+    let admin = TestApp::builder().with_sim().start().await;
     admin.sign_in_as(ADMIN).await;
     let before = tenant_rows(&admin).await;
-    let user_client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let other = SignInApp {
-        app: crate::helpers::TestApp {
-            client: user_client,
-            address: admin.app.address.clone(),
-            port: admin.app.port,
-            metrics_port: admin.app.metrics_port,
-            pool: admin.app.pool.clone(),
-            database: shared::db::testing::TestDatabase::create().await.unwrap(),
-            env: admin.app.env.clone(),
-        },
-        sim: admin.sim,
-    };
-    other.sign_in_as(USER).await;
+    WebUser::new(&admin.address).sign_in_as(USER).await;
     let after: Vec<Tenant> = {
-        let mut conn = other.app.pool.get().await.unwrap();
+        let mut conn = admin.pool.get().await.unwrap();
         tenants::table
             .select(Tenant::as_select())
             .load(&mut conn)
@@ -160,11 +143,11 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::builder().with_sim().start().await;
     app.sign_in_as(ADMIN).await;
     let first = tenant_rows(&app).await.remove(0);
     {
-        let mut conn = app.app.pool.get().await.unwrap();
+        let mut conn = app.pool.get().await.unwrap();
         shared::db::tickets::store(
             &mut conn,
             shared::db::tickets::NewTicket {
@@ -180,7 +163,7 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
     }
     // The same token again: details refreshed, ticket kept.
     app.sign_in_as(ADMIN).await;
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     assert!(
         shared::db::tickets::find(&mut conn, NORTHWIND)
             .await
@@ -188,7 +171,7 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
             .is_some()
     );
     // Re-approval in SuperOffice issues a new token.
-    app.sim
+    app.sim()
         .admin()
         .reapprove(NORTHWIND, superoffice_sim::TEST_CLIENT_ID)
         .unwrap();
@@ -207,14 +190,13 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callback_failures_show_an_error_page_and_store_nothing() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::builder().with_sim().start().await;
     let events_before = audit_count(&app).await;
 
     // No sign-in in progress.
     let response = app
-        .app
         .client
-        .get(app.app.url("/callback?code=x&state=y"))
+        .get(app.url("/callback?code=x&state=y"))
         .send()
         .await
         .unwrap();
@@ -229,7 +211,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     for tamper in [("state=", "state=forged"), ("state=", "nostate=")] {
         let callback = app.authorize_as(ADMIN).await;
         let forged = callback.replacen(tamper.0, tamper.1, 1);
-        let response = app.app.client.get(forged).send().await.unwrap();
+        let response = app.client.get(forged).send().await.unwrap();
         assert_eq!(response.status().as_u16(), 400, "{tamper:?}");
         assert!(
             response
@@ -241,12 +223,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     }
 
     // An error from SuperID.
-    app.app
-        .client
-        .get(app.app.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    app.client.get(app.url("/login")).send().await.unwrap();
     let callback = app.authorize_as(ADMIN).await;
     let state = url::Url::parse(&callback)
         .unwrap()
@@ -255,9 +232,8 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
         .map(|(_, v)| v.into_owned())
         .unwrap();
     let denied = app
-        .app
         .client
-        .get(app.app.url(&format!(
+        .get(app.url(&format!(
             "/callback?error=access_denied&error_description=User+cancelled&state={state}"
         )))
         .send()
@@ -270,8 +246,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     // that presents the old code is refused by SuperID.
     let callback = app.authorize_as(USER).await;
     assert_eq!(
-        app.app
-            .client
+        app.client
             .get(&callback)
             .send()
             .await
@@ -281,8 +256,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
         303
     );
     assert_eq!(
-        app.app
-            .client
+        app.client
             .get(&callback)
             .send()
             .await
@@ -307,7 +281,6 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
         .1
         .into_owned();
     let replay = app
-        .app
         .client
         .get(fresh.replace(&new_code, &old_code))
         .send()
@@ -338,25 +311,22 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
         "",
     ];
     // Off by default: the route answers 404 whatever is posted.
-    let off = spawn_app_with_sim().await;
+    let off = TestApp::builder().with_sim().start().await;
     // On: refused as a failed sign-in, with or without a sign-in in progress.
-    let on =
-        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")]).await;
+    let on = TestApp::builder()
+        .with_sim()
+        .with_all(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")])
+        .start()
+        .await;
     for (app, status) in [(&off, 404), (&on, 400)] {
         for started in [false, true] {
             for body in bodies {
                 if started {
-                    app.app
-                        .client
-                        .get(app.app.url("/login"))
-                        .send()
-                        .await
-                        .unwrap();
+                    app.client.get(app.url("/login")).send().await.unwrap();
                 }
                 let response = app
-                    .app
                     .client
-                    .post(app.app.url("/callback"))
+                    .post(app.url("/callback"))
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)
                     .send()
@@ -376,15 +346,12 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
-    let app =
-        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_SUPEROFFICE__PKCE", "false")]).await;
-    let login = app
-        .app
-        .client
-        .get(app.app.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    let app = TestApp::builder()
+        .with_sim()
+        .with_all(&[("PARTNER_SUPEROFFICE__PKCE", "false")])
+        .start()
+        .await;
+    let login = app.client.get(app.url("/login")).send().await.unwrap();
     let target = location(&login);
     assert!(
         !target.contains("code_challenge") && target.contains("nonce="),
@@ -398,11 +365,10 @@ async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::builder().with_sim().start().await;
     let response = app
-        .app
         .client
-        .get(app.app.url("/login?ctx=Cust10002"))
+        .get(app.url("/login?ctx=Cust10002"))
         .send()
         .await
         .unwrap();
@@ -417,9 +383,8 @@ async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
         "{target}"
     );
     let bad = app
-        .app
         .client
-        .get(app.app.url("/login?ctx=../x"))
+        .get(app.url("/login?ctx=../x"))
         .send()
         .await
         .unwrap();
@@ -428,8 +393,11 @@ async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_cookies_are_secure_where_configured() {
-    let SignInApp { app, sim: _sim } =
-        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
+    let app = TestApp::builder()
+        .with_sim()
+        .with_all(&[("PARTNER_WEB__SECURE_COOKIES", "true")])
+        .start()
+        .await;
     // The first response that starts a session carries the cookie's attributes.
     let login = app.client.get(app.url("/login")).send().await.unwrap();
     let cookie = login

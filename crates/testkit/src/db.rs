@@ -1,6 +1,7 @@
 //! Test databases: each test gets its own database, cloned from a migrated template, dropped afterwards.
 //!
-//! The server is `DATABASE_URL` when set, else `postgres://postgres@127.0.0.1:5432/postgres`.
+//! The server is `DATABASE_URL` when set, else `postgres://postgres@127.0.0.1:5432/postgres`. When nothing
+//! answers there, `scripts/lib.sh`'s `ensure_postgres` starts one (see [`crate::postgres`]).
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use url::Url;
 
-use super::{DbError, Pool, migrate, pool_for_url};
+use shared::db::{DbError, Pool, migrate, pool_for_url};
 
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// Advisory lock key while the template is created ("partnert").
@@ -25,6 +26,7 @@ impl TestDatabase {
     /// A fresh, migrated database.
     pub async fn create() -> Result<Self, DbError> {
         let admin_url = admin_url();
+        crate::postgres::ensure_server(&admin_url).await;
         let template = ensure_template(&admin_url).await?;
         let name = format!("partner_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = AsyncPgConnection::establish(&admin_url).await?;
@@ -57,6 +59,7 @@ impl TestDatabase {
     /// An empty database without any migration applied (for migration tests).
     pub async fn create_empty() -> Result<Self, DbError> {
         let admin_url = admin_url();
+        crate::postgres::ensure_server(&admin_url).await;
         let name = format!("partner_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = AsyncPgConnection::establish(&admin_url).await?;
         diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
@@ -122,7 +125,7 @@ pub fn admin_url() -> String {
         .unwrap_or_else(|| DEFAULT_SERVER.to_owned())
 }
 
-fn with_database(url: &str, name: &str) -> String {
+pub(crate) fn with_database(url: &str, name: &str) -> String {
     match Url::parse(url) {
         Ok(mut parsed) => {
             parsed.set_path(&format!("/{name}"));
@@ -134,7 +137,7 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// The template's name changes whenever a migration changes, so an old template is never reused.
 fn template_name() -> String {
-    format!("partner_template_{}", env!("MIGRATIONS_FINGERPRINT"))
+    format!("partner_template_{}", migrate::FINGERPRINT)
 }
 
 #[derive(diesel::QueryableByName)]

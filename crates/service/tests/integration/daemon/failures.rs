@@ -12,7 +12,7 @@ use shared::domain::ContextId;
 use superoffice_sim::TEST_CLIENT_ID;
 use superoffice_sim::modes::{Mode, RefusalAs, StateApi, Wording};
 
-use crate::support::{World, world, world_with};
+use super::support::{World, world, world_with};
 
 const CTX: &str = "Cust10001";
 

@@ -1,7 +1,6 @@
 //! The daemon against Postgres and the in-process SuperOffice simulator: tickets obtained once and
 //! reused, refreshed, refused; tenants stopped, waiting and moved; several instances sharing the
 //! database; take-over after a crash; graceful shutdown.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod failures;
 mod instances;

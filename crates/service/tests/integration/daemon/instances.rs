@@ -13,7 +13,7 @@ use superoffice_sim::config::TenantConfig;
 use superoffice_sim::{Fault, Group, TEST_CLIENT_ID, TenantState};
 use tokio_util::sync::CancellationToken;
 
-use crate::support::{world, world_with};
+use super::support::{world, world_with};
 
 const CTX: &str = "Cust10001";
 const MANY: u32 = 200;

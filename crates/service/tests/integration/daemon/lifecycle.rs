@@ -3,7 +3,7 @@
 use chrono::Utc;
 use superoffice_sim::{Fault, Group, TEST_CLIENT_ID, TenantState};
 
-use crate::support::world;
+use super::support::world;
 
 const CTX: &str = "Cust10001";
 

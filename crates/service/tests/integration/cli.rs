@@ -1,34 +1,22 @@
 //! The offline credential commands, run as the built binary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use shared::crypto::partner_key::PartnerKey;
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata");
+use crate::binary::{partner_service, stderr, stdout};
+
 const NOW: i64 = 1_800_000_000;
 
 fn testdata(name: &str) -> String {
-    format!("{TESTDATA}/{name}")
+    testkit::shared_testdata(name).display().to_string()
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_partner-service"))
-        .args(args)
-        .env_remove("PARTNER_CONFIG")
-        .output()
-        .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8(output.stderr.clone()).unwrap()
+    partner_service().args(args).output().unwrap()
 }
 
 /// A system-user JWT signed with the key of testdata/test-federated-login.pem.

@@ -7,7 +7,7 @@ use serde_json::json;
 use shared::db::schema::tickets;
 use shared::domain::ContextId;
 
-use crate::support::world;
+use super::support::{World, world};
 
 const CTX: &str = "Cust10001";
 
@@ -160,13 +160,12 @@ async fn a_refused_ticket_is_replaced_once_and_the_work_retried() {
 
 /// Runs the built `partner-service` with the world's configuration (off the runtime's threads, so the
 /// in-process simulator keeps answering).
-async fn partner_service(w: &crate::support::World, args: &[&str]) -> std::process::Output {
+async fn partner_service(w: &World, args: &[&str]) -> std::process::Output {
     let env = w.env.clone();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
     tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_partner-service"))
+        crate::binary::partner_service()
             .args(&args)
-            .env_remove("PARTNER_CONFIG")
             .envs(env)
             .env("RUST_LOG", "warn")
             .output()

@@ -1,30 +1,21 @@
 //! The operator's tenant commands that need a database, run as the built binary.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use diesel_async::RunQueryDsl;
 use shared::db::sessions::{self, SessionRow};
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
+
+use crate::binary::{partner_service, stdout};
 
 fn run(database_url: &str, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_partner-service"));
-    for (key, _) in std::env::vars() {
-        if key.starts_with("PARTNER_") {
-            command.env_remove(key);
-        }
-    }
-    command
+    partner_service()
         .args(args)
         .env("DATABASE_URL", database_url)
         .env("USER", "alice")
         .env_remove("SUDO_USER")
         .output()
         .unwrap()
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8(output.stdout.clone()).unwrap()
 }
 
 async fn sql(database: &TestDatabase, statement: &str) {

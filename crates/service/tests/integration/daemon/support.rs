@@ -1,5 +1,5 @@
 //! A world for the daemon: its own database, an in-process simulator, Settings pointing at both, the
-//! cipher, and helpers that seed tenants with the simulator's real system user tokens.
+//! cipher, and tenants seeded with the simulator's real system user tokens (`testkit::seed::from_sim`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,15 +12,11 @@ use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
 use shared::db::models::{StoredTicket, Tenant, WorkRequest};
 use shared::db::schema::{tenants, work_requests};
-use shared::db::testing::TestDatabase;
 use shared::db::{self, Pool, tenants as tenant_db, tickets, work};
-use shared::domain::ContextId;
 use superoffice_sim::store::CompanyRecord;
 use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
 
-const SHARED_TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/testdata");
-const SIM_TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../sim/tests/data");
-pub const ENCRYPTION_KEY: &str = "4f1c2a9be07d3356a8e1c0f29d6b7a4c5e3f1029384756abcdef0123456789ab";
+use testkit::{ENCRYPTION_KEY, TestDatabase};
 
 pub struct World {
     /// Dropped with the world: the database goes with it.
@@ -33,20 +29,16 @@ pub struct World {
     pub env: BTreeMap<String, String>,
 }
 
-fn partner_key_file() -> String {
-    format!("{SHARED_TESTDATA}/partner-private-key.xml")
-}
-
 pub async fn world() -> World {
     world_with(|_| {}).await
 }
 
 /// A world whose simulator configuration `adjust` may change first.
 pub async fn world_with(adjust: impl FnOnce(&mut SimConfig)) -> World {
-    let key = PartnerKey::from_file(partner_key_file().as_ref()).unwrap();
+    let key_file = testkit::partner_key_file().display().to_string();
+    let key = PartnerKey::from_file(key_file.as_ref()).unwrap();
     let mut config = SimConfig::for_tests(key.public_key_pem());
-    config.superid.signing_key_file =
-        Some(format!("{SIM_TESTDATA}/superid-signing-key.pem").into());
+    config.superid.signing_key_file = Some(testkit::superid_signing_key_file());
     adjust(&mut config);
     let sim = Simulator::start(config).await.unwrap();
     let db = TestDatabase::create().await.unwrap();
@@ -57,7 +49,7 @@ pub async fn world_with(adjust: impl FnOnce(&mut SimConfig)) -> World {
         ("PARTNER_SUPEROFFICE__SUPERID_URL", sim.superid_url()),
         ("PARTNER_SUPEROFFICE__CLIENT_ID", TEST_CLIENT_ID),
         ("PARTNER_SUPEROFFICE__CLIENT_SECRET", TEST_CLIENT_SECRET),
-        ("PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE", &partner_key_file()),
+        ("PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE", &key_file),
         ("PARTNER_SUPEROFFICE__HTTP_TIMEOUT_SECS", "2"),
         ("PARTNER_SUPEROFFICE__TENANT_RATE_LIMIT_PER_SEC", "50"),
         ("PARTNER_ENCRYPTION__KEY", ENCRYPTION_KEY),
@@ -105,33 +97,9 @@ impl World {
     /// Captures the simulator tenant's current system user token, as partner-web does on sign-in.
     pub async fn seed(&self, ctx: &str) {
         let view = self.sim.admin().tenant(ctx).unwrap();
-        let token = view.system_token.unwrap();
-        let id = ContextId::parse(ctx).unwrap();
-        let kind = shared::crypto::at_rest::SecretKind::SystemUserToken;
-        let sealed = self.cipher.encrypt(&id, kind, token.as_bytes()).unwrap();
-        let same_token = |stored: &shared::crypto::at_rest::Encrypted| {
-            self.cipher
-                .decrypt_string(&id, kind, stored)
-                .is_ok_and(|old| secrecy::ExposeSecret::expose_secret(&old) == token)
-        };
-        tenant_db::capture_token(
-            &mut *self.conn().await,
-            tenant_db::TokenCapture {
-                context_id: ctx,
-                environment: "custom",
-                company_name: Some(&view.company_name),
-                serial: Some(&view.serial),
-                webapi_url: None,
-                netserver_url: None,
-                token_ciphertext: sealed.bytes,
-                token_key_version: sealed.key_version,
-                captured_by: &format!("admin@{}.example", ctx.to_lowercase()),
-                same_token: &same_token,
-                token_issued_at: None,
-            },
-        )
-        .await
-        .unwrap();
+        testkit::seed::from_sim(&view)
+            .insert(&mut *self.conn().await)
+            .await;
     }
 
     pub async fn enqueue(&self, ctx: &str, name: &str) -> WorkRequest {

@@ -1,7 +1,5 @@
 //! Token capture, the tenant work queue, tickets and work requests against a real Postgres.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::collections::HashSet;
 
 use chrono::{Duration, Utc};
@@ -11,8 +9,8 @@ use shared::crypto::at_rest::Encrypted;
 use shared::db::models::TenantState;
 use shared::db::schema::tenants;
 use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
-use shared::db::testing::TestDatabase;
 use shared::db::{queue, tickets, work};
+use testkit::TestDatabase;
 
 fn differs(_: &Encrypted) -> bool {
     false
@@ -42,9 +40,11 @@ async fn seed(conn: &mut AsyncPgConnection, n: usize) -> Vec<String> {
     let mut ids = Vec::new();
     for i in 0..n {
         let ctx = format!("Cust{}", 1000 + i);
-        capture_token(conn, capture(&ctx, b"x", true))
-            .await
-            .unwrap();
+        testkit::seed::tenant(&ctx)
+            .urls("http://api/Cust1/api/", None)
+            .captured_by("admin@example.com")
+            .insert(conn)
+            .await;
         ids.push(ctx);
     }
     ids

@@ -1,7 +1,5 @@
 //! partner-web's session rows against a real Postgres: schema, lifetimes, ending a tenant's sessions, purge.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -9,7 +7,7 @@ use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use shared::db::schema::web_sessions;
 use shared::db::sessions::{self, Lifetime, SessionRow};
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 const LIFETIME: Lifetime = Lifetime {
     idle: Duration::from_secs(3600),

@@ -1,7 +1,5 @@
 //! Rotating the encryption key re-encrypts every stored token and ticket.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use chrono::Utc;
 use secrecy::{ExposeSecret, SecretBox};
 use shared::config::KeyMaterial;
@@ -10,9 +8,9 @@ use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
 const TOKEN: SecretKind = SecretKind::SystemUserToken;
 const TICKET: SecretKind = SecretKind::Ticket;
 use shared::db::tenants::{TokenCapture, capture_token};
-use shared::db::testing::TestDatabase;
 use shared::db::{rotation, tickets};
 use shared::domain::ContextId;
+use testkit::TestDatabase;
 
 fn key(version: i16, fill: u8) -> KeyMaterial {
     KeyMaterial {

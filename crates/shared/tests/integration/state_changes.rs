@@ -1,49 +1,26 @@
 //! State-change notifications against a real Postgres: the record, idempotency under concurrent deliveries,
 //! states a notification must not lift, and tenants we do not know.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use shared::db::models::{AuditEvent, Tenant, TenantState};
 use shared::db::schema::{audit_events, state_change_notifications, tenants};
 use shared::db::state_changes::{self, ChangeType, Notification, Outcome, idempotency_key};
-use shared::db::tenants::{TokenCapture, capture_token, set_state};
-use shared::db::testing::TestDatabase;
+use shared::db::tenants::set_state;
 use shared::db::tickets;
+use testkit::TestDatabase;
 
 async fn seed(conn: &mut AsyncPgConnection, ctx: &str) {
-    capture_token(
-        conn,
-        TokenCapture {
-            context_id: ctx,
-            environment: "custom",
-            company_name: Some("Northwind"),
-            serial: Some("123"),
-            webapi_url: Some("http://api/Cust1/api/"),
-            netserver_url: Some("http://api/Cust1/Remote/Services88/"),
-            token_ciphertext: b"x".to_vec(),
-            token_key_version: 1,
-            captured_by: "admin@example.com",
-            same_token: &|_| false,
-            token_issued_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    tickets::store(
-        conn,
-        tickets::NewTicket {
-            context_id: ctx,
-            ciphertext: b"t".to_vec(),
-            key_version: 1,
-            token_generation: 1,
-            issued_at: Utc::now(),
-        },
-    )
-    .await
-    .unwrap();
+    testkit::seed::tenant(ctx)
+        .urls(
+            "http://api/Cust1/api/",
+            Some("http://api/Cust1/Remote/Services88/"),
+        )
+        .captured_by("admin@example.com")
+        .with_ticket(b"t")
+        .insert(conn)
+        .await;
 }
 
 fn notification<'a>(ctx: &'a str, change: &'a ChangeType, key: &'a str) -> Notification<'a> {

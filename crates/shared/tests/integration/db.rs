@@ -1,15 +1,13 @@
 //! The database layer against a real Postgres: per-test databases, migrations, schema, audit trail.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use shared::db::audit::{self, NewAuditEvent};
 use shared::db::models::Tenant;
 use shared::db::schema::tenants;
-use shared::db::testing::TestDatabase;
 use shared::db::{self, migrate};
+use testkit::TestDatabase;
 
 #[derive(QueryableByName)]
 struct Count {

@@ -2,16 +2,14 @@
 //! so the token issued last is kept, whichever transaction commits last, and no ticket from another token
 //! survives.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use shared::crypto::at_rest::Encrypted;
 use shared::db::schema::tenants;
 use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
-use shared::db::testing::TestDatabase;
 use shared::db::tickets;
+use testkit::TestDatabase;
 
 /// Captures `token` (its "ciphertext" is the token itself: the database never decrypts).
 async fn capture(

@@ -192,6 +192,21 @@ impl TestApp {
         format!("http://127.0.0.1:{port}")
     }
 
+    /// See [`WebUser::get`].
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.user().get(path).await
+    }
+
+    /// See [`WebUser::follow`].
+    pub async fn follow(&self, url: &str) -> reqwest::Response {
+        self.user().follow(url).await
+    }
+
+    /// See [`WebUser::post`].
+    pub async fn post(&self, path: &str, csrf: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.user().post(path, csrf, fields).await
+    }
+
     /// See [`WebUser::authorize_as`].
     pub async fn authorize_as(&self, username: &str) -> String {
         self.user().authorize_as(username).await

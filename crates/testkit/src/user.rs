@@ -130,10 +130,18 @@ impl WebUser {
         home[start..start + 64].to_owned()
     }
 
-    /// Posts a form with the session's CSRF token added; returns the response.
-    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        let csrf = self.csrf().await;
-        let mut form = vec![("csrf_token", csrf.as_str())];
+    /// GET of an absolute URL (a redirect's target, say).
+    pub async fn follow(&self, url: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    /// Posts a form with `csrf_token` first; returns the response.
+    pub async fn post(&self, path: &str, csrf: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut form = vec![("csrf_token", csrf)];
         form.extend_from_slice(fields);
         self.client
             .post(self.url(path))
@@ -141,6 +149,12 @@ impl WebUser {
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    /// Posts a form with the session's CSRF token; returns the response.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let csrf = self.csrf().await;
+        self.post(path, &csrf, fields).await
     }
 
     /// Posts one of the two company actions (`as-user`, `as-system-user`); returns the response.

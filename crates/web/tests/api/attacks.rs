@@ -110,7 +110,7 @@ async fn attack_foreign_tokens_at_the_callback_with_the_legacy_post_off() {
     let app = target(&[]).await;
     let own_id_token = issue(&app, request(TokenKind::IdToken, NORTHWIND));
     let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
-    app.client.get(app.url("/login")).send().await.unwrap();
+    app.get("/login").await;
     let mut tokens = foreign_tokens(&app);
     tokens.push(("our own id_token, outside the code flow", own_id_token));
     for (what, token) in tokens {
@@ -134,7 +134,7 @@ async fn attack_foreign_tokens_at_the_callback_with_the_legacy_post_on() {
         // Whether or not this browser started a sign-in.
         for started in [false, true] {
             if started {
-                app.client.get(app.url("/login")).send().await.unwrap();
+                app.get("/login").await;
             }
             let response = post_legacy(&app, &token).await;
             assert_eq!(
@@ -414,7 +414,7 @@ async fn attack_tokens_with_made_up_kids() {
         (records.discovery_fetches, records.jwks_fetches)
     };
     assert_eq!(fetched(&app), (0, 0));
-    app.client.get(app.url("/login")).send().await.unwrap();
+    app.get("/login").await;
     for i in 0..40 {
         let forged = forger.sign_as(&format!("made-up-{i}"), &claims).unwrap();
         let (status, answer) =

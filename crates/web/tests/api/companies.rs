@@ -12,12 +12,8 @@ async fn create_company_with_login_user_shows_the_new_company() {
     app.sign_in_as(ADMIN).await;
     let csrf = app.csrf().await;
     let response = app
-        .client
-        .post(app.url("/companies/as-user"))
-        .form(&[("csrf_token", csrf.as_str()), ("name", "Login User AS")])
-        .send()
-        .await
-        .unwrap();
+        .post("/companies/as-user", &csrf, &[("name", "Login User AS")])
+        .await;
     assert_eq!(response.status().as_u16(), 303);
     let home = app.home().await;
     assert!(
@@ -45,24 +41,16 @@ async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
     app.sign_in_as(ADMIN).await;
     let csrf = app.csrf().await;
     let response = app
-        .client
-        .post(app.url("/companies/as-system-user"))
-        .form(&[("csrf_token", csrf.as_str()), ("name", "System User AS")])
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/companies/as-system-user",
+            &csrf,
+            &[("name", "System User AS")],
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 303);
     let target = location(&response);
     assert!(target.starts_with("/companies/requests/"), "{target}");
-    let page = app
-        .client
-        .get(app.url(&target))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get(&target).await.text().await.unwrap();
     assert!(
         page.contains("data-state=\"queued\"") && page.contains("http-equiv=\"refresh\""),
         "{page}"
@@ -129,7 +117,7 @@ async fn posts_without_the_right_csrf_token_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
     let app = TestApp::builder().with_sim().start().await;
-    let response = app.client.get(app.url("/tenant")).send().await.unwrap();
+    let response = app.get("/tenant").await;
     assert_eq!(response.status().as_u16(), 401);
     app.sign_in_as(ADMIN).await;
     let mut conn = app.pool.get().await.unwrap();
@@ -155,22 +143,9 @@ async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
     let other = shared::db::work::enqueue_create_company(&mut conn, "Cust10002", "Secret AS", "x")
         .await
         .unwrap();
-    let response = app
-        .client
-        .get(app.url(&format!("/companies/requests/{}", other.id)))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&format!("/companies/requests/{}", other.id)).await;
     assert_eq!(response.status().as_u16(), 404);
-    let tenant_page = app
-        .client
-        .get(app.url("/tenant"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let tenant_page = app.get("/tenant").await.text().await.unwrap();
     assert!(!tenant_page.contains("Secret AS"));
     assert!(tenant_page.contains("Cust10001"));
 }
@@ -178,7 +153,7 @@ async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_carry_security_headers() {
     let app = TestApp::builder().with_sim().start().await;
-    let response = app.client.get(app.url("/")).send().await.unwrap();
+    let response = app.get("/").await;
     let headers = response.headers();
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");

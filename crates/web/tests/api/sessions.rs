@@ -147,7 +147,7 @@ async fn attack_stolen_cookie_replayed_after_end_sessions_is_refused() {
     assert!(before.contains("sessions_ended"), "{before}");
     assert_eq!(replay(&app, &stolen).await, (401, 401));
     // The user's own browser is signed out too.
-    let own = app.client.get(app.url("/tenant")).send().await.unwrap();
+    let own = app.get("/tenant").await;
     assert_eq!(own.status().as_u16(), 401);
     assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
 }
@@ -251,7 +251,7 @@ async fn two_instances_on_one_database_share_a_session() {
         .await
         .unwrap();
     assert_eq!(logout.status().as_u16(), 303);
-    let first = app.client.get(app.url("/tenant")).send().await.unwrap();
+    let first = app.get("/tenant").await;
     assert_eq!(first.status().as_u16(), 401);
 }
 
@@ -298,7 +298,7 @@ async fn secure_cookies_use_the_host_prefix_and_hsts() {
         .with_all(&[("PARTNER_WEB__SECURE_COOKIES", "true")])
         .start()
         .await;
-    let response = app.client.get(app.url("/")).send().await.unwrap();
+    let response = app.get("/").await;
     let hsts = response.headers()["strict-transport-security"]
         .to_str()
         .unwrap()
@@ -321,7 +321,7 @@ async fn secure_cookies_use_the_host_prefix_and_hsts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_gets_no_hsts() {
     let app = TestApp::spawn().await;
-    let response = app.client.get(app.url("/")).send().await.unwrap();
+    let response = app.get("/").await;
     assert!(!response.headers().contains_key("strict-transport-security"));
     let cookie = session_cookie(&response).unwrap();
     assert!(cookie.starts_with("partner_session="), "{cookie}");

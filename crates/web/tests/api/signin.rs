@@ -194,12 +194,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     let events_before = audit_count(&app).await;
 
     // No sign-in in progress.
-    let response = app
-        .client
-        .get(app.url("/callback?code=x&state=y"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/callback?code=x&state=y").await;
     assert_eq!(response.status().as_u16(), 400);
     let page = response.text().await.unwrap();
     assert!(
@@ -211,7 +206,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     for tamper in [("state=", "state=forged"), ("state=", "nostate=")] {
         let callback = app.authorize_as(ADMIN).await;
         let forged = callback.replacen(tamper.0, tamper.1, 1);
-        let response = app.client.get(forged).send().await.unwrap();
+        let response = app.follow(&forged).await;
         assert_eq!(response.status().as_u16(), 400, "{tamper:?}");
         assert!(
             response
@@ -223,7 +218,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     }
 
     // An error from SuperID.
-    app.client.get(app.url("/login")).send().await.unwrap();
+    app.get("/login").await;
     let callback = app.authorize_as(ADMIN).await;
     let state = url::Url::parse(&callback)
         .unwrap()
@@ -232,39 +227,18 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
         .map(|(_, v)| v.into_owned())
         .unwrap();
     let denied = app
-        .client
-        .get(app.url(&format!(
+        .get(&format!(
             "/callback?error=access_denied&error_description=User+cancelled&state={state}"
-        )))
-        .send()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(denied.status().as_u16(), 400);
     assert!(denied.text().await.unwrap().contains("access_denied"));
 
     // A replayed code: the first use signs in, the second finds the sign-in used up, and a fresh sign-in
     // that presents the old code is refused by SuperID.
     let callback = app.authorize_as(USER).await;
-    assert_eq!(
-        app.client
-            .get(&callback)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        303
-    );
-    assert_eq!(
-        app.client
-            .get(&callback)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        400
-    );
+    assert_eq!(app.follow(&callback).await.status().as_u16(), 303);
+    assert_eq!(app.follow(&callback).await.status().as_u16(), 400);
     let fresh = app.authorize_as(USER).await;
     let old_code = url::Url::parse(&callback)
         .unwrap()
@@ -322,7 +296,7 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
         for started in [false, true] {
             for body in bodies {
                 if started {
-                    app.client.get(app.url("/login")).send().await.unwrap();
+                    app.get("/login").await;
                 }
                 let response = app
                     .client
@@ -351,7 +325,7 @@ async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
         .with_all(&[("PARTNER_SUPEROFFICE__PKCE", "false")])
         .start()
         .await;
-    let login = app.client.get(app.url("/login")).send().await.unwrap();
+    let login = app.get("/login").await;
     let target = location(&login);
     assert!(
         !target.contains("code_challenge") && target.contains("nonce="),
@@ -366,12 +340,7 @@ async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
     let app = TestApp::builder().with_sim().start().await;
-    let response = app
-        .client
-        .get(app.url("/login?ctx=Cust10002"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/login?ctx=Cust10002").await;
     assert_eq!(response.status().as_u16(), 303);
     let target = location(&response);
     assert!(
@@ -382,12 +351,7 @@ async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
         target.contains("code_challenge_method=S256") && target.contains("nonce="),
         "{target}"
     );
-    let bad = app
-        .client
-        .get(app.url("/login?ctx=../x"))
-        .send()
-        .await
-        .unwrap();
+    let bad = app.get("/login?ctx=../x").await;
     assert_eq!(bad.status().as_u16(), 400);
 }
 
@@ -399,7 +363,7 @@ async fn session_cookies_are_secure_where_configured() {
         .start()
         .await;
     // The first response that starts a session carries the cookie's attributes.
-    let login = app.client.get(app.url("/login")).send().await.unwrap();
+    let login = app.get("/login").await;
     let cookie = login
         .headers()
         .get("set-cookie")

@@ -23,12 +23,8 @@ async fn signed_in_as(overrides: &[(&str, &str)], who: &str) -> TestApp {
 
 async fn queue(app: &TestApp, csrf: &str, name: &str) -> (u16, String) {
     let response = app
-        .client
-        .post(app.url("/companies/as-system-user"))
-        .form(&[("csrf_token", csrf), ("name", name)])
-        .send()
-        .await
-        .unwrap();
+        .post("/companies/as-system-user", csrf, &[("name", name)])
+        .await;
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }

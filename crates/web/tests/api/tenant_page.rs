@@ -9,7 +9,7 @@ const OWNER: &str = "page-test";
 const TENANT: &str = "Cust10001";
 
 async fn tenant_page(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/tenant")).send().await.unwrap();
+    let response = app.get("/tenant").await;
     assert_eq!(response.status().as_u16(), 200);
     response.text().await.unwrap()
 }

@@ -2,14 +2,11 @@
 //! database and every log line of partner-web and partner-service at debug level: no system user token,
 //! ticket, access or refresh token, client secret, key material or session key may appear in either.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::process::Command;
 use std::time::Duration;
 
 use e2e::{CLIENT_SECRET, ENCRYPTION_KEY, Stack, WebUser, repo_root};
-use serde_json::Value;
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 /// The base64 of every component of the partner's private key, as it stands in the XML file.
 fn private_key_material() -> Vec<String> {
@@ -40,23 +37,11 @@ async fn no_secret_reaches_the_database_in_clear_or_any_log_line() {
         .await;
     assert_eq!(state, "done", "{page}");
 
-    let sim = reqwest::Client::new();
-    let tenant: Value = sim
-        .get(format!("{}/admin/tenants/Cust10001", stack.superid_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let credentials: Value = sim
-        .get(format!("{}/admin/credentials", stack.superid_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get = reqwest::Method::GET;
+    let tenant = stack
+        .sim_admin(get.clone(), "/tenants/Cust10001", None)
+        .await;
+    let credentials = stack.sim_admin(get, "/credentials", None).await;
     let mut secrets: Vec<(String, String)> = vec![
         (
             "system user token".into(),

@@ -1,11 +1,9 @@
 //! The binaries start, answer, stop cleanly and refuse bad configuration, as real processes.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::Duration;
 
 use e2e::{Process, free_port, run, test_secrets, wait_for_http};
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 fn env_with(database: &str, extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
     let mut env = test_secrets();

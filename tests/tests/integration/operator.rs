@@ -1,11 +1,8 @@
 //! The operator commands against a real database, run as the real binary.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use e2e::{run, test_secrets};
 use shared::db::models::TenantState;
-use shared::db::tenants::{TokenCapture, capture_token};
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 fn env(db: &TestDatabase) -> Vec<(&'static str, String)> {
     let mut env = test_secrets();
@@ -15,25 +12,13 @@ fn env(db: &TestDatabase) -> Vec<(&'static str, String)> {
 }
 
 async fn seed(db: &TestDatabase, ctx: &str) {
-    let mut conn = db.connect().await.unwrap();
-    capture_token(
-        &mut conn,
-        TokenCapture {
-            context_id: ctx,
-            environment: "custom",
-            company_name: Some("Acme"),
-            serial: Some("1"),
-            webapi_url: None,
-            netserver_url: None,
-            token_ciphertext: vec![1, 2, 3],
-            token_key_version: 1,
-            captured_by: "admin@acme.example",
-            same_token: &|_| false,
-            token_issued_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    testkit::seed::tenant(ctx)
+        .company("Acme")
+        .serial("1")
+        .token(&[1, 2, 3])
+        .captured_by("admin@acme.example")
+        .insert(&mut db.connect().await.unwrap())
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,12 +5,10 @@
 //! Needs Debian's `chromium` and `tests/browser/node_modules` (`npm ci --prefix tests/browser`);
 //! `.ci/run` and `scripts/test` install both.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::process::Command;
 
 use e2e::{Stack, repo_root};
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_and_create_companies_in_headless_chromium() {

@@ -164,6 +164,11 @@ impl TestApp {
         Self::builder().start().await
     }
 
+    /// partner-web with the simulator and configuration overrides: `builder().with_sim().with_all(…)`.
+    pub async fn with_sim(overrides: &[(&str, &str)]) -> Self {
+        Self::builder().with_sim().with_all(overrides).start().await
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

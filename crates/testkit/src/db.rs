@@ -56,6 +56,18 @@ impl TestDatabase {
         })
     }
 
+    /// A fresh, migrated database and a connection on it; panics when Postgres cannot give them.
+    pub async fn connected() -> (Self, AsyncPgConnection) {
+        let database = Self::create()
+            .await
+            .unwrap_or_else(|e| panic!("creating the test database: {e}"));
+        let conn = database
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", database.name));
+        (database, conn)
+    }
+
     /// An empty database without any migration applied (for migration tests).
     pub async fn create_empty() -> Result<Self, DbError> {
         let admin_url = admin_url();

@@ -40,6 +40,16 @@ pub fn location(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
+/// The first `Set-Cookie` header of a response, attributes and all (empty when there is none).
+pub fn set_cookie(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The session cookie a response sets, as `name=value` (to replay it from another client).
 pub fn session_cookie(response: &reqwest::Response) -> Option<String> {
     response

@@ -98,25 +98,25 @@ fn convert_key_prints_pkcs8_of_the_same_key() {
     assert_eq!(converted.public_key(), original.public_key());
 }
 
+/// `verify-jwt` of a system-user token of the custom environment, certificate
+/// testdata/test-federated-login.pem, at `NOW`.
+fn verify_jwt(options: &[&str], token: &str) -> Output {
+    let cert = testdata("test-federated-login.pem");
+    let now = NOW.to_string();
+    let mut args = vec!["verify-jwt", "--kind", "system-user", "--env", "custom"];
+    args.extend(["--cert", &cert, "--now", &now]);
+    args.extend_from_slice(options);
+    args.push(token);
+    run(&args)
+}
+
 #[test]
 fn verify_jwt_prints_redacted_claims() {
     let token = system_user_jwt("Cust12345", NOW + 300);
-    let output = run(&[
-        "verify-jwt",
-        "--kind",
-        "system-user",
-        "--env",
-        "custom",
-        "--cert",
-        &testdata("test-federated-login.pem"),
-        "--audience",
-        "spn:1801550193",
-        "--ctx",
-        "Cust12345",
-        "--now",
-        &NOW.to_string(),
+    let output = verify_jwt(
+        &["--audience", "spn:1801550193", "--ctx", "Cust12345"],
         &token,
-    ]);
+    );
     assert!(output.status.success(), "{}", stderr(&output));
     let claims: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(claims["context_id"], "Cust12345");
@@ -125,20 +125,7 @@ fn verify_jwt_prints_redacted_claims() {
     assert!(!stdout(&output).contains("c2VjcmV0LXRpY2tldA"));
 
     // Without --ctx the tenant is reported from the verified token.
-    let output = run(&[
-        "verify-jwt",
-        "--kind",
-        "system-user",
-        "--env",
-        "custom",
-        "--cert",
-        &testdata("test-federated-login.pem"),
-        "--audience",
-        "1801550193",
-        "--now",
-        &NOW.to_string(),
-        &token,
-    ]);
+    let output = verify_jwt(&["--audience", "1801550193"], &token);
     assert!(output.status.success(), "{}", stderr(&output));
     let claims: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!(claims["context_id"], "Cust12345");
@@ -151,73 +138,41 @@ fn verify_jwt_refuses_with_one_line() {
     let cert = testdata("test-federated-login.pem");
     let now = NOW.to_string();
     let base = ["verify-jwt", "--kind", "system-user"];
-    let cases: [(Vec<&str>, &str); 6] = [
+    // The options as words; `CERT`, `NOW`, `EXPIRED` and `VALID` stand for their values.
+    let cases = [
         (
-            vec![
-                "--env",
-                "custom",
-                "--cert",
-                &cert,
-                "--audience",
-                "1801550193",
-                "--now",
-                &now,
-                &expired,
-            ],
+            "--env custom --cert CERT --audience 1801550193 --now NOW EXPIRED",
             "expired",
         ),
         (
-            vec![
-                "--env",
-                "sod",
-                "--audience",
-                "1801550193",
-                "--now",
-                &now,
-                &valid,
-            ],
+            "--env sod --audience 1801550193 --now NOW VALID",
             "signature does not verify",
         ),
         (
-            vec![
-                "--env",
-                "custom",
-                "--cert",
-                &cert,
-                "--audience",
-                "1801550193",
-                "--ctx",
-                "Cust1",
-                "--now",
-                &now,
-                &valid,
-            ],
+            "--env custom --cert CERT --audience 1801550193 --ctx Cust1 --now NOW VALID",
             "not Cust1",
         ),
         (
-            vec![
-                "--env",
-                "custom",
-                "--cert",
-                &cert,
-                "--audience",
-                "spn:42",
-                "--now",
-                &now,
-                &valid,
-            ],
+            "--env custom --cert CERT --audience spn:42 --now NOW VALID",
             "audience",
         ),
         (
-            vec!["--env", "custom", "--cert", &cert, "--now", &now, &valid],
+            "--env custom --cert CERT --now NOW VALID",
             "--audience is required",
         ),
         (
-            vec!["--env", "custom", "--audience", "1801550193", &valid],
+            "--env custom --audience 1801550193 VALID",
             "no pinned certificate",
         ),
     ];
-    for (extra, reason) in cases {
+    for (words, reason) in cases {
+        let extra = words.split(' ').map(|word| match word {
+            "CERT" => cert.as_str(),
+            "NOW" => now.as_str(),
+            "EXPIRED" => expired.as_str(),
+            "VALID" => valid.as_str(),
+            word => word,
+        });
         let args: Vec<&str> = base.iter().copied().chain(extra).collect();
         let output = run(&args);
         assert_eq!(output.status.code(), Some(1), "{args:?}");

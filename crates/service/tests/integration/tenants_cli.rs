@@ -28,8 +28,7 @@ async fn sql(database: &TestDatabase, statement: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn end_sessions_ends_every_session_of_the_tenant_and_is_audited() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (database, mut conn) = TestDatabase::connected().await;
     for (id, ctx) in [("a", "Cust7"), ("b", "Cust7"), ("c", "Cust8")] {
         let hash = sessions::id_hash(id);
         sessions::insert(

@@ -17,8 +17,7 @@ struct Count {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schema_rs_matches_the_migrated_database() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     diesel::sql_query(
         "INSERT INTO tenants (context_id, environment, company_name, serial, webapi_url, netserver_url, \
          state, state_reason, system_token_ciphertext, system_token_key_version, token_captured_by, \
@@ -64,8 +63,7 @@ async fn schema_rs_matches_the_migrated_database() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn audit_events_are_append_only() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     audit::record(
         &mut conn,
         NewAuditEvent {
@@ -89,8 +87,7 @@ async fn audit_events_are_append_only() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenant_rows_are_checked_by_the_schema() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     for bad in [
         "INSERT INTO tenants (context_id, environment) VALUES ('Customer1', 'sod')",
         "INSERT INTO tenants (context_id, environment) VALUES ('Cust1', 'prod')",
@@ -155,8 +152,7 @@ async fn each_test_database_is_separate_and_dropped() {
 #[tokio::test(flavor = "multi_thread")]
 async fn state_change_notifications_match_schema_rs() {
     use shared::db::schema::state_change_notifications as scn;
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     diesel::sql_query(
         "INSERT INTO state_change_notifications (idempotency_key, context_id, change_type, \
          token_issued_at, version_name, file_version, public_endpoint, outcome) \
@@ -194,14 +190,10 @@ async fn state_change_notifications_match_schema_rs() {
         .await
         .unwrap();
     assert_eq!(row.7.as_deref(), Some("sod3.superoffice.com"));
-    let columns: Count = diesel::sql_query(
-        "SELECT count(*) AS count FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name = 'state_change_notifications'",
-    )
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(columns.count, 10);
+    assert_eq!(
+        crate::db::column_count(&mut conn, "state_change_notifications").await,
+        10
+    );
     let duplicate = diesel::sql_query(
         "INSERT INTO state_change_notifications (idempotency_key, context_id, change_type, outcome) \
          VALUES ('k', 'Cust1', 'Move', 'x')",
@@ -231,8 +223,7 @@ async fn prepared_statements(conn: &mut diesel_async::AsyncPgConnection) -> Vec<
 /// keeps); a plain `sql_query` is prepared anew each time and never kept.
 #[tokio::test(flavor = "multi_thread")]
 async fn prepared_raw_sql_is_prepared_once_per_connection() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     for _ in 0..3 {
         db::notify_work(&mut conn, "Cust1").await.unwrap();
         diesel::sql_query("SELECT pg_notify($1, 'plain')")
@@ -248,4 +239,17 @@ async fn prepared_raw_sql_is_prepared_once_per_connection() {
         [&"SELECT pg_notify($1, $2)".to_owned()],
         "one kept statement for the prepared SQL, none for the plain one: {kept:?}"
     );
+}
+
+/// How many columns a table of the public schema has.
+pub async fn column_count(conn: &mut diesel_async::AsyncPgConnection, table: &str) -> i64 {
+    let columns: Count = diesel::sql_query(
+        "SELECT count(*) AS count FROM information_schema.columns \
+         WHERE table_schema = 'public' AND table_name = $1",
+    )
+    .bind::<Text, _>(table)
+    .get_result(conn)
+    .await
+    .unwrap();
+    columns.count
 }

@@ -52,8 +52,7 @@ async fn seed(conn: &mut AsyncPgConnection, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn capture_creates_replaces_and_confirms() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     let first = capture_token(&mut conn, capture("Cust1", b"a", true))
         .await
         .unwrap();
@@ -104,8 +103,7 @@ async fn capture_creates_replaces_and_confirms() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_approval_revives_a_revoked_tenant_but_not_a_suspended_one() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 2).await;
     shared::db::tenants::set_state(
         &mut conn,
@@ -145,8 +143,7 @@ async fn a_new_approval_revives_a_revoked_tenant_but_not_a_suspended_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_claims_never_share_a_tenant() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 40).await;
     let pool = db.pool().unwrap();
     let mut handles = Vec::new();
@@ -180,8 +177,7 @@ async fn concurrent_claims_never_share_a_tenant() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_release() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
     let claimed = queue::claim_due(&mut conn, "crashed", 60, 10)
         .await
@@ -236,8 +232,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_release() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_working_states_with_a_token_are_due() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 3).await;
     shared::db::tenants::set_state(
         &mut conn,
@@ -261,8 +256,7 @@ async fn only_working_states_with_a_token_are_due() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 2).await;
     queue::claim_due(&mut conn, "w", 60, 10).await.unwrap();
     queue::release(&mut conn, "Cust1000", "w", None)
@@ -330,8 +324,7 @@ async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn writes_of_an_instance_whose_lease_ran_out_change_nothing() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
     let request = work::enqueue_create_company(&mut conn, "Cust1000", "Acme", "user@example.com")
         .await
@@ -390,8 +383,7 @@ async fn writes_of_an_instance_whose_lease_ran_out_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn work_queued_during_a_pass_survives_the_release() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 2).await;
     let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
@@ -426,8 +418,7 @@ async fn work_queued_during_a_pass_survives_the_release() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_survives() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 3).await;
     let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
     assert_eq!(claimed.len(), 3);
@@ -476,8 +467,7 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
 async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_tenant_once() {
     use shared::db::tickets::{NewTicket, Obtained, store_obtained};
 
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
     diesel::update(tenants::table)
         .set((

@@ -21,8 +21,7 @@ fn key(version: i16, fill: u8) -> KeyMaterial {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     let old = Cipher::new(&key(1, 7), None);
     for ctx in ["Cust1", "Cust2"] {
         let id = ContextId::parse(ctx).unwrap();
@@ -105,8 +104,7 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rotation_without_the_old_key_stops_naming_the_tenant() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     let old = Cipher::new(&key(1, 7), None);
     let token = old
         .encrypt(&ContextId::parse("Cust9").unwrap(), TOKEN, b"x")

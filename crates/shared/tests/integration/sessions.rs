@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 use diesel_async::RunQueryDsl;
 use shared::db::schema::web_sessions;
 use shared::db::sessions::{self, Lifetime, SessionRow};
@@ -14,12 +13,6 @@ const LIFETIME: Lifetime = Lifetime {
     max_age: Duration::from_secs(12 * 3600),
 };
 const RESOLUTION: Duration = Duration::from_secs(15);
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
 
 fn row<'a>(hash: &'a [u8; 32], context_id: Option<&'a str>) -> SessionRow<'a> {
     SessionRow {
@@ -33,8 +26,7 @@ fn row<'a>(hash: &'a [u8; 32], context_id: Option<&'a str>) -> SessionRow<'a> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_sessions_match_schema_rs() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     let hash = sessions::id_hash("one");
     sessions::insert(&mut conn, row(&hash, Some("Cust1")))
         .await
@@ -52,14 +44,7 @@ async fn web_sessions_match_schema_rs() {
         .unwrap();
     assert_eq!(stored.0, hash.to_vec());
     assert_eq!(stored.1.as_deref(), Some("Cust1"));
-    let columns: Count = diesel::sql_query(
-        "SELECT count(*) AS count FROM information_schema.columns \
-         WHERE table_schema = 'public' AND table_name = 'web_sessions'",
-    )
-    .get_result(&mut conn)
-    .await
-    .unwrap();
-    assert_eq!(columns.count, 7);
+    assert_eq!(crate::db::column_count(&mut conn, "web_sessions").await, 7);
     let short = diesel::sql_query(
         "INSERT INTO web_sessions (id_hash, state_ciphertext, key_version) VALUES ('\\x01', '', 1)",
     )
@@ -70,8 +55,7 @@ async fn web_sessions_match_schema_rs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_live_until_idle_or_too_old_and_are_not_revived() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     let (idle, old, live) = (
         sessions::id_hash("idle"),
         sessions::id_hash("old"),
@@ -147,8 +131,7 @@ async fn sessions_live_until_idle_or_too_old_and_are_not_revived() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ending_a_tenants_sessions_leaves_the_others_and_is_audited() {
-    let database = TestDatabase::create().await.unwrap();
-    let mut conn = database.connect().await.unwrap();
+    let (_database, mut conn) = TestDatabase::connected().await;
     let hashes = [
         sessions::id_hash("a1"),
         sessions::id_hash("a2"),

@@ -56,8 +56,7 @@ async fn events(conn: &mut AsyncPgConnection, action: &str) -> Vec<AuditEvent> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_deliveries_of_one_notification_apply_once() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, "Cust1").await;
     let change = ChangeType::Suspend;
     let key = idempotency_key("Cust1", &change, &[1; 32]);
@@ -106,8 +105,7 @@ async fn concurrent_deliveries_of_one_notification_apply_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operators_disable_survives_delete_and_resume() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, "Cust1").await;
     set_state(
         &mut conn,
@@ -136,8 +134,7 @@ async fn an_operators_disable_survives_delete_and_resume() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_tenants_and_unsupported_types_are_only_recorded() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     let suspend = ChangeType::Suspend;
     let outcome = state_changes::apply(&mut conn, notification("Cust77", &suspend, "k1"))
         .await

@@ -21,17 +21,15 @@ use superoffice_sim::keys::SigningKey;
 use testkit::snapshot::{SIGNED_IN_SESSIONS, Snapshot};
 use testkit::{CLIENT_ID, TestApp};
 
+use crate::support::post_state_change;
+
 const NORTHWIND: &str = "Cust10001";
 const FJORD: &str = "Cust10002";
 const OTHER_APP: &str = "ffffffffffffffffffffffffffffffff";
 
 /// partner-web over the simulator, Northwind known and active with a token and a ticket.
 async fn target(overrides: &[(&str, &str)]) -> TestApp {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(overrides)
-        .start()
-        .await;
+    let app = TestApp::with_sim(overrides).await;
     testkit::seed::tenant(NORTHWIND)
         .company("Northwind Traders AS")
         .serial("1801510001")
@@ -79,16 +77,14 @@ async fn post_legacy(app: &TestApp, token: &str) -> reqwest::Response {
         .unwrap()
 }
 
-async fn post_notification(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
-        .post(app.url("/superoffice/state-change"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+/// A notification of no change for Northwind, signed by `token`, is accepted and keeps it active.
+async fn assert_kept_active(app: &TestApp, token: &str) {
+    let (status, answer) = post_state_change(app, &notification(json!(0), NORTHWIND, token)).await;
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (200, &json!("kept_active")),
+        "{answer}"
+    );
 }
 
 fn notification(change: Value, ctx: &str, token: &str) -> Value {
@@ -172,7 +168,7 @@ async fn attack_foreign_tokens_as_a_state_change_notification() {
     for (what, token) in tokens {
         for change in [json!(2), json!(4), json!(3)] {
             let (status, answer) =
-                post_notification(&app, &notification(change.clone(), NORTHWIND, &token)).await;
+                post_state_change(&app, &notification(change.clone(), NORTHWIND, &token)).await;
             assert_eq!(status, 401, "{what} {change}: {answer}");
             assert!(
                 !answer["error"].as_str().unwrap().contains(&token),
@@ -187,13 +183,7 @@ async fn attack_foreign_tokens_as_a_state_change_notification() {
 async fn attack_a_replayed_notification_re_encoded() {
     let app = target(&[]).await;
     let token = issue(&app, request(TokenKind::StateChange, NORTHWIND));
-    let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &token)).await;
-    assert_eq!(
-        (status, &answer["outcome"]),
-        (200, &json!("kept_active")),
-        "{answer}"
-    );
+    assert_kept_active(&app, &token).await;
     let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
 
     let parts: Vec<&str> = token.split('.').collect();
@@ -207,7 +197,7 @@ async fn attack_a_replayed_notification_re_encoded() {
         json!({"changetype": 0, "contextidentifier": NORTHWIND, "token": padded, "VersionName": "other"}),
     ];
     for replay in replays {
-        let (status, answer) = post_notification(&app, &replay).await;
+        let (status, answer) = post_state_change(&app, &replay).await;
         assert_eq!(status, 200, "{replay}: {answer}");
         assert_eq!(answer["outcome"], "duplicate", "{replay}");
     }
@@ -223,7 +213,7 @@ async fn attack_a_replayed_notification_re_encoded() {
         parts[2]
     );
     let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &forged)).await;
+        post_state_change(&app, &notification(json!(0), NORTHWIND, &forged)).await;
     assert_eq!(status, 401, "{answer}");
     assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
@@ -253,7 +243,7 @@ async fn attack_a_suspend_or_delete_for_a_tenant_that_is_running() {
     for (change, action) in [(2, "superoffice_suspend"), (4, "superoffice_delete")] {
         let token = issue(&app, request(TokenKind::StateChange, NORTHWIND));
         let (status, answer) =
-            post_notification(&app, &notification(json!(change), NORTHWIND, &token)).await;
+            post_state_change(&app, &notification(json!(change), NORTHWIND, &token)).await;
         assert_eq!(
             (status, &answer["outcome"]),
             (200, &json!("unconfirmed")),
@@ -316,7 +306,7 @@ async fn attack_an_unknown_change_type() {
     let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     for change in [json!(9), json!(-1), json!("Rename"), json!("Suspended")] {
         let (status, answer) =
-            post_notification(&app, &notification(change.clone(), NORTHWIND, &token)).await;
+            post_state_change(&app, &notification(change.clone(), NORTHWIND, &token)).await;
         assert_eq!(status, 400, "{change}: {answer}");
         assert!(
             answer["error"]
@@ -343,18 +333,12 @@ async fn attack_a_notification_flood_over_the_limits() {
         app.sim().admin().advance_clock(1);
     }
     for token in &tokens[..3] {
-        let (status, answer) =
-            post_notification(&app, &notification(json!(0), NORTHWIND, token)).await;
-        assert_eq!(
-            (status, &answer["outcome"]),
-            (200, &json!("kept_active")),
-            "{answer}"
-        );
+        assert_kept_active(&app, token).await;
     }
     let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     // Over the tenant's allowance.
     let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &tokens[3])).await;
+        post_state_change(&app, &notification(json!(0), NORTHWIND, &tokens[3])).await;
     assert_eq!(status, 429, "{answer}");
     assert!(
         answer["error"]
@@ -389,7 +373,7 @@ async fn attack_a_notification_flood_over_the_limits() {
             .contains("from this address")
     );
     for token in &tokens[4..] {
-        let (status, _) = post_notification(&app, &notification(json!(0), NORTHWIND, token)).await;
+        let (status, _) = post_state_change(&app, &notification(json!(0), NORTHWIND, token)).await;
         assert_eq!(status, 429);
     }
     assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
@@ -418,7 +402,7 @@ async fn attack_tokens_with_made_up_kids() {
     for i in 0..40 {
         let forged = forger.sign_as(&format!("made-up-{i}"), &claims).unwrap();
         let (status, answer) =
-            post_notification(&app, &notification(json!(0), NORTHWIND, &forged)).await;
+            post_state_change(&app, &notification(json!(0), NORTHWIND, &forged)).await;
         assert_eq!(status, 401, "{answer}");
         assert!(
             answer["error"].as_str().unwrap().contains("unknown key"),
@@ -439,13 +423,7 @@ async fn attack_tokens_with_made_up_kids() {
     let mut renamed = request(TokenKind::StateChange, NORTHWIND);
     renamed.unknown_kid = true;
     let token = issue(&app, renamed);
-    let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &token)).await;
-    assert_eq!(
-        (status, &answer["outcome"]),
-        (200, &json!("kept_active")),
-        "{answer}"
-    );
+    assert_kept_active(&app, &token).await;
     assert_eq!(
         fetched(&app),
         (discovery, jwks),

@@ -8,7 +8,7 @@ const ADMIN: &str = "admin@cust10001.example";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_company_with_login_user_shows_the_new_company() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let csrf = app.csrf().await;
     let response = app
@@ -37,7 +37,7 @@ async fn create_company_with_login_user_shows_the_new_company() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let csrf = app.csrf().await;
     let response = app
@@ -72,7 +72,7 @@ async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn posts_without_the_right_csrf_token_are_refused() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     for form in [
         vec![("name", "X")],
@@ -93,13 +93,7 @@ async fn posts_without_the_right_csrf_token_are_refused() {
             );
         }
     }
-    let mut conn = app.pool.get().await.unwrap();
-    assert!(
-        shared::db::work::open_for_tenant(&mut conn, "Cust10001")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    crate::support::assert_no_open_work(&app, "Cust10001").await;
     let text = serde_json::to_value(app.sim().admin().records())
         .unwrap()
         .to_string();
@@ -116,7 +110,7 @@ async fn posts_without_the_right_csrf_token_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.get("/tenant").await;
     assert_eq!(response.status().as_u16(), 401);
     app.sign_in_as(ADMIN).await;
@@ -152,7 +146,7 @@ async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_carry_security_headers() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.get("/").await;
     let headers = response.headers();
     assert_eq!(headers["x-frame-options"], "DENY");

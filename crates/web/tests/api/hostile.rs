@@ -7,7 +7,7 @@ use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_bodies_are_refused() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as("admin@cust10001.example").await;
     let csrf = app.csrf().await;
     let huge = "A".repeat(64 * 1024);
@@ -47,13 +47,7 @@ async fn oversized_and_malformed_bodies_are_refused() {
             .await;
         assert_eq!(response.status().as_u16(), 400);
     }
-    let mut conn = app.pool.get().await.unwrap();
-    assert!(
-        shared::db::work::open_for_tenant(&mut conn, "Cust10001")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    crate::support::assert_no_open_work(&app, "Cust10001").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,5 +10,6 @@ mod hostile;
 mod sessions;
 mod signin;
 mod state_change;
+mod support;
 mod system_user;
 mod tenant_page;

@@ -78,7 +78,7 @@ async fn session_rows(pool: &shared::db::Pool) -> Vec<SessionRow> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_logout_is_refused() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let stolen = signed_in(&app).await;
     assert_eq!(replay(&app, &stolen).await.0, 200, "the copy works before");
     let csrf = app.csrf().await;
@@ -98,11 +98,7 @@ async fn attack_stolen_cookie_replayed_after_logout_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_the_idle_timeout_is_refused() {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(&[("PARTNER_WEB__SESSION_MINUTES", "30")])
-        .start()
-        .await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__SESSION_MINUTES", "30")]).await;
     let stolen = signed_in(&app).await;
     // 31 minutes without a request.
     execute(
@@ -117,11 +113,7 @@ async fn attack_stolen_cookie_replayed_after_the_idle_timeout_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_the_absolute_timeout_is_refused() {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(&[("PARTNER_WEB__SESSION_MAX_HOURS", "2")])
-        .start()
-        .await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__SESSION_MAX_HOURS", "2")]).await;
     let stolen = signed_in(&app).await;
     // Signed in over two hours ago, in use all along.
     execute(
@@ -136,7 +128,7 @@ async fn attack_stolen_cookie_replayed_after_the_absolute_timeout_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_end_sessions_is_refused() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let stolen = signed_in(&app).await;
     let mut conn = app.pool.get().await.unwrap();
     let ended = shared::db::sessions::end_for_tenant(&mut conn, TENANT, "operator:test")
@@ -154,7 +146,7 @@ async fn attack_stolen_cookie_replayed_after_end_sessions_is_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cookie_holds_only_a_signed_random_id() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let cookie = signed_in(&app).await;
     // A signed cookie is the base64 HMAC (44 characters) followed by the value, percent-encoded.
     let value = cookie
@@ -186,7 +178,7 @@ async fn the_cookie_holds_only_a_signed_random_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_rows_hold_no_plaintext_token() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     signed_in(&app).await;
     let rows = session_rows(&app.pool).await;
     assert_eq!(rows.len(), 1);
@@ -229,7 +221,7 @@ async fn session_rows_hold_no_plaintext_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_on_one_database_share_a_session() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     signed_in(&app).await;
     let other = app.another_instance().await;
     // The client's cookie is for 127.0.0.1, whatever the port: the other instance gets it too.
@@ -293,24 +285,14 @@ async fn expired_sessions_are_purged_and_live_ones_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secure_cookies_use_the_host_prefix_and_hsts() {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(&[("PARTNER_WEB__SECURE_COOKIES", "true")])
-        .start()
-        .await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
     let response = app.get("/").await;
     let hsts = response.headers()["strict-transport-security"]
         .to_str()
         .unwrap()
         .to_owned();
     assert!(hsts.starts_with("max-age="), "{hsts}");
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = testkit::user::set_cookie(&response);
     assert!(cookie.starts_with("__Host-partner_session="), "{cookie}");
     assert!(
         cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),

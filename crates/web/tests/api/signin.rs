@@ -61,17 +61,11 @@ fn stored_token(tenant: &Tenant) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_administrator_sign_in_captures_the_encrypted_token() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.sign_in_as(ADMIN).await;
     assert_eq!(response.status().as_u16(), 303);
     assert_eq!(location(&response), "/");
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = testkit::user::set_cookie(&response);
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
@@ -107,7 +101,7 @@ async fn an_administrator_sign_in_captures_the_encrypted_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ordinary_user_never_changes_the_stored_token() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.sign_in_as(USER).await;
     assert_eq!(response.status().as_u16(), 303);
     assert!(
@@ -122,18 +116,11 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
     assert!(!home.contains("action=\"/companies/as-system-user\""));
 
     // After an administrator's capture, an ordinary user's sign-in leaves it as it is.
-    let admin = TestApp::builder().with_sim().start().await;
+    let admin = TestApp::with_sim(&[]).await;
     admin.sign_in_as(ADMIN).await;
     let before = tenant_rows(&admin).await;
     WebUser::new(&admin.address).sign_in_as(USER).await;
-    let after: Vec<Tenant> = {
-        let mut conn = admin.pool.get().await.unwrap();
-        tenants::table
-            .select(Tenant::as_select())
-            .load(&mut conn)
-            .await
-            .unwrap()
-    };
+    let after = tenant_rows(&admin).await;
     assert_eq!(
         before[0].system_token_ciphertext,
         after[0].system_token_ciphertext
@@ -143,7 +130,7 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let first = tenant_rows(&app).await.remove(0);
     {
@@ -190,7 +177,7 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callback_failures_show_an_error_page_and_store_nothing() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let events_before = audit_count(&app).await;
 
     // No sign-in in progress.
@@ -240,20 +227,8 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     assert_eq!(app.follow(&callback).await.status().as_u16(), 303);
     assert_eq!(app.follow(&callback).await.status().as_u16(), 400);
     let fresh = app.authorize_as(USER).await;
-    let old_code = url::Url::parse(&callback)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let new_code = url::Url::parse(&fresh)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let old_code = crate::support::code_of(&callback);
+    let new_code = crate::support::code_of(&fresh);
     let replay = app
         .client
         .get(fresh.replace(&new_code, &old_code))
@@ -285,13 +260,9 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
         "",
     ];
     // Off by default: the route answers 404 whatever is posted.
-    let off = TestApp::builder().with_sim().start().await;
+    let off = TestApp::with_sim(&[]).await;
     // On: refused as a failed sign-in, with or without a sign-in in progress.
-    let on = TestApp::builder()
-        .with_sim()
-        .with_all(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")])
-        .start()
-        .await;
+    let on = TestApp::with_sim(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")]).await;
     for (app, status) in [(&off, 404), (&on, 400)] {
         for started in [false, true] {
             for body in bodies {
@@ -320,11 +291,7 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(&[("PARTNER_SUPEROFFICE__PKCE", "false")])
-        .start()
-        .await;
+    let app = TestApp::with_sim(&[("PARTNER_SUPEROFFICE__PKCE", "false")]).await;
     let login = app.get("/login").await;
     let target = location(&login);
     assert!(
@@ -339,7 +306,7 @@ async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.get("/login?ctx=Cust10002").await;
     assert_eq!(response.status().as_u16(), 303);
     let target = location(&response);
@@ -357,20 +324,10 @@ async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_cookies_are_secure_where_configured() {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(&[("PARTNER_WEB__SECURE_COOKIES", "true")])
-        .start()
-        .await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
     // The first response that starts a session carries the cookie's attributes.
     let login = app.get("/login").await;
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = testkit::user::set_cookie(&login);
     assert!(cookie.contains("Secure"), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),

@@ -117,16 +117,7 @@ impl Lifecycle {
     }
 
     async fn post(&self, body: &Value) -> (u16, Value) {
-        let response = self
-            .app
-            .client
-            .post(self.url("/superoffice/state-change"))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        crate::support::post_state_change(&self.app, body).await
     }
 }
 

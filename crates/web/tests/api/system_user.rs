@@ -9,11 +9,7 @@ const TENANT: &str = "Cust10001";
 
 /// The administrator signs in (capturing the tenant's system user token), then `who` signs in.
 async fn signed_in_as(overrides: &[(&str, &str)], who: &str) -> TestApp {
-    let app = TestApp::builder()
-        .with_sim()
-        .with_all(overrides)
-        .start()
-        .await;
+    let app = TestApp::with_sim(overrides).await;
     assert_eq!(app.sign_in_as(ADMIN).await.status().as_u16(), 303);
     if who != ADMIN {
         assert_eq!(app.sign_in_as(who).await.status().as_u16(), 303);

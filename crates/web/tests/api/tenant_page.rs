@@ -24,7 +24,7 @@ fn last_error(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let page = tenant_page(&app).await;
     assert!(
@@ -92,7 +92,7 @@ fn definition(page: &str, term: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tenant_page_shows_the_state_in_superoffice_and_why_the_tenant_needs_attention() {
-    let app = TestApp::builder().with_sim().start().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let page = tenant_page(&app).await;
     assert_eq!(

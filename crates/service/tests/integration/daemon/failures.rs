@@ -6,9 +6,6 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use shared::crypto::at_rest::SecretKind;
-use shared::db::schema::tickets;
-use shared::domain::ContextId;
 use superoffice_sim::TEST_CLIENT_ID;
 use superoffice_sim::modes::{Mode, RefusalAs, StateApi, Wording};
 
@@ -36,17 +33,6 @@ fn expect(state: &str, needs_attention: bool, work: &str, exchanges: usize) -> O
     }
 }
 
-fn exchanges(w: &World, ctx: &str) -> usize {
-    w.sim
-        .admin()
-        .records()
-        .records
-        .exchanges
-        .iter()
-        .filter(|e| e.context_identifier == ctx)
-        .count()
-}
-
 /// One tenant whose application was revoked in SuperOffice, one queued request, one pass, with the
 /// simulator in `mode`.
 async fn revoked_under(mode: Mode, soap: bool) -> (Outcome, Option<String>) {
@@ -72,7 +58,7 @@ async fn observe(w: &World, daemon: &service::daemon::Daemon, ctx: &str, request
         state: tenant.state,
         needs_attention: tenant.needs_attention,
         work: w.request(request).await.state,
-        exchanges: exchanges(w, ctx),
+        exchanges: w.exchanges(ctx),
         circuit_open: daemon.circuit().open_reason().is_some(),
     }
 }
@@ -191,16 +177,7 @@ async fn a_403_for_a_dead_ticket_renews_it_once_and_the_work_is_done() {
     let daemon = w.daemon();
     w.enqueue(CTX, "With the first ticket").await;
     daemon.run_once().await.unwrap();
-    let id = ContextId::parse(CTX).unwrap();
-    let bogus = w
-        .cipher
-        .encrypt(&id, SecretKind::Ticket, b"7T:bm90LWEtdGlja2V0")
-        .unwrap();
-    diesel::update(tickets::table.find(CTX))
-        .set(tickets::ciphertext.eq(bogus.bytes))
-        .execute(&mut *w.conn().await)
-        .await
-        .unwrap();
+    w.store_refused_ticket(CTX).await;
     let request = w.enqueue(CTX, "After the 403").await;
     daemon.run_once().await.unwrap();
     assert_eq!(
@@ -309,7 +286,7 @@ async fn three_tenants() -> (World, Vec<(String, i64)>) {
 
 async fn assert_paused(w: &World, daemon: &service::daemon::Daemon, requests: &[(String, i64)]) {
     let reason = daemon.circuit().open_reason().expect("the circuit is open");
-    let total: usize = requests.iter().map(|(ctx, _)| exchanges(w, ctx)).sum();
+    let total: usize = requests.iter().map(|(ctx, _)| w.exchanges(ctx)).sum();
     assert_eq!(
         total, 2,
         "the circuit opened at the second tenant: {reason}"

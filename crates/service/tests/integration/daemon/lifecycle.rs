@@ -38,16 +38,7 @@ async fn a_revoked_tenant_stops_with_a_reason_and_is_not_retried() {
         assert!(!reason.contains("7T:"));
     }
     assert!(w.ticket("Cust10002").await.unwrap().rejected_at.is_some());
-    let exchanges = |ctx: &str| {
-        w.sim
-            .admin()
-            .records()
-            .records
-            .exchanges
-            .iter()
-            .filter(|e| e.context_identifier == ctx)
-            .count()
-    };
+    let exchanges = |ctx: &str| w.exchanges(ctx);
     let (before_1, before_2) = (exchanges(CTX), exchanges("Cust10002"));
     // More work and more passes: no retry storm while the tenant is stopped.
     let third = w.enqueue(CTX, "Still not").await;

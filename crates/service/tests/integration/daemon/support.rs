@@ -9,10 +9,12 @@ use diesel_async::RunQueryDsl;
 use service::daemon::Daemon;
 use shared::config::{Settings, Sources};
 use shared::crypto::at_rest::Cipher;
+use shared::crypto::at_rest::SecretKind;
 use shared::crypto::partner_key::PartnerKey;
 use shared::db::models::{StoredTicket, Tenant, WorkRequest};
-use shared::db::schema::{tenants, work_requests};
+use shared::db::schema::{tenants, tickets as ticket_rows, work_requests};
 use shared::db::{self, Pool, tenants as tenant_db, tickets, work};
+use shared::domain::ContextId;
 use superoffice_sim::store::CompanyRecord;
 use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
 
@@ -128,6 +130,32 @@ impl World {
     /// Makes the tenant due now (instead of waiting for its backoff).
     pub async fn due_now(&self, ctx: &str) {
         tenant_db::schedule_now(&mut *self.conn().await, ctx)
+            .await
+            .unwrap();
+    }
+
+    /// Exchanges the simulator answered for the tenant.
+    pub fn exchanges(&self, ctx: &str) -> usize {
+        self.sim
+            .admin()
+            .records()
+            .records
+            .exchanges
+            .iter()
+            .filter(|e| e.context_identifier == ctx)
+            .count()
+    }
+
+    /// Replaces the tenant's stored ticket with one SuperOffice refuses (403), sealed as a real one.
+    pub async fn store_refused_ticket(&self, ctx: &str) {
+        let id = ContextId::parse(ctx).unwrap();
+        let bogus = self
+            .cipher
+            .encrypt(&id, SecretKind::Ticket, b"7T:bm90LWEtdGlja2V0")
+            .unwrap();
+        diesel::update(ticket_rows::table.find(ctx))
+            .set(ticket_rows::ciphertext.eq(bogus.bytes))
+            .execute(&mut *self.conn().await)
             .await
             .unwrap();
     }

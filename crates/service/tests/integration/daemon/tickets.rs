@@ -133,20 +133,7 @@ async fn a_refused_ticket_is_replaced_once_and_the_work_retried() {
     daemon.run_once().await.unwrap();
 
     // The tenant no longer knows the cached ticket (as after SuperOffice dropped it).
-    let id = ContextId::parse(CTX).unwrap();
-    let bogus = w
-        .cipher
-        .encrypt(
-            &id,
-            shared::crypto::at_rest::SecretKind::Ticket,
-            b"7T:bm90LWEtdGlja2V0",
-        )
-        .unwrap();
-    diesel::update(tickets::table.find(CTX))
-        .set(tickets::ciphertext.eq(bogus.bytes))
-        .execute(&mut *w.conn().await)
-        .await
-        .unwrap();
+    w.store_refused_ticket(CTX).await;
     let request = w.enqueue(CTX, "After the refusal").await;
     daemon.run_once().await.unwrap();
     let done = w.request(request.id).await;

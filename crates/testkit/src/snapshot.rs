@@ -84,3 +84,11 @@ impl Snapshot {
         Self(tables)
     }
 }
+
+/// Runs `action` and asserts that the watched tables hold the same rows afterwards; returns its result.
+pub async fn unchanged<T>(pool: &Pool, watched: &[Watched], action: impl Future<Output = T>) -> T {
+    let before = Snapshot::take(pool, watched).await;
+    let result = action.await;
+    assert_eq!(Snapshot::take(pool, watched).await, before);
+    result
+}

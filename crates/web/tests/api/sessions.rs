@@ -11,7 +11,7 @@ use shared::crypto::at_rest::{Cipher, Encrypted};
 use shared::db::sessions::Lifetime;
 use web::session_store::PgSessionStore;
 
-use testkit::snapshot::{ALL_SESSIONS, Snapshot};
+use testkit::snapshot::{ALL_SESSIONS, Snapshot, unchanged};
 use testkit::{TestApp, bare_client, session_cookie};
 
 const ADMIN: &str = "admin@cust10001.example";
@@ -106,9 +106,8 @@ async fn attack_stolen_cookie_replayed_after_the_idle_timeout_is_refused() {
         "UPDATE web_sessions SET last_seen_at = now() - interval '31 minutes'",
     )
     .await;
-    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
-    assert_eq!(replay(&app, &stolen).await, (401, 401));
-    assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
+    let answer = unchanged(&app.pool, &ALL_SESSIONS, replay(&app, &stolen)).await;
+    assert_eq!(answer, (401, 401));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -121,9 +120,8 @@ async fn attack_stolen_cookie_replayed_after_the_absolute_timeout_is_refused() {
         "UPDATE web_sessions SET created_at = now() - interval '121 minutes', last_seen_at = now()",
     )
     .await;
-    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
-    assert_eq!(replay(&app, &stolen).await, (401, 401));
-    assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
+    let answer = unchanged(&app.pool, &ALL_SESSIONS, replay(&app, &stolen)).await;
+    assert_eq!(answer, (401, 401));
 }
 
 #[tokio::test(flavor = "multi_thread")]

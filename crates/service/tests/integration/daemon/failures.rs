@@ -175,11 +175,9 @@ async fn a_403_for_a_dead_ticket_renews_it_once_and_the_work_is_done() {
     w.sim.admin().set_mode(Some(CTX), mode).unwrap();
     w.seed(CTX).await;
     let daemon = w.daemon();
-    w.enqueue(CTX, "With the first ticket").await;
-    daemon.run_once().await.unwrap();
+    w.pass(&daemon, CTX, "With the first ticket").await;
     w.store_refused_ticket(CTX).await;
-    let request = w.enqueue(CTX, "After the 403").await;
-    daemon.run_once().await.unwrap();
+    let request = w.pass(&daemon, CTX, "After the 403").await;
     assert_eq!(
         observe(&w, &daemon, CTX, request.id).await,
         expect("active", false, "done", 2)
@@ -244,8 +242,7 @@ async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set(
     };
     w.sim.admin().set_mode(None, mode).unwrap();
     w.seed(CTX).await;
-    let request = w.enqueue(CTX, "After the rotation").await;
-    daemon.run_once().await.unwrap();
+    let request = w.pass(&daemon, CTX, "After the rotation").await;
     assert_eq!(
         observe(&w, &daemon, CTX, request.id).await,
         expect("active", false, "done", 1)

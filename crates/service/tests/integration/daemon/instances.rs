@@ -13,7 +13,7 @@ use superoffice_sim::config::TenantConfig;
 use superoffice_sim::{Fault, Group, TEST_CLIENT_ID, TenantState};
 use tokio_util::sync::CancellationToken;
 
-use super::support::{world, world_with};
+use super::support::{seeded, world, world_with};
 
 const CTX: &str = "Cust10001";
 const MANY: u32 = 200;
@@ -103,11 +103,8 @@ async fn two_instances_share_200_tenants_without_doing_any_twice() {
 
 #[tokio::test]
 async fn a_dead_instances_lease_is_taken_over_without_losing_or_duplicating_the_company() {
-    let w = world().await;
-    w.seed(CTX).await;
-    let daemon = w.daemon();
-    w.enqueue(CTX, "Earlier").await;
-    daemon.run_once().await.unwrap();
+    let (w, daemon) = seeded(CTX).await;
+    w.pass(&daemon, CTX, "Earlier").await;
 
     // Another instance claims the tenant, starts the request, saves the company, and dies.
     let request = w.enqueue(CTX, "Saved by the dead instance").await;

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use superoffice_sim::{Fault, Group, TEST_CLIENT_ID, TenantState};
 
-use super::support::world;
+use super::support::{seeded, world};
 
 const CTX: &str = "Cust10001";
 
@@ -41,8 +41,7 @@ async fn a_revoked_tenant_stops_with_a_reason_and_is_not_retried() {
     let exchanges = |ctx: &str| w.exchanges(ctx);
     let (before_1, before_2) = (exchanges(CTX), exchanges("Cust10002"));
     // More work and more passes: no retry storm while the tenant is stopped.
-    let third = w.enqueue(CTX, "Still not").await;
-    daemon.run_once().await.unwrap();
+    let third = w.pass(&daemon, CTX, "Still not").await;
     daemon.run_once().await.unwrap();
     assert_eq!(
         (exchanges(CTX), exchanges("Cust10002")),
@@ -88,15 +87,11 @@ async fn a_suspended_tenant_waits_and_resumes() {
 
 #[tokio::test]
 async fn a_moved_tenant_is_followed_to_its_new_host() {
-    let w = world().await;
-    w.seed(CTX).await;
-    let daemon = w.daemon();
-    w.enqueue(CTX, "On sod2").await;
-    daemon.run_once().await.unwrap();
+    let (w, daemon) = seeded(CTX).await;
+    w.pass(&daemon, CTX, "On sod2").await;
     // The daemon's cached status still names sod2; the old host answers 421.
     w.sim.admin().move_tenant(CTX, "sod3").await.unwrap();
-    let request = w.enqueue(CTX, "On sod3").await;
-    daemon.run_once().await.unwrap();
+    let request = w.pass(&daemon, CTX, "On sod3").await;
     let done = w.request(request.id).await;
     assert_eq!(done.state, "done", "{:?}", done.error);
     assert_eq!(w.companies(CTX).len(), 2);
@@ -106,9 +101,7 @@ async fn a_moved_tenant_is_followed_to_its_new_host() {
 
 #[tokio::test]
 async fn a_lost_answer_after_the_company_was_saved_does_not_create_it_twice() {
-    let w = world().await;
-    w.seed(CTX).await;
-    let daemon = w.daemon();
+    let (w, daemon) = seeded(CTX).await;
     w.sim.admin().set_fault(
         Group::Api,
         Fault {
@@ -119,8 +112,7 @@ async fn a_lost_answer_after_the_company_was_saved_does_not_create_it_twice() {
             ..Fault::default()
         },
     );
-    let request = w.enqueue(CTX, "Saved once").await;
-    daemon.run_once().await.unwrap();
+    let request = w.pass(&daemon, CTX, "Saved once").await;
     let waiting = w.request(request.id).await;
     assert_eq!(
         waiting.state, "queued",

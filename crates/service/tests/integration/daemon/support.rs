@@ -87,7 +87,22 @@ pub async fn world_with(adjust: impl FnOnce(&mut SimConfig)) -> World {
     }
 }
 
+/// A world with the simulator tenant `ctx` seeded, and a daemon.
+pub async fn seeded(ctx: &str) -> (World, Daemon) {
+    let w = world().await;
+    w.seed(ctx).await;
+    let daemon = w.daemon();
+    (w, daemon)
+}
+
 impl World {
+    /// Queues a company for `ctx` and lets `daemon` make one pass; returns the request as queued.
+    pub async fn pass(&self, daemon: &Daemon, ctx: &str, name: &str) -> WorkRequest {
+        let request = self.enqueue(ctx, name).await;
+        daemon.run_once().await.unwrap();
+        request
+    }
+
     pub fn daemon(&self) -> Daemon {
         Daemon::build(&self.settings).unwrap()
     }

@@ -7,7 +7,7 @@ use serde_json::json;
 use shared::db::schema::tickets;
 use shared::domain::ContextId;
 
-use super::support::{World, world};
+use super::support::{World, seeded, world};
 
 const CTX: &str = "Cust10001";
 
@@ -75,9 +75,7 @@ async fn a_captured_token_becomes_a_ticket_and_the_company_is_created() {
 
 #[tokio::test]
 async fn one_ticket_serves_many_work_items() {
-    let w = world().await;
-    w.seed(CTX).await;
-    let daemon = w.daemon();
+    let (w, daemon) = seeded(CTX).await;
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(w.enqueue(CTX, &format!("First batch {n}")).await.id);
@@ -102,11 +100,8 @@ async fn one_ticket_serves_many_work_items() {
 
 #[tokio::test]
 async fn a_ticket_unused_for_too_long_is_refreshed_before_use() {
-    let w = world().await;
-    w.seed(CTX).await;
-    let daemon = w.daemon();
-    w.enqueue(CTX, "Before the pause").await;
-    daemon.run_once().await.unwrap();
+    let (w, daemon) = seeded(CTX).await;
+    w.pass(&daemon, CTX, "Before the pause").await;
     assert_eq!(w.tickets_issued(CTX), 1);
 
     let refresh = Duration::seconds(w.settings.service.ticket_refresh_after_secs as i64);
@@ -115,8 +110,7 @@ async fn a_ticket_unused_for_too_long_is_refreshed_before_use() {
         .execute(&mut *w.conn().await)
         .await
         .unwrap();
-    let request = w.enqueue(CTX, "After the pause").await;
-    daemon.run_once().await.unwrap();
+    let request = w.pass(&daemon, CTX, "After the pause").await;
     assert_eq!(w.request(request.id).await.state, "done");
     assert_eq!(w.tickets_issued(CTX), 2, "a fresh ticket before the work");
     let ticket = w.ticket(CTX).await.unwrap();
@@ -126,16 +120,12 @@ async fn a_ticket_unused_for_too_long_is_refreshed_before_use() {
 
 #[tokio::test]
 async fn a_refused_ticket_is_replaced_once_and_the_work_retried() {
-    let w = world().await;
-    w.seed(CTX).await;
-    let daemon = w.daemon();
-    w.enqueue(CTX, "With the first ticket").await;
-    daemon.run_once().await.unwrap();
+    let (w, daemon) = seeded(CTX).await;
+    w.pass(&daemon, CTX, "With the first ticket").await;
 
     // The tenant no longer knows the cached ticket (as after SuperOffice dropped it).
     w.store_refused_ticket(CTX).await;
-    let request = w.enqueue(CTX, "After the refusal").await;
-    daemon.run_once().await.unwrap();
+    let request = w.pass(&daemon, CTX, "After the refusal").await;
     let done = w.request(request.id).await;
     assert_eq!(done.state, "done", "{:?}", done.error);
     assert_eq!(w.tickets_issued(CTX), 2);

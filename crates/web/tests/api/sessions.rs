@@ -96,32 +96,34 @@ async fn attack_stolen_cookie_replayed_after_logout_is_refused() {
     assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn attack_stolen_cookie_replayed_after_the_idle_timeout_is_refused() {
-    let app = TestApp::with_sim(&[("PARTNER_WEB__SESSION_MINUTES", "30")]).await;
+/// A cookie stolen from a session of an app configured with `setting`, replayed once `aging` (SQL) has
+/// aged the session: refused, and no row changes.
+async fn aged_cookie_is_refused(setting: (&str, &str), aging: &str) {
+    let app = TestApp::with_sim(&[setting]).await;
     let stolen = signed_in(&app).await;
-    // 31 minutes without a request.
-    execute(
-        &app,
-        "UPDATE web_sessions SET last_seen_at = now() - interval '31 minutes'",
-    )
-    .await;
+    execute(&app, aging).await;
     let answer = unchanged(&app.pool, &ALL_SESSIONS, replay(&app, &stolen)).await;
     assert_eq!(answer, (401, 401));
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn attack_stolen_cookie_replayed_after_the_idle_timeout_is_refused() {
+    // 31 minutes without a request.
+    aged_cookie_is_refused(
+        ("PARTNER_WEB__SESSION_MINUTES", "30"),
+        "UPDATE web_sessions SET last_seen_at = now() - interval '31 minutes'",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_the_absolute_timeout_is_refused() {
-    let app = TestApp::with_sim(&[("PARTNER_WEB__SESSION_MAX_HOURS", "2")]).await;
-    let stolen = signed_in(&app).await;
     // Signed in over two hours ago, in use all along.
-    execute(
-        &app,
+    aged_cookie_is_refused(
+        ("PARTNER_WEB__SESSION_MAX_HOURS", "2"),
         "UPDATE web_sessions SET created_at = now() - interval '121 minutes', last_seen_at = now()",
     )
     .await;
-    let answer = unchanged(&app.pool, &ALL_SESSIONS, replay(&app, &stolen)).await;
-    assert_eq!(answer, (401, 401));
 }
 
 #[tokio::test(flavor = "multi_thread")]

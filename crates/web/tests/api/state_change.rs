@@ -530,37 +530,17 @@ async fn bodies_that_are_not_json_notifications_are_refused() {
     let token = superid_key().sign(&claims(NORTHWIND)).unwrap();
     let body = notification(json!(2), &token).to_string();
 
-    let plain = t
-        .app
-        .client
-        .post(&url)
-        .header("Content-Type", "text/plain")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let post = |content_type: &'static str, body: String| {
+        let request = t.client.post(&url).header("Content-Type", content_type);
+        async move { request.body(body).send().await.unwrap() }
+    };
+    let plain = post("text/plain", body).await;
     assert_eq!(plain.status().as_u16(), 415);
-
-    let huge = t
-        .app
-        .client
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body(format!("{{\"pad\": \"{}\"}}", "x".repeat(40 * 1024)))
-        .send()
-        .await
-        .unwrap();
+    let pad = format!("{{\"pad\": \"{}\"}}", "x".repeat(40 * 1024));
+    let huge = post("application/json", pad).await;
     assert_eq!(huge.status().as_u16(), 413);
-
-    let broken = t
-        .app
-        .client
-        .post(&url)
-        .header("Content-Type", "application/json; charset=utf-8")
-        .body("{\"ChangeType\": 2,")
-        .send()
-        .await
-        .unwrap();
+    let truncated = "{\"ChangeType\": 2,".to_owned();
+    let broken = post("application/json; charset=utf-8", truncated).await;
     assert_eq!(broken.status().as_u16(), 400);
     let answer: Value = broken.json().await.unwrap();
     assert!(answer["error"].as_str().unwrap().contains("not valid JSON"));

@@ -7,6 +7,7 @@ mod attacks;
 mod companies;
 mod health;
 mod hostile;
+mod operator;
 mod sessions;
 mod signin;
 mod state_change;

@@ -3,6 +3,7 @@
 //! database; take-over after a crash; graceful shutdown.
 
 mod failures;
+mod heartbeat;
 mod instances;
 mod lifecycle;
 mod support;

@@ -10,19 +10,27 @@ use std::process::Command;
 use e2e::{Stack, repo_root};
 use testkit::TestDatabase;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sign_in_and_create_companies_in_headless_chromium() {
-    let root = repo_root();
+/// Headless Chromium's path (`CHROMIUM`, else Debian's); panics, saying what to install, unless it and
+/// playwright-core are there.
+pub fn chromium() -> String {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     assert!(
         std::path::Path::new(&chromium).exists(),
         "headless Chromium is needed: apt-get install chromium (or set CHROMIUM)"
     );
     assert!(
-        root.join("tests/browser/node_modules/playwright-core")
+        repo_root()
+            .join("tests/browser/node_modules/playwright-core")
             .exists(),
         "playwright-core is needed: npm ci --prefix tests/browser"
     );
+    chromium
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_in_and_create_companies_in_headless_chromium() {
+    let root = repo_root();
+    let chromium = super::browser::chromium();
     let database = TestDatabase::create().await.unwrap();
     let mut stack = Stack::start("browser", database.url()).await;
     let screenshots = stack.log_dir.join("screenshots");

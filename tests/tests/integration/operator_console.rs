@@ -51,16 +51,7 @@ FROM generate_series(1, 360) AS n;
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_filters_retries_and_sees_the_charts_in_headless_chromium() {
     let root = repo_root();
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "headless Chromium is needed: apt-get install chromium (or set CHROMIUM)"
-    );
-    assert!(
-        root.join("tests/browser/node_modules/playwright-core")
-            .exists(),
-        "playwright-core is needed: npm ci --prefix tests/browser"
-    );
+    let chromium = super::browser::chromium();
     let database = TestDatabase::create().await.unwrap();
     let mut conn = database.connect().await.unwrap();
     for statement in HISTORY.split(';').filter(|s| !s.trim().is_empty()) {

@@ -120,11 +120,10 @@ fn replay(state: Option<&str>, action: &str, detail: &serde_json::Value) -> Opti
         "operator_retry" => named(detail.get("to")).map(Some),
         "tenant_purged" => Some(None),
         "token_replaced" => Some(Some(
-            match state {
-                Some(held @ ("suspended" | "deleted" | "disabled")) => held,
-                _ => "pending",
-            }
-            .to_owned(),
+            state
+                .filter(|s| matches!(*s, "suspended" | "deleted" | "disabled"))
+                .unwrap_or("pending")
+                .to_owned(),
         )),
         a if a.starts_with("superoffice_") => {
             named(detail.get("effect").and_then(|e| e.get("to"))).map(Some)

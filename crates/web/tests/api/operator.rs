@@ -102,15 +102,15 @@ async fn an_operator_listed_for_another_tenant_gets_404() {
     assert_console_hidden(&app).await;
 }
 
-async fn home(app: &SignInApp) -> String {
-    let response = app.app.client.get(app.app.url("/")).send().await.unwrap();
+async fn home(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/")).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "GET /");
     response.text().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_an_operator_gets_a_link_to_the_console_on_the_home_page() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     let link = "href=\"/operator\"";
     assert!(!home(&app).await.contains(link), "signed out");
     app.sign_in_as("user@cust10001.example").await;
@@ -118,11 +118,11 @@ async fn only_an_operator_gets_a_link_to_the_console_on_the_home_page() {
     assert!(page.contains("Cust10001"), "signed in: {page}");
     assert!(!page.contains(link), "a user not listed: {page}");
 
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     app.sign_in_as(OPERATOR).await;
     assert!(home(&app).await.contains(link), "the listed operator");
 
-    let app = spawn_app_with_sim_and(&[(
+    let app = TestApp::with_sim(&[(
         "PARTNER_WEB__OPERATORS",
         "Cust10002:admin@cust10001.example",
     )])

@@ -61,8 +61,11 @@ pub struct Context {
     /// The SuperOffice state the state API reported running in this task's pass, and when: recorded
     /// with the release of the lease (`queue::release_many`) instead of a statement of its own.
     /// Each task gets its own (see `Daemon::spawn`).
-    running: Arc<Mutex<Option<(String, DateTime<Utc>)>>>,
+    running: Arc<Mutex<Option<ObservedRunning>>>,
 }
+
+/// A SuperOffice state the state API reported running, and when.
+type ObservedRunning = (String, DateTime<Utc>);
 
 impl Context {
     fn observed_running(&self, so_state: &str, at: DateTime<Utc>) {

@@ -4,7 +4,7 @@
 //!
 //! cargo build --release -p service --bins
 //! cargo bench -p e2e --bench scale -- --tenants 1000,10000 --runs 3 [--concurrency 8] [--timeout-secs 900]
-//!     [--instances 2] [--pycryptodome false]
+//!     [--instances 2] [--pycryptodome false] [--slices 10]
 //!
 //! Figures per run: onboarding throughput, the service's CPU per tenant (utime+stime from /proc),
 //! its peak memory (VmHWM), capture→ticket latency from the database, and the steady pass's CPU;
@@ -13,7 +13,10 @@
 //! measure, under the run's own load) and idle right before and after each run. The floor is measured
 //! right before and after each run as well: OpenSSL's RSA-2048 sign and verify (`openssl speed`) and,
 //! as a peer, pycryptodome's (a throwaway virtualenv). With `--instances 2`, two `partner-service run`
-//! share the database; CPU is their sum, VmHWM the larger. See BENCHMARKS.md.
+//! share the database; CPU is their sum, VmHWM the larger. With `--slices K` (large N), every tenant
+//! is seeded first and not due, the services start, and the tenants are made due K slices at a time;
+//! each slice's figures (and the running totals) are printed as it completes, so a long run reports
+//! in parts and shows whether the cost per tenant grows with the number of tenants. See BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -115,10 +118,12 @@ fn main() {
         "timeout-secs",
         "instances",
         "pycryptodome",
+        "slices",
     ]) else {
         return;
     };
     let instances: usize = args.get("instances", 1).max(1);
+    let slices: usize = args.get("slices", 1).max(1);
     let sizes: Vec<usize> = args.list("tenants", &[1000]);
     let runs: usize = args.get("runs", 3);
     let concurrency = Some(args.get::<u32>("concurrency", 0)).filter(|c| *c > 0);
@@ -156,6 +161,7 @@ fn main() {
                 run,
                 concurrency,
                 instances,
+                slices,
                 timeout,
                 Arc::clone(&reference),
             ));
@@ -641,6 +647,7 @@ async fn one_run(
     run: usize,
     concurrency: Option<u32>,
     instances: usize,
+    slices: usize,
     timeout: Duration,
     reference: Arc<ReferenceOps>,
 ) -> RunResult {
@@ -652,6 +659,13 @@ async fn one_run(
         "N={n} run {run}: seeded in {:.1} s",
         seeding.elapsed().as_secs_f64()
     );
+    if slices > 1 {
+        // Captured, but not due until their slice comes.
+        diesel::sql_query("UPDATE tenants SET next_attempt_at = NULL")
+            .execute(&mut database.connect().await.unwrap())
+            .await
+            .unwrap();
+    }
     let env = service_env(&database, &sim, concurrency);
     let logs = bench::log_dir("scale");
     let mut conn = database.connect().await.unwrap();
@@ -685,7 +699,6 @@ async fn one_run(
             .map(|pid| bench::proc_memory_mib(*pid, "VmHWM").unwrap_or(0.0))
             .fold(0.0, f64::max)
     };
-    let cpu_start = cpu_of(&pids);
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = reference.sample_under_load(Arc::clone(&stop));
     let mut result = RunResult::default();
@@ -693,20 +706,67 @@ async fn one_run(
     // count(*) over the tickets costs Postgres time proportional to N; polled every 50 ms it would
     // add a load growing with N² over a run. One poll per 20,000 tickets-to-be per second keeps it flat.
     let poll = Duration::from_millis(50).max(Duration::from_micros(n as u64 * 5));
-    while started.elapsed() < timeout {
-        result.onboarded = ticket_count(&mut conn).await;
-        peak = peak.max(peak_of(&pids));
-        if result.onboarded >= n
-            || services
-                .iter_mut()
-                .any(|s| matches!(s.try_wait(), Ok(Some(_))))
-        {
+    let mut cpu = 0.0;
+    let mut seconds = 0.0;
+    let deadline = Instant::now() + timeout;
+    for slice in 0..slices {
+        let (from, to) = (n * slice / slices, n * (slice + 1) / slices);
+        let slice_started = if slices > 1 {
+            // The services are up and idle (nothing due); wait for them to settle, then make this slice due.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let started = Instant::now();
+            diesel::sql_query(
+                "UPDATE tenants SET next_attempt_at = now() \
+                 WHERE substr(context_id, 5)::int >= $1 AND substr(context_id, 5)::int < $2",
+            )
+            .bind::<diesel::sql_types::Integer, _>(i32::try_from(100_000 + from).unwrap())
+            .bind::<diesel::sql_types::Integer, _>(i32::try_from(100_000 + to).unwrap())
+            .execute(&mut conn)
+            .await
+            .unwrap();
+            shared::db::notify_work(&mut conn, "").await.unwrap();
+            started
+        } else {
+            started
+        };
+        let cpu_start = cpu_of(&pids);
+        while Instant::now() < deadline {
+            result.onboarded = ticket_count(&mut conn).await;
+            peak = peak.max(peak_of(&pids));
+            if result.onboarded >= to
+                || services
+                    .iter_mut()
+                    .any(|s| matches!(s.try_wait(), Ok(Some(_))))
+            {
+                break;
+            }
+            tokio::time::sleep(poll).await;
+        }
+        let slice_cpu = cpu_of(&pids) - cpu_start;
+        let slice_seconds = slice_started.elapsed().as_secs_f64();
+        cpu += slice_cpu;
+        seconds += slice_seconds;
+        if slices > 1 {
+            let done = result.onboarded.min(to) - from.min(result.onboarded);
+            println!(
+                "N={n} run {run} slice {}/{slices}: tenants {from}..{to}: {done} onboarded in {slice_seconds:.1} s = \
+                 {:.1} tenants/s, service CPU {:.3} ms/tenant, VmHWM {:.1} MiB; so far {} tenants, \
+                 {:.1} tenants/s, {:.3} ms/tenant; load {}",
+                slice + 1,
+                done as f64 / slice_seconds,
+                1000.0 * slice_cpu / done.max(1) as f64,
+                peak_of(&pids),
+                result.onboarded,
+                result.onboarded as f64 / seconds,
+                1000.0 * cpu / result.onboarded.max(1) as f64,
+                bench::load(),
+            );
+        }
+        if result.onboarded < to {
             break;
         }
-        tokio::time::sleep(poll).await;
     }
-    result.seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_of(&pids) - cpu_start;
+    result.seconds = seconds;
     AtomicBool::store(&stop, true, Ordering::Relaxed);
     let (signs, validations) = sampler.join().unwrap();
     result.reference_in_run = Reference {

@@ -11,7 +11,7 @@ mod listener;
 mod metrics_server;
 mod worker;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -22,7 +22,7 @@ use shared::config::{ExchangeKind, ServiceSettings, Settings};
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
 use shared::db::models::{Tenant, TenantState, WorkState};
-use shared::db::queue::Claim;
+use shared::db::queue::{Claim, Release};
 use shared::db::{self, queue, tenants, work};
 use shared::superid::exchange::TicketExchange;
 use tokio::sync::{Notify, Semaphore};
@@ -43,6 +43,9 @@ const GAUGE_EVERY: Duration = Duration::from_secs(5);
 /// How long a freed slot waits for others before the next claim (see `Daemon::gather_slots`).
 const GATHER_SLOTS: Duration = Duration::from_millis(20);
 
+/// The largest claim while whole batches come back idle (see `Daemon::claim_and_spawn`).
+const IDLE_CLAIM_MAX: usize = 512;
+
 /// What every tenant task needs. Cheap to clone.
 #[derive(Clone)]
 pub struct Context {
@@ -56,9 +59,20 @@ pub struct Context {
     via: &'static str,
     owner: Arc<str>,
     circuit: Arc<Circuit>,
+    /// The SuperOffice state the state API reported running in this task's pass, and when: recorded
+    /// with the release of the lease (`queue::release_many`) instead of a statement of its own.
+    /// Each task gets its own (see `Daemon::spawn`).
+    running: Arc<Mutex<Option<ObservedRunning>>>,
 }
 
+/// A SuperOffice state the state API reported running, and when.
+type ObservedRunning = (String, DateTime<Utc>);
+
 impl Context {
+    fn observed_running(&self, so_state: &str, at: DateTime<Utc>) {
+        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((so_state.to_owned(), at));
+    }
+
     async fn db(&self) -> anyhow::Result<db::Connection> {
         self.pool
             .get()
@@ -141,6 +155,8 @@ pub struct Daemon {
     abort: CancellationToken,
     /// Signalled whenever a tenant task ends (a slot is free).
     finished: Arc<Notify>,
+    /// Tenants whose pass has ended, given back together at the next claim round.
+    ended: Arc<Mutex<Vec<Release>>>,
 }
 
 impl Daemon {
@@ -182,12 +198,14 @@ impl Daemon {
                 owner: instance_id().into(),
                 service: service.clone(),
                 circuit,
+                running: Arc::default(),
             },
             database_url: settings.database.url().to_owned(),
             slots: Arc::new(Semaphore::new(service.concurrency.max(1))),
             tracker: TaskTracker::new(),
             abort: CancellationToken::new(),
             finished: Arc::new(Notify::new()),
+            ended: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -219,6 +237,7 @@ impl Daemon {
                 self.gather_slots(std::future::pending()).await;
             }
         }
+        self.release_ended().await?;
         self.publish_states().await;
         Ok(())
     }
@@ -311,6 +330,10 @@ impl Daemon {
             self.abort.cancel();
             self.tracker.wait().await;
         }
+        // Ended passes first, with their own next attempt; `release_all` makes the rest due at once.
+        if let Err(e) = self.release_ended().await {
+            tracing::error!(error = %format!("{e:#}"), "giving back the tenants whose pass ended failed");
+        }
         match self.ctx.db().await {
             Ok(mut conn) => match queue::release_all(&mut conn, &self.ctx.owner).await {
                 Ok(released) => tracing::info!(released, "leases released"),
@@ -324,52 +347,111 @@ impl Daemon {
         }
     }
 
-    /// Claims as many due tenants as there are free slots and starts a task for each, until the slots
-    /// are full or nothing more is due. Claimed tenants with nothing to do (active, a usable ticket,
-    /// no open work) are given back in one statement per claim, without a task: a steady pass over
-    /// thousands of tenants costs a few round trips per claim, not one per tenant. Returns how many
-    /// tenants were claimed.
+    /// Gives back, in one statement, the tenants whose pass ended since the last call, each due again
+    /// when its pass said. Until then they keep this instance's lease (so no instance takes them), for
+    /// a claim round at most. On failure they stay gathered for the next round; their leases would
+    /// expire by themselves meanwhile.
+    async fn release_ended(&self) -> anyhow::Result<usize> {
+        let ended = std::mem::take(&mut *self.ended.lock().unwrap_or_else(|e| e.into_inner()));
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let released = async {
+            let mut conn = self.ctx.db().await?;
+            queue::release_many(&mut conn, &ended, &self.ctx.owner)
+                .await
+                .context("giving back the tenants whose pass ended")
+        }
+        .await;
+        if released.is_err() {
+            self.ended
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(ended);
+        }
+        released
+    }
+
+    /// Gives back the tenants whose passes ended, then claims as many due tenants as there are free
+    /// slots and starts a task for each, until the slots are full or nothing more is due. Claimed
+    /// tenants with nothing to do (active, a usable ticket, no open work) are given back in one
+    /// statement per claim, without a task: a steady pass over thousands of tenants costs a few round
+    /// trips per claim, not one per tenant. While whole claims come back idle, the next claim doubles
+    /// (up to `IDLE_CLAIM_MAX`), so a steady pass over N tenants takes about N / 512 claims, not N / 8;
+    /// tenants of a large claim that need a pass but find no free slot are given back due at once.
+    /// Returns how many tenants were claimed.
     async fn claim_and_spawn(&self) -> anyhow::Result<usize> {
+        if let Err(e) = self.release_ended().await {
+            tracing::error!(error = %format!("{e:#}"), "giving back the tenants whose pass ended failed; retrying at the next round");
+        }
         let mut total = 0;
+        let mut idle_streak = 0u32;
         loop {
             let free = self.slots.available_permits();
             if free == 0 || self.tracker.is_closed() {
                 return Ok(total);
             }
+            let limit = if idle_streak == 0 {
+                free
+            } else {
+                free.saturating_mul(1 << idle_streak.min(16))
+                    .clamp(free, IDLE_CLAIM_MAX.max(free))
+            };
             let mut conn = self.ctx.db().await?;
             let claimed = queue::claim_due(
                 &mut conn,
                 &self.ctx.owner,
                 self.ctx.lease_secs(),
-                i64::try_from(free).unwrap_or(i64::MAX),
+                i64::try_from(limit).unwrap_or(i64::MAX),
             )
             .await
             .context("claiming due tenants")?;
             let count = claimed.len();
             total += count;
-            let (idle, busy): (Vec<Claim>, Vec<Claim>) = claimed
+            let (idle, mut busy): (Vec<Claim>, Vec<Claim>) = claimed
                 .into_iter()
                 .partition(|claim| worker::is_idle(&self.ctx, claim));
-            if !idle.is_empty() {
-                let ids: Vec<i64> = idle.iter().map(|claim| claim.tenant.id).collect();
-                match queue::release_idle(&mut conn, &ids, &self.ctx.owner).await {
+            let mut give_back: Vec<Release> = idle
+                .iter()
+                .map(|claim| Release {
+                    context_id: claim.tenant.context_id.clone(),
+                    next_attempt_at: None,
+                    so_state: None,
+                    so_state_checked_at: None,
+                })
+                .collect();
+            if busy.len() > free {
+                // Due still: claimed by the next round, when slots are free.
+                let now = Utc::now();
+                give_back.extend(busy.split_off(free).into_iter().map(|claim| Release {
+                    context_id: claim.tenant.context_id,
+                    next_attempt_at: Some(now),
+                    so_state: None,
+                    so_state_checked_at: None,
+                }));
+            }
+            if !give_back.is_empty() {
+                match queue::release_many(&mut conn, &give_back, &self.ctx.owner).await {
                     Ok(released) => tracing::debug!(
                         released,
+                        idle = idle.len(),
                         "tenants with a valid ticket and no work given back"
                     ),
                     // Their leases run out by themselves; the tenants are then claimed again.
                     Err(e) => {
-                        tracing::error!(error = %e, tenants = ids.len(), "cannot give back the tenants with nothing to do; their leases expire by themselves")
+                        tracing::error!(error = %e, tenants = give_back.len(), "cannot give back claimed tenants; their leases expire by themselves")
                     }
                 }
             }
             drop(conn);
+            let whole_claim_idle = busy.is_empty();
             for claim in busy {
                 self.spawn(claim).await?;
             }
-            if count < free {
+            if count < limit {
                 return Ok(total);
             }
+            idle_streak = if whole_claim_idle { idle_streak + 1 } else { 0 };
         }
     }
 
@@ -379,13 +461,22 @@ impl Daemon {
             .acquire_owned()
             .await
             .context("the concurrency limit was closed")?;
-        let ctx = self.ctx.clone();
+        let ctx = Context {
+            running: Arc::default(),
+            ..self.ctx.clone()
+        };
         let abort = self.abort.clone();
         let finished = Arc::clone(&self.finished);
+        let ended = Arc::clone(&self.ended);
         let span = tracing::info_span!("tenant", tenant = %claim.tenant.context_id);
         self.tracker.spawn(
             async move {
-                run_tenant(&ctx, claim, abort).await;
+                if let Some(release) = run_tenant(&ctx, claim, abort).await {
+                    ended
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(release);
+                }
                 drop(permit);
                 finished.notify_one();
             }
@@ -472,8 +563,9 @@ enum Ended {
     Aborted,
 }
 
-/// One tenant: its pass under a timeout, its lease renewed meanwhile; then the lease given back.
-async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) {
+/// One tenant: its pass under a timeout, its lease renewed meanwhile. Returns how to give the lease
+/// back (the daemon releases the ended passes together), or `None` when the lease was lost.
+async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Option<Release> {
     let timeout = Duration::from_secs(ctx.service.tenant_timeout_secs);
     let tenant = &claim.tenant;
     let ended = tokio::select! {
@@ -505,7 +597,7 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) {
             tracing::warn!(
                 "lease lost (another instance took the tenant over); stopping its work here"
             );
-            return;
+            return None;
         }
         Ended::Aborted => {
             give_back_running(
@@ -517,16 +609,14 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) {
             Some(Utc::now())
         }
     };
-    let released = match ctx.db().await {
-        Ok(mut conn) => queue::release(&mut conn, &tenant.context_id, &ctx.owner, next).await,
-        Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "cannot release the tenant; its lease expires by itself");
-            return;
-        }
-    };
-    if let Err(e) = released {
-        tracing::error!(error = %e, "cannot release the tenant; its lease expires by itself");
-    }
+    let running = ctx.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let (so_state, so_state_checked_at) = running.unzip();
+    Some(Release {
+        context_id: tenant.context_id.clone(),
+        next_attempt_at: next,
+        so_state,
+        so_state_checked_at,
+    })
 }
 
 /// Renews the tenant's lease a few times per lease period; returns only when the lease is lost.

@@ -89,13 +89,17 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
     if usable.is_none() || state == TenantState::Pending {
         match ctx.clients.statuses.status(&id).await {
             Ok(status) => {
-                let since = {
+                let since = if status.is_running {
+                    // Recorded when the lease is given back, with the other passes that ended.
+                    ctx.observed_running(status.state.as_str(), Utc::now());
+                    None
+                } else {
                     let mut conn = ctx.db().await?;
                     tenants::record_so_state(
                         &mut conn,
                         id.as_str(),
                         status.state.as_str(),
-                        status.is_running,
+                        false,
                         Utc::now(),
                     )
                     .await?

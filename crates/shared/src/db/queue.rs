@@ -185,3 +185,56 @@ pub async fn release_all(conn: &mut AsyncPgConnection, owner: &str) -> Result<us
             .await?,
     )
 }
+
+/// One tenant to give back with `release_many`: due again at `next_attempt_at` (or not until new
+/// work arrives, with `None`); with `so_state`, the SuperOffice state the state API reported running
+/// during the pass, recorded as `tenants::record_so_state` does for a running tenant.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub context_id: String,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub so_state: Option<String>,
+    pub so_state_checked_at: Option<DateTime<Utc>>,
+}
+
+/// Gives back many tenants at once, each due again at its own time, with `release`'s rule per
+/// tenant: a tenant made due while leased keeps that time, and only `owner`'s leases are released
+/// (a tenant taken over meanwhile is left alone). One statement for all of them; the daemon gathers
+/// the tenants whose passes ended and gives them back with its next claim round. Returns how many
+/// were released.
+pub async fn release_many(
+    conn: &mut AsyncPgConnection,
+    releases: &[Release],
+    owner: &str,
+) -> Result<usize, DbError> {
+    if releases.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<&str> = releases.iter().map(|r| r.context_id.as_str()).collect();
+    let next: Vec<Option<DateTime<Utc>>> = releases.iter().map(|r| r.next_attempt_at).collect();
+    let so_states: Vec<Option<&str>> = releases.iter().map(|r| r.so_state.as_deref()).collect();
+    let checked: Vec<Option<DateTime<Utc>>> =
+        releases.iter().map(|r| r.so_state_checked_at).collect();
+    Ok(Prepared(
+        diesel::sql_query(
+            "UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL, \
+                 next_attempt_at = CASE WHEN tenants.next_attempt_at IS DISTINCT FROM tenants.lease_expires_at \
+                     THEN tenants.next_attempt_at ELSE given.next_attempt_at END, \
+                 so_state = coalesce(given.so_state, tenants.so_state), \
+                 so_state_checked_at = CASE WHEN given.so_state IS NULL THEN tenants.so_state_checked_at \
+                     ELSE coalesce(given.checked_at, now()) END, \
+                 so_not_running_since = CASE WHEN given.so_state IS NULL THEN tenants.so_not_running_since \
+                     ELSE NULL END \
+             FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::timestamptz[]) \
+                 AS given(context_id, next_attempt_at, so_state, checked_at) \
+             WHERE tenants.context_id = given.context_id AND tenants.lease_owner = $5",
+        )
+        .bind::<diesel::sql_types::Array<Text>, _>(ids)
+        .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(next)
+        .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(so_states)
+        .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(checked)
+        .bind::<Text, _>(owner),
+    )
+    .execute(conn)
+    .await?)
+}

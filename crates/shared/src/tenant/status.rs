@@ -26,6 +26,10 @@ const WHAT: &str = "tenant status";
 pub const MAX_CACHE: Duration = Duration::from_secs(3600);
 /// Shortest time an answer is used, so a `ValidUntil` in the past does not mean a request per call.
 pub const MIN_CACHE: Duration = Duration::from_secs(10);
+/// Most answers kept at once. Above it, expired answers are dropped, and if half of the limit is
+/// still held, all of them: a tenant asked for again then costs one more request, and the memory of
+/// a process serving 100,000 tenants stays flat instead of holding an answer for each of them.
+pub const MAX_CACHED: usize = 8192;
 
 /// A tenant's state as the state API names it (protocol §7.1). `Unknown` holds anything else,
 /// including SuperOffice's own `Unknown`.
@@ -286,10 +290,18 @@ impl TenantStatusClient {
                 .await?,
         );
         let lifetime = self.cache_lifetime(&status);
-        self.cache.lock().await.insert(
-            tenant.clone(),
-            (Instant::now() + lifetime, Arc::clone(&status)),
-        );
+        {
+            let mut cache = self.cache.lock().await;
+            let now = Instant::now();
+            if cache.len() >= MAX_CACHED && !cache.contains_key(tenant) {
+                cache.retain(|_, (until, _)| now < *until);
+                if cache.len() >= MAX_CACHED / 2 {
+                    cache.clear();
+                }
+                cache.shrink_to(MAX_CACHED);
+            }
+            cache.insert(tenant.clone(), (now + lifetime, Arc::clone(&status)));
+        }
         tracing::debug!(
             state = %status.state,
             is_running = status.is_running,

@@ -464,6 +464,113 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn ended_passes_are_given_back_together_each_with_its_time_and_observed_state() {
+    use queue::Release;
+
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    seed(&mut conn, 4).await;
+    let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    // Work arrives for Cust1002 during its pass.
+    work::enqueue_create_company(&mut conn, "Cust1002", "Acme", "user")
+        .await
+        .unwrap();
+    // Cust1000 was reported not running by an earlier pass; this pass saw it running.
+    diesel::update(tenants::table.filter(tenants::context_id.eq("Cust1000")))
+        .set(tenants::so_not_running_since.eq(Some(Utc::now() - Duration::hours(1))))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let later = Utc::now() + Duration::hours(2);
+    let checked = Utc::now() - Duration::seconds(1);
+    let release = |ctx: &str, next, so_state: Option<&str>| Release {
+        context_id: ctx.to_owned(),
+        next_attempt_at: next,
+        so_state: so_state.map(str::to_owned),
+        so_state_checked_at: so_state.map(|_| checked),
+    };
+    let releases = [
+        release("Cust1000", None, Some("Running")),
+        release("Cust1001", Some(later), None),
+        release("Cust1002", None, Some("Running")),
+    ];
+    // Only the holder's leases are given back.
+    assert_eq!(
+        queue::release_many(&mut conn, &releases, "other")
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        queue::release_many(&mut conn, &releases, "worker")
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        queue::release_many(&mut conn, &[], "worker").await.unwrap(),
+        0
+    );
+    type Row = (
+        String,
+        Option<String>,
+        Option<chrono::DateTime<Utc>>,
+        Option<String>,
+        Option<chrono::DateTime<Utc>>,
+    );
+    let rows: Vec<Row> = tenants::table
+        .order(tenants::context_id)
+        .select((
+            tenants::context_id,
+            tenants::lease_owner,
+            tenants::next_attempt_at,
+            tenants::so_state,
+            tenants::so_state_checked_at,
+        ))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    let (c0, c1, c2, c3) = (&rows[0], &rows[1], &rows[2], &rows[3]);
+    assert_eq!(
+        (c0.1.as_deref(), c0.2),
+        (None, None),
+        "idle until something new"
+    );
+    assert_eq!(c0.3.as_deref(), Some("Running"));
+    assert_eq!(
+        c0.4.map(|t| t.timestamp_micros()),
+        Some(checked.timestamp_micros())
+    );
+    assert_eq!(
+        (c1.1.as_deref(), c1.2.map(|t| t.timestamp_micros())),
+        (None, Some(later.timestamp_micros())),
+        "due at the time its pass gave"
+    );
+    assert_eq!(c1.3, None, "no state observed, none recorded");
+    assert!(
+        c2.1.is_none() && c2.2.is_some_and(|t| t <= Utc::now()),
+        "work queued meanwhile keeps it due"
+    );
+    assert_eq!(c2.3.as_deref(), Some("Running"));
+    assert_eq!(
+        c3.1.as_deref(),
+        Some("worker"),
+        "a tenant not given back keeps its lease"
+    );
+    let not_running_since: Option<chrono::DateTime<Utc>> = tenants::table
+        .filter(tenants::context_id.eq("Cust1000"))
+        .select(tenants::so_not_running_since)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        not_running_since, None,
+        "seen running: no longer not running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_tenant_once() {
     use shared::db::tickets::{NewTicket, Obtained, store_obtained};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
@@ -101,6 +101,9 @@ fn prefix_pattern(text: &str) -> String {
     pattern
 }
 
+/// Work request states that count as open work.
+const OPEN_WORK: [&str; 2] = ["queued", "running"];
+
 type RowTuple = (
     Tenant,
     Option<(DateTime<Utc>, Option<DateTime<Utc>>, i32)>,
@@ -125,8 +128,10 @@ pub async fn tenant_page(
                 .nullable(),
             sql::<BigInt>(
                 "(SELECT count(*) FROM work_requests w WHERE w.context_id = tenants.context_id \
-                 AND w.state IN ('queued', 'running'))",
-            ),
+                 AND w.state = ANY(",
+            )
+            .bind::<Array<Text>, _>(OPEN_WORK.to_vec())
+            .sql("))"),
         ))
         .limit(page_size + 1)
         .into_boxed();
@@ -448,14 +453,17 @@ pub async fn exchanges_per_hour(
 ) -> Result<Vec<Bucket>, DbError> {
     Ok(diesel::sql_query(
         "SELECT date_trunc('hour', created_at) AS at, \
-                CASE WHEN action = 'ticket_obtained' THEN 'obtained' \
-                     ELSE coalesce(detail->>'outcome', 'failed') END AS series, \
+                CASE WHEN action = $2 THEN $4 ELSE coalesce(detail->>'outcome', $5) END AS series, \
                 count(*) AS count \
          FROM audit_events \
-         WHERE action IN ('ticket_obtained', 'exchange_failed') AND created_at >= $1 \
+         WHERE action IN ($2, $3) AND created_at >= $1 \
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>("ticket_obtained")
+    .bind::<Text, _>("exchange_failed")
+    .bind::<Text, _>("obtained")
+    .bind::<Text, _>("failed")
     .load(conn)
     .await?)
 }
@@ -467,57 +475,135 @@ pub async fn work_per_hour(
 ) -> Result<Vec<Bucket>, DbError> {
     Ok(diesel::sql_query(
         "SELECT date_trunc('hour', created_at) AS at, \
-                CASE WHEN action = 'company_created' THEN 'done' ELSE 'failed' END AS series, \
+                CASE WHEN action = $2 THEN $4 ELSE $5 END AS series, \
                 count(*) AS count \
          FROM audit_events \
-         WHERE action IN ('company_created', 'work_failed') AND created_at >= $1 \
+         WHERE action IN ($2, $3) AND created_at >= $1 \
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>("company_created")
+    .bind::<Text, _>("work_failed")
+    .bind::<Text, _>("done")
+    .bind::<Text, _>("failed")
     .load(conn)
     .await?)
 }
 
-/// Tenants per state at the end of each hour since `since` in which some state changed, from the
-/// audit trail: every event that moves a tenant counts +1 to its new state and -1 to its previous one,
-/// and the sums run over time. Changes before `since` fall in its first hour. A state's count holds
-/// until the next bucket that names it.
+/// Audit actions that move a tenant to a state the event itself names (see [`MOVE_STATE`]).
+const NAMED_MOVES: [&str; 10] = [
+    "token_captured",
+    "state_changed",
+    "operator_retry",
+    "tenant_purged",
+    "superoffice_suspend",
+    "superoffice_resume",
+    "superoffice_delete",
+    "superoffice_backup_restored",
+    "superoffice_move",
+    "superoffice_upgrade",
+];
+
+/// The state an audit event `e` moves its tenant to, NULL for `token_replaced` (resolved from the state
+/// before it) and for an event that names none. Parameters: $3 `token_captured`, $4 `state_changed`,
+/// $5 `operator_retry`, $6 `tenant_purged`, $7 `token_replaced`, $8 `pending`, $9 `purged`; the
+/// `superoffice_*` events name it in `detail.effect.to`.
+const MOVE_STATE: &str = "CASE e.action WHEN $3 THEN $8 WHEN $4 THEN e.detail->>'state' \
+     WHEN $5 THEN e.detail->>'to' WHEN $6 THEN $9 WHEN $7 THEN NULL \
+     ELSE e.detail->'effect'->>'to' END";
+
+/// Tenants per state at the end of each hour since `since` (from its hour) in which some state changed,
+/// with a row per state for the first hour. A state's count holds until the next bucket that names it.
+///
+/// The cost is bounded by the window, not by the history: it starts from the current counts (one
+/// `GROUP BY` over `tenants`) and subtracts, going back, the moves of the window's state-changing events
+/// (`audit_events_action_time_idx`). A move's previous state is the event before it; for a tenant's first
+/// event in the window that is its last one before the window, one lookup per moved tenant on
+/// `audit_events_context_idx`. A purged tenant (its row deleted) counts in no state.
+///
+/// `token_replaced` counts too: a replaced token puts the tenant back to `pending` unless it is
+/// `suspended`, `deleted` or `disabled` (SuperOffice's and an operator's stops, which a new approval does
+/// not lift; see `tenants::capture_token`), and its event names no state, so its state is the one before
+/// it if that is one of those three and `pending` otherwise.
 pub async fn tenants_per_state(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, DbError> {
-    Ok(diesel::sql_query(
-        "WITH moves AS ( \
+    let held = [
+        TenantState::Suspended.as_str(),
+        TenantState::Deleted.as_str(),
+        TenantState::Disabled.as_str(),
+    ];
+    let mut actions: Vec<&str> = NAMED_MOVES.to_vec();
+    actions.push("token_replaced");
+    let query = format!(
+        "WITH bounds AS (SELECT date_trunc('hour', $1::timestamptz) AS start), \
+         moves AS ( \
+             SELECT e.context_id, e.id, e.created_at, e.action = $7 AS replaced, {MOVE_STATE} AS state \
+             FROM audit_events e, bounds \
+             WHERE e.action = ANY($2) AND e.created_at >= bounds.start AND e.context_id IS NOT NULL \
+         ), prior AS ( \
+             SELECT m.context_id, 0::int8 AS id, '-infinity'::timestamptz AS created_at, false AS replaced, \
+                    CASE WHEN r.id IS NOT NULL AND NOT (x.state = ANY($10)) THEN $8 ELSE x.state END AS state \
+             FROM (SELECT DISTINCT context_id FROM moves) m CROSS JOIN bounds \
+             JOIN LATERAL ( \
+                 SELECT e.id, e.created_at, {MOVE_STATE} AS state FROM audit_events e \
+                 WHERE e.context_id = m.context_id AND e.created_at < bounds.start \
+                   AND e.action = ANY($2) AND e.action <> $7 AND ({MOVE_STATE}) IS NOT NULL \
+                 ORDER BY e.created_at DESC, e.id DESC LIMIT 1) x ON true \
+             LEFT JOIN LATERAL ( \
+                 SELECT e.id FROM audit_events e \
+                 WHERE e.context_id = m.context_id AND e.action = $7 AND e.created_at < bounds.start \
+                   AND (e.created_at, e.id) > (x.created_at, x.id) LIMIT 1) r ON true \
+         ), grouped AS ( \
+             SELECT context_id, id, created_at, replaced, state, \
+                    count(state) OVER (PARTITION BY context_id ORDER BY created_at, id) AS grp \
+             FROM (SELECT * FROM prior UNION ALL \
+                   SELECT * FROM moves WHERE state IS NOT NULL OR replaced) a \
+         ), resolved AS ( \
              SELECT context_id, id, created_at, \
-                    CASE action \
-                        WHEN 'token_captured' THEN 'pending' \
-                        WHEN 'state_changed' THEN detail->>'state' \
-                        WHEN 'operator_retry' THEN detail->>'to' \
-                        WHEN 'tenant_purged' THEN 'purged' \
-                        ELSE detail->'effect'->>'to' END AS state \
-             FROM audit_events \
-             WHERE context_id IS NOT NULL AND action IN ('token_captured', 'state_changed', \
-                 'operator_retry', 'tenant_purged', 'superoffice_suspend', 'superoffice_resume', \
-                 'superoffice_delete', 'superoffice_backup_restored', 'superoffice_move', \
-                 'superoffice_upgrade') \
+                    CASE WHEN NOT replaced THEN state \
+                         WHEN first_value(state) OVER g = ANY($10) THEN first_value(state) OVER g \
+                         ELSE $8 END AS state \
+             FROM grouped WINDOW g AS (PARTITION BY context_id, grp ORDER BY created_at, id) \
          ), changes AS ( \
-             SELECT created_at, state, lag(state) OVER (PARTITION BY context_id ORDER BY created_at, id) AS previous \
-             FROM moves WHERE state IS NOT NULL \
+             SELECT created_at, state, \
+                    lag(state) OVER (PARTITION BY context_id ORDER BY created_at, id) AS previous \
+             FROM resolved \
          ), deltas AS ( \
-             SELECT created_at, state, 1 AS delta FROM changes WHERE state <> 'purged' \
-                 AND state IS DISTINCT FROM previous \
+             SELECT date_trunc('hour', created_at) AS at, state AS series, 1 AS delta FROM changes \
+             WHERE created_at > '-infinity' AND state <> $9 AND state IS DISTINCT FROM previous \
              UNION ALL \
-             SELECT created_at, previous, -1 FROM changes WHERE previous IS NOT NULL \
-                 AND previous <> 'purged' AND state IS DISTINCT FROM previous \
+             SELECT date_trunc('hour', created_at), previous, -1 FROM changes \
+             WHERE created_at > '-infinity' AND previous IS NOT NULL AND previous <> $9 \
+               AND state IS DISTINCT FROM previous \
+         ), current AS ( \
+             SELECT state AS series, count(*) AS n FROM tenants WHERE state <> $9 GROUP BY state \
+         ), points AS ( \
+             SELECT at, series, sum(delta) AS d FROM ( \
+                 SELECT at, series, delta FROM deltas \
+                 UNION ALL SELECT bounds.start, series, 0 FROM current, bounds \
+                 UNION ALL SELECT bounds.start, series, 0 FROM deltas, bounds) p \
+             GROUP BY at, series \
          ) \
-         SELECT at, series, (sum(sum(delta)) OVER (PARTITION BY series ORDER BY at))::int8 AS count \
-         FROM (SELECT greatest(date_trunc('hour', created_at), date_trunc('hour', $1)) AS at, \
-                      state AS series, delta FROM deltas) d \
-         GROUP BY at, series ORDER BY at, series",
-    )
-    .bind::<Timestamptz, _>(since)
-    .load(conn)
-    .await?)
+         SELECT p.at, p.series, \
+                (coalesce(c.n, 0) - (sum(p.d) OVER (PARTITION BY p.series ORDER BY p.at DESC) - p.d))::int8 \
+                    AS count \
+         FROM points p LEFT JOIN current c USING (series) ORDER BY p.at, p.series"
+    );
+    Ok(diesel::sql_query(query)
+        .bind::<Timestamptz, _>(since)
+        .bind::<Array<Text>, _>(actions)
+        .bind::<Text, _>("token_captured")
+        .bind::<Text, _>("state_changed")
+        .bind::<Text, _>("operator_retry")
+        .bind::<Text, _>("tenant_purged")
+        .bind::<Text, _>("token_replaced")
+        .bind::<Text, _>(TenantState::Pending.as_str())
+        .bind::<Text, _>("purged")
+        .bind::<Array<Text>, _>(held.to_vec())
+        .load(conn)
+        .await?)
 }
 
 /// How long from a captured (or replaced) token to the first ticket obtained after it.
@@ -540,13 +626,16 @@ pub async fn capture_latency(
          FROM audit_events c \
          LEFT JOIN LATERAL ( \
              SELECT created_at FROM audit_events o \
-             WHERE o.context_id = c.context_id AND o.action = 'ticket_obtained' \
+             WHERE o.context_id = c.context_id AND o.action = $2 \
                AND o.created_at >= c.created_at \
              ORDER BY o.created_at LIMIT 1) t ON true \
-         WHERE c.action IN ('token_captured', 'token_replaced') AND c.created_at >= $1 \
+         WHERE c.action IN ($3, $4) AND c.created_at >= $1 \
          ORDER BY c.created_at LIMIT 5000",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>("ticket_obtained")
+    .bind::<Text, _>("token_captured")
+    .bind::<Text, _>("token_replaced")
     .load(conn)
     .await?)
 }

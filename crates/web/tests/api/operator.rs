@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use shared::db::models::TenantState;
 use shared::db::schema::{audit_events, tenants};
 
 use testkit::TestApp;
@@ -99,6 +100,37 @@ async fn an_operator_listed_for_another_tenant_gets_404() {
     .await;
     app.sign_in_as(OPERATOR).await;
     assert_console_hidden(&app).await;
+}
+
+async fn home(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "GET /");
+    response.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_an_operator_gets_a_link_to_the_console_on_the_home_page() {
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let link = "href=\"/operator\"";
+    assert!(!home(&app).await.contains(link), "signed out");
+    app.sign_in_as("user@cust10001.example").await;
+    let page = home(&app).await;
+    assert!(page.contains("Cust10001"), "signed in: {page}");
+    assert!(!page.contains(link), "a user not listed: {page}");
+
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    app.sign_in_as(OPERATOR).await;
+    assert!(home(&app).await.contains(link), "the listed operator");
+
+    let app = TestApp::with_sim(&[(
+        "PARTNER_WEB__OPERATORS",
+        "Cust10002:admin@cust10001.example",
+    )])
+    .await;
+    app.sign_in_as(OPERATOR).await;
+    let page = home(&app).await;
+    assert!(page.contains("Cust10001"), "signed in: {page}");
+    assert!(!page.contains(link), "listed for another tenant: {page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -350,9 +382,20 @@ async fn filters_and_pages_over_ten_thousand_tenants_in_a_fixed_number_of_querie
     diesel::sql_query(
         "INSERT INTO tenants (context_id, environment, company_name, state, needs_attention, attention_reason) \
          SELECT 'Cust' || (20000 + n), 'custom', 'Company ' || n, \
-                (ARRAY['pending', 'active', 'suspended', 'revoked', 'disabled'])[1 + n % 5], \
+                ($1::text[])[1 + n % 5], \
                 n % 50 = 0, CASE WHEN n % 50 = 0 THEN 'refused: check the key' END \
          FROM generate_series(1, 10000) AS n",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(
+        [
+            TenantState::Pending,
+            TenantState::Active,
+            TenantState::Suspended,
+            TenantState::Revoked,
+            TenantState::Disabled,
+        ]
+        .map(TenantState::as_str)
+        .to_vec(),
     )
     .execute(&mut conn)
     .await

@@ -20,6 +20,8 @@ pub struct HomePage {
     default_company_name: String,
     /// Why the signed-in user may not use the system user, when they may not.
     system_user_refusal: Option<&'static str>,
+    /// The user is listed in `web.operators`: the page links to the operator console.
+    operator: bool,
 }
 
 /// The company just created with the user's own credentials (shown once after the redirect).
@@ -56,8 +58,15 @@ pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<Ho
     let system_user_refusal = user.as_ref().and_then(|user| {
         crate::routes::companies::system_user_refusal(state.system_user_actions, user)
     });
+    let operator = user.as_ref().is_some_and(|user| {
+        state
+            .operators
+            .iter()
+            .any(|op| op.matches(&user.context_id, &user.subject, user.email.as_deref()))
+    });
     Ok(HomePage {
         system_user_refusal,
+        operator,
         user,
         tenant,
         work,

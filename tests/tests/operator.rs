@@ -62,7 +62,7 @@ async fn list_disable_retry_and_purge() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(tenant.lifecycle().unwrap(), TenantState::Disabled);
+    assert_eq!(tenant.state, TenantState::Disabled);
     assert_eq!(tenant.next_attempt_at, None);
 
     let retry = run(
@@ -75,7 +75,7 @@ async fn list_disable_retry_and_purge() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(tenant.lifecycle().unwrap(), TenantState::Pending);
+    assert_eq!(tenant.state, TenantState::Pending);
     assert!(tenant.next_attempt_at.is_some());
 
     let purge = run(

@@ -139,8 +139,8 @@ async fn a_new_approval_revives_a_revoked_tenant_but_not_a_suspended_one() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(a.lifecycle().unwrap(), TenantState::Pending);
-    assert_eq!(b.lifecycle().unwrap(), TenantState::Suspended);
+    assert_eq!(a.state, TenantState::Pending);
+    assert_eq!(b.state, TenantState::Suspended);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,7 +252,7 @@ async fn only_working_states_with_a_token_are_due() {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| c.tenant.context_id)
+        .map(|c| c.tenant.context_id.to_string())
         .collect();
     assert_eq!(claimed.len(), 2);
     assert!(!claimed.contains(&"Cust1001".to_owned()));
@@ -415,7 +415,7 @@ async fn work_queued_during_a_pass_survives_the_release() {
         .await
         .unwrap()
         .into_iter()
-        .map(|c| c.tenant.context_id)
+        .map(|c| c.tenant.context_id.to_string())
         .collect();
     assert_eq!(
         due,
@@ -463,7 +463,7 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.tenant.context_id, c.has_open_work))
+        .map(|c| (c.tenant.context_id.to_string(), c.has_open_work))
         .collect();
     assert_eq!(
         due,

@@ -548,7 +548,7 @@ async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
     let result = async {
         let mut conn = ctx.db().await?;
         for request in work::open_for_tenant(&mut conn, context_id).await? {
-            if request.state == WorkState::Running.as_str() {
+            if request.state == WorkState::Running {
                 work::requeue(&mut conn, request.id, &ctx.owner, Some(reason)).await?;
             }
         }

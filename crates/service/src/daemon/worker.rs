@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use shared::db::audit::{self, NewAuditEvent};
-use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest};
+use shared::db::models::{AuditAction, StoredTicket, Tenant, TenantState, WorkRequest};
 use shared::db::queue::Claim;
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
@@ -46,7 +46,7 @@ enum Done {
 /// ticket is usable. The daemon gives such tenants back in one batch instead of starting a pass.
 pub fn is_idle(ctx: &Context, claim: &Claim) -> bool {
     !claim.has_open_work
-        && matches!(claim.tenant.lifecycle(), Ok(TenantState::Active))
+        && claim.tenant.state == TenantState::Active
         && claim
             .ticket
             .as_ref()
@@ -68,8 +68,8 @@ const NOT_RUNNING_TOO_LONG: chrono::Duration = chrono::Duration::days(1);
 /// Processes one claimed tenant.
 pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
     let tenant = &claim.tenant;
-    let id = ContextId::parse(&tenant.context_id)?;
-    let state = tenant.lifecycle()?;
+    let id = tenant.context_id.clone();
+    let state = tenant.state;
     if !state.allows_work() {
         return Ok(None);
     }
@@ -479,7 +479,7 @@ async fn finished(
     audit_work(
         &mut conn,
         id,
-        "company_created",
+        AuditAction::CompanyCreated,
         json!({
             "work_request": request.id,
             "contact_id": company.contact_id,
@@ -537,7 +537,7 @@ async fn audit_failed(
     audit_work(
         conn,
         id,
-        "work_failed",
+        AuditAction::WorkFailed,
         json!({ "work_request": request_id, "reason": reason }),
     )
     .await
@@ -546,7 +546,7 @@ async fn audit_failed(
 async fn audit_work(
     conn: &mut diesel_async::AsyncPgConnection,
     id: &ContextId,
-    action: &str,
+    action: AuditAction,
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
     audit::record(

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 use super::DbError;
-use super::models::AuditEvent;
+use super::models::{AuditAction, AuditEvent};
 use super::schema::audit_events;
 
 /// Something that happened, to be written to `audit_events`. Never put a secret in `detail`.
@@ -12,7 +12,7 @@ use super::schema::audit_events;
 #[diesel(table_name = audit_events)]
 pub struct NewAuditEvent<'a> {
     pub context_id: Option<&'a str>,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub actor: &'a str,
     pub detail: serde_json::Value,
 }

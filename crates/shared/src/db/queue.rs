@@ -11,10 +11,10 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::{StoredTicket, Tenant};
+use super::models::{StoredTicket, Tenant, TenantState, WorkState};
 use super::schema::{tenants, tickets, work_requests};
 use super::{DbError, Prepared};
 
@@ -33,7 +33,7 @@ pub async fn claim_due(
              WHERE id IN ( \
                  SELECT id FROM tenants \
                  WHERE next_attempt_at <= now() \
-                   AND state IN ('pending', 'active') \
+                   AND state = ANY($4) \
                    AND system_token_ciphertext IS NOT NULL \
                    AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
                  ORDER BY next_attempt_at \
@@ -43,7 +43,8 @@ pub async fn claim_due(
         )
         .bind::<Text, _>(owner)
         .bind::<BigInt, _>(lease_secs)
-        .bind::<BigInt, _>(limit),
+        .bind::<BigInt, _>(limit)
+        .bind::<Array<Text>, _>(TenantState::WORKING.to_vec()),
     )
     .load(conn)
     .await?;
@@ -61,7 +62,7 @@ pub async fn claim_due(
     let open_work = diesel::dsl::exists(
         work_requests::table
             .filter(work_requests::context_id.eq(tenants::context_id))
-            .filter(work_requests::state.eq_any(["queued", "running"])),
+            .filter(work_requests::state.eq_any(WorkState::OPEN)),
     );
     let rows: Vec<(Tenant, Option<StoredTicket>, bool)> = tenants::table
         .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
@@ -165,7 +166,7 @@ pub async fn release_idle(
                      THEN next_attempt_at ELSE NULL END \
              WHERE id = ANY($1) AND lease_owner = $2",
         )
-        .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+        .bind::<Array<BigInt>, _>(ids)
         .bind::<Text, _>(owner),
     )
     .execute(conn)

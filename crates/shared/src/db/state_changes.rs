@@ -24,7 +24,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::audit::{self, NewAuditEvent};
-use super::models::TenantState;
+use super::models::{AuditAction, TenantState};
 use super::schema::{state_change_notifications, tenants, tickets};
 use super::{DbError, notify_work};
 
@@ -97,15 +97,15 @@ impl ChangeType {
     }
 
     /// The audit action of a notification of this type.
-    pub fn audit_action(&self) -> &'static str {
+    pub fn audit_action(&self) -> AuditAction {
         match self {
-            Self::Upgrade => "superoffice_upgrade",
-            Self::BackupRestored => "superoffice_backup_restored",
-            Self::Suspend => "superoffice_suspend",
-            Self::Resume => "superoffice_resume",
-            Self::Delete => "superoffice_delete",
-            Self::Move => "superoffice_move",
-            Self::Unsupported(_) => "superoffice_state_change_unsupported",
+            Self::Upgrade => AuditAction::SuperofficeUpgrade,
+            Self::BackupRestored => AuditAction::SuperofficeBackupRestored,
+            Self::Suspend => AuditAction::SuperofficeSuspend,
+            Self::Resume => AuditAction::SuperofficeResume,
+            Self::Delete => AuditAction::SuperofficeDelete,
+            Self::Move => AuditAction::SuperofficeMove,
+            Self::Unsupported(_) => AuditAction::SuperofficeStateChangeUnsupported,
         }
     }
 }
@@ -237,7 +237,7 @@ pub async fn apply(
             return Ok(Outcome::Duplicate);
         };
 
-        let tenant: Option<(i64, String)> = tenants::table
+        let tenant: Option<(i64, TenantState)> = tenants::table
             .filter(tenants::context_id.eq(n.context_id))
             .select((tenants::id, tenants::state))
             .for_update()
@@ -246,11 +246,8 @@ pub async fn apply(
             .optional()?;
         let outcome = match tenant {
             None => Outcome::UnknownTenant,
-            Some((_, state)) if n.unconfirmed => Outcome::Unconfirmed {
-                state: state.parse().map_err(DbError::Inconsistent)?,
-            },
-            Some((id, state)) => {
-                let from: TenantState = state.parse().map_err(DbError::Inconsistent)?;
+            Some((_, state)) if n.unconfirmed => Outcome::Unconfirmed { state },
+            Some((id, from)) => {
                 let decision = decide(n.change, from);
                 carry_out(conn, id, n, from, decision).await?;
                 Outcome::Applied { from, decision }
@@ -279,7 +276,7 @@ pub async fn apply(
                     "unconfirmed": "the state API did not confirm the change; partner-service checks it",
                 }),
             ),
-            _ => ("superoffice_state_change_unknown_tenant", json!(null)),
+            _ => (AuditAction::SuperofficeStateChangeUnknownTenant, json!(null)),
         };
         audit::record(
             conn,
@@ -333,7 +330,7 @@ async fn carry_out(
         };
         diesel::update(target)
             .set((
-                tenants::state.eq(decision.to.as_str()),
+                tenants::state.eq(decision.to),
                 tenants::state_reason.eq(reason),
                 tenants::next_attempt_at.eq(decision.to.allows_work().then(Utc::now)),
                 tenants::failed_attempts.eq(0),

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
-use super::models::{Tenant, TenantState};
+use super::models::{AuditAction, Tenant, TenantState};
 use super::schema::{tenants, tickets};
 use super::{DbError, notify_work};
 use crate::crypto::at_rest::Encrypted;
@@ -122,7 +122,7 @@ pub async fn capture_token(
                             tenants::serial.eq(capture.serial),
                             tenants::webapi_url.eq(capture.webapi_url),
                             tenants::netserver_url.eq(capture.netserver_url),
-                            tenants::state.eq(TenantState::Pending.as_str()),
+                            tenants::state.eq(TenantState::Pending),
                             tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
                             tenants::system_token_key_version.eq(capture.token_key_version),
                             tenants::token_captured_by.eq(capture.captured_by),
@@ -147,7 +147,6 @@ pub async fn capture_token(
             let outcome = match existing {
                 None => CaptureOutcome::Created,
                 Some((id, state, stored_bytes, stored_version, stored_issued_at)) => {
-                    let state: TenantState = state.parse().map_err(DbError::Inconsistent)?;
                     let same = match (stored_bytes, stored_version) {
                         (Some(bytes), Some(key_version)) => {
                             (capture.same_token)(&Encrypted { key_version, bytes })
@@ -163,10 +162,10 @@ pub async fn capture_token(
                 }
             };
             let action = match outcome {
-                CaptureOutcome::Created => "token_captured",
-                CaptureOutcome::Replaced => "token_replaced",
-                CaptureOutcome::Unchanged => "token_confirmed",
-                CaptureOutcome::Superseded => "token_superseded",
+                CaptureOutcome::Created => AuditAction::TokenCaptured,
+                CaptureOutcome::Replaced => AuditAction::TokenReplaced,
+                CaptureOutcome::Unchanged => AuditAction::TokenConfirmed,
+                CaptureOutcome::Superseded => AuditAction::TokenSuperseded,
             };
             audit::record(
                 conn,
@@ -190,7 +189,7 @@ pub async fn capture_token(
 /// The tenant row as `capture_token` locks it: id, state, stored token, its key version and issue time.
 type Locked = (
     i64,
-    String,
+    TenantState,
     Option<Vec<u8>>,
     Option<i16>,
     Option<DateTime<Utc>>,
@@ -238,7 +237,7 @@ async fn update_capture(
             tenants::token_captured_by.eq(capture.captured_by),
             tenants::token_captured_at.eq(now),
             tenants::token_issued_at.eq(stored_issued_at.map_or(issued_at, |s| s.max(issued_at))),
-            tenants::state.eq(new_state.as_str()),
+            tenants::state.eq(new_state),
         ))
         .execute(conn)
         .await?;
@@ -272,7 +271,7 @@ pub async fn set_state(
     conn.transaction::<_, DbError, _>(async move |conn| {
         let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
             .set((
-                tenants::state.eq(state.as_str()),
+                tenants::state.eq(state),
                 tenants::state_reason.eq(reason),
                 tenants::next_attempt_at.eq(state.allows_work().then(Utc::now)),
                 tenants::failed_attempts.eq(0),
@@ -286,7 +285,7 @@ pub async fn set_state(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "state_changed",
+                action: AuditAction::StateChanged,
                 actor,
                 detail: serde_json::json!({ "state": state.as_str(), "reason": reason }),
             },
@@ -311,10 +310,10 @@ pub async fn activate(
         let updated = diesel::update(
             tenants::table
                 .filter(tenants::context_id.eq(context_id))
-                .filter(tenants::state.eq(TenantState::Pending.as_str())),
+                .filter(tenants::state.eq(TenantState::Pending)),
         )
         .set((
-            tenants::state.eq(TenantState::Active.as_str()),
+            tenants::state.eq(TenantState::Active),
             tenants::state_reason.eq(reason),
         ))
         .execute(conn)
@@ -326,7 +325,7 @@ pub async fn activate(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "state_changed",
+                action: AuditAction::StateChanged,
                 actor,
                 detail: serde_json::json!({ "state": TenantState::Active.as_str(), "reason": reason }),
             },
@@ -525,7 +524,7 @@ pub async fn operator_retry(
         let Some(tenant) = find(conn, context_id).await? else {
             return Ok(false);
         };
-        let state = tenant.lifecycle()?;
+        let state = tenant.state;
         let new_state = match state {
             TenantState::Suspended | TenantState::Deleted => state,
             _ if tenant.system_token_ciphertext.is_some() && !state.allows_work() => {
@@ -535,7 +534,7 @@ pub async fn operator_retry(
         };
         diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
             .set((
-                tenants::state.eq(new_state.as_str()),
+                tenants::state.eq(new_state),
                 tenants::next_attempt_at.eq(Some(Utc::now())),
                 tenants::failed_attempts.eq(0),
                 tenants::lease_owner.eq(None::<String>),
@@ -547,7 +546,7 @@ pub async fn operator_retry(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "operator_retry",
+                action: AuditAction::OperatorRetry,
                 actor,
                 detail: serde_json::json!({ "from": state.as_str(), "to": new_state.as_str() }),
             },
@@ -577,7 +576,7 @@ pub async fn purge(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "tenant_purged",
+                action: AuditAction::TenantPurged,
                 actor,
                 detail: serde_json::json!({}),
             },

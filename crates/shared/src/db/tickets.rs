@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Bytea, Integer, Jsonb, SmallInt, Text, Timestamp
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::StoredTicket;
+use super::models::{AuditAction, StoredTicket, TenantState};
 use super::schema::tickets;
 use super::{DbError, Prepared};
 
@@ -81,22 +81,22 @@ pub async fn store_obtained(
              before AS (SELECT state FROM tenants WHERE context_id = $1), \
              tenant AS ( \
                  UPDATE tenants SET \
-                     state = CASE WHEN state = 'pending' THEN 'active' ELSE state END, \
-                     state_reason = CASE WHEN state = 'pending' THEN $6 ELSE state_reason END, \
+                     state = CASE WHEN state = $10 THEN $11 ELSE state END, \
+                     state_reason = CASE WHEN state = $10 THEN $6 ELSE state_reason END, \
                      last_success_at = $7, failed_attempts = 0, \
                      needs_attention = false, attention_reason = NULL, attention_at = NULL \
                  WHERE context_id = $1 \
                  RETURNING state), \
              activated AS ( \
-                 SELECT 1 FROM before, tenant WHERE before.state = 'pending' AND tenant.state = 'active'), \
+                 SELECT 1 FROM before, tenant WHERE before.state = $10 AND tenant.state = $11), \
              events AS ( \
                  INSERT INTO audit_events (context_id, action, actor, detail) \
-                 SELECT context_id, 'ticket_obtained', $8, $9 FROM stored \
+                 SELECT context_id, $12, $8, $9 FROM stored \
                  UNION ALL \
-                 SELECT $1, 'state_changed', $8, jsonb_build_object('state', 'active', 'reason', $6) \
+                 SELECT $1, $13, $8, jsonb_build_object('state', $11, 'reason', $6) \
                  FROM activated \
                  RETURNING action) \
-             SELECT count(*) FILTER (WHERE action = 'state_changed') AS activated FROM events",
+             SELECT count(*) FILTER (WHERE action = $13) AS activated FROM events",
         )
         .bind::<Text, _>(obtained.ticket.context_id)
         .bind::<Bytea, _>(&obtained.ticket.ciphertext)
@@ -106,7 +106,11 @@ pub async fn store_obtained(
         .bind::<Text, _>(obtained.activated_because)
         .bind::<Timestamptz, _>(obtained.at)
         .bind::<Text, _>(obtained.actor)
-        .bind::<Jsonb, _>(&obtained.detail),
+        .bind::<Jsonb, _>(&obtained.detail)
+        .bind::<Text, _>(TenantState::Pending)
+        .bind::<Text, _>(TenantState::Active)
+        .bind::<Text, _>(AuditAction::TicketObtained)
+        .bind::<Text, _>(AuditAction::StateChanged),
     )
     .get_result(conn)
     .await?;

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
-use super::models::{WorkRequest, WorkState};
+use super::models::{AuditAction, WorkKind, WorkRequest, WorkState};
 use super::schema::{tenants, work_requests};
 use super::{DbError, notify_work};
 
@@ -13,7 +13,7 @@ use super::{DbError, notify_work};
 /// `partner_work_oldest_queued_seconds` gauge.
 pub async fn oldest_queued_age_secs(conn: &mut AsyncPgConnection) -> Result<f64, DbError> {
     let oldest: Option<chrono::DateTime<Utc>> = work_requests::table
-        .filter(work_requests::state.eq(WorkState::Queued.as_str()))
+        .filter(work_requests::state.eq(WorkState::Queued))
         .select(diesel::dsl::min(work_requests::created_at))
         .first(conn)
         .await?;
@@ -33,7 +33,7 @@ pub async fn enqueue_create_company(
         let request: WorkRequest = diesel::insert_into(work_requests::table)
             .values((
                 work_requests::context_id.eq(context_id),
-                work_requests::kind.eq("create_company"),
+                work_requests::kind.eq(WorkKind::CreateCompany),
                 work_requests::payload.eq(serde_json::json!({ "name": company_name })),
                 work_requests::requested_by.eq(requested_by),
                 work_requests::idempotency_key.eq(uuid::Uuid::new_v4()),
@@ -49,9 +49,9 @@ pub async fn enqueue_create_company(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "work_queued",
+                action: AuditAction::WorkQueued,
                 actor: requested_by,
-                detail: serde_json::json!({ "work_request": request.id, "kind": "create_company" }),
+                detail: serde_json::json!({ "work_request": request.id, "kind": WorkKind::CreateCompany }),
             },
         )
         .await?;
@@ -83,9 +83,7 @@ pub async fn open_for_tenant(
 ) -> Result<Vec<WorkRequest>, DbError> {
     Ok(work_requests::table
         .filter(work_requests::context_id.eq(context_id))
-        .filter(
-            work_requests::state.eq_any([WorkState::Queued.as_str(), WorkState::Running.as_str()]),
-        )
+        .filter(work_requests::state.eq_any(WorkState::OPEN))
         .order(work_requests::id.asc())
         .select(WorkRequest::as_select())
         .load(conn)
@@ -149,14 +147,11 @@ pub async fn mark_running(
     Ok(diesel::update(
         work_requests::table
             .filter(work_requests::id.eq(id))
-            .filter(
-                work_requests::state
-                    .eq_any([WorkState::Queued.as_str(), WorkState::Running.as_str()]),
-            )
+            .filter(work_requests::state.eq_any(WorkState::OPEN))
             .filter(leased_by(owner)),
     )
     .set((
-        work_requests::state.eq(WorkState::Running.as_str()),
+        work_requests::state.eq(WorkState::Running),
         work_requests::attempts.eq(work_requests::attempts + 1),
     ))
     .returning(WorkRequest::as_returning())
@@ -206,7 +201,6 @@ async fn settle(
         Ok(result) => (WorkState::Done, Some(result), None),
         Err(error) => (WorkState::Failed, None, Some(error)),
     };
-    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let updated = diesel::update(
         work_requests::table
             .filter(work_requests::id.eq(id))
@@ -214,7 +208,7 @@ async fn settle(
             .filter(leased_by(owner)),
     )
     .set((
-        work_requests::state.eq(state.as_str()),
+        work_requests::state.eq(state),
         work_requests::result.eq(result),
         work_requests::error.eq(error),
         work_requests::completed_at.eq(Some(now)),
@@ -235,11 +229,11 @@ pub async fn requeue(
     let updated = diesel::update(
         work_requests::table
             .filter(work_requests::id.eq(id))
-            .filter(work_requests::state.eq(WorkState::Running.as_str()))
+            .filter(work_requests::state.eq(WorkState::Running))
             .filter(leased_by(owner)),
     )
     .set((
-        work_requests::state.eq(WorkState::Queued.as_str()),
+        work_requests::state.eq(WorkState::Queued),
         work_requests::error.eq(error),
     ))
     .execute(conn)

@@ -8,6 +8,7 @@ use shared::db::models::{AuditAction, StoredTicket, Tenant, TenantState, WorkReq
 use shared::db::queue::Claim;
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
+use shared::lifecycle;
 use shared::superid::exchange::{ExchangeError, Verdict};
 use shared::tenant::status::StatusError;
 use shared::tenant::{Company, TenantCredentials, TenantError};
@@ -247,8 +248,10 @@ async fn refused(
     error: &ExchangeError,
 ) -> anyhow::Result<Exchanged> {
     let reason = error.to_string();
-    let state = match error.verdict() {
-        Verdict::Stop(state) => state,
+    let transition = match error.verdict() {
+        Verdict::Stop(stop) => {
+            lifecycle::next(tenant.state, &lifecycle::Event::ExchangeRefused(stop))
+        }
         Verdict::Transient => return Ok(Exchanged::Later(ctx.retry_later(tenant, &reason).await?)),
         Verdict::Suspect => {
             let kind = error.kind();
@@ -279,13 +282,19 @@ async fn refused(
         Utc::now(),
     )
     .await?;
+    let state = transition.to;
     tenants::set_state(&mut conn, id.as_str(), state, &reason, ACTOR).await?;
     let plain = format!(
         "SuperOffice no longer lets this application work for the tenant ({}). A tenant \
          administrator must sign in again and approve the application; then ask again.",
         state_in_words(state)
     );
-    for request in work::open_for_tenant(&mut conn, id.as_str()).await? {
+    let open = if transition.effects.fail_open_work {
+        work::open_for_tenant(&mut conn, id.as_str()).await?
+    } else {
+        Vec::new()
+    };
+    for request in open {
         if work::fail_open(&mut conn, request.id, &ctx.owner, &plain).await? {
             audit_failed(&mut conn, id, request.id, &plain).await?;
         }
@@ -305,7 +314,7 @@ fn state_in_words(state: TenantState) -> &'static str {
 
 fn outcome_label(error: &ExchangeError) -> &'static str {
     match error.verdict() {
-        Verdict::Stop(state) => state.as_str(),
+        Verdict::Stop(reason) => reason.as_str(),
         Verdict::Transient => "transient",
         Verdict::Suspect => match error {
             ExchangeError::InvalidTimestamp { .. } => "invalid_timestamp",

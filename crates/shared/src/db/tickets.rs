@@ -6,9 +6,10 @@ use diesel::sql_types::{BigInt, Bytea, Integer, Jsonb, SmallInt, Text, Timestamp
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::{AuditAction, StoredTicket, TenantState};
+use super::models::{AuditAction, StoredTicket};
 use super::schema::tickets;
 use super::{DbError, Prepared};
+use crate::lifecycle::ACTIVATION;
 
 /// A freshly obtained ticket, encrypted by the caller.
 pub struct NewTicket<'a> {
@@ -57,8 +58,8 @@ pub struct Obtained<'a> {
 }
 
 /// Stores a ticket just obtained with everything that goes with it, in one statement (so atomically
-/// and in one round trip): the ticket, inserted or replacing the previous one; the tenant marked
-/// `active` if it was `pending`, and its success recorded (`last_success_at`, no failed attempts);
+/// and in one round trip): the ticket, inserted or replacing the previous one; the tenant activated
+/// as `lifecycle::ACTIVATION` says (`pending` becomes `active`), and its success recorded (`last_success_at`, no failed attempts);
 /// the audit events `ticket_obtained` and, when the tenant was activated, `state_changed`.
 /// Returns whether the tenant was activated. The tenant's lease and schedule are left alone.
 pub async fn store_obtained(
@@ -107,8 +108,8 @@ pub async fn store_obtained(
         .bind::<Timestamptz, _>(obtained.at)
         .bind::<Text, _>(obtained.actor)
         .bind::<Jsonb, _>(&obtained.detail)
-        .bind::<Text, _>(TenantState::Pending)
-        .bind::<Text, _>(TenantState::Active)
+        .bind::<Text, _>(ACTIVATION.0)
+        .bind::<Text, _>(ACTIVATION.1)
         .bind::<Text, _>(AuditAction::TicketObtained)
         .bind::<Text, _>(AuditAction::StateChanged),
     )

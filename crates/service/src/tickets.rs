@@ -138,6 +138,7 @@ pub fn is_usable(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

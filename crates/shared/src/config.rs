@@ -15,7 +15,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::crypto::at_rest::KeyMaterial;
+pub use crate::crypto::partner_key::PrivateKeySource;
 use crate::environment::Environment;
+pub use crate::superid::exchange::ExchangeKind;
 
 /// The compiled-in defaults: the same text as `config/default.toml`.
 pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
@@ -48,14 +51,6 @@ impl ConfigError {
             reason: reason.into(),
         }
     }
-}
-
-/// How the daemon obtains a system user ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExchangeKind {
-    Rest,
-    Soap,
 }
 
 #[derive(Clone, Deserialize)]
@@ -119,13 +114,6 @@ pub struct SuperOfficeSettings {
     /// For `custom` only: the tenant API hosts (as `host` or `host:port`) the state API may name. The
     /// named environments allow only https hosts under `superoffice.com`.
     pub allowed_tenant_hosts: Vec<String>,
-}
-
-/// Where the partner private key comes from.
-#[derive(Debug, Clone)]
-pub enum PrivateKeySource {
-    File(PathBuf),
-    Inline(SecretString),
 }
 
 impl SuperOfficeSettings {
@@ -220,18 +208,6 @@ impl fmt::Debug for EncryptionSettings {
             )
             .field("previous_key_version", &self.previous_key_version)
             .finish()
-    }
-}
-
-/// A 32-byte AES key with its version, read from 64 hex characters.
-pub struct KeyMaterial {
-    pub version: i16,
-    pub bytes: secrecy::SecretBox<[u8; 32]>,
-}
-
-impl fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyMaterial(version {}, [REDACTED])", self.version)
     }
 }
 
@@ -1317,5 +1293,103 @@ mod tests {
                 "{err}"
             );
         }
+    }
+}
+
+// The protocol modules (crypto, http, superid) take what they need as plain values; the
+// constructors from settings live here, with the configuration.
+
+impl crate::crypto::at_rest::Cipher {
+    /// The keys from `[encryption]`: `key` is required, `previous_key` is optional.
+    pub fn from_settings(settings: &EncryptionSettings) -> Result<Self, ConfigError> {
+        let current = settings.current_key()?;
+        let previous = settings.previous_key()?;
+        Ok(Self::new(&current, previous.as_ref()))
+    }
+}
+
+impl crate::http::SuperOfficeHttp {
+    /// The client configured by `superoffice.http_timeout_secs` and `superoffice.tenant_rate_limit_per_sec`.
+    pub fn from_settings(
+        settings: &SuperOfficeSettings,
+    ) -> Result<Self, crate::http::ClientBuildError> {
+        Ok(Self::new(
+            crate::http::build_client(settings.http_timeout())?,
+            crate::http::TenantRateLimiter::new(settings.tenant_rate_limit_per_sec),
+            crate::http::RetryPolicy::default(),
+        ))
+    }
+}
+
+impl crate::superid::environment::SuperIdEnvironment {
+    /// The configured SuperID (`superoffice.environment`, `superid_url`, `issuer`).
+    pub fn from_settings(settings: &SuperOfficeSettings) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            settings.environment,
+            settings.superid_base_url()?,
+            settings.expected_issuer()?,
+        ))
+    }
+}
+
+/// The constructors of the protocol's types from settings.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod protocol_settings_tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::crypto::at_rest::{Cipher, SecretKind};
+    use crate::superid::environment::SuperIdEnvironment;
+
+    const TOKEN: &[u8] = b"SuperOffice DevNet Node OIDC-8k8Q7DmBgo";
+
+    #[test]
+    fn settings_supply_the_keys() {
+        let settings: EncryptionSettings = toml::from_str(&format!(
+            "key = \"{}\"\nkey_version = 5\nprevious_key = \"{}\"\nprevious_key_version = 4\n",
+            "11".repeat(32),
+            "22".repeat(32)
+        ))
+        .unwrap();
+        let cipher = Cipher::from_settings(&settings).unwrap();
+        assert_eq!(cipher.current_version(), 5);
+        let ctx = crate::domain::ContextId::parse("Cust1").unwrap();
+        let old = Cipher::new(
+            &KeyMaterial {
+                version: 4,
+                bytes: secrecy::SecretBox::new(Box::new([0x22; 32])),
+            },
+            None,
+        )
+        .encrypt(&ctx, SecretKind::SystemUserToken, TOKEN)
+        .unwrap();
+        assert_eq!(
+            cipher
+                .decrypt(&ctx, SecretKind::SystemUserToken, &old)
+                .unwrap()
+                .expose_secret(),
+            TOKEN
+        );
+        assert!(!format!("{cipher:?}").contains("1111"));
+    }
+
+    #[test]
+    fn named_environments_come_from_settings() {
+        let settings = Settings::from_sources(&Sources::default())
+            .unwrap()
+            .superoffice;
+        let env = SuperIdEnvironment::from_settings(&settings).unwrap();
+        assert_eq!(env.environment(), Environment::Sod);
+        assert_eq!(env.issuer(), "https://sod.superoffice.com");
+        let pinned = env.pinned_certificate().unwrap().unwrap();
+        assert_eq!(
+            pinned.thumbprint().hex(),
+            "16B7FB8C3F9AB06885A800C64E64C97C4AB5E98C"
+        );
+        assert_eq!(
+            env.system_user_rest_url().as_str(),
+            "https://sod.superoffice.com/Login/api/PartnerSystemUser/Authenticate"
+        );
     }
 }

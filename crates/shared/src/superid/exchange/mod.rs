@@ -10,19 +10,31 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::ExchangeKind;
 use crate::crypto::partner_key::PartnerKey;
 use crate::crypto::system_user_token::sign_system_user_token;
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
 use crate::http::{SuperOfficeHttp, TransportError, is_transient_status, scrub};
 use crate::jwt::{Expectation, JwtError};
 use crate::superid::environment::SuperIdEnvironment;
-use crate::superid::exchange_rest::RestExchange;
-use crate::superid::exchange_soap::SoapExchange;
 use crate::superid::validation::{SuperIdValidator, ValidationError};
+
+pub mod rest;
+pub mod soap;
+
+/// How the daemon obtains a system user ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeKind {
+    Rest,
+    Soap,
+}
+
+use rest::RestExchange;
+use soap::SoapExchange;
 
 /// A system user ticket just obtained, from a validated JWT. `Debug` redacts the ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]

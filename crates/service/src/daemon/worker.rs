@@ -6,6 +6,7 @@ use serde_json::json;
 use shared::db::audit::{self, NewAuditEvent};
 use shared::db::models::{AuditAction, StoredTicket, Tenant, TenantState, WorkRequest};
 use shared::db::queue::Claim;
+use shared::db::work::{CreateCompany, Work};
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
 use shared::lifecycle;
@@ -344,12 +345,7 @@ async fn carry_out(
         tracing::warn!(tenant = %id, work_request = request.id, "the tenant's lease is lost; nothing more is done for it here");
         return Ok(Done::Halt(None));
     };
-    let Some(name) = request
-        .payload
-        .get("name")
-        .and_then(|n| n.as_str())
-        .map(str::to_owned)
-    else {
+    let Ok(Work::CreateCompany(CreateCompany { name })) = request.work() else {
         let mut conn = ctx.db().await?;
         let reason = "the request names no company".to_owned();
         if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {

@@ -163,18 +163,16 @@ pub async fn capture_token(
                 CaptureOutcome::Unchanged => AuditAction::TokenConfirmed,
                 CaptureOutcome::Superseded => AuditAction::TokenSuperseded,
             };
-            audit::record(
-                conn,
-                NewAuditEvent {
-                    context_id: Some(capture.context_id),
-                    action,
-                    actor: capture.captured_by,
-                    detail: serde_json::json!({ "company_name": capture.company_name }),
-                },
-            )
-            .await?;
+            let event = NewAuditEvent {
+                context_id: Some(capture.context_id),
+                action,
+                actor: capture.captured_by,
+                detail: serde_json::json!({ "company_name": capture.company_name }),
+            };
             if transition.effects.wake {
-                notify_work(conn, capture.context_id).await?;
+                audit::record_and_wake(conn, event).await?;
+            } else {
+                audit::record(conn, event).await?;
             }
             Ok(outcome)
         }
@@ -274,7 +272,7 @@ pub async fn set_state(
         if updated == 0 {
             return Ok(false);
         }
-        audit::record(
+        audit::record_and_wake(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
@@ -284,7 +282,6 @@ pub async fn set_state(
             },
         )
         .await?;
-        notify_work(conn, context_id).await?;
         Ok(true)
     })
     .await
@@ -535,7 +532,7 @@ pub async fn operator_retry(
             ))
             .execute(conn)
             .await?;
-        audit::record(
+        audit::record_and_wake(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
@@ -545,7 +542,6 @@ pub async fn operator_retry(
             },
         )
         .await?;
-        notify_work(conn, context_id).await?;
         Ok(true)
     })
     .await

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest, WorkState};
+use shared::db::work::{CreateCompany, Work};
 
 /// SuperOffice's ticket lifetime: six hours after the last use.
 pub const TICKET_LIFETIME_HOURS: i64 = 6;
@@ -126,10 +127,10 @@ pub struct WorkView {
 
 impl WorkView {
     pub fn new(request: &WorkRequest) -> Self {
-        let company_name = request.payload["name"]
-            .as_str()
-            .unwrap_or("(unnamed)")
-            .to_owned();
+        let company_name = match request.work() {
+            Ok(Work::CreateCompany(CreateCompany { name })) => name,
+            Err(_) => "(unnamed)".to_owned(),
+        };
         let contact_id = request
             .result
             .as_ref()

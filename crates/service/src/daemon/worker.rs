@@ -313,6 +313,35 @@ fn state_in_words(state: TenantState) -> &'static str {
     }
 }
 
+/// Every `outcome` label of `partner_service_exchanges_total`: a success, or what `outcome_label` says.
+pub const EXCHANGE_OUTCOMES: [&str; 10] = [
+    "success",
+    "transient",
+    "revoked",
+    "expired",
+    "needs_reapproval",
+    "invalid_timestamp",
+    "invalid_signature",
+    "denied",
+    "unrecognised",
+    "refused",
+];
+
+/// The `kind` labels of `partner_service_attention_total` known from the start: the tenant checks of a
+/// pass, and the exchange refusals the circuit counts.
+pub const ATTENTION_KINDS: [&str; 10] = [
+    "not_running",
+    "unknown_tenant",
+    "host_not_allowed",
+    "missing_serial",
+    "tenant_status",
+    "invalid_timestamp",
+    "invalid_signature",
+    "denied",
+    "unrecognised",
+    "refused",
+];
+
 fn outcome_label(error: &ExchangeError) -> &'static str {
     match error.verdict() {
         Verdict::Stop(reason) => reason.as_str(),

@@ -8,3 +8,14 @@ ALTER TABLE audit_events ADD CONSTRAINT audit_events_action_check CHECK (action 
     'superoffice_delete', 'superoffice_move', 'superoffice_state_change_unsupported',
     'superoffice_state_change_unknown_tenant'
 ));
+
+-- Which tenant states allow work, named once in SQL: the claim (db::queue::claim_due) asks this
+-- function rather than spelling the states, and the claimable index has the same predicate, so even a
+-- generic plan of the prepared claim proves the index applies. db::models::TenantState::WORKING lists
+-- the same states (a test compares them).
+CREATE FUNCTION tenant_state_allows_work(state TEXT) RETURNS BOOLEAN
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT state IN ('pending', 'active') $$;
+DROP INDEX tenants_claimable_idx;
+CREATE INDEX tenants_claimable_idx ON tenants (next_attempt_at)
+    WHERE tenant_state_allows_work(state) AND system_token_ciphertext IS NOT NULL;

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use shared::db::audit::{self, NewAuditEvent};
-use shared::db::models::{AuditAction, Tenant};
+use shared::db::models::{AuditAction, Tenant, TenantState};
 use shared::db::schema::tenants;
 use shared::db::testing::TestDatabase;
 use shared::db::{self, migrate};
@@ -276,4 +276,23 @@ async fn audit_actions_match_the_schema_check() {
     .execute(&mut conn)
     .await;
     assert!(unknown.is_err(), "an unknown action is refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sql_twin_of_allows_work_agrees() {
+    #[derive(diesel::QueryableByName)]
+    struct Allows {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        allows: bool,
+    }
+    let database = TestDatabase::create().await.unwrap();
+    let mut conn = database.connect().await.unwrap();
+    for state in TenantState::ALL {
+        let row: Allows = diesel::sql_query("SELECT tenant_state_allows_work($1) AS allows")
+            .bind::<diesel::sql_types::Text, _>(state)
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(row.allows, state.allows_work(), "{state}");
+    }
 }

@@ -14,12 +14,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::{StoredTicket, Tenant, TenantState, WorkState};
+use super::models::{StoredTicket, Tenant, WorkState};
 use super::schema::{tenants, tickets, work_requests};
 use super::{DbError, Prepared};
 
 /// Claims up to `limit` due tenants for `owner` for `lease_secs`. Due: a token is stored, the state
-/// allows work, `next_attempt_at` has passed, and no live lease is held by another instance.
+/// allows work (`tenant_state_allows_work`, the SQL twin of `TenantState::allows_work`), `next_attempt_at` has passed, and no live lease is held by another instance.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     owner: &str,
@@ -33,7 +33,7 @@ pub async fn claim_due(
              WHERE id IN ( \
                  SELECT id FROM tenants \
                  WHERE next_attempt_at <= now() \
-                   AND state = ANY($4) \
+                   AND tenant_state_allows_work(state) \
                    AND system_token_ciphertext IS NOT NULL \
                    AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
                  ORDER BY next_attempt_at \
@@ -43,8 +43,7 @@ pub async fn claim_due(
         )
         .bind::<Text, _>(owner)
         .bind::<BigInt, _>(lease_secs)
-        .bind::<BigInt, _>(limit)
-        .bind::<Array<Text>, _>(TenantState::WORKING.to_vec()),
+        .bind::<BigInt, _>(limit),
     )
     .load(conn)
     .await?;

@@ -123,3 +123,48 @@ async fn unknown_and_malformed_tenants_are_refused() {
     let empty = run("partner-service", &["tenants", "list"], &env(&db));
     assert!(String::from_utf8_lossy(&empty.stdout).contains("no tenants"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enable_undoes_disable_and_only_that() {
+    let db = TestDatabase::create().await.unwrap();
+    seed(&db, "Cust503").await;
+    let refused = run(
+        "partner-service",
+        &["tenants", "enable", "Cust503"],
+        &env(&db),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("Cust503 is pending, not disabled"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let disable = run(
+        "partner-service",
+        &["tenants", "disable", "Cust503"],
+        &env(&db),
+    );
+    assert!(disable.status.success());
+    assert!(String::from_utf8_lossy(&disable.stdout).contains("tenants enable Cust503"));
+    let enable = run(
+        "partner-service",
+        &["tenants", "enable", "Cust503"],
+        &env(&db),
+    );
+    assert!(enable.status.success());
+    let mut conn = db.connect().await.unwrap();
+    let tenant = shared::db::tenants::find(&mut conn, "Cust503")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(tenant.state, TenantState::Pending);
+    assert!(tenant.next_attempt_at.is_some());
+    let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust503", 1)
+        .await
+        .unwrap();
+    assert_eq!(
+        (events[0].action.as_str(), events[0].actor.as_str()),
+        ("state_changed", "operator:ops")
+    );
+    assert_eq!(events[0].detail["from"], "disabled");
+}

@@ -67,8 +67,10 @@ pub enum TenantsAction {
     List,
     /// Makes the tenant due now; a tenant stopped by a failure or by an operator gets another chance.
     Retry { ctx: String },
-    /// Stops all work for the tenant until an operator retries it.
+    /// Stops all work for the tenant until an operator enables (or retries) it.
     Disable { ctx: String },
+    /// Undoes `disable`: the tenant is pending again and the service obtains a ticket for it.
+    Enable { ctx: String },
     /// Removes the tenant's token, ticket and work; an audit event records the purge.
     Purge { ctx: String },
     /// Ends every partner-web session signed in to the tenant; its users must sign in again.

@@ -197,6 +197,8 @@ pub enum Event {
     OperatorRetry { has_token: bool },
     /// An operator disabled the tenant.
     OperatorDisable,
+    /// An operator enabled a disabled tenant again.
+    OperatorEnable,
     /// The circuit opened: refusals seen for many tenants were the instance's fault.
     CircuitOpened,
     /// The circuit closed: exchanges it paused may run.
@@ -303,6 +305,8 @@ pub fn next(state: TenantState, event: &Event) -> Transition {
             },
         },
         Event::OperatorDisable => stop(Disabled, false),
+        Event::OperatorEnable if state == Disabled => set(Pending),
+        Event::OperatorEnable => Transition::stay(state),
         Event::CircuitOpened => Transition {
             to: state,
             effects: Effects {
@@ -573,6 +577,19 @@ mod tests {
                 RETRY,
             ),
             (Active, Event::OperatorDisable, Disabled, DISABLED),
+            (
+                Disabled,
+                Event::OperatorEnable,
+                Pending,
+                Effects {
+                    schedule: Schedule::Now,
+                    reset_failures: true,
+                    wake: true,
+                    ..NONE
+                },
+            ),
+            (Active, Event::OperatorEnable, Active, NONE),
+            (Revoked, Event::OperatorEnable, Revoked, NONE),
             (Suspended, Event::OperatorDisable, Disabled, DISABLED),
             // The circuit changes no state.
             (

@@ -9,7 +9,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::web;
 use ipnet::IpNet;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The client of `request`, by the application's `web.trusted_proxies`.
 pub fn client_ip(request: &HttpRequest) -> Option<IpAddr> {

@@ -7,5 +7,6 @@ pub mod routes;
 pub mod session;
 pub mod session_store;
 pub mod startup;
+pub mod state;
 
 pub use startup::Application;

@@ -12,17 +12,15 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context;
-use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
 use shared::clients::SuperOfficeClients;
 use shared::clock::SystemClock;
-use shared::config::{Settings, SystemUserActions};
+use shared::config::Settings;
 use shared::crypto::at_rest::Cipher;
 use shared::db;
 use shared::db::sessions::Lifetime;
 use shared::db::work_limits::WorkLimits;
-use shared::environment::Environment;
 use tracing_actix_web::TracingLogger;
 
 use crate::request_log::RedactedRootSpan;
@@ -30,33 +28,7 @@ use crate::session_store::PgSessionStore;
 
 use crate::routes;
 use crate::routes::superoffice::limiter::NotificationLimits;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub pool: db::Pool,
-    /// Every SuperOffice client: sign-in, the JWT validator (pinned certificate plus the JWKS that
-    /// discovery names), tenant status and the tenant's REST API.
-    pub clients: SuperOfficeClients,
-    /// Encrypts captured system user tokens at rest.
-    pub cipher: Arc<Cipher>,
-    /// `superoffice.client_id`: the audience of id_tokens and (as `spn:{client_id}`) of notifications.
-    pub client_id: String,
-    /// `superoffice.environment`, stored with each tenant.
-    pub environment: Environment,
-    /// `web.system_user_actions`: who may queue work for the system user.
-    pub system_user_actions: SystemUserActions,
-    /// `web.work_per_*` and `web.open_work_per_tenant`.
-    pub work_limits: WorkLimits,
-    /// `web.trusted_proxies`: peers whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<Vec<IpNet>>,
-    /// `web.legacy_sign_in`: whether `POST /callback` exists.
-    pub legacy_sign_in: bool,
-    /// Whether notifications must carry the audience `spn:{client_id}`.
-    pub state_change_audience_required: bool,
-    /// Notifications per tenant and per source address.
-    pub notification_limits: Arc<NotificationLimits>,
-}
+use crate::state::AppState;
 
 /// The running server: bound, not yet awaited.
 pub struct Application {
@@ -121,6 +93,7 @@ impl Application {
                 settings.web.state_change_limit_per_tenant,
                 settings.web.state_change_limit_per_address,
             )),
+            operators: Arc::new(settings.web.operators.clone()),
         };
         // The cookie carries only the session's random id, signed so a forged one is dropped unread.
         let session_key = Key::from(settings.web.session_key()?.expose_secret());

@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
 use shared::config::Settings;
-use shared::db::models::TenantState;
+use shared::db::operator::EnableOutcome;
 use shared::domain::ContextId;
 
 use crate::cli::TenantsAction;
@@ -35,18 +35,24 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
         }
         TenantsAction::Disable { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            let changed = shared::db::tenants::set_state(
-                &mut conn,
-                ctx.as_str(),
-                TenantState::Disabled,
-                "disabled by an operator",
-                &operator(),
-            )
-            .await?;
+            let changed =
+                shared::db::tenants::disable(&mut conn, ctx.as_str(), &operator()).await?;
             if !changed {
                 bail!("no tenant {ctx}");
             }
-            println!("{ctx}: disabled; `partner-service tenants retry {ctx}` enables it again");
+            println!("{ctx}: disabled; `partner-service tenants enable {ctx}` enables it again");
+        }
+        TenantsAction::Enable { ctx } => {
+            let ctx = ContextId::parse(&ctx)?;
+            match shared::db::operator::enable(&mut conn, ctx.as_str(), &operator()).await? {
+                EnableOutcome::Enabled => {
+                    println!("{ctx}: enabled; pending until the service obtains a ticket")
+                }
+                EnableOutcome::NotDisabled(state) => {
+                    bail!("{ctx} is {state}, not disabled; nothing changed")
+                }
+                EnableOutcome::NoTenant => bail!("no tenant {ctx}"),
+            }
         }
         TenantsAction::Purge { ctx } => {
             let ctx = ContextId::parse(&ctx)?;

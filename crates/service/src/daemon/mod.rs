@@ -6,6 +6,7 @@
 
 mod backoff;
 pub mod circuit;
+pub mod heartbeat;
 mod listener;
 mod metrics_server;
 mod worker;
@@ -232,6 +233,13 @@ impl Daemon {
             Arc::clone(&self.ctx.clients.statuses),
             cancel.clone(),
         ));
+        let beating = CancellationToken::new();
+        let heartbeat = tokio::spawn(heartbeat::run(
+            self.ctx.pool.clone(),
+            self.ctx.owner.to_string(),
+            self.circuit(),
+            beating.clone(),
+        ));
         let poll = Duration::from_secs(self.ctx.service.poll_interval_secs);
         let mut gauge_at = tokio::time::Instant::now();
         register_metrics(&self.ctx.circuit);
@@ -266,6 +274,8 @@ impl Daemon {
         }
         tracing::info!("stopping: no new work is claimed");
         self.drain().await;
+        beating.cancel();
+        let _ = heartbeat.await;
         let _ = listener.await;
         Ok(())
     }
@@ -545,14 +555,19 @@ async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
     }
 }
 
-/// `{hostname}-{pid}-{8 random hex}`: unique per process, readable in `tenants.lease_owner`.
-fn instance_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+/// This machine's host name (`host` when it cannot be read).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned());
+        .unwrap_or_else(|| "host".to_owned())
+}
+
+/// `{hostname}-{pid}-{8 random hex}`: unique per process, readable in `tenants.lease_owner`.
+fn instance_id() -> String {
+    let host = host_name();
     let random = uuid::Uuid::new_v4().simple().to_string();
     format!("{host}-{}-{}", std::process::id(), &random[..8])
 }

@@ -249,6 +249,23 @@ async fn refused(
     error: &ExchangeError,
 ) -> anyhow::Result<Exchanged> {
     let reason = error.to_string();
+    // Every failed exchange leaves an `exchange_failed` event (its outcome, never a secret): the
+    // operator console's exchange chart counts them beside `ticket_obtained`.
+    let outcome = match error.verdict() {
+        Verdict::Stop(_) => "refused",
+        Verdict::Transient => "transient",
+        Verdict::Suspect => "suspect",
+    };
+    {
+        let mut conn = ctx.db().await?;
+        audit_work(
+            &mut conn,
+            id,
+            AuditAction::ExchangeFailed,
+            json!({ "outcome": outcome, "kind": error.kind(), "via": ctx.via }),
+        )
+        .await?;
+    }
     let transition = match error.verdict() {
         Verdict::Stop(stop) => {
             lifecycle::next(tenant.state, &lifecycle::Event::ExchangeRefused(stop))

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod failures;
+mod heartbeat;
 mod instances;
 mod lifecycle;
 mod support;

@@ -284,6 +284,78 @@ pub struct WebSettings {
     pub legacy_sign_in: bool,
     pub state_change_limit_per_tenant: u32,
     pub state_change_limit_per_address: u32,
+    /// `web.operators`: who may open the operator console (`/operator`). Empty: the console is off.
+    #[serde(deserialize_with = "deserialize_operators")]
+    pub operators: Vec<Operator>,
+}
+
+/// One entry of `web.operators`: a signed-in user of one tenant, named by SuperID subject or e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// The tenant the user signs in through, e.g. `Cust12345`.
+    pub context_id: String,
+    /// The user's SuperID subject or e-mail address, compared without regard to case.
+    pub user: String,
+}
+
+impl Operator {
+    /// Parses `"Cust12345:ops@partner.example"`.
+    pub fn parse(entry: &str) -> Result<Self, String> {
+        let entry = entry.trim();
+        let Some((context_id, user)) = entry.split_once(':') else {
+            return Err(format!(
+                "{entry:?} must be a context id and a user, e.g. \"Cust12345:ops@partner.example\""
+            ));
+        };
+        let user = user.trim();
+        let context_id = crate::domain::ContextId::parse(context_id)
+            .map_err(|_| {
+                format!(
+                    "{entry:?}: {:?} is not a context id such as Cust12345",
+                    context_id.trim()
+                )
+            })?
+            .as_str()
+            .to_owned();
+        if user.is_empty() || user.chars().any(char::is_whitespace) {
+            return Err(format!(
+                "{entry:?}: the part after ':' must be the user's SuperID subject or e-mail"
+            ));
+        }
+        Ok(Self {
+            context_id,
+            user: user.to_owned(),
+        })
+    }
+
+    /// Whether a signed-in user (tenant, subject and e-mail from their id_token) is this operator.
+    pub fn matches(&self, context_id: &str, subject: &str, email: Option<&str>) -> bool {
+        self.context_id == context_id
+            && (self.user.eq_ignore_ascii_case(subject)
+                || email.is_some_and(|email| self.user.eq_ignore_ascii_case(email)))
+    }
+}
+
+/// `web.operators`: a TOML array, or one string with comma-separated entries (as an environment
+/// variable gives it).
+fn deserialize_operators<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Operator>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        List(Vec<String>),
+        Text(String),
+    }
+    let entries = match Entries::deserialize(deserializer)? {
+        Entries::List(list) => list,
+        Entries::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    entries
+        .iter()
+        .filter(|entry| !entry.trim().is_empty())
+        .map(|entry| Operator::parse(entry).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// Who may ask for work with the tenant's system user.
@@ -343,6 +415,7 @@ impl fmt::Debug for WebSettings {
             .field("system_user_actions", &self.system_user_actions)
             .field("metrics_bind", &self.metrics_bind)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("operators", &self.operators)
             .finish_non_exhaustive()
     }
 }
@@ -765,6 +838,34 @@ mod tests {
         })
         .unwrap();
         assert!(settings.web.is_trusted_proxy("172.20.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn operators_are_parsed_and_bad_entries_named() {
+        let settings = Settings::from_sources(&env(&[])).unwrap();
+        assert!(settings.web.operators.is_empty());
+        let settings = Settings::from_sources(&env(&[("PARTNER_WEB__OPERATORS", "")])).unwrap();
+        assert!(
+            settings.web.operators.is_empty(),
+            "an empty variable is an empty list"
+        );
+        let settings = Settings::from_sources(&env(&[(
+            "PARTNER_WEB__OPERATORS",
+            "Cust12345:ops@partner.example, Cust7:subject-1",
+        )]))
+        .unwrap();
+        assert_eq!(settings.web.operators.len(), 2);
+        let ops = &settings.web.operators[0];
+        assert!(ops.matches("Cust12345", "someone", Some("OPS@partner.example")));
+        assert!(!ops.matches("Cust12346", "someone", Some("ops@partner.example")));
+        assert!(settings.web.operators[1].matches("Cust7", "subject-1", None));
+        for bad in ["ops@partner.example", "Tenant1:ops", "Cust12:", "Cust:ops"] {
+            let error = Settings::from_sources(&env(&[("PARTNER_WEB__OPERATORS", bad)]))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was accepted"))
+                .to_string();
+            assert!(error.contains("web.operators"), "{bad}: {error}");
+        }
     }
 
     #[test]

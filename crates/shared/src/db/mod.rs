@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod migrate;
 pub mod models;
+pub mod operator;
 pub mod queue;
 pub mod rotation;
 pub mod schema;

@@ -153,6 +153,8 @@ text_enum! {
         WorkQueued = "work_queued",
         /// Work failed for good.
         WorkFailed = "work_failed",
+        /// An exchange failed (its outcome, never a secret).
+        ExchangeFailed = "exchange_failed",
         /// A company was created for queued work.
         CompanyCreated = "company_created",
         /// Stored secrets were re-encrypted under the current key.

@@ -104,8 +104,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    service_instances (id) {
+        id -> Text,
+        host -> Text,
+        started_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        circuit_state -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     tenants,
+    service_instances,
     tickets,
     work_requests,
     audit_events,

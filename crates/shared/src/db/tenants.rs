@@ -287,6 +287,23 @@ pub async fn set_state(
     .await
 }
 
+/// An operator's disable (the CLI's `tenants disable` and the console's): the tenant stops, its token and
+/// work are kept, audited as `state_changed` to `disabled`. `operator::enable` undoes it. False: no tenant.
+pub async fn disable(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    actor: &str,
+) -> Result<bool, DbError> {
+    set_state(
+        conn,
+        context_id,
+        TenantState::Disabled,
+        "disabled by an operator",
+        actor,
+    )
+    .await
+}
+
 /// Marks a tenant the caller holds the lease of `active` (a ticket was obtained, or the tenant runs
 /// again with a valid one), with an audit event. Unlike `set_state` it neither reschedules the tenant
 /// nor wakes the service: the lease holder decides when the tenant is due again.

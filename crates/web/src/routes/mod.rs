@@ -4,6 +4,7 @@ pub mod companies;
 pub mod health;
 pub mod home;
 pub mod logout;
+pub mod operator;
 pub mod signin;
 pub mod superoffice;
 pub mod tenant;
@@ -36,7 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/superoffice/state-change",
             web::post().to(superoffice::state_change::post),
-        );
+        )
+        .configure(operator::configure);
 }
 
 /// Liveness and readiness: served without the session middleware, so they answer (and readiness says 503)

@@ -8,6 +8,7 @@ mod companies;
 mod health;
 mod helpers;
 mod hostile;
+mod operator;
 mod sessions;
 mod signin;
 mod state_change;

@@ -9,7 +9,7 @@ use crate::errors::WebError;
 use shared::config::SystemUserActions;
 
 use crate::session::{SessionUser, TypedSession};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn post(
     session: TypedSession,

@@ -10,7 +10,7 @@ use super::CompanyForm;
 use crate::errors::WebError;
 use crate::routes::home::CreatedCompany;
 use crate::session::{SessionUser, TypedSession};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Renew the access token when it has less than this many seconds left.
 const RENEW_MARGIN_SECS: i64 = 30;

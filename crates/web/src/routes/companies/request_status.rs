@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use crate::errors::WebError;
 use crate::routes::views::WorkView;
 use crate::session::TypedSession;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "companies/request.html")]

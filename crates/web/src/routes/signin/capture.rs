@@ -6,7 +6,7 @@ use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
 use shared::jwt::SuperOfficeClaims;
 
 use crate::errors::WebError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Stores the system user token of an administrator's sign-in (encrypted, in one transaction with the
 /// tenant's details, an audit event and a NOTIFY for the service). An ordinary user's sign-in, or an

@@ -10,7 +10,7 @@ use shared::superid::validation::ValidationError;
 use super::capture::capture_if_administrator;
 use crate::errors::WebError;
 use crate::session::{SessionUser, TypedSession};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {

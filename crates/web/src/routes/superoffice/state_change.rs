@@ -32,7 +32,7 @@ use shared::jwt::{Expectation, JwtError};
 use shared::superid::validation::ValidationError;
 use shared::tenant::status::StatusError;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Real notifications are well under 4 KiB; the token alone is 1–3 KiB.
 pub const MAX_BODY_BYTES: usize = 32 * 1024;

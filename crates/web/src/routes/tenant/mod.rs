@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use crate::errors::WebError;
 use crate::routes::views::{TenantView, WorkView};
 use crate::session::{SessionUser, TypedSession};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "tenant/tenant.html")]

@@ -1,0 +1,552 @@
+//! Queries of the operator console (`/operator` in partner-web): the tenant table with its filters and
+//! keyset paging, one tenant's detail, service instances and their heartbeats, and the chart aggregates
+//! over the audit trail. Each page runs a fixed number of queries, whatever the number of tenants
+//! (`QueryCounter` counts them).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::DbError;
+use super::audit::{self, NewAuditEvent};
+use super::models::{AuditAction, AuditEvent, Tenant, TenantState};
+use super::schema::{audit_events, service_instances, tenants, tickets};
+use crate::lifecycle::{self, Event};
+
+/// Rows of the tenant table per page.
+pub const PAGE_SIZE: i64 = 50;
+/// Audit events per page of a tenant's history.
+pub const HISTORY_PAGE_SIZE: i64 = 25;
+/// An instance whose heartbeat is older than this is shown as stale.
+pub const STALE_AFTER_SECS: i64 = 30;
+
+/// Counts the queries a connection sends while it is installed, so a page can say (and a test can
+/// check) how many queries it took.
+#[derive(Debug, Clone, Default)]
+pub struct QueryCounter(Arc<AtomicUsize>);
+
+impl QueryCounter {
+    /// Starts counting the queries of `conn`.
+    pub fn install(conn: &mut AsyncPgConnection) -> Self {
+        let counter = Self::default();
+        let count = Arc::clone(&counter.0);
+        conn.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+            if matches!(event, InstrumentationEvent::StartQuery { .. }) {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        counter
+    }
+
+    /// Stops counting (the connection goes back to the pool without the counter) and says how many
+    /// queries were sent.
+    pub fn finish(self, conn: &mut AsyncPgConnection) -> usize {
+        conn.set_instrumentation(None::<Box<dyn Instrumentation>>);
+        AtomicUsize::load(&self.0, Ordering::Relaxed)
+    }
+
+    pub fn count(&self) -> usize {
+        AtomicUsize::load(&self.0, Ordering::Relaxed)
+    }
+}
+
+/// What the tenant table shows: filters and the page's position.
+#[derive(Debug, Clone, Default)]
+pub struct TenantFilter {
+    pub state: Option<TenantState>,
+    /// Only tenants flagged `needs_attention`.
+    pub attention: bool,
+    /// The start of a context id or company name, without regard to case.
+    pub search: Option<String>,
+    /// The page after this context id.
+    pub after: Option<String>,
+    /// The page before this context id (ignored when `after` is set).
+    pub before: Option<String>,
+}
+
+/// A tenant row of the table.
+#[derive(Debug, Clone)]
+pub struct TenantRow {
+    pub tenant: Tenant,
+    pub ticket_last_used_at: Option<DateTime<Utc>>,
+    pub ticket_rejected: bool,
+    pub ticket_generation: Option<i32>,
+    /// Work requests queued or running.
+    pub open_work: i64,
+}
+
+/// One page of the tenant table.
+#[derive(Debug, Clone)]
+pub struct TenantPage {
+    pub rows: Vec<TenantRow>,
+    pub has_next: bool,
+    pub has_previous: bool,
+}
+
+/// `LIKE` pattern for "starts with `text`", lower-cased, with `%`, `_` and `\` taken literally.
+fn prefix_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 1);
+    for c in text.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+type RowTuple = (
+    Tenant,
+    Option<(DateTime<Utc>, Option<DateTime<Utc>>, i32)>,
+    i64,
+);
+
+/// One page of tenants in context id order, in one query (keyset paging, so every page costs the same).
+pub async fn tenant_page(
+    conn: &mut AsyncPgConnection,
+    filter: &TenantFilter,
+    page_size: i64,
+) -> Result<TenantPage, DbError> {
+    let mut query = tenants::table
+        .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
+        .select((
+            Tenant::as_select(),
+            (
+                tickets::last_used_at,
+                tickets::rejected_at,
+                tickets::token_generation,
+            )
+                .nullable(),
+            sql::<BigInt>(
+                "(SELECT count(*) FROM work_requests w WHERE w.context_id = tenants.context_id \
+                 AND w.state IN ('queued', 'running'))",
+            ),
+        ))
+        .limit(page_size + 1)
+        .into_boxed();
+    if let Some(state) = filter.state {
+        query = query.filter(tenants::state.eq(state.as_str()));
+    }
+    if filter.attention {
+        query = query.filter(tenants::needs_attention.eq(true));
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.trim().is_empty()) {
+        let pattern = prefix_pattern(search);
+        query = query.filter(
+            sql::<Bool>("(lower(tenants.context_id) LIKE ")
+                .bind::<Text, _>(pattern.clone())
+                .sql(" OR lower(tenants.company_name) LIKE ")
+                .bind::<Text, _>(pattern)
+                .sql(")"),
+        );
+    }
+    let backwards = filter.after.is_none() && filter.before.is_some();
+    if let Some(after) = &filter.after {
+        query = query
+            .filter(tenants::context_id.gt(after.clone()))
+            .order(tenants::context_id.asc());
+    } else if let Some(before) = &filter.before {
+        query = query
+            .filter(tenants::context_id.lt(before.clone()))
+            .order(tenants::context_id.desc());
+    } else {
+        query = query.order(tenants::context_id.asc());
+    }
+    let mut rows: Vec<RowTuple> = query.load(conn).await?;
+    let more = rows.len() as i64 > page_size;
+    rows.truncate(usize::try_from(page_size).unwrap_or(0));
+    if backwards {
+        rows.reverse();
+    }
+    Ok(TenantPage {
+        rows: rows
+            .into_iter()
+            .map(|(tenant, ticket, open_work)| TenantRow {
+                tenant,
+                ticket_last_used_at: ticket.map(|(used, _, _)| used),
+                ticket_rejected: ticket.is_some_and(|(_, rejected, _)| rejected.is_some()),
+                ticket_generation: ticket.map(|(_, _, generation)| generation),
+                open_work,
+            })
+            .collect(),
+        has_next: if backwards { true } else { more },
+        has_previous: if backwards {
+            more
+        } else {
+            filter.after.is_some()
+        },
+    })
+}
+
+/// Tenants per state, and how many of them need attention.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// (state, tenants, of which need attention), every state present at least once.
+    pub states: Vec<(String, i64, i64)>,
+}
+
+impl StateCounts {
+    pub fn total(&self) -> i64 {
+        self.states.iter().map(|(_, n, _)| n).sum()
+    }
+
+    pub fn needing_attention(&self) -> i64 {
+        self.states.iter().map(|(_, _, a)| a).sum()
+    }
+}
+
+/// Counts per state (one query over the state index).
+pub async fn state_counts(conn: &mut AsyncPgConnection) -> Result<StateCounts, DbError> {
+    let rows: Vec<(String, i64, i64)> = tenants::table
+        .group_by(tenants::state)
+        .select((
+            tenants::state,
+            diesel::dsl::count_star(),
+            sql::<BigInt>("count(*) FILTER (WHERE needs_attention)"),
+        ))
+        .load(conn)
+        .await?;
+    let mut states: Vec<(String, i64, i64)> = TenantState::ALL
+        .iter()
+        .map(|state| {
+            rows.iter()
+                .find(|(name, _, _)| name == state.as_str())
+                .cloned()
+                .unwrap_or_else(|| (state.as_str().to_owned(), 0, 0))
+        })
+        .collect();
+    // A state this build does not know still counts.
+    states.extend(
+        rows.into_iter()
+            .filter(|(name, _, _)| name.parse::<TenantState>().is_err()),
+    );
+    Ok(StateCounts { states })
+}
+
+/// A page of a tenant's audit history, newest first; `before_id` continues after the last one shown.
+pub async fn history_page(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    before_id: Option<i64>,
+    page_size: i64,
+) -> Result<(Vec<AuditEvent>, bool), DbError> {
+    let mut query = audit_events::table
+        .filter(audit_events::context_id.eq(context_id))
+        .order(audit_events::id.desc())
+        .limit(page_size + 1)
+        .select(AuditEvent::as_select())
+        .into_boxed();
+    if let Some(before) = before_id {
+        query = query.filter(audit_events::id.lt(before));
+    }
+    let mut events: Vec<AuditEvent> = query.load(conn).await?;
+    let more = events.len() as i64 > page_size;
+    events.truncate(usize::try_from(page_size).unwrap_or(0));
+    Ok((events, more))
+}
+
+/// What enabling a tenant did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnableOutcome {
+    /// It was disabled and is `pending` now: the service obtains a ticket and, with one, marks it active.
+    Enabled,
+    /// It was not disabled (its state is left alone).
+    NotDisabled(TenantState),
+    NoTenant,
+}
+
+/// The inverse of disabling: a `disabled` tenant returns to `pending`, due now, so partner-service
+/// obtains a fresh ticket with the stored token and marks it `active` when that succeeds (or stops it
+/// again if SuperOffice refuses). Only a disabled tenant is changed; audited as `state_changed`.
+pub async fn enable(
+    conn: &mut AsyncPgConnection,
+    context_id: &str,
+    actor: &str,
+) -> Result<EnableOutcome, DbError> {
+    conn.transaction::<_, DbError, _>(async move |conn| {
+        let state: Option<TenantState> = tenants::table
+            .filter(tenants::context_id.eq(context_id))
+            .select(tenants::state)
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some(state) = state else {
+            return Ok(EnableOutcome::NoTenant);
+        };
+        let transition = lifecycle::next(state, &Event::OperatorEnable);
+        if transition.to == state {
+            return Ok(EnableOutcome::NotDisabled(state));
+        }
+        let reason = "enabled by an operator";
+        diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+            .set((
+                tenants::state.eq(transition.to),
+                tenants::state_reason.eq(reason),
+                tenants::next_attempt_at.eq(Some(Utc::now())),
+                tenants::failed_attempts.eq(0),
+            ))
+            .execute(conn)
+            .await?;
+        audit::record_and_wake(
+            conn,
+            NewAuditEvent {
+                context_id: Some(context_id),
+                action: AuditAction::StateChanged,
+                actor,
+                detail: serde_json::json!({
+                    "state": transition.to.as_str(),
+                    "from": state.as_str(),
+                    "reason": reason,
+                }),
+            },
+        )
+        .await?;
+        Ok(EnableOutcome::Enabled)
+    })
+    .await
+}
+
+/// A partner-service instance as its heartbeat row says.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = service_instances)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct ServiceInstance {
+    pub id: String,
+    pub host: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub circuit_state: Option<String>,
+}
+
+/// Records that an instance is alive (inserted on its first beat, updated after).
+pub async fn heartbeat(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    host: &str,
+    started_at: DateTime<Utc>,
+    circuit_state: Option<&str>,
+) -> Result<(), DbError> {
+    let now = Utc::now();
+    diesel::insert_into(service_instances::table)
+        .values((
+            service_instances::id.eq(id),
+            service_instances::host.eq(host),
+            service_instances::started_at.eq(started_at),
+            service_instances::last_seen_at.eq(now),
+            service_instances::circuit_state.eq(circuit_state),
+        ))
+        .on_conflict(service_instances::id)
+        .do_update()
+        .set((
+            service_instances::last_seen_at.eq(now),
+            service_instances::circuit_state.eq(circuit_state),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes an instance's row (a clean shutdown) and rows not seen for `forget_after_secs` (instances
+/// that died).
+pub async fn remove_instance(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    forget_after_secs: i64,
+) -> Result<(), DbError> {
+    let cutoff = Utc::now() - chrono::Duration::seconds(forget_after_secs);
+    diesel::delete(
+        service_instances::table.filter(
+            service_instances::id
+                .eq(id)
+                .or(service_instances::last_seen_at.lt(cutoff)),
+        ),
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An instance with the tenants it holds unexpired leases on.
+#[derive(Debug, Clone)]
+pub struct InstanceLeases {
+    pub instance: ServiceInstance,
+    /// The first leased tenants by context id.
+    pub tenants: Vec<String>,
+    /// How many tenants it holds in all.
+    pub lease_count: i64,
+}
+
+/// Leased tenants named per instance; the count is complete.
+const LEASES_NAMED: i32 = 20;
+
+/// Every recorded instance, newest heartbeat first, with its leases (two queries).
+pub async fn instances(conn: &mut AsyncPgConnection) -> Result<Vec<InstanceLeases>, DbError> {
+    let rows: Vec<ServiceInstance> = service_instances::table
+        .order((
+            service_instances::last_seen_at.desc(),
+            service_instances::id.asc(),
+        ))
+        .limit(200)
+        .select(ServiceInstance::as_select())
+        .load(conn)
+        .await?;
+    #[derive(QueryableByName)]
+    struct Leases {
+        #[diesel(sql_type = Text)]
+        owner: String,
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+        #[diesel(sql_type = diesel::sql_types::Array<Text>)]
+        tenants: Vec<String>,
+    }
+    let leases: Vec<Leases> = diesel::sql_query(
+        "SELECT lease_owner AS owner, count(*) AS count, \
+                (array_agg(context_id ORDER BY context_id))[1:$1] AS tenants \
+         FROM tenants WHERE lease_owner IS NOT NULL AND lease_expires_at > now() \
+         GROUP BY lease_owner",
+    )
+    .bind::<diesel::sql_types::Integer, _>(LEASES_NAMED)
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|instance| {
+            let held = leases.iter().find(|l| l.owner == instance.id);
+            InstanceLeases {
+                tenants: held.map(|l| l.tenants.clone()).unwrap_or_default(),
+                lease_count: held.map_or(0, |l| l.count),
+                instance,
+            }
+        })
+        .collect())
+}
+
+/// A count in a time bucket of one series.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct Bucket {
+    #[diesel(sql_type = Timestamptz)]
+    pub at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub series: String,
+    #[diesel(sql_type = BigInt)]
+    pub count: i64,
+}
+
+/// Exchanges per hour since `since` by outcome: `obtained` (`ticket_obtained`), and the failures
+/// `exchange_failed` records: `transient`, `suspect` (may be this instance's fault), `refused`.
+pub async fn exchanges_per_hour(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<Bucket>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT date_trunc('hour', created_at) AS at, \
+                CASE WHEN action = 'ticket_obtained' THEN 'obtained' \
+                     ELSE coalesce(detail->>'outcome', 'failed') END AS series, \
+                count(*) AS count \
+         FROM audit_events \
+         WHERE action IN ('ticket_obtained', 'exchange_failed') AND created_at >= $1 \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+    .await?)
+}
+
+/// Work requests finished per hour since `since`: `done` (`company_created`) and `failed` (`work_failed`).
+pub async fn work_per_hour(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<Bucket>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT date_trunc('hour', created_at) AS at, \
+                CASE WHEN action = 'company_created' THEN 'done' ELSE 'failed' END AS series, \
+                count(*) AS count \
+         FROM audit_events \
+         WHERE action IN ('company_created', 'work_failed') AND created_at >= $1 \
+         GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+    .await?)
+}
+
+/// Tenants per state at the end of each hour since `since` in which some state changed, from the
+/// audit trail: every event that moves a tenant counts +1 to its new state and -1 to its previous one,
+/// and the sums run over time. Changes before `since` fall in its first hour. A state's count holds
+/// until the next bucket that names it.
+pub async fn tenants_per_state(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<Bucket>, DbError> {
+    Ok(diesel::sql_query(
+        "WITH moves AS ( \
+             SELECT context_id, id, created_at, \
+                    CASE action \
+                        WHEN 'token_captured' THEN 'pending' \
+                        WHEN 'state_changed' THEN detail->>'state' \
+                        WHEN 'operator_retry' THEN detail->>'to' \
+                        WHEN 'tenant_purged' THEN 'purged' \
+                        ELSE detail->'effect'->>'to' END AS state \
+             FROM audit_events \
+             WHERE context_id IS NOT NULL AND action IN ('token_captured', 'state_changed', \
+                 'operator_retry', 'tenant_purged', 'superoffice_suspend', 'superoffice_resume', \
+                 'superoffice_delete', 'superoffice_backup_restored', 'superoffice_move', \
+                 'superoffice_upgrade') \
+         ), changes AS ( \
+             SELECT created_at, state, lag(state) OVER (PARTITION BY context_id ORDER BY created_at, id) AS previous \
+             FROM moves WHERE state IS NOT NULL \
+         ), deltas AS ( \
+             SELECT created_at, state, 1 AS delta FROM changes WHERE state <> 'purged' \
+                 AND state IS DISTINCT FROM previous \
+             UNION ALL \
+             SELECT created_at, previous, -1 FROM changes WHERE previous IS NOT NULL \
+                 AND previous <> 'purged' AND state IS DISTINCT FROM previous \
+         ) \
+         SELECT at, series, (sum(sum(delta)) OVER (PARTITION BY series ORDER BY at))::int8 AS count \
+         FROM (SELECT greatest(date_trunc('hour', created_at), date_trunc('hour', $1)) AS at, \
+                      state AS series, delta FROM deltas) d \
+         GROUP BY at, series ORDER BY at, series",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+    .await?)
+}
+
+/// How long from a captured (or replaced) token to the first ticket obtained after it.
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
+pub struct CaptureLatency {
+    #[diesel(sql_type = Timestamptz)]
+    pub captured_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Double>)]
+    pub seconds: Option<f64>,
+}
+
+/// Each capture since `since` with the seconds to its tenant's first ticket after it (none yet: `None`).
+pub async fn capture_latency(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+) -> Result<Vec<CaptureLatency>, DbError> {
+    Ok(diesel::sql_query(
+        "SELECT c.created_at AS captured_at, \
+                extract(epoch FROM (t.created_at - c.created_at))::float8 AS seconds \
+         FROM audit_events c \
+         LEFT JOIN LATERAL ( \
+             SELECT created_at FROM audit_events o \
+             WHERE o.context_id = c.context_id AND o.action = 'ticket_obtained' \
+               AND o.created_at >= c.created_at \
+             ORDER BY o.created_at LIMIT 1) t ON true \
+         WHERE c.action IN ('token_captured', 'token_replaced') AND c.created_at >= $1 \
+         ORDER BY c.created_at LIMIT 5000",
+    )
+    .bind::<Timestamptz, _>(since)
+    .load(conn)
+    .await?)
+}

@@ -10,12 +10,12 @@ use chrono::{DateTime, Utc};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Double, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::DbError;
 use super::audit::{self, NewAuditEvent};
-use super::models::{AuditAction, AuditEvent, Tenant, TenantState};
+use super::models::{AuditAction, AuditEvent, Tenant, TenantState, WorkState};
 use super::schema::{audit_events, service_instances, tenants, tickets};
 use crate::lifecycle::{self, Event};
 
@@ -126,13 +126,15 @@ pub async fn tenant_page(
                 .nullable(),
             sql::<BigInt>(
                 "(SELECT count(*) FROM work_requests w WHERE w.context_id = tenants.context_id \
-                 AND w.state IN ('queued', 'running'))",
-            ),
+                 AND w.state = ANY(",
+            )
+            .bind::<Array<Text>, _>(WorkState::OPEN.to_vec())
+            .sql("))"),
         ))
         .limit(page_size + 1)
         .into_boxed();
     if let Some(state) = filter.state {
-        query = query.filter(tenants::state.eq(state.as_str()));
+        query = query.filter(tenants::state.eq(state));
     }
     if filter.attention {
         query = query.filter(tenants::needs_attention.eq(true));
@@ -448,14 +450,18 @@ pub async fn exchanges_per_hour(
 ) -> Result<Vec<Bucket>, DbError> {
     Ok(diesel::sql_query(
         "SELECT date_trunc('hour', created_at) AS at, \
-                CASE WHEN action = 'ticket_obtained' THEN 'obtained' \
-                     ELSE coalesce(detail->>'outcome', 'failed') END AS series, \
+                CASE WHEN action = $2 THEN $4 \
+                     ELSE coalesce(detail->>'outcome', $5) END AS series, \
                 count(*) AS count \
          FROM audit_events \
-         WHERE action IN ('ticket_obtained', 'exchange_failed') AND created_at >= $1 \
+         WHERE action IN ($2, $3) AND created_at >= $1 \
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>(AuditAction::TicketObtained)
+    .bind::<Text, _>(AuditAction::ExchangeFailed)
+    .bind::<Text, _>("obtained")
+    .bind::<Text, _>("failed")
     .load(conn)
     .await?)
 }
@@ -467,13 +473,17 @@ pub async fn work_per_hour(
 ) -> Result<Vec<Bucket>, DbError> {
     Ok(diesel::sql_query(
         "SELECT date_trunc('hour', created_at) AS at, \
-                CASE WHEN action = 'company_created' THEN 'done' ELSE 'failed' END AS series, \
+                CASE WHEN action = $2 THEN $4 ELSE $5 END AS series, \
                 count(*) AS count \
          FROM audit_events \
-         WHERE action IN ('company_created', 'work_failed') AND created_at >= $1 \
+         WHERE action IN ($2, $3) AND created_at >= $1 \
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>(AuditAction::CompanyCreated)
+    .bind::<Text, _>(AuditAction::WorkFailed)
+    .bind::<Text, _>(WorkState::Done)
+    .bind::<Text, _>(WorkState::Failed)
     .load(conn)
     .await?)
 }
@@ -490,25 +500,22 @@ pub async fn tenants_per_state(
         "WITH moves AS ( \
              SELECT context_id, id, created_at, \
                     CASE action \
-                        WHEN 'token_captured' THEN 'pending' \
-                        WHEN 'state_changed' THEN detail->>'state' \
-                        WHEN 'operator_retry' THEN detail->>'to' \
-                        WHEN 'tenant_purged' THEN 'purged' \
+                        WHEN $2 THEN $6 \
+                        WHEN $3 THEN detail->>'state' \
+                        WHEN $4 THEN detail->>'to' \
+                        WHEN $5 THEN $7 \
                         ELSE detail->'effect'->>'to' END AS state \
              FROM audit_events \
-             WHERE context_id IS NOT NULL AND action IN ('token_captured', 'state_changed', \
-                 'operator_retry', 'tenant_purged', 'superoffice_suspend', 'superoffice_resume', \
-                 'superoffice_delete', 'superoffice_backup_restored', 'superoffice_move', \
-                 'superoffice_upgrade') \
+             WHERE context_id IS NOT NULL AND action = ANY($8) \
          ), changes AS ( \
              SELECT created_at, state, lag(state) OVER (PARTITION BY context_id ORDER BY created_at, id) AS previous \
              FROM moves WHERE state IS NOT NULL \
          ), deltas AS ( \
-             SELECT created_at, state, 1 AS delta FROM changes WHERE state <> 'purged' \
+             SELECT created_at, state, 1 AS delta FROM changes WHERE state <> $7 \
                  AND state IS DISTINCT FROM previous \
              UNION ALL \
              SELECT created_at, previous, -1 FROM changes WHERE previous IS NOT NULL \
-                 AND previous <> 'purged' AND state IS DISTINCT FROM previous \
+                 AND previous <> $7 AND state IS DISTINCT FROM previous \
          ) \
          SELECT at, series, (sum(sum(delta)) OVER (PARTITION BY series ORDER BY at))::int8 AS count \
          FROM (SELECT greatest(date_trunc('hour', created_at), date_trunc('hour', $1)) AS at, \
@@ -516,6 +523,24 @@ pub async fn tenants_per_state(
          GROUP BY at, series ORDER BY at, series",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>(AuditAction::TokenCaptured)
+    .bind::<Text, _>(AuditAction::StateChanged)
+    .bind::<Text, _>(AuditAction::OperatorRetry)
+    .bind::<Text, _>(AuditAction::TenantPurged)
+    .bind::<Text, _>(TenantState::Pending)
+    .bind::<Text, _>("purged")
+    .bind::<Array<Text>, _>(vec![
+        AuditAction::TokenCaptured,
+        AuditAction::StateChanged,
+        AuditAction::OperatorRetry,
+        AuditAction::TenantPurged,
+        AuditAction::SuperofficeSuspend,
+        AuditAction::SuperofficeResume,
+        AuditAction::SuperofficeDelete,
+        AuditAction::SuperofficeBackupRestored,
+        AuditAction::SuperofficeMove,
+        AuditAction::SuperofficeUpgrade,
+    ])
     .load(conn)
     .await?)
 }
@@ -540,13 +565,16 @@ pub async fn capture_latency(
          FROM audit_events c \
          LEFT JOIN LATERAL ( \
              SELECT created_at FROM audit_events o \
-             WHERE o.context_id = c.context_id AND o.action = 'ticket_obtained' \
+             WHERE o.context_id = c.context_id AND o.action = $2 \
                AND o.created_at >= c.created_at \
              ORDER BY o.created_at LIMIT 1) t ON true \
-         WHERE c.action IN ('token_captured', 'token_replaced') AND c.created_at >= $1 \
+         WHERE c.action IN ($3, $4) AND c.created_at >= $1 \
          ORDER BY c.created_at LIMIT 5000",
     )
     .bind::<Timestamptz, _>(since)
+    .bind::<Text, _>(AuditAction::TicketObtained)
+    .bind::<Text, _>(AuditAction::TokenCaptured)
+    .bind::<Text, _>(AuditAction::TokenReplaced)
     .load(conn)
     .await?)
 }

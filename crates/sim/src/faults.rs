@@ -3,18 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
-
-use crate::context::SimContext;
-
-/// How long a hanging request waits: longer than any sensible client timeout.
-const HANG: Duration = Duration::from_secs(3600);
 
 /// Endpoint groups faults are injected into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -76,7 +67,7 @@ pub struct Faults(BTreeMap<Group, Fault>);
 
 /// What to do with one request.
 #[derive(Debug, PartialEq)]
-enum Action {
+pub enum Action {
     Proceed,
     Fail(StatusCode),
     /// Handle the request, then answer with this status instead.
@@ -99,7 +90,7 @@ impl Faults {
     }
 
     /// Decides the fate of one request and counts down `fail_next`.
-    fn decide(&mut self, group: Group, method: &str) -> (Duration, Action) {
+    pub fn decide(&mut self, group: Group, method: &str) -> (Duration, Action) {
         let Some(fault) = self.0.get_mut(&group) else {
             return (Duration::ZERO, Action::Proceed);
         };
@@ -141,7 +132,7 @@ pub enum Listener {
 }
 
 /// The group of a request, or None for the admin API.
-fn group_of(listener: Listener, path: &str) -> Option<Group> {
+pub fn group_of(listener: Listener, path: &str) -> Option<Group> {
     let path = path.to_ascii_lowercase();
     match listener {
         Listener::ApiHost => Some(Group::Api),
@@ -154,50 +145,6 @@ fn group_of(listener: Listener, path: &str) -> Option<Group> {
         }
         Listener::SuperId if path.starts_with("/api/state") => Some(Group::State),
         Listener::SuperId => Some(Group::Superid),
-    }
-}
-
-/// Middleware applying the configured faults before the request reaches its handler.
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let decision = match (
-        req.app_data::<web::Data<SimContext>>(),
-        req.app_data::<Listener>(),
-    ) {
-        (Some(ctx), Some(listener)) => group_of(*listener, req.path())
-            .map(|group| ctx.store().faults.decide(group, req.method().as_str())),
-        _ => None,
-    };
-    let Some((delay, action)) = decision else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    match action {
-        Action::Proceed => Ok(next.call(req).await?.map_into_boxed_body()),
-        Action::Fail(status) => {
-            tracing::info!(path = req.path(), %status, "injected failure");
-            let response = HttpResponse::build(status)
-                .content_type("text/plain; charset=utf-8")
-                .body("Simulated failure (superoffice-sim fault injection)");
-            Ok(req.into_response(response))
-        }
-        Action::LoseAnswer(status) => {
-            let (request, _) = next.call(req).await?.into_parts();
-            tracing::info!(path = request.path(), %status, "injected lost answer");
-            let response = HttpResponse::build(status)
-                .content_type("text/plain; charset=utf-8")
-                .body("Simulated lost answer (superoffice-sim fault injection)");
-            Ok(ServiceResponse::new(request, response))
-        }
-        Action::Hang => {
-            tracing::info!(path = req.path(), "injected hang");
-            tokio::time::sleep(HANG).await;
-            Ok(req.into_response(HttpResponse::GatewayTimeout().finish()))
-        }
     }
 }
 

@@ -2,6 +2,11 @@
 //! state API) and tenant web services (REST and SOAP), strict where SuperOffice is strict, with an admin
 //! API for fault injection. See `crates/sim/README.md`.
 //!
+//! Layers: `store` holds the simulator's data (tenants, grants, tokens, companies, faults, records);
+//! `context` wraps it with the configuration and the clock; the front ends (`superid`, `exchange`,
+//! `tenant_api`, `state`, `admin`) read and change it; `server` wires them into listeners. Nothing
+//! imports upwards (`scripts/check-modules.py` checks it).
+//!
 //! ```no_run
 //! # async fn run(pem: &str) -> Result<(), superoffice_sim::StartError> {
 //! use superoffice_sim::{SimConfig, Simulator};

@@ -1,7 +1,8 @@
 //! Small request-reading helpers shared by the front ends.
 
-use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
 /// Whether the Content-Type starts with `media_type` (case-insensitive, parameters ignored).
@@ -18,4 +19,24 @@ pub fn json_field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a 
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v)
+}
+
+/// A plain-text answer.
+pub fn plain(status: StatusCode, text: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/plain; charset=utf-8")
+        .body(text.to_owned())
+}
+
+/// The body as a JSON object, or `not_json` (followed by the parser's reason) or `not_object`.
+pub fn json_object(
+    body: &[u8],
+    not_json: &str,
+    not_object: &str,
+) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(object)) => Ok(object),
+        Ok(_) => Err(not_object.to_owned()),
+        Err(e) => Err(format!("{not_json}: {e}")),
+    }
 }

@@ -3,8 +3,11 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
-use actix_web::dev::ServerHandle;
-use actix_web::middleware::from_fn;
+use std::time::Duration;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use tokio::task::JoinHandle;
 
@@ -20,6 +23,8 @@ use crate::{exchange, state, superid};
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Worker threads per listener.
 const WORKERS: usize = 2;
+/// How long a hanging request waits: longer than any sensible client timeout.
+const HANG: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -82,7 +87,7 @@ impl Simulator {
                 .app_data(superid_data.clone())
                 .app_data(Listener::SuperId)
                 .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                .wrap(from_fn(faults::middleware))
+                .wrap(from_fn(inject_faults))
                 .configure(superid::routes)
                 .route("/api/state/{ctx}", web::get().to(state::tenant_state))
                 // Before `/admin`, whose scope would otherwise answer 404 for `/admin/modes`.
@@ -112,7 +117,7 @@ impl Simulator {
                     .app_data(host_name.clone())
                     .app_data(Listener::ApiHost)
                     .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
-                    .wrap(from_fn(faults::middleware))
+                    .wrap(from_fn(inject_faults))
                     .default_service(web::to(tenant_api::dispatch))
             });
             let server = server
@@ -265,6 +270,50 @@ impl RunningSim {
             if let Ok(Err(e)) = task.await {
                 tracing::warn!(error = %e, "a simulator listener ended with an error");
             }
+        }
+    }
+}
+
+/// Middleware applying the configured faults before the request reaches its handler.
+async fn inject_faults(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let decision = match (
+        req.app_data::<web::Data<SimContext>>(),
+        req.app_data::<Listener>(),
+    ) {
+        (Some(ctx), Some(listener)) => faults::group_of(*listener, req.path())
+            .map(|group| ctx.store().faults.decide(group, req.method().as_str())),
+        _ => None,
+    };
+    let Some((delay, action)) = decision else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match action {
+        faults::Action::Proceed => Ok(next.call(req).await?.map_into_boxed_body()),
+        faults::Action::Fail(status) => {
+            tracing::info!(path = req.path(), %status, "injected failure");
+            let response = HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body("Simulated failure (superoffice-sim fault injection)");
+            Ok(req.into_response(response))
+        }
+        faults::Action::LoseAnswer(status) => {
+            let (request, _) = next.call(req).await?.into_parts();
+            tracing::info!(path = request.path(), %status, "injected lost answer");
+            let response = HttpResponse::build(status)
+                .content_type("text/plain; charset=utf-8")
+                .body("Simulated lost answer (superoffice-sim fault injection)");
+            Ok(ServiceResponse::new(request, response))
+        }
+        faults::Action::Hang => {
+            tracing::info!(path = req.path(), "injected hang");
+            tokio::time::sleep(HANG).await;
+            Ok(req.into_response(HttpResponse::GatewayTimeout().finish()))
         }
     }
 }

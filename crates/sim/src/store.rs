@@ -1,5 +1,5 @@
 //! The simulator's mutable state: tenants, grants, codes, tokens, tickets, keys, faults and records.
-//! It lives behind one mutex in [`crate::context::SimContext`]; nothing holds the lock across an await.
+//! It lives behind one mutex in the context (`SimContext`); nothing holds the lock across an await.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,7 +11,48 @@ use crate::config::{SimConfig, TenantState};
 use crate::faults::Faults;
 use crate::keys::{SigningKey, random_alphanumeric};
 use crate::modes::Modes;
-use crate::tenant_api::Contact;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssociateRef {
+    pub associate_id: i64,
+    pub name: String,
+    pub full_name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListItem {
+    pub id: i64,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Country {
+    pub country_id: i64,
+    pub name: String,
+    #[serde(rename = "TwoLetterISOCountry")]
+    pub two_letter_iso_country: String,
+}
+
+/// A modest ContactEntity (a company), PascalCase like the real API.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Contact {
+    pub contact_id: i64,
+    pub name: String,
+    pub department: String,
+    pub org_nr: String,
+    pub number1: String,
+    pub number2: String,
+    pub updated_date: String,
+    pub created_date: String,
+    pub associate: AssociateRef,
+    pub business: ListItem,
+    pub category: ListItem,
+    pub country: Country,
+}
 
 #[derive(Debug, Clone)]
 pub struct Store {

@@ -23,12 +23,13 @@ fn document(server: &MockServer) -> serde_json::Value {
 #[tokio::test]
 async fn endpoints_come_from_the_document_which_is_cached() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/login/.well-known/openid-configuration"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(document(&server)))
-        .expect(1)
-        .mount(&server)
-        .await;
+    support::serve_once(
+        &server,
+        "GET",
+        "/login/.well-known/openid-configuration",
+        ResponseTemplate::new(200).set_body_json(document(&server)),
+    )
+    .await;
     let discovery = Discovery::new(support::http(), &support::environment(&server));
     let first = discovery.metadata().await.unwrap();
     let second = discovery.metadata().await.unwrap();
@@ -88,6 +89,6 @@ async fn a_document_without_endpoints_is_invalid_and_not_retried() {
         .await;
     let discovery = Discovery::new(support::http(), &support::environment(&server));
     let error = discovery.metadata().await.unwrap_err();
-    assert!(matches!(error, DiscoveryError::Invalid { .. }), "{error}");
+    assert_is!(error, DiscoveryError::Invalid { .. });
     assert!(!error.is_retryable());
 }

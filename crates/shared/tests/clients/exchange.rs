@@ -51,6 +51,29 @@ fn soap_response(body: String) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body, "text/xml; charset=utf-8")
 }
 
+/// The REST exchange's error when SuperID answers once, unsuccessfully, with `message`.
+async fn rest_refusal(message: &str) -> ExchangeError {
+    let superid = MockSuperId::start().await;
+    support::serve_once(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(false, None, Some(message)),
+    )
+    .await;
+    rest(&superid).await.unwrap_err()
+}
+
+/// The REST exchange fails with a retryable transport error that `is` accepts.
+async fn assert_transport_failure(exchange: RestExchange, is: fn(&TransportError) -> bool) {
+    let error = exchange
+        .exchange(&support::ctx(), &token(), SERIAL)
+        .await
+        .unwrap_err();
+    assert_is!(&error, ExchangeError::Transport(e) if is(e));
+    assert!(error.is_retryable());
+}
+
 async fn rest(
     superid: &MockSuperId,
 ) -> Result<shared::superid::exchange::IssuedTicket, ExchangeError> {
@@ -140,29 +163,14 @@ async fn soap_reads_an_unprefixed_answer() {
 <ErrorMessage/></AuthenticationResponse></Body></Envelope>"#,
         valid_jwt()
     );
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(soap_response(answer))
-        .mount(&superid.server)
-        .await;
+    support::serve(&superid.server, "POST", SOAP_PATH, soap_response(answer)).await;
     assert_eq!(soap(&superid).await.unwrap().ticket.expose(), TICKET);
 }
 
 #[tokio::test]
 async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
-    let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(
-            false,
-            None,
-            Some("Revoked: Application's access to the tenant has been revoked"),
-        ))
-        .expect(1)
-        .mount(&superid.server)
-        .await;
-    let error = rest(&superid).await.unwrap_err();
-    assert!(matches!(error, ExchangeError::Revoked { .. }), "{error}");
+    let error = rest_refusal("Revoked: Application's access to the tenant has been revoked").await;
+    assert_is!(error, ExchangeError::Revoked { .. });
     assert!(!error.is_retryable());
     assert_eq!(error.tenant_state_hint(), Some(TenantState::Revoked));
     assert!(
@@ -174,26 +182,20 @@ async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
 #[tokio::test]
 async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(soap_response(soap_prefixed(
-            false,
-            None,
-            Some("needsreapproval"),
-        )))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&superid.server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(soap_response(soap_prefixed(
-            false,
-            None,
-            Some("Computer says no"),
-        )))
-        .mount(&superid.server)
-        .await;
+    support::serve_first(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        soap_response(soap_prefixed(false, None, Some("needsreapproval"))),
+    )
+    .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        soap_response(soap_prefixed(false, None, Some("Computer says no"))),
+    )
+    .await;
     let error = soap(&superid).await.unwrap_err();
     assert_eq!(
         error.tenant_state_hint(),
@@ -201,10 +203,7 @@ async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
         "{error}"
     );
     let error = soap(&superid).await.unwrap_err();
-    assert!(
-        matches!(&error, ExchangeError::Rejected { message, .. } if message == "Computer says no"),
-        "{error}"
-    );
+    assert_is!(&error, ExchangeError::Rejected { message, .. } if message == "Computer says no");
     assert!(error.is_retryable());
     assert_eq!(error.verdict(), Verdict::Suspect);
     assert_eq!(error.tenant_state_hint(), None);
@@ -213,18 +212,20 @@ async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
 #[tokio::test]
 async fn an_invalid_timestamp_is_retried_once_with_a_fresh_signature() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(false, None, Some("InvalidTimestamp")))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&superid.server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(true, Some(&valid_jwt()), None))
-        .mount(&superid.server)
-        .await;
+    support::serve_first(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(false, None, Some("InvalidTimestamp")),
+    )
+    .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(true, Some(&valid_jwt()), None),
+    )
+    .await;
     assert_eq!(rest(&superid).await.unwrap().ticket.expose(), TICKET);
     assert_eq!(superid.requests_to(REST_PATH).await.len(), 2);
 }
@@ -232,18 +233,18 @@ async fn an_invalid_timestamp_is_retried_once_with_a_fresh_signature() {
 #[tokio::test]
 async fn a_second_invalid_timestamp_is_reported_with_the_estimated_skew() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(
-            soap_response(soap_prefixed(
-                false,
-                None,
-                Some("The supplied timestamp is invalid"),
-            ))
-            .insert_header("Date", "Sun, 01 Mar 2026 10:07:30 GMT"),
-        )
-        .mount(&superid.server)
-        .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        soap_response(soap_prefixed(
+            false,
+            None,
+            Some("The supplied timestamp is invalid"),
+        ))
+        .insert_header("Date", "Sun, 01 Mar 2026 10:07:30 GMT"),
+    )
+    .await;
     let error = soap(&superid).await.unwrap_err();
     match &error {
         ExchangeError::InvalidTimestamp { skew_secs, .. } => assert_eq!(*skew_secs, Some(450)),
@@ -256,22 +257,8 @@ async fn a_second_invalid_timestamp_is_reported_with_the_estimated_skew() {
 
 #[tokio::test]
 async fn an_invalid_signature_points_at_the_key() {
-    let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(
-            false,
-            None,
-            Some("InvalidSignature: Calculated signature is invalid"),
-        ))
-        .expect(1)
-        .mount(&superid.server)
-        .await;
-    let error = rest(&superid).await.unwrap_err();
-    assert!(
-        matches!(error, ExchangeError::InvalidSignature { .. }),
-        "{error}"
-    );
+    let error = rest_refusal("InvalidSignature: Calculated signature is invalid").await;
+    assert_is!(error, ExchangeError::InvalidSignature { .. });
     assert_eq!(error.verdict(), Verdict::Suspect);
     assert_eq!(error.tenant_state_hint(), None);
 }
@@ -279,17 +266,15 @@ async fn an_invalid_signature_points_at_the_key() {
 #[tokio::test]
 async fn server_errors_are_transient_and_not_repeated_here() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(ResponseTemplate::new(503).set_body_string("<html>busy</html>"))
-        .expect(1)
-        .mount(&superid.server)
-        .await;
+    support::serve_once(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        ResponseTemplate::new(503).set_body_string("<html>busy</html>"),
+    )
+    .await;
     let error = rest(&superid).await.unwrap_err();
-    assert!(
-        matches!(error, ExchangeError::Status { status: 503, .. }),
-        "{error}"
-    );
+    assert_is!(error, ExchangeError::Status { status: 503, .. });
     assert!(error.is_retryable());
 }
 
@@ -299,56 +284,59 @@ async fn a_soap_fault_is_typed() {
     let fault = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
 <faultcode>s:Client</faultcode><faultstring>The message could not be processed</faultstring>
 </s:Fault></s:Body></s:Envelope>"#;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(ResponseTemplate::new(500).set_body_raw(fault, "text/xml"))
-        .mount(&superid.server)
-        .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        ResponseTemplate::new(500).set_body_raw(fault, "text/xml"),
+    )
+    .await;
     let error = soap(&superid).await.unwrap_err();
-    assert!(
-        matches!(&error, ExchangeError::Fault { code, message, .. }
-            if code == "s:Client" && message == "The message could not be processed"),
-        "{error}"
-    );
+    assert_is!(&error, ExchangeError::Fault { code, message, .. }
+            if code == "s:Client" && message == "The message could not be processed");
     assert_eq!(error.verdict(), Verdict::Suspect);
 }
 
 #[tokio::test]
 async fn a_nil_token_with_success_is_malformed_and_transient() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(soap_response(soap_prefixed(true, None, None)))
-        .mount(&superid.server)
-        .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        soap_response(soap_prefixed(true, None, None)),
+    )
+    .await;
     let error = soap(&superid).await.unwrap_err();
-    assert!(matches!(error, ExchangeError::Malformed { .. }), "{error}");
+    assert_is!(error, ExchangeError::Malformed { .. });
     assert!(error.is_retryable());
 }
 
 #[tokio::test]
 async fn unparsable_answers_are_malformed_and_transient() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw(r#"{"IsSuccessful":tr"#, "application/json"),
-        )
-        .mount(&superid.server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(SOAP_PATH))
-        .respond_with(soap_response(
+    support::serve(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        ResponseTemplate::new(200).set_body_raw(r#"{"IsSuccessful":tr"#, "application/json"),
+    )
+    .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        SOAP_PATH,
+        soap_response(
             r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><a:Authen"#
                 .into(),
-        ))
-        .mount(&superid.server)
-        .await;
+        ),
+    )
+    .await;
     for error in [
         rest(&superid).await.unwrap_err(),
         soap(&superid).await.unwrap_err(),
     ] {
-        assert!(matches!(error, ExchangeError::Malformed { .. }), "{error}");
+        assert_is!(error, ExchangeError::Malformed { .. });
         assert!(error.is_retryable());
     }
 }
@@ -370,43 +358,26 @@ async fn a_body_cut_short_by_the_connection_is_transient() {
         support::clock(),
         superid.validator(&support::http()),
     );
-    let error = RestExchange::new(core)
-        .exchange(&support::ctx(), &token(), SERIAL)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ExchangeError::Transport(TransportError::Interrupted { .. })
-        ),
-        "{error}"
-    );
-    assert!(error.is_retryable());
+    assert_transport_failure(RestExchange::new(core), |e| {
+        matches!(e, TransportError::Interrupted { .. })
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_slow_superid_hits_the_timeout() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(true, Some(&valid_jwt()), None).set_delay(Duration::from_secs(3)))
-        .mount(&superid.server)
-        .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(true, Some(&valid_jwt()), None).set_delay(Duration::from_secs(3)),
+    )
+    .await;
     let exchange = RestExchange::new(
         superid.exchange_core_with(support::http_with_timeout(Duration::from_millis(300))),
     );
-    let error = exchange
-        .exchange(&support::ctx(), &token(), SERIAL)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            ExchangeError::Transport(TransportError::Timeout { .. })
-        ),
-        "{error}"
-    );
-    assert!(error.is_retryable());
+    assert_transport_failure(exchange, |e| matches!(e, TransportError::Timeout { .. })).await;
 }
 
 #[tokio::test]
@@ -414,18 +385,20 @@ async fn a_jwt_for_another_serial_or_tenant_is_refused() {
     let superid = MockSuperId::start().await;
     let other_serial = support::superid_jwt(&support::system_user_claims("Cust12345", "999"));
     let other_tenant = support::superid_jwt(&support::system_user_claims("Cust777", SERIAL));
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(true, Some(&other_serial), None))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&superid.server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(REST_PATH))
-        .respond_with(rest_answer(true, Some(&other_tenant), None))
-        .mount(&superid.server)
-        .await;
+    support::serve_first(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(true, Some(&other_serial), None),
+    )
+    .await;
+    support::serve(
+        &superid.server,
+        "POST",
+        REST_PATH,
+        rest_answer(true, Some(&other_tenant), None),
+    )
+    .await;
     let error = rest(&superid).await.unwrap_err();
     assert!(error.to_string().contains("spn:1801550193"), "{error}");
     assert_eq!(

@@ -5,8 +5,7 @@ use std::collections::HashMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use shared::superid::oidc::{CallbackParams, OidcApplication, OidcClient, OidcError};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 use crate::support::{self, MockSuperId, claim};
 
@@ -93,15 +92,16 @@ async fn the_code_is_exchanged_and_the_id_token_validated() {
     let client = client(&superid);
     let request = client.authorization_request(None).await.unwrap();
     let query = query(&request.url);
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    support::serve_once(
+        &superid.server,
+        "POST",
+        TOKEN_PATH,
+        ResponseTemplate::new(200).set_body_json(json!({
             "token_type": "Bearer", "access_token": ACCESS, "expires_in": 3600,
             "refresh_token": "refresh-1", "id_token": id_token(&superid, &query["nonce"], true),
-        })))
-        .expect(1)
-        .mount(&superid.server)
-        .await;
+        })),
+    )
+    .await;
     let callback = CallbackParams {
         code: Some("code-1".into()),
         state: Some(query["state"].clone()),
@@ -138,13 +138,15 @@ async fn a_wrong_nonce_or_state_is_refused() {
     let superid = MockSuperId::start().await;
     let client = client(&superid);
     let request = client.authorization_request(None).await.unwrap();
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    support::serve(
+        &superid.server,
+        "POST",
+        TOKEN_PATH,
+        ResponseTemplate::new(200).set_body_json(json!({
             "access_token": ACCESS, "id_token": id_token(&superid, "another-nonce", false),
-        })))
-        .mount(&superid.server)
-        .await;
+        })),
+    )
+    .await;
     let state = query(&request.url)["state"].clone();
     let error = client
         .complete(
@@ -169,7 +171,7 @@ async fn a_wrong_nonce_or_state_is_refused() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(error, OidcError::StateMismatch), "{error}");
+    assert_is!(error, OidcError::StateMismatch);
 }
 
 #[tokio::test]
@@ -190,17 +192,16 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
         )
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, OidcError::Authorization { error, .. } if error == "access_denied"),
-        "{error}"
-    );
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+    assert_is!(&error, OidcError::Authorization { error, .. } if error == "access_denied");
+    support::serve(
+        &superid.server,
+        "POST",
+        TOKEN_PATH,
+        ResponseTemplate::new(400).set_body_json(json!({
             "error": "invalid_grant", "error_description": "code expired"
-        })))
-        .mount(&superid.server)
-        .await;
+        })),
+    )
+    .await;
     let error = client
         .complete(
             &request.pending,
@@ -219,13 +220,15 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
 #[tokio::test]
 async fn a_refresh_keeps_the_old_refresh_token() {
     let superid = MockSuperId::start().await;
-    Mock::given(method("POST"))
-        .and(path(TOKEN_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    support::serve(
+        &superid.server,
+        "POST",
+        TOKEN_PATH,
+        ResponseTemplate::new(200).set_body_json(json!({
             "token_type": "Bearer", "access_token": "8A:Cust12345.new", "expires_in": "1200",
-        })))
-        .mount(&superid.server)
-        .await;
+        })),
+    )
+    .await;
     let old = SecretString::from("refresh-1");
     let tokens = client(&superid).refresh(&old).await.unwrap();
     assert_eq!(tokens.access_token.expose_secret(), "8A:Cust12345.new");

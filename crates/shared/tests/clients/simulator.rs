@@ -10,7 +10,8 @@ use shared::config::{ExchangeKind, Settings, Sources};
 use shared::domain::{ContextId, SystemUserToken, Ticket};
 use shared::superid::exchange::{ExchangeError, IssuedTicket};
 use shared::superid::oidc::{CallbackParams, SignIn};
-use shared::tenant::TenantCredentials;
+use shared::tenant::rest::Principal;
+use shared::tenant::{Company, TenantCredentials, TenantError};
 use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
 
 use crate::support;
@@ -48,6 +49,24 @@ fn clients(sim: &RunningSim, exchange: ExchangeKind) -> SuperOfficeClients {
 
 fn tenant() -> ContextId {
     ContextId::parse(TENANT).unwrap()
+}
+
+async fn principal(
+    clients: &SuperOfficeClients,
+    credentials: &TenantCredentials,
+) -> Result<Principal, TenantError> {
+    clients.rest.current_principal(&tenant(), credentials).await
+}
+
+async fn create_company(
+    clients: &SuperOfficeClients,
+    credentials: &TenantCredentials,
+    name: &str,
+) -> Result<Company, TenantError> {
+    clients
+        .rest
+        .create_company(&tenant(), credentials, name)
+        .await
 }
 
 /// Drives the sign-in: the authorization request, the simulator's sign-in form submitted as
@@ -121,9 +140,7 @@ async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_re
     let issued = exchange_for(&clients, &admin).await.unwrap();
     assert!(issued.ticket.expose().starts_with("7T:"));
     let credentials = TenantCredentials::SystemUser(issued.ticket.clone());
-    let company = clients
-        .rest
-        .create_company(&tenant(), &credentials, "Made by the system user")
+    let company = create_company(&clients, &credentials, "Made by the system user")
         .await
         .unwrap();
     assert!(company.contact_id > 0);
@@ -133,11 +150,7 @@ async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_re
         .await
         .unwrap();
     assert_eq!(read.name, "Made by the system user");
-    let principal = clients
-        .rest
-        .current_principal(&tenant(), &credentials)
-        .await
-        .unwrap();
+    let principal = principal(&clients, &credentials).await.unwrap();
     assert_eq!(principal.user_type.as_deref(), Some("SystemAssociate"));
     let records = sim.admin().records();
     assert_eq!(records.records.companies.len(), 1);
@@ -178,15 +191,9 @@ async fn an_ordinary_user_gets_no_system_token_but_creates_a_company_with_its_be
     assert!(!user.claims.is_administrator);
     assert!(user.claims.system_token.is_none());
     let credentials = TenantCredentials::User(user.tokens.access_token.clone());
-    let principal = clients
-        .rest
-        .current_principal(&tenant(), &credentials)
-        .await
-        .unwrap();
+    let principal = principal(&clients, &credentials).await.unwrap();
     assert_eq!(principal.user_type.as_deref(), Some("InternalAssociate"));
-    let company = clients
-        .rest
-        .create_company(&tenant(), &credentials, "Made by a user")
+    let company = create_company(&clients, &credentials, "Made by a user")
         .await
         .unwrap();
     assert_eq!(company.name, "Made by a user");
@@ -206,27 +213,17 @@ async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_reject
     let admin = sign_in(&clients, "admin@cust10001.example").await;
     sim.admin().revoke(TENANT, TEST_CLIENT_ID).unwrap();
     let error = exchange_for(&clients, &admin).await.unwrap_err();
-    assert!(matches!(error, ExchangeError::Revoked { .. }), "{error}");
+    assert_is!(error, ExchangeError::Revoked { .. });
     assert!(!error.is_retryable());
     let forged = TenantCredentials::SystemUser(Ticket::parse("7T:not-a-ticket").unwrap());
-    let error = clients
-        .rest
-        .current_principal(&tenant(), &forged)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, shared::tenant::TenantError::TicketRejected { .. }),
-        "{error}"
-    );
+    let error = principal(&clients, &forged).await.unwrap_err();
+    assert_is!(error, TenantError::TicketRejected { .. });
     let error = clients
         .soap
         .create_default_contact(&tenant(), &Ticket::parse("7T:not-a-ticket").unwrap())
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, shared::tenant::TenantError::TicketRejected { .. }),
-        "{error}"
-    );
+    assert_is!(error, TenantError::TicketRejected { .. });
     sim.stop().await;
 }
 
@@ -237,16 +234,10 @@ async fn a_moved_tenant_is_found_again_after_a_421() {
     let admin = sign_in(&clients, "admin@cust10001.example").await;
     let issued = exchange_for(&clients, &admin).await.unwrap();
     let credentials = TenantCredentials::SystemUser(issued.ticket);
-    clients
-        .rest
-        .current_principal(&tenant(), &credentials)
-        .await
-        .unwrap();
+    principal(&clients, &credentials).await.unwrap();
     let before = clients.statuses.status(&tenant()).await.unwrap();
     sim.admin().move_tenant(TENANT, "sod3").await.unwrap();
-    let company = clients
-        .rest
-        .create_company(&tenant(), &credentials, "After the move")
+    let company = create_company(&clients, &credentials, "After the move")
         .await
         .unwrap();
     assert_eq!(company.name, "After the move");

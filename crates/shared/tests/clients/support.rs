@@ -20,7 +20,7 @@ use shared::superid::exchange::ExchangeCore;
 use shared::superid::validation::SuperIdValidator;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use url::Url;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{self, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A client with a short timeout and quick retries.
@@ -210,4 +210,26 @@ pub async fn truncating_server(content_type: &str, partial_body: &str) -> String
         }
     });
     format!("http://{address}")
+}
+
+fn mock(method: &str, at: &str, response: ResponseTemplate) -> Mock {
+    Mock::given(matchers::method(method))
+        .and(matchers::path(at))
+        .respond_with(response)
+}
+
+/// The server answers every `method` request to `at` with `response`.
+pub async fn serve(server: &MockServer, method: &str, at: &str, response: ResponseTemplate) {
+    mock(method, at, response).mount(server).await;
+}
+
+/// The server answers one `method` request to `at` with `response`; the test fails on another.
+pub async fn serve_once(server: &MockServer, method: &str, at: &str, response: ResponseTemplate) {
+    mock(method, at, response).expect(1).mount(server).await;
+}
+
+/// The server answers the first `method` request to `at` with `response`, before other mocks.
+pub async fn serve_first(server: &MockServer, method: &str, at: &str, response: ResponseTemplate) {
+    let first = mock(method, at, response).up_to_n_times(1);
+    first.with_priority(1).mount(server).await;
 }

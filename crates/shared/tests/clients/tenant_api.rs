@@ -62,6 +62,12 @@ fn default_entity() -> Value {
     json!({"ContactId": 0, "Name": "", "Department": "", "Associate": {"AssociateId": 9000, "FullName": "System"}})
 }
 
+/// The error of reading the current principal, which must fail.
+async fn principal_error(rest: &TenantRestClient, credentials: &TenantCredentials) -> TenantError {
+    let principal = rest.current_principal(&support::ctx(), credentials).await;
+    principal.unwrap_err()
+}
+
 async fn count(server: &MockServer, method_name: &str, at: &str) -> usize {
     server
         .received_requests()
@@ -100,13 +106,9 @@ async fn rest_creates_a_company_the_recommended_way_with_the_ticket() {
         .expect(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/Contact/42"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ContactId": 42, "Name": "Acme AS"})),
-        )
-        .mount(&server)
-        .await;
+    let acme =
+        ResponseTemplate::new(200).set_body_json(json!({"ContactId": 42, "Name": "Acme AS"}));
+    support::serve(&server, "GET", "/sod2/Cust12345/api/v1/Contact/42", acme).await;
     let (rest, _, _) = clients(&server);
     let company = rest
         .create_company(&support::ctx(), &system_user(), "Acme AS")
@@ -139,22 +141,17 @@ async fn a_421_resolves_the_host_again_and_retries_once() {
     let server = MockServer::start().await;
     lives_on(&server, "sod1", Some(1)).await;
     lives_on(&server, "sod3", None).await;
-    Mock::given(method("POST"))
-        .and(path("/sod1/Cust12345/api/v1/Contact"))
-        .respond_with(
-            ResponseTemplate::new(421).set_body_string("Wrong subdomain used to access tenant"),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/sod3/Cust12345/api/v1/Contact"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(json!({"ContactId": 7, "Name": "Moved"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let wrong_host =
+        ResponseTemplate::new(421).set_body_string("Wrong subdomain used to access tenant");
+    support::serve_once(
+        &server,
+        "POST",
+        "/sod1/Cust12345/api/v1/Contact",
+        wrong_host,
+    )
+    .await;
+    let saved = ResponseTemplate::new(200).set_body_json(json!({"ContactId": 7, "Name": "Moved"}));
+    support::serve_once(&server, "POST", "/sod3/Cust12345/api/v1/Contact", saved).await;
     let (rest, _, _) = clients(&server);
     let company = rest
         .save_contact(
@@ -177,50 +174,26 @@ async fn a_persistent_421_is_reported_after_one_retry() {
         .mount(&server)
         .await;
     let (rest, _, _) = clients(&server);
-    let error = rest
-        .current_principal(&support::ctx(), &system_user())
-        .await
-        .unwrap_err();
-    assert!(matches!(error, TenantError::Misdirected { .. }), "{error}");
-    assert_eq!(
-        count(
-            &server,
-            "GET",
-            "/sod1/Cust12345/api/v1/User/currentPrincipal"
-        )
-        .await,
-        2
-    );
+    let error = principal_error(&rest, &system_user()).await;
+    assert_is!(error, TenantError::Misdirected { .. });
+    let at = "/sod1/Cust12345/api/v1/User/currentPrincipal";
+    assert_eq!(count(&server, "GET", at).await, 2);
 }
 
 #[tokio::test]
 async fn a_401_names_the_credential_to_renew() {
     let server = MockServer::start().await;
     lives_on(&server, "sod2", None).await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/User/currentPrincipal"))
-        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"Error": "ticket expired"})))
-        .mount(&server)
-        .await;
+    let expired = ResponseTemplate::new(401).set_body_json(json!({"Error": "ticket expired"}));
+    let at = "/sod2/Cust12345/api/v1/User/currentPrincipal";
+    support::serve(&server, "GET", at, expired).await;
     let (rest, _, _) = clients(&server);
-    let error = rest
-        .current_principal(&support::ctx(), &system_user())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, TenantError::TicketRejected { .. }),
-        "{error}"
-    );
+    let error = principal_error(&rest, &system_user()).await;
+    assert_is!(error, TenantError::TicketRejected { .. });
     assert!(!error.is_retryable());
     let user = TenantCredentials::User(SecretString::from("8A:Cust12345.user"));
-    let error = rest
-        .current_principal(&support::ctx(), &user)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, TenantError::AccessTokenRejected { .. }),
-        "{error}"
-    );
+    let error = principal_error(&rest, &user).await;
+    assert_is!(error, TenantError::AccessTokenRejected { .. });
     let requests = server.received_requests().await.unwrap();
     let last = requests.last().unwrap();
     assert_eq!(last.headers["authorization"], "Bearer 8A:Cust12345.user");
@@ -255,18 +228,10 @@ async fn the_current_principal_is_read_with_a_bearer_token() {
 async fn gets_are_retried_but_the_save_is_sent_once() {
     let server = MockServer::start().await;
     lives_on(&server, "sod2", None).await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/Contact/default"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/sod2/Cust12345/api/v1/Contact/default"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(default_entity()))
-        .mount(&server)
-        .await;
+    let at = "/sod2/Cust12345/api/v1/Contact/default";
+    support::serve_first(&server, "GET", at, ResponseTemplate::new(503)).await;
+    let default = ResponseTemplate::new(200).set_body_json(default_entity());
+    support::serve(&server, "GET", at, default).await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(500).set_body_json(json!({"Error": "database busy"})))
         .mount(&server)
@@ -276,10 +241,7 @@ async fn gets_are_retried_but_the_save_is_sent_once() {
         .create_company(&support::ctx(), &system_user(), "Acme")
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, TenantError::Http { status: 500, message, .. } if message == "database busy"),
-        "{error}"
-    );
+    assert_is!(&error, TenantError::Http { status: 500, message, .. } if message == "database busy");
     assert!(error.is_retryable());
     assert_eq!(
         count(&server, "GET", "/sod2/Cust12345/api/v1/Contact/default").await,
@@ -294,19 +256,21 @@ async fn gets_are_retried_but_the_save_is_sent_once() {
 #[tokio::test]
 async fn no_work_is_done_for_a_tenant_that_is_not_running() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(STATE))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+    support::serve(
+        &server,
+        "GET",
+        STATE,
+        ResponseTemplate::new(200).set_body_json(json!({
             "ContextIdentifier": "Cust12345", "State": "Suspended", "IsRunning": false
-        })))
-        .mount(&server)
-        .await;
+        })),
+    )
+    .await;
     let (rest, soap, _) = clients(&server);
     let error = rest
         .create_company(&support::ctx(), &system_user(), "x")
         .await
         .unwrap_err();
-    assert!(matches!(error, TenantError::NotRunning { .. }), "{error}");
+    assert_is!(error, TenantError::NotRunning { .. });
     let error = soap
         .create_company(&support::ctx(), &Ticket::parse(TICKET).unwrap(), "x")
         .await
@@ -423,17 +387,11 @@ async fn soap_faults_are_typed_as_ticket_or_other() {
         .create_default_contact(&support::ctx(), &ticket)
         .await
         .unwrap_err();
-    assert!(
-        matches!(error, TenantError::TicketRejected { .. }),
-        "{error}"
-    );
+    assert_is!(error, TenantError::TicketRejected { .. });
     let error = soap
         .create_default_contact(&support::ctx(), &ticket)
         .await
         .unwrap_err();
-    assert!(
-        matches!(&error, TenantError::Fault { exception, message, .. }
-            if exception == "SoValidationException" && message == "Name is required"),
-        "{error}"
-    );
+    assert_is!(&error, TenantError::Fault { exception, message, .. }
+            if exception == "SoValidationException" && message == "Name is required");
 }

@@ -75,7 +75,7 @@ async fn an_unknown_tenant_is_typed_and_not_retried() {
         .mount(&server)
         .await;
     let error = client(&server).status(&support::ctx()).await.unwrap_err();
-    assert!(matches!(error, StatusError::UnknownTenant(_)), "{error}");
+    assert_is!(error, StatusError::UnknownTenant(_));
     assert!(error.to_string().contains("Cust12345"));
 }
 
@@ -88,10 +88,7 @@ async fn server_errors_are_retried_with_backoff_then_reported() {
         .mount(&server)
         .await;
     let error = client(&server).status(&support::ctx()).await.unwrap_err();
-    assert!(
-        matches!(error, StatusError::Status { status: 502, .. }),
-        "{error}"
-    );
+    assert_is!(error, StatusError::Status { status: 502, .. });
 }
 
 #[tokio::test]
@@ -112,12 +109,9 @@ async fn a_slow_server_hits_the_timeout() {
     );
     let started = std::time::Instant::now();
     let error = client.status(&support::ctx()).await.unwrap_err();
-    assert!(
-        matches!(
-            error,
-            StatusError::Transport(TransportError::Timeout { .. })
-        ),
-        "{error}"
+    assert_is!(
+        error,
+        StatusError::Transport(TransportError::Timeout { .. })
     );
     // Three attempts of 200 ms and short pauses, far less than the server's delay.
     assert!(

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Request, TokenType};
 use crate::context::SimContext;
-use crate::request::{content_type_is, json_field};
+use crate::request::{content_type_is, json_field, json_object};
 
 pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpResponse {
     if !content_type_is(req, "application/json") {
@@ -35,11 +35,11 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
 
 /// Property names are matched case-insensitively, as ASP.NET binds them.
 fn parse(body: &[u8]) -> Result<Request, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("The request body is not JSON: {e}"))?;
-    let Value::Object(object) = value else {
-        return Err("The request body must be a JSON object.".into());
-    };
+    let object = json_object(
+        body,
+        "The request body is not JSON",
+        "The request body must be a JSON object.",
+    )?;
     let field = |name: &str| json_field(&object, name);
     let string = |name: &str| match field(name) {
         Some(Value::String(s)) => Ok(s.clone()),

@@ -126,23 +126,8 @@ fn read(envelope: &Envelope) -> Result<Request, SoapError> {
 mod tests {
     use super::*;
 
-    const PUBLISHED: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-  <SOAP-ENV:Envelope xmlns:ns0="http://schemas.xmlsoap.org/soap/envelope/"
-                     xmlns:ns1="http://www.superoffice.com/superid/partnersystemuser/0.1"
-                     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-                     xmlns:tns="http://www.superoffice.com/superid/partnersystemuser/0.1"
-                     xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
-    <SOAP-ENV:Header>
-      <tns:ApplicationToken>app-token</tns:ApplicationToken>
-      <tns:ContextIdentifier>Cust10001</tns:ContextIdentifier>
-    </SOAP-ENV:Header>
-    <ns0:Body>
-      <ns1:AuthenticationRequest>
-        <ns1:SignedSystemToken>My App-x.202401021304.c2ln</ns1:SignedSystemToken>
-        <ns1:ReturnTokenType>Jwt</ns1:ReturnTokenType>
-      </ns1:AuthenticationRequest>
-    </ns0:Body>
-  </SOAP-ENV:Envelope>"#;
+    /// The request envelope as published (protocol §5.1), with sample values.
+    const PUBLISHED: &str = include_str!("published-request.xml");
 
     #[test]
     fn parses_the_published_envelope() {

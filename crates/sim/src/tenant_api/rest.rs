@@ -5,11 +5,11 @@ use actix_web::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
-use super::{
-    AuthError, ContactInput, Principal, SaveError, authenticate_bearer, authenticate_ticket,
-};
+use super::auth::{AuthError, Credential, Principal, authenticate_bearer, authenticate_ticket};
+use super::contacts::{ContactInput, SaveError};
 use crate::context::SimContext;
-use crate::request::{content_type_is, json_field};
+use crate::request::{content_type_is, json_field, json_object};
+use crate::store::Contact;
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "Error": message, "ErrorType": error_type }))
@@ -180,7 +180,7 @@ fn column(name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("unknown column {:?}", name.trim()))
 }
 
-fn contact_column(contact: &super::Contact, column: &str) -> Option<String> {
+fn contact_column(contact: &Contact, column: &str) -> Option<String> {
     let column = column.to_ascii_lowercase();
     Some(match column.as_str() {
         "contactid" => contact.contact_id.to_string(),
@@ -269,7 +269,7 @@ pub fn save_contact(
         Ok(input) => input,
         Err(message) => return error(StatusCode::BAD_REQUEST, "ArgumentException", &message),
     };
-    match super::save_contact(ctx, &principal, input, "rest") {
+    match super::contacts::save_contact(ctx, &principal, input, "rest") {
         Ok(contact) => HttpResponse::Ok().json(contact),
         Err(SaveError::NotFound(id)) => error(
             StatusCode::NOT_FOUND,
@@ -284,11 +284,11 @@ pub fn save_contact(
 
 /// A ContactEntity body; property names match case-insensitively, as ASP.NET binds them.
 fn parse_contact(body: &[u8]) -> Result<ContactInput, String> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let Value::Object(object) = value else {
-        return Err("the body must be a ContactEntity object".into());
-    };
+    let object = json_object(
+        body,
+        "the body is not JSON",
+        "the body must be a ContactEntity object",
+    )?;
     let field = |name: &str| json_field(&object, name);
     let text = |name: &str| match field(name) {
         None => Ok(None),
@@ -318,10 +318,10 @@ pub fn current_principal(ctx: &SimContext, req: &HttpRequest, tenant: &str) -> H
             "FullName": p.full_name,
             "EMailAddress": p.email,
             "UserType": match p.credential {
-                super::Credential::SystemUserTicket => "SystemAssociate",
-                super::Credential::UserBearer => "InternalAssociate",
+                Credential::SystemUserTicket => "SystemAssociate",
+                Credential::UserBearer => "InternalAssociate",
             },
-            "IsSystemUser": p.credential == super::Credential::SystemUserTicket,
+            "IsSystemUser": p.credential == Credential::SystemUserTicket,
             "DatabaseContextIdentifier": p.context_id,
         })),
         Err(e) => unauthorized(ctx, tenant, e),

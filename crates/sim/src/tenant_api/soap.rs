@@ -7,9 +7,11 @@ use std::fmt::Write;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::{Contact, ContactInput, SaveError, authenticate_ticket};
+use super::auth::authenticate_ticket;
+use super::contacts::{ContactInput, SaveError, save_contact};
 use crate::context::SimContext;
 use crate::soap::{self, Envelope, SoapError};
+use crate::store::Contact;
 use crate::xml::{Element, XSI_NS, escape};
 
 pub const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services88";
@@ -82,7 +84,7 @@ pub fn contact_service(
                 Ok(input) => input,
                 Err(message) => return fault("s:Client", "SoapException", &message),
             };
-            match super::save_contact(ctx, &principal, input, "soap") {
+            match save_contact(ctx, &principal, input, "soap") {
                 Ok(contact) => contact,
                 Err(SaveError::NotFound(id)) => {
                     return fault(
@@ -153,38 +155,59 @@ fn contact_input(entity: &Element) -> Result<ContactInput, String> {
 /// The ContactEntity's elements, in XSD order, every value escaped.
 fn contact_xml(c: &Contact) -> String {
     let mut xml = String::new();
-    let mut el = |name: &str, value: &str| {
-        let _ = write!(xml, "<{name}>{}</{name}>", escape(value));
-    };
-    el("ContactId", &c.contact_id.to_string());
-    el("Name", &c.name);
-    el("Department", &c.department);
-    el("OrgNr", &c.org_nr);
-    el("Number1", &c.number1);
-    el("Number2", &c.number2);
-    el("UpdatedDate", &c.updated_date);
-    el("CreatedDate", &c.created_date);
-    let _ = write!(
-        xml,
-        "<Associate><AssociateId>{}</AssociateId><Name>{}</Name><FullName>{}</FullName></Associate>",
-        c.associate.associate_id,
-        escape(&c.associate.name),
-        escape(&c.associate.full_name)
+    let fields = [
+        ("ContactId", c.contact_id.to_string()),
+        ("Name", c.name.clone()),
+        ("Department", c.department.clone()),
+        ("OrgNr", c.org_nr.clone()),
+        ("Number1", c.number1.clone()),
+        ("Number2", c.number2.clone()),
+        ("UpdatedDate", c.updated_date.clone()),
+        ("CreatedDate", c.created_date.clone()),
+    ];
+    for (name, value) in &fields {
+        element(&mut xml, name, value);
+    }
+    let associate = &c.associate;
+    nested(
+        &mut xml,
+        "Associate",
+        &[
+            ("AssociateId", &associate.associate_id.to_string()),
+            ("Name", &associate.name),
+            ("FullName", &associate.full_name),
+        ],
     );
     for (name, item) in [("Business", &c.business), ("Category", &c.category)] {
-        let _ = write!(
-            xml,
-            "<{name}><Id>{}</Id><Value>{}</Value></{name}>",
-            item.id,
-            escape(&item.value)
+        nested(
+            &mut xml,
+            name,
+            &[("Id", &item.id.to_string()), ("Value", &item.value)],
         );
     }
-    let _ = write!(
-        xml,
-        "<Country><CountryId>{}</CountryId><Name>{}</Name><TwoLetterISOCountry>{}</TwoLetterISOCountry></Country>",
-        c.country.country_id,
-        escape(&c.country.name),
-        escape(&c.country.two_letter_iso_country)
+    let country = &c.country;
+    nested(
+        &mut xml,
+        "Country",
+        &[
+            ("CountryId", &country.country_id.to_string()),
+            ("Name", &country.name),
+            ("TwoLetterISOCountry", &country.two_letter_iso_country),
+        ],
     );
     xml
+}
+
+/// `<name>value</name>`, the value escaped.
+fn element(xml: &mut String, name: &str, value: &str) {
+    let _ = write!(xml, "<{name}>{}</{name}>", escape(value));
+}
+
+/// `<name>` around the child elements.
+fn nested(xml: &mut String, name: &str, children: &[(&str, &str)]) {
+    let _ = write!(xml, "<{name}>");
+    for (child, value) in children {
+        element(xml, child, value);
+    }
+    let _ = write!(xml, "</{name}>");
 }

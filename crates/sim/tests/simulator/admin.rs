@@ -70,17 +70,15 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
     post("/tenants/Cust10001/backup-restored", Value::Null).await;
     let moved: Value = post("/tenants/Cust10001/move", json!({"host": "sod3"}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(moved["notifications"][0]["delivered"], true);
     post("/tenants/Cust10001/state", json!({"state": "Deleted"})).await;
     // Cust10003 does not have the app installed: nobody is notified.
     let none: Value = post("/tenants/Cust10003/state", json!({"state": "Suspended"}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(none["notifications"], json!([]));
 
     let received = rx.received.lock().unwrap().clone();
@@ -99,7 +97,7 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
         assert_eq!(notification["ContextIdentifier"], "Cust10001");
         let claims = t
             .verify(
-                notification["Token"].as_str().unwrap(),
+                notification["Token"].text(),
                 Some(&format!("spn:{TEST_CLIENT_ID}")),
             )
             .await;
@@ -122,7 +120,7 @@ async fn a_failed_delivery_is_recorded_and_does_not_fail_the_admin_call() {
         .admin_post("/tenants/Cust10002/state", json!({"state": "Suspended"}))
         .await;
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["tenant"]["state"], "Suspended");
     assert_eq!(body["notifications"][0]["delivered"], false);
     assert!(body["notifications"][0]["error"].is_string());
@@ -136,31 +134,29 @@ async fn rotating_the_signing_key_changes_the_kid_and_can_keep_the_old_key() {
     let rotated: Value = t
         .admin_post("/keys/rotate", json!({"keep_old": true}))
         .await
-        .json()
-        .await
-        .unwrap();
-    let new = rotated["kid"].as_str().unwrap().to_owned();
+        .body_json()
+        .await;
+    let new = rotated["kid"].text().to_owned();
     assert_ne!(new, old);
     assert_eq!(rotated["served_kids"], json!([new, old]));
     let kids: Vec<String> = t.jwks().await["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .map(|k| k["kid"].text().to_owned())
         .collect();
     assert_eq!(kids, vec![new.clone(), old.clone()]);
     let tokens = t.tokens_for(ADA_ADMIN).await;
-    let header = jsonwebtoken::decode_header(tokens["id_token"].as_str().unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(tokens["id_token"].text()).unwrap();
     assert_eq!(header.kid.as_deref(), Some(new.as_str()));
-    t.verify(tokens["id_token"].as_str().unwrap(), Some(TEST_CLIENT_ID))
+    t.verify(tokens["id_token"].text(), Some(TEST_CLIENT_ID))
         .await;
 
     let rotated: Value = t
         .admin_post("/keys/rotate", Value::Null)
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(rotated["served_kids"].as_array().unwrap().len(), 1);
     assert_eq!(t.jwks().await["keys"].as_array().unwrap().len(), 1);
     t.sim.stop().await;
@@ -180,14 +176,14 @@ async fn rotate_keys_withdrawn_signs_the_next_answer_with_a_new_key_and_withdraw
     let answer = t
         .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
         .await;
-    let new = kid(answer["Token"].as_str().unwrap());
+    let new = kid(answer["Token"].text());
     assert_ne!(new, old);
     assert_eq!(t.sim.admin().keys().served_kids, vec![new.clone()]);
-    t.verify(answer["Token"].as_str().unwrap(), None).await;
+    t.verify(answer["Token"].text(), None).await;
 
     // Rotated once: the id_tokens that follow keep the new key.
     let tokens = t.tokens_for(ADA_ADMIN).await;
-    assert_eq!(kid(tokens["id_token"].as_str().unwrap()), new);
+    assert_eq!(kid(tokens["id_token"].text()), new);
     t.sim.stop().await;
 }
 
@@ -198,20 +194,11 @@ async fn latency_is_added_to_the_chosen_group_only() {
         .http
         .put(format!("{}/faults/state", t.sim.admin_url()))
         .json(&json!({"latency_ms": 400}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(r.status(), 200);
     let started = Instant::now();
-    assert_eq!(
-        t.http
-            .get(t.url("/api/state/Cust10001"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.get_status(t.url("/api/state/Cust10001")).await, 200);
     assert!(started.elapsed() >= Duration::from_millis(400));
     let started = Instant::now();
     t.jwks().await;
@@ -226,41 +213,26 @@ async fn the_next_n_requests_fail_then_recover() {
     t.http
         .put(format!("{faults}/exchange"))
         .json(&json!({"fail_next": 2, "fail_status": 502}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
     let body = json!({"SignedSystemToken": t.sign(&t.system_token("Cust10001")), "ApplicationToken": TEST_CLIENT_SECRET, "ContextIdentifier": "Cust10001"});
     for expected in [502, 502, 200] {
-        let status = t.http.post(&url).json(&body).send().await.unwrap().status();
+        let status = t.http.post(&url).json(&body).fetch_status().await;
         assert_eq!(status, expected);
     }
     t.http
         .put(format!("{faults}/api"))
         .json(&json!({"fail_share": 1.0}))
-        .send()
-        .await
-        .unwrap();
-    let api = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
+    let api = t.http.get(t.api("sod2", "/Cust10001/api")).fetch().await;
     assert_eq!(api.status(), 503);
     let listed = t.admin_get("/faults").await;
     assert_eq!(listed["api"]["fail_share"], 1.0);
-    let cleared = t.http.delete(&faults).send().await.unwrap();
+    let cleared = t.http.delete(&faults).fetch().await;
     assert_eq!(cleared.status(), 200);
-    assert_eq!(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.get_status(t.api("sod2", "/Cust10001/api")).await, 200);
     t.sim.stop().await;
 }
 
@@ -270,9 +242,8 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
     t.http
         .put(format!("{}/faults/superid", t.sim.admin_url()))
         .json(&json!({"hang": true}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let result = t
         .http
         .get(t.url("/login/.well-known/jwks"))
@@ -284,19 +255,10 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
     let deleted = t
         .http
         .delete(format!("{}/faults/superid", t.sim.admin_url()))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(deleted.status(), 200);
-    assert_eq!(
-        t.http
-            .get(t.url("/login/.well-known/jwks"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.get_status(t.url("/login/.well-known/jwks")).await, 200);
     t.sim.stop().await;
 }
 
@@ -308,16 +270,14 @@ async fn the_clock_can_be_read_moved_and_reset() {
     let moved: Value = t
         .admin_post("/clock", json!({"advance_secs": 7200}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(moved["offset_secs"], 7200);
     let set: Value = t
         .admin_post("/clock", json!({"offset_secs": -60}))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(set["offset_secs"], -60);
     assert_eq!(t.admin_post("/clock", json!({})).await.status(), 400);
     t.sim.stop().await;
@@ -338,9 +298,8 @@ async fn reset_restores_the_initial_state() {
     t.http
         .put(format!("{}/faults/api", t.sim.admin_url()))
         .json(&json!({"fail_next": 5}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(t.admin_post("/reset", Value::Null).await.status(), 200);
     let tenant = t.admin_get("/tenants/Cust10001").await;
     assert_eq!(tenant["system_token"], token.as_str());
@@ -359,8 +318,8 @@ async fn admin_errors_name_what_is_wrong() {
         .admin_post("/tenants/Cust404/state", json!({"state": "Running"}))
         .await;
     assert_eq!(unknown.status(), 404);
-    let body: Value = unknown.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains("Cust404"));
+    let body: Value = unknown.body_json().await;
+    assert!(body["error"].text().contains("Cust404"));
     assert_eq!(
         t.admin_post("/tenants/Cust10001/state", json!({"state": "Sleeping"}))
             .await
@@ -386,9 +345,8 @@ async fn admin_errors_name_what_is_wrong() {
         .http
         .put(format!("{}/faults/db", t.sim.admin_url()))
         .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(bad_group.status(), 404);
     let tenants = t.admin_get("/tenants").await;
     assert_eq!(tenants.as_array().unwrap().len(), 3);
@@ -454,11 +412,9 @@ async fn the_repository_sim_toml_starts_as_configured() {
             "{}/login/common/oauth/authorize?client_id=9d7a1f0c2b3e4d5f6a7b8c9d0e1f2a3b&scope=openid&response_type=code&redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback",
             sim.superid_url()
         ))
-        .send()
-        .await
-        .unwrap();
+        .fetch().await;
     assert_eq!(page.status(), 200);
-    assert!(page.text().await.unwrap().contains("Sign in as Ada Admin"));
+    assert!(page.body_text().await.contains("Sign in as Ada Admin"));
     sim.stop().await;
 }
 
@@ -470,9 +426,8 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
         .http
         .put(format!("{}/faults/api", t.sim.admin_url()))
         .json(&json!({"fail_next": 1, "method": "POST", "after_handler": true, "fail_status": 504}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(set.status(), 200);
     let call = |method: reqwest::Method, path: &str| {
         t.http
@@ -481,24 +436,21 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
             .header("SO-AppToken", TEST_CLIENT_SECRET)
     };
     let default = call(reqwest::Method::GET, "/Cust10001/api/v1/Contact/default")
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(default.status(), 200, "a GET is not affected");
     let lost = call(reqwest::Method::POST, "/Cust10001/api/v1/Contact")
         .json(&json!({"ContactId": 0, "Name": "Lost Answer AS"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(lost.status(), 504);
     let companies = t.admin_get("/records").await["companies"].clone();
     assert_eq!(companies.as_array().unwrap().len(), 1, "{companies}");
     assert_eq!(companies[0]["name"], "Lost Answer AS");
     let again = call(reqwest::Method::POST, "/Cust10001/api/v1/Contact")
         .json(&json!({"ContactId": 0, "Name": "Second AS"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(again.status(), 200, "only the next POST was affected");
     t.sim.stop().await;
 }
@@ -529,7 +481,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     .await;
     let claims = t
         .verify(
-            notification["token"].as_str().unwrap(),
+            notification["token"].text(),
             Some(&format!("spn:{TEST_CLIENT_ID}")),
         )
         .await;
@@ -543,7 +495,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     )
     .await;
     assert!(
-        t.verify(bare["token"].as_str().unwrap(), None)
+        t.verify(bare["token"].text(), None)
             .await
             .get("aud")
             .is_none()
@@ -554,15 +506,12 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
         json!({"kind": "system_user", "context_id": "Cust10001"}),
     )
     .await;
-    let claims = t.verify(system_user["token"].as_str().unwrap(), None).await;
-    let serial = claims["http://schemes.superoffice.net/identity/serial"]
-        .as_str()
-        .unwrap();
+    let claims = t.verify(system_user["token"].text(), None).await;
+    let serial = claims["http://schemes.superoffice.net/identity/serial"].text();
     assert_eq!(claims["aud"], format!("spn:{serial}"));
     assert!(
         claims["http://schemes.superoffice.net/identity/ticket"]
-            .as_str()
-            .unwrap()
+            .text()
             .starts_with("7T:")
     );
 
@@ -572,9 +521,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
         json!({"kind": "id_token", "context_id": "Cust10001", "client_id": other, "nonce": "n-1"}),
     )
     .await;
-    let claims = t
-        .verify(id_token["token"].as_str().unwrap(), Some(other))
-        .await;
+    let claims = t.verify(id_token["token"].text(), Some(other)).await;
     assert_eq!(claims["nonce"], "n-1");
     assert_eq!(claims["iss"], t.url("").trim_end_matches('/'));
     assert!(claims["http://schemes.superoffice.net/identity/system_token"].is_string());
@@ -584,7 +531,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
         json!({"kind": "state_change", "context_id": "Cust10001", "unknown_kid": true}),
     )
     .await;
-    let header = jsonwebtoken::decode_header(unknown["token"].as_str().unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(unknown["token"].text()).unwrap();
     assert_eq!(header.kid.as_deref(), unknown["kid"].as_str());
     assert!(header.x5t.is_none());
     let served = t.admin_get("/keys").await["served_kids"].clone();
@@ -601,9 +548,8 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     // Each of the four verifications above fetched the JWKS once; discovery is asked once here.
     t.http
         .get(t.url("/login/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     let records = t.admin_get("/records").await;
     assert_eq!(records["discovery_fetches"], 1);
     assert_eq!(records["jwks_fetches"], 4);
@@ -621,34 +567,16 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
         .json(
             &json!({"refuse_with": "Nei takk", "refusal_as": "http4xx", "state_api": "not_found"}),
         )
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(set.status(), 200);
-    let refused = t
-        .http
-        .post(&url)
-        .json(&exchange("Cust10001"))
-        .send()
-        .await
-        .unwrap();
+    let refused = t.http.post(&url).json(&exchange("Cust10001")).fetch().await;
     assert_eq!(refused.status(), 401);
-    assert_eq!(refused.text().await.unwrap(), "Nei takk");
-    let state = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(refused.body_text().await, "Nei takk");
+    let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 404);
-    let other = t
-        .http
-        .post(&url)
-        .json(&exchange("Cust10002"))
-        .send()
-        .await
-        .unwrap();
-    let other: serde_json::Value = other.json().await.unwrap();
+    let other = t.http.post(&url).json(&exchange("Cust10002")).fetch().await;
+    let other: serde_json::Value = other.body_json().await;
     assert_eq!(
         other["IsSuccessful"], true,
         "another tenant is not affected"
@@ -658,49 +586,33 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
         .http
         .put(&modes)
         .json(&json!({"state_api": "unknown_state"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(global.status(), 200);
-    let state: serde_json::Value = t
-        .http
-        .get(t.url("/api/state/Cust10002"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: serde_json::Value = t.http.get(t.url("/api/state/Cust10002")).fetch_json().await;
     assert_eq!(state["State"], "Hibernating");
     assert_eq!(state["IsRunning"], false);
     let unknown = t
         .http
         .put(format!("{modes}/Cust99999"))
         .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(unknown.status(), 404);
     let bad = t
         .http
         .put(&modes)
         .json(&json!({"wording": "klingon"}))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(bad.status(), 400);
     assert_eq!(
         t.admin_get("/modes").await["tenants"]["Cust10001"]["refuse_with"],
         "Nei takk"
     );
-    let cleared = t.http.delete(&modes).send().await.unwrap();
+    let cleared = t.http.delete(&modes).fetch().await;
     assert_eq!(cleared.status(), 200);
-    let state = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap();
+    let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 200);
     t.sim.stop().await;
 }

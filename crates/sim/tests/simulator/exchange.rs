@@ -12,25 +12,10 @@ const PSU_NS: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1";
 
 /// The request envelope exactly as published (§5.1), with the values interpolated.
 fn published_envelope(app_token: &str, ctx: &str, signed: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-  <SOAP-ENV:Envelope xmlns:ns0="http://schemas.xmlsoap.org/soap/envelope/"
-                     xmlns:ns1="http://www.superoffice.com/superid/partnersystemuser/0.1"
-                     xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
-                     xmlns:tns="http://www.superoffice.com/superid/partnersystemuser/0.1"
-                     xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/">
-    <SOAP-ENV:Header>
-      <tns:ApplicationToken>{app_token}</tns:ApplicationToken>
-      <tns:ContextIdentifier>{ctx}</tns:ContextIdentifier>
-    </SOAP-ENV:Header>
-    <ns0:Body>
-      <ns1:AuthenticationRequest>
-        <ns1:SignedSystemToken>{signed}</ns1:SignedSystemToken>
-        <ns1:ReturnTokenType>Jwt</ns1:ReturnTokenType>
-      </ns1:AuthenticationRequest>
-    </ns0:Body>
-  </SOAP-ENV:Envelope>"#
-    )
+    include_str!("../../src/exchange/published-request.xml")
+        .replace(">app-token<", &format!(">{app_token}<"))
+        .replace(">Cust10001<", &format!(">{ctx}<"))
+        .replace(">My App-x.202401021304.c2ln<", &format!(">{signed}<"))
 }
 
 async fn soap(t: &TestSim, path: &str, action: Option<&str>, body: String) -> reqwest::Response {
@@ -43,7 +28,16 @@ async fn soap(t: &TestSim, path: &str, action: Option<&str>, body: String) -> re
     if let Some(action) = action {
         request = request.header("SOAPAction", action);
     }
-    request.send().await.unwrap()
+    request.fetch().await
+}
+
+const SOAP_PATH: &str = "/Login/Services/PartnerSystemUserService.svc";
+
+/// The published envelope for a tenant, posted with the published SOAPAction.
+async fn soap_exchange(t: &TestSim, app_token: &str, ctx: &str) -> reqwest::Response {
+    let signed = t.sign(&t.system_token(ctx));
+    let body = published_envelope(app_token, ctx, &signed);
+    soap(t, SOAP_PATH, Some(SOAP_ACTION), body).await
 }
 
 /// `(IsSuccessful, Token, ErrorMessage)` of a SOAP AuthenticationResponse, checking its namespace.
@@ -63,10 +57,24 @@ fn soap_result(xml: &str) -> (bool, Option<String>, Option<String>) {
     )
 }
 
+/// The error message of a REST exchange SuperID refuses.
+async fn refusal(t: &TestSim, ctx: &str, signed: &str) -> String {
+    error_message(&t.exchange_rest(ctx, signed, TEST_CLIENT_SECRET).await)
+}
+
+/// SuperID refuses a REST exchange with a message that starts with `prefix`.
+async fn assert_refused(t: &TestSim, ctx: &str, signed: &str, prefix: &str) {
+    let message = refusal(t, ctx, signed).await;
+    assert!(
+        message.starts_with(prefix),
+        "{message:?} does not start with {prefix:?}"
+    );
+}
+
 fn error_message(body: &Value) -> String {
     assert_eq!(body["IsSuccessful"], false, "{body}");
     assert!(body["Token"].is_null());
-    body["ErrorMessage"].as_str().unwrap().to_owned()
+    body["ErrorMessage"].text().to_owned()
 }
 
 #[tokio::test]
@@ -78,14 +86,14 @@ async fn rest_exchange_returns_a_signed_jwt_with_a_fresh_ticket() {
         .await;
     assert_eq!(body["IsSuccessful"], true);
     assert!(body["ErrorMessage"].is_null());
-    let jwt = body["Token"].as_str().unwrap();
+    let jwt = body["Token"].text();
     let header = jsonwebtoken::decode_header(jwt).unwrap();
     assert!(header.kid.is_some() && header.x5t.is_some());
     let claims = t.verify(jwt, Some("spn:1801510001")).await;
     let c = |name: &str| claims[format!("{CLAIM}{name}")].clone();
     let sod2 = t.sim.api_host_url("sod2").unwrap();
     assert_eq!(claims["iss"], "SuperOffice AS");
-    assert!(c("ticket").as_str().unwrap().starts_with("7T:"));
+    assert!(c("ticket").text().starts_with("7T:"));
     assert_eq!(c("ctx"), "Cust10001");
     assert_eq!(c("serial"), "1801510001");
     assert_eq!(c("company_name"), "Northwind Traders AS");
@@ -104,7 +112,7 @@ async fn rest_exchange_returns_a_signed_jwt_with_a_fresh_ticket() {
             TEST_CLIENT_SECRET,
         )
         .await;
-    let second = t.verify(again["Token"].as_str().unwrap(), None).await;
+    let second = t.verify(again["Token"].text(), None).await;
     assert_ne!(second[format!("{CLAIM}ticket")], c("ticket"));
     let tenant = t.sim.admin().tenant("Cust10001").unwrap();
     assert_eq!(tenant.tickets_issued, 2);
@@ -128,55 +136,29 @@ async fn rest_path_is_case_insensitive_and_malformed_requests_are_400() {
             "ReturnTokenType": "JWT",
             "SignedSystemToken": signed,
         }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(ok["IsSuccessful"], true);
 
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
-    let not_json = t
-        .http
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_json.status(), 400);
-    let missing = t
-        .http
-        .post(&url)
-        .json(&serde_json::json!({ "ApplicationToken": TEST_CLIENT_SECRET }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 400);
-    let too_big = t
-        .http
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body(vec![b' '; 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(too_big.status(), 413);
+    let missing = serde_json::json!({ "ApplicationToken": TEST_CLIENT_SECRET }).to_string();
+    let cases = [
+        ("not JSON", b"{not json".to_vec(), 400),
+        ("missing fields", missing.into_bytes(), 400),
+        ("over the body limit", vec![b' '; 1024 * 1024 + 1], 413),
+    ];
+    for (what, body, expected) in cases {
+        let request = t.http.post(&url).header("Content-Type", "application/json");
+        let status = request.body(body).fetch_status().await;
+        assert_eq!(status, expected, "{what}");
+    }
     t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn soap_exchange_accepts_the_published_envelope() {
     let t = spawn().await;
-    let signed = t.sign(&t.system_token("Cust10001"));
-    let response = soap(
-        &t,
-        "/Login/Services/PartnerSystemUserService.svc",
-        Some(SOAP_ACTION),
-        published_envelope(TEST_CLIENT_SECRET, "Cust10001", &signed),
-    )
-    .await;
+    let response = soap_exchange(&t, TEST_CLIENT_SECRET, "Cust10001").await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-type"]
@@ -184,16 +166,11 @@ async fn soap_exchange_accepts_the_published_envelope() {
             .unwrap()
             .starts_with("text/xml")
     );
-    let (ok, token, error) = soap_result(&response.text().await.unwrap());
+    let (ok, token, error) = soap_result(&response.body_text().await);
     assert!(ok);
     assert_eq!(error, None);
     let claims = t.verify(&token.unwrap(), Some("spn:1801510001")).await;
-    assert!(
-        claims[format!("{CLAIM}ticket")]
-            .as_str()
-            .unwrap()
-            .starts_with("7T:")
-    );
+    assert!(claims[format!("{CLAIM}ticket")].text().starts_with("7T:"));
     let records = t.sim.admin().records();
     assert_eq!(records.records.exchanges[0].via, "soap");
 
@@ -206,23 +183,16 @@ async fn soap_exchange_accepts_the_published_envelope() {
         published_envelope(TEST_CLIENT_SECRET, "Cust10001", &signed),
     )
     .await;
-    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert!(soap_result(&response.body_text().await).0);
     t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn soap_failures_carry_a_nil_token_and_the_error_code() {
     let t = spawn().await;
-    let signed = t.sign(&t.system_token("Cust10001"));
-    let response = soap(
-        &t,
-        "/Login/Services/PartnerSystemUserService.svc",
-        Some(SOAP_ACTION),
-        published_envelope("not-the-app-token", "Cust10001", &signed),
-    )
-    .await;
+    let response = soap_exchange(&t, "not-the-app-token", "Cust10001").await;
     assert_eq!(response.status(), 200);
-    let (ok, token, error) = soap_result(&response.text().await.unwrap());
+    let (ok, token, error) = soap_result(&response.body_text().await);
     assert!(!ok);
     assert_eq!(token, None);
     assert!(error.unwrap().starts_with("Denied: "));
@@ -232,7 +202,7 @@ async fn soap_failures_carry_a_nil_token_and_the_error_code() {
 #[tokio::test]
 async fn malformed_soap_is_a_fault() {
     let t = spawn().await;
-    let path = "/Login/Services/PartnerSystemUserService.svc";
+    let path = SOAP_PATH;
     let good = published_envelope(TEST_CLIENT_SECRET, "Cust10001", "x");
     let cases = [
         (Some("urn:wrong-action"), good.clone(), "ContractFilter"),
@@ -271,7 +241,7 @@ async fn malformed_soap_is_a_fault() {
     for (action, body, needle) in cases {
         let response = soap(&t, path, action, body).await;
         assert_eq!(response.status(), 500, "{needle}");
-        let xml = response.text().await.unwrap();
+        let xml = response.body_text().await;
         let doc = parse_xml(&xml);
         let fault = doc
             .find("Fault")
@@ -287,9 +257,8 @@ async fn malformed_soap_is_a_fault() {
         .header("Content-Type", "application/soap+xml")
         .header("SOAPAction", SOAP_ACTION)
         .body(good)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(wrong_type.status(), 415);
     t.sim.stop().await;
 }
@@ -297,7 +266,7 @@ async fn malformed_soap_is_a_fault() {
 #[tokio::test]
 async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_headers() {
     let t = spawn().await;
-    let path = "/Login/Services/PartnerSystemUserService.svc";
+    let path = SOAP_PATH;
     let swap = |envelope: String, first: &str, second: &str| {
         let first = envelope
             .lines()
@@ -325,7 +294,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
 
     // Without the mode the children are read in any order.
     let response = soap(&t, path, Some(SOAP_ACTION), swapped_body()).await;
-    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert!(soap_result(&response.body_text().await).0);
 
     let mode = superoffice_sim::modes::Mode {
         strict_soap_order: true,
@@ -334,7 +303,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
     t.sim.admin().set_mode(Some("Cust10001"), mode).unwrap();
     let response = soap(&t, path, Some(SOAP_ACTION), swapped_body()).await;
     assert_eq!(response.status(), 500);
-    let xml = response.text().await.unwrap();
+    let xml = response.body_text().await;
     let doc = parse_xml(&xml);
     let fault = doc
         .find("Fault")
@@ -353,7 +322,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
         "ContextIdentifier",
     );
     let response = soap(&t, path, Some(SOAP_ACTION), headers_swapped).await;
-    assert!(soap_result(&response.text().await.unwrap()).0);
+    assert!(soap_result(&response.body_text().await).0);
     assert_eq!(t.sim.admin().records().records.exchanges.len(), 2);
     t.sim.stop().await;
 }
@@ -363,21 +332,18 @@ async fn a_token_signed_with_another_key_is_an_invalid_signature() {
     let t = spawn().await;
     let other = PrivateKey::new(&mut rand::rng(), 1024).unwrap();
     let signed = sign_with(&other, &t.system_token("Cust10001"), t.now());
-    let body = t
-        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidSignature: Calculated signature is invalid"));
+    assert_refused(
+        &t,
+        "Cust10001",
+        &signed,
+        "InvalidSignature: Calculated signature is invalid",
+    )
+    .await;
     // A tampered token under a valid signature fails the same way.
     let good = t.sign(&t.system_token("Cust10001"));
     let tampered = good.replacen("Test", "Best", 1);
-    let body = t
-        .exchange_rest("Cust10001", &tampered, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidSignature"));
-    let body = t
-        .exchange_rest("Cust10001", "no-dots-here", TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidSignature"));
+    assert_refused(&t, "Cust10001", &tampered, "InvalidSignature").await;
+    assert_refused(&t, "Cust10001", "no-dots-here", "InvalidSignature").await;
     assert_eq!(
         t.sim.admin().records().records.exchanges[0].outcome,
         "InvalidSignature"
@@ -408,10 +374,7 @@ async fn timestamps_outside_the_window_are_refused() {
     // The window is around the simulator's clock: skew it and a correct wall-clock timestamp fails.
     t.sim.admin().set_clock_offset(3600);
     let signed = sign_with(&t.key, &token, chrono::Utc::now());
-    let body = t
-        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidTimestamp"));
+    assert_refused(&t, "Cust10001", &signed, "InvalidTimestamp").await;
     t.sim.stop().await;
 }
 
@@ -423,10 +386,7 @@ async fn the_timestamp_window_is_configurable() {
         &t.system_token("Cust10001"),
         t.now() - TimeDelta::seconds(180),
     );
-    let body = t
-        .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("InvalidTimestamp"));
+    assert_refused(&t, "Cust10001", &signed, "InvalidTimestamp").await;
     t.sim.stop().await;
 }
 
@@ -434,18 +394,17 @@ async fn the_timestamp_window_is_configurable() {
 async fn the_token_must_belong_to_the_tenant_and_the_app_be_installed() {
     let t = spawn().await;
     let token_1 = t.system_token("Cust10001");
-    let body = t
-        .exchange_rest("Cust10002", &t.sign(&token_1), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("Denied: "));
-    let body = t
-        .exchange_rest("Cust10003", &t.sign(&token_1), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).contains("not installed"));
-    let body = t
-        .exchange_rest("Cust99999", &t.sign(&token_1), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).contains("unknown context identifier"));
+    assert_refused(&t, "Cust10002", &t.sign(&token_1), "Denied: ").await;
+    assert!(
+        refusal(&t, "Cust10003", &t.sign(&token_1))
+            .await
+            .contains("not installed")
+    );
+    assert!(
+        refusal(&t, "Cust99999", &t.sign(&token_1))
+            .await
+            .contains("unknown context identifier")
+    );
     let body = t
         .exchange_rest("Cust10001", &t.sign(&token_1), "wrong-app-token")
         .await;
@@ -501,10 +460,7 @@ async fn revoke_then_reapprove_issues_a_new_system_token() {
         )
         .await;
     assert_eq!(revoked.status(), 200);
-    let body = t
-        .exchange_rest("Cust10001", &t.sign(&old), TEST_CLIENT_SECRET)
-        .await;
-    assert!(error_message(&body).starts_with("Revoked: "));
+    assert_refused(&t, "Cust10001", &t.sign(&old), "Revoked: ").await;
 
     let reapproved: Value = t
         .admin_post(
@@ -512,15 +468,11 @@ async fn revoke_then_reapprove_issues_a_new_system_token() {
             Value::Null,
         )
         .await
-        .json()
-        .await
-        .unwrap();
-    let new = reapproved["system_token"].as_str().unwrap();
-    assert_ne!(new, old);
-    let body = t
-        .exchange_rest("Cust10001", &t.sign(&old), TEST_CLIENT_SECRET)
+        .body_json()
         .await;
-    assert!(error_message(&body).starts_with("Denied: "));
+    let new = reapproved["system_token"].text();
+    assert_ne!(new, old);
+    assert_refused(&t, "Cust10001", &t.sign(&old), "Denied: ").await;
     let body = t
         .exchange_rest("Cust10001", &t.sign(new), TEST_CLIENT_SECRET)
         .await;

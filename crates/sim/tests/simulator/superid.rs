@@ -13,12 +13,8 @@ async fn discovery_document_has_issuer_at_host_root_and_documented_endpoints() {
     let doc: Value = t
         .http
         .get(t.url("/login/.well-known/openid-configuration"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     let base = t.sim.superid_url();
     assert_eq!(doc["issuer"], base);
     assert_eq!(
@@ -48,12 +44,8 @@ async fn back_channel_endpoints_follow_the_request_host() {
         .http
         .get(t.url("/login/.well-known/openid-configuration"))
         .header("Host", "sim.internal:9100")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(
         doc["token_endpoint"],
         "http://sim.internal:9100/login/common/oauth/tokens"
@@ -67,7 +59,7 @@ async fn jwks_serves_the_signing_key_with_kid_and_x5t() {
     let t = spawn().await;
     let jwks = t.jwks().await;
     let key = &jwks["keys"][0];
-    let kid = key["kid"].as_str().unwrap();
+    let kid = key["kid"].text();
     assert_eq!(kid.len(), 40);
     assert!(
         kid.chars()
@@ -88,7 +80,7 @@ async fn jwks_serves_the_signing_key_with_kid_and_x5t() {
 async fn sign_in_page_lists_users_as_buttons_and_escapes_what_it_echoes() {
     let t = spawn().await;
     let url = t.authorize_url("common", &[("state", "<script>alert(1)</script>\"")]);
-    let html = t.http.get(url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(url).fetch().await.body_text().await;
     for name in [
         "Ada Admin",
         "Ulf User",
@@ -106,12 +98,12 @@ async fn sign_in_page_lists_users_as_buttons_and_escapes_what_it_echoes() {
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;"));
     // A tenant-specific authorize path offers that tenant's users only.
     let url = t.authorize_url("Cust10002", &[]);
-    let html = t.http.get(url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(url).fetch().await.body_text().await;
     assert!(html.contains("Sign in as Frida Admin"));
     assert!(!html.contains("Sign in as Ada Admin"));
     // So does acr_values=tenant:CustNNNNN.
     let url = t.authorize_url("common", &[("acr_values", "tenant:Cust10003")]);
-    let html = t.http.get(url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(url).fetch().await.body_text().await;
     assert!(html.contains("Sign in as Per Admin"));
     assert!(!html.contains("Sign in as Frida Admin"));
     t.sim.stop().await;
@@ -137,18 +129,13 @@ async fn code_flow_with_pkce_s256_issues_the_documented_tokens() {
     let response = t.exchange_code(code, Some(&verifier)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "no-store");
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 3600);
-    assert!(
-        body["access_token"]
-            .as_str()
-            .unwrap()
-            .starts_with("8A:Cust10001.")
-    );
-    assert_eq!(body["refresh_token"].as_str().unwrap().len(), 64);
+    assert!(body["access_token"].text().starts_with("8A:Cust10001."));
+    assert_eq!(body["refresh_token"].text().len(), 64);
 
-    let id_token = body["id_token"].as_str().unwrap();
+    let id_token = body["id_token"].text();
     let header = jsonwebtoken::decode_header(id_token).unwrap();
     assert_eq!(header.typ.as_deref(), Some("JWT"));
     assert!(header.x5t.is_some());
@@ -174,12 +161,7 @@ async fn code_flow_with_pkce_s256_issues_the_documented_tokens() {
         format!("{sod2}/Cust10001/Remote/Services88/")
     );
     assert_eq!(c("system_token"), t.system_token("Cust10001"));
-    assert!(
-        c("system_token")
-            .as_str()
-            .unwrap()
-            .starts_with("Test Partner App-")
-    );
+    assert!(c("system_token").text().starts_with("Test Partner App-"));
     // Every SuperOffice claim is a string; iat, nbf and exp are numbers.
     for (name, value) in claims.as_object().unwrap() {
         if name.starts_with(CLAIM) {
@@ -206,7 +188,7 @@ async fn ordinary_users_and_admins_of_tenants_without_the_app_get_no_system_toke
     for name in [ULF_USER, PER_ADMIN] {
         let body = t.tokens_for(name).await;
         let claims = t
-            .verify(body["id_token"].as_str().unwrap(), Some(TEST_CLIENT_ID))
+            .verify(body["id_token"].text(), Some(TEST_CLIENT_ID))
             .await;
         assert!(
             claims.get(format!("{CLAIM}system_token")).is_none(),
@@ -215,7 +197,7 @@ async fn ordinary_users_and_admins_of_tenants_without_the_app_get_no_system_toke
         assert!(claims.get("nonce").is_none());
     }
     let body = t.tokens_for(PER_ADMIN).await;
-    let claims = t.verify(body["id_token"].as_str().unwrap(), None).await;
+    let claims = t.verify(body["id_token"].text(), None).await;
     assert_eq!(claims[format!("{CLAIM}is_administrator")], "True");
     let sod3 = t.sim.api_host_url("sod3").unwrap();
     assert_eq!(
@@ -240,27 +222,21 @@ async fn pkce_plain_is_the_default_method_and_mismatches_are_refused() {
     let code = t.code(ADA_ADMIN, &s256).await;
     let response = t.exchange_code(&code, Some(&format!("{verifier}x"))).await;
     assert_eq!(response.status(), 400);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["error"], "invalid_grant");
 
     let code = t.code(ADA_ADMIN, &s256).await;
-    let body: Value = t.exchange_code(&code, None).await.json().await.unwrap();
+    let body: Value = t.exchange_code(&code, None).await.body_json().await;
     assert_eq!(body["error"], "invalid_grant");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("code_verifier")
-    );
+    assert!(body["error_description"].text().contains("code_verifier"));
 
     // A verifier without a challenge at authorize is a client bug.
     let code = t.code(ADA_ADMIN, &[]).await;
     let body: Value = t
         .exchange_code(&code, Some(&verifier))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(body["error"], "invalid_grant");
     t.sim.stop().await;
 }
@@ -272,12 +248,11 @@ async fn a_code_is_single_use() {
     assert_eq!(t.exchange_code(&code, None).await.status(), 200);
     let replay = t.exchange_code(&code, None).await;
     assert_eq!(replay.status(), 400);
-    let body: Value = replay.json().await.unwrap();
+    let body: Value = replay.body_json().await;
     assert_eq!(body["error"], "invalid_grant");
     assert!(
         body["error_description"]
-            .as_str()
-            .unwrap()
+            .text()
             .contains("already been used")
     );
     t.sim.stop().await;
@@ -291,14 +266,9 @@ async fn a_code_expires_after_ten_minutes() {
     assert_eq!(t.exchange_code(&code, None).await.status(), 200);
     let code = t.code(ADA_ADMIN, &[]).await;
     t.sim.admin().advance_clock(601);
-    let body: Value = t.exchange_code(&code, None).await.json().await.unwrap();
+    let body: Value = t.exchange_code(&code, None).await.body_json().await;
     assert_eq!(body["error"], "invalid_grant");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("expired")
-    );
+    assert!(body["error_description"].text().contains("expired"));
     t.sim.stop().await;
 }
 
@@ -313,22 +283,17 @@ async fn the_redirect_uri_must_match_at_authorize_and_at_the_token_endpoint() {
             ("redirect_uri", "http://localhost:8080/callback"),
         ])
         .await;
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["error"], "invalid_grant");
-    assert!(
-        body["error_description"]
-            .as_str()
-            .unwrap()
-            .contains("redirect_uri")
-    );
+    assert!(body["error_description"].text().contains("redirect_uri"));
 
     let url = t
         .authorize_url("common", &[])
         .replace("127.0.0.1%3A8080", "evil.example");
-    let page = t.http.get(url).send().await.unwrap();
+    let page = t.http.get(url).fetch().await;
     assert_eq!(page.status(), 400);
     assert!(page.headers().get("location").is_none());
-    assert!(page.text().await.unwrap().contains("not registered"));
+    assert!(page.body_text().await.contains("not registered"));
     t.sim.stop().await;
 }
 
@@ -346,9 +311,8 @@ async fn client_secret_basic_works_and_bad_client_credentials_are_refused() {
         .post(t.url("/login/common/oauth/tokens"))
         .basic_auth(TEST_CLIENT_ID, Some(TEST_CLIENT_SECRET))
         .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
 
     let response = t
@@ -356,12 +320,11 @@ async fn client_secret_basic_works_and_bad_client_credentials_are_refused() {
         .post(t.url("/login/common/oauth/tokens"))
         .basic_auth(TEST_CLIENT_ID, Some("wrong"))
         .form(&form)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["error"], "invalid_client");
 
     let both = t
@@ -372,13 +335,12 @@ async fn client_secret_basic_works_and_bad_client_credentials_are_refused() {
             ("client_secret", TEST_CLIENT_SECRET),
             ("grant_type", "authorization_code"),
         ])
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(both.status(), 400);
 
     let unknown_grant = t.token_request(&[("grant_type", "password")]).await;
-    let body: Value = unknown_grant.json().await.unwrap();
+    let body: Value = unknown_grant.body_json().await;
     assert_eq!(body["error"], "unsupported_grant_type");
     t.sim.stop().await;
 }
@@ -394,7 +356,7 @@ async fn parameters_on_the_query_string_are_accepted_as_documented() {
         .append_pair("code", &code)
         .append_pair("redirect_uri", TEST_REDIRECT_URI)
         .append_pair("grant_type", "authorization_code");
-    let response = t.http.post(url).send().await.unwrap();
+    let response = t.http.post(url).fetch().await;
     assert_eq!(response.status(), 200);
     t.sim.stop().await;
 }
@@ -408,7 +370,7 @@ async fn form_post_response_mode_answers_with_an_auto_submitting_form() {
     );
     let response = t.click_sign_in(&url, ADA_ADMIN).await;
     assert_eq!(response.status(), 200);
-    let html = response.text().await.unwrap();
+    let html = response.body_text().await;
     assert!(html.contains(&format!("action=\"{TEST_REDIRECT_URI}\"")));
     let inputs = hidden_inputs(&html);
     assert!(inputs.contains(&("state".into(), "a&b".into())));
@@ -421,7 +383,7 @@ async fn form_post_response_mode_answers_with_an_auto_submitting_form() {
 async fn a_user_of_another_tenant_cannot_sign_in_on_a_tenant_specific_path() {
     let t = spawn().await;
     let url = t.authorize_url("Cust10002", &[]);
-    let html = t.http.get(&url).send().await.unwrap().text().await.unwrap();
+    let html = t.http.get(&url).fetch().await.body_text().await;
     let form = html.split("<form ").nth(1).unwrap();
     let mut inputs = hidden_inputs(form);
     for (name, value) in inputs.iter_mut() {
@@ -433,9 +395,8 @@ async fn a_user_of_another_tenant_cannot_sign_in_on_a_tenant_specific_path() {
         .http
         .post(t.url("/login/Cust10002/oauth/authorize"))
         .form(&inputs)
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 400);
     t.sim.stop().await;
 }
@@ -446,7 +407,7 @@ async fn authorize_errors_after_a_trusted_redirect_uri_go_back_to_the_client() {
     let url = t
         .authorize_url("common", &[("state", "s")])
         .replace("response_type=code", "response_type=token");
-    let response = t.http.get(url).send().await.unwrap();
+    let response = t.http.get(url).fetch().await;
     assert_eq!(response.status(), 302);
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.starts_with(TEST_REDIRECT_URI));
@@ -460,7 +421,7 @@ async fn authorize_errors_after_a_trusted_redirect_uri_go_back_to_the_client() {
             ("code_challenge", &pkce_pair().1),
         ],
     );
-    let response = t.http.get(url).send().await.unwrap();
+    let response = t.http.get(url).fetch().await;
     let location = response.headers()["location"].to_str().unwrap();
     assert!(location.contains("error=invalid_request"), "{location}");
     t.sim.stop().await;
@@ -470,23 +431,23 @@ async fn authorize_errors_after_a_trusted_redirect_uri_go_back_to_the_client() {
 async fn refresh_tokens_give_new_access_tokens_until_the_app_is_revoked() {
     let t = spawn().await;
     let first = t.tokens_for(ADA_ADMIN).await;
-    let refresh = first["refresh_token"].as_str().unwrap();
+    let refresh = first["refresh_token"].text();
     let response = t
         .token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
         .await;
     assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert!(body.get("refresh_token").is_none());
     assert_ne!(body["access_token"], first["access_token"]);
     assert_eq!(body["expires_in"], 3600);
-    t.verify(body["id_token"].as_str().unwrap(), Some(TEST_CLIENT_ID))
+    t.verify(body["id_token"].text(), Some(TEST_CLIENT_ID))
         .await;
 
     t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
     let response = t
         .token_request(&[("grant_type", "refresh_token"), ("refresh_token", refresh)])
         .await;
-    let body: Value = response.json().await.unwrap();
+    let body: Value = response.body_json().await;
     assert_eq!(body["error"], "invalid_grant");
     t.sim.stop().await;
 }
@@ -495,28 +456,16 @@ async fn refresh_tokens_give_new_access_tokens_until_the_app_is_revoked() {
 async fn access_tokens_work_as_bearer_until_expires_in() {
     let t = spawn().await;
     let body = t.tokens_for(ULF_USER).await;
-    let token = body["access_token"].as_str().unwrap();
+    let token = body["access_token"].text();
     let principal = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
-    let response = t
-        .http
-        .get(&principal)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = t.http.get(&principal).bearer_auth(token).fetch().await;
     assert_eq!(response.status(), 200);
-    let me: Value = response.json().await.unwrap();
+    let me: Value = response.body_json().await;
     assert_eq!(me["AssociateId"], 6);
     assert_eq!(me["FullName"], "Ulf User");
     assert_eq!(me["IsSystemUser"], false);
     t.sim.admin().advance_clock(3601);
-    let response = t
-        .http
-        .get(&principal)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let response = t.http.get(&principal).bearer_auth(token).fetch().await;
     assert_eq!(response.status(), 401);
     t.sim.stop().await;
 }

@@ -68,6 +68,62 @@ pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Sending a request in a test: a transport failure fails the test.
+pub trait Fetch {
+    fn fetch(self) -> impl Future<Output = reqwest::Response>;
+    fn fetch_status(self) -> impl Future<Output = reqwest::StatusCode>;
+    fn fetch_json(self) -> impl Future<Output = Value>;
+    /// With a system user ticket and the test application's token, as the tenant API wants them.
+    fn with_ticket(self, ticket: &str) -> Self;
+}
+
+/// Reading an answer's body in a test: an unreadable body fails the test.
+pub trait Body {
+    fn body_json(self) -> impl Future<Output = Value>;
+    fn body_text(self) -> impl Future<Output = String>;
+}
+
+impl Body for reqwest::Response {
+    async fn body_json(self) -> Value {
+        self.json().await.unwrap()
+    }
+
+    async fn body_text(self) -> String {
+        self.text().await.unwrap()
+    }
+}
+
+/// A JSON string value, or the test fails.
+pub trait Text {
+    fn text(&self) -> &str;
+}
+
+impl Text for Value {
+    fn text(&self) -> &str {
+        self.as_str()
+            .unwrap_or_else(|| panic!("expected a JSON string, got {self}"))
+    }
+}
+
+impl Fetch for reqwest::RequestBuilder {
+    async fn fetch(self) -> reqwest::Response {
+        self.send().await.unwrap()
+    }
+
+    async fn fetch_status(self) -> reqwest::StatusCode {
+        self.fetch().await.status()
+    }
+
+    async fn fetch_json(self) -> Value {
+        self.fetch().await.body_json().await
+    }
+
+    fn with_ticket(self, ticket: &str) -> Self {
+        self.header("Authorization", format!("SOTicket {ticket}"))
+            .header("SO-AppToken", TEST_CLIENT_SECRET)
+    }
+}
+
 pub struct TestSim {
     pub sim: RunningSim,
     /// A client that does not follow redirects.
@@ -106,6 +162,16 @@ impl TestSim {
         format!("{}{path}", self.sim.api_host_url(host).unwrap())
     }
 
+    /// The status of a plain GET.
+    pub async fn get_status(&self, url: impl reqwest::IntoUrl) -> reqwest::StatusCode {
+        self.http.get(url).fetch_status().await
+    }
+
+    /// The status of a GET with a system user ticket.
+    pub async fn status_with_ticket(&self, url: &str, ticket: &str) -> reqwest::StatusCode {
+        self.http.get(url).with_ticket(ticket).fetch_status().await
+    }
+
     pub fn system_token(&self, ctx: &str) -> String {
         self.sim.admin().tenant(ctx).unwrap().system_token.unwrap()
     }
@@ -128,11 +194,10 @@ impl TestSim {
                 "ContextIdentifier": ctx,
                 "ReturnTokenType": "JWT",
             }))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        response.body_json().await
     }
 
     /// A system user ticket for the tenant, through the REST exchange.
@@ -140,22 +205,15 @@ impl TestSim {
         let signed = self.sign(&self.system_token(ctx));
         let body = self.exchange_rest(ctx, &signed, TEST_CLIENT_SECRET).await;
         assert_eq!(body["IsSuccessful"], true, "{body}");
-        let claims = self.verify(body["Token"].as_str().unwrap(), None).await;
-        claims[format!("{CLAIM}ticket")]
-            .as_str()
-            .unwrap()
-            .to_owned()
+        let claims = self.verify(body["Token"].text(), None).await;
+        claims[format!("{CLAIM}ticket")].text().to_owned()
     }
 
     pub async fn jwks(&self) -> Value {
         self.http
             .get(self.url("/login/.well-known/jwks"))
-            .send()
+            .fetch_json()
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
 
     /// Verifies a JWT against the JWKS (key chosen by kid); checks `aud` when given.
@@ -170,11 +228,7 @@ impl TestSim {
             .find(|k| k["kid"] == kid.as_str())
             .unwrap_or_else(|| panic!("kid {kid} not in the JWKS"))
             .clone();
-        let key = DecodingKey::from_rsa_components(
-            jwk["n"].as_str().unwrap(),
-            jwk["e"].as_str().unwrap(),
-        )
-        .unwrap();
+        let key = DecodingKey::from_rsa_components(jwk["n"].text(), jwk["e"].text()).unwrap();
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = 5;
         match audience {
@@ -201,9 +255,9 @@ impl TestSim {
 
     /// Opens the sign-in page and clicks "Sign in as {name}"; returns the raw response.
     pub async fn click_sign_in(&self, authorize_url: &str, name: &str) -> reqwest::Response {
-        let page = self.http.get(authorize_url).send().await.unwrap();
+        let page = self.http.get(authorize_url).fetch().await;
         assert_eq!(page.status(), 200);
-        let html = page.text().await.unwrap();
+        let html = page.body_text().await;
         let button = format!("Sign in as {name}</button>");
         let form = html
             .split("<form ")
@@ -220,9 +274,8 @@ impl TestSim {
         self.http
             .post(self.url(&action))
             .form(&hidden_inputs(form))
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     /// Signs in through the page and returns the callback's query parameters.
@@ -255,9 +308,8 @@ impl TestSim {
         self.http
             .post(self.url("/login/common/oauth/tokens"))
             .form(&body)
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     pub async fn exchange_code(&self, code: &str, verifier: Option<&str>) -> reqwest::Response {
@@ -275,27 +327,25 @@ impl TestSim {
         let code = self.code(name, &[]).await;
         let response = self.exchange_code(&code, None).await;
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        response.body_json().await
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.sim.admin_url()))
             .json(&body)
-            .send()
+            .fetch()
             .await
-            .unwrap()
     }
 
     pub async fn admin_get(&self, path: &str) -> Value {
         let response = self
             .http
             .get(format!("{}{path}", self.sim.admin_url()))
-            .send()
-            .await
-            .unwrap();
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
-        response.json().await.unwrap()
+        response.body_json().await
     }
 }
 

@@ -38,32 +38,20 @@ async fn post_soap(
         .header("Content-Type", "text/xml; charset=utf-8")
         .header("SOAPAction", action)
         .body(xml)
-        .send()
+        .fetch()
         .await
-        .unwrap()
-}
-
-fn with_ticket(request: reqwest::RequestBuilder, ticket: &str) -> reqwest::RequestBuilder {
-    request
-        .header("Authorization", format!("SOTicket {ticket}"))
-        .header("SO-AppToken", TEST_CLIENT_SECRET)
 }
 
 #[tokio::test]
 async fn rest_creates_a_company_with_the_system_user_ticket() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
-    let default: Value = with_ticket(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/Contact/default")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let default: Value = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact/default"))
+        .with_ticket(&ticket)
+        .fetch_json()
+        .await;
     for field in [
         "ContactId",
         "Name",
@@ -84,54 +72,42 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     let mut entity = default.clone();
     entity["Name"] = json!("SuperId-1700000000");
     entity["Department"] = json!("Sales");
-    let response = with_ticket(
-        t.http.post(t.api("sod2", "/Cust10001/api/v1/Contact")),
-        &ticket,
-    )
-    .json(&entity)
-    .send()
-    .await
-    .unwrap();
+    let response = t
+        .http
+        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
+        .with_ticket(&ticket)
+        .json(&entity)
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
-    let saved: Value = response.json().await.unwrap();
+    let saved: Value = response.body_json().await;
     let id = saved["ContactId"].as_i64().unwrap();
     assert!(id > 0);
     assert_eq!(saved["Name"], "SuperId-1700000000");
     assert_eq!(saved["Associate"]["FullName"], "System User");
     assert_ne!(saved["CreatedDate"], "0001-01-01T00:00:00");
 
-    let fetched: Value = with_ticket(
-        t.http
-            .get(t.api("sod2", &format!("/Cust10001/api/v1/Contact/{id}"))),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let fetched: Value = t
+        .http
+        .get(t.api("sod2", &format!("/Cust10001/api/v1/Contact/{id}")))
+        .with_ticket(&ticket)
+        .fetch_json()
+        .await;
     assert_eq!(fetched, saved);
-    let missing = with_ticket(
-        t.http.get(t.api("sod2", "/Cust10001/api/v1/Contact/999")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap();
+    let missing = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact/999"))
+        .with_ticket(&ticket)
+        .fetch()
+        .await;
     assert_eq!(missing.status(), 404);
 
-    let me: Value = with_ticket(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let me: Value = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal"))
+        .with_ticket(&ticket)
+        .fetch_json()
+        .await;
     assert_eq!(me["IsSystemUser"], true);
     assert_eq!(me["DatabaseContextIdentifier"], "Cust10001");
 
@@ -151,24 +127,22 @@ async fn a_user_bearer_token_creates_companies_as_that_user() {
     let response = t
         .http
         .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .bearer_auth(tokens["access_token"].text())
         .json(&json!({ "ContactId": 0, "Name": "As user AS", "Department": "" }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(response.status(), 200);
-    let saved: Value = response.json().await.unwrap();
+    let saved: Value = response.body_json().await;
     assert_eq!(saved["Associate"]["AssociateId"], 5);
     let records = t.sim.admin().records();
     assert_eq!(records.records.companies[0].credential, "user_bearer");
     let empty_name = t
         .http
         .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .bearer_auth(tokens["access_token"].text())
         .json(&json!({ "ContactId": 0, "Name": "" }))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(empty_name.status(), 400);
     t.sim.stop().await;
 }
@@ -178,57 +152,70 @@ async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
-    let status = |r: reqwest::Response| r.status().as_u16();
-    let lower_scheme = t
-        .http
-        .get(&url)
-        .header("Authorization", format!("soticket {ticket}"))
-        .header("SO-AppToken", TEST_CLIENT_SECRET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(lower_scheme), 200);
-    let no_app_token = t
-        .http
-        .get(&url)
-        .header("Authorization", format!("SOTicket {ticket}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(no_app_token), 401);
-    let wrong_app_token = t
-        .http
-        .get(&url)
-        .header("Authorization", format!("SOTicket {ticket}"))
-        .header("SO-AppToken", "nope")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(wrong_app_token), 401);
-    let ticket_as_bearer = t.http.get(&url).bearer_auth(&ticket).send().await.unwrap();
-    assert_eq!(status(ticket_as_bearer), 401);
-    let basic = t
-        .http
-        .get(&url)
-        .basic_auth("a", Some("b"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status(basic), 401);
-    let none = t.http.get(&url).send().await.unwrap();
-    assert_eq!(none.status(), 401);
-    let body: Value = none.json().await.unwrap();
-    assert!(body["Error"].is_string());
-    // A ticket is only valid for its own tenant.
-    let other = t
-        .http
-        .get(t.api("sod2", "/Cust10002/api/v1/User/currentPrincipal"))
-        .header("Authorization", format!("SOTicket {ticket}"))
-        .header("SO-AppToken", TEST_CLIENT_SECRET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status(), 401);
+    let other_tenant = t.api("sod2", "/Cust10002/api/v1/User/currentPrincipal");
+    let soticket = format!("SOTicket {ticket}");
+    // (what is sent, Authorization, SO-AppToken, URL, expected status)
+    let cases = [
+        (
+            "a lower-case scheme",
+            Some(format!("soticket {ticket}")),
+            Some(TEST_CLIENT_SECRET),
+            &url,
+            200,
+        ),
+        (
+            "no application token",
+            Some(soticket.clone()),
+            None,
+            &url,
+            401,
+        ),
+        (
+            "a wrong application token",
+            Some(soticket.clone()),
+            Some("nope"),
+            &url,
+            401,
+        ),
+        (
+            "the ticket as a bearer token",
+            Some(format!("Bearer {ticket}")),
+            None,
+            &url,
+            401,
+        ),
+        (
+            "basic authentication",
+            Some("Basic YTpi".to_owned()),
+            None,
+            &url,
+            401,
+        ),
+        ("no credential", None, None, &url, 401),
+        // A ticket is only valid for its own tenant.
+        (
+            "another tenant's URL",
+            Some(soticket),
+            Some(TEST_CLIENT_SECRET),
+            &other_tenant,
+            401,
+        ),
+    ];
+    for (what, authorization, app_token, url, expected) in cases {
+        let mut request = t.http.get(url);
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        if let Some(app_token) = app_token {
+            request = request.header("SO-AppToken", app_token);
+        }
+        let response = request.fetch().await;
+        assert_eq!(response.status(), expected, "{what}");
+        if expected == 401 {
+            let body = response.body_json().await;
+            assert!(body["Error"].is_string(), "{what}: {body}");
+        }
+    }
     t.sim.stop().await;
 }
 
@@ -237,7 +224,7 @@ async fn tickets_expire_six_hours_after_last_use() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
-    let call = || with_ticket(t.http.get(&url), &ticket).send();
+    let call = || t.http.get(&url).with_ticket(&ticket).send();
     t.sim.admin().advance_clock(5 * 3600);
     assert_eq!(call().await.unwrap().status(), 200);
     // Used at +5h, so still valid at +10h: the window slides.
@@ -253,23 +240,9 @@ async fn revoking_the_app_invalidates_its_tickets() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
-    assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
-    assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 401);
     t.sim.stop().await;
 }
 
@@ -278,23 +251,12 @@ async fn rest_paths_after_the_tenant_are_case_insensitive() {
     let t = spawn().await;
     let ticket = t.ticket("Cust10001").await;
     let url = t.api("sod2", "/Cust10001/API/V1/contact/DEFAULT");
-    assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     let info: Value = t
         .http
         .get(t.api("sod2", "/Cust10001/api"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .fetch_json()
+        .await;
     assert_eq!(info["ServicesCurrent"], "Services88");
     t.sim.stop().await;
 }
@@ -318,7 +280,7 @@ async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
     )
     .await;
     assert_eq!(response.status(), 200);
-    let doc = parse_xml(&response.text().await.unwrap());
+    let doc = parse_xml(&response.body_text().await);
     let succeeded = doc.find("Succeeded").unwrap();
     assert_eq!(
         (succeeded.ns.as_str(), succeeded.text.as_str()),
@@ -336,7 +298,7 @@ async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
     let xml = contact_soap(TEST_CLIENT_SECRET, &ticket, &body);
     let response = post_soap(&t, "sod2", "Cust10001", "SaveContactEntity", false, xml).await;
     assert_eq!(response.status(), 200);
-    let raw = response.text().await.unwrap();
+    let raw = response.body_text().await;
     assert!(raw.contains("Smith &amp; Sons &lt;AS&gt;"), "{raw}");
     let doc = parse_xml(&raw);
     let saved = doc
@@ -402,7 +364,7 @@ async fn soap_errors_are_faults_with_succeeded_false() {
     for (case, xml, method) in cases {
         let response = post_soap(&t, "sod2", "Cust10001", method, false, xml).await;
         assert_eq!(response.status(), 500, "{case}");
-        let doc = parse_xml(&response.text().await.unwrap());
+        let doc = parse_xml(&response.body_text().await);
         assert!(doc.find("Fault").is_some(), "{case}");
         assert_eq!(doc.find("Succeeded").unwrap().text, "false", "{case}");
         assert!(
@@ -431,14 +393,9 @@ async fn soap_errors_are_faults_with_succeeded_false() {
 #[tokio::test]
 async fn state_api_reports_the_documented_fields() {
     let t = spawn().await;
-    let response = t
-        .http
-        .get(t.url("/api/state/Cust10003"))
-        .send()
-        .await
-        .unwrap();
+    let response = t.http.get(t.url("/api/state/Cust10003")).fetch().await;
     assert_eq!(response.status(), 200);
-    let state: Value = response.json().await.unwrap();
+    let state: Value = response.body_json().await;
     let sod3 = t.sim.api_host_url("sod3").unwrap();
     assert_eq!(state["ContextIdentifier"], "Cust10003");
     assert_eq!(state["Endpoint"], format!("{sod3}/Cust10003"));
@@ -446,19 +403,10 @@ async fn state_api_reports_the_documented_fields() {
     assert_eq!(state["State"], "Running");
     assert_eq!(state["IsRunning"], true);
     assert!(state["Version"].is_string());
-    let valid_until =
-        chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].as_str().unwrap()).unwrap();
+    let valid_until = chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].text()).unwrap();
     let ahead = valid_until.with_timezone(&chrono::Utc) - t.now();
     assert!((250..=300).contains(&ahead.num_seconds()), "{ahead}");
-    assert_eq!(
-        t.http
-            .get(t.url("/api/state/Cust55555"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(t.get_status(t.url("/api/state/Cust55555")).await, 404);
 
     for (state_name, running) in [
         ("OnlineMaintenance", true),
@@ -470,15 +418,7 @@ async fn state_api_reports_the_documented_fields() {
             .admin_post("/tenants/Cust10003/state", json!({ "state": state_name }))
             .await;
         assert_eq!(r.status(), 200);
-        let state: Value = t
-            .http
-            .get(t.url("/api/state/Cust10003"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state: Value = t.http.get(t.url("/api/state/Cust10003")).fetch_json().await;
         assert_eq!(state["State"], state_name);
         assert_eq!(state["IsRunning"], running, "{state_name}");
     }
@@ -488,17 +428,8 @@ async fn state_api_reports_the_documented_fields() {
 #[tokio::test]
 async fn the_state_valid_for_is_configurable() {
     let t = spawn_with(|c| c.superid.state_valid_for_secs = 30).await;
-    let state: Value = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let valid_until =
-        chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].as_str().unwrap()).unwrap();
+    let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
+    let valid_until = chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].text()).unwrap();
     assert!((valid_until.with_timezone(&chrono::Utc) - t.now()).num_seconds() <= 30);
     t.sim.stop().await;
 }
@@ -513,27 +444,13 @@ async fn a_tenant_that_is_not_running_answers_503() {
         .set_state("Cust10001", TenantState::Suspended)
         .await
         .unwrap();
-    assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 503);
     t.sim
         .admin()
         .set_state("Cust10001", TenantState::Running)
         .await
         .unwrap();
-    assert_eq!(
-        with_ticket(t.http.get(&url), &ticket)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     t.sim.stop().await;
 }
 
@@ -544,43 +461,37 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
     let wrong = t
         .http
         .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(wrong.status(), 421);
     assert_eq!(
-        wrong.text().await.unwrap(),
+        wrong.body_text().await,
         "Wrong subdomain used to access tenant"
     );
 
     let moved: Value = t
         .admin_post("/tenants/Cust10001/move", json!({ "host": "sod3" }))
         .await
-        .json()
-        .await
-        .unwrap();
+        .body_json()
+        .await;
     assert_eq!(moved["tenant"]["host"], "sod3");
-    let old = with_ticket(
-        t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/Contact/default")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap();
+    let old = t
+        .http
+        .get(t.api("sod2", "/Cust10001/api/v1/Contact/default"))
+        .with_ticket(&ticket)
+        .fetch()
+        .await;
     assert_eq!(old.status(), 421);
     assert_eq!(
-        old.text().await.unwrap(),
+        old.body_text().await,
         "Wrong subdomain used to access tenant"
     );
-    let new = with_ticket(
-        t.http
-            .get(t.api("sod3", "/Cust10001/api/v1/Contact/default")),
-        &ticket,
-    )
-    .send()
-    .await
-    .unwrap();
+    let new = t
+        .http
+        .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
+        .with_ticket(&ticket)
+        .fetch()
+        .await;
     assert_eq!(new.status(), 200);
     let soap_old = post_soap(
         &t,
@@ -593,15 +504,7 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
     .await;
     assert_eq!(soap_old.status(), 421);
 
-    let state: Value = t
-        .http
-        .get(t.url("/api/state/Cust10001"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
     let sod3 = t.sim.api_host_url("sod3").unwrap();
     assert_eq!(state["Endpoint"], format!("{sod3}/Cust10001"));
     // New exchanges and sign-ins point at the new host.
@@ -609,7 +512,7 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
     let body = t
         .exchange_rest("Cust10001", &signed, TEST_CLIENT_SECRET)
         .await;
-    let claims = t.verify(body["Token"].as_str().unwrap(), None).await;
+    let claims = t.verify(body["Token"].text(), None).await;
     assert_eq!(
         claims[format!("{CLAIM}webapi_url")],
         format!("{sod3}/Cust10001/api/")
@@ -626,48 +529,34 @@ async fn rest_contact_query_filters_on_number2() {
         ("Beta AS", "key-2"),
         ("Gamma AS", ""),
     ] {
-        let response = with_ticket(
-            t.http.post(t.api("sod2", "/Cust10001/api/v1/Contact")),
-            &ticket,
-        )
-        .json(&json!({"ContactId": 0, "Name": name, "Number2": marker}))
-        .send()
-        .await
-        .unwrap();
+        let response = t
+            .http
+            .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
+            .with_ticket(&ticket)
+            .json(&json!({"ContactId": 0, "Name": name, "Number2": marker}))
+            .fetch()
+            .await;
         assert_eq!(response.status(), 200);
     }
     let query = |filter: &str| {
-        with_ticket(
-            t.http
-                .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
-                .query(&[("$select", "ContactId,Name,Number2"), ("$filter", filter)]),
-            &ticket,
-        )
-        .send()
+        t.http
+            .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
+            .query(&[("$select", "ContactId,Name,Number2"), ("$filter", filter)])
+            .with_ticket(&ticket)
+            .send()
     };
-    let found: Value = query("number2 eq 'key-2'")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found: Value = query("number2 eq 'key-2'").await.unwrap().body_json().await;
     assert_eq!(
         found["value"],
         json!([{"ContactId": 2, "Name": "Beta AS", "Number2": "key-2"}])
     );
-    let none: Value = query("number2 eq 'key-3'")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none: Value = query("number2 eq 'key-3'").await.unwrap().body_json().await;
     assert_eq!(none["value"], json!([]));
     assert_eq!(query("number2 gt 'x'").await.unwrap().status(), 400);
     let anonymous = t
         .http
         .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .send()
-        .await
-        .unwrap();
+        .fetch()
+        .await;
     assert_eq!(anonymous.status(), 401);
 }

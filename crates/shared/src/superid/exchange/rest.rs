@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{
+use super::common::{
     ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
     server_date,
 };

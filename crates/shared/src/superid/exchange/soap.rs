@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{
+use super::common::{
     ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
     server_date,
 };

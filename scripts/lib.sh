@@ -29,28 +29,46 @@ ensure_postgres() {
     for _ in $(seq 1 30); do pg_answers && return 0; sleep 0.5; done
   fi
   [ -z "${DATABASE_URL:-}" ] || die "no Postgres answers at $(server_url); start it or unset DATABASE_URL"
-  local initdb pg_ctl bindir
-  initdb="$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1)"
-  [ -x "$initdb" ] || die "no Postgres answers on 127.0.0.1:5432 and initdb is not installed (apt-get install postgresql)"
-  bindir="$(dirname "$(readlink -f "$initdb")")"
-  pg_ctl="$bindir/pg_ctl"
-  local as=()
-  if [ "$(id -u)" = 0 ]; then
-    as=(runuser -u postgres --)
-    # The postgres user must reach the data directory; a checkout in a private directory does not allow it.
-    mkdir -p "$ROOT/target"
-    if ! runuser -u postgres -- test -x "$ROOT/target"; then PG_DIR="${TMPDIR:-/tmp}/partner-dev-postgres"; fi
+  # The postgres user must reach the data directory; a checkout in a private directory does not allow it.
+  mkdir -p "$ROOT/target"
+  if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$ROOT/target"; then
+    PG_DIR="${TMPDIR:-/tmp}/partner-dev-postgres"
   fi
-  mkdir -p "$PG_DIR"
-  [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
-  if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
-    log "creating a throwaway Postgres cluster in $PG_DIR"
-    "${as[@]}" "$bindir/initdb" -D "$PG_DIR/data" -U postgres --auth=trust >/dev/null
-  fi
-  log "starting the throwaway Postgres cluster on 127.0.0.1:5432"
-  "${as[@]}" "$pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -c port=5432 -k $PG_DIR" start >/dev/null
+  log "starting the throwaway Postgres cluster in $PG_DIR on 127.0.0.1:5432"
+  start_cluster "$PG_DIR" 5432
   pg_answers || die "Postgres did not start; see $PG_DIR/postgres.log"
+}
+
+# The directory of initdb and pg_ctl: that of initdb on PATH, or the newest /usr/lib/postgresql/*/bin.
+pg_bindir() {
+  local initdb
+  initdb="$(command -v initdb || ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n1)"
+  [ -x "$initdb" ] || die "no Postgres answers and initdb is not installed (apt-get install postgresql)"
+  dirname "$(readlink -f "$initdb")"
+}
+
+# Runs a Postgres program, as the postgres user when root (Postgres refuses to run as root).
+as_postgres() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# Starts a cluster in directory $1 on 127.0.0.1:$2 (trust authentication, user postgres), creating it
+# the first time; $3 adds server options (e.g. "-c fsync=off"). The tests' private clusters use it too.
+start_cluster() {
+  local dir="$1" port="$2" options="${3:-}" bindir
+  bindir="$(pg_bindir)"
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    as_postgres "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync >/dev/null
+  fi
+  as_postgres "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=$port -k $dir $options" start >/dev/null
+}
+
+# Stops the cluster in directory $1; $2 is pg_ctl's mode (fast by default: every connection is cut).
+stop_cluster() {
+  as_postgres "$(pg_bindir)/pg_ctl" -D "$1/data" -w -m "${2:-fast}" stop >/dev/null
 }
 
 # Creates database $1 on the server if it does not exist.

@@ -16,7 +16,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use e2e::bench::{self, Args};
 use e2e::{CLIENT_ID, Stack, WebUser};
 use shared::db::schema::{audit_events, tenants, tickets};
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 const TENANT: &str = "Cust10001";
 const ADMIN: &str = "admin@northwind.example";

@@ -32,16 +32,14 @@ use e2e::{ENCRYPTION_KEY, free_port, repo_root};
 use secrecy::ExposeSecret as _;
 use serde_json::json;
 use shared::clock::FixedClock;
-use shared::config::KeyMaterial;
-use shared::crypto::at_rest::{Cipher, SecretKind};
+
 use shared::crypto::partner_key::PartnerKey;
 use shared::crypto::system_user_token::sign_system_user_token;
 use shared::db::schema::{tenants, tickets};
-use shared::db::tenants::{TokenCapture, capture_token};
-use shared::db::testing::TestDatabase;
 use shared::domain::{ContextId, SystemUserToken};
 use shared::jwt::{Expectation, JwtValidator, KeySet, VerificationKey};
 use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
+use testkit::TestDatabase;
 
 const SEED_TASKS: usize = 4;
 
@@ -476,8 +474,7 @@ async fn simulator(n: usize) -> RunningSim {
     let root = repo_root();
     let pem = std::fs::read_to_string(root.join("config/local/partner-public-key.pem")).unwrap();
     let mut config = SimConfig::for_tests(&pem);
-    config.superid.signing_key_file =
-        Some(root.join("crates/sim/tests/data/superid-signing-key.pem"));
+    config.superid.signing_key_file = Some(testkit::superid_signing_key_file());
     let template = config.tenants[0].clone();
     config.tenants = (0..n)
         .map(|i| {
@@ -493,18 +490,6 @@ async fn simulator(n: usize) -> RunningSim {
     Simulator::start(config).await.unwrap()
 }
 
-fn cipher() -> Cipher {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(ENCRYPTION_KEY, &mut key).unwrap();
-    Cipher::new(
-        &KeyMaterial {
-            version: 1,
-            bytes: secrecy::SecretBox::new(Box::new(key)),
-        },
-        None,
-    )
-}
-
 /// Captures every tenant's current system user token as the web does on an administrator's sign-in.
 async fn seed(database: &TestDatabase, sim: &RunningSim, n: usize) {
     let api = sim.api_host_url("sod2").unwrap().to_owned();
@@ -517,33 +502,12 @@ async fn seed(database: &TestDatabase, sim: &RunningSim, n: usize) {
         let mut conn = database.connect().await.unwrap();
         let api = api.clone();
         tasks.push(tokio::spawn(async move {
-            let cipher = cipher();
             for view in part {
-                let ctx = ContextId::parse(&view.context_id).unwrap();
-                let token = view.system_token.clone().unwrap();
-                let encrypted = cipher
-                    .encrypt(&ctx, SecretKind::SystemUserToken, token.as_bytes())
-                    .unwrap();
-                let webapi = format!("{api}/{}/api/", view.context_id);
-                let netserver = format!("{api}/{}/Remote/Services88/", view.context_id);
-                capture_token(
-                    &mut conn,
-                    TokenCapture {
-                        context_id: ctx.as_str(),
-                        environment: "custom",
-                        company_name: Some(&view.company_name),
-                        serial: Some(&view.serial),
-                        webapi_url: Some(&webapi),
-                        netserver_url: Some(&netserver),
-                        token_ciphertext: encrypted.bytes,
-                        token_key_version: encrypted.key_version,
-                        captured_by: "scale-bench@example",
-                        same_token: &|_| false,
-                        token_issued_at: None,
-                    },
-                )
-                .await
-                .unwrap();
+                testkit::seed::from_sim(&view)
+                    .on_host(&api)
+                    .captured_by("scale-bench@example")
+                    .insert(&mut conn)
+                    .await;
             }
         }));
     }

@@ -17,7 +17,7 @@ use e2e::bench::{self, Args};
 use e2e::{
     CLIENT_ID, CLIENT_SECRET, ENCRYPTION_KEY, free_port, repo_root, stack_sim_config, wait_for_http,
 };
-use shared::db::testing::TestDatabase;
+use testkit::TestDatabase;
 
 const ADMIN: &str = "admin@northwind.example";
 const THREADS: usize = 2;

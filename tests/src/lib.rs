@@ -1,9 +1,9 @@
-//! Helpers for end-to-end tests: the workspace's binaries as real processes.
+//! End-to-end tests' processes: the workspace's binaries as real processes, and the whole stack. Databases,
+//! keys, the web user and private Postgres clusters come from `testkit` (re-exported here).
 
 pub mod bench;
 pub mod floor;
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,21 +25,10 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// The repository root.
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default()
-}
-
-/// A port free at the time of asking.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
+pub use testkit::{
+    ENCRYPTION_KEY, PrivateCluster, SESSION_KEY, TestDatabase, WebUser, free_port, location,
+    repo_root,
+};
 
 /// A command for a binary with a clean `PARTNER_*` environment and the given variables.
 pub fn command(name: &str, env: &[(&str, String)]) -> Command {
@@ -140,11 +129,8 @@ pub async fn wait_for_http(url: &str, limit: Duration) -> Option<reqwest::Status
 /// Local-only secrets for test processes.
 pub fn test_secrets() -> Vec<(&'static str, String)> {
     vec![
-        (
-            "PARTNER_ENCRYPTION__KEY",
-            "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff".to_owned(),
-        ),
-        ("PARTNER_WEB__SESSION_KEY", "ab".repeat(64)),
+        ("PARTNER_ENCRYPTION__KEY", ENCRYPTION_KEY.to_owned()),
+        ("PARTNER_WEB__SESSION_KEY", SESSION_KEY.to_owned()),
         ("PARTNER_SUPEROFFICE__CLIENT_ID", "test-client".to_owned()),
         (
             "PARTNER_SUPEROFFICE__CLIENT_SECRET",
@@ -160,7 +146,6 @@ pub fn test_secrets() -> Vec<(&'static str, String)> {
 /// The local application's credentials, as registered with the simulator by `stack_sim_config`.
 pub const CLIENT_ID: &str = "9d7a1f0c2b3e4d5f6a7b8c9d0e1f2a3b";
 pub const CLIENT_SECRET: &str = "local-dev-application-token";
-pub const ENCRYPTION_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
 /// The whole system as real processes: superoffice-sim, partner-web and partner-service on free ports,
 /// over one test database. Every process's log goes to a file under `target/e2e-logs/<name>/`.
@@ -209,7 +194,7 @@ impl Stack {
             stack_sim_config(&root, superid, sod2, sod3, &web_url),
         )
         .unwrap_or_else(|e| panic!("writing the simulator's configuration: {e}"));
-        let session_key = "5e".repeat(64);
+        let session_key = SESSION_KEY.to_owned();
         let mut processes = Vec::new();
         processes.push(spawn_logged(
             "superoffice-sim",
@@ -286,6 +271,32 @@ impl Stack {
             processes,
             service_env: env,
         }
+    }
+
+    /// The simulator's admin API: `method` on `/admin{path}` with an optional JSON body; panics unless it
+    /// succeeds; returns the answer's JSON (null when there is none).
+    pub async fn sim_admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let client = reqwest::Client::new();
+        let url = format!("{}/admin{path}", self.superid_url);
+        let mut request = client.request(method, url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("admin {path}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "admin {path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(serde_json::Value::Null)
     }
 
     /// Kills partner-service with SIGKILL: no shutdown, leases left behind, work cut off mid-flight.
@@ -419,291 +430,4 @@ pub fn stack_sim_config(
             "\"local/partner-public-key.pem\"",
             &format!("{:?}", key.display().to_string()),
         )
-}
-
-/// A Postgres cluster of this test's own (initdb under the temporary directory), so a test may stop and restart the
-/// database without touching the machine's server. Needs `initdb` and `pg_ctl` (the postgresql package);
-/// as root, they run as the `postgres` user.
-pub struct PrivateCluster {
-    dir: PathBuf,
-    bin: PathBuf,
-    pub port: u16,
-}
-
-impl PrivateCluster {
-    pub fn start() -> Self {
-        let bin = pg_bindir();
-        // Under the system's temporary directory: the `postgres` user must be able to reach it, which a
-        // checkout in a private directory does not allow.
-        let dir = std::env::temp_dir().join(format!(
-            "partner-e2e-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-        let cluster = Self {
-            dir,
-            bin,
-            port: free_port(),
-        };
-        cluster.as_postgres(
-            &[
-                "chown",
-                "-R",
-                "postgres",
-                cluster.dir.to_str().unwrap_or_default(),
-            ],
-            true,
-        );
-        let data = cluster.dir.join("data");
-        let initdb = cluster.bin.join("initdb");
-        cluster.run_pg(&[
-            initdb.to_str().unwrap_or_default(),
-            "-D",
-            data.to_str().unwrap_or_default(),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-        ]);
-        cluster.pg_ctl("start");
-        cluster
-    }
-
-    pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
-    }
-
-    /// `pg_ctl stop` (fast): every connection is cut.
-    pub fn stop(&self) {
-        self.pg_ctl("stop");
-    }
-
-    pub fn start_again(&self) {
-        self.pg_ctl("start");
-    }
-
-    fn pg_ctl(&self, action: &str) {
-        let data = self.dir.join("data");
-        let log = self.dir.join("postgres.log");
-        let pg_ctl = self.bin.join("pg_ctl");
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -c port={} -k {} -c fsync=off",
-            self.port,
-            self.dir.display()
-        );
-        let mut args = vec![
-            pg_ctl.to_str().unwrap_or_default().to_owned(),
-            "-D".to_owned(),
-            data.to_str().unwrap_or_default().to_owned(),
-            "-l".to_owned(),
-            log.to_str().unwrap_or_default().to_owned(),
-            "-w".to_owned(),
-            "-m".to_owned(),
-            "fast".to_owned(),
-        ];
-        if action == "start" {
-            args.extend(["-o".to_owned(), options]);
-        }
-        args.push(action.to_owned());
-        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run_pg(&refs);
-    }
-
-    fn run_pg(&self, args: &[&str]) {
-        self.as_postgres(args, false);
-    }
-
-    fn as_postgres(&self, args: &[&str], only_as_root: bool) {
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
-        if only_as_root && !root {
-            return;
-        }
-        let status = if root && !only_as_root {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .args(args)
-                .status()
-        } else {
-            Command::new(args[0]).args(&args[1..]).status()
-        };
-        match status {
-            Ok(s) if s.success() => {}
-            other => panic!("{args:?} failed: {other:?}"),
-        }
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let data = self.dir.join("data");
-        let pg_ctl = self.bin.join("pg_ctl");
-        let root = Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false);
-        let args = [
-            pg_ctl.to_str().unwrap_or_default(),
-            "-D",
-            data.to_str().unwrap_or_default(),
-            "-m",
-            "immediate",
-            "stop",
-        ];
-        let _ = if root {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .args(args)
-                .output()
-        } else {
-            Command::new(args[0]).args(&args[1..]).output()
-        };
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Where `initdb` and `pg_ctl` are: on PATH, or the newest /usr/lib/postgresql/*/bin.
-fn pg_bindir() -> PathBuf {
-    let on_path = Command::new("sh")
-        .args(["-c", "command -v initdb"])
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .map(|s| PathBuf::from(s.trim()))
-        .filter(|p| p.exists());
-    if let Some(path) = on_path {
-        let real = std::fs::canonicalize(&path).unwrap_or(path);
-        if let Some(dir) = real.parent() {
-            return dir.to_path_buf();
-        }
-    }
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| entries.flatten().map(|e| e.path().join("bin")).collect())
-        .unwrap_or_default();
-    versions.sort();
-    versions
-        .pop()
-        .unwrap_or_else(|| panic!("initdb not found: install postgresql"))
-}
-
-/// A browser without a browser: a cookie-keeping client that signs in through the simulator's form and
-/// uses partner-web's pages as a user would.
-pub struct WebUser {
-    pub client: reqwest::Client,
-    pub web_url: String,
-}
-
-impl WebUser {
-    pub fn new(web_url: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap_or_else(|e| panic!("building the HTTP client: {e}"));
-        Self {
-            client,
-            web_url: web_url.to_owned(),
-        }
-    }
-
-    /// Signs in as `username` through the simulator's sign-in form; returns the callback's status.
-    pub async fn sign_in(&self, username: &str) -> u16 {
-        let login = self.get("/login").await;
-        let authorize =
-            url::Url::parse(&location(&login)).unwrap_or_else(|e| panic!("GET /login: {e}"));
-        let mut form: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
-        form.push(("username".into(), username.into()));
-        let mut action = authorize.clone();
-        action.set_query(None);
-        let back = self
-            .client
-            .post(action)
-            .form(&form)
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("sign-in form: {e}"));
-        let callback = self
-            .client
-            .get(location(&back))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("callback: {e}"));
-        callback.status().as_u16()
-    }
-
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.web_url))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-    }
-
-    /// The session's CSRF token, from the home page.
-    pub async fn csrf(&self) -> String {
-        let home = self.get("/").await.text().await.unwrap_or_default();
-        let marker = "name=\"csrf_token\" value=\"";
-        let start = home
-            .find(marker)
-            .map(|i| i + marker.len())
-            .unwrap_or_else(|| panic!("no CSRF token:\n{home}"));
-        home[start..start + 64].to_owned()
-    }
-
-    /// Posts one of the two company actions; returns the response.
-    pub async fn create_company(&self, action: &str, name: &str) -> reqwest::Response {
-        let csrf = self.csrf().await;
-        self.client
-            .post(format!("{}/companies/{action}", self.web_url))
-            .form(&[("csrf_token", csrf.as_str()), ("name", name)])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("POST /companies/{action}: {e}"))
-    }
-
-    /// Queues a company for the system user and waits until its page says done or failed; returns the
-    /// final state (`done`, `failed`) and the page.
-    pub async fn system_user_company(&self, name: &str, limit: Duration) -> (String, String) {
-        let queued = self.create_company("as-system-user", name).await;
-        assert_eq!(
-            queued.status().as_u16(),
-            303,
-            "not queued: {}",
-            queued.text().await.unwrap_or_default()
-        );
-        self.wait_for_request(&location(&queued), limit).await
-    }
-
-    /// Polls a request page until done or failed (or `limit` passes: state `timeout`).
-    pub async fn wait_for_request(&self, path: &str, limit: Duration) -> (String, String) {
-        let deadline = Instant::now() + limit;
-        loop {
-            let page = self.get(path).await.text().await.unwrap_or_default();
-            for state in ["done", "failed"] {
-                if page.contains(&format!("data-state=\"{state}\"")) {
-                    return (state.to_owned(), page);
-                }
-            }
-            if Instant::now() > deadline {
-                return ("timeout".to_owned(), page);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-/// The `Location` header of a redirect.
-pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
 }

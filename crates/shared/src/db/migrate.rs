@@ -11,6 +11,9 @@ use super::DbError;
 /// The migrations of `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations");
 
+/// A digest of every migration file (from build.rs): changes whenever a migration changes.
+pub const FINGERPRINT: &str = env!("MIGRATIONS_FINGERPRINT");
+
 /// Advisory lock key held while migrating ("partnerm" in ASCII), so concurrent runs queue up.
 const MIGRATION_LOCK_KEY: i64 = 0x7061_7274_6e65_726d;
 

@@ -10,8 +10,6 @@ pub mod schema;
 pub mod sessions;
 pub mod state_changes;
 pub mod tenants;
-#[cfg(any(test, feature = "testing"))]
-pub mod testing;
 pub mod tickets;
 pub mod work;
 pub mod work_limits;

@@ -25,7 +25,7 @@ pub const PER_ADMIN: &str = "Per Admin";
 
 pub fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("../testkit/data")
         .join(name)
 }
 

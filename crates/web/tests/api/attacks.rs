@@ -2,7 +2,7 @@
 //! something else (a system-user JWT, another application's id_token) at the sign-in and the state-change
 //! webhook, replays, an unconfirmed Suspend, an unknown change type, a flood, and tokens naming made-up keys.
 //! Each asserts the answer and that the tables a successful attack would change are as they were
-//! (`Snapshot`). The simulator issues the tokens (`POST /admin/tokens`), signed by its SuperID key.
+//! (`testkit::snapshot`). The simulator issues the tokens (`POST /admin/tokens`), signed by its SuperID key.
 
 use std::time::Duration;
 
@@ -10,118 +10,39 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use shared::db::tenants::{TokenCapture, capture_token};
 use shared::db::{WORK_CHANNEL, tickets};
 use superoffice_sim::admin::{TokenKind, TokenRequest};
 use superoffice_sim::keys::SigningKey;
 
-use crate::helpers::{CLIENT_ID, SignInApp, spawn_app_with_sim_and};
+use testkit::snapshot::{SIGNED_IN_SESSIONS, Snapshot};
+use testkit::{CLIENT_ID, TestApp};
+
+use crate::support::post_state_change;
 
 const NORTHWIND: &str = "Cust10001";
 const FJORD: &str = "Cust10002";
 const OTHER_APP: &str = "ffffffffffffffffffffffffffffffff";
 
-/// Every table an attack could write to, each as its row count and a digest of its rows.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot(Vec<(String, i64, String)>);
-
-#[derive(QueryableByName)]
-struct Digest {
-    #[diesel(sql_type = BigInt)]
-    rows: i64,
-    #[diesel(sql_type = Text)]
-    digest: String,
-}
-
-/// The tables a successful attack would write, each with the rows that count. Sessions count only once
-/// signed in: a session holding just a sign-in in progress is the attacker's own browser starting one
-/// (`GET /login`), which every visitor may do.
-const WATCHED: [(&str, &str); 6] = [
-    ("tenants", "SELECT t::text AS row FROM tenants t"),
-    ("tickets", "SELECT t::text AS row FROM tickets t"),
-    (
-        "work_requests",
-        "SELECT t::text AS row FROM work_requests t",
-    ),
-    ("audit_events", "SELECT t::text AS row FROM audit_events t"),
-    (
-        "state_change_notifications",
-        "SELECT t::text AS row FROM state_change_notifications t",
-    ),
-    (
-        "signed-in web_sessions",
-        "SELECT encode(id_hash, 'hex') || ' ' || context_id || ' ' || coalesce(subject, '') AS row \
-         FROM web_sessions WHERE context_id IS NOT NULL",
-    ),
-];
-
-impl Snapshot {
-    async fn take(app: &SignInApp) -> Self {
-        let mut conn = app.app.pool.get().await.unwrap();
-        let mut tables = Vec::new();
-        for (name, rows) in WATCHED {
-            let digest: Digest = diesel::sql_query(format!(
-                "SELECT count(*) AS rows, coalesce(md5(string_agg(w.row, '|' ORDER BY w.row)), '') \
-                 AS digest FROM ({rows}) w"
-            ))
-            .get_result(&mut conn)
-            .await
-            .unwrap();
-            tables.push((name.to_owned(), digest.rows, digest.digest));
-        }
-        Self(tables)
-    }
-}
-
 /// partner-web over the simulator, Northwind known and active with a token and a ticket.
-async fn target(overrides: &[(&str, &str)]) -> SignInApp {
-    let app = spawn_app_with_sim_and(overrides).await;
-    let mut conn = app.app.pool.get().await.unwrap();
-    capture_token(
-        &mut conn,
-        TokenCapture {
-            context_id: NORTHWIND,
-            environment: "custom",
-            company_name: Some("Northwind Traders AS"),
-            serial: Some("1801510001"),
-            webapi_url: None,
-            netserver_url: None,
-            token_ciphertext: b"not a real ciphertext".to_vec(),
-            token_key_version: 1,
-            captured_by: "admin@cust10001.example",
-            same_token: &|_| false,
-            token_issued_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    tickets::store(
-        &mut conn,
-        tickets::NewTicket {
-            context_id: NORTHWIND,
-            ciphertext: b"not a real ticket".to_vec(),
-            key_version: 1,
-            token_generation: 1,
-            issued_at: Utc::now(),
-        },
-    )
-    .await
-    .unwrap();
-    diesel::sql_query(format!(
-        "UPDATE tenants SET state = 'active', next_attempt_at = NULL WHERE context_id = '{NORTHWIND}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+async fn target(overrides: &[(&str, &str)]) -> TestApp {
+    let app = TestApp::with_sim(overrides).await;
+    testkit::seed::tenant(NORTHWIND)
+        .company("Northwind Traders AS")
+        .serial("1801510001")
+        .token(b"not a real ciphertext")
+        .with_ticket(b"not a real ticket")
+        .active()
+        .insert(&mut app.pool.get().await.unwrap())
+        .await;
     app
 }
 
-fn issue(app: &SignInApp, request: TokenRequest) -> String {
-    app.sim.admin().issue_token(&request).unwrap().token
+fn issue(app: &TestApp, request: TokenRequest) -> String {
+    app.sim().admin().issue_token(&request).unwrap().token
 }
 
 fn request(kind: TokenKind, ctx: &str) -> TokenRequest {
@@ -129,7 +50,7 @@ fn request(kind: TokenKind, ctx: &str) -> TokenRequest {
 }
 
 /// Genuine SuperOffice-signed tokens for Northwind that were issued for something else.
-fn foreign_tokens(app: &SignInApp) -> Vec<(&'static str, String)> {
+fn foreign_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
     let mut other_id_token = request(TokenKind::IdToken, NORTHWIND);
     other_id_token.client_id = Some(OTHER_APP.into());
     let mut ours_for_another = request(TokenKind::StateChange, NORTHWIND);
@@ -147,27 +68,23 @@ fn foreign_tokens(app: &SignInApp) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn post_legacy(app: &SignInApp, token: &str) -> reqwest::Response {
-    app.app
-        .client
-        .post(app.app.url("/callback"))
+async fn post_legacy(app: &TestApp, token: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/callback"))
         .form(&[("jwt", token)])
         .send()
         .await
         .unwrap()
 }
 
-async fn post_notification(app: &SignInApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .app
-        .client
-        .post(app.app.url("/superoffice/state-change"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+/// A notification of no change for Northwind, signed by `token`, is accepted and keeps it active.
+async fn assert_kept_active(app: &TestApp, token: &str) {
+    let (status, answer) = post_state_change(app, &notification(json!(0), NORTHWIND, token)).await;
+    assert_eq!(
+        (status, &answer["outcome"]),
+        (200, &json!("kept_active")),
+        "{answer}"
+    );
 }
 
 fn notification(change: Value, ctx: &str, token: &str) -> Value {
@@ -180,7 +97,7 @@ fn notification(change: Value, ctx: &str, token: &str) -> Value {
     })
 }
 
-async fn signed_in(app: &SignInApp) -> bool {
+async fn signed_in(app: &TestApp) -> bool {
     app.home().await.contains("action=\"/logout\"")
 }
 
@@ -188,13 +105,8 @@ async fn signed_in(app: &SignInApp) -> bool {
 async fn attack_foreign_tokens_at_the_callback_with_the_legacy_post_off() {
     let app = target(&[]).await;
     let own_id_token = issue(&app, request(TokenKind::IdToken, NORTHWIND));
-    let before = Snapshot::take(&app).await;
-    app.app
-        .client
-        .get(app.app.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
+    app.get("/login").await;
     let mut tokens = foreign_tokens(&app);
     tokens.push(("our own id_token, outside the code flow", own_id_token));
     for (what, token) in tokens {
@@ -202,7 +114,7 @@ async fn attack_foreign_tokens_at_the_callback_with_the_legacy_post_off() {
         assert_eq!(response.status().as_u16(), 404, "{what}");
     }
     assert!(!signed_in(&app).await);
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -211,19 +123,14 @@ async fn attack_foreign_tokens_at_the_callback_with_the_legacy_post_on() {
     let mut own_id_token = request(TokenKind::IdToken, NORTHWIND);
     own_id_token.nonce = Some("a nonce this browser never sent".into());
     let own_id_token = issue(&app, own_id_token);
-    let before = Snapshot::take(&app).await;
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     let mut tokens = foreign_tokens(&app);
     tokens.push(("our id_token with another browser's nonce", own_id_token));
     for (what, token) in tokens {
         // Whether or not this browser started a sign-in.
         for started in [false, true] {
             if started {
-                app.app
-                    .client
-                    .get(app.app.url("/login"))
-                    .send()
-                    .await
-                    .unwrap();
+                app.get("/login").await;
             }
             let response = post_legacy(&app, &token).await;
             assert_eq!(
@@ -237,7 +144,7 @@ async fn attack_foreign_tokens_at_the_callback_with_the_legacy_post_on() {
         }
     }
     assert!(!signed_in(&app).await);
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -257,11 +164,11 @@ async fn attack_foreign_tokens_as_a_state_change_notification() {
     let mut with_nonce = request(TokenKind::StateChange, NORTHWIND);
     with_nonce.nonce = Some("n-1".into());
     tokens.push(("a notification token with a nonce", issue(&app, with_nonce)));
-    let before = Snapshot::take(&app).await;
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     for (what, token) in tokens {
         for change in [json!(2), json!(4), json!(3)] {
             let (status, answer) =
-                post_notification(&app, &notification(change.clone(), NORTHWIND, &token)).await;
+                post_state_change(&app, &notification(change.clone(), NORTHWIND, &token)).await;
             assert_eq!(status, 401, "{what} {change}: {answer}");
             assert!(
                 !answer["error"].as_str().unwrap().contains(&token),
@@ -269,21 +176,15 @@ async fn attack_foreign_tokens_as_a_state_change_notification() {
             );
         }
     }
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_a_replayed_notification_re_encoded() {
     let app = target(&[]).await;
     let token = issue(&app, request(TokenKind::StateChange, NORTHWIND));
-    let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &token)).await;
-    assert_eq!(
-        (status, &answer["outcome"]),
-        (200, &json!("kept_active")),
-        "{answer}"
-    );
-    let before = Snapshot::take(&app).await;
+    assert_kept_active(&app, &token).await;
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
 
     let parts: Vec<&str> = token.split('.').collect();
     let padding = "=".repeat((4 - parts[2].len() % 4) % 4);
@@ -296,7 +197,7 @@ async fn attack_a_replayed_notification_re_encoded() {
         json!({"changetype": 0, "contextidentifier": NORTHWIND, "token": padded, "VersionName": "other"}),
     ];
     for replay in replays {
-        let (status, answer) = post_notification(&app, &replay).await;
+        let (status, answer) = post_state_change(&app, &replay).await;
         assert_eq!(status, 200, "{replay}: {answer}");
         assert_eq!(answer["outcome"], "duplicate", "{replay}");
     }
@@ -312,9 +213,9 @@ async fn attack_a_replayed_notification_re_encoded() {
         parts[2]
     );
     let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &forged)).await;
+        post_state_change(&app, &notification(json!(0), NORTHWIND, &forged)).await;
     assert_eq!(status, 401, "{answer}");
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
 
 /// The payloads NOTIFYed on the work channel within half a second of quiet.
@@ -332,7 +233,7 @@ async fn notified(listener: &mut AsyncPgConnection) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_a_suspend_or_delete_for_a_tenant_that_is_running() {
     let app = target(&[]).await;
-    let mut listener = app.app.database.connect().await.unwrap();
+    let mut listener = app.database.connect().await.unwrap();
     diesel::sql_query(format!("LISTEN {WORK_CHANNEL}"))
         .execute(&mut listener)
         .await
@@ -342,7 +243,7 @@ async fn attack_a_suspend_or_delete_for_a_tenant_that_is_running() {
     for (change, action) in [(2, "superoffice_suspend"), (4, "superoffice_delete")] {
         let token = issue(&app, request(TokenKind::StateChange, NORTHWIND));
         let (status, answer) =
-            post_notification(&app, &notification(json!(change), NORTHWIND, &token)).await;
+            post_state_change(&app, &notification(json!(change), NORTHWIND, &token)).await;
         assert_eq!(
             (status, &answer["outcome"]),
             (200, &json!("unconfirmed")),
@@ -350,7 +251,7 @@ async fn attack_a_suspend_or_delete_for_a_tenant_that_is_running() {
         );
         // Nothing changed, and the service is woken to ask the state API itself.
         assert_eq!(tenant_row(&app).await, tenant_before);
-        let mut conn = app.app.pool.get().await.unwrap();
+        let mut conn = app.pool.get().await.unwrap();
         assert!(tickets::find(&mut conn, NORTHWIND).await.unwrap().is_some());
         let payloads = notified(&mut listener).await;
         assert!(payloads.iter().any(|p| p == NORTHWIND), "{payloads:?}");
@@ -388,8 +289,8 @@ struct TenantRow {
     row: String,
 }
 
-async fn tenant_row(app: &SignInApp) -> TenantRow {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn tenant_row(app: &TestApp) -> TenantRow {
+    let mut conn = app.pool.get().await.unwrap();
     diesel::sql_query(format!(
         "SELECT t::text AS row FROM tenants t WHERE context_id = '{NORTHWIND}'"
     ))
@@ -402,10 +303,10 @@ async fn tenant_row(app: &SignInApp) -> TenantRow {
 async fn attack_an_unknown_change_type() {
     let app = target(&[]).await;
     let token = issue(&app, request(TokenKind::StateChange, NORTHWIND));
-    let before = Snapshot::take(&app).await;
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     for change in [json!(9), json!(-1), json!("Rename"), json!("Suspended")] {
         let (status, answer) =
-            post_notification(&app, &notification(change.clone(), NORTHWIND, &token)).await;
+            post_state_change(&app, &notification(change.clone(), NORTHWIND, &token)).await;
         assert_eq!(status, 400, "{change}: {answer}");
         assert!(
             answer["error"]
@@ -415,7 +316,7 @@ async fn attack_an_unknown_change_type() {
             "{answer}"
         );
     }
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -429,21 +330,15 @@ async fn attack_a_notification_flood_over_the_limits() {
     let mut tokens = Vec::new();
     for _ in 0..6 {
         tokens.push(issue(&app, request(TokenKind::StateChange, NORTHWIND)));
-        app.sim.admin().advance_clock(1);
+        app.sim().admin().advance_clock(1);
     }
     for token in &tokens[..3] {
-        let (status, answer) =
-            post_notification(&app, &notification(json!(0), NORTHWIND, token)).await;
-        assert_eq!(
-            (status, &answer["outcome"]),
-            (200, &json!("kept_active")),
-            "{answer}"
-        );
+        assert_kept_active(&app, token).await;
     }
-    let before = Snapshot::take(&app).await;
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     // Over the tenant's allowance.
     let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &tokens[3])).await;
+        post_state_change(&app, &notification(json!(0), NORTHWIND, &tokens[3])).await;
     assert_eq!(status, 429, "{answer}");
     assert!(
         answer["error"]
@@ -454,9 +349,8 @@ async fn attack_a_notification_flood_over_the_limits() {
     // Over the address's allowance, whatever the tenant.
     let fjord = issue(&app, request(TokenKind::StateChange, FJORD));
     let response = app
-        .app
         .client
-        .post(app.app.url("/superoffice/state-change"))
+        .post(app.url("/superoffice/state-change"))
         .json(&notification(json!(0), FJORD, &fjord))
         .send()
         .await
@@ -479,23 +373,17 @@ async fn attack_a_notification_flood_over_the_limits() {
             .contains("from this address")
     );
     for token in &tokens[4..] {
-        let (status, _) = post_notification(&app, &notification(json!(0), NORTHWIND, token)).await;
+        let (status, _) = post_state_change(&app, &notification(json!(0), NORTHWIND, token)).await;
         assert_eq!(status, 429);
     }
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_tokens_with_made_up_kids() {
     let app = target(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")]).await;
-    let forger = SigningKey::from_pem(
-        &std::fs::read_to_string(
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../sim/tests/data/service-console-key.pem"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let forger =
+        SigningKey::from_pem(&testkit::read(&testkit::data("service-console-key.pem"))).unwrap();
     let now = Utc::now().timestamp();
     let claims = json!({
         "sub": NORTHWIND,
@@ -504,22 +392,17 @@ async fn attack_tokens_with_made_up_kids() {
         "aud": format!("spn:{CLIENT_ID}"),
         "iat": now, "nbf": now, "exp": now + 300,
     });
-    let before = Snapshot::take(&app).await;
-    let fetched = |app: &SignInApp| {
-        let records = app.sim.admin().records().records;
+    let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
+    let fetched = |app: &TestApp| {
+        let records = app.sim().admin().records().records;
         (records.discovery_fetches, records.jwks_fetches)
     };
     assert_eq!(fetched(&app), (0, 0));
-    app.app
-        .client
-        .get(app.app.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    app.get("/login").await;
     for i in 0..40 {
         let forged = forger.sign_as(&format!("made-up-{i}"), &claims).unwrap();
         let (status, answer) =
-            post_notification(&app, &notification(json!(0), NORTHWIND, &forged)).await;
+            post_state_change(&app, &notification(json!(0), NORTHWIND, &forged)).await;
         assert_eq!(status, 401, "{answer}");
         assert!(
             answer["error"].as_str().unwrap().contains("unknown key"),
@@ -534,19 +417,13 @@ async fn attack_tokens_with_made_up_kids() {
         discovery <= 2 && jwks <= 2,
         "discovery {discovery}, jwks {jwks}"
     );
-    assert_eq!(Snapshot::take(&app).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await, before);
 
     // A genuine token under a name the key set does not know is still SuperID's: every known key is tried.
     let mut renamed = request(TokenKind::StateChange, NORTHWIND);
     renamed.unknown_kid = true;
     let token = issue(&app, renamed);
-    let (status, answer) =
-        post_notification(&app, &notification(json!(0), NORTHWIND, &token)).await;
-    assert_eq!(
-        (status, &answer["outcome"]),
-        (200, &json!("kept_active")),
-        "{answer}"
-    );
+    assert_kept_active(&app, &token).await;
     assert_eq!(
         fetched(&app),
         (discovery, jwks),

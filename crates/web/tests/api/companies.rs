@@ -2,30 +2,25 @@
 
 use shared::db::models::WorkRequest;
 
-use crate::helpers::{location, spawn_app_with_sim};
+use testkit::{TestApp, location};
 
 const ADMIN: &str = "admin@cust10001.example";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_company_with_login_user_shows_the_new_company() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let csrf = app.csrf().await;
     let response = app
-        .app
-        .client
-        .post(app.app.url("/companies/as-user"))
-        .form(&[("csrf_token", csrf.as_str()), ("name", "Login User AS")])
-        .send()
-        .await
-        .unwrap();
+        .post("/companies/as-user", &csrf, &[("name", "Login User AS")])
+        .await;
     assert_eq!(response.status().as_u16(), 303);
     let home = app.home().await;
     assert!(
         home.contains("Company <strong>Login User AS</strong> created with your own credentials"),
         "{home}"
     );
-    let records = app.sim.admin().records();
+    let records = app.sim().admin().records();
     let created = serde_json::to_value(&records).unwrap();
     let text = created.to_string();
     assert!(
@@ -42,42 +37,32 @@ async fn create_company_with_login_user_shows_the_new_company() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let csrf = app.csrf().await;
     let response = app
-        .app
-        .client
-        .post(app.app.url("/companies/as-system-user"))
-        .form(&[("csrf_token", csrf.as_str()), ("name", "System User AS")])
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/companies/as-system-user",
+            &csrf,
+            &[("name", "System User AS")],
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 303);
     let target = location(&response);
     assert!(target.starts_with("/companies/requests/"), "{target}");
-    let page = app
-        .app
-        .client
-        .get(app.app.url(&target))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get(&target).await.text().await.unwrap();
     assert!(
         page.contains("data-state=\"queued\"") && page.contains("http-equiv=\"refresh\""),
         "{page}"
     );
-    let text = serde_json::to_value(app.sim.admin().records())
+    let text = serde_json::to_value(app.sim().admin().records())
         .unwrap()
         .to_string();
     assert!(
         !text.contains("System User AS"),
         "created in the request thread"
     );
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     let work: Vec<WorkRequest> = shared::db::work::open_for_tenant(&mut conn, "Cust10001")
         .await
         .unwrap();
@@ -87,7 +72,7 @@ async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn posts_without_the_right_csrf_token_are_refused() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     for form in [
         vec![("name", "X")],
@@ -95,9 +80,8 @@ async fn posts_without_the_right_csrf_token_are_refused() {
     ] {
         for path in ["/companies/as-user", "/companies/as-system-user"] {
             let response = app
-                .app
                 .client
-                .post(app.app.url(path))
+                .post(app.url(path))
                 .form(&form)
                 .send()
                 .await
@@ -109,21 +93,14 @@ async fn posts_without_the_right_csrf_token_are_refused() {
             );
         }
     }
-    let mut conn = app.app.pool.get().await.unwrap();
-    assert!(
-        shared::db::work::open_for_tenant(&mut conn, "Cust10001")
-            .await
-            .unwrap()
-            .is_empty()
-    );
-    let text = serde_json::to_value(app.sim.admin().records())
+    crate::support::assert_no_open_work(&app, "Cust10001").await;
+    let text = serde_json::to_value(app.sim().admin().records())
         .unwrap()
         .to_string();
     assert!(!text.contains("\"X\""));
     let logout = app
-        .app
         .client
-        .post(app.app.url("/logout"))
+        .post(app.url("/logout"))
         .form(&[("csrf_token", "nope")])
         .send()
         .await
@@ -133,17 +110,11 @@ async fn posts_without_the_right_csrf_token_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
-    let app = spawn_app_with_sim().await;
-    let response = app
-        .app
-        .client
-        .get(app.app.url("/tenant"))
-        .send()
-        .await
-        .unwrap();
+    let app = TestApp::with_sim(&[]).await;
+    let response = app.get("/tenant").await;
     assert_eq!(response.status().as_u16(), 401);
     app.sign_in_as(ADMIN).await;
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     // Another tenant's request is not visible.
     shared::db::tenants::capture_token(
         &mut conn,
@@ -166,32 +137,17 @@ async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
     let other = shared::db::work::enqueue_create_company(&mut conn, "Cust10002", "Secret AS", "x")
         .await
         .unwrap();
-    let response = app
-        .app
-        .client
-        .get(app.app.url(&format!("/companies/requests/{}", other.id)))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&format!("/companies/requests/{}", other.id)).await;
     assert_eq!(response.status().as_u16(), 404);
-    let tenant_page = app
-        .app
-        .client
-        .get(app.app.url("/tenant"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let tenant_page = app.get("/tenant").await.text().await.unwrap();
     assert!(!tenant_page.contains("Secret AS"));
     assert!(tenant_page.contains("Cust10001"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pages_carry_security_headers() {
-    let app = spawn_app_with_sim().await;
-    let response = app.app.client.get(app.app.url("/")).send().await.unwrap();
+    let app = TestApp::with_sim(&[]).await;
+    let response = app.get("/").await;
     let headers = response.headers();
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");

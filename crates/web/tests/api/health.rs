@@ -2,15 +2,15 @@
 
 use serde_json::Value;
 
-use crate::helpers::spawn_app;
+use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn health_and_readiness_answer_on_the_bound_port() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_ne!(app.port, 0, "port 0 was replaced by the bound port");
-    let live = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let live = app.get("/healthz").await;
     assert_eq!(live.status().as_u16(), 200);
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get("/readyz").await;
     assert_eq!(ready.status().as_u16(), 200);
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["database"], "ok");
@@ -19,12 +19,12 @@ async fn health_and_readiness_answer_on_the_bound_port() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_are_served_on_their_own_port_not_the_public_one() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     assert_ne!(app.metrics_port, app.port);
-    let public = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let public = app.get("/metrics").await;
     assert_eq!(public.status().as_u16(), 404);
     // A request on the public port is measured, and the measurement shows on the metrics port.
-    app.client.get(app.url("/healthz")).send().await.unwrap();
+    app.get("/healthz").await;
     let metrics = app
         .client
         .get(format!("http://127.0.0.1:{}/metrics", app.metrics_port))

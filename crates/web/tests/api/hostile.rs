@@ -3,23 +3,22 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{spawn_app, spawn_app_with_sim};
+use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_bodies_are_refused() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as("admin@cust10001.example").await;
     let csrf = app.csrf().await;
     let huge = "A".repeat(64 * 1024);
     let started = Instant::now();
     let response = app
-        .app
-        .client
-        .post(app.app.url("/companies/as-system-user"))
-        .form(&[("csrf_token", csrf.as_str()), ("name", huge.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .post(
+            "/companies/as-system-user",
+            &csrf,
+            &[("name", huge.as_str())],
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 413);
     assert!(started.elapsed() < Duration::from_secs(5));
     for (content_type, body) in [
@@ -28,9 +27,8 @@ async fn oversized_and_malformed_bodies_are_refused() {
         ("application/x-www-form-urlencoded", ""),
     ] {
         let response = app
-            .app
             .client
-            .post(app.app.url("/companies/as-system-user"))
+            .post(app.url("/companies/as-system-user"))
             .header("content-type", content_type)
             .body(body)
             .send()
@@ -45,27 +43,16 @@ async fn oversized_and_malformed_bodies_are_refused() {
     // A name of only spaces is refused, and an overlong one too.
     for name in ["   ", &"x".repeat(201)] {
         let response = app
-            .app
-            .client
-            .post(app.app.url("/companies/as-system-user"))
-            .form(&[("csrf_token", csrf.as_str()), ("name", name)])
-            .send()
-            .await
-            .unwrap();
+            .post("/companies/as-system-user", &csrf, &[("name", name)])
+            .await;
         assert_eq!(response.status().as_u16(), 400);
     }
-    let mut conn = app.app.pool.get().await.unwrap();
-    assert!(
-        shared::db::work::open_for_tenant(&mut conn, "Cust10001")
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    crate::support::assert_no_open_work(&app, "Cust10001").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_headers_and_queries_are_refused() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
     let response = client
         .get(app.url("/"))
@@ -95,7 +82,7 @@ async fn oversized_headers_and_queries_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forged_session_cookie_is_just_signed_out() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     let client = reqwest::Client::new();
     for cookie in [
         "partner_session=forged",

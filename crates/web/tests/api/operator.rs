@@ -5,16 +5,16 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use shared::db::schema::{audit_events, tenants};
 
-use crate::helpers::{SignInApp, spawn_app_with_sim, spawn_app_with_sim_and};
+use testkit::TestApp;
+use testkit::snapshot::{ALL_SESSIONS, Snapshot};
 
 const OPERATOR: &str = "admin@cust10001.example";
 const OPERATORS: &str = "Cust10001:admin@cust10001.example";
 const ACTOR: &str = "operator:admin@cust10001.example";
 
-async fn status(app: &SignInApp, path: &str) -> u16 {
-    app.app
-        .client
-        .get(app.app.url(path))
+async fn status(app: &TestApp, path: &str) -> u16 {
+    app.client
+        .get(app.url(path))
         .send()
         .await
         .unwrap()
@@ -22,8 +22,8 @@ async fn status(app: &SignInApp, path: &str) -> u16 {
         .as_u16()
 }
 
-async fn page(app: &SignInApp, path: &str) -> (String, usize) {
-    let response = app.app.client.get(app.app.url(path)).send().await.unwrap();
+async fn page(app: &TestApp, path: &str) -> (String, usize) {
+    let response = app.client.get(app.url(path)).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200, "GET {path}");
     let queries = response
         .headers()
@@ -35,7 +35,7 @@ async fn page(app: &SignInApp, path: &str) -> (String, usize) {
 }
 
 /// Every console URL a visitor could try, by GET and by POST.
-async fn assert_console_hidden(app: &SignInApp) {
+async fn assert_console_hidden(app: &TestApp) {
     for path in [
         "/operator",
         "/operator?state=active",
@@ -47,27 +47,19 @@ async fn assert_console_hidden(app: &SignInApp) {
     ] {
         assert_eq!(status(app, path).await, 404, "GET {path}");
     }
-    let before = crate::helpers::snapshot(&app.app.pool).await;
+    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     for action in ["retry", "disable", "enable", "purge", "end-sessions"] {
         let response = app
-            .app
             .client
-            .post(
-                app.app
-                    .url(&format!("/operator/tenants/Cust10001/{action}")),
-            )
+            .post(app.url(&format!("/operator/tenants/Cust10001/{action}")))
             .form(&[("csrf_token", "x"), ("confirm", "Cust10001")])
             .send()
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 404, "POST {action}");
         let bare = app
-            .app
             .client
-            .post(
-                app.app
-                    .url(&format!("/operator/tenants/Cust10001/{action}")),
-            )
+            .post(app.url(&format!("/operator/tenants/Cust10001/{action}")))
             .header("content-type", "application/json")
             .body("{}")
             .send()
@@ -77,14 +69,14 @@ async fn assert_console_hidden(app: &SignInApp) {
     }
     assert_eq!(
         before,
-        crate::helpers::snapshot(&app.app.pool).await,
+        Snapshot::take(&app.pool, &ALL_SESSIONS).await,
         "a refused console request changed something"
     );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_operators_configured_the_console_is_absent() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     assert_console_hidden(&app).await;
     app.sign_in_as(OPERATOR).await;
     assert_console_hidden(&app).await;
@@ -92,7 +84,7 @@ async fn without_operators_configured_the_console_is_absent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_user_not_listed_gets_404() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     assert_console_hidden(&app).await;
     app.sign_in_as("user@cust10001.example").await;
     assert_console_hidden(&app).await;
@@ -100,7 +92,7 @@ async fn a_user_not_listed_gets_404() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_listed_for_another_tenant_gets_404() {
-    let app = spawn_app_with_sim_and(&[(
+    let app = TestApp::with_sim(&[(
         "PARTNER_WEB__OPERATORS",
         "Cust10002:admin@cust10001.example",
     )])
@@ -111,10 +103,10 @@ async fn an_operator_listed_for_another_tenant_gets_404() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_sees_the_console() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     app.sign_in_as(OPERATOR).await;
     // Two partner-service instances: one beating, one silent for a minute and holding Cust10001's lease.
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     diesel::sql_query(
         "INSERT INTO service_instances (id, host, started_at, last_seen_at, circuit_state) VALUES \
          ('alive-1', 'host-a', now() - interval '1 hour', now(), 'closed'), \
@@ -166,9 +158,8 @@ async fn an_operator_sees_the_console() {
         "latency-7d",
     ] {
         let response = app
-            .app
             .client
-            .get(app.app.url(&format!("/operator/charts/{chart}.svg")))
+            .get(app.url(&format!("/operator/charts/{chart}.svg")))
             .send()
             .await
             .unwrap();
@@ -186,8 +177,8 @@ async fn an_operator_sees_the_console() {
 }
 
 /// The latest audit event of a tenant: (action, actor, detail).
-async fn last_event(app: &SignInApp, ctx: &str) -> (String, String, serde_json::Value) {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn last_event(app: &TestApp, ctx: &str) -> (String, String, serde_json::Value) {
+    let mut conn = app.pool.get().await.unwrap();
     audit_events::table
         .filter(audit_events::context_id.eq(ctx))
         .order(audit_events::id.desc())
@@ -201,8 +192,8 @@ async fn last_event(app: &SignInApp, ctx: &str) -> (String, String, serde_json::
         .unwrap()
 }
 
-async fn tenant_state(app: &SignInApp, ctx: &str) -> Option<String> {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn tenant_state(app: &TestApp, ctx: &str) -> Option<String> {
+    let mut conn = app.pool.get().await.unwrap();
     tenants::table
         .filter(tenants::context_id.eq(ctx))
         .select(tenants::state)
@@ -212,10 +203,9 @@ async fn tenant_state(app: &SignInApp, ctx: &str) -> Option<String> {
         .unwrap()
 }
 
-async fn act(app: &SignInApp, ctx: &str, action: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    app.app
-        .client
-        .post(app.app.url(&format!("/operator/tenants/{ctx}/{action}")))
+async fn act(app: &TestApp, ctx: &str, action: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/operator/tenants/{ctx}/{action}")))
         .form(form)
         .send()
         .await
@@ -224,10 +214,10 @@ async fn act(app: &SignInApp, ctx: &str, action: &str, form: &[(&str, &str)]) ->
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_action_does_what_the_cli_does_and_is_audited() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     app.sign_in_as(OPERATOR).await;
     // A second tenant, as its administrator's sign-in stores it.
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     shared::db::tenants::capture_token(
         &mut conn,
         shared::db::tenants::TokenCapture {
@@ -250,16 +240,16 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
     let csrf = app.csrf().await;
 
     // Without the CSRF token nothing happens.
-    let before = crate::helpers::snapshot(&app.app.pool).await;
+    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     let refused = act(&app, "Cust10002", "disable", &[("csrf_token", "wrong")]).await;
     assert_eq!(refused.status().as_u16(), 403);
-    assert_eq!(before, crate::helpers::snapshot(&app.app.pool).await);
+    assert_eq!(before, Snapshot::take(&app.pool, &ALL_SESSIONS).await);
 
     // Disable.
     let done = act(&app, "Cust10002", "disable", &[("csrf_token", &csrf)]).await;
     assert_eq!(done.status().as_u16(), 303);
     assert_eq!(
-        crate::helpers::location(&done),
+        testkit::location(&done),
         "/operator/tenants/Cust10002?done=disable"
     );
     assert_eq!(
@@ -320,10 +310,7 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
     )
     .await;
     assert_eq!(done.status().as_u16(), 303);
-    assert_eq!(
-        crate::helpers::location(&done),
-        "/operator?purged=Cust10002"
-    );
+    assert_eq!(testkit::location(&done), "/operator?purged=Cust10002");
     assert!(tenant_state(&app, "Cust10002").await.is_none());
     let (action, actor, _) = last_event(&app, "Cust10002").await;
     assert_eq!((action.as_str(), actor.as_str()), ("tenant_purged", ACTOR));
@@ -341,7 +328,7 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
     let (action, actor, detail) = last_event(&app, "Cust10001").await;
     assert_eq!((action.as_str(), actor.as_str()), ("sessions_ended", ACTOR));
     assert_eq!(detail["sessions"], 1);
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     assert_eq!(
         shared::db::sessions::count_for_tenant(&mut conn, "Cust10001")
             .await
@@ -357,9 +344,9 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_and_pages_over_ten_thousand_tenants_in_a_fixed_number_of_queries() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
     app.sign_in_as(OPERATOR).await;
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     diesel::sql_query(
         "INSERT INTO tenants (context_id, environment, company_name, state, needs_attention, attention_reason) \
          SELECT 'Cust' || (20000 + n), 'custom', 'Company ' || n, \

@@ -11,26 +11,24 @@ use shared::crypto::at_rest::{Cipher, Encrypted};
 use shared::db::sessions::Lifetime;
 use web::session_store::PgSessionStore;
 
-use crate::helpers::{
-    ENCRYPTION_KEY, SignInApp, bare_client, session_cookie, snapshot, spawn_app,
-    spawn_app_with_sim, spawn_app_with_sim_and,
-};
+use testkit::snapshot::{ALL_SESSIONS, Snapshot, unchanged};
+use testkit::{TestApp, bare_client, session_cookie};
 
 const ADMIN: &str = "admin@cust10001.example";
 const TENANT: &str = "Cust10001";
 
 /// Signs in as the administrator and returns the session cookie the sign-in set.
-async fn signed_in(app: &SignInApp) -> String {
+async fn signed_in(app: &TestApp) -> String {
     let callback = app.sign_in_as(ADMIN).await;
     assert_eq!(callback.status().as_u16(), 303);
     session_cookie(&callback).expect("the sign-in set no session cookie")
 }
 
 /// What a replayed cookie gets: the tenant page and a system user request.
-async fn replay(app: &SignInApp, cookie: &str) -> (u16, u16) {
+async fn replay(app: &TestApp, cookie: &str) -> (u16, u16) {
     let client = bare_client();
     let tenant = client
-        .get(app.app.url("/tenant"))
+        .get(app.url("/tenant"))
         .header("cookie", cookie)
         .send()
         .await
@@ -38,7 +36,7 @@ async fn replay(app: &SignInApp, cookie: &str) -> (u16, u16) {
         .status()
         .as_u16();
     let queue = client
-        .post(app.app.url("/companies/as-system-user"))
+        .post(app.url("/companies/as-system-user"))
         .header("cookie", cookie)
         .form(&[("csrf_token", "0".repeat(64)), ("name", "Stolen AS".into())])
         .send()
@@ -49,21 +47,13 @@ async fn replay(app: &SignInApp, cookie: &str) -> (u16, u16) {
     (tenant, queue)
 }
 
-async fn execute(app: &SignInApp, sql: &str) {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn execute(app: &TestApp, sql: &str) {
+    let mut conn = app.pool.get().await.unwrap();
     diesel::sql_query(sql).execute(&mut conn).await.unwrap();
 }
 
 fn cipher() -> Cipher {
-    let key = shared::config::KeyMaterial {
-        version: 1,
-        bytes: secrecy::SecretBox::new(Box::new({
-            let mut bytes = [0u8; 32];
-            hex::decode_to_slice(ENCRYPTION_KEY, &mut bytes).unwrap();
-            bytes
-        })),
-    };
-    Cipher::new(&key, None)
+    testkit::cipher()
 }
 
 #[derive(diesel::QueryableByName)]
@@ -88,82 +78,75 @@ async fn session_rows(pool: &shared::db::Pool) -> Vec<SessionRow> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_logout_is_refused() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     let stolen = signed_in(&app).await;
     assert_eq!(replay(&app, &stolen).await.0, 200, "the copy works before");
     let csrf = app.csrf().await;
     let logout = app
-        .app
         .client
-        .post(app.app.url("/logout"))
+        .post(app.url("/logout"))
         .form(&[("csrf_token", csrf.as_str())])
         .send()
         .await
         .unwrap();
     assert_eq!(logout.status().as_u16(), 303);
-    let before = snapshot(&app.app.pool).await;
+    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     assert!(before.contains("web_sessions: (none)"), "{before}");
     assert_eq!(replay(&app, &stolen).await, (401, 401));
-    assert_eq!(snapshot(&app.app.pool).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
+}
+
+/// A cookie stolen from a session of an app configured with `setting`, replayed once `aging` (SQL) has
+/// aged the session: refused, and no row changes.
+async fn aged_cookie_is_refused(setting: (&str, &str), aging: &str) {
+    let app = TestApp::with_sim(&[setting]).await;
+    let stolen = signed_in(&app).await;
+    execute(&app, aging).await;
+    let answer = unchanged(&app.pool, &ALL_SESSIONS, replay(&app, &stolen)).await;
+    assert_eq!(answer, (401, 401));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_the_idle_timeout_is_refused() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__SESSION_MINUTES", "30")]).await;
-    let stolen = signed_in(&app).await;
     // 31 minutes without a request.
-    execute(
-        &app,
+    aged_cookie_is_refused(
+        ("PARTNER_WEB__SESSION_MINUTES", "30"),
         "UPDATE web_sessions SET last_seen_at = now() - interval '31 minutes'",
     )
     .await;
-    let before = snapshot(&app.app.pool).await;
-    assert_eq!(replay(&app, &stolen).await, (401, 401));
-    assert_eq!(snapshot(&app.app.pool).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_the_absolute_timeout_is_refused() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__SESSION_MAX_HOURS", "2")]).await;
-    let stolen = signed_in(&app).await;
     // Signed in over two hours ago, in use all along.
-    execute(
-        &app,
+    aged_cookie_is_refused(
+        ("PARTNER_WEB__SESSION_MAX_HOURS", "2"),
         "UPDATE web_sessions SET created_at = now() - interval '121 minutes', last_seen_at = now()",
     )
     .await;
-    let before = snapshot(&app.app.pool).await;
-    assert_eq!(replay(&app, &stolen).await, (401, 401));
-    assert_eq!(snapshot(&app.app.pool).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn attack_stolen_cookie_replayed_after_end_sessions_is_refused() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     let stolen = signed_in(&app).await;
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     let ended = shared::db::sessions::end_for_tenant(&mut conn, TENANT, "operator:test")
         .await
         .unwrap();
     assert_eq!(ended, 1);
-    let before = snapshot(&app.app.pool).await;
+    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     assert!(before.contains("sessions_ended"), "{before}");
     assert_eq!(replay(&app, &stolen).await, (401, 401));
     // The user's own browser is signed out too.
-    let own = app
-        .app
-        .client
-        .get(app.app.url("/tenant"))
-        .send()
-        .await
-        .unwrap();
+    let own = app.get("/tenant").await;
     assert_eq!(own.status().as_u16(), 401);
-    assert_eq!(snapshot(&app.app.pool).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_cookie_holds_only_a_signed_random_id() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     let cookie = signed_in(&app).await;
     // A signed cookie is the base64 HMAC (44 characters) followed by the value, percent-encoded.
     let value = cookie
@@ -175,7 +158,7 @@ async fn the_cookie_holds_only_a_signed_random_id() {
     assert_eq!(value.len(), 44 + 64, "{value}");
     let id = &value[44..];
     assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
-    let rows = session_rows(&app.app.pool).await;
+    let rows = session_rows(&app.pool).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
         rows[0].id_hash,
@@ -195,9 +178,9 @@ async fn the_cookie_holds_only_a_signed_random_id() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_rows_hold_no_plaintext_token() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     signed_in(&app).await;
-    let rows = session_rows(&app.app.pool).await;
+    let rows = session_rows(&app.pool).await;
     assert_eq!(rows.len(), 1);
     let row = &rows[0];
     let mut associated = b"partner-web session ".to_vec();
@@ -238,12 +221,11 @@ async fn session_rows_hold_no_plaintext_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_on_one_database_share_a_session() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     signed_in(&app).await;
-    let other = app.app.another_instance().await;
+    let other = app.another_instance().await;
     // The client's cookie is for 127.0.0.1, whatever the port: the other instance gets it too.
     let page = app
-        .app
         .client
         .get(format!("{other}/tenant"))
         .send()
@@ -254,7 +236,6 @@ async fn two_instances_on_one_database_share_a_session() {
     // Signed out on the other instance, signed out on the first.
     let csrf = app.csrf().await;
     let logout = app
-        .app
         .client
         .post(format!("{other}/logout"))
         .form(&[("csrf_token", csrf.as_str())])
@@ -262,19 +243,13 @@ async fn two_instances_on_one_database_share_a_session() {
         .await
         .unwrap();
     assert_eq!(logout.status().as_u16(), 303);
-    let first = app
-        .app
-        .client
-        .get(app.app.url("/tenant"))
-        .send()
-        .await
-        .unwrap();
+    let first = app.get("/tenant").await;
     assert_eq!(first.status().as_u16(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_sessions_are_purged_and_live_ones_kept() {
-    let app = spawn_app().await;
+    let app = TestApp::spawn().await;
     // Three anonymous sessions (the home page starts one for its CSRF token).
     for _ in 0..3 {
         let response = bare_client().get(app.url("/")).send().await.unwrap();
@@ -310,20 +285,14 @@ async fn expired_sessions_are_purged_and_live_ones_kept() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secure_cookies_use_the_host_prefix_and_hsts() {
-    let app = spawn_app_with_sim_and(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
-    let response = app.app.client.get(app.app.url("/")).send().await.unwrap();
+    let app = TestApp::with_sim(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
+    let response = app.get("/").await;
     let hsts = response.headers()["strict-transport-security"]
         .to_str()
         .unwrap()
         .to_owned();
     assert!(hsts.starts_with("max-age="), "{hsts}");
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = testkit::user::set_cookie(&response);
     assert!(cookie.starts_with("__Host-partner_session="), "{cookie}");
     assert!(
         cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
@@ -333,8 +302,8 @@ async fn secure_cookies_use_the_host_prefix_and_hsts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plain_http_gets_no_hsts() {
-    let app = spawn_app().await;
-    let response = app.client.get(app.url("/")).send().await.unwrap();
+    let app = TestApp::spawn().await;
+    let response = app.get("/").await;
     assert!(!response.headers().contains_key("strict-transport-security"));
     let cookie = session_cookie(&response).unwrap();
     assert!(cookie.starts_with("partner_session="), "{cookie}");

@@ -9,14 +9,14 @@ use shared::db::models::Tenant;
 use shared::db::schema::{audit_events, tenants};
 use shared::domain::ContextId;
 
-use crate::helpers::{SignInApp, location, spawn_app_with_sim};
+use testkit::{TestApp, WebUser, location};
 
 const NORTHWIND: &str = "Cust10001";
 const ADMIN: &str = "admin@cust10001.example";
 const USER: &str = "user@cust10001.example";
 
-async fn tenant_rows(app: &SignInApp) -> Vec<Tenant> {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn tenant_rows(app: &TestApp) -> Vec<Tenant> {
+    let mut conn = app.pool.get().await.unwrap();
     tenants::table
         .select(Tenant::as_select())
         .load(&mut conn)
@@ -24,8 +24,8 @@ async fn tenant_rows(app: &SignInApp) -> Vec<Tenant> {
         .unwrap()
 }
 
-async fn audit_count(app: &SignInApp) -> i64 {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn audit_count(app: &TestApp) -> i64 {
+    let mut conn = app.pool.get().await.unwrap();
     audit_events::table
         .count()
         .get_result(&mut conn)
@@ -38,7 +38,7 @@ fn cipher() -> Cipher {
         file: None,
         env: [(
             "PARTNER_ENCRYPTION__KEY".to_owned(),
-            crate::helpers::ENCRYPTION_KEY.to_owned(),
+            testkit::ENCRYPTION_KEY.to_owned(),
         )]
         .into(),
     })
@@ -61,17 +61,11 @@ fn stored_token(tenant: &Tenant) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_administrator_sign_in_captures_the_encrypted_token() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.sign_in_as(ADMIN).await;
     assert_eq!(response.status().as_u16(), 303);
     assert_eq!(location(&response), "/");
-    let cookie = response
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let cookie = testkit::user::set_cookie(&response);
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
@@ -85,7 +79,7 @@ async fn an_administrator_sign_in_captures_the_encrypted_token() {
     assert_eq!(tenant.company_name.as_deref(), Some("Northwind Traders AS"));
     assert_eq!(tenant.token_captured_by.as_deref(), Some(ADMIN));
     let sim_token = app
-        .sim
+        .sim()
         .admin()
         .tenant(NORTHWIND)
         .unwrap()
@@ -107,7 +101,7 @@ async fn an_administrator_sign_in_captures_the_encrypted_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ordinary_user_never_changes_the_stored_token() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     let response = app.sign_in_as(USER).await;
     assert_eq!(response.status().as_u16(), 303);
     assert!(
@@ -122,35 +116,11 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
     assert!(!home.contains("action=\"/companies/as-system-user\""));
 
     // After an administrator's capture, an ordinary user's sign-in leaves it as it is.
-    let admin = spawn_app_with_sim().await;
+    let admin = TestApp::with_sim(&[]).await;
     admin.sign_in_as(ADMIN).await;
     let before = tenant_rows(&admin).await;
-    let user_client = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let other = SignInApp {
-        app: crate::helpers::TestApp {
-            client: user_client,
-            address: admin.app.address.clone(),
-            port: admin.app.port,
-            metrics_port: admin.app.metrics_port,
-            pool: admin.app.pool.clone(),
-            database: shared::db::testing::TestDatabase::create().await.unwrap(),
-            env: admin.app.env.clone(),
-        },
-        sim: admin.sim,
-    };
-    other.sign_in_as(USER).await;
-    let after: Vec<Tenant> = {
-        let mut conn = other.app.pool.get().await.unwrap();
-        tenants::table
-            .select(Tenant::as_select())
-            .load(&mut conn)
-            .await
-            .unwrap()
-    };
+    WebUser::new(&admin.address).sign_in_as(USER).await;
+    let after = tenant_rows(&admin).await;
     assert_eq!(
         before[0].system_token_ciphertext,
         after[0].system_token_ciphertext
@@ -160,11 +130,11 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let first = tenant_rows(&app).await.remove(0);
     {
-        let mut conn = app.app.pool.get().await.unwrap();
+        let mut conn = app.pool.get().await.unwrap();
         shared::db::tickets::store(
             &mut conn,
             shared::db::tickets::NewTicket {
@@ -180,7 +150,7 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
     }
     // The same token again: details refreshed, ticket kept.
     app.sign_in_as(ADMIN).await;
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     assert!(
         shared::db::tickets::find(&mut conn, NORTHWIND)
             .await
@@ -188,7 +158,7 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
             .is_some()
     );
     // Re-approval in SuperOffice issues a new token.
-    app.sim
+    app.sim()
         .admin()
         .reapprove(NORTHWIND, superoffice_sim::TEST_CLIENT_ID)
         .unwrap();
@@ -207,17 +177,11 @@ async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn callback_failures_show_an_error_page_and_store_nothing() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     let events_before = audit_count(&app).await;
 
     // No sign-in in progress.
-    let response = app
-        .app
-        .client
-        .get(app.app.url("/callback?code=x&state=y"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get("/callback?code=x&state=y").await;
     assert_eq!(response.status().as_u16(), 400);
     let page = response.text().await.unwrap();
     assert!(
@@ -229,7 +193,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     for tamper in [("state=", "state=forged"), ("state=", "nostate=")] {
         let callback = app.authorize_as(ADMIN).await;
         let forged = callback.replacen(tamper.0, tamper.1, 1);
-        let response = app.app.client.get(forged).send().await.unwrap();
+        let response = app.follow(&forged).await;
         assert_eq!(response.status().as_u16(), 400, "{tamper:?}");
         assert!(
             response
@@ -241,12 +205,7 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     }
 
     // An error from SuperID.
-    app.app
-        .client
-        .get(app.app.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    app.get("/login").await;
     let callback = app.authorize_as(ADMIN).await;
     let state = url::Url::parse(&callback)
         .unwrap()
@@ -255,59 +214,22 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
         .map(|(_, v)| v.into_owned())
         .unwrap();
     let denied = app
-        .app
-        .client
-        .get(app.app.url(&format!(
+        .get(&format!(
             "/callback?error=access_denied&error_description=User+cancelled&state={state}"
-        )))
-        .send()
-        .await
-        .unwrap();
+        ))
+        .await;
     assert_eq!(denied.status().as_u16(), 400);
     assert!(denied.text().await.unwrap().contains("access_denied"));
 
     // A replayed code: the first use signs in, the second finds the sign-in used up, and a fresh sign-in
     // that presents the old code is refused by SuperID.
     let callback = app.authorize_as(USER).await;
-    assert_eq!(
-        app.app
-            .client
-            .get(&callback)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        303
-    );
-    assert_eq!(
-        app.app
-            .client
-            .get(&callback)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        400
-    );
+    assert_eq!(app.follow(&callback).await.status().as_u16(), 303);
+    assert_eq!(app.follow(&callback).await.status().as_u16(), 400);
     let fresh = app.authorize_as(USER).await;
-    let old_code = url::Url::parse(&callback)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
-    let new_code = url::Url::parse(&fresh)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let old_code = crate::support::code_of(&callback);
+    let new_code = crate::support::code_of(&fresh);
     let replay = app
-        .app
         .client
         .get(fresh.replace(&new_code, &old_code))
         .send()
@@ -338,25 +260,18 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
         "",
     ];
     // Off by default: the route answers 404 whatever is posted.
-    let off = spawn_app_with_sim().await;
+    let off = TestApp::with_sim(&[]).await;
     // On: refused as a failed sign-in, with or without a sign-in in progress.
-    let on =
-        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")]).await;
+    let on = TestApp::with_sim(&[("PARTNER_WEB__LEGACY_SIGN_IN", "true")]).await;
     for (app, status) in [(&off, 404), (&on, 400)] {
         for started in [false, true] {
             for body in bodies {
                 if started {
-                    app.app
-                        .client
-                        .get(app.app.url("/login"))
-                        .send()
-                        .await
-                        .unwrap();
+                    app.get("/login").await;
                 }
                 let response = app
-                    .app
                     .client
-                    .post(app.app.url("/callback"))
+                    .post(app.url("/callback"))
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body)
                     .send()
@@ -376,15 +291,8 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
-    let app =
-        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_SUPEROFFICE__PKCE", "false")]).await;
-    let login = app
-        .app
-        .client
-        .get(app.app.url("/login"))
-        .send()
-        .await
-        .unwrap();
+    let app = TestApp::with_sim(&[("PARTNER_SUPEROFFICE__PKCE", "false")]).await;
+    let login = app.get("/login").await;
     let target = location(&login);
     assert!(
         !target.contains("code_challenge") && target.contains("nonce="),
@@ -398,14 +306,8 @@ async fn without_pkce_the_sign_in_sends_no_challenge_and_still_completes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
-    let app = spawn_app_with_sim().await;
-    let response = app
-        .app
-        .client
-        .get(app.app.url("/login?ctx=Cust10002"))
-        .send()
-        .await
-        .unwrap();
+    let app = TestApp::with_sim(&[]).await;
+    let response = app.get("/login?ctx=Cust10002").await;
     assert_eq!(response.status().as_u16(), 303);
     let target = location(&response);
     assert!(
@@ -416,29 +318,16 @@ async fn login_preselects_a_tenant_and_refuses_a_malformed_one() {
         target.contains("code_challenge_method=S256") && target.contains("nonce="),
         "{target}"
     );
-    let bad = app
-        .app
-        .client
-        .get(app.app.url("/login?ctx=../x"))
-        .send()
-        .await
-        .unwrap();
+    let bad = app.get("/login?ctx=../x").await;
     assert_eq!(bad.status().as_u16(), 400);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn session_cookies_are_secure_where_configured() {
-    let SignInApp { app, sim: _sim } =
-        crate::helpers::spawn_app_with_sim_and(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
+    let app = TestApp::with_sim(&[("PARTNER_WEB__SECURE_COOKIES", "true")]).await;
     // The first response that starts a session carries the cookie's attributes.
-    let login = app.client.get(app.url("/login")).send().await.unwrap();
-    let cookie = login
-        .headers()
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let login = app.get("/login").await;
+    let cookie = testkit::user::set_cookie(&login);
     assert!(cookie.contains("Secure"), "{cookie}");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),

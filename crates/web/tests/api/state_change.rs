@@ -2,7 +2,6 @@
 //! forged ones are posted by hand. Effects are checked in the database: tenant state, ticket, URLs, the
 //! notification record, audit events, and the NOTIFYs a LISTEN connection receives.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,68 +13,56 @@ use futures_util::StreamExt as _;
 use serde_json::{Value, json};
 use shared::db::models::{AuditEvent, Tenant};
 use shared::db::schema::{audit_events, state_change_notifications, tenants};
-use shared::db::tenants::{TokenCapture, capture_token};
 use shared::db::{WORK_CHANNEL, tickets};
+use superoffice_sim::TenantState;
 use superoffice_sim::admin::ChangeView;
 use superoffice_sim::keys::SigningKey;
-use superoffice_sim::{RunningSim, SimConfig, Simulator, TenantState};
 
-use crate::helpers::{CLIENT_ID, TestApp, free_port, spawn_app_with};
+use testkit::{CLIENT_ID, TestApp};
 
 const CTX_CLAIM: &str = "http://schemes.superoffice.net/identity/ctx";
 const NORTHWIND: &str = "Cust10001";
 const FJORD: &str = "Cust10002";
 
-fn sim_data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../sim/tests/data")
-        .join(name)
-}
-
 /// SuperID's signing key in the simulator (the committed test key), to sign notifications by hand.
 fn superid_key() -> SigningKey {
-    SigningKey::from_pem(&std::fs::read_to_string(sim_data("superid-signing-key.pem")).unwrap())
-        .unwrap()
+    SigningKey::from_pem(&testkit::read(&testkit::superid_signing_key_file())).unwrap()
 }
 
 /// partner-web, the simulator notifying it, and a LISTEN connection on the work channel.
 struct Lifecycle {
     app: TestApp,
-    sim: RunningSim,
     listener: AsyncPgConnection,
+}
+
+impl std::ops::Deref for Lifecycle {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
 }
 
 impl Lifecycle {
     /// Northwind (Cust10001) is known and active with a ticket; Fjord (Cust10002) is installed in the
     /// simulator but unknown to partner-web.
     async fn start() -> Self {
-        // partner-web must know SuperID's address and the simulator partner-web's: the web binds port 0 and
-        // the simulator a port reserved a moment before.
-        let superid_port = free_port();
-        let superid_url = format!("http://127.0.0.1:{superid_port}");
-        let app = spawn_app_with(&[("PARTNER_SUPEROFFICE__SUPERID_URL", &superid_url)]).await;
-        let public_key =
-            std::fs::read_to_string(sim_data("service-console-public-key.pem")).unwrap();
-        let mut config = SimConfig::for_tests(&public_key);
-        config.superid.bind = format!("127.0.0.1:{superid_port}");
-        config.superid.signing_key_file = Some(sim_data("superid-signing-key.pem"));
-        config.applications[0].state_change_url = Some(app.url("/superoffice/state-change"));
-        let sim = Simulator::start(config).await.unwrap();
-        assert_eq!(sim.superid_url(), superid_url);
-
-        seed(&mut app.pool.get().await.unwrap(), NORTHWIND).await;
+        let app = TestApp::builder().notify_state_changes().start().await;
+        known(NORTHWIND)
+            .insert(&mut app.pool.get().await.unwrap())
+            .await;
         let mut listener = app.database.connect().await.unwrap();
         diesel::sql_query(format!("LISTEN {WORK_CHANNEL}"))
             .execute(&mut listener)
             .await
             .unwrap();
-        let mut lifecycle = Self { app, sim, listener };
+        let mut lifecycle = Self { app, listener };
         lifecycle.notifications().await;
         lifecycle
     }
 
     async fn conn(&self) -> shared::db::Connection {
-        self.app.pool.get().await.unwrap()
+        self.pool.get().await.unwrap()
     }
 
     async fn tenant(&self, ctx: &str) -> Option<Tenant> {
@@ -130,51 +117,24 @@ impl Lifecycle {
     }
 
     async fn post(&self, body: &Value) -> (u16, Value) {
-        let response = self
-            .app
-            .client
-            .post(self.app.url("/superoffice/state-change"))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap())
+        crate::support::post_state_change(&self.app, body).await
     }
 }
 
-async fn seed(conn: &mut AsyncPgConnection, ctx: &str) {
-    capture_token(
-        conn,
-        TokenCapture {
-            context_id: ctx,
-            environment: "custom",
-            company_name: Some("Northwind Traders AS"),
-            serial: Some("1801510001"),
-            webapi_url: Some("http://127.0.0.1:1/Cust10001/api/"),
-            netserver_url: Some("http://127.0.0.1:1/Cust10001/Remote/Services88/"),
-            token_ciphertext: b"not a real ciphertext".to_vec(),
-            token_key_version: 1,
-            captured_by: "admin@cust10001.example",
-            same_token: &|_| false,
-            token_issued_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    tickets::store(
-        conn,
-        tickets::NewTicket {
-            context_id: ctx,
-            ciphertext: b"not a real ticket".to_vec(),
-            key_version: 1,
-            token_generation: 1,
-            issued_at: Utc::now(),
-        },
-    )
-    .await
-    .unwrap();
-    set_state(conn, ctx, "active").await;
+/// A tenant partner-web knows, active with a ticket (the URLs are Northwind's, at an address nobody
+/// listens on).
+fn known(ctx: &str) -> testkit::seed::Seed {
+    testkit::seed::tenant(ctx)
+        .company("Northwind Traders AS")
+        .serial("1801510001")
+        .urls(
+            "http://127.0.0.1:1/Cust10001/api/",
+            Some("http://127.0.0.1:1/Cust10001/Remote/Services88/"),
+        )
+        .captured_by("admin@cust10001.example")
+        .token(b"not a real ciphertext")
+        .with_ticket(b"not a real ticket")
+        .active()
 }
 
 async fn set_state(conn: &mut AsyncPgConnection, ctx: &str, state: &str) {
@@ -207,7 +167,7 @@ fn wakes(payloads: &[String], ctx: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn suspend_stops_work_and_resume_lets_it_continue_after_a_fresh_check() {
     let mut t = Lifecycle::start().await;
-    let admin = t.sim.admin();
+    let admin = t.sim().admin();
 
     delivered(
         &admin
@@ -255,7 +215,7 @@ async fn suspend_stops_work_and_resume_lets_it_continue_after_a_fresh_check() {
 async fn delete_stops_work_and_drops_the_ticket_but_keeps_the_tenant() {
     let mut t = Lifecycle::start().await;
     delivered(
-        &t.sim
+        &t.sim()
             .admin()
             .set_state(NORTHWIND, TenantState::Deleted)
             .await
@@ -277,13 +237,13 @@ async fn delete_stops_work_and_drops_the_ticket_but_keeps_the_tenant() {
 async fn backup_restored_revives_a_deleted_tenant_but_not_a_revoked_one() {
     let mut t = Lifecycle::start().await;
     let mut conn = t.conn().await;
-    seed(&mut conn, FJORD).await;
+    known(FJORD).insert(&mut conn).await;
     set_state(&mut conn, NORTHWIND, "deleted").await;
     set_state(&mut conn, FJORD, "revoked").await;
     t.notifications().await;
 
-    delivered(&t.sim.admin().backup_restored(NORTHWIND).await.unwrap());
-    delivered(&t.sim.admin().backup_restored(FJORD).await.unwrap());
+    delivered(&t.sim().admin().backup_restored(NORTHWIND).await.unwrap());
+    delivered(&t.sim().admin().backup_restored(FJORD).await.unwrap());
 
     let northwind = t.tenant(NORTHWIND).await.unwrap();
     assert_eq!(northwind.state, "pending");
@@ -311,7 +271,12 @@ async fn backup_restored_revives_a_deleted_tenant_but_not_a_revoked_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn move_clears_the_cached_urls_and_invalidates_the_tenant_status() {
     let mut t = Lifecycle::start().await;
-    let change = t.sim.admin().move_tenant(NORTHWIND, "sod3").await.unwrap();
+    let change = t
+        .sim()
+        .admin()
+        .move_tenant(NORTHWIND, "sod3")
+        .await
+        .unwrap();
     delivered(&change);
     let tenant = t.tenant(NORTHWIND).await.unwrap();
     assert_eq!(tenant.webapi_url, None);
@@ -321,7 +286,7 @@ async fn move_clears_the_cached_urls_and_invalidates_the_tenant_status() {
     assert!(t.has_ticket(NORTHWIND).await);
     wakes(&t.notifications().await, NORTHWIND);
 
-    let sod3 = t.sim.api_host_url("sod3").unwrap().to_owned();
+    let sod3 = t.sim().api_host_url("sod3").unwrap().to_owned();
     let endpoint = sod3.trim_start_matches("http://");
     let events = t.superoffice_events().await;
     assert_eq!(events.len(), 1);
@@ -334,7 +299,7 @@ async fn move_clears_the_cached_urls_and_invalidates_the_tenant_status() {
 async fn upgrade_is_recorded_with_its_version() {
     let mut t = Lifecycle::start().await;
     let change = t
-        .sim
+        .sim()
         .admin()
         .upgrade(
             NORTHWIND,
@@ -360,7 +325,7 @@ async fn upgrade_is_recorded_with_its_version() {
 async fn a_tenant_we_do_not_know_is_answered_200_and_only_audited() {
     let mut t = Lifecycle::start().await;
     delivered(
-        &t.sim
+        &t.sim()
             .admin()
             .set_state(FJORD, TenantState::Suspended)
             .await
@@ -417,7 +382,7 @@ fn sign_as(kid: &str, key_pem: &str, claims: &Value) -> String {
 async fn forged_and_mismatched_tokens_are_refused_and_change_nothing() {
     let mut t = Lifecycle::start().await;
     let superid = superid_key();
-    let other_pem = std::fs::read_to_string(sim_data("service-console-key.pem")).unwrap();
+    let other_pem = testkit::read(&testkit::data("service-console-key.pem"));
     let other = SigningKey::from_pem(&other_pem).unwrap();
     let unsigned = format!(
         "{}.{}.",
@@ -515,7 +480,7 @@ async fn a_repeated_notification_changes_nothing_the_second_time() {
 
     // SuperOffice suspends the tenant: its own notification is confirmed by the state API.
     delivered(
-        &t.sim
+        &t.sim()
             .admin()
             .set_state(NORTHWIND, TenantState::Suspended)
             .await
@@ -561,41 +526,21 @@ async fn a_repeated_notification_changes_nothing_the_second_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_that_are_not_json_notifications_are_refused() {
     let t = Lifecycle::start().await;
-    let url = t.app.url("/superoffice/state-change");
+    let url = t.url("/superoffice/state-change");
     let token = superid_key().sign(&claims(NORTHWIND)).unwrap();
     let body = notification(json!(2), &token).to_string();
 
-    let plain = t
-        .app
-        .client
-        .post(&url)
-        .header("Content-Type", "text/plain")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let post = |content_type: &'static str, body: String| {
+        let request = t.client.post(&url).header("Content-Type", content_type);
+        async move { request.body(body).send().await.unwrap() }
+    };
+    let plain = post("text/plain", body).await;
     assert_eq!(plain.status().as_u16(), 415);
-
-    let huge = t
-        .app
-        .client
-        .post(&url)
-        .header("Content-Type", "application/json")
-        .body(format!("{{\"pad\": \"{}\"}}", "x".repeat(40 * 1024)))
-        .send()
-        .await
-        .unwrap();
+    let pad = format!("{{\"pad\": \"{}\"}}", "x".repeat(40 * 1024));
+    let huge = post("application/json", pad).await;
     assert_eq!(huge.status().as_u16(), 413);
-
-    let broken = t
-        .app
-        .client
-        .post(&url)
-        .header("Content-Type", "application/json; charset=utf-8")
-        .body("{\"ChangeType\": 2,")
-        .send()
-        .await
-        .unwrap();
+    let truncated = "{\"ChangeType\": 2,".to_owned();
+    let broken = post("application/json; charset=utf-8", truncated).await;
     assert_eq!(broken.status().as_u16(), 400);
     let answer: Value = broken.json().await.unwrap();
     assert!(answer["error"].as_str().unwrap().contains("not valid JSON"));

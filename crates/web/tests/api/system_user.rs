@@ -1,14 +1,15 @@
 //! Who may ask the system user for work, and how much: refused requests queue nothing.
 
-use crate::helpers::{SignInApp, snapshot, spawn_app_with_sim_and};
+use testkit::TestApp;
+use testkit::snapshot::{ALL_SESSIONS, Snapshot, unchanged};
 
 const ADMIN: &str = "admin@cust10001.example";
 const USER: &str = "user@cust10001.example";
 const TENANT: &str = "Cust10001";
 
 /// The administrator signs in (capturing the tenant's system user token), then `who` signs in.
-async fn signed_in_as(overrides: &[(&str, &str)], who: &str) -> SignInApp {
-    let app = spawn_app_with_sim_and(overrides).await;
+async fn signed_in_as(overrides: &[(&str, &str)], who: &str) -> TestApp {
+    let app = TestApp::with_sim(overrides).await;
     assert_eq!(app.sign_in_as(ADMIN).await.status().as_u16(), 303);
     if who != ADMIN {
         assert_eq!(app.sign_in_as(who).await.status().as_u16(), 303);
@@ -16,22 +17,17 @@ async fn signed_in_as(overrides: &[(&str, &str)], who: &str) -> SignInApp {
     app
 }
 
-async fn queue(app: &SignInApp, csrf: &str, name: &str) -> (u16, String) {
+async fn queue(app: &TestApp, csrf: &str, name: &str) -> (u16, String) {
     let response = app
-        .app
-        .client
-        .post(app.app.url("/companies/as-system-user"))
-        .form(&[("csrf_token", csrf), ("name", name)])
-        .send()
-        .await
-        .unwrap();
+        .post("/companies/as-system-user", csrf, &[("name", name)])
+        .await;
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
 }
 
 /// Queues work for the tenant as someone else (another user, earlier).
-async fn queued_by_others(app: &SignInApp, count: usize) {
-    let mut conn = app.app.pool.get().await.unwrap();
+async fn queued_by_others(app: &TestApp, count: usize) {
+    let mut conn = app.pool.get().await.unwrap();
     for n in 0..count {
         shared::db::work::enqueue_create_company(
             &mut conn,
@@ -57,11 +53,14 @@ async fn attack_non_administrator_posts_system_user_work_directly() {
         "{home}"
     );
     let csrf = app.csrf().await;
-    let before = snapshot(&app.app.pool).await;
-    let (status, page) = queue(&app, &csrf, "Not Allowed AS").await;
+    let (status, page) = unchanged(
+        &app.pool,
+        &ALL_SESSIONS,
+        queue(&app, &csrf, "Not Allowed AS"),
+    )
+    .await;
     assert_eq!(status, 403);
     assert!(page.contains("Only administrators"), "{page}");
-    assert_eq!(snapshot(&app.app.pool).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,11 +78,9 @@ async fn attack_flood_over_the_per_user_limit() {
     for n in 0..3 {
         assert_eq!(queue(&app, &csrf, &format!("Flood {n}")).await.0, 303);
     }
-    let before = snapshot(&app.app.pool).await;
-    let (status, page) = queue(&app, &csrf, "Flood 3").await;
+    let (status, page) = unchanged(&app.pool, &ALL_SESSIONS, queue(&app, &csrf, "Flood 3")).await;
     assert_eq!(status, 429);
     assert!(page.contains("the most one user may"), "{page}");
-    assert_eq!(snapshot(&app.app.pool).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,11 +89,10 @@ async fn attack_flood_over_the_per_tenant_limit() {
     queued_by_others(&app, 3).await;
     let csrf = app.csrf().await;
     assert_eq!(queue(&app, &csrf, "Last One").await.0, 303);
-    let before = snapshot(&app.app.pool).await;
-    let (status, page) = queue(&app, &csrf, "One Too Many").await;
+    let (status, page) =
+        unchanged(&app.pool, &ALL_SESSIONS, queue(&app, &csrf, "One Too Many")).await;
     assert_eq!(status, 429);
     assert!(page.contains("the most one tenant may"), "{page}");
-    assert_eq!(snapshot(&app.app.pool).await, before);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,7 +100,7 @@ async fn attack_flood_over_the_open_request_cap() {
     let app = signed_in_as(&[("PARTNER_WEB__OPEN_WORK_PER_TENANT", "2")], ADMIN).await;
     queued_by_others(&app, 2).await;
     // Queued long ago: only the cap on open requests applies, not the per-minute limits.
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query("UPDATE work_requests SET created_at = now() - interval '1 hour'"),
         &mut conn,
@@ -112,14 +108,14 @@ async fn attack_flood_over_the_open_request_cap() {
     .await
     .unwrap();
     let csrf = app.csrf().await;
-    let before = snapshot(&app.app.pool).await;
+    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     let (status, page) = queue(&app, &csrf, "Over The Cap").await;
     assert_eq!(status, 429);
     assert!(
         page.contains("requests waiting for the system user"),
         "{page}"
     );
-    assert_eq!(snapshot(&app.app.pool).await, before);
+    assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
     // One done, one place free.
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(

@@ -1,21 +1,15 @@
 //! The tenant page: the header of every signed-in page, "last error" only while it is the latest outcome, and
 //! what partner-service learnt of the tenant (its state in SuperOffice, whether it needs attention).
 
-use crate::helpers::{SignInApp, spawn_app_with_sim};
+use testkit::TestApp;
 
 const ADMIN: &str = "admin@cust10001.example";
 /// The lease owner the test writes outcomes as.
 const OWNER: &str = "page-test";
 const TENANT: &str = "Cust10001";
 
-async fn tenant_page(app: &SignInApp) -> String {
-    let response = app
-        .app
-        .client
-        .get(app.app.url("/tenant"))
-        .send()
-        .await
-        .unwrap();
+async fn tenant_page(app: &TestApp) -> String {
+    let response = app.get("/tenant").await;
     assert_eq!(response.status().as_u16(), 200);
     response.text().await.unwrap()
 }
@@ -30,14 +24,14 @@ fn last_error(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let page = tenant_page(&app).await;
     assert!(
         page.contains("action=\"/logout\"") && page.contains("Sign out"),
         "the header with sign-out is missing: {page}"
     );
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     let earlier = chrono::Utc::now() - chrono::Duration::minutes(5);
     // Outcomes are recorded only under the tenant's lease, as partner-service holds it.
     diesel_async::RunQueryDsl::execute(
@@ -98,7 +92,7 @@ fn definition(page: &str, term: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tenant_page_shows_the_state_in_superoffice_and_why_the_tenant_needs_attention() {
-    let app = spawn_app_with_sim().await;
+    let app = TestApp::with_sim(&[]).await;
     app.sign_in_as(ADMIN).await;
     let page = tenant_page(&app).await;
     assert_eq!(
@@ -107,7 +101,7 @@ async fn the_tenant_page_shows_the_state_in_superoffice_and_why_the_tenant_needs
         "{page}"
     );
     assert_eq!(definition(&page, "Needs attention"), None, "{page}");
-    let mut conn = app.app.pool.get().await.unwrap();
+    let mut conn = app.pool.get().await.unwrap();
     // What partner-service writes when the state API says Suspended and SuperOffice answered unknown words.
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(

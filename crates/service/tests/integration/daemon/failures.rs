@@ -1,0 +1,376 @@
+//! The failure matrix: the daemon against each unfaithful simulator mode. For every mode it checks
+//! the tenant's state and attention flag, whether its work was kept or failed, how many exchanges
+//! were made and whether the circuit opened. RELIABILITY.md lists the same rows.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use superoffice_sim::TEST_CLIENT_ID;
+use superoffice_sim::modes::{Mode, RefusalAs, StateApi, Wording};
+
+use super::support::{World, world, world_with};
+
+const CTX: &str = "Cust10001";
+
+/// What a row expects after one pass.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    state: String,
+    needs_attention: bool,
+    work: String,
+    exchanges: usize,
+    circuit_open: bool,
+}
+
+fn expect(state: &str, needs_attention: bool, work: &str, exchanges: usize) -> Outcome {
+    Outcome {
+        state: state.to_owned(),
+        needs_attention,
+        work: work.to_owned(),
+        exchanges,
+        circuit_open: false,
+    }
+}
+
+/// One tenant whose application was revoked in SuperOffice, one queued request, one pass, with the
+/// simulator in `mode`.
+async fn revoked_under(mode: Mode, soap: bool) -> (Outcome, Option<String>) {
+    let mut w = world().await;
+    if soap {
+        w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
+    }
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.sim.admin().revoke(CTX, TEST_CLIENT_ID).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "Under a mode").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    let outcome = observe(&w, &daemon, CTX, request.id).await;
+    let reason = w.tenant(CTX).await.unwrap().attention_reason;
+    w.sim.stop().await;
+    (outcome, reason)
+}
+
+async fn observe(w: &World, daemon: &service::daemon::Daemon, ctx: &str, request: i64) -> Outcome {
+    let tenant = w.tenant(ctx).await.unwrap();
+    Outcome {
+        state: tenant.state.to_string(),
+        needs_attention: tenant.needs_attention,
+        work: w.request(request).await.state.to_string(),
+        exchanges: w.exchanges(ctx),
+        circuit_open: daemon.circuit().open_reason().is_some(),
+    }
+}
+
+#[tokio::test]
+async fn the_documented_refusal_stops_the_tenant() {
+    let (outcome, _) = revoked_under(Mode::default(), false).await;
+    assert_eq!(outcome, expect("revoked", false, "failed", 1));
+}
+
+#[tokio::test]
+async fn refusals_in_other_words_or_languages_keep_the_tenant_and_its_work() {
+    for wording in [Wording::Other, Wording::Foreign] {
+        let mode = Mode {
+            wording,
+            ..Mode::default()
+        };
+        let (outcome, reason) = revoked_under(mode, false).await;
+        assert_eq!(outcome, expect("pending", true, "queued", 1), "{wording:?}");
+        let reason = reason.unwrap();
+        assert!(reason.contains("does not recognise"), "{reason}");
+        assert!(!reason.contains("7T:"), "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn refusals_as_http_errors_or_soap_faults_keep_the_tenant() {
+    for (refusal_as, soap, flagged) in [
+        (RefusalAs::Http4xx, false, true),
+        (RefusalAs::Http5xx, false, false),
+        (RefusalAs::SoapFault, true, true),
+        (RefusalAs::Http4xx, true, true),
+    ] {
+        let mode = Mode {
+            refusal_as,
+            ..Mode::default()
+        };
+        let (outcome, _) = revoked_under(mode, soap).await;
+        assert_eq!(
+            outcome,
+            expect("pending", flagged, "queued", 1),
+            "{refusal_as:?} soap={soap}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_unknown_to_the_state_api_is_flagged_without_an_exchange() {
+    let w = world().await;
+    let mode = Mode {
+        state_api: StateApi::NotFound,
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "For a tenant nobody knows").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("pending", true, "queued", 0)
+    );
+    let reason = w.tenant(CTX).await.unwrap().attention_reason.unwrap();
+    assert!(reason.contains("404"), "{reason}");
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn an_undocumented_tenant_state_is_written_onto_the_tenant_and_work_waits() {
+    let w = world().await;
+    let mode = Mode {
+        state_api: StateApi::UnknownState,
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "For a hibernating tenant").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("pending", false, "queued", 0)
+    );
+    let tenant = w.tenant(CTX).await.unwrap();
+    assert_eq!(tenant.so_state.as_deref(), Some("Hibernating"));
+    assert!(tenant.so_state_checked_at.is_some());
+    assert!(tenant.so_not_running_since.is_some());
+
+    // Not running for more than a day: flagged for an operator, still waiting.
+    diesel::update(shared::db::schema::tenants::table)
+        .set(
+            shared::db::schema::tenants::so_not_running_since
+                .eq(chrono::Utc::now() - chrono::Duration::hours(25)),
+        )
+        .execute(&mut *w.conn().await)
+        .await
+        .unwrap();
+    w.due_now(CTX).await;
+    daemon.run_once().await.unwrap();
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("pending", true, "queued", 0)
+    );
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_403_for_a_dead_ticket_renews_it_once_and_the_work_is_done() {
+    let w = world().await;
+    let mode = Mode {
+        dead_ticket_status: Some(403),
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.seed(CTX).await;
+    let daemon = w.daemon();
+    w.pass(&daemon, CTX, "With the first ticket").await;
+    w.store_refused_ticket(CTX).await;
+    let request = w.pass(&daemon, CTX, "After the 403").await;
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("active", false, "done", 2)
+    );
+    assert_eq!(w.companies(CTX).len(), 2);
+    w.sim.stop().await;
+}
+
+/// One installed tenant with one queued request, one pass, with the simulator in `mode`.
+async fn working_under(mode: Mode, soap: bool) -> Outcome {
+    let mut w = world().await;
+    if soap {
+        w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
+    }
+    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.enqueue(CTX, "Under a mode").await;
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    let outcome = observe(&w, &daemon, CTX, request.id).await;
+    assert_eq!(w.companies(CTX).len(), usize::from(outcome.work == "done"));
+    w.sim.stop().await;
+    outcome
+}
+
+#[tokio::test]
+async fn a_kid_that_names_no_key_is_verified_by_trying_every_key() {
+    let mode = Mode {
+        unknown_kid: true,
+        ..Mode::default()
+    };
+    assert_eq!(
+        working_under(mode, false).await,
+        expect("active", false, "done", 1)
+    );
+}
+
+#[tokio::test]
+async fn a_soap_reader_that_enforces_element_order_accepts_our_exchange() {
+    let mode = Mode {
+        strict_soap_order: true,
+        ..Mode::default()
+    };
+    assert_eq!(
+        working_under(mode, true).await,
+        expect("active", false, "done", 1)
+    );
+}
+
+#[tokio::test]
+async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set() {
+    let w = world().await;
+    let daemon = w.daemon();
+    // Another tenant's exchange has the daemon fetch the key set while the old key is in it.
+    w.seed("Cust10002").await;
+    w.enqueue("Cust10002", "Before the rotation").await;
+    daemon.run_once().await.unwrap();
+    let before = w.sim.admin().keys();
+    let mode = Mode {
+        rotate_keys_withdrawn: true,
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(None, mode).unwrap();
+    w.seed(CTX).await;
+    let request = w.pass(&daemon, CTX, "After the rotation").await;
+    assert_eq!(
+        observe(&w, &daemon, CTX, request.id).await,
+        expect("active", false, "done", 1)
+    );
+    let after = w.sim.admin().keys();
+    assert_ne!(after.kid, before.kid);
+    assert_eq!(
+        after.served_kids,
+        vec![after.kid.clone()],
+        "the old key is withdrawn"
+    );
+    assert_eq!(
+        w.sim.admin().records().records.jwks_fetches,
+        2,
+        "one refetch for the new kid"
+    );
+    w.sim.stop().await;
+}
+
+/// Three installed tenants, each with one queued request; the circuit opens at two.
+async fn three_tenants() -> (World, Vec<(String, i64)>) {
+    let mut w = world_with(|config| {
+        config.tenants[2].installed_apps = vec![TEST_CLIENT_ID.to_owned()];
+    })
+    .await;
+    w.settings.service.concurrency = 1;
+    w.settings.service.circuit_tenants = 2;
+    w.settings.service.circuit_probe_base_secs = 1;
+    w.settings.service.circuit_probe_max_secs = 2;
+    let mut requests = Vec::new();
+    for ctx in ["Cust10001", "Cust10002", "Cust10003"] {
+        w.seed(ctx).await;
+        let request = w.enqueue(ctx, &format!("Company of {ctx}")).await;
+        requests.push((ctx.to_owned(), request.id));
+    }
+    (w, requests)
+}
+
+async fn assert_paused(w: &World, daemon: &service::daemon::Daemon, requests: &[(String, i64)]) {
+    let reason = daemon.circuit().open_reason().expect("the circuit is open");
+    let total: usize = requests.iter().map(|(ctx, _)| w.exchanges(ctx)).sum();
+    assert_eq!(
+        total, 2,
+        "the circuit opened at the second tenant: {reason}"
+    );
+    for (ctx, id) in requests {
+        let tenant = w.tenant(ctx).await.unwrap();
+        assert_eq!(tenant.state, "pending", "{ctx}");
+        assert!(
+            !tenant.needs_attention,
+            "{ctx}: the fault is ours, not the tenant's"
+        );
+        assert_eq!(w.request(*id).await.state, "queued", "{ctx}");
+    }
+}
+
+/// Runs passes until every request is done (the circuit's probe interval has to pass first).
+async fn until_all_done(w: &World, daemon: &service::daemon::Daemon, requests: &[(String, i64)]) {
+    w.eventually(Duration::from_secs(20), || async {
+        daemon.run_once().await.unwrap();
+        let mut all = true;
+        for (_, id) in requests {
+            all &= w.request(*id).await.state == "done";
+        }
+        all
+    })
+    .await;
+    assert!(daemon.circuit().open_reason().is_none());
+    for (ctx, _) in requests {
+        assert_eq!(w.companies(ctx).len(), 1, "{ctx}: exactly once");
+        assert_eq!(w.tenant(ctx).await.unwrap().state, "active");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_partner_key_opens_the_circuit_and_nothing_is_lost_when_it_clears() {
+    let (w, requests) = three_tenants().await;
+    let refusing = Mode {
+        refuse_with: Some("InvalidSignature: Calculated signature is invalid".into()),
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(None, refusing).unwrap();
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    assert_paused(&w, &daemon, &requests).await;
+    assert!(
+        daemon
+            .circuit()
+            .open_reason()
+            .unwrap()
+            .contains("invalid_signature")
+    );
+
+    // The key is fixed: the next probe succeeds, the circuit closes, every request is done once.
+    w.sim.admin().clear_modes();
+    until_all_done(&w, &daemon, &requests).await;
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn an_unrecognised_refusal_for_every_tenant_opens_the_circuit_too() {
+    let (w, requests) = three_tenants().await;
+    let refusing = Mode {
+        refuse_with: Some("Anwendung unbekannt".into()),
+        ..Mode::default()
+    };
+    w.sim.admin().set_mode(None, refusing).unwrap();
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    assert_paused(&w, &daemon, &requests).await;
+    w.sim.admin().clear_modes();
+    until_all_done(&w, &daemon, &requests).await;
+    w.sim.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_opens_the_circuit_and_a_corrected_restart_does_the_work() {
+    let (mut w, requests) = three_tenants().await;
+    let right = w.settings.superoffice.client_secret.clone();
+    w.settings.superoffice.client_secret = Some(secrecy::SecretString::from("not-the-secret"));
+    let daemon = w.daemon();
+    daemon.run_once().await.unwrap();
+    assert_paused(&w, &daemon, &requests).await;
+    assert!(daemon.circuit().open_reason().unwrap().contains("denied"));
+
+    // The operator corrects the secret and restarts the service.
+    w.settings.superoffice.client_secret = right;
+    let daemon = w.daemon();
+    until_all_done(&w, &daemon, &requests).await;
+    w.sim.stop().await;
+}

@@ -1,0 +1,143 @@
+//! The operator console's aggregates over the audit trail, against a real Postgres.
+
+use chrono::{Duration, DurationRound, Utc};
+use diesel_async::RunQueryDsl;
+use shared::db::operator::{
+    self, Bucket, QueryCounter, TenantFilter, capture_latency, exchanges_per_hour,
+    tenants_per_state, work_per_hour,
+};
+use testkit::TestDatabase;
+
+async fn run(conn: &mut diesel_async::AsyncPgConnection, sql: &str) {
+    diesel::sql_query(sql).execute(conn).await.unwrap();
+}
+
+fn count(buckets: &[Bucket], hours_ago: i64, series: &str) -> i64 {
+    let hour = Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(hours_ago);
+    buckets
+        .iter()
+        .find(|b| b.at == hour && b.series == series)
+        .map_or(0, |b| b.count)
+}
+
+#[tokio::test]
+async fn chart_aggregates_count_what_the_audit_trail_says() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    // Two hours ago: 3 tickets, 2 transient failures, 1 refusal; now: 1 ticket. Work: 4 done, 1 failed.
+    // Events older than the window do not count.
+    run(
+        &mut conn,
+        "INSERT INTO audit_events (context_id, action, actor, detail, created_at) VALUES
+         ('Cust1', 'ticket_obtained', 's', '{}', date_trunc('hour', now()) - interval '2 hours' + interval '1 minute'),
+         ('Cust1', 'ticket_obtained', 's', '{}', date_trunc('hour', now()) - interval '2 hours' + interval '2 minutes'),
+         ('Cust2', 'ticket_obtained', 's', '{}', date_trunc('hour', now()) - interval '2 hours' + interval '3 minutes'),
+         ('Cust2', 'exchange_failed', 's', '{\"outcome\": \"transient\"}', date_trunc('hour', now()) - interval '2 hours'),
+         ('Cust2', 'exchange_failed', 's', '{\"outcome\": \"transient\"}', date_trunc('hour', now()) - interval '2 hours'),
+         ('Cust3', 'exchange_failed', 's', '{\"outcome\": \"refused\"}', date_trunc('hour', now()) - interval '2 hours'),
+         ('Cust3', 'ticket_obtained', 's', '{}', now()),
+         ('Cust3', 'ticket_obtained', 's', '{}', now() - interval '3 days'),
+         ('Cust1', 'company_created', 's', '{}', now()),
+         ('Cust1', 'company_created', 's', '{}', now()),
+         ('Cust1', 'company_created', 's', '{}', now()),
+         ('Cust2', 'company_created', 's', '{}', now()),
+         ('Cust2', 'work_failed', 's', '{}', now())",
+    )
+    .await;
+    let since = Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(23);
+    let exchanges = exchanges_per_hour(&mut conn, since).await.unwrap();
+    assert_eq!(count(&exchanges, 2, "obtained"), 3);
+    assert_eq!(count(&exchanges, 2, "transient"), 2);
+    assert_eq!(count(&exchanges, 2, "refused"), 1);
+    assert_eq!(count(&exchanges, 0, "obtained"), 1);
+    assert_eq!(
+        exchanges.iter().map(|b| b.count).sum::<i64>(),
+        7,
+        "the one 3 days ago is outside"
+    );
+    let work = work_per_hour(&mut conn, since).await.unwrap();
+    assert_eq!((count(&work, 0, "done"), count(&work, 0, "failed")), (4, 1));
+}
+
+#[tokio::test]
+async fn tenants_per_state_replays_the_moves_and_capture_latency_pairs_each_capture_with_its_ticket()
+ {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    // Cust1: captured 5 h ago, active 4 h ago, suspended 1 h ago. Cust2: captured 10 days ago, active, purged 2 h ago.
+    // Cust3: captured 3 h ago, never a ticket.
+    run(
+        &mut conn,
+        "INSERT INTO audit_events (context_id, action, actor, detail, created_at) VALUES
+         ('Cust1', 'token_captured', 'a', '{}', now() - interval '5 hours'),
+         ('Cust1', 'ticket_obtained', 's', '{}', now() - interval '5 hours' + interval '42 seconds'),
+         ('Cust1', 'state_changed', 's', '{\"state\": \"active\"}', now() - interval '4 hours'),
+         ('Cust1', 'superoffice_suspend', 'w', '{\"effect\": {\"from\": \"active\", \"to\": \"suspended\"}}', now() - interval '1 hour'),
+         ('Cust2', 'token_captured', 'a', '{}', now() - interval '10 days'),
+         ('Cust2', 'state_changed', 's', '{\"state\": \"active\"}', now() - interval '10 days'),
+         ('Cust2', 'tenant_purged', 'o', '{}', now() - interval '2 hours'),
+         ('Cust3', 'token_captured', 'a', '{}', now() - interval '3 hours')",
+    )
+    .await;
+    let since = Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(167);
+    let states = tenants_per_state(&mut conn, since).await.unwrap();
+    // The running total of a state at the latest bucket that names it.
+    let latest = |state: &str| {
+        states
+            .iter()
+            .rfind(|b| b.series == state)
+            .map_or(0, |b| b.count)
+    };
+    assert_eq!(latest("active"), 0, "Cust2 purged, Cust1 suspended");
+    assert_eq!(latest("suspended"), 1);
+    assert_eq!(latest("pending"), 1, "Cust3");
+    // A week ago Cust2 was already active (its move 10 days ago falls in the first hour).
+    let first = &states[0];
+    assert_eq!((first.series.as_str(), first.count), ("active", 1));
+
+    let latency = capture_latency(&mut conn, since).await.unwrap();
+    assert_eq!(latency.len(), 2, "the capture 10 days ago is outside");
+    assert!(
+        (latency[0].seconds.unwrap() - 42.0).abs() < 1.0,
+        "{latency:?}"
+    );
+    assert_eq!(latency[1].seconds, None);
+}
+
+#[tokio::test]
+async fn a_page_of_tenants_is_one_query_and_a_search_takes_its_text_literally() {
+    let db = TestDatabase::create().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    run(
+        &mut conn,
+        "INSERT INTO tenants (context_id, environment, company_name) VALUES
+         ('Cust1', 'custom', '100% Juice AS'), ('Cust2', 'custom', '1000 Lakes AS'),
+         ('Cust3', 'custom', 'Under_score AS'), ('Cust4', 'custom', 'Underwood AS')",
+    )
+    .await;
+    let counter = QueryCounter::install(&mut conn);
+    let page = |q: &str| TenantFilter {
+        search: Some(q.to_owned()),
+        ..TenantFilter::default()
+    };
+    let found = operator::tenant_page(&mut conn, &page("100%"), 50)
+        .await
+        .unwrap();
+    assert_eq!(counter.count(), 1);
+    let ids: Vec<_> = found
+        .rows
+        .iter()
+        .map(|r| r.tenant.context_id.as_str())
+        .collect();
+    assert_eq!(ids, ["Cust1"]);
+    let found = operator::tenant_page(&mut conn, &page("under_"), 50)
+        .await
+        .unwrap();
+    let ids: Vec<_> = found
+        .rows
+        .iter()
+        .map(|r| r.tenant.context_id.as_str())
+        .collect();
+    assert_eq!(ids, ["Cust3"]);
+    assert_eq!(counter.finish(&mut conn), 2);
+}

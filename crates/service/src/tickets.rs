@@ -138,6 +138,7 @@ pub fn is_usable(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -148,7 +149,7 @@ mod tests {
         rejected: bool,
     ) -> StoredTicket {
         StoredTicket {
-            context_id: "Cust1".into(),
+            context_id: shared::domain::ContextId::parse("Cust1").unwrap(),
             ciphertext: Vec::new(),
             key_version: 1,
             token_generation: generation,

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use diesel::deserialize::FromSqlRow;
+use diesel::expression::AsExpression;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -16,10 +18,60 @@ pub enum DomainError {
     Ticket,
 }
 
-/// A SuperOffice Online tenant's context identifier, such as `Cust12345`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// A SuperOffice Online tenant's context identifier, such as `Cust12345`. Stored as `TEXT`: rows carry it
+/// typed (the database holds only identifiers parsed on the way in, so reading one back does not parse
+/// it again), and queries bind it as a parameter.
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, AsExpression, FromSqlRow,
+)]
 #[serde(try_from = "String", into = "String")]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub struct ContextId(String);
+
+impl diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg> for ContextId {
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, diesel::pg::Pg>,
+    ) -> diesel::serialize::Result {
+        <str as diesel::serialize::ToSql<diesel::sql_types::Text, diesel::pg::Pg>>::to_sql(
+            &self.0, out,
+        )
+    }
+}
+
+impl diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg> for ContextId {
+    fn from_sql(value: diesel::pg::PgValue<'_>) -> diesel::deserialize::Result<Self> {
+        <String as diesel::deserialize::FromSql<diesel::sql_types::Text, diesel::pg::Pg>>::from_sql(
+            value,
+        )
+        .map(Self)
+    }
+}
+
+impl std::ops::Deref for ContextId {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for ContextId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ContextId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for ContextId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
 
 impl ContextId {
     /// Accepts `Cust` (any letter case) followed by 1 to 12 digits; keeps the canonical `Cust` prefix.

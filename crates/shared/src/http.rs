@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::SuperOfficeSettings;
 use crate::domain::ContextId;
 
 /// Sent with every request, so SuperOffice's operators can tell who is calling.
@@ -162,15 +161,6 @@ pub struct SuperOfficeHttp {
 }
 
 impl SuperOfficeHttp {
-    /// The client configured by `superoffice.http_timeout_secs` and `superoffice.tenant_rate_limit_per_sec`.
-    pub fn from_settings(settings: &SuperOfficeSettings) -> Result<Self, ClientBuildError> {
-        Ok(Self::new(
-            build_client(settings.http_timeout())?,
-            TenantRateLimiter::new(settings.tenant_rate_limit_per_sec),
-            RetryPolicy::default(),
-        ))
-    }
-
     pub fn new(client: reqwest::Client, limiter: TenantRateLimiter, retry: RetryPolicy) -> Self {
         Self {
             client,

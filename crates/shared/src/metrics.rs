@@ -11,6 +11,32 @@ use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, Promet
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Binds the listener of a `/metrics` server at `bind`, the value of configuration key `key`; the
+/// listener and the port it got (the configured one, or the one chosen for port 0).
+pub fn bind_listener(key: &str, bind: &str) -> anyhow::Result<(std::net::TcpListener, u16)> {
+    use anyhow::Context as _;
+    let listener =
+        std::net::TcpListener::bind(bind).with_context(|| format!("binding {key} {bind}"))?;
+    let port = listener
+        .local_addr()
+        .context("reading the bound address")?
+        .port();
+    Ok((listener, port))
+}
+
+/// Creates the counter `name` at zero for each value of `label` (without a label when `label` is
+/// empty: one counter per name in `values`), so dashboards and alerts see every series before its
+/// first event.
+pub fn register_counters(name: &'static str, label: &'static str, values: &[&'static str]) {
+    for value in values {
+        if label.is_empty() {
+            metrics::counter!(*value).increment(0);
+        } else {
+            metrics::counter!(name, label => *value).increment(0);
+        }
+    }
+}
+
 /// How often recorded histogram samples are folded into their buckets.
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 

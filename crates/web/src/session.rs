@@ -8,6 +8,7 @@ use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
 use serde::{Deserialize, Serialize};
 
+use shared::crypto::constant_time_eq;
 use shared::superid::oidc::PendingSignIn;
 
 use crate::routes::home::CreatedCompany;
@@ -121,13 +122,6 @@ impl TypedSession {
 fn new_csrf_token() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl FromRequest for TypedSession {

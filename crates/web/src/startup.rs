@@ -171,22 +171,30 @@ impl Application {
 /// Exports the counters whose label sets are known at 0 from the start, so rates and ratios (and the
 /// shipped dashboard and alerts) see a series before its first event.
 fn register_metrics() {
-    for outcome in ["started", "succeeded", "failed", "legacy_disabled"] {
-        metrics::counter!("partner_web_sign_ins_total", "outcome" => outcome).increment(0);
-    }
-    for reason in ["not_allowed", "limit"] {
-        metrics::counter!("partner_web_work_refused_total", "reason" => reason).increment(0);
-    }
-    for status in ["400", "401", "413", "415", "429", "503"] {
-        metrics::counter!("partner_web_state_changes_refused_total", "status" => status)
-            .increment(0);
-    }
-    for name in [
-        "partner_web_work_queued_total",
-        "partner_web_csrf_rejected_total",
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    use shared::metrics::register_counters;
+    register_counters(
+        "partner_web_sign_ins_total",
+        "outcome",
+        &["started", "succeeded", "failed", "legacy_disabled"],
+    );
+    register_counters(
+        "partner_web_work_refused_total",
+        "reason",
+        &["not_allowed", "limit"],
+    );
+    register_counters(
+        "partner_web_state_changes_refused_total",
+        "status",
+        &["400", "401", "413", "415", "429", "503"],
+    );
+    register_counters(
+        "",
+        "",
+        &[
+            "partner_web_work_queued_total",
+            "partner_web_csrf_rejected_total",
+        ],
+    );
 }
 
 /// How long a scrape waits for the database before `partner_web_ready` says 0.
@@ -200,12 +208,7 @@ fn start_metrics_server(
     handle: PrometheusHandle,
     pool: db::Pool,
 ) -> anyhow::Result<(ServerHandle, u16)> {
-    let listener =
-        TcpListener::bind(bind).with_context(|| format!("binding web.metrics_bind {bind}"))?;
-    let port = listener
-        .local_addr()
-        .context("reading the bound metrics address")?
-        .port();
+    let (listener, port) = shared::metrics::bind_listener("web.metrics_bind", bind)?;
     let server = HttpServer::new(move || {
         let handle = handle.clone();
         let pool = pool.clone();

@@ -47,7 +47,7 @@ async fn list_disable_retry_and_purge() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(tenant.lifecycle().unwrap(), TenantState::Disabled);
+    assert_eq!(tenant.state, TenantState::Disabled);
     assert_eq!(tenant.next_attempt_at, None);
 
     let retry = run(
@@ -60,7 +60,7 @@ async fn list_disable_retry_and_purge() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(tenant.lifecycle().unwrap(), TenantState::Pending);
+    assert_eq!(tenant.state, TenantState::Pending);
     assert!(tenant.next_attempt_at.is_some());
 
     let purge = run(
@@ -142,7 +142,7 @@ async fn enable_undoes_disable_and_only_that() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(tenant.lifecycle().unwrap(), TenantState::Pending);
+    assert_eq!(tenant.state, TenantState::Pending);
     assert!(tenant.next_attempt_at.is_some());
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust503", 1)
         .await

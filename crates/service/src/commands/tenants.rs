@@ -118,8 +118,8 @@ fn render_table(rows: &[shared::db::tenants::TenantOverview], now: DateTime<Utc>
             .current_error()
             .map_or_else(|| "-".to_owned(), |(error, _)| error.to_owned());
         lines.push([
-            row.tenant.context_id.clone(),
-            row.tenant.state.clone(),
+            row.tenant.context_id.to_string(),
+            row.tenant.state.to_string(),
             ticket,
             row.tenant
                 .last_success_at

@@ -1,6 +1,5 @@
 //! `/metrics` and `/healthz` on `service.metrics_bind`.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
@@ -17,12 +16,7 @@ pub fn start(
     pool: shared::db::Pool,
     circuit: Arc<Circuit>,
 ) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)> {
-    let listener =
-        TcpListener::bind(bind).with_context(|| format!("binding service.metrics_bind {bind}"))?;
-    let port = listener
-        .local_addr()
-        .context("reading the bound address")?
-        .port();
+    let (listener, port) = shared::metrics::bind_listener("service.metrics_bind", bind)?;
     let server = HttpServer::new(move || {
         let handle = handle.clone();
         let pool = pool.clone();

@@ -518,41 +518,26 @@ fn register_metrics(circuit: &Circuit) {
         0.0
     };
     metrics::gauge!("partner_service_circuit_open").set(open);
-    for outcome in [
-        "success",
-        "transient",
-        "revoked",
-        "expired",
-        "needs_reapproval",
-        "invalid_timestamp",
-        "invalid_signature",
-        "denied",
-        "unrecognised",
-        "refused",
-    ] {
-        metrics::counter!("partner_service_exchanges_total", "outcome" => outcome).increment(0);
-    }
-    for kind in [
-        "not_running",
-        "unknown_tenant",
-        "host_not_allowed",
-        "missing_serial",
-        "tenant_status",
-        "invalid_timestamp",
-        "invalid_signature",
-        "denied",
-        "unrecognised",
-        "refused",
-    ] {
-        metrics::counter!("partner_service_attention_total", "kind" => kind).increment(0);
-    }
-    for name in [
-        "partner_service_ticket_reuse_total",
-        "partner_service_circuit_opened_total",
-        "partner_service_claim_rounds_total",
-    ] {
-        metrics::counter!(name).increment(0);
-    }
+    use shared::metrics::register_counters;
+    register_counters(
+        "partner_service_exchanges_total",
+        "outcome",
+        &worker::EXCHANGE_OUTCOMES,
+    );
+    register_counters(
+        "partner_service_attention_total",
+        "kind",
+        &worker::ATTENTION_KINDS,
+    );
+    register_counters(
+        "",
+        "",
+        &[
+            "partner_service_ticket_reuse_total",
+            "partner_service_circuit_opened_total",
+            "partner_service_claim_rounds_total",
+        ],
+    );
 }
 
 /// How a tenant's task ended.
@@ -648,7 +633,7 @@ async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
     let result = async {
         let mut conn = ctx.db().await?;
         for request in work::open_for_tenant(&mut conn, context_id).await? {
-            if request.state == WorkState::Running.as_str() {
+            if request.state == WorkState::Running {
                 work::requeue(&mut conn, request.id, &ctx.owner, Some(reason)).await?;
             }
         }

@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use shared::db::audit::{self, NewAuditEvent};
-use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest};
+use shared::db::models::{AuditAction, StoredTicket, Tenant, TenantState, WorkRequest};
 use shared::db::queue::Claim;
+use shared::db::work::{CreateCompany, Work};
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
+use shared::lifecycle;
 use shared::superid::exchange::{ExchangeError, Verdict};
 use shared::tenant::status::StatusError;
 use shared::tenant::{Company, TenantCredentials, TenantError};
@@ -46,7 +48,7 @@ enum Done {
 /// ticket is usable. The daemon gives such tenants back in one batch instead of starting a pass.
 pub fn is_idle(ctx: &Context, claim: &Claim) -> bool {
     !claim.has_open_work
-        && matches!(claim.tenant.lifecycle(), Ok(TenantState::Active))
+        && claim.tenant.state == TenantState::Active
         && claim
             .ticket
             .as_ref()
@@ -68,8 +70,8 @@ const NOT_RUNNING_TOO_LONG: chrono::Duration = chrono::Duration::days(1);
 /// Processes one claimed tenant.
 pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
     let tenant = &claim.tenant;
-    let id = ContextId::parse(&tenant.context_id)?;
-    let state = tenant.lifecycle()?;
+    let id = tenant.context_id.clone();
+    let state = tenant.state;
     if !state.allows_work() {
         return Ok(None);
     }
@@ -263,13 +265,15 @@ async fn refused(
         audit_work(
             &mut conn,
             id,
-            "exchange_failed",
+            AuditAction::ExchangeFailed,
             json!({ "outcome": outcome, "kind": error.kind(), "via": ctx.via }),
         )
         .await?;
     }
-    let state = match error.verdict() {
-        Verdict::Stop(state) => state,
+    let transition = match error.verdict() {
+        Verdict::Stop(stop) => {
+            lifecycle::next(tenant.state, &lifecycle::Event::ExchangeRefused(stop))
+        }
         Verdict::Transient => return Ok(Exchanged::Later(ctx.retry_later(tenant, &reason).await?)),
         Verdict::Suspect => {
             let kind = error.kind();
@@ -300,13 +304,19 @@ async fn refused(
         Utc::now(),
     )
     .await?;
+    let state = transition.to;
     tenants::set_state(&mut conn, id.as_str(), state, &reason, ACTOR).await?;
     let plain = format!(
         "SuperOffice no longer lets this application work for the tenant ({}). A tenant \
          administrator must sign in again and approve the application; then ask again.",
         state_in_words(state)
     );
-    for request in work::open_for_tenant(&mut conn, id.as_str()).await? {
+    let open = if transition.effects.fail_open_work {
+        work::open_for_tenant(&mut conn, id.as_str()).await?
+    } else {
+        Vec::new()
+    };
+    for request in open {
         if work::fail_open(&mut conn, request.id, &ctx.owner, &plain).await? {
             audit_failed(&mut conn, id, request.id, &plain).await?;
         }
@@ -324,9 +334,38 @@ fn state_in_words(state: TenantState) -> &'static str {
     }
 }
 
+/// Every `outcome` label of `partner_service_exchanges_total`: a success, or what `outcome_label` says.
+pub const EXCHANGE_OUTCOMES: [&str; 10] = [
+    "success",
+    "transient",
+    "revoked",
+    "expired",
+    "needs_reapproval",
+    "invalid_timestamp",
+    "invalid_signature",
+    "denied",
+    "unrecognised",
+    "refused",
+];
+
+/// The `kind` labels of `partner_service_attention_total` known from the start: the tenant checks of a
+/// pass, and the exchange refusals the circuit counts.
+pub const ATTENTION_KINDS: [&str; 10] = [
+    "not_running",
+    "unknown_tenant",
+    "host_not_allowed",
+    "missing_serial",
+    "tenant_status",
+    "invalid_timestamp",
+    "invalid_signature",
+    "denied",
+    "unrecognised",
+    "refused",
+];
+
 fn outcome_label(error: &ExchangeError) -> &'static str {
     match error.verdict() {
-        Verdict::Stop(state) => state.as_str(),
+        Verdict::Stop(reason) => reason.as_str(),
         Verdict::Transient => "transient",
         Verdict::Suspect => match error {
             ExchangeError::InvalidTimestamp { .. } => "invalid_timestamp",
@@ -356,12 +395,7 @@ async fn carry_out(
         tracing::warn!(tenant = %id, work_request = request.id, "the tenant's lease is lost; nothing more is done for it here");
         return Ok(Done::Halt(None));
     };
-    let Some(name) = request
-        .payload
-        .get("name")
-        .and_then(|n| n.as_str())
-        .map(str::to_owned)
-    else {
+    let Ok(Work::CreateCompany(CreateCompany { name })) = request.work() else {
         let mut conn = ctx.db().await?;
         let reason = "the request names no company".to_owned();
         if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {
@@ -500,7 +534,7 @@ async fn finished(
     audit_work(
         &mut conn,
         id,
-        "company_created",
+        AuditAction::CompanyCreated,
         json!({
             "work_request": request.id,
             "contact_id": company.contact_id,
@@ -558,7 +592,7 @@ async fn audit_failed(
     audit_work(
         conn,
         id,
-        "work_failed",
+        AuditAction::WorkFailed,
         json!({ "work_request": request_id, "reason": reason }),
     )
     .await
@@ -567,7 +601,7 @@ async fn audit_failed(
 async fn audit_work(
     conn: &mut diesel_async::AsyncPgConnection,
     id: &ContextId,
-    action: &str,
+    action: AuditAction,
     detail: serde_json::Value,
 ) -> anyhow::Result<()> {
     audit::record(

@@ -6,7 +6,7 @@
 //! with the file and never echo its content.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -17,8 +17,14 @@ use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{BoxedUint, PrivateKey, PublicKey};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::PrivateKeySource;
 use crate::crypto::rs256::{Rs256Signer, Rs256Verifier};
+
+/// Where the partner private key comes from.
+#[derive(Debug, Clone)]
+pub enum PrivateKeySource {
+    File(PathBuf),
+    Inline(SecretString),
+}
 
 /// The smallest modulus accepted. SuperOffice's sample keys are 1024-bit; portal keys may be larger.
 pub const MIN_KEY_BITS: usize = 1024;

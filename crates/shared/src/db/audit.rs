@@ -3,16 +3,16 @@
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::DbError;
-use super::models::AuditEvent;
+use super::models::{AuditAction, AuditEvent};
 use super::schema::audit_events;
+use super::{DbError, notify_work};
 
 /// Something that happened, to be written to `audit_events`. Never put a secret in `detail`.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = audit_events)]
 pub struct NewAuditEvent<'a> {
     pub context_id: Option<&'a str>,
-    pub action: &'a str,
+    pub action: AuditAction,
     pub actor: &'a str,
     pub detail: serde_json::Value,
 }
@@ -24,6 +24,17 @@ pub async fn record(conn: &mut AsyncPgConnection, event: NewAuditEvent<'_>) -> R
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Appends an event and wakes partner-service for the event's tenant (`NOTIFY partner_work`), in the
+/// caller's transaction: the ending of every change the service has to act on.
+pub async fn record_and_wake(
+    conn: &mut AsyncPgConnection,
+    event: NewAuditEvent<'_>,
+) -> Result<(), DbError> {
+    let context_id = event.context_id.unwrap_or_default();
+    record(conn, event).await?;
+    notify_work(conn, context_id).await
 }
 
 /// The latest events of a tenant, newest first.

@@ -1,86 +1,15 @@
 //! Rows as Rust types.
 
 use std::fmt;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
 use super::schema::{audit_events, tenants, tickets, work_requests};
+use crate::domain::ContextId;
 
-/// Where a tenant is in its life with this application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TenantState {
-    /// A system user token is stored; no ticket obtained yet.
-    Pending,
-    /// A ticket was obtained; work runs.
-    Active,
-    /// SuperOffice suspended the tenant; work waits for a resume.
-    Suspended,
-    /// The tenant revoked the application; an administrator must sign in and approve again.
-    Revoked,
-    /// The authorization expired; an administrator must sign in again.
-    Expired,
-    /// SuperID denied the exchange.
-    Denied,
-    /// The application needs re-approval by an administrator.
-    NeedsReapproval,
-    /// SuperOffice deleted the tenant; data kept until an operator purges it.
-    Deleted,
-    /// An operator disabled the tenant.
-    Disabled,
-}
-
-impl TenantState {
-    pub const ALL: [TenantState; 9] = [
-        Self::Pending,
-        Self::Active,
-        Self::Suspended,
-        Self::Revoked,
-        Self::Expired,
-        Self::Denied,
-        Self::NeedsReapproval,
-        Self::Deleted,
-        Self::Disabled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Active => "active",
-            Self::Suspended => "suspended",
-            Self::Revoked => "revoked",
-            Self::Expired => "expired",
-            Self::Denied => "denied",
-            Self::NeedsReapproval => "needs_reapproval",
-            Self::Deleted => "deleted",
-            Self::Disabled => "disabled",
-        }
-    }
-
-    /// Whether the service may do work for a tenant in this state.
-    pub fn allows_work(self) -> bool {
-        matches!(self, Self::Pending | Self::Active)
-    }
-}
-
-impl fmt::Display for TenantState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TenantState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown tenant state {s:?}"))
-    }
-}
+pub use crate::lifecycle::TenantState;
 
 /// A row of `tenants`. The token stays encrypted here; decrypt it with `crypto::at_rest`.
 #[derive(Clone, Queryable, Selectable, Identifiable)]
@@ -88,13 +17,13 @@ impl FromStr for TenantState {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
     pub id: i64,
-    pub context_id: String,
+    pub context_id: ContextId,
     pub environment: String,
     pub company_name: Option<String>,
     pub serial: Option<String>,
     pub webapi_url: Option<String>,
     pub netserver_url: Option<String>,
-    pub state: String,
+    pub state: TenantState,
     pub state_reason: Option<String>,
     pub system_token_ciphertext: Option<Vec<u8>>,
     pub system_token_key_version: Option<i16>,
@@ -122,11 +51,6 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// The lifecycle state; a value the schema's CHECK allows but this build does not know is an error.
-    pub fn lifecycle(&self) -> Result<TenantState, super::DbError> {
-        self.state.parse().map_err(super::DbError::Inconsistent)
-    }
-
     /// What went wrong, only while it is the latest outcome: an error followed by a success is history.
     /// A tenant stopped by SuperOffice or an operator gives its state's reason when no error is current;
     /// a working tenant's reason ("system user ticket obtained") is never an error.
@@ -139,8 +63,8 @@ impl Tenant {
         if let Some(error) = self.last_error.as_deref().filter(|_| error_is_latest) {
             return Some((error, self.last_error_at));
         }
-        match self.lifecycle() {
-            Ok(state) if state.allows_work() => None,
+        match self.state {
+            state if state.allows_work() => None,
             _ => self.state_reason.as_deref().map(|reason| (reason, None)),
         }
     }
@@ -163,7 +87,7 @@ impl fmt::Debug for Tenant {
 #[diesel(table_name = tickets)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct StoredTicket {
-    pub context_id: String,
+    pub context_id: ContextId,
     pub ciphertext: Vec<u8>,
     pub key_version: i16,
     pub token_generation: i32,
@@ -183,34 +107,69 @@ impl fmt::Debug for StoredTicket {
     }
 }
 
-/// What a work request is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WorkState {
-    Queued,
-    Running,
-    Done,
-    Failed,
-}
-
-impl WorkState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Done => "done",
-            Self::Failed => "failed",
-        }
+text_enum! {
+    /// What a work request is in its life.
+    WorkState, "work state" {
+        Queued = "queued",
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
     }
 }
 
-impl FromStr for WorkState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Self::Queued, Self::Running, Self::Done, Self::Failed]
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown work state {s:?}"))
+impl WorkState {
+    /// Queued or running: not finished yet.
+    pub const OPEN: [WorkState; 2] = [Self::Queued, Self::Running];
+}
+
+text_enum! {
+    /// What a work request asks for (its payload is a [`super::work::Work`] of this kind).
+    WorkKind, "work kind" {
+        /// Create a company in the tenant with the system user.
+        CreateCompany = "create_company",
+    }
+}
+
+text_enum! {
+    /// What an audit event records.
+    AuditAction, "audit action" {
+        /// An administrator's sign-in stored a new tenant's token.
+        TokenCaptured = "token_captured",
+        /// A different token replaced the stored one.
+        TokenReplaced = "token_replaced",
+        /// The stored token was captured again.
+        TokenConfirmed = "token_confirmed",
+        /// A token issued before the stored one was refused.
+        TokenSuperseded = "token_superseded",
+        /// A system user ticket was obtained.
+        TicketObtained = "ticket_obtained",
+        /// The tenant's lifecycle state changed.
+        StateChanged = "state_changed",
+        /// An operator retried the tenant.
+        OperatorRetry = "operator_retry",
+        /// An operator purged the tenant.
+        TenantPurged = "tenant_purged",
+        /// Work was queued.
+        WorkQueued = "work_queued",
+        /// Work failed for good.
+        WorkFailed = "work_failed",
+        /// An exchange failed (its outcome, never a secret).
+        ExchangeFailed = "exchange_failed",
+        /// A company was created for queued work.
+        CompanyCreated = "company_created",
+        /// Stored secrets were re-encrypted under the current key.
+        EncryptionKeyRotated = "encryption_key_rotated",
+        /// Web sessions were ended.
+        SessionsEnded = "sessions_ended",
+        /// State-change notifications (protocol §8), one action per ChangeType.
+        SuperofficeUpgrade = "superoffice_upgrade",
+        SuperofficeBackupRestored = "superoffice_backup_restored",
+        SuperofficeSuspend = "superoffice_suspend",
+        SuperofficeResume = "superoffice_resume",
+        SuperofficeDelete = "superoffice_delete",
+        SuperofficeMove = "superoffice_move",
+        SuperofficeStateChangeUnsupported = "superoffice_state_change_unsupported",
+        SuperofficeStateChangeUnknownTenant = "superoffice_state_change_unknown_tenant",
     }
 }
 
@@ -220,12 +179,12 @@ impl FromStr for WorkState {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct WorkRequest {
     pub id: i64,
-    pub context_id: String,
-    pub kind: String,
+    pub context_id: ContextId,
+    pub kind: WorkKind,
     pub payload: serde_json::Value,
     pub requested_by: String,
     pub idempotency_key: uuid::Uuid,
-    pub state: String,
+    pub state: WorkState,
     pub attempts: i32,
     pub result: Option<serde_json::Value>,
     pub error: Option<String>,
@@ -240,31 +199,9 @@ pub struct WorkRequest {
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct AuditEvent {
     pub id: i64,
-    pub context_id: Option<String>,
-    pub action: String,
+    pub context_id: Option<ContextId>,
+    pub action: AuditAction,
     pub actor: String,
     pub detail: serde_json::Value,
     pub created_at: DateTime<Utc>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_round_trip_through_text() {
-        for state in TenantState::ALL {
-            assert_eq!(state.as_str().parse::<TenantState>(), Ok(state));
-        }
-        assert!("paused".parse::<TenantState>().is_err());
-    }
-
-    #[test]
-    fn only_pending_and_active_allow_work() {
-        let working: Vec<_> = TenantState::ALL
-            .into_iter()
-            .filter(|s| s.allows_work())
-            .collect();
-        assert_eq!(working, vec![TenantState::Pending, TenantState::Active]);
-    }
 }

@@ -13,10 +13,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
+use super::DbError;
 use super::audit::{self, NewAuditEvent};
-use super::models::{AuditEvent, Tenant, TenantState};
+use super::models::{AuditAction, AuditEvent, Tenant, TenantState, WorkState};
 use super::schema::{audit_events, service_instances, tenants, tickets};
-use super::{DbError, notify_work};
+use crate::lifecycle::{self, Event};
 
 /// Rows of the tenant table per page.
 pub const PAGE_SIZE: i64 = 50;
@@ -101,9 +102,6 @@ fn prefix_pattern(text: &str) -> String {
     pattern
 }
 
-/// Work request states that count as open work.
-const OPEN_WORK: [&str; 2] = ["queued", "running"];
-
 type RowTuple = (
     Tenant,
     Option<(DateTime<Utc>, Option<DateTime<Utc>>, i32)>,
@@ -130,13 +128,13 @@ pub async fn tenant_page(
                 "(SELECT count(*) FROM work_requests w WHERE w.context_id = tenants.context_id \
                  AND w.state = ANY(",
             )
-            .bind::<Array<Text>, _>(OPEN_WORK.to_vec())
+            .bind::<Array<Text>, _>(WorkState::OPEN.to_vec())
             .sql("))"),
         ))
         .limit(page_size + 1)
         .into_boxed();
     if let Some(state) = filter.state {
-        query = query.filter(tenants::state.eq(state.as_str()));
+        query = query.filter(tenants::state.eq(state));
     }
     if filter.attention {
         query = query.filter(tenants::needs_attention.eq(true));
@@ -275,7 +273,7 @@ pub async fn enable(
     actor: &str,
 ) -> Result<EnableOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let state: Option<String> = tenants::table
+        let state: Option<TenantState> = tenants::table
             .filter(tenants::context_id.eq(context_id))
             .select(tenants::state)
             .for_update()
@@ -285,35 +283,34 @@ pub async fn enable(
         let Some(state) = state else {
             return Ok(EnableOutcome::NoTenant);
         };
-        let state: TenantState = state.parse().map_err(DbError::Inconsistent)?;
-        if state != TenantState::Disabled {
+        let transition = lifecycle::next(state, &Event::OperatorEnable);
+        if transition.to == state {
             return Ok(EnableOutcome::NotDisabled(state));
         }
         let reason = "enabled by an operator";
         diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
             .set((
-                tenants::state.eq(TenantState::Pending.as_str()),
+                tenants::state.eq(transition.to),
                 tenants::state_reason.eq(reason),
                 tenants::next_attempt_at.eq(Some(Utc::now())),
                 tenants::failed_attempts.eq(0),
             ))
             .execute(conn)
             .await?;
-        audit::record(
+        audit::record_and_wake(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "state_changed",
+                action: AuditAction::StateChanged,
                 actor,
                 detail: serde_json::json!({
-                    "state": TenantState::Pending.as_str(),
+                    "state": transition.to.as_str(),
                     "from": state.as_str(),
                     "reason": reason,
                 }),
             },
         )
         .await?;
-        notify_work(conn, context_id).await?;
         Ok(EnableOutcome::Enabled)
     })
     .await
@@ -460,8 +457,8 @@ pub async fn exchanges_per_hour(
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
-    .bind::<Text, _>("ticket_obtained")
-    .bind::<Text, _>("exchange_failed")
+    .bind::<Text, _>(AuditAction::TicketObtained)
+    .bind::<Text, _>(AuditAction::ExchangeFailed)
     .bind::<Text, _>("obtained")
     .bind::<Text, _>("failed")
     .load(conn)
@@ -482,26 +479,26 @@ pub async fn work_per_hour(
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
-    .bind::<Text, _>("company_created")
-    .bind::<Text, _>("work_failed")
-    .bind::<Text, _>("done")
-    .bind::<Text, _>("failed")
+    .bind::<Text, _>(AuditAction::CompanyCreated)
+    .bind::<Text, _>(AuditAction::WorkFailed)
+    .bind::<Text, _>(WorkState::Done)
+    .bind::<Text, _>(WorkState::Failed)
     .load(conn)
     .await?)
 }
 
 /// Audit actions that move a tenant to a state the event itself names (see [`MOVE_STATE`]).
-const NAMED_MOVES: [&str; 10] = [
-    "token_captured",
-    "state_changed",
-    "operator_retry",
-    "tenant_purged",
-    "superoffice_suspend",
-    "superoffice_resume",
-    "superoffice_delete",
-    "superoffice_backup_restored",
-    "superoffice_move",
-    "superoffice_upgrade",
+const NAMED_MOVES: [AuditAction; 10] = [
+    AuditAction::TokenCaptured,
+    AuditAction::StateChanged,
+    AuditAction::OperatorRetry,
+    AuditAction::TenantPurged,
+    AuditAction::SuperofficeSuspend,
+    AuditAction::SuperofficeResume,
+    AuditAction::SuperofficeDelete,
+    AuditAction::SuperofficeBackupRestored,
+    AuditAction::SuperofficeMove,
+    AuditAction::SuperofficeUpgrade,
 ];
 
 /// The state an audit event `e` moves its tenant to, NULL for `token_replaced` (resolved from the state
@@ -530,12 +527,12 @@ pub async fn tenants_per_state(
     since: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, DbError> {
     let held = [
-        TenantState::Suspended.as_str(),
-        TenantState::Deleted.as_str(),
-        TenantState::Disabled.as_str(),
+        TenantState::Suspended,
+        TenantState::Deleted,
+        TenantState::Disabled,
     ];
-    let mut actions: Vec<&str> = NAMED_MOVES.to_vec();
-    actions.push("token_replaced");
+    let mut actions: Vec<AuditAction> = NAMED_MOVES.to_vec();
+    actions.push(AuditAction::TokenReplaced);
     let query = format!(
         "WITH bounds AS (SELECT date_trunc('hour', $1::timestamptz) AS start), \
          moves AS ( \
@@ -594,12 +591,12 @@ pub async fn tenants_per_state(
     Ok(diesel::sql_query(query)
         .bind::<Timestamptz, _>(since)
         .bind::<Array<Text>, _>(actions)
-        .bind::<Text, _>("token_captured")
-        .bind::<Text, _>("state_changed")
-        .bind::<Text, _>("operator_retry")
-        .bind::<Text, _>("tenant_purged")
-        .bind::<Text, _>("token_replaced")
-        .bind::<Text, _>(TenantState::Pending.as_str())
+        .bind::<Text, _>(AuditAction::TokenCaptured)
+        .bind::<Text, _>(AuditAction::StateChanged)
+        .bind::<Text, _>(AuditAction::OperatorRetry)
+        .bind::<Text, _>(AuditAction::TenantPurged)
+        .bind::<Text, _>(AuditAction::TokenReplaced)
+        .bind::<Text, _>(TenantState::Pending)
         .bind::<Text, _>("purged")
         .bind::<Array<Text>, _>(held.to_vec())
         .load(conn)
@@ -633,9 +630,9 @@ pub async fn capture_latency(
          ORDER BY c.created_at LIMIT 5000",
     )
     .bind::<Timestamptz, _>(since)
-    .bind::<Text, _>("ticket_obtained")
-    .bind::<Text, _>("token_captured")
-    .bind::<Text, _>("token_replaced")
+    .bind::<Text, _>(AuditAction::TicketObtained)
+    .bind::<Text, _>(AuditAction::TokenCaptured)
+    .bind::<Text, _>(AuditAction::TokenReplaced)
     .load(conn)
     .await?)
 }

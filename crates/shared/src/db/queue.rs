@@ -11,15 +11,16 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::{StoredTicket, Tenant};
+use super::models::{StoredTicket, Tenant, WorkState};
 use super::schema::{tenants, tickets, work_requests};
 use super::{DbError, Prepared};
+use crate::domain::ContextId;
 
 /// Claims up to `limit` due tenants for `owner` for `lease_secs`. Due: a token is stored, the state
-/// allows work, `next_attempt_at` has passed, and no live lease is held by another instance.
+/// allows work (`tenant_state_allows_work`, the SQL twin of `TenantState::allows_work`), `next_attempt_at` has passed, and no live lease is held by another instance.
 pub async fn claim_due(
     conn: &mut AsyncPgConnection,
     owner: &str,
@@ -33,7 +34,7 @@ pub async fn claim_due(
              WHERE id IN ( \
                  SELECT id FROM tenants \
                  WHERE next_attempt_at <= now() \
-                   AND state IN ('pending', 'active') \
+                   AND tenant_state_allows_work(state) \
                    AND system_token_ciphertext IS NOT NULL \
                    AND (lease_expires_at IS NULL OR lease_expires_at < now()) \
                  ORDER BY next_attempt_at \
@@ -61,7 +62,7 @@ pub async fn claim_due(
     let open_work = diesel::dsl::exists(
         work_requests::table
             .filter(work_requests::context_id.eq(tenants::context_id))
-            .filter(work_requests::state.eq_any(["queued", "running"])),
+            .filter(work_requests::state.eq_any(WorkState::OPEN)),
     );
     let rows: Vec<(Tenant, Option<StoredTicket>, bool)> = tenants::table
         .left_join(tickets::table.on(tickets::context_id.eq(tenants::context_id)))
@@ -165,7 +166,7 @@ pub async fn release_idle(
                      THEN next_attempt_at ELSE NULL END \
              WHERE id = ANY($1) AND lease_owner = $2",
         )
-        .bind::<diesel::sql_types::Array<BigInt>, _>(ids)
+        .bind::<Array<BigInt>, _>(ids)
         .bind::<Text, _>(owner),
     )
     .execute(conn)
@@ -191,7 +192,7 @@ pub async fn release_all(conn: &mut AsyncPgConnection, owner: &str) -> Result<us
 /// during the pass, recorded as `tenants::record_so_state` does for a running tenant.
 #[derive(Debug, Clone)]
 pub struct Release {
-    pub context_id: String,
+    pub context_id: ContextId,
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub so_state: Option<String>,
     pub so_state_checked_at: Option<DateTime<Utc>>,
@@ -229,10 +230,10 @@ pub async fn release_many(
                  AS given(context_id, next_attempt_at, so_state, checked_at) \
              WHERE tenants.context_id = given.context_id AND tenants.lease_owner = $5",
         )
-        .bind::<diesel::sql_types::Array<Text>, _>(ids)
-        .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(next)
-        .bind::<diesel::sql_types::Array<Nullable<Text>>, _>(so_states)
-        .bind::<diesel::sql_types::Array<Nullable<Timestamptz>>, _>(checked)
+        .bind::<Array<Text>, _>(ids)
+        .bind::<Array<Nullable<Timestamptz>>, _>(next)
+        .bind::<Array<Nullable<Text>>, _>(so_states)
+        .bind::<Array<Nullable<Timestamptz>>, _>(checked)
         .bind::<Text, _>(owner),
     )
     .execute(conn)

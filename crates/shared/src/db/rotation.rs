@@ -42,7 +42,7 @@ pub async fn reencrypt_all(
         conn,
         NewAuditEvent {
             context_id: None,
-            action: "encryption_key_rotated",
+            action: super::models::AuditAction::EncryptionKeyRotated,
             actor,
             detail: serde_json::json!({ "key_version": current, "tokens": report.tokens, "tickets": report.tickets }),
         },

@@ -169,7 +169,7 @@ pub async fn end_for_tenant(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "sessions_ended",
+                action: super::models::AuditAction::SessionsEnded,
                 actor,
                 detail: serde_json::json!({ "sessions": ended }),
             },

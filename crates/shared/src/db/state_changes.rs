@@ -24,9 +24,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::audit::{self, NewAuditEvent};
-use super::models::TenantState;
+use super::models::{AuditAction, TenantState};
 use super::schema::{state_change_notifications, tenants, tickets};
 use super::{DbError, notify_work};
+use crate::lifecycle::{self, Event, Schedule, Transition};
 
 /// Who the audit trail names as the actor of a notification.
 pub const ACTOR: &str = "superoffice";
@@ -40,72 +41,19 @@ pub fn status_invalidation_payload(context_id: &str) -> String {
     format!("{STATUS_INVALIDATION_PREFIX}{context_id}")
 }
 
-/// A notification's `ChangeType`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChangeType {
-    Upgrade,
-    BackupRestored,
-    Suspend,
-    Resume,
-    Delete,
-    Move,
-    /// A value this build does not know (a newer SuperOffice): recorded, no effect.
-    Unsupported(String),
-}
+pub use crate::lifecycle::ChangeType;
 
 impl ChangeType {
-    const KNOWN: [ChangeType; 6] = [
-        Self::Upgrade,
-        Self::BackupRestored,
-        Self::Suspend,
-        Self::Resume,
-        Self::Delete,
-        Self::Move,
-    ];
-
-    /// The documented number: 0 Upgrade … 5 Move.
-    pub fn from_code(code: i64) -> Self {
-        usize::try_from(code)
-            .ok()
-            .and_then(|i| Self::KNOWN.get(i).cloned())
-            .unwrap_or_else(|| Self::Unsupported(code.to_string()))
-    }
-
-    /// The name (any case) or the number as text.
-    pub fn from_name(name: &str) -> Self {
-        let name = name.trim();
-        if let Ok(code) = name.parse::<i64>() {
-            return Self::from_code(code);
-        }
-        Self::KNOWN
-            .into_iter()
-            .find(|known| known.as_str().eq_ignore_ascii_case(name))
-            .unwrap_or_else(|| Self::Unsupported(name.chars().take(40).collect()))
-    }
-
-    /// The documented name, or the raw value of an unsupported type.
-    pub fn as_str(&self) -> &str {
-        match self {
-            Self::Upgrade => "Upgrade",
-            Self::BackupRestored => "BackupRestored",
-            Self::Suspend => "Suspend",
-            Self::Resume => "Resume",
-            Self::Delete => "Delete",
-            Self::Move => "Move",
-            Self::Unsupported(raw) => raw,
-        }
-    }
-
     /// The audit action of a notification of this type.
-    pub fn audit_action(&self) -> &'static str {
+    pub fn audit_action(&self) -> AuditAction {
         match self {
-            Self::Upgrade => "superoffice_upgrade",
-            Self::BackupRestored => "superoffice_backup_restored",
-            Self::Suspend => "superoffice_suspend",
-            Self::Resume => "superoffice_resume",
-            Self::Delete => "superoffice_delete",
-            Self::Move => "superoffice_move",
-            Self::Unsupported(_) => "superoffice_state_change_unsupported",
+            Self::Upgrade => AuditAction::SuperofficeUpgrade,
+            Self::BackupRestored => AuditAction::SuperofficeBackupRestored,
+            Self::Suspend => AuditAction::SuperofficeSuspend,
+            Self::Resume => AuditAction::SuperofficeResume,
+            Self::Delete => AuditAction::SuperofficeDelete,
+            Self::Move => AuditAction::SuperofficeMove,
+            Self::Unsupported(_) => AuditAction::SuperofficeStateChangeUnsupported,
         }
     }
 }
@@ -138,21 +86,13 @@ pub struct Decision {
     pub clear_urls: bool,
 }
 
-/// The effect table of the module documentation, as a pure function.
+/// The effect table of the module documentation, as `lifecycle` decides it.
 pub fn decide(change: &ChangeType, state: TenantState) -> Decision {
-    use TenantState::{Active, Deleted, Pending, Suspended};
-    let to = match change {
-        ChangeType::Suspend if matches!(state, Pending | Active | Deleted) => Suspended,
-        ChangeType::Delete if matches!(state, Pending | Active | Suspended) => Deleted,
-        ChangeType::Resume | ChangeType::BackupRestored if matches!(state, Suspended | Deleted) => {
-            Pending
-        }
-        _ => state,
-    };
+    let transition = lifecycle::next(state, &Event::Notification(change.clone()));
     Decision {
-        to,
-        drop_ticket: *change == ChangeType::Delete,
-        clear_urls: *change == ChangeType::Move,
+        to: transition.to,
+        drop_ticket: transition.effects.drop_ticket,
+        clear_urls: transition.effects.clear_urls,
     }
 }
 
@@ -237,7 +177,7 @@ pub async fn apply(
             return Ok(Outcome::Duplicate);
         };
 
-        let tenant: Option<(i64, String)> = tenants::table
+        let tenant: Option<(i64, TenantState)> = tenants::table
             .filter(tenants::context_id.eq(n.context_id))
             .select((tenants::id, tenants::state))
             .for_update()
@@ -246,14 +186,14 @@ pub async fn apply(
             .optional()?;
         let outcome = match tenant {
             None => Outcome::UnknownTenant,
-            Some((_, state)) if n.unconfirmed => Outcome::Unconfirmed {
-                state: state.parse().map_err(DbError::Inconsistent)?,
-            },
-            Some((id, state)) => {
-                let from: TenantState = state.parse().map_err(DbError::Inconsistent)?;
-                let decision = decide(n.change, from);
-                carry_out(conn, id, n, from, decision).await?;
-                Outcome::Applied { from, decision }
+            Some((_, state)) if n.unconfirmed => Outcome::Unconfirmed { state },
+            Some((id, from)) => {
+                let transition = lifecycle::next(from, &Event::Notification(n.change.clone()));
+                carry_out(conn, id, n, from, transition).await?;
+                Outcome::Applied {
+                    from,
+                    decision: decide(n.change, from),
+                }
             }
         };
 
@@ -279,7 +219,7 @@ pub async fn apply(
                     "unconfirmed": "the state API did not confirm the change; partner-service checks it",
                 }),
             ),
-            _ => ("superoffice_state_change_unknown_tenant", json!(null)),
+            _ => (AuditAction::SuperofficeStateChangeUnknownTenant, json!(null)),
         };
         audit::record(
             conn,
@@ -316,10 +256,12 @@ async fn carry_out(
     id: i64,
     n: &Notification<'_>,
     from: TenantState,
-    decision: Decision,
+    transition: Transition,
 ) -> Result<(), DbError> {
     let target = tenants::table.find(id);
-    if decision.to != from {
+    let effects = transition.effects;
+    let due_now = Some(Utc::now());
+    if transition.to != from {
         let reason = match n.change {
             ChangeType::Suspend => "SuperOffice suspended the tenant",
             ChangeType::Delete => {
@@ -333,25 +275,20 @@ async fn carry_out(
         };
         diesel::update(target)
             .set((
-                tenants::state.eq(decision.to.as_str()),
+                tenants::state.eq(transition.to),
                 tenants::state_reason.eq(reason),
-                tenants::next_attempt_at.eq(decision.to.allows_work().then(Utc::now)),
+                tenants::next_attempt_at.eq(due_now.filter(|_| effects.schedule == Schedule::Now)),
                 tenants::failed_attempts.eq(0),
             ))
             .execute(conn)
             .await?;
-    } else if decision.to.allows_work()
-        && matches!(
-            n.change,
-            ChangeType::Resume | ChangeType::BackupRestored | ChangeType::Move
-        )
-    {
+    } else if effects.schedule == Schedule::Now {
         diesel::update(target)
-            .set(tenants::next_attempt_at.eq(Some(Utc::now())))
+            .set(tenants::next_attempt_at.eq(due_now))
             .execute(conn)
             .await?;
     }
-    if decision.clear_urls {
+    if effects.clear_urls {
         diesel::update(target)
             .set((
                 tenants::webapi_url.eq(None::<String>),
@@ -360,7 +297,7 @@ async fn carry_out(
             .execute(conn)
             .await?;
     }
-    if decision.drop_ticket {
+    if effects.drop_ticket {
         diesel::delete(tickets::table.filter(tickets::context_id.eq(n.context_id)))
             .execute(conn)
             .await?;

@@ -5,10 +5,11 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
-use super::models::{Tenant, TenantState};
+use super::models::{AuditAction, Tenant, TenantState};
 use super::schema::{tenants, tickets};
 use super::{DbError, notify_work};
 use crate::crypto::at_rest::Encrypted;
+use crate::lifecycle::{self, ACTIVATION, Event, Schedule, Token, Transition};
 
 /// One tenant by context id.
 pub async fn find(
@@ -72,19 +73,7 @@ pub struct TokenCapture<'a> {
     pub token_issued_at: Option<DateTime<Utc>>,
 }
 
-/// What capturing did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureOutcome {
-    /// The tenant was new.
-    Created,
-    /// A different token replaced the stored one; the cached ticket was dropped.
-    Replaced,
-    /// The same token again: details refreshed, the ticket kept.
-    Unchanged,
-    /// A different token issued before the stored one (a sign-in that lost a race with a newer one):
-    /// nothing changed.
-    Superseded,
-}
+pub use crate::lifecycle::CaptureOutcome;
 
 /// Stores a captured system user token in one transaction: the tenant row (inserted or updated),
 /// the dropped ticket when the token changed, an audit event, and a NOTIFY that wakes the service.
@@ -122,7 +111,7 @@ pub async fn capture_token(
                             tenants::serial.eq(capture.serial),
                             tenants::webapi_url.eq(capture.webapi_url),
                             tenants::netserver_url.eq(capture.netserver_url),
-                            tenants::state.eq(TenantState::Pending.as_str()),
+                            tenants::state.eq(TenantState::Pending),
                             tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
                             tenants::system_token_key_version.eq(capture.token_key_version),
                             tenants::token_captured_by.eq(capture.captured_by),
@@ -144,42 +133,46 @@ pub async fn capture_token(
                     }
                 }
             };
-            let outcome = match existing {
-                None => CaptureOutcome::Created,
+            let (outcome, transition) = match existing {
+                None => lifecycle::created(),
                 Some((id, state, stored_bytes, stored_version, stored_issued_at)) => {
-                    let state: TenantState = state.parse().map_err(DbError::Inconsistent)?;
                     let same = match (stored_bytes, stored_version) {
                         (Some(bytes), Some(key_version)) => {
                             (capture.same_token)(&Encrypted { key_version, bytes })
                         }
                         _ => false,
                     };
-                    if !same && stored_issued_at.is_some_and(|stored| issued_at < stored) {
-                        CaptureOutcome::Superseded
+                    let token = if same {
+                        Token::Same
+                    } else if stored_issued_at.is_some_and(|stored| issued_at < stored) {
+                        Token::Older
                     } else {
-                        update_capture(conn, id, state, same, stored_issued_at, &capture, now)
-                            .await?
+                        Token::Different
+                    };
+                    let (outcome, transition) = lifecycle::capture(state, token);
+                    if outcome != CaptureOutcome::Superseded {
+                        update_capture(conn, id, transition, stored_issued_at, &capture, now)
+                            .await?;
                     }
+                    (outcome, transition)
                 }
             };
             let action = match outcome {
-                CaptureOutcome::Created => "token_captured",
-                CaptureOutcome::Replaced => "token_replaced",
-                CaptureOutcome::Unchanged => "token_confirmed",
-                CaptureOutcome::Superseded => "token_superseded",
+                CaptureOutcome::Created => AuditAction::TokenCaptured,
+                CaptureOutcome::Replaced => AuditAction::TokenReplaced,
+                CaptureOutcome::Unchanged => AuditAction::TokenConfirmed,
+                CaptureOutcome::Superseded => AuditAction::TokenSuperseded,
             };
-            audit::record(
-                conn,
-                NewAuditEvent {
-                    context_id: Some(capture.context_id),
-                    action,
-                    actor: capture.captured_by,
-                    detail: serde_json::json!({ "company_name": capture.company_name }),
-                },
-            )
-            .await?;
-            if matches!(outcome, CaptureOutcome::Created | CaptureOutcome::Replaced) {
-                notify_work(conn, capture.context_id).await?;
+            let event = NewAuditEvent {
+                context_id: Some(capture.context_id),
+                action,
+                actor: capture.captured_by,
+                detail: serde_json::json!({ "company_name": capture.company_name }),
+            };
+            if transition.effects.wake {
+                audit::record_and_wake(conn, event).await?;
+            } else {
+                audit::record(conn, event).await?;
             }
             Ok(outcome)
         }
@@ -190,41 +183,21 @@ pub async fn capture_token(
 /// The tenant row as `capture_token` locks it: id, state, stored token, its key version and issue time.
 type Locked = (
     i64,
-    String,
+    TenantState,
     Option<Vec<u8>>,
     Option<i16>,
     Option<DateTime<Utc>>,
 );
 
-/// Updates a locked tenant with a captured token; `same` says whether it is the stored one.
+/// Updates a locked tenant with a captured token, as the lifecycle decided.
 async fn update_capture(
     conn: &mut AsyncPgConnection,
     id: i64,
-    state: TenantState,
-    same: bool,
+    transition: Transition,
     stored_issued_at: Option<DateTime<Utc>>,
     capture: &TokenCapture<'_>,
     now: DateTime<Utc>,
-) -> Result<CaptureOutcome, DbError> {
-    // A new approval revives a tenant stopped for lack of authorization; SuperOffice's own states
-    // (suspended, deleted) and an operator's disable are not the user's to lift.
-    let revive = matches!(
-        state,
-        TenantState::Revoked
-            | TenantState::Expired
-            | TenantState::Denied
-            | TenantState::NeedsReapproval
-    );
-    let changed = !same || revive;
-    let new_state = if changed
-        && state != TenantState::Suspended
-        && state != TenantState::Deleted
-        && state != TenantState::Disabled
-    {
-        TenantState::Pending
-    } else {
-        state
-    };
+) -> Result<(), DbError> {
     let issued_at = capture.token_issued_at.unwrap_or(now);
     diesel::update(tenants::table.find(id))
         .set((
@@ -238,13 +211,18 @@ async fn update_capture(
             tenants::token_captured_by.eq(capture.captured_by),
             tenants::token_captured_at.eq(now),
             tenants::token_issued_at.eq(stored_issued_at.map_or(issued_at, |s| s.max(issued_at))),
-            tenants::state.eq(new_state.as_str()),
+            tenants::state.eq(transition.to),
         ))
         .execute(conn)
         .await?;
-    if !changed {
-        return Ok(CaptureOutcome::Unchanged);
+    let effects = transition.effects;
+    if !effects.new_token {
+        return Ok(());
     }
+    // A new token: the lifecycle also asks for the ticket dropped, due now and failures reset.
+    debug_assert!(
+        effects.drop_ticket && effects.schedule == Schedule::Now && effects.reset_failures
+    );
     diesel::update(tenants::table.find(id))
         .set((
             tenants::token_generation.eq(tenants::token_generation + 1),
@@ -258,10 +236,19 @@ async fn update_capture(
     diesel::delete(tickets::table.filter(tickets::context_id.eq(capture.context_id)))
         .execute(conn)
         .await?;
-    Ok(CaptureOutcome::Replaced)
+    Ok(())
 }
 
-/// Moves a tenant to a lifecycle state with a reason, and records who did it.
+/// When a tenant is due after a transition that reschedules it; `None` when it keeps its time.
+fn scheduled(schedule: Schedule) -> Option<Option<DateTime<Utc>>> {
+    match schedule {
+        Schedule::Keep => None,
+        Schedule::Now => Some(Some(Utc::now())),
+        Schedule::Never => Some(None),
+    }
+}
+
+/// Moves a tenant to a lifecycle state with a reason (`lifecycle::set`), and records who did it.
 pub async fn set_state(
     conn: &mut AsyncPgConnection,
     context_id: &str,
@@ -269,12 +256,15 @@ pub async fn set_state(
     reason: &str,
     actor: &str,
 ) -> Result<bool, DbError> {
+    let transition = lifecycle::set(state);
+    let effects = transition.effects;
+    debug_assert!(effects.reset_failures && effects.wake && effects.schedule != Schedule::Keep);
     conn.transaction::<_, DbError, _>(async move |conn| {
         let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
             .set((
-                tenants::state.eq(state.as_str()),
+                tenants::state.eq(transition.to),
                 tenants::state_reason.eq(reason),
-                tenants::next_attempt_at.eq(state.allows_work().then(Utc::now)),
+                tenants::next_attempt_at.eq(scheduled(effects.schedule).flatten()),
                 tenants::failed_attempts.eq(0),
             ))
             .execute(conn)
@@ -282,17 +272,16 @@ pub async fn set_state(
         if updated == 0 {
             return Ok(false);
         }
-        audit::record(
+        audit::record_and_wake(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "state_changed",
+                action: AuditAction::StateChanged,
                 actor,
                 detail: serde_json::json!({ "state": state.as_str(), "reason": reason }),
             },
         )
         .await?;
-        notify_work(conn, context_id).await?;
         Ok(true)
     })
     .await
@@ -328,10 +317,10 @@ pub async fn activate(
         let updated = diesel::update(
             tenants::table
                 .filter(tenants::context_id.eq(context_id))
-                .filter(tenants::state.eq(TenantState::Pending.as_str())),
+                .filter(tenants::state.eq(ACTIVATION.0)),
         )
         .set((
-            tenants::state.eq(TenantState::Active.as_str()),
+            tenants::state.eq(ACTIVATION.1),
             tenants::state_reason.eq(reason),
         ))
         .execute(conn)
@@ -343,9 +332,9 @@ pub async fn activate(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "state_changed",
+                action: AuditAction::StateChanged,
                 actor,
-                detail: serde_json::json!({ "state": TenantState::Active.as_str(), "reason": reason }),
+                detail: serde_json::json!({ "state": ACTIVATION.1.as_str(), "reason": reason }),
             },
         )
         .await?;
@@ -542,17 +531,17 @@ pub async fn operator_retry(
         let Some(tenant) = find(conn, context_id).await? else {
             return Ok(false);
         };
-        let state = tenant.lifecycle()?;
-        let new_state = match state {
-            TenantState::Suspended | TenantState::Deleted => state,
-            _ if tenant.system_token_ciphertext.is_some() && !state.allows_work() => {
-                TenantState::Pending
-            }
-            _ => state,
-        };
+        let state = tenant.state;
+        let transition = lifecycle::next(
+            state,
+            &Event::OperatorRetry {
+                has_token: tenant.system_token_ciphertext.is_some(),
+            },
+        );
+        let new_state = transition.to;
         diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
             .set((
-                tenants::state.eq(new_state.as_str()),
+                tenants::state.eq(new_state),
                 tenants::next_attempt_at.eq(Some(Utc::now())),
                 tenants::failed_attempts.eq(0),
                 tenants::lease_owner.eq(None::<String>),
@@ -560,17 +549,16 @@ pub async fn operator_retry(
             ))
             .execute(conn)
             .await?;
-        audit::record(
+        audit::record_and_wake(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "operator_retry",
+                action: AuditAction::OperatorRetry,
                 actor,
                 detail: serde_json::json!({ "from": state.as_str(), "to": new_state.as_str() }),
             },
         )
         .await?;
-        notify_work(conn, context_id).await?;
         Ok(true)
     })
     .await
@@ -594,7 +582,7 @@ pub async fn purge(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "tenant_purged",
+                action: AuditAction::TenantPurged,
                 actor,
                 detail: serde_json::json!({}),
             },

@@ -6,9 +6,10 @@ use diesel::sql_types::{BigInt, Bytea, Integer, Jsonb, SmallInt, Text, Timestamp
 use diesel::upsert::excluded;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use super::models::StoredTicket;
+use super::models::{AuditAction, StoredTicket};
 use super::schema::tickets;
 use super::{DbError, Prepared};
+use crate::lifecycle::ACTIVATION;
 
 /// A freshly obtained ticket, encrypted by the caller.
 pub struct NewTicket<'a> {
@@ -57,8 +58,8 @@ pub struct Obtained<'a> {
 }
 
 /// Stores a ticket just obtained with everything that goes with it, in one statement (so atomically
-/// and in one round trip): the ticket, inserted or replacing the previous one; the tenant marked
-/// `active` if it was `pending`, and its success recorded (`last_success_at`, no failed attempts);
+/// and in one round trip): the ticket, inserted or replacing the previous one; the tenant activated
+/// as `lifecycle::ACTIVATION` says (`pending` becomes `active`), and its success recorded (`last_success_at`, no failed attempts);
 /// the audit events `ticket_obtained` and, when the tenant was activated, `state_changed`.
 /// Returns whether the tenant was activated. The tenant's lease and schedule are left alone.
 pub async fn store_obtained(
@@ -81,22 +82,22 @@ pub async fn store_obtained(
              before AS (SELECT state FROM tenants WHERE context_id = $1), \
              tenant AS ( \
                  UPDATE tenants SET \
-                     state = CASE WHEN state = 'pending' THEN 'active' ELSE state END, \
-                     state_reason = CASE WHEN state = 'pending' THEN $6 ELSE state_reason END, \
+                     state = CASE WHEN state = $10 THEN $11 ELSE state END, \
+                     state_reason = CASE WHEN state = $10 THEN $6 ELSE state_reason END, \
                      last_success_at = $7, failed_attempts = 0, \
                      needs_attention = false, attention_reason = NULL, attention_at = NULL \
                  WHERE context_id = $1 \
                  RETURNING state), \
              activated AS ( \
-                 SELECT 1 FROM before, tenant WHERE before.state = 'pending' AND tenant.state = 'active'), \
+                 SELECT 1 FROM before, tenant WHERE before.state = $10 AND tenant.state = $11), \
              events AS ( \
                  INSERT INTO audit_events (context_id, action, actor, detail) \
-                 SELECT context_id, 'ticket_obtained', $8, $9 FROM stored \
+                 SELECT context_id, $12, $8, $9 FROM stored \
                  UNION ALL \
-                 SELECT $1, 'state_changed', $8, jsonb_build_object('state', 'active', 'reason', $6) \
+                 SELECT $1, $13, $8, jsonb_build_object('state', $11, 'reason', $6) \
                  FROM activated \
                  RETURNING action) \
-             SELECT count(*) FILTER (WHERE action = 'state_changed') AS activated FROM events",
+             SELECT count(*) FILTER (WHERE action = $13) AS activated FROM events",
         )
         .bind::<Text, _>(obtained.ticket.context_id)
         .bind::<Bytea, _>(&obtained.ticket.ciphertext)
@@ -106,7 +107,11 @@ pub async fn store_obtained(
         .bind::<Text, _>(obtained.activated_because)
         .bind::<Timestamptz, _>(obtained.at)
         .bind::<Text, _>(obtained.actor)
-        .bind::<Jsonb, _>(&obtained.detail),
+        .bind::<Jsonb, _>(&obtained.detail)
+        .bind::<Text, _>(ACTIVATION.0)
+        .bind::<Text, _>(ACTIVATION.1)
+        .bind::<Text, _>(AuditAction::TicketObtained)
+        .bind::<Text, _>(AuditAction::StateChanged),
     )
     .get_result(conn)
     .await?;

@@ -5,21 +5,59 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
-use super::models::{WorkRequest, WorkState};
+use super::models::{AuditAction, WorkKind, WorkRequest, WorkState};
 use super::schema::{tenants, work_requests};
-use super::{DbError, notify_work};
+use serde::{Deserialize, Serialize};
+
+use super::DbError;
 
 /// Seconds the oldest queued work request has waited (0 when nothing is queued), for the
 /// `partner_work_oldest_queued_seconds` gauge.
 pub async fn oldest_queued_age_secs(conn: &mut AsyncPgConnection) -> Result<f64, DbError> {
     let oldest: Option<chrono::DateTime<Utc>> = work_requests::table
-        .filter(work_requests::state.eq(WorkState::Queued.as_str()))
+        .filter(work_requests::state.eq(WorkState::Queued))
         .select(diesel::dsl::min(work_requests::created_at))
         .first(conn)
         .await?;
     Ok(oldest.map_or(0.0, |at| {
         (Utc::now() - at).num_milliseconds().max(0) as f64 / 1000.0
     }))
+}
+
+/// What a work request asks for: the `kind` column names the variant, `payload` holds its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum Work {
+    CreateCompany(CreateCompany),
+}
+
+/// Create a company in the tenant with the system user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreateCompany {
+    pub name: String,
+}
+
+impl Work {
+    /// The `kind` column.
+    pub fn kind(&self) -> WorkKind {
+        match self {
+            Self::CreateCompany(_) => WorkKind::CreateCompany,
+        }
+    }
+
+    /// The `payload` column.
+    pub fn payload(&self) -> serde_json::Value {
+        match self {
+            Self::CreateCompany(fields) => serde_json::json!(fields),
+        }
+    }
+}
+
+impl WorkRequest {
+    /// The typed work of this request; an error says what is wrong with the stored payload.
+    pub fn work(&self) -> Result<Work, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "kind": self.kind, "payload": self.payload }))
+    }
 }
 
 /// Queues a company creation for a tenant, makes the tenant due now and wakes the service.
@@ -29,12 +67,15 @@ pub async fn enqueue_create_company(
     company_name: &str,
     requested_by: &str,
 ) -> Result<WorkRequest, DbError> {
+    let work = Work::CreateCompany(CreateCompany {
+        name: company_name.to_owned(),
+    });
     conn.transaction::<_, DbError, _>(async move |conn| {
         let request: WorkRequest = diesel::insert_into(work_requests::table)
             .values((
                 work_requests::context_id.eq(context_id),
-                work_requests::kind.eq("create_company"),
-                work_requests::payload.eq(serde_json::json!({ "name": company_name })),
+                work_requests::kind.eq(work.kind()),
+                work_requests::payload.eq(work.payload()),
                 work_requests::requested_by.eq(requested_by),
                 work_requests::idempotency_key.eq(uuid::Uuid::new_v4()),
             ))
@@ -45,17 +86,16 @@ pub async fn enqueue_create_company(
             .set(tenants::next_attempt_at.eq(Utc::now()))
             .execute(conn)
             .await?;
-        audit::record(
+        audit::record_and_wake(
             conn,
             NewAuditEvent {
                 context_id: Some(context_id),
-                action: "work_queued",
+                action: AuditAction::WorkQueued,
                 actor: requested_by,
-                detail: serde_json::json!({ "work_request": request.id, "kind": "create_company" }),
+                detail: serde_json::json!({ "work_request": request.id, "kind": work.kind() }),
             },
         )
         .await?;
-        notify_work(conn, context_id).await?;
         Ok(request)
     })
     .await
@@ -83,9 +123,7 @@ pub async fn open_for_tenant(
 ) -> Result<Vec<WorkRequest>, DbError> {
     Ok(work_requests::table
         .filter(work_requests::context_id.eq(context_id))
-        .filter(
-            work_requests::state.eq_any([WorkState::Queued.as_str(), WorkState::Running.as_str()]),
-        )
+        .filter(work_requests::state.eq_any(WorkState::OPEN))
         .order(work_requests::id.asc())
         .select(WorkRequest::as_select())
         .load(conn)
@@ -149,14 +187,11 @@ pub async fn mark_running(
     Ok(diesel::update(
         work_requests::table
             .filter(work_requests::id.eq(id))
-            .filter(
-                work_requests::state
-                    .eq_any([WorkState::Queued.as_str(), WorkState::Running.as_str()]),
-            )
+            .filter(work_requests::state.eq_any(WorkState::OPEN))
             .filter(leased_by(owner)),
     )
     .set((
-        work_requests::state.eq(WorkState::Running.as_str()),
+        work_requests::state.eq(WorkState::Running),
         work_requests::attempts.eq(work_requests::attempts + 1),
     ))
     .returning(WorkRequest::as_returning())
@@ -206,7 +241,6 @@ async fn settle(
         Ok(result) => (WorkState::Done, Some(result), None),
         Err(error) => (WorkState::Failed, None, Some(error)),
     };
-    let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
     let updated = diesel::update(
         work_requests::table
             .filter(work_requests::id.eq(id))
@@ -214,7 +248,7 @@ async fn settle(
             .filter(leased_by(owner)),
     )
     .set((
-        work_requests::state.eq(state.as_str()),
+        work_requests::state.eq(state),
         work_requests::result.eq(result),
         work_requests::error.eq(error),
         work_requests::completed_at.eq(Some(now)),
@@ -235,14 +269,38 @@ pub async fn requeue(
     let updated = diesel::update(
         work_requests::table
             .filter(work_requests::id.eq(id))
-            .filter(work_requests::state.eq(WorkState::Running.as_str()))
+            .filter(work_requests::state.eq(WorkState::Running))
             .filter(leased_by(owner)),
     )
     .set((
-        work_requests::state.eq(WorkState::Queued.as_str()),
+        work_requests::state.eq(WorkState::Queued),
         work_requests::error.eq(error),
     ))
     .execute(conn)
     .await?;
     Ok(updated == 1)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_is_stored_as_its_kind_and_payload() {
+        let work = Work::CreateCompany(CreateCompany {
+            name: "Fjord AS".into(),
+        });
+        assert_eq!(work.kind(), WorkKind::CreateCompany);
+        assert_eq!(work.payload(), serde_json::json!({ "name": "Fjord AS" }));
+        let read: Work = serde_json::from_value(
+            serde_json::json!({ "kind": "create_company", "payload": { "name": "Fjord AS" } }),
+        )
+        .unwrap();
+        assert_eq!(read, work);
+        let nameless = serde_json::from_value::<Work>(
+            serde_json::json!({ "kind": "create_company", "payload": { "title": "x" } }),
+        );
+        assert!(nameless.is_err());
+    }
 }

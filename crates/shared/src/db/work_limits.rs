@@ -5,6 +5,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::models::WorkRequest;
+use super::models::WorkState;
 use super::{DbError, Prepared, work};
 
 /// The configured limits.
@@ -81,13 +82,14 @@ pub async fn enqueue_create_company_within(
                    count(*) FILTER (WHERE created_at > now() - interval '1 minute' AND requested_by = $2) \
                      AS user_recent, \
                    count(*) FILTER (WHERE created_at > now() - interval '1 minute') AS tenant_recent, \
-                   count(*) FILTER (WHERE state IN ('queued', 'running')) AS open \
+                   count(*) FILTER (WHERE state = ANY($3)) AS open \
                  FROM work_requests \
                  WHERE context_id = $1 \
-                   AND (created_at > now() - interval '1 minute' OR state IN ('queued', 'running'))",
+                   AND (created_at > now() - interval '1 minute' OR state = ANY($3))",
             )
             .bind::<Text, _>(context_id)
-            .bind::<Text, _>(requested_by),
+            .bind::<Text, _>(requested_by)
+            .bind::<diesel::sql_types::Array<Text>, _>(WorkState::OPEN.to_vec()),
         )
         .get_result(conn)
         .await?;

@@ -4,7 +4,6 @@
 
 use url::Url;
 
-use crate::config::{ConfigError, SuperOfficeSettings};
 use crate::domain::ContextId;
 use crate::environment::Environment;
 use crate::jwt::pinned::pinned_certificate;
@@ -19,15 +18,6 @@ pub struct SuperIdEnvironment {
 }
 
 impl SuperIdEnvironment {
-    /// The configured SuperID (`superoffice.environment`, `superid_url`, `issuer`).
-    pub fn from_settings(settings: &SuperOfficeSettings) -> Result<Self, ConfigError> {
-        Ok(Self::new(
-            settings.environment,
-            settings.superid_base_url()?,
-            settings.expected_issuer()?,
-        ))
-    }
-
     /// A SuperID at `base_url`; a base with or without a trailing slash means the same.
     pub fn new(environment: Environment, mut base_url: Url, issuer: impl Into<String>) -> Self {
         if !base_url.path().ends_with('/') {
@@ -133,25 +123,6 @@ mod tests {
         assert_eq!(
             env.discovery_url().as_str(),
             "https://proxy.example/superid/login/.well-known/openid-configuration"
-        );
-    }
-
-    #[test]
-    fn named_environments_come_from_settings() {
-        let settings = crate::config::Settings::from_sources(&crate::config::Sources::default())
-            .unwrap()
-            .superoffice;
-        let env = SuperIdEnvironment::from_settings(&settings).unwrap();
-        assert_eq!(env.environment(), Environment::Sod);
-        assert_eq!(env.issuer(), "https://sod.superoffice.com");
-        let pinned = env.pinned_certificate().unwrap().unwrap();
-        assert_eq!(
-            pinned.thumbprint().hex(),
-            "16B7FB8C3F9AB06885A800C64E64C97C4AB5E98C"
-        );
-        assert_eq!(
-            env.system_user_rest_url().as_str(),
-            "https://sod.superoffice.com/Login/api/PartnerSystemUser/Authenticate"
         );
     }
 }

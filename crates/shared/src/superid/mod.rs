@@ -3,7 +3,7 @@
 pub mod discovery;
 pub mod environment;
 pub mod exchange;
-pub mod exchange_rest;
-pub mod exchange_soap;
+/// The exchange's variants under their former paths.
+pub use exchange::{rest as exchange_rest, soap as exchange_soap};
 pub mod oidc;
 pub mod validation;

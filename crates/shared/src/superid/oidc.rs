@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::clock::Clock;
+use crate::crypto::constant_time_eq;
 use crate::domain::ContextId;
 use crate::http::{self, SuperOfficeHttp, TransportError};
 use crate::jwt::{Expectation, SuperOfficeClaims};
@@ -435,10 +436,6 @@ impl OidcClient {
             expires_at: self.clock.now() + chrono::Duration::seconds(expires_in),
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::db::models::TenantState;
 use crate::domain::ContextId;
 use crate::environment::Environment;
 use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
@@ -102,18 +101,6 @@ pub struct TenantStatus {
     /// The REST base, e.g. `https://online2.superoffice.com/Cust12345/api`.
     pub api: Option<Url>,
     pub version: Option<String>,
-}
-
-impl TenantStatus {
-    /// The lifecycle state this answer implies for the tenant's row, if it stops work for a while:
-    /// `Suspended` for a suspended tenant, `Deleted` for a deleted or deleting one.
-    pub fn lifecycle_hint(&self) -> Option<TenantState> {
-        match self.state {
-            TenantRunState::Suspended => Some(TenantState::Suspended),
-            TenantRunState::Deleted | TenantRunState::Deleting => Some(TenantState::Deleted),
-            _ => None,
-        }
-    }
 }
 
 /// Why the state API gave no usable answer.
@@ -396,7 +383,6 @@ mod tests {
             status.version.as_deref(),
             Some("Release_11.10_2026.02.24-02")
         );
-        assert_eq!(status.lifecycle_hint(), None);
     }
 
     #[test]
@@ -411,7 +397,8 @@ mod tests {
         assert_eq!(status.endpoint, None);
         assert!(status.valid_until.is_some());
         let status = parse_status(&ctx(), br#"{"State":"Suspended"}"#).unwrap();
-        assert_eq!(status.lifecycle_hint(), Some(TenantState::Suspended));
+        assert_eq!(status.state, TenantRunState::Suspended);
+        assert!(!status.is_running);
     }
 
     #[test]

@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::RunQueryDsl;
 use shared::db::audit::{self, NewAuditEvent};
-use shared::db::models::Tenant;
+use shared::db::models::{AuditAction, Tenant, TenantState};
 use shared::db::schema::tenants;
 use shared::db::{self, migrate};
 use testkit::TestDatabase;
@@ -38,7 +38,7 @@ async fn schema_rs_matches_the_migrated_database() {
         &mut conn,
         NewAuditEvent {
             context_id: Some("Cust1"),
-            action: "test",
+            action: AuditAction::TokenConfirmed,
             actor: "tester",
             detail: serde_json::json!({"k": 1}),
         },
@@ -68,7 +68,7 @@ async fn audit_events_are_append_only() {
         &mut conn,
         NewAuditEvent {
             context_id: None,
-            action: "a",
+            action: AuditAction::TenantPurged,
             actor: "b",
             detail: serde_json::json!({}),
         },
@@ -239,6 +239,51 @@ async fn prepared_raw_sql_is_prepared_once_per_connection() {
         [&"SELECT pg_notify($1, $2)".to_owned()],
         "one kept statement for the prepared SQL, none for the plain one: {kept:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_actions_match_the_schema_check() {
+    let database = TestDatabase::create().await.unwrap();
+    let mut conn = database.connect().await.unwrap();
+    for action in AuditAction::ALL {
+        audit::record(
+            &mut conn,
+            NewAuditEvent {
+                context_id: None,
+                action,
+                actor: "tester",
+                detail: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{action} refused: {e}"));
+    }
+    let unknown = diesel::sql_query(
+        "INSERT INTO audit_events (action, actor, detail) VALUES ($1, 'tester', '{}')",
+    )
+    .bind::<diesel::sql_types::Text, _>("made_up")
+    .execute(&mut conn)
+    .await;
+    assert!(unknown.is_err(), "an unknown action is refused");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sql_twin_of_allows_work_agrees() {
+    #[derive(diesel::QueryableByName)]
+    struct Allows {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        allows: bool,
+    }
+    let database = TestDatabase::create().await.unwrap();
+    let mut conn = database.connect().await.unwrap();
+    for state in TenantState::ALL {
+        let row: Allows = diesel::sql_query("SELECT tenant_state_allows_work($1) AS allows")
+            .bind::<diesel::sql_types::Text, _>(state)
+            .get_result(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(row.allows, state.allows_work(), "{state}");
+    }
 }
 
 /// How many columns a table of the public schema has.

@@ -1,7 +1,8 @@
 //! What pages show of stored rows, in plain words.
 
 use chrono::{DateTime, Duration, Utc};
-use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest};
+use shared::db::models::{StoredTicket, Tenant, TenantState, WorkRequest, WorkState};
+use shared::db::work::{CreateCompany, Work};
 
 /// SuperOffice's ticket lifetime: six hours after the last use.
 pub const TICKET_LIFETIME_HOURS: i64 = 6;
@@ -24,35 +25,31 @@ pub struct TenantView {
 
 impl TenantView {
     pub fn new(tenant: &Tenant, ticket: Option<&StoredTicket>) -> Self {
-        let state = tenant.lifecycle().ok();
+        let state = tenant.state;
         let state_text = match state {
-            Some(TenantState::Pending) => {
+            TenantState::Pending => {
                 "Approved; the partner service is obtaining a system user ticket".to_owned()
             }
-            Some(TenantState::Active) => "Active".to_owned(),
-            Some(TenantState::Suspended) => {
+            TenantState::Active => "Active".to_owned(),
+            TenantState::Suspended => {
                 "Suspended by SuperOffice; work waits until it resumes".to_owned()
             }
-            Some(TenantState::Revoked) => "The application's access was revoked".to_owned(),
-            Some(TenantState::Expired) => "The application's authorization expired".to_owned(),
-            Some(TenantState::Denied) => "SuperOffice denied the system user".to_owned(),
-            Some(TenantState::NeedsReapproval) => {
-                "The application needs to be approved again".to_owned()
-            }
-            Some(TenantState::Deleted) => "The tenant was deleted in SuperOffice".to_owned(),
-            Some(TenantState::Disabled) => "Disabled by the partner's operator".to_owned(),
-            None => tenant.state.clone(),
+            TenantState::Revoked => "The application's access was revoked".to_owned(),
+            TenantState::Expired => "The application's authorization expired".to_owned(),
+            TenantState::Denied => "SuperOffice denied the system user".to_owned(),
+            TenantState::NeedsReapproval => "The application needs to be approved again".to_owned(),
+            TenantState::Deleted => "The tenant was deleted in SuperOffice".to_owned(),
+            TenantState::Disabled => "Disabled by the partner's operator".to_owned(),
         };
-        let can_queue =
-            state.is_some_and(TenantState::allows_work) && tenant.system_token_ciphertext.is_some();
+        let can_queue = state.allows_work() && tenant.system_token_ciphertext.is_some();
         let blocked_reason = match state {
-            Some(TenantState::Revoked | TenantState::Expired | TenantState::Denied | TenantState::NeedsReapproval) => {
+            TenantState::Revoked | TenantState::Expired | TenantState::Denied | TenantState::NeedsReapproval => {
                 "The system user cannot work in this tenant until an administrator signs in here and approves the application again.".to_owned()
             }
-            Some(TenantState::Suspended | TenantState::Deleted) => {
+            TenantState::Suspended | TenantState::Deleted => {
                 "SuperOffice has stopped this tenant; the system user waits until it runs again.".to_owned()
             }
-            Some(TenantState::Disabled) => "The partner's operator has disabled this tenant.".to_owned(),
+            TenantState::Disabled => "The partner's operator has disabled this tenant.".to_owned(),
             _ => "This tenant has no system user token yet. An administrator must sign in and approve the application.".to_owned(),
         };
         Self {
@@ -95,9 +92,7 @@ impl TenantView {
 /// The ticket state in words: none, valid until, refreshing, rejected.
 pub fn ticket_text(tenant: &Tenant, ticket: Option<&StoredTicket>, now: DateTime<Utc>) -> String {
     match ticket {
-        None if tenant.system_token_ciphertext.is_some()
-            && tenant.lifecycle().is_ok_and(TenantState::allows_work) =>
-        {
+        None if tenant.system_token_ciphertext.is_some() && tenant.state.allows_work() => {
             "no ticket yet: being obtained".to_owned()
         }
         None => "no ticket".to_owned(),
@@ -132,34 +127,33 @@ pub struct WorkView {
 
 impl WorkView {
     pub fn new(request: &WorkRequest) -> Self {
-        let company_name = request.payload["name"]
-            .as_str()
-            .unwrap_or("(unnamed)")
-            .to_owned();
+        let company_name = match request.work() {
+            Ok(Work::CreateCompany(CreateCompany { name })) => name,
+            Err(_) => "(unnamed)".to_owned(),
+        };
         let contact_id = request
             .result
             .as_ref()
             .and_then(|r| r["contact_id"].as_i64());
-        let outcome = match request.state.as_str() {
-            "queued" if request.attempts > 0 => "queued (will retry)".to_owned(),
-            "queued" => "queued".to_owned(),
-            "running" => "in progress".to_owned(),
-            "done" => match contact_id {
+        let outcome = match request.state {
+            WorkState::Queued if request.attempts > 0 => "queued (will retry)".to_owned(),
+            WorkState::Queued => "queued".to_owned(),
+            WorkState::Running => "in progress".to_owned(),
+            WorkState::Done => match contact_id {
                 Some(id) => format!("done: company id {id}"),
                 None => "done".to_owned(),
             },
-            "failed" => format!(
+            WorkState::Failed => format!(
                 "failed: {}",
                 request.error.as_deref().unwrap_or("unknown reason")
             ),
-            other => other.to_owned(),
         };
         Self {
             id: request.id,
             created_at: format_time(request.created_at),
             company_name,
-            state: request.state.clone(),
-            open: matches!(request.state.as_str(), "queued" | "running"),
+            state: request.state.to_string(),
+            open: WorkState::OPEN.contains(&request.state),
             outcome,
             contact_id,
         }

@@ -55,9 +55,9 @@ async fn revoked_under(mode: Mode, soap: bool) -> (Outcome, Option<String>) {
 async fn observe(w: &World, daemon: &service::daemon::Daemon, ctx: &str, request: i64) -> Outcome {
     let tenant = w.tenant(ctx).await.unwrap();
     Outcome {
-        state: tenant.state,
+        state: tenant.state.to_string(),
         needs_attention: tenant.needs_attention,
-        work: w.request(request).await.state,
+        work: w.request(request).await.state.to_string(),
         exchanges: w.exchanges(ctx),
         circuit_open: daemon.circuit().open_reason().is_some(),
     }

@@ -196,7 +196,10 @@ impl World {
             .await
             .unwrap();
         events.reverse();
-        events.into_iter().map(|e| (e.action, e.detail)).collect()
+        events
+            .into_iter()
+            .map(|e| (e.action.to_string(), e.detail))
+            .collect()
     }
 
     /// Tenants whose lease `owner` holds.

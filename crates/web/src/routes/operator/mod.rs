@@ -129,9 +129,9 @@ impl RowView {
             (None, _, _) => "none".to_owned(),
         };
         Self {
-            context_id: t.context_id.clone(),
+            context_id: t.context_id.to_string(),
             company: t.company_name.clone().unwrap_or_default(),
-            state: t.state.replace('_', " "),
+            state: t.state.as_str().replace('_', " "),
             attention: t.needs_attention.then(|| {
                 t.attention_reason
                     .clone()
@@ -425,7 +425,7 @@ pub async fn tenant(
         csrf,
         context_id: ctx.as_str().to_owned(),
         company: tenant.company_name.clone().unwrap_or_default(),
-        state: tenant.state.replace('_', " "),
+        state: tenant.state.as_str().replace('_', " "),
         view: TenantView::new(&tenant, ticket.as_ref()),
         token_generation: tenant.token_generation,
         lease,
@@ -435,7 +435,7 @@ pub async fn tenant(
             .into_iter()
             .map(|e| EventView {
                 at: format_time(e.created_at),
-                action: e.action.replace('_', " "),
+                action: e.action.as_str().replace('_', " "),
                 actor: e.actor,
                 detail: if e.detail.is_null() {
                     String::new()
@@ -481,7 +481,7 @@ pub async fn confirm_purge(
     };
     Ok(PurgePage {
         csrf: csrf(&session)?,
-        context_id: tenant.context_id,
+        context_id: tenant.context_id.to_string(),
         company: tenant.company_name.unwrap_or_default(),
         user: operator.user,
     })

@@ -45,7 +45,7 @@ pub async fn get(
             .into_iter()
             .map(|e| EventView {
                 at: crate::routes::views::format_time(e.created_at),
-                action: e.action.replace('_', " "),
+                action: e.action.as_str().replace('_', " "),
                 actor: e.actor,
             })
             .collect(),

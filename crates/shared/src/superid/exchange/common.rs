@@ -1,7 +1,4 @@
-//! Turning a tenant's system user token into a system user ticket (protocol §5, §6): the
-//! `TicketExchange` trait, what it returns, how its failures are classified, and the part of the flow
-//! both PartnerSystemUserService variants (REST, SOAP) share: sign immediately before sending, retry
-//! once on `InvalidTimestamp`, validate the returned JWT.
+//! What both exchange variants share (re-exported by `superid::exchange`).
 
 use std::fmt;
 use std::future::Future;
@@ -10,20 +7,25 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use url::Url;
 
 use crate::clock::Clock;
-use crate::config::ExchangeKind;
 use crate::crypto::partner_key::PartnerKey;
 use crate::crypto::system_user_token::sign_system_user_token;
-use crate::db::models::TenantState;
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
 use crate::http::{SuperOfficeHttp, TransportError, is_transient_status, scrub};
 use crate::jwt::{Expectation, JwtError};
 use crate::superid::environment::SuperIdEnvironment;
-use crate::superid::exchange_rest::RestExchange;
-use crate::superid::exchange_soap::SoapExchange;
 use crate::superid::validation::{SuperIdValidator, ValidationError};
+
+/// How the daemon obtains a system user ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeKind {
+    Rest,
+    Soap,
+}
 
 /// A system user ticket just obtained, from a validated JWT. `Debug` redacts the ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,14 +48,6 @@ pub trait TicketExchange: Send + Sync + fmt::Debug {
         token: &'a SystemUserToken,
         serial: &'a str,
     ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>>;
-}
-
-/// The exchange `superoffice.exchange` selects.
-pub fn configured_exchange(kind: ExchangeKind, core: ExchangeCore) -> Arc<dyn TicketExchange> {
-    match kind {
-        ExchangeKind::Rest => Arc::new(RestExchange::new(core)),
-        ExchangeKind::Soap => Arc::new(SoapExchange::new(core)),
-    }
 }
 
 /// Why no ticket was obtained. `is_retryable` says whether trying again later can help;
@@ -140,11 +134,31 @@ fn status_advice(status: u16) -> &'static str {
     }
 }
 
+/// An unambiguous refusal of the tenant's authorization, as SuperID words it (`lifecycle` says what
+/// state the tenant takes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Revoked,
+    Expired,
+    NeedsReapproval,
+}
+
+impl StopReason {
+    /// A short word for metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+            Self::NeedsReapproval => "needs_reapproval",
+        }
+    }
+}
+
 /// What a failed exchange means for the tenant and the instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// An unambiguous refusal of the tenant's authorization: the tenant takes this state.
-    Stop(TenantState),
+    /// An unambiguous refusal of the tenant's authorization: the tenant stops.
+    Stop(StopReason),
     /// A passing failure (network, SuperOffice unavailable): retry with the usual backoff.
     Transient,
     /// A refusal that is not unambiguous about the tenant (an unknown answer, an HTTP or SOAP
@@ -163,9 +177,9 @@ impl ExchangeError {
     /// What the failure means: stop the tenant, retry soon, or retry late and tell an operator.
     pub fn verdict(&self) -> Verdict {
         match self {
-            Self::Revoked { .. } => Verdict::Stop(TenantState::Revoked),
-            Self::Expired { .. } => Verdict::Stop(TenantState::Expired),
-            Self::NeedsReapproval { .. } => Verdict::Stop(TenantState::NeedsReapproval),
+            Self::Revoked { .. } => Verdict::Stop(StopReason::Revoked),
+            Self::Expired { .. } => Verdict::Stop(StopReason::Expired),
+            Self::NeedsReapproval { .. } => Verdict::Stop(StopReason::NeedsReapproval),
             Self::Denied { .. }
             | Self::Rejected { .. }
             | Self::InvalidTimestamp { .. }
@@ -179,16 +193,6 @@ impl ExchangeError {
             Self::Transport(_) => Verdict::Suspect,
             Self::Token { error, .. } if error.is_retryable() => Verdict::Transient,
             Self::Token { .. } => Verdict::Suspect,
-        }
-    }
-
-    /// The state the tenant's row should take, when the failure is an unambiguous refusal of the
-    /// tenant's authorization. `None` otherwise (the clock, the key, the network, SuperOffice itself,
-    /// an answer not recognised).
-    pub fn tenant_state_hint(&self) -> Option<TenantState> {
-        match self.verdict() {
-            Verdict::Stop(state) => Some(state),
-            Verdict::Transient | Verdict::Suspect => None,
         }
     }
 
@@ -536,13 +540,9 @@ mod tests {
         let ctx = ContextId::parse("Cust1").unwrap();
         let revoked = refused(Refusal::Revoked, ctx.clone(), "Revoked".into(), None);
         assert!(!revoked.is_retryable());
-        assert_eq!(revoked.tenant_state_hint(), Some(TenantState::Revoked));
+        assert_eq!(revoked.verdict(), Verdict::Stop(StopReason::Revoked));
         for refusal in [Refusal::Expired, Refusal::NeedsReapproval] {
-            assert!(
-                refused(refusal, ctx.clone(), "x".into(), None)
-                    .tenant_state_hint()
-                    .is_some()
-            );
+            assert!(refused(refusal, ctx.clone(), "x".into(), None).verdict() != Verdict::Suspect);
         }
         for refusal in [
             Refusal::Other,
@@ -553,7 +553,7 @@ mod tests {
             let error = refused(refusal, ctx.clone(), "odd".into(), Some(-400));
             assert_eq!(error.verdict(), Verdict::Suspect, "{refusal:?}");
             assert!(error.is_retryable());
-            assert_eq!(error.tenant_state_hint(), None);
+            assert!(!matches!(error.verdict(), Verdict::Stop(_)));
         }
         let clock = refused(
             Refusal::InvalidTimestamp,

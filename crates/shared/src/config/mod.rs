@@ -6,8 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -15,10 +14,16 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use url::Url;
 
+pub use crate::crypto::at_rest::KeyMaterial;
+pub use crate::crypto::partner_key::PrivateKeySource;
 use crate::environment::Environment;
+pub use crate::superid::exchange::ExchangeKind;
+
+mod load;
+mod validate;
 
 /// The compiled-in defaults: the same text as `config/default.toml`.
-pub const DEFAULT_TOML: &str = include_str!("../../../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../../../config/default.toml");
 
 /// The most clock leeway `superoffice.jwt_leeway_secs` may allow.
 pub const MAX_JWT_LEEWAY_SECS: u64 = 300;
@@ -48,14 +53,6 @@ impl ConfigError {
             reason: reason.into(),
         }
     }
-}
-
-/// How the daemon obtains a system user ticket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExchangeKind {
-    Rest,
-    Soap,
 }
 
 #[derive(Clone, Deserialize)]
@@ -119,13 +116,6 @@ pub struct SuperOfficeSettings {
     /// For `custom` only: the tenant API hosts (as `host` or `host:port`) the state API may name. The
     /// named environments allow only https hosts under `superoffice.com`.
     pub allowed_tenant_hosts: Vec<String>,
-}
-
-/// Where the partner private key comes from.
-#[derive(Debug, Clone)]
-pub enum PrivateKeySource {
-    File(PathBuf),
-    Inline(SecretString),
 }
 
 impl SuperOfficeSettings {
@@ -220,18 +210,6 @@ impl fmt::Debug for EncryptionSettings {
             )
             .field("previous_key_version", &self.previous_key_version)
             .finish()
-    }
-}
-
-/// A 32-byte AES key with its version, read from 64 hex characters.
-pub struct KeyMaterial {
-    pub version: i16,
-    pub bytes: secrecy::SecretBox<[u8; 32]>,
-}
-
-impl fmt::Debug for KeyMaterial {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyMaterial(version {}, [REDACTED])", self.version)
     }
 }
 
@@ -522,509 +500,11 @@ pub struct Sources {
     pub env: BTreeMap<String, String>,
 }
 
-impl Sources {
-    /// The process's environment, with `--config` taking precedence over `PARTNER_CONFIG`.
-    pub fn from_process(cli_file: Option<&Path>) -> Self {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        let file = cli_file.map(Path::to_path_buf).or_else(|| {
-            env.get(CONFIG_FILE_VAR)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
-        Self { file, env }
-    }
-}
-
-impl Settings {
-    /// Loads the process's configuration.
-    pub fn load(cli_file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::from_sources(&Sources::from_process(cli_file))
-    }
-
-    /// Loads configuration from explicit sources (tests use this).
-    pub fn from_sources(sources: &Sources) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
-        if let Some(path) = &sources.file {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            // Parse first so a syntax error names the file and line, not a merged tree.
-            text.parse::<toml::Table>().map_err(|e| ConfigError::File {
-                path: path.display().to_string(),
-                reason: e.message().to_owned(),
-            })?;
-            builder = builder.add_source(config::File::from_str(&text, config::FileFormat::Toml));
-        }
-        let known = known_keys()?;
-        let mut env_keys = BTreeMap::new();
-        let mut file_keys = Vec::new();
-        if let Some(url) = sources.env.get("DATABASE_URL").filter(|v| !v.is_empty()) {
-            env_keys.insert(
-                "database.url".to_owned(),
-                ("DATABASE_URL".to_owned(), url.clone()),
-            );
-        }
-        for (name, value) in &sources.env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            // An empty variable counts as unset, as shells and compose files often leave them.
-            if name == CONFIG_FILE_VAR || value.is_empty() {
-                continue;
-            }
-            let Some((section, key)) = rest.split_once("__") else {
-                return Err(ConfigError::UnknownKey {
-                    key: rest.to_ascii_lowercase(),
-                    origin: format!(
-                        "environment variable {name}; expected PARTNER_<SECTION>__<KEY>"
-                    ),
-                });
-            };
-            let key = format!(
-                "{}.{}",
-                section.to_ascii_lowercase(),
-                key.to_ascii_lowercase()
-            );
-            match file_variable_target(&key, &known)? {
-                Some(target) => {
-                    let value = read_value_file(name, &target, value)?;
-                    file_keys.push((target, (name.clone(), value)));
-                }
-                None => {
-                    env_keys.insert(key, (name.clone(), value.clone()));
-                }
-            }
-        }
-        // `PARTNER_X__Y_FILE` sets `x.y` from the file it names (Docker and Kubernetes secrets). Naming the same
-        // key both ways is a mistake that would otherwise be settled silently by precedence.
-        for (key, (name, value)) in file_keys {
-            if let Some((other, _)) = env_keys.get(&key) {
-                return Err(ConfigError::invalid(
-                    &key,
-                    format!("set by both {other} and {name}; set only one"),
-                ));
-            }
-            env_keys.insert(key, (name, value));
-        }
-        for (key, (_, value)) in &env_keys {
-            builder = builder
-                .set_override(key.as_str(), value.as_str())
-                .map_err(|e| ConfigError::invalid(key, e.to_string()))?;
-        }
-        let merged = builder.build().map_err(|e| ConfigError::File {
-            path: sources
-                .file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "(defaults)".into()),
-            reason: e.to_string(),
-        })?;
-        check_known_keys(&merged, &env_keys)?;
-        let mut settings: Settings = merged.try_deserialize().map_err(map_deserialize_error)?;
-        settings.drop_empty_secrets();
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// A secret set to "" in a file is treated as not set, so the "required" message names it.
-    fn drop_empty_secrets(&mut self) {
-        fn clear(secret: &mut Option<SecretString>) {
-            if secret
-                .as_ref()
-                .is_some_and(|s| s.expose_secret().trim().is_empty())
-            {
-                *secret = None;
-            }
-        }
-        clear(&mut self.superoffice.client_secret);
-        clear(&mut self.superoffice.private_key);
-        clear(&mut self.encryption.key);
-        clear(&mut self.encryption.previous_key);
-        clear(&mut self.web.session_key);
-        if self
-            .superoffice
-            .private_key_file
-            .as_ref()
-            .is_some_and(|p| p.as_os_str().is_empty())
-        {
-            self.superoffice.private_key_file = None;
-        }
-    }
-
-    /// Checks that need more than types.
-    fn validate(&self) -> Result<(), ConfigError> {
-        if self.database.url().trim().is_empty() {
-            return Err(ConfigError::Missing {
-                key: "database.url".into(),
-                hint: "a postgres:// URL, or set DATABASE_URL",
-            });
-        }
-        let db = Url::parse(self.database.url())
-            .map_err(|_| ConfigError::invalid("database.url", "is not a valid URL"))?;
-        if !matches!(db.scheme(), "postgres" | "postgresql") {
-            return Err(ConfigError::invalid(
-                "database.url",
-                "must start with postgres://",
-            ));
-        }
-        if self.database.pool_size == 0 {
-            return Err(ConfigError::invalid(
-                "database.pool_size",
-                "must be at least 1",
-            ));
-        }
-        self.superoffice.superid_base_url()?;
-        if self.superoffice.tenant_rate_limit_per_sec == 0 {
-            return Err(ConfigError::invalid(
-                "superoffice.tenant_rate_limit_per_sec",
-                "must be at least 1",
-            ));
-        }
-        if self.superoffice.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
-            return Err(ConfigError::invalid(
-                "superoffice.jwt_leeway_secs",
-                format!(
-                    "must be at most {MAX_JWT_LEEWAY_SECS} (5 minutes, SuperOffice's own clock skew); a longer leeway keeps expired tokens usable"
-                ),
-            ));
-        }
-        if self.superoffice.jwks_refresh_secs < 60 {
-            return Err(ConfigError::invalid(
-                "superoffice.jwks_refresh_secs",
-                "must be at least 60",
-            ));
-        }
-        if !self.superoffice.state_change_audience_required
-            && self.superoffice.environment != Environment::Custom
-        {
-            return Err(ConfigError::invalid(
-                "superoffice.state_change_audience_required",
-                "can be false only for environment `custom`; sod, qaonline and online always require the audience",
-            ));
-        }
-        if self.web.state_change_limit_per_tenant == 0 {
-            return Err(ConfigError::invalid(
-                "web.state_change_limit_per_tenant",
-                "must be at least 1",
-            ));
-        }
-        if self.web.state_change_limit_per_address == 0 {
-            return Err(ConfigError::invalid(
-                "web.state_change_limit_per_address",
-                "must be at least 1",
-            ));
-        }
-        if self.superoffice.http_timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "superoffice.http_timeout_secs",
-                "must be at least 1",
-            ));
-        }
-        parse_bind("web.bind", &self.web.bind)?;
-        parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
-        parse_bind("web.metrics_bind", &self.web.metrics_bind)?;
-        if self.web.session_minutes == 0 {
-            return Err(ConfigError::invalid(
-                "web.session_minutes",
-                "must be at least 1",
-            ));
-        }
-        if self.web.session_max_hours == 0 {
-            return Err(ConfigError::invalid(
-                "web.session_max_hours",
-                "must be at least 1",
-            ));
-        }
-        for (key, value) in [
-            (
-                "web.work_per_user_per_minute",
-                self.web.work_per_user_per_minute,
-            ),
-            (
-                "web.work_per_tenant_per_minute",
-                self.web.work_per_tenant_per_minute,
-            ),
-            ("web.open_work_per_tenant", self.web.open_work_per_tenant),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(key, "must be at least 1"));
-            }
-        }
-        if self.service.concurrency == 0 {
-            return Err(ConfigError::invalid(
-                "service.concurrency",
-                "must be at least 1",
-            ));
-        }
-        if self.service.poll_interval_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.poll_interval_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.lease_secs < 10 {
-            return Err(ConfigError::invalid(
-                "service.lease_secs",
-                "must be at least 10",
-            ));
-        }
-        if self.service.tenant_timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.tenant_timeout_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.backoff_base_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.backoff_base_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.backoff_max_secs < self.service.backoff_base_secs {
-            return Err(ConfigError::invalid(
-                "service.backoff_max_secs",
-                "must be at least service.backoff_base_secs",
-            ));
-        }
-        if self.service.ticket_max_age_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.ticket_max_age_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.circuit_tenants < 2 {
-            return Err(ConfigError::invalid(
-                "service.circuit_tenants",
-                "must be at least 2 (one tenant's refusal is about that tenant)",
-            ));
-        }
-        if self.service.circuit_window_secs == 0 || self.service.circuit_probe_base_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.circuit_window_secs",
-                "service.circuit_window_secs and service.circuit_probe_base_secs must be at least 1",
-            ));
-        }
-        if self.service.circuit_probe_max_secs < self.service.circuit_probe_base_secs {
-            return Err(ConfigError::invalid(
-                "service.circuit_probe_max_secs",
-                "must be at least service.circuit_probe_base_secs",
-            ));
-        }
-        if !matches!(
-            self.service.idempotency_field.as_str(),
-            "Number1" | "Number2" | "Department" | "OrgNr"
-        ) {
-            return Err(ConfigError::invalid(
-                "service.idempotency_field",
-                "must be one of Number1, Number2, Department, OrgNr",
-            ));
-        }
-        for host in &self.superoffice.allowed_tenant_hosts {
-            if host.trim().is_empty() || host.contains('/') {
-                return Err(ConfigError::invalid(
-                    "superoffice.allowed_tenant_hosts",
-                    format!("{host:?} is not a host or host:port"),
-                ));
-            }
-        }
-        // A configured secret must be well-formed even where this binary does not need it.
-        if self.encryption.key.is_some() {
-            self.encryption.current_key()?;
-        }
-        self.encryption.previous_key()?;
-        if self.web.session_key.is_some() {
-            self.web.session_key()?;
-        }
-        Ok(())
-    }
-
-    /// What partner-web needs beyond the common keys.
-    pub fn require_web(&self) -> Result<(), ConfigError> {
-        self.require_common()?;
-        self.web.session_key()?;
-        Ok(())
-    }
-
-    /// What partner-service's daemon needs beyond the common keys.
-    pub fn require_service(&self) -> Result<(), ConfigError> {
-        self.require_common()?;
-        self.superoffice.private_key_source()?;
-        Ok(())
-    }
-
-    fn require_common(&self) -> Result<(), ConfigError> {
-        if self.superoffice.client_id.trim().is_empty() {
-            return Err(ConfigError::Missing {
-                key: "superoffice.client_id".into(),
-                hint: "the application id from the Developer Portal",
-            });
-        }
-        self.superoffice.client_secret()?;
-        self.encryption.current_key()?;
-        Ok(())
-    }
-}
-
-/// Parses `host:port` (a name such as `localhost` or `0.0.0.0` is accepted as well as an IP).
-fn parse_bind(key: &str, value: &str) -> Result<(), ConfigError> {
-    if value.parse::<SocketAddr>().is_ok() {
-        return Ok(());
-    }
-    match value.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("{value:?} is not host:port"),
-        )),
-    }
-}
-
-/// For `section.key_file` that is not a key itself but names a known key without the suffix: that key.
-fn file_variable_target(
-    key: &str,
-    known: &BTreeMap<String, ()>,
-) -> Result<Option<String>, ConfigError> {
-    if known.contains_key(key) {
-        return Ok(None);
-    }
-    Ok(key
-        .strip_suffix("_file")
-        .filter(|target| known.contains_key(*target))
-        .map(str::to_owned))
-}
-
-/// Reads the value of `target` from the file that variable `name` points at. One trailing line break (as
-/// `echo` and most secret stores leave) is dropped; the value itself never appears in an error.
-fn read_value_file(name: &str, target: &str, path: &str) -> Result<String, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError::invalid(
-            target,
-            format!("cannot read the file {path} named by {name}: {e}"),
-        )
-    })?;
-    let value = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .unwrap_or(&text);
-    if value.is_empty() {
-        return Err(ConfigError::invalid(
-            target,
-            format!("the file {path} named by {name} is empty"),
-        ));
-    }
-    Ok(value.to_owned())
-}
-
-/// Every key the configuration knows, as `section.key`.
-fn known_keys() -> Result<BTreeMap<String, ()>, ConfigError> {
-    let table: toml::Table = DEFAULT_TOML
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::invalid("(defaults)", e.message().to_owned()))?;
-    let mut keys = BTreeMap::new();
-    for (section, value) in &table {
-        if let Some(inner) = value.as_table() {
-            for key in inner.keys() {
-                keys.insert(format!("{section}.{key}"), ());
-            }
-        }
-    }
-    // Optional keys, documented (commented out) in default.toml.
-    for key in [
-        "superoffice.superid_url",
-        "superoffice.issuer",
-        "superoffice.client_secret",
-        "superoffice.private_key_file",
-        "superoffice.private_key",
-        "encryption.key",
-        "encryption.previous_key",
-        "encryption.previous_key_version",
-        "web.session_key",
-    ] {
-        keys.insert(key.to_owned(), ());
-    }
-    Ok(keys)
-}
-
-fn check_known_keys(
-    merged: &config::Config,
-    env_keys: &BTreeMap<String, (String, String)>,
-) -> Result<(), ConfigError> {
-    let known = known_keys()?;
-    let table = merged
-        .clone()
-        .try_deserialize::<config::Map<String, config::Value>>()
-        .map_err(|e| ConfigError::invalid("(configuration)", e.to_string()))?;
-    for (section, value) in table {
-        let origin = |key: &str| {
-            env_keys
-                .get(key)
-                .map(|(var, _)| format!("environment variable {var}"))
-                .or_else(|| value.origin().map(|o| o.to_owned()))
-                .unwrap_or_else(|| "configuration file".to_owned())
-        };
-        match value.clone().into_table() {
-            Ok(inner) => {
-                for key in inner.keys() {
-                    let full = format!("{section}.{key}");
-                    if !known.contains_key(&full) {
-                        return Err(ConfigError::UnknownKey {
-                            origin: origin(&full),
-                            key: full,
-                        });
-                    }
-                }
-            }
-            Err(_) => {
-                return Err(ConfigError::UnknownKey {
-                    origin: origin(&section),
-                    key: section,
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Turns the config crate's message into one naming the key, without echoing secret values.
-fn map_deserialize_error(error: config::ConfigError) -> ConfigError {
-    let text = error.to_string();
-    let key = text
-        .rsplit_once("for key `")
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(key, _)| key.to_owned());
-    match key {
-        Some(key) => {
-            let reason = text.split(" for key `").next().unwrap_or("invalid value");
-            let reason = if is_secret_key(&key) {
-                "has an invalid value".to_owned()
-            } else {
-                reason.to_owned()
-            };
-            ConfigError::Invalid { key, reason }
-        }
-        None => ConfigError::invalid("(configuration)", text),
-    }
-}
-
-fn is_secret_key(key: &str) -> bool {
-    matches!(
-        key,
-        "database.url"
-            | "superoffice.client_secret"
-            | "superoffice.private_key"
-            | "encryption.key"
-            | "encryption.previous_key"
-            | "web.session_key"
-    )
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Sources {
@@ -1418,5 +898,103 @@ mod tests {
                 "{err}"
             );
         }
+    }
+}
+
+// The protocol modules (crypto, http, superid) take what they need as plain values; the
+// constructors from settings live here, with the configuration.
+
+impl crate::crypto::at_rest::Cipher {
+    /// The keys from `[encryption]`: `key` is required, `previous_key` is optional.
+    pub fn from_settings(settings: &EncryptionSettings) -> Result<Self, ConfigError> {
+        let current = settings.current_key()?;
+        let previous = settings.previous_key()?;
+        Ok(Self::new(&current, previous.as_ref()))
+    }
+}
+
+impl crate::http::SuperOfficeHttp {
+    /// The client configured by `superoffice.http_timeout_secs` and `superoffice.tenant_rate_limit_per_sec`.
+    pub fn from_settings(
+        settings: &SuperOfficeSettings,
+    ) -> Result<Self, crate::http::ClientBuildError> {
+        Ok(Self::new(
+            crate::http::build_client(settings.http_timeout())?,
+            crate::http::TenantRateLimiter::new(settings.tenant_rate_limit_per_sec),
+            crate::http::RetryPolicy::default(),
+        ))
+    }
+}
+
+impl crate::superid::environment::SuperIdEnvironment {
+    /// The configured SuperID (`superoffice.environment`, `superid_url`, `issuer`).
+    pub fn from_settings(settings: &SuperOfficeSettings) -> Result<Self, ConfigError> {
+        Ok(Self::new(
+            settings.environment,
+            settings.superid_base_url()?,
+            settings.expected_issuer()?,
+        ))
+    }
+}
+
+/// The constructors of the protocol's types from settings.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod protocol_settings_tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+    use crate::crypto::at_rest::{Cipher, SecretKind};
+    use crate::superid::environment::SuperIdEnvironment;
+
+    const TOKEN: &[u8] = b"SuperOffice DevNet Node OIDC-8k8Q7DmBgo";
+
+    #[test]
+    fn settings_supply_the_keys() {
+        let settings: EncryptionSettings = toml::from_str(&format!(
+            "key = \"{}\"\nkey_version = 5\nprevious_key = \"{}\"\nprevious_key_version = 4\n",
+            "11".repeat(32),
+            "22".repeat(32)
+        ))
+        .unwrap();
+        let cipher = Cipher::from_settings(&settings).unwrap();
+        assert_eq!(cipher.current_version(), 5);
+        let ctx = crate::domain::ContextId::parse("Cust1").unwrap();
+        let old = Cipher::new(
+            &KeyMaterial {
+                version: 4,
+                bytes: secrecy::SecretBox::new(Box::new([0x22; 32])),
+            },
+            None,
+        )
+        .encrypt(&ctx, SecretKind::SystemUserToken, TOKEN)
+        .unwrap();
+        assert_eq!(
+            cipher
+                .decrypt(&ctx, SecretKind::SystemUserToken, &old)
+                .unwrap()
+                .expose_secret(),
+            TOKEN
+        );
+        assert!(!format!("{cipher:?}").contains("1111"));
+    }
+
+    #[test]
+    fn named_environments_come_from_settings() {
+        let settings = Settings::from_sources(&Sources::default())
+            .unwrap()
+            .superoffice;
+        let env = SuperIdEnvironment::from_settings(&settings).unwrap();
+        assert_eq!(env.environment(), Environment::Sod);
+        assert_eq!(env.issuer(), "https://sod.superoffice.com");
+        let pinned = env.pinned_certificate().unwrap().unwrap();
+        assert_eq!(
+            pinned.thumbprint().hex(),
+            "16B7FB8C3F9AB06885A800C64E64C97C4AB5E98C"
+        );
+        assert_eq!(
+            env.system_user_rest_url().as_str(),
+            "https://sod.superoffice.com/Login/api/PartnerSystemUser/Authenticate"
+        );
     }
 }

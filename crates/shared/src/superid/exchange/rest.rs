@@ -6,12 +6,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
-use crate::http;
-use crate::superid::exchange::{
+use super::common::{
     ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
     server_date,
 };
+use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
+use crate::http;
 
 const WHAT: &str = "system user exchange (REST)";
 

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
-use crate::http::{self, scrub};
-use crate::soap::{self, Envelope};
-use crate::superid::exchange::{
+use super::common::{
     ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
     server_date,
 };
+use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
+use crate::http::{self, scrub};
+use crate::soap::{self, Envelope};
 
 const WHAT: &str = "system user exchange (SOAP)";
 

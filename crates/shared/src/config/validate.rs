@@ -1,0 +1,234 @@
+//! Checks that need more than types: each names the key it refuses.
+
+use std::net::SocketAddr;
+
+use super::*;
+
+impl Settings {
+    /// Checks that need more than types.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.database.url().trim().is_empty() {
+            return Err(ConfigError::Missing {
+                key: "database.url".into(),
+                hint: "a postgres:// URL, or set DATABASE_URL",
+            });
+        }
+        let db = Url::parse(self.database.url())
+            .map_err(|_| ConfigError::invalid("database.url", "is not a valid URL"))?;
+        if !matches!(db.scheme(), "postgres" | "postgresql") {
+            return Err(ConfigError::invalid(
+                "database.url",
+                "must start with postgres://",
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(ConfigError::invalid(
+                "database.pool_size",
+                "must be at least 1",
+            ));
+        }
+        self.superoffice.superid_base_url()?;
+        if self.superoffice.tenant_rate_limit_per_sec == 0 {
+            return Err(ConfigError::invalid(
+                "superoffice.tenant_rate_limit_per_sec",
+                "must be at least 1",
+            ));
+        }
+        if self.superoffice.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
+            return Err(ConfigError::invalid(
+                "superoffice.jwt_leeway_secs",
+                format!(
+                    "must be at most {MAX_JWT_LEEWAY_SECS} (5 minutes, SuperOffice's own clock skew); a longer leeway keeps expired tokens usable"
+                ),
+            ));
+        }
+        if self.superoffice.jwks_refresh_secs < 60 {
+            return Err(ConfigError::invalid(
+                "superoffice.jwks_refresh_secs",
+                "must be at least 60",
+            ));
+        }
+        if !self.superoffice.state_change_audience_required
+            && self.superoffice.environment != Environment::Custom
+        {
+            return Err(ConfigError::invalid(
+                "superoffice.state_change_audience_required",
+                "can be false only for environment `custom`; sod, qaonline and online always require the audience",
+            ));
+        }
+        if self.web.state_change_limit_per_tenant == 0 {
+            return Err(ConfigError::invalid(
+                "web.state_change_limit_per_tenant",
+                "must be at least 1",
+            ));
+        }
+        if self.web.state_change_limit_per_address == 0 {
+            return Err(ConfigError::invalid(
+                "web.state_change_limit_per_address",
+                "must be at least 1",
+            ));
+        }
+        if self.superoffice.http_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "superoffice.http_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        parse_bind("web.bind", &self.web.bind)?;
+        parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
+        parse_bind("web.metrics_bind", &self.web.metrics_bind)?;
+        if self.web.session_minutes == 0 {
+            return Err(ConfigError::invalid(
+                "web.session_minutes",
+                "must be at least 1",
+            ));
+        }
+        if self.web.session_max_hours == 0 {
+            return Err(ConfigError::invalid(
+                "web.session_max_hours",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            (
+                "web.work_per_user_per_minute",
+                self.web.work_per_user_per_minute,
+            ),
+            (
+                "web.work_per_tenant_per_minute",
+                self.web.work_per_tenant_per_minute,
+            ),
+            ("web.open_work_per_tenant", self.web.open_work_per_tenant),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        if self.service.concurrency == 0 {
+            return Err(ConfigError::invalid(
+                "service.concurrency",
+                "must be at least 1",
+            ));
+        }
+        if self.service.poll_interval_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.poll_interval_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.lease_secs < 10 {
+            return Err(ConfigError::invalid(
+                "service.lease_secs",
+                "must be at least 10",
+            ));
+        }
+        if self.service.tenant_timeout_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.tenant_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.backoff_base_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.backoff_base_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.backoff_max_secs < self.service.backoff_base_secs {
+            return Err(ConfigError::invalid(
+                "service.backoff_max_secs",
+                "must be at least service.backoff_base_secs",
+            ));
+        }
+        if self.service.ticket_max_age_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.ticket_max_age_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.service.circuit_tenants < 2 {
+            return Err(ConfigError::invalid(
+                "service.circuit_tenants",
+                "must be at least 2 (one tenant's refusal is about that tenant)",
+            ));
+        }
+        if self.service.circuit_window_secs == 0 || self.service.circuit_probe_base_secs == 0 {
+            return Err(ConfigError::invalid(
+                "service.circuit_window_secs",
+                "service.circuit_window_secs and service.circuit_probe_base_secs must be at least 1",
+            ));
+        }
+        if self.service.circuit_probe_max_secs < self.service.circuit_probe_base_secs {
+            return Err(ConfigError::invalid(
+                "service.circuit_probe_max_secs",
+                "must be at least service.circuit_probe_base_secs",
+            ));
+        }
+        if !matches!(
+            self.service.idempotency_field.as_str(),
+            "Number1" | "Number2" | "Department" | "OrgNr"
+        ) {
+            return Err(ConfigError::invalid(
+                "service.idempotency_field",
+                "must be one of Number1, Number2, Department, OrgNr",
+            ));
+        }
+        for host in &self.superoffice.allowed_tenant_hosts {
+            if host.trim().is_empty() || host.contains('/') {
+                return Err(ConfigError::invalid(
+                    "superoffice.allowed_tenant_hosts",
+                    format!("{host:?} is not a host or host:port"),
+                ));
+            }
+        }
+        // A configured secret must be well-formed even where this binary does not need it.
+        if self.encryption.key.is_some() {
+            self.encryption.current_key()?;
+        }
+        self.encryption.previous_key()?;
+        if self.web.session_key.is_some() {
+            self.web.session_key()?;
+        }
+        Ok(())
+    }
+
+    /// What partner-web needs beyond the common keys.
+    pub fn require_web(&self) -> Result<(), ConfigError> {
+        self.require_common()?;
+        self.web.session_key()?;
+        Ok(())
+    }
+
+    /// What partner-service's daemon needs beyond the common keys.
+    pub fn require_service(&self) -> Result<(), ConfigError> {
+        self.require_common()?;
+        self.superoffice.private_key_source()?;
+        Ok(())
+    }
+
+    fn require_common(&self) -> Result<(), ConfigError> {
+        if self.superoffice.client_id.trim().is_empty() {
+            return Err(ConfigError::Missing {
+                key: "superoffice.client_id".into(),
+                hint: "the application id from the Developer Portal",
+            });
+        }
+        self.superoffice.client_secret()?;
+        self.encryption.current_key()?;
+        Ok(())
+    }
+}
+
+/// Parses `host:port` (a name such as `localhost` or `0.0.0.0` is accepted as well as an IP).
+fn parse_bind(key: &str, value: &str) -> Result<(), ConfigError> {
+    if value.parse::<SocketAddr>().is_ok() {
+        return Ok(());
+    }
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(()),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("{value:?} is not host:port"),
+        )),
+    }
+}

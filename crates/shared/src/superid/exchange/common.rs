@@ -311,6 +311,9 @@ pub(crate) fn server_date(headers: &reqwest::header::HeaderMap) -> Option<DateTi
 
 /// One way of sending the signed token: REST or SOAP.
 pub(crate) trait ExchangeVariant: Send + Sync {
+    /// The variant's name in the exchange's trace span: `rest` or `soap`.
+    const VIA: &'static str;
+
     fn send<'a>(
         &'a self,
         ctx: &'a ContextId,
@@ -362,6 +365,7 @@ impl ExchangeCore {
 
     /// The shared flow: sign now, send, on `InvalidTimestamp` sign again and send once more, then
     /// validate the JWT and take the ticket out of it.
+    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = V::VIA), err(Display))]
     pub(crate) async fn run<V: ExchangeVariant>(
         &self,
         variant: &V,

@@ -44,23 +44,13 @@ impl TicketExchange for RestExchange {
         token: &'a SystemUserToken,
         serial: &'a str,
     ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
-        Box::pin(self.exchange_now(ctx, token, serial))
-    }
-}
-
-impl RestExchange {
-    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = "rest"), err(Display))]
-    async fn exchange_now(
-        &self,
-        ctx: &ContextId,
-        token: &SystemUserToken,
-        serial: &str,
-    ) -> Result<IssuedTicket, ExchangeError> {
-        self.core.run(self, ctx, token, serial).await
+        Box::pin(self.core.run(self, ctx, token, serial))
     }
 }
 
 impl ExchangeVariant for RestExchange {
+    const VIA: &'static str = "rest";
+
     async fn send(
         &self,
         ctx: &ContextId,

@@ -55,16 +55,6 @@ impl SoapExchange {
     pub fn new(core: ExchangeCore) -> Self {
         Self { core }
     }
-
-    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = "soap"), err(Display))]
-    async fn exchange_now(
-        &self,
-        ctx: &ContextId,
-        token: &SystemUserToken,
-        serial: &str,
-    ) -> Result<IssuedTicket, ExchangeError> {
-        self.core.run(self, ctx, token, serial).await
-    }
 }
 
 impl TicketExchange for SoapExchange {
@@ -74,11 +64,13 @@ impl TicketExchange for SoapExchange {
         token: &'a SystemUserToken,
         serial: &'a str,
     ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
-        Box::pin(self.exchange_now(ctx, token, serial))
+        Box::pin(self.core.run(self, ctx, token, serial))
     }
 }
 
 impl ExchangeVariant for SoapExchange {
+    const VIA: &'static str = "soap";
+
     async fn send(
         &self,
         ctx: &ContextId,

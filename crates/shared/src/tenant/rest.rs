@@ -14,9 +14,7 @@ use url::Url;
 use crate::domain::ContextId;
 use crate::http::{self, RetryPolicy, SuperOfficeHttp};
 use crate::tenant::status::{TenantStatus, TenantStatusClient};
-use crate::tenant::{
-    Company, TenantCredentials, TenantError, error_message, on_current_host, retry_now,
-};
+use crate::tenant::{Company, TenantCredentials, TenantError, error_message, on_current_host};
 
 const WHAT: &str = "tenant REST API";
 
@@ -259,15 +257,10 @@ impl TenantRestClient {
         } else {
             RetryPolicy::NONE
         };
-        on_current_host(&self.statuses, tenant, |status| {
+        on_current_host(&self.statuses, tenant, policy, WHAT, |status| {
             let method = method.clone();
             async move {
-                policy
-                    .run_while(
-                        WHAT,
-                        || self.send(tenant, &status, credentials, method.clone(), path, body),
-                        retry_now,
-                    )
+                self.send(tenant, &status, credentials, method, path, body)
                     .await
             }
         })

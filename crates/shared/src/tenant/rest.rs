@@ -12,7 +12,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::domain::ContextId;
-use crate::http::{self, RetryPolicy, SuperOfficeHttp};
+use crate::http::{self, SuperOfficeHttp};
 use crate::tenant::status::{TenantStatus, TenantStatusClient};
 use crate::tenant::{Company, TenantCredentials, TenantError, error_message, on_current_host};
 
@@ -252,11 +252,10 @@ impl TenantRestClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, TenantError> {
-        let policy = if method == Method::GET {
-            self.http.retry_policy()
-        } else {
-            RetryPolicy::NONE
-        };
+        let policy = self
+            .http
+            .retry_policy()
+            .if_repeatable(method == Method::GET);
         on_current_host(&self.statuses, tenant, policy, WHAT, |status| {
             let method = method.clone();
             async move {

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{self, RetryPolicy, SuperOfficeHttp, scrub};
+use crate::http::{self, SuperOfficeHttp, scrub};
 use crate::soap::{self, Element, Envelope};
 use crate::tenant::status::{TenantStatus, TenantStatusClient};
 use crate::tenant::{Company, TenantError, error_message, on_current_host};
@@ -113,11 +113,10 @@ impl TenantSoapClient {
         operation: &'static str,
         body: String,
     ) -> Result<Element, TenantError> {
-        let policy = if operation.starts_with("Create") {
-            self.http.retry_policy()
-        } else {
-            RetryPolicy::NONE
-        };
+        let policy = self
+            .http
+            .retry_policy()
+            .if_repeatable(operation.starts_with("Create"));
         let envelope = request_envelope(self.application_token.expose_secret(), ticket, &body);
         let envelope = &envelope;
         on_current_host(&self.statuses, tenant, policy, WHAT, |status| async move {

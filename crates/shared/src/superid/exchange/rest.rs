@@ -1,16 +1,12 @@
 //! The REST variant of PartnerSystemUserService (protocol §5.2):
 //! `POST {superid}/Login/api/PartnerSystemUser/Authenticate` with a JSON body.
 
-use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::{
-    ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
-    server_date,
-};
-use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
+use super::common::{ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
+use crate::domain::{ContextId, SignedSystemToken};
 use crate::http;
 
 const WHAT: &str = "system user exchange (REST)";
@@ -37,19 +33,12 @@ impl RestExchange {
     }
 }
 
-impl TicketExchange for RestExchange {
-    fn exchange<'a>(
-        &'a self,
-        ctx: &'a ContextId,
-        token: &'a SystemUserToken,
-        serial: &'a str,
-    ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
-        Box::pin(self.core.run(self, ctx, token, serial))
-    }
-}
-
 impl ExchangeVariant for RestExchange {
     const VIA: &'static str = "rest";
+
+    fn core(&self) -> &ExchangeCore {
+        &self.core
+    }
 
     async fn send(
         &self,

@@ -26,8 +26,8 @@ use tracing_actix_web::TracingLogger;
 use crate::request_log::RedactedRootSpan;
 use crate::session_store::PgSessionStore;
 
+use crate::limiter::NotificationLimits;
 use crate::routes;
-use crate::routes::superoffice::limiter::NotificationLimits;
 use crate::state::AppState;
 
 /// The running server: bound, not yet awaited.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use plotters::prelude::*;
 use shared::db::operator::{self, Bucket, CaptureLatency};
 
+use super::access;
 use crate::errors::WebError;
 use crate::session::TypedSession;
 use crate::state::AppState;
@@ -346,14 +347,14 @@ pub async fn get(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    super::require_operator(&session, &state)?;
+    access::require_operator(&session, &state)?;
     let name = name.into_inner();
     let Some(name) = name.strip_suffix(".svg") else {
-        return Err(super::not_found());
+        return Err(access::not_found());
     };
     let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
     let Some(chart) = load(&mut conn, name).await? else {
-        return Err(super::not_found());
+        return Err(access::not_found());
     };
     let svg =
         render(&chart).map_err(|e| WebError::Unexpected(anyhow::anyhow!("drawing {name}: {e}")))?;

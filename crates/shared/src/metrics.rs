@@ -24,6 +24,38 @@ pub fn bind_listener(key: &str, bind: &str) -> anyhow::Result<(std::net::TcpList
     Ok((listener, port))
 }
 
+/// Serves the routes `routes` adds (`/metrics` and its like) on their own listener at `bind`, the value of
+/// configuration key `key`: one worker, no signal handling of its own (the process stops it through the
+/// returned handle). Returns the handle and the port it got.
+pub fn serve<F>(
+    key: &str,
+    bind: &str,
+    routes: F,
+) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)>
+where
+    F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
+{
+    use anyhow::Context as _;
+    let (listener, port) = bind_listener(key, bind)?;
+    let server =
+        actix_web::HttpServer::new(move || actix_web::App::new().configure(routes.clone()))
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .context("starting the metrics server")?
+            .run();
+    let handle = server.handle();
+    tokio::spawn(server);
+    Ok((handle, port))
+}
+
+/// The Prometheus text exposition of everything `handle` recorded, as a `/metrics` response.
+pub fn exposition(handle: &PrometheusHandle) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(handle.render())
+}
+
 /// Creates the counter `name` at zero for each value of `label` (without a label when `label` is
 /// empty: one counter per name in `values`), so dashboards and alerts see every series before its
 /// first event.

@@ -2,6 +2,7 @@
 
 pub mod client_ip;
 pub mod errors;
+pub mod limiter;
 pub mod request_log;
 pub mod routes;
 pub mod session;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use shared::crypto::constant_time_eq;
 use shared::superid::oidc::PendingSignIn;
 
-use crate::routes::home::CreatedCompany;
+use crate::errors::WebError;
 
 pub(crate) const USER_KEY: &str = "user";
 const LOGIN_KEY: &str = "login";
@@ -149,5 +149,30 @@ mod tests {
         let (a, b) = (new_csrf_token(), new_csrf_token());
         assert_eq!(a.len(), 64);
         assert_ne!(a, b);
+    }
+}
+
+/// The company just created with the user's own credentials (shown once after the redirect).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CreatedCompany {
+    pub contact_id: i64,
+    pub name: String,
+}
+
+/// The signed-in user, or the "please sign in" page.
+pub fn require_user(session: &TypedSession) -> Result<SessionUser, WebError> {
+    session
+        .user()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
+        .ok_or(WebError::NotSignedIn)
+}
+
+/// Refuses a POST whose form does not carry the session's CSRF token.
+pub fn require_csrf(session: &TypedSession, submitted: &str) -> Result<(), WebError> {
+    if session.csrf_matches(submitted) {
+        Ok(())
+    } else {
+        metrics::counter!("partner_web_csrf_rejected_total").increment(1);
+        Err(WebError::Csrf)
     }
 }

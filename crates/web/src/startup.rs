@@ -10,7 +10,7 @@ use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Service as _;
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::DefaultHeaders;
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusHandle;
 use secrecy::ExposeSecret;
@@ -26,8 +26,8 @@ use tracing_actix_web::TracingLogger;
 use crate::request_log::RedactedRootSpan;
 use crate::session_store::PgSessionStore;
 
+use crate::limiter::NotificationLimits;
 use crate::routes;
-use crate::routes::superoffice::limiter::NotificationLimits;
 use crate::state::AppState;
 
 /// The running server: bound, not yet awaited.
@@ -208,11 +208,10 @@ fn start_metrics_server(
     handle: PrometheusHandle,
     pool: db::Pool,
 ) -> anyhow::Result<(ServerHandle, u16)> {
-    let (listener, port) = shared::metrics::bind_listener("web.metrics_bind", bind)?;
-    let server = HttpServer::new(move || {
+    shared::metrics::serve("web.metrics_bind", bind, move |cfg| {
         let handle = handle.clone();
         let pool = pool.clone();
-        App::new().route(
+        cfg.route(
             "/metrics",
             web::get().to(move || {
                 let handle = handle.clone();
@@ -224,21 +223,11 @@ fn start_metrics_server(
                     );
                     metrics::gauge!("partner_web_ready").set(if ready { 1.0 } else { 0.0 });
                     db::export_pool_gauges(&pool);
-                    HttpResponse::Ok()
-                        .content_type("text/plain; version=0.0.4")
-                        .body(handle.render())
+                    shared::metrics::exposition(&handle)
                 }
             }),
-        )
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .context("starting the metrics server")?
-    .run();
-    let server_handle = server.handle();
-    tokio::spawn(server);
-    Ok((server_handle, port))
 }
 
 /// Headers on every response: no framing, no sniffing, no referrer leaks, scripts only from here; with

@@ -10,7 +10,7 @@ use shared::db;
 use shared::db::work_limits::WorkLimits;
 use shared::environment::Environment;
 
-use crate::routes::superoffice::limiter::NotificationLimits;
+use crate::limiter::NotificationLimits;
 
 /// What every handler can reach.
 #[derive(Clone)]

@@ -19,7 +19,7 @@ const FORGET_AFTER_SECS: i64 = 24 * 3600;
 
 /// Beats until `cancel` fires, then removes the instance's row.
 pub async fn run(pool: db::Pool, owner: String, circuit: Arc<Circuit>, cancel: CancellationToken) {
-    let host = super::host_name();
+    let host = super::context::host_name();
     let started_at = Utc::now();
     loop {
         let circuit_state = if circuit.open_reason().is_some() {

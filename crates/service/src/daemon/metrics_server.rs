@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
-use anyhow::Context;
+use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use super::circuit::Circuit;
@@ -16,46 +15,32 @@ pub fn start(
     pool: shared::db::Pool,
     circuit: Arc<Circuit>,
 ) -> anyhow::Result<(actix_web::dev::ServerHandle, u16)> {
-    let (listener, port) = shared::metrics::bind_listener("service.metrics_bind", bind)?;
-    let server = HttpServer::new(move || {
+    shared::metrics::serve("service.metrics_bind", bind, move |cfg| {
         let handle = handle.clone();
         let pool = pool.clone();
         let circuit = Arc::clone(&circuit);
-        App::new()
-            .route(
-                "/healthz",
-                web::get().to(move || {
-                    let body = match circuit.open_reason() {
-                        None => serde_json::json!({"status": "ok"}),
-                        Some(reason) => serde_json::json!({
-                            "status": "degraded",
-                            "circuit": "open",
-                            "reason": reason,
-                        }),
-                    };
-                    async move { HttpResponse::Ok().json(body) }
-                }),
-            )
-            .route(
-                "/metrics",
-                web::get().to(move || {
-                    // The pool's state as of this scrape.
-                    shared::db::export_pool_gauges(&pool);
-                    let body = handle.render();
-                    async move {
-                        HttpResponse::Ok()
-                            .content_type("text/plain; version=0.0.4")
-                            .body(body)
-                    }
-                }),
-            )
+        cfg.route(
+            "/healthz",
+            web::get().to(move || {
+                let body = match circuit.open_reason() {
+                    None => serde_json::json!({"status": "ok"}),
+                    Some(reason) => serde_json::json!({
+                        "status": "degraded",
+                        "circuit": "open",
+                        "reason": reason,
+                    }),
+                };
+                async move { HttpResponse::Ok().json(body) }
+            }),
+        )
+        .route(
+            "/metrics",
+            web::get().to(move || {
+                // The pool's state as of this scrape.
+                shared::db::export_pool_gauges(&pool);
+                let response = shared::metrics::exposition(&handle);
+                async move { response }
+            }),
+        );
     })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .context("starting the metrics server")?
-    .run();
-    let server_handle = server.handle();
-    tokio::spawn(server);
-    Ok((server_handle, port))
 }

@@ -6,6 +6,7 @@
 
 mod backoff;
 pub mod circuit;
+mod context;
 pub mod heartbeat;
 mod listener;
 mod metrics_server;
@@ -18,13 +19,12 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use shared::clients::SuperOfficeClients;
 use shared::clock::{Clock, SystemClock};
-use shared::config::{ExchangeKind, ServiceSettings, Settings};
+use shared::config::{ExchangeKind, Settings};
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
-use shared::db::models::{Tenant, TenantState, WorkState};
+use shared::db::models::{TenantState, WorkState};
 use shared::db::queue::{Claim, Release};
 use shared::db::{self, queue, tenants, work};
-use shared::superid::exchange::TicketExchange;
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,10 +32,8 @@ use tracing::Instrument;
 
 use self::backoff::Backoff;
 use self::circuit::{Circuit, CircuitSettings};
-use crate::tickets::TicketPolicy;
-
-/// Who the daemon's changes are recorded as in the audit trail.
-pub const ACTOR: &str = "partner-service";
+pub use self::context::ACTOR;
+use self::context::{Context, host_name};
 
 /// How often the tenants-by-state gauge is refreshed at most.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
@@ -46,108 +44,9 @@ const GATHER_SLOTS: Duration = Duration::from_millis(20);
 /// The largest claim while whole batches come back idle (see `Daemon::claim_and_spawn`).
 const IDLE_CLAIM_MAX: usize = 512;
 
-/// What every tenant task needs. Cheap to clone.
-#[derive(Clone)]
-pub struct Context {
-    pool: db::Pool,
-    clients: SuperOfficeClients,
-    exchange: Arc<dyn TicketExchange>,
-    cipher: Arc<Cipher>,
-    clock: Arc<dyn Clock>,
-    service: ServiceSettings,
-    backoff: Backoff,
-    via: &'static str,
-    owner: Arc<str>,
-    circuit: Arc<Circuit>,
-    /// The SuperOffice state the state API reported running in this task's pass, and when: recorded
-    /// with the release of the lease (`queue::release_many`) instead of a statement of its own.
-    /// Each task gets its own (see `Daemon::spawn`).
-    running: Arc<Mutex<Option<ObservedRunning>>>,
-}
-
-/// A SuperOffice state the state API reported running, and when.
-type ObservedRunning = (String, DateTime<Utc>);
-
-impl Context {
-    fn observed_running(&self, so_state: &str, at: DateTime<Utc>) {
-        *self.running.lock().unwrap_or_else(|e| e.into_inner()) = Some((so_state.to_owned(), at));
-    }
-
-    async fn db(&self) -> anyhow::Result<db::Connection> {
-        self.pool
-            .get()
-            .await
-            .context("taking a database connection")
-    }
-
-    fn ticket_policy(&self) -> TicketPolicy {
-        let secs = |s: u64| chrono::Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX));
-        TicketPolicy {
-            refresh_after: secs(self.service.ticket_refresh_after_secs),
-            max_age: secs(self.service.ticket_max_age_secs),
-        }
-    }
-
-    fn lease_secs(&self) -> i64 {
-        i64::try_from(self.service.lease_secs).unwrap_or(i64::MAX)
-    }
-
-    /// Records a passing failure on the tenant and says when to try again (backoff with jitter).
-    async fn retry_later(
-        &self,
-        tenant: &Tenant,
-        reason: &str,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let mut conn = self.db().await?;
-        tenants::record_outcome(
-            &mut conn,
-            &tenant.context_id,
-            &self.owner,
-            Some(reason),
-            Utc::now(),
-        )
-        .await?;
-        let failures = u32::try_from(tenant.failed_attempts.saturating_add(1)).unwrap_or(1);
-        let delay = self.backoff.delay(failures);
-        tracing::info!(tenant = %tenant.context_id, failures, retry_in_secs = delay.as_secs(), reason, "will retry");
-        Ok(Some(
-            Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
-        ))
-    }
-
-    /// Records a failure an operator must look at, without changing the tenant's state: the flag
-    /// with the reason (secrets already removed), a metric, a warning; retried after the long
-    /// `service.attention_backoff_secs`.
-    async fn needs_attention(
-        &self,
-        tenant: &Tenant,
-        kind: &str,
-        reason: &str,
-    ) -> anyhow::Result<Option<DateTime<Utc>>> {
-        let now = Utc::now();
-        let mut conn = self.db().await?;
-        tenants::record_outcome(
-            &mut conn,
-            &tenant.context_id,
-            &self.owner,
-            Some(reason),
-            now,
-        )
-        .await?;
-        tenants::flag_attention(&mut conn, &tenant.context_id, &self.owner, reason, now).await?;
-        metrics::counter!("partner_service_attention_total", "kind" => kind.to_owned())
-            .increment(1);
-        let delay = chrono::Duration::seconds(
-            i64::try_from(self.service.attention_backoff_secs).unwrap_or(i64::MAX),
-        );
-        tracing::warn!(tenant = %tenant.context_id, kind, reason, retry_in_secs = delay.num_seconds(), "tenant needs attention; its state is kept");
-        Ok(Some(now + delay))
-    }
-}
-
 /// A daemon instance: one owner id for its leases, its clients and its pool.
 pub struct Daemon {
-    ctx: Context,
+    deps: Context,
     database_url: String,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -181,7 +80,7 @@ impl Daemon {
             probe_max: Duration::from_secs(service.circuit_probe_max_secs),
         }));
         Ok(Self {
-            ctx: Context {
+            deps: Context {
                 pool,
                 clients,
                 exchange,
@@ -211,18 +110,18 @@ impl Daemon {
 
     /// Replaces the instance id (tests run several instances in one process).
     pub fn with_owner(mut self, owner: &str) -> Self {
-        self.ctx.owner = owner.into();
+        self.deps.owner = owner.into();
         self
     }
 
     /// The id this instance's leases carry.
     pub fn owner(&self) -> &str {
-        &self.ctx.owner
+        &self.deps.owner
     }
 
     /// The instance's circuit (exchanges paused for every tenant while it is open).
     pub fn circuit(&self) -> Arc<Circuit> {
-        Arc::clone(&self.ctx.circuit)
+        Arc::clone(&self.deps.circuit)
     }
 
     /// Processes everything due now, then returns.
@@ -249,21 +148,21 @@ impl Daemon {
         let listener = tokio::spawn(listener::listen(
             self.database_url.clone(),
             Arc::clone(&wake),
-            Arc::clone(&self.ctx.clients.statuses),
+            Arc::clone(&self.deps.clients.statuses),
             cancel.clone(),
         ));
         let beating = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat::run(
-            self.ctx.pool.clone(),
-            self.ctx.owner.to_string(),
+            self.deps.pool.clone(),
+            self.deps.owner.to_string(),
             self.circuit(),
             beating.clone(),
         ));
-        let poll = Duration::from_secs(self.ctx.service.poll_interval_secs);
+        let poll = Duration::from_secs(self.deps.service.poll_interval_secs);
         let mut gauge_at = tokio::time::Instant::now();
-        register_metrics(&self.ctx.circuit);
+        register_metrics(&self.deps.circuit);
         self.publish_states().await;
-        tracing::info!(owner = %self.ctx.owner, concurrency = self.ctx.service.concurrency, "daemon started");
+        tracing::info!(owner = %self.deps.owner, concurrency = self.deps.service.concurrency, "daemon started");
         loop {
             match self.claim_and_spawn().await {
                 // Every round counts, empty or not: an instance that stops claiming shows (PartnerNoInstanceClaiming).
@@ -303,7 +202,7 @@ impl Daemon {
     /// that one claim (two statements) serves several tenants rather than one each time a pass ends.
     /// `interrupt` (new work woke the daemon, or shutdown) ends the wait at once.
     async fn gather_slots(&self, interrupt: impl Future<Output = ()>) {
-        let enough = self.ctx.service.concurrency.max(1).div_ceil(2);
+        let enough = self.deps.service.concurrency.max(1).div_ceil(2);
         let deadline = tokio::time::sleep(GATHER_SLOTS);
         tokio::pin!(deadline, interrupt);
         while self.slots.available_permits() < enough {
@@ -318,7 +217,7 @@ impl Daemon {
     /// Waits for work in flight up to the grace, stops the rest, then releases every lease of this owner.
     async fn drain(&self) {
         self.tracker.close();
-        let grace = Duration::from_secs(self.ctx.service.shutdown_grace_secs);
+        let grace = Duration::from_secs(self.deps.service.shutdown_grace_secs);
         if tokio::time::timeout(grace, self.tracker.wait())
             .await
             .is_err()
@@ -334,8 +233,8 @@ impl Daemon {
         if let Err(e) = self.release_ended().await {
             tracing::error!(error = %format!("{e:#}"), "giving back the tenants whose pass ended failed");
         }
-        match self.ctx.db().await {
-            Ok(mut conn) => match queue::release_all(&mut conn, &self.ctx.owner).await {
+        match self.deps.db().await {
+            Ok(mut conn) => match queue::release_all(&mut conn, &self.deps.owner).await {
                 Ok(released) => tracing::info!(released, "leases released"),
                 Err(e) => {
                     tracing::error!(error = %e, "releasing leases failed; they expire by themselves")
@@ -357,8 +256,8 @@ impl Daemon {
             return Ok(0);
         }
         let released = async {
-            let mut conn = self.ctx.db().await?;
-            queue::release_many(&mut conn, &ended, &self.ctx.owner)
+            let mut conn = self.deps.db().await?;
+            queue::release_many(&mut conn, &ended, &self.deps.owner)
                 .await
                 .context("giving back the tenants whose pass ended")
         }
@@ -397,11 +296,11 @@ impl Daemon {
                 free.saturating_mul(1 << idle_streak.min(16))
                     .clamp(free, IDLE_CLAIM_MAX.max(free))
             };
-            let mut conn = self.ctx.db().await?;
+            let mut conn = self.deps.db().await?;
             let claimed = queue::claim_due(
                 &mut conn,
-                &self.ctx.owner,
-                self.ctx.lease_secs(),
+                &self.deps.owner,
+                self.deps.lease_secs(),
                 i64::try_from(limit).unwrap_or(i64::MAX),
             )
             .await
@@ -410,7 +309,7 @@ impl Daemon {
             total += count;
             let (idle, mut busy): (Vec<Claim>, Vec<Claim>) = claimed
                 .into_iter()
-                .partition(|claim| worker::is_idle(&self.ctx, claim));
+                .partition(|claim| worker::is_idle(&self.deps, claim));
             let mut give_back: Vec<Release> = idle
                 .iter()
                 .map(|claim| Release {
@@ -431,7 +330,7 @@ impl Daemon {
                 }));
             }
             if !give_back.is_empty() {
-                match queue::release_many(&mut conn, &give_back, &self.ctx.owner).await {
+                match queue::release_many(&mut conn, &give_back, &self.deps.owner).await {
                     Ok(released) => tracing::debug!(
                         released,
                         idle = idle.len(),
@@ -461,9 +360,9 @@ impl Daemon {
             .acquire_owned()
             .await
             .context("the concurrency limit was closed")?;
-        let ctx = Context {
+        let deps = Context {
             running: Arc::default(),
-            ..self.ctx.clone()
+            ..self.deps.clone()
         };
         let abort = self.abort.clone();
         let finished = Arc::clone(&self.finished);
@@ -471,7 +370,7 @@ impl Daemon {
         let span = tracing::info_span!("tenant", tenant = %claim.tenant.context_id);
         self.tracker.spawn(
             async move {
-                if let Some(release) = run_tenant(&ctx, claim, abort).await {
+                if let Some(release) = run_tenant(&deps, claim, abort).await {
                     ended
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -486,7 +385,7 @@ impl Daemon {
     }
 
     async fn publish_states(&self) {
-        let Ok(mut conn) = self.ctx.db().await else {
+        let Ok(mut conn) = self.deps.db().await else {
             return;
         };
         if let Ok(counts) = tenants::count_by_state(&mut conn).await {
@@ -550,15 +449,15 @@ enum Ended {
 
 /// One tenant: its pass under a timeout, its lease renewed meanwhile. Returns how to give the lease
 /// back (the daemon releases the ended passes together), or `None` when the lease was lost.
-async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Option<Release> {
-    let timeout = Duration::from_secs(ctx.service.tenant_timeout_secs);
+async fn run_tenant(deps: &Context, claim: Claim, abort: CancellationToken) -> Option<Release> {
+    let timeout = Duration::from_secs(deps.service.tenant_timeout_secs);
     let tenant = &claim.tenant;
     let ended = tokio::select! {
-        result = tokio::time::timeout(timeout, worker::process(ctx, &claim)) => match result {
+        result = tokio::time::timeout(timeout, worker::process(deps, &claim)) => match result {
             Ok(outcome) => Ended::Processed(outcome),
             Err(_) => Ended::TimedOut,
         },
-        () = keep_lease(ctx, &tenant.context_id) => Ended::LeaseLost,
+        () = keep_lease(deps, &tenant.context_id) => Ended::LeaseLost,
         () = abort.cancelled() => Ended::Aborted,
     };
     let next = match ended {
@@ -566,8 +465,8 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Op
         Ended::Processed(Err(error)) => {
             let reason = format!("{error:#}");
             tracing::warn!(error = %reason, "tenant pass failed");
-            give_back_running(ctx, &tenant.context_id, &reason).await;
-            ctx.retry_later(tenant, &reason).await.unwrap_or(None)
+            give_back_running(deps, &tenant.context_id, &reason).await;
+            deps.retry_later(tenant, &reason).await.unwrap_or(None)
         }
         Ended::TimedOut => {
             let reason = format!(
@@ -575,8 +474,8 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Op
                 timeout.as_secs()
             );
             tracing::warn!(reason, "tenant pass timed out");
-            give_back_running(ctx, &tenant.context_id, &reason).await;
-            ctx.retry_later(tenant, &reason).await.unwrap_or(None)
+            give_back_running(deps, &tenant.context_id, &reason).await;
+            deps.retry_later(tenant, &reason).await.unwrap_or(None)
         }
         Ended::LeaseLost => {
             tracing::warn!(
@@ -586,7 +485,7 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Op
         }
         Ended::Aborted => {
             give_back_running(
-                ctx,
+                deps,
                 &tenant.context_id,
                 "the service stopped before it finished",
             )
@@ -594,7 +493,11 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Op
             Some(Utc::now())
         }
     };
-    let running = ctx.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let running = deps
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
     let (so_state, so_state_checked_at) = running.unzip();
     Some(Release {
         context_id: tenant.context_id.clone(),
@@ -605,14 +508,14 @@ async fn run_tenant(ctx: &Context, claim: Claim, abort: CancellationToken) -> Op
 }
 
 /// Renews the tenant's lease a few times per lease period; returns only when the lease is lost.
-async fn keep_lease(ctx: &Context, context_id: &str) {
-    let every = Duration::from_millis(ctx.service.lease_secs.saturating_mul(1000) / 3)
+async fn keep_lease(deps: &Context, context_id: &str) {
+    let every = Duration::from_millis(deps.service.lease_secs.saturating_mul(1000) / 3)
         .max(Duration::from_millis(100));
     loop {
         tokio::time::sleep(every).await;
-        let renewed = match ctx.db().await {
+        let renewed = match deps.db().await {
             Ok(mut conn) => {
-                queue::renew_lease(&mut conn, context_id, &ctx.owner, ctx.lease_secs()).await
+                queue::renew_lease(&mut conn, context_id, &deps.owner, deps.lease_secs()).await
             }
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), "cannot renew the lease now");
@@ -629,12 +532,12 @@ async fn keep_lease(ctx: &Context, context_id: &str) {
 
 /// Puts the tenant's running requests back in the queue (their attempts count stays, so the next
 /// attempt looks the company up before creating it).
-async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
+async fn give_back_running(deps: &Context, context_id: &str, reason: &str) {
     let result = async {
-        let mut conn = ctx.db().await?;
+        let mut conn = deps.db().await?;
         for request in work::open_for_tenant(&mut conn, context_id).await? {
             if request.state == WorkState::Running {
-                work::requeue(&mut conn, request.id, &ctx.owner, Some(reason)).await?;
+                work::requeue(&mut conn, request.id, &deps.owner, Some(reason)).await?;
             }
         }
         anyhow::Ok(())
@@ -643,16 +546,6 @@ async fn give_back_running(ctx: &Context, context_id: &str, reason: &str) {
     if let Err(e) = result {
         tracing::error!(error = %format!("{e:#}"), "cannot requeue the tenant's running work");
     }
-}
-
-/// This machine's host name (`host` when it cannot be read).
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned())
 }
 
 /// `{hostname}-{pid}-{8 random hex}`: unique per process, readable in `tenants.lease_owner`.
@@ -665,7 +558,7 @@ fn instance_id() -> String {
 /// `partner-service run [--once]`: the daemon with its metrics endpoint, until `cancel` fires.
 pub async fn run(settings: Settings, once: bool, cancel: CancellationToken) -> anyhow::Result<()> {
     let daemon = Daemon::build(&settings)?;
-    db::ping(&daemon.ctx.pool).await.context(
+    db::ping(&daemon.deps.pool).await.context(
         "connecting to the database (is it running, and migrated with `partner-service migrate`?)",
     )?;
     tracing::info!(database = %shared::config::redact_url(settings.database.url()), owner = daemon.owner(), "connected to the database");
@@ -675,7 +568,7 @@ pub async fn run(settings: Settings, once: bool, cancel: CancellationToken) -> a
     let (metrics, metrics_port) = metrics_server::start(
         &settings.service.metrics_bind,
         shared::metrics::handle(),
-        daemon.ctx.pool.clone(),
+        daemon.deps.pool.clone(),
         daemon.circuit(),
     )?;
     tracing::info!(port = metrics_port, "metrics and health endpoint listening");

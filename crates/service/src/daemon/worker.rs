@@ -15,7 +15,7 @@ use shared::tenant::status::StatusError;
 use shared::tenant::{Company, TenantCredentials, TenantError};
 
 use super::circuit::{Gate, Observed};
-use super::{ACTOR, Context};
+use super::context::{ACTOR, Context};
 use crate::tickets::{decrypt_ticket, is_usable, store_issued, stored_credentials};
 
 /// When the tenant is due again.
@@ -46,21 +46,21 @@ enum Done {
 
 /// Whether a claimed tenant's pass has nothing to do: it is active, has no open work and its cached
 /// ticket is usable. The daemon gives such tenants back in one batch instead of starting a pass.
-pub fn is_idle(ctx: &Context, claim: &Claim) -> bool {
+pub fn is_idle(deps: &Context, claim: &Claim) -> bool {
     !claim.has_open_work
         && claim.tenant.state == TenantState::Active
         && claim
             .ticket
             .as_ref()
-            .is_some_and(|ticket| usable_for(ctx, &claim.tenant, ticket))
+            .is_some_and(|ticket| usable_for(deps, &claim.tenant, ticket))
 }
 
-fn usable_for(ctx: &Context, tenant: &Tenant, ticket: &StoredTicket) -> bool {
+fn usable_for(deps: &Context, tenant: &Tenant, ticket: &StoredTicket) -> bool {
     is_usable(
         ticket,
         tenant.token_generation,
-        ctx.clock.now(),
-        ctx.ticket_policy(),
+        deps.clock.now(),
+        deps.ticket_policy(),
     )
 }
 
@@ -68,7 +68,7 @@ fn usable_for(ctx: &Context, tenant: &Tenant, ticket: &StoredTicket) -> bool {
 const NOT_RUNNING_TOO_LONG: chrono::Duration = chrono::Duration::days(1);
 
 /// Processes one claimed tenant.
-pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
+pub async fn process(deps: &Context, claim: &Claim) -> anyhow::Result<NextAttempt> {
     let tenant = &claim.tenant;
     let id = tenant.context_id.clone();
     let state = tenant.state;
@@ -78,25 +78,25 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
     // The claim read the ticket and whether work is open; an idle tenant needs no further query.
     let stored = claim.ticket.as_ref();
     let open = if claim.has_open_work {
-        let mut conn = ctx.db().await?;
+        let mut conn = deps.db().await?;
         work::open_for_tenant(&mut conn, id.as_str()).await?
     } else {
         Vec::new()
     };
-    let usable = stored.filter(|ticket| usable_for(ctx, tenant, ticket));
+    let usable = stored.filter(|ticket| usable_for(deps, tenant, ticket));
     if usable.is_some() && open.is_empty() && state == TenantState::Active {
         tracing::debug!(tenant = %id, "valid ticket and no work");
         return Ok(None);
     }
     if usable.is_none() || state == TenantState::Pending {
-        match ctx.clients.statuses.status(&id).await {
+        match deps.clients.statuses.status(&id).await {
             Ok(status) => {
                 let since = if status.is_running {
                     // Recorded when the lease is given back, with the other passes that ended.
-                    ctx.observed_running(status.state.as_str(), Utc::now());
+                    deps.observed_running(status.state.as_str(), Utc::now());
                     None
                 } else {
-                    let mut conn = ctx.db().await?;
+                    let mut conn = deps.db().await?;
                     tenants::record_so_state(
                         &mut conn,
                         id.as_str(),
@@ -108,7 +108,7 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
                 };
                 if !status.is_running {
                     // Ask afresh at the next attempt rather than trust the cached answer until ValidUntil.
-                    ctx.clients.statuses.invalidate(&id).await;
+                    deps.clients.statuses.invalidate(&id).await;
                     tracing::info!(tenant = %id, state = %status.state, "tenant is not running; waiting");
                     if let Some(since) =
                         since.filter(|since| Utc::now() - *since > NOT_RUNNING_TOO_LONG)
@@ -119,32 +119,32 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
                             status.state,
                             since.to_rfc3339()
                         );
-                        return ctx.needs_attention(tenant, "not_running", &reason).await;
+                        return deps.needs_attention(tenant, "not_running", &reason).await;
                     }
                     let reason = format!(
                         "the tenant is not running (SuperOffice state {}); work waits until it runs",
                         status.state
                     );
-                    return ctx.retry_later(tenant, &reason).await;
+                    return deps.retry_later(tenant, &reason).await;
                 }
             }
             Err(error @ StatusError::UnknownTenant(_)) => {
-                return ctx
+                return deps
                     .needs_attention(tenant, "unknown_tenant", &error.to_string())
                     .await;
             }
             Err(error @ StatusError::HostNotAllowed { .. }) => {
-                return ctx
+                return deps
                     .needs_attention(tenant, "host_not_allowed", &error.to_string())
                     .await;
             }
-            Err(error) => return ctx.retry_later(tenant, &error.to_string()).await,
+            Err(error) => return deps.retry_later(tenant, &error.to_string()).await,
         }
     }
     let mut session = match usable {
         Some(cached) => {
             if state == TenantState::Pending {
-                let mut conn = ctx.db().await?;
+                let mut conn = deps.db().await?;
                 tenants::activate(
                     &mut conn,
                     id.as_str(),
@@ -154,11 +154,11 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
                 .await?;
             }
             Session {
-                ticket: decrypt_ticket(&ctx.cipher, &id, cached)?,
+                ticket: decrypt_ticket(&deps.cipher, &id, cached)?,
                 fresh: false,
             }
         }
-        None => match exchange(ctx, tenant, &id, stored).await? {
+        None => match exchange(deps, tenant, &id, stored).await? {
             Exchanged::Ticket(ticket) => Session {
                 ticket,
                 fresh: true,
@@ -168,15 +168,15 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
         },
     };
     for request in &open {
-        match carry_out(ctx, tenant, &id, &mut session, request).await? {
+        match carry_out(deps, tenant, &id, &mut session, request).await? {
             Done::Next => {}
             Done::Halt(next) => return Ok(next),
         }
     }
     // A ticket obtained in this pass recorded the success with it; one reused records it now.
     if !session.fresh {
-        let mut conn = ctx.db().await?;
-        tenants::record_outcome(&mut conn, id.as_str(), &ctx.owner, None, Utc::now()).await?;
+        let mut conn = deps.db().await?;
+        tenants::record_outcome(&mut conn, id.as_str(), &deps.owner, None, Utc::now()).await?;
     }
     Ok(None)
 }
@@ -184,7 +184,7 @@ pub async fn process(ctx: &Context, claim: &Claim) -> anyhow::Result<NextAttempt
 /// Signs the stored token, exchanges it, validates and stores the ticket; on a refusal of the tenant's
 /// authorization stops the tenant, on a passing failure schedules a retry.
 async fn exchange(
-    ctx: &Context,
+    deps: &Context,
     tenant: &Tenant,
     id: &ContextId,
     previous: Option<&StoredTicket>,
@@ -195,16 +195,16 @@ async fn exchange(
              a tenant administrator signing in stores it"
         );
         return Ok(Exchanged::Later(
-            ctx.needs_attention(tenant, "missing_serial", &reason)
+            deps.needs_attention(tenant, "missing_serial", &reason)
                 .await?,
         ));
     }
-    if let Gate::Paused(at) = ctx.circuit.gate(id.as_str(), Utc::now()) {
+    if let Gate::Paused(at) = deps.circuit.gate(id.as_str(), Utc::now()) {
         tracing::debug!(tenant = %id, retry_at = %at, "circuit open: exchange paused");
         return Ok(Exchanged::Later(Some(at)));
     }
-    let credentials = stored_credentials(&ctx.cipher, tenant)?;
-    let result = ctx
+    let credentials = stored_credentials(&deps.cipher, tenant)?;
+    let result = deps
         .exchange
         .exchange(id, &credentials.token, &credentials.serial)
         .await;
@@ -213,23 +213,23 @@ async fn exchange(
         Err(error) => {
             metrics::counter!("partner_service_exchanges_total", "outcome" => outcome_label(&error))
                 .increment(1);
-            return refused(ctx, tenant, id, &error).await;
+            return refused(deps, tenant, id, &error).await;
         }
     };
     metrics::counter!("partner_service_exchanges_total", "outcome" => "success").increment(1);
-    if let Some(paused) = ctx.circuit.succeeded() {
-        let mut conn = ctx.db().await?;
+    if let Some(paused) = deps.circuit.succeeded() {
+        let mut conn = deps.db().await?;
         let resumed = tenants::resume(&mut conn, &paused).await?;
         tracing::info!(resumed, "tenants paused by the circuit are due again");
     }
-    let mut conn = ctx.db().await?;
+    let mut conn = deps.db().await?;
     store_issued(
         &mut conn,
-        &ctx.cipher,
+        &deps.cipher,
         id,
         tenant.token_generation,
         &issued,
-        ctx.via,
+        deps.via,
         ACTOR,
     )
     .await?;
@@ -239,7 +239,7 @@ async fn exchange(
         let lag = (Utc::now() - captured).as_seconds_f64().max(0.0);
         metrics::histogram!("partner_service_capture_to_ticket_seconds").record(lag);
     }
-    tracing::info!(tenant = %id, via = ctx.via, generation = tenant.token_generation, "system user ticket obtained");
+    tracing::info!(tenant = %id, via = deps.via, generation = tenant.token_generation, "system user ticket obtained");
     Ok(Exchanged::Ticket(issued.ticket))
 }
 
@@ -247,7 +247,7 @@ async fn exchange(
 /// that may be this instance's fault counted by the circuit and, while it stays closed, flagged for an
 /// operator; a passing failure retried later.
 async fn refused(
-    ctx: &Context,
+    deps: &Context,
     tenant: &Tenant,
     id: &ContextId,
     error: &ExchangeError,
@@ -261,12 +261,12 @@ async fn refused(
         Verdict::Suspect => "suspect",
     };
     {
-        let mut conn = ctx.db().await?;
+        let mut conn = deps.db().await?;
         audit_work(
             &mut conn,
             id,
             AuditAction::ExchangeFailed,
-            json!({ "outcome": outcome, "kind": error.kind(), "via": ctx.via }),
+            json!({ "outcome": outcome, "kind": error.kind(), "via": deps.via }),
         )
         .await?;
     }
@@ -274,20 +274,25 @@ async fn refused(
         Verdict::Stop(stop) => {
             lifecycle::next(tenant.state, &lifecycle::Event::ExchangeRefused(stop))
         }
-        Verdict::Transient => return Ok(Exchanged::Later(ctx.retry_later(tenant, &reason).await?)),
+        Verdict::Transient => {
+            return Ok(Exchanged::Later(deps.retry_later(tenant, &reason).await?));
+        }
         Verdict::Suspect => {
             let kind = error.kind();
-            return match ctx.circuit.refused(id.as_str(), &kind, &reason, Utc::now()) {
+            return match deps
+                .circuit
+                .refused(id.as_str(), &kind, &reason, Utc::now())
+            {
                 Observed::Counted => {
                     if let ExchangeError::InvalidTimestamp { skew_secs, .. } = error {
                         tracing::warn!(tenant = %id, skew_secs = ?skew_secs, "SuperID refused the signed token's timestamp; check this host's clock");
                     }
                     Ok(Exchanged::Later(
-                        ctx.needs_attention(tenant, &kind, &reason).await?,
+                        deps.needs_attention(tenant, &kind, &reason).await?,
                     ))
                 }
                 Observed::Opened { retry_at, tenants } => {
-                    let mut conn = ctx.db().await?;
+                    let mut conn = deps.db().await?;
                     tenants::absolve(&mut conn, &tenants, retry_at).await?;
                     Ok(Exchanged::Later(Some(retry_at)))
                 }
@@ -295,11 +300,11 @@ async fn refused(
             };
         }
     };
-    let mut conn = ctx.db().await?;
+    let mut conn = deps.db().await?;
     tenants::record_outcome(
         &mut conn,
         id.as_str(),
-        &ctx.owner,
+        &deps.owner,
         Some(&reason),
         Utc::now(),
     )
@@ -317,7 +322,7 @@ async fn refused(
         Vec::new()
     };
     for request in open {
-        if work::fail_open(&mut conn, request.id, &ctx.owner, &plain).await? {
+        if work::fail_open(&mut conn, request.id, &deps.owner, &plain).await? {
             audit_failed(&mut conn, id, request.id, &plain).await?;
         }
     }
@@ -380,7 +385,7 @@ fn outcome_label(error: &ExchangeError) -> &'static str {
 /// Carries out one work request with the session's ticket, exactly once: a request that may have
 /// reached SuperOffice before (attempted already) is looked up by its idempotency key first.
 async fn carry_out(
-    ctx: &Context,
+    deps: &Context,
     tenant: &Tenant,
     id: &ContextId,
     session: &mut Session,
@@ -388,17 +393,17 @@ async fn carry_out(
 ) -> anyhow::Result<Done> {
     let look_up_first = request.attempts > 0;
     let marked = {
-        let mut conn = ctx.db().await?;
-        work::mark_running(&mut conn, request.id, &ctx.owner).await?
+        let mut conn = deps.db().await?;
+        work::mark_running(&mut conn, request.id, &deps.owner).await?
     };
     let Some(request) = marked else {
         tracing::warn!(tenant = %id, work_request = request.id, "the tenant's lease is lost; nothing more is done for it here");
         return Ok(Done::Halt(None));
     };
     let Ok(Work::CreateCompany(CreateCompany { name })) = request.work() else {
-        let mut conn = ctx.db().await?;
+        let mut conn = deps.db().await?;
         let reason = "the request names no company".to_owned();
-        if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {
+        if !fail_work(deps, &mut conn, id, request.id, &reason).await? {
             return Ok(lease_lost(id, request.id));
         }
         return Ok(Done::Next);
@@ -407,10 +412,10 @@ async fn carry_out(
     let mut renewed = false;
     loop {
         let credentials = TenantCredentials::SystemUser(session.ticket.clone());
-        let result = create_once(ctx, id, &credentials, &name, &key, look_up_first).await;
+        let result = create_once(deps, id, &credentials, &name, &key, look_up_first).await;
         match result {
             Ok((company, found)) => {
-                if !finished(ctx, id, session, &request, &company, found).await? {
+                if !finished(deps, id, session, &request, &company, found).await? {
                     return Ok(lease_lost(id, request.id));
                 }
                 return Ok(Done::Next);
@@ -419,14 +424,14 @@ async fn carry_out(
                 renewed = true;
                 tracing::info!(tenant = %id, error = %error, "the tenant refused the ticket; obtaining a new one");
                 {
-                    let mut conn = ctx.db().await?;
+                    let mut conn = deps.db().await?;
                     tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
                 }
                 let current = {
-                    let mut conn = ctx.db().await?;
+                    let mut conn = deps.db().await?;
                     tickets::find(&mut conn, id.as_str()).await?
                 };
-                match exchange(ctx, tenant, id, current.as_ref()).await? {
+                match exchange(deps, tenant, id, current.as_ref()).await? {
                     Exchanged::Ticket(ticket) => {
                         *session = Session {
                             ticket,
@@ -435,7 +440,7 @@ async fn carry_out(
                     }
                     Exchanged::Stopped => return Ok(Done::Halt(None)),
                     Exchanged::Later(next) => {
-                        requeue(ctx, &request, "waiting for a new ticket").await?;
+                        requeue(deps, &request, "waiting for a new ticket").await?;
                         return Ok(Done::Halt(next));
                     }
                 }
@@ -446,9 +451,9 @@ async fn carry_out(
                 ),
             ) => {
                 let reason = error.to_string();
-                requeue(ctx, &request, &reason).await?;
+                requeue(deps, &request, &reason).await?;
                 return Ok(Done::Halt(
-                    ctx.needs_attention(tenant, "tenant_status", &reason)
+                    deps.needs_attention(tenant, "tenant_status", &reason)
                         .await?,
                 ));
             }
@@ -456,18 +461,18 @@ async fn carry_out(
                 if error.is_retryable() || matches!(error, TenantError::TicketRejected { .. }) =>
             {
                 if matches!(error, TenantError::TicketRejected { .. }) {
-                    let mut conn = ctx.db().await?;
+                    let mut conn = deps.db().await?;
                     tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
                 }
                 let reason = error.to_string();
                 tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work will be retried");
-                requeue(ctx, &request, &reason).await?;
-                return Ok(Done::Halt(ctx.retry_later(tenant, &reason).await?));
+                requeue(deps, &request, &reason).await?;
+                return Ok(Done::Halt(deps.retry_later(tenant, &reason).await?));
             }
             Err(error) => {
                 let reason = error.to_string();
-                let mut conn = ctx.db().await?;
-                if !fail_work(ctx, &mut conn, id, request.id, &reason).await? {
+                let mut conn = deps.db().await?;
+                if !fail_work(deps, &mut conn, id, request.id, &reason).await? {
                     return Ok(lease_lost(id, request.id));
                 }
                 tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
@@ -487,7 +492,7 @@ fn lease_lost(id: &ContextId, request: i64) -> Done {
 
 /// Finds the company a previous attempt created, or creates it marked with the request's key.
 async fn create_once(
-    ctx: &Context,
+    deps: &Context,
     id: &ContextId,
     credentials: &TenantCredentials,
     name: &str,
@@ -495,7 +500,7 @@ async fn create_once(
     look_up_first: bool,
 ) -> Result<(Company, bool), TenantError> {
     if look_up_first
-        && let Some(company) = ctx
+        && let Some(company) = deps
             .clients
             .rest
             .find_company_by_marker(id, credentials, key)
@@ -503,7 +508,7 @@ async fn create_once(
     {
         return Ok((company, true));
     }
-    let company = ctx
+    let company = deps
         .clients
         .rest
         .create_marked_company(id, credentials, name, key)
@@ -512,18 +517,18 @@ async fn create_once(
 }
 
 async fn finished(
-    ctx: &Context,
+    deps: &Context,
     id: &ContextId,
     session: &Session,
     request: &WorkRequest,
     company: &Company,
     found: bool,
 ) -> anyhow::Result<bool> {
-    let mut conn = ctx.db().await?;
+    let mut conn = deps.db().await?;
     if !work::finish(
         &mut conn,
         request.id,
-        &ctx.owner,
+        &deps.owner,
         Ok(json!({ "contact_id": company.contact_id, "name": company.name })),
     )
     .await?
@@ -551,9 +556,9 @@ async fn finished(
     Ok(true)
 }
 
-async fn requeue(ctx: &Context, request: &WorkRequest, reason: &str) -> anyhow::Result<()> {
-    let mut conn = ctx.db().await?;
-    if !work::requeue(&mut conn, request.id, &ctx.owner, Some(reason)).await? {
+async fn requeue(deps: &Context, request: &WorkRequest, reason: &str) -> anyhow::Result<()> {
+    let mut conn = deps.db().await?;
+    if !work::requeue(&mut conn, request.id, &deps.owner, Some(reason)).await? {
         tracing::warn!(
             work_request = request.id,
             "the tenant's lease is lost; the request is left to the instance that holds it"
@@ -570,13 +575,13 @@ fn observe_work(request: &WorkRequest, outcome: &'static str) {
 /// Finishes a running work request as failed for good, with its `work_failed` audit event. False,
 /// changing nothing, when the lease was lost.
 async fn fail_work(
-    ctx: &Context,
+    deps: &Context,
     conn: &mut diesel_async::AsyncPgConnection,
     id: &ContextId,
     request_id: i64,
     reason: &str,
 ) -> anyhow::Result<bool> {
-    if !work::finish(conn, request_id, &ctx.owner, Err(reason.to_owned())).await? {
+    if !work::finish(conn, request_id, &deps.owner, Err(reason.to_owned())).await? {
         return Ok(false);
     }
     audit_failed(conn, id, request_id, reason).await?;

@@ -2,7 +2,9 @@
 
 use std::process::Output;
 
+use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
+use shared::db::models::TenantState;
 use shared::db::sessions::{self, SessionRow};
 use testkit::TestDatabase;
 
@@ -16,14 +18,6 @@ fn run(database_url: &str, args: &[&str]) -> Output {
         .env_remove("SUDO_USER")
         .output()
         .unwrap()
-}
-
-async fn sql(database: &TestDatabase, statement: &str) {
-    let mut conn = database.connect().await.unwrap();
-    diesel::sql_query(statement)
-        .execute(&mut conn)
-        .await
-        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,17 +72,21 @@ async fn end_sessions_ends_every_session_of_the_tenant_and_is_audited() {
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_list_shows_the_last_error_only_after_a_failure() {
     let database = TestDatabase::create().await.unwrap();
-    sql(
-        &database,
+    let mut conn = database.connect().await.unwrap();
+    diesel::sql_query(
         "INSERT INTO tenants (context_id, environment, state, state_reason, last_error, last_error_at, \
              last_success_at) \
-         VALUES ('Cust1', 'custom', 'active', 'system user ticket obtained', 'tenant timed out', \
+         VALUES ('Cust1', 'custom', $1, 'system user ticket obtained', 'tenant timed out', \
                  now() - interval '1 hour', now()), \
-                ('Cust2', 'custom', 'active', 'system user ticket obtained', 'SuperOffice answered 503', \
+                ('Cust2', 'custom', $1, 'system user ticket obtained', 'SuperOffice answered 503', \
                  now(), now() - interval '1 hour'), \
-                ('Cust3', 'custom', 'revoked', 'the tenant revoked the application', NULL, NULL, NULL)",
+                ('Cust3', 'custom', $2, 'the tenant revoked the application', NULL, NULL, NULL)",
     )
-    .await;
+    .bind::<Text, _>(TenantState::Active)
+    .bind::<Text, _>(TenantState::Revoked)
+    .execute(&mut conn)
+    .await
+    .unwrap();
     let output = run(database.url(), &["tenants", "list"]);
     assert!(output.status.success(), "{output:?}");
     let table = stdout(&output);

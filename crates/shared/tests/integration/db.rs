@@ -21,8 +21,9 @@ async fn schema_rs_matches_the_migrated_database() {
     diesel::sql_query(
         "INSERT INTO tenants (context_id, environment, company_name, serial, webapi_url, netserver_url, \
          state, state_reason, system_token_ciphertext, system_token_key_version, token_captured_by, \
-         token_captured_at) VALUES ('Cust1', 'sod', 'A', '1', 'w', 'n', 'active', 'r', '\\x00', 1, 'u', now())",
+         token_captured_at) VALUES ('Cust1', 'sod', 'A', '1', 'w', 'n', $1, 'r', '\\x00', 1, 'u', now())",
     )
+    .bind::<Text, _>(TenantState::Active)
     .execute(&mut conn)
     .await
     .unwrap();

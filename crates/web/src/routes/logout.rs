@@ -16,7 +16,7 @@ pub async fn post(
     session: TypedSession,
     form: web::Form<LogoutForm>,
 ) -> Result<HttpResponse, WebError> {
-    crate::routes::require_csrf(&session, &form.csrf_token)?;
+    crate::session::require_csrf(&session, &form.csrf_token)?;
     session.sign_out();
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", "/"))

@@ -12,9 +12,6 @@ pub mod views;
 
 use actix_web::web;
 
-use crate::errors::WebError;
-use crate::session::{SessionUser, TypedSession};
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::get))
         .route("/tenant", web::get().to(tenant::get))
@@ -46,22 +43,4 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub fn configure_probes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz));
-}
-
-/// The signed-in user, or the "please sign in" page.
-pub fn require_user(session: &TypedSession) -> Result<SessionUser, WebError> {
-    session
-        .user()
-        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
-        .ok_or(WebError::NotSignedIn)
-}
-
-/// Refuses a POST whose form does not carry the session's CSRF token.
-pub fn require_csrf(session: &TypedSession, submitted: &str) -> Result<(), WebError> {
-    if session.csrf_matches(submitted) {
-        Ok(())
-    } else {
-        metrics::counter!("partner_web_csrf_rejected_total").increment(1);
-        Err(WebError::Csrf)
-    }
 }

@@ -116,24 +116,7 @@ async fn signed_out_users_cannot_act_and_requests_are_scoped_to_the_tenant() {
     app.sign_in_as(ADMIN).await;
     let mut conn = app.pool.get().await.unwrap();
     // Another tenant's request is not visible.
-    shared::db::tenants::capture_token(
-        &mut conn,
-        shared::db::tenants::TokenCapture {
-            context_id: "Cust10002",
-            environment: "custom",
-            company_name: None,
-            serial: None,
-            webapi_url: None,
-            netserver_url: None,
-            token_ciphertext: vec![1],
-            token_key_version: 1,
-            captured_by: "x",
-            same_token: &|_| false,
-            token_issued_at: None,
-        },
-    )
-    .await
-    .unwrap();
+    crate::support::capture_token(&mut conn, "Cust10002", None, None, vec![1], "x").await;
     let other = shared::db::work::enqueue_create_company(&mut conn, "Cust10002", "Secret AS", "x")
         .await
         .unwrap();

@@ -250,24 +250,15 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
     app.sign_in_as(OPERATOR).await;
     // A second tenant, as its administrator's sign-in stores it.
     let mut conn = app.pool.get().await.unwrap();
-    shared::db::tenants::capture_token(
+    crate::support::capture_token(
         &mut conn,
-        shared::db::tenants::TokenCapture {
-            context_id: "Cust10002",
-            environment: "custom",
-            company_name: Some("Fjord"),
-            serial: Some("1"),
-            webapi_url: None,
-            netserver_url: None,
-            token_ciphertext: vec![1, 2, 3],
-            token_key_version: 1,
-            captured_by: "admin@cust10002.example",
-            same_token: &|_| false,
-            token_issued_at: None,
-        },
+        "Cust10002",
+        Some("Fjord"),
+        Some("1"),
+        vec![1, 2, 3],
+        "admin@cust10002.example",
     )
-    .await
-    .unwrap();
+    .await;
     drop(conn);
     let csrf = app.csrf().await;
 

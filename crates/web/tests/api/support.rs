@@ -35,3 +35,33 @@ pub fn code_of(callback: &str) -> String {
         .1
         .into_owned()
 }
+
+/// Stores a system user token for `context_id`, as its administrator's sign-in does (no SuperOffice
+/// addresses yet, a token that never matches the stored one).
+pub async fn capture_token(
+    conn: &mut diesel_async::AsyncPgConnection,
+    context_id: &str,
+    company_name: Option<&str>,
+    serial: Option<&str>,
+    token_ciphertext: Vec<u8>,
+    captured_by: &str,
+) {
+    shared::db::tenants::capture_token(
+        conn,
+        shared::db::tenants::TokenCapture {
+            context_id,
+            environment: "custom",
+            company_name,
+            serial,
+            webapi_url: None,
+            netserver_url: None,
+            token_ciphertext,
+            token_key_version: 1,
+            captured_by,
+            same_token: &|_| false,
+            token_issued_at: None,
+        },
+    )
+    .await
+    .unwrap();
+}

@@ -119,8 +119,9 @@ async fn attack_flood_over_the_open_request_cap() {
     // One done, one place free.
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(
-            "UPDATE work_requests SET state = 'done' WHERE id = (SELECT min(id) FROM work_requests)",
-        ),
+            "UPDATE work_requests SET state = $1 WHERE id = (SELECT min(id) FROM work_requests)",
+        )
+        .bind::<diesel::sql_types::Text, _>(shared::db::models::WorkState::Done),
         &mut conn,
     )
     .await

@@ -58,8 +58,9 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     // The service obtains a ticket: the tenant is active, its reason a success message.
     diesel_async::RunQueryDsl::execute(
         diesel::sql_query(
-            "UPDATE tenants SET state = 'active', state_reason = 'system user ticket obtained'",
-        ),
+            "UPDATE tenants SET state = $1, state_reason = 'system user ticket obtained'",
+        )
+        .bind::<diesel::sql_types::Text, _>(shared::db::models::TenantState::Active),
         &mut conn,
     )
     .await

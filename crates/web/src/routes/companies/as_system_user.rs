@@ -16,8 +16,8 @@ pub async fn post(
     state: web::Data<AppState>,
     form: web::Form<CompanyForm>,
 ) -> Result<HttpResponse, WebError> {
-    let user = crate::routes::require_user(&session)?;
-    crate::routes::require_csrf(&session, &form.csrf_token)?;
+    let user = crate::session::require_user(&session)?;
+    crate::session::require_csrf(&session, &form.csrf_token)?;
     if let Some(reason) = system_user_refusal(state.system_user_actions, &user) {
         metrics::counter!("partner_web_work_refused_total", "reason" => "not_allowed").increment(1);
         return Err(WebError::Forbidden(reason.to_owned()));

@@ -8,8 +8,8 @@ use shared::tenant::{TenantCredentials, TenantError};
 
 use super::CompanyForm;
 use crate::errors::WebError;
-use crate::routes::home::CreatedCompany;
-use crate::session::{SessionUser, TypedSession};
+
+use crate::session::{CreatedCompany, SessionUser, TypedSession};
 use crate::state::AppState;
 
 /// Renew the access token when it has less than this many seconds left.
@@ -20,8 +20,8 @@ pub async fn post(
     state: web::Data<AppState>,
     form: web::Form<CompanyForm>,
 ) -> Result<HttpResponse, WebError> {
-    let mut user = crate::routes::require_user(&session)?;
-    crate::routes::require_csrf(&session, &form.csrf_token)?;
+    let mut user = crate::session::require_user(&session)?;
+    crate::session::require_csrf(&session, &form.csrf_token)?;
     let name = form.company_name()?;
     let ctx = ContextId::parse(&user.context_id).map_err(|e| WebError::Unexpected(e.into()))?;
     if user.access_token.is_some()

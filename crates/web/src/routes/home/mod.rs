@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 
 use crate::errors::WebError;
 use crate::routes::views::{TenantView, WorkView};
-use crate::session::{SessionUser, TypedSession};
+use crate::session::{CreatedCompany, SessionUser, TypedSession};
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -22,13 +22,6 @@ pub struct HomePage {
     system_user_refusal: Option<&'static str>,
     /// The user is listed in `web.operators`: the page links to the operator console.
     operator: bool,
-}
-
-/// The company just created with the user's own credentials (shown once after the redirect).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct CreatedCompany {
-    pub contact_id: i64,
-    pub name: String,
 }
 
 pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<HomePage, WebError> {

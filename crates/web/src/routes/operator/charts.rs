@@ -7,6 +7,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use plotters::prelude::*;
 use shared::db::operator::{self, Bucket, CaptureLatency};
 
+use super::access;
 use crate::errors::WebError;
 use crate::session::TypedSession;
 use crate::state::AppState;
@@ -90,9 +91,8 @@ impl ChartData {
     }
 }
 
-/// Counts per hour of each series over the last `hours`, with zero for an hour without events.
-fn per_hour(buckets: &[Bucket], order: &[&str], hours: i64, now: DateTime<Utc>) -> Vec<Series> {
-    let this_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+/// The names in `order`, then those of the other series in `buckets` as they first appear.
+fn series_names(buckets: &[Bucket], order: &[&str]) -> Vec<String> {
     let mut names: Vec<String> = order.iter().map(|s| (*s).to_owned()).collect();
     for bucket in buckets {
         if !names.contains(&bucket.series) {
@@ -100,6 +100,12 @@ fn per_hour(buckets: &[Bucket], order: &[&str], hours: i64, now: DateTime<Utc>) 
         }
     }
     names
+}
+
+/// Counts per hour of each series over the last `hours`, with zero for an hour without events.
+fn per_hour(buckets: &[Bucket], order: &[&str], hours: i64, now: DateTime<Utc>) -> Vec<Series> {
+    let this_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
+    series_names(buckets, order)
         .into_iter()
         .map(|name| {
             let points = (0..hours)
@@ -121,13 +127,7 @@ fn per_hour(buckets: &[Bucket], order: &[&str], hours: i64, now: DateTime<Utc>) 
 /// Running totals per state, carried forward hour by hour over the last `hours`.
 fn running_totals(buckets: &[Bucket], hours: i64, now: DateTime<Utc>) -> Vec<Series> {
     let this_hour = now.duration_trunc(Duration::hours(1)).unwrap_or(now);
-    let mut names: Vec<String> = Vec::new();
-    for bucket in buckets {
-        if !names.contains(&bucket.series) {
-            names.push(bucket.series.clone());
-        }
-    }
-    names
+    series_names(buckets, &[])
         .into_iter()
         .map(|name| {
             let points = (0..hours)
@@ -346,14 +346,14 @@ pub async fn get(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    super::require_operator(&session, &state)?;
+    access::require_operator(&session, &state)?;
     let name = name.into_inner();
     let Some(name) = name.strip_suffix(".svg") else {
-        return Err(super::not_found());
+        return Err(access::not_found());
     };
     let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
     let Some(chart) = load(&mut conn, name).await? else {
-        return Err(super::not_found());
+        return Err(access::not_found());
     };
     let svg =
         render(&chart).map_err(|e| WebError::Unexpected(anyhow::anyhow!("drawing {name}: {e}")))?;

@@ -5,7 +5,11 @@
 //! session's CSRF token, each audited with the actor `operator:{email}`; they call the same functions as
 //! `partner-service tenants …`.
 
+mod access;
 pub mod charts;
+
+use self::access::not_found;
+pub use self::access::{SignedInOperator, require_operator};
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
@@ -36,41 +40,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/operator/tenants/{ctx}/{action}", web::post().to(act))
         // Anything else under /operator is as absent as the console is to a non-operator.
         .route("/operator/{tail:.*}", web::route().to(unknown));
-}
-
-pub(crate) fn not_found() -> WebError {
-    WebError::NotFound("There is no page at this address.".to_owned())
-}
-
-/// A signed-in operator, or 404 for everyone else.
-pub struct SignedInOperator {
-    pub user: SessionUser,
-    /// `operator:{email}` (the subject when SuperID gave no e-mail): who audit events name.
-    pub actor: String,
-}
-
-pub fn require_operator(
-    session: &TypedSession,
-    state: &AppState,
-) -> Result<SignedInOperator, WebError> {
-    if state.operators.is_empty() {
-        return Err(not_found());
-    }
-    let Ok(Some(user)) = session.user() else {
-        return Err(not_found());
-    };
-    let listed = state
-        .operators
-        .iter()
-        .any(|op| op.matches(&user.context_id, &user.subject, user.email.as_deref()));
-    if !listed {
-        return Err(not_found());
-    }
-    let actor = format!(
-        "operator:{}",
-        user.email.as_deref().unwrap_or(user.subject.as_str())
-    );
-    Ok(SignedInOperator { user, actor })
 }
 
 async fn unknown(
@@ -518,7 +487,7 @@ pub async fn act(
         return Err(not_found());
     }
     let ctx = context_id(&raw_ctx)?;
-    crate::routes::require_csrf(&session, &form.csrf_token)?;
+    crate::session::require_csrf(&session, &form.csrf_token)?;
     let actor = operator.actor.as_str();
     let mut conn = state.pool.get().await.map_err(DbError::from)?;
     let missing = || WebError::NotFound(format!("There is no tenant {ctx}."));

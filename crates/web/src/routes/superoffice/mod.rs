@@ -1,4 +1,3 @@
 //! What SuperOffice itself posts to partner-web.
 
-pub mod limiter;
 pub mod state_change;

@@ -29,7 +29,7 @@ pub async fn get(
     session: TypedSession,
     state: web::Data<AppState>,
 ) -> Result<TenantPage, WebError> {
-    let user = crate::routes::require_user(&session)?;
+    let user = crate::session::require_user(&session)?;
     let csrf = session
         .csrf_token()
         .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;

@@ -1,24 +1,11 @@
 // Signs in as a tenant administrator through the simulator, creates a company with the login user and
 // one with the system user, and checks that both results show on the page. Screenshots of each step go
 // to $SCREENSHOT_DIR. Exits non-zero with a message on the first thing that does not happen.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { launch, settings } from './common.mjs';
 
-const web = process.env.WEB_URL;
-const shots = process.env.SCREENSHOT_DIR;
-const admin = process.env.ADMIN_NAME;
-if (!web || !shots || !admin) {
-  console.error('WEB_URL, SCREENSHOT_DIR and ADMIN_NAME must be set');
-  process.exit(2);
-}
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const [web, shots, admin] = settings('WEB_URL', 'SCREENSHOT_DIR', 'ADMIN_NAME');
+const browser = await launch(shots);
 let step = 'start';
 try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 } });

@@ -2,25 +2,11 @@
 // retries it, and sees the charts. Screenshots go to $SCREENSHOT_DIR (operator.png, the console on a
 // laptop; operator-phone.png; operator-tenant.png). Exits non-zero with a message on the first thing that
 // does not happen.
-import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { launch, settings } from './common.mjs';
 
-const web = process.env.WEB_URL;
-const shots = process.env.SCREENSHOT_DIR;
-const operator = process.env.OPERATOR_NAME;
-const tenant = process.env.TENANT;
-if (!web || !shots || !operator || !tenant) {
-  console.error('WEB_URL, SCREENSHOT_DIR, OPERATOR_NAME and TENANT must be set');
-  process.exit(2);
-}
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const [web, shots, operator, tenant] = settings('WEB_URL', 'SCREENSHOT_DIR', 'OPERATOR_NAME', 'TENANT');
+const browser = await launch(shots);
 let step = 'start';
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });

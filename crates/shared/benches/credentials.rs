@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use criterion::Criterion;
 use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
@@ -47,6 +47,18 @@ fn system_user_claims() -> Value {
     })
 }
 
+/// A validator that trusts `key` alone, at the fixed time `at`.
+fn validator(key: &PartnerKey, at: DateTime<Utc>) -> JwtValidator {
+    JwtValidator::new(
+        KeySet::from_keys(vec![VerificationKey::new(
+            Some("bench-key"),
+            key.public_key().clone(),
+        )]),
+        Duration::from_secs(60),
+    )
+    .with_clock(Arc::new(FixedClock(at)))
+}
+
 fn credentials(c: &mut Criterion, key: &PartnerKey) {
     let key = key.clone();
     let token = SystemUserToken::parse("SuperOffice DevNet Node OIDC-8k8Q7DmBgo").unwrap();
@@ -55,14 +67,7 @@ fn credentials(c: &mut Criterion, key: &PartnerKey) {
         b.iter(|| sign_system_user_token(black_box(&key), black_box(&token), at))
     });
 
-    let validator = JwtValidator::new(
-        KeySet::from_keys(vec![VerificationKey::new(
-            Some("bench-key"),
-            key.public_key().clone(),
-        )]),
-        Duration::from_secs(60),
-    )
-    .with_clock(Arc::new(FixedClock(at)));
+    let validator = validator(&key, at);
     let ctx = ContextId::parse("Cust12345").unwrap();
     let system_user = jwt(&key, &system_user_claims());
     let system_user_expectation = Expectation::SystemUser {
@@ -182,14 +187,7 @@ fn floor_report(key: &PartnerKey, with_pycryptodome: bool) {
     let message = "SuperOffice DevNet Node OIDC-8k8Q7DmBgo.202701150800";
     let verifier = Rs256Verifier::new(key.public_key().clone());
     let signature = key.sign_sha256(message.as_bytes());
-    let validator = JwtValidator::new(
-        KeySet::from_keys(vec![VerificationKey::new(
-            Some("bench-key"),
-            key.public_key().clone(),
-        )]),
-        Duration::from_secs(60),
-    )
-    .with_clock(Arc::new(FixedClock(at)));
+    let validator = validator(key, at);
     let system_user = jwt(key, &system_user_claims());
     let expectation = Expectation::SystemUser {
         serial: "1801550193".into(),

@@ -276,6 +276,11 @@ impl RetryPolicy {
         max_delay: Duration::ZERO,
     };
 
+    /// This policy for an operation that is safe to repeat, `NONE` for one that is not.
+    pub fn if_repeatable(self, repeatable: bool) -> Self {
+        if repeatable { self } else { Self::NONE }
+    }
+
     /// The pause before retry number `retry` (1-based): a random duration up to `base · 2^(retry-1)`,
     /// capped at `max_delay`.
     pub fn delay(&self, retry: u32) -> Duration {
@@ -407,6 +412,9 @@ mod tests {
             assert!(policy.delay(30) <= Duration::from_millis(300));
         }
         assert_eq!(RetryPolicy::NONE.delay(1), Duration::ZERO);
+        let policy = RetryPolicy::default();
+        assert_eq!(policy.if_repeatable(true), policy);
+        assert_eq!(policy.if_repeatable(false), RetryPolicy::NONE);
     }
 
     #[derive(Debug)]

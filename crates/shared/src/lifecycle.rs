@@ -417,288 +417,120 @@ mod tests {
     use super::TenantState::*;
     use super::*;
 
-    const NONE: Effects = Effects {
-        new_token: false,
-        drop_ticket: false,
-        clear_urls: false,
-        schedule: Schedule::Keep,
-        reset_failures: false,
-        record_success: false,
-        clear_attention: false,
-        release_lease: false,
-        fail_open_work: false,
-        wake: false,
-    };
-    const NEW_TOKEN: Effects = Effects {
-        new_token: true,
-        drop_ticket: true,
-        schedule: Schedule::Now,
-        reset_failures: true,
-        wake: true,
-        ..NONE
-    };
-    const SUCCESS: Effects = Effects {
-        record_success: true,
-        ..NONE
-    };
-    const STOPPED: Effects = Effects {
-        schedule: Schedule::Never,
-        reset_failures: true,
-        fail_open_work: true,
-        wake: true,
-        ..NONE
-    };
-    const DISABLED: Effects = Effects {
-        fail_open_work: false,
-        ..STOPPED
-    };
-    const RETRY: Effects = Effects {
-        schedule: Schedule::Now,
-        reset_failures: true,
-        release_lease: true,
-        wake: true,
-        ..NONE
-    };
+    use effects::*;
 
-    /// state × event → state, effects: every row of the lifecycle.
+    /// Every expected set of effects, each built on a smaller one.
+    #[rustfmt::skip]
+    mod effects {
+        use super::super::{Effects, Schedule};
+
+        pub const NONE: Effects = Effects {
+            new_token: false,
+            drop_ticket: false,
+            clear_urls: false,
+            schedule: Schedule::Keep,
+            reset_failures: false,
+            record_success: false,
+            clear_attention: false,
+            release_lease: false,
+            fail_open_work: false,
+            wake: false,
+        };
+        pub const SUCCESS: Effects = Effects { record_success: true, ..NONE };
+        pub const CIRCUIT_OPENED: Effects = Effects { clear_attention: true, ..NONE };
+        pub const WAKE: Effects = Effects { wake: true, ..NONE };
+        pub const WAKE_NOW: Effects = Effects { schedule: Schedule::Now, ..WAKE };
+        pub const ENABLE: Effects = Effects { reset_failures: true, ..WAKE_NOW };
+        pub const RETRY: Effects = Effects { release_lease: true, ..ENABLE };
+        pub const NEW_TOKEN: Effects = Effects { new_token: true, drop_ticket: true, ..ENABLE };
+        pub const MOVE: Effects = Effects { clear_urls: true, ..WAKE_NOW };
+        pub const MOVE_STOPPED: Effects = Effects { clear_urls: true, ..WAKE };
+        pub const DELETE_STOPPED: Effects = Effects { drop_ticket: true, ..WAKE };
+        pub const SUSPEND: Effects = Effects { schedule: Schedule::Never, reset_failures: true, ..WAKE };
+        /// An operator's stop: like a suspension, the open work stays.
+        pub const DISABLED: Effects = SUSPEND;
+        pub const STOPPED: Effects = Effects { fail_open_work: true, ..SUSPEND };
+        pub const DELETE: Effects = Effects { drop_ticket: true, ..SUSPEND };
+    }
+
+    fn cap(token: Token) -> Event {
+        Event::Capture(token)
+    }
+
+    fn retry(has_token: bool) -> Event {
+        Event::OperatorRetry { has_token }
+    }
+
+    fn note(change: ChangeType) -> Event {
+        Event::Notification(change)
+    }
+
+    fn refused(reason: StopReason) -> Event {
+        Event::ExchangeRefused(reason)
+    }
+
+    /// state × event → state, effects: every row of the lifecycle, one row a line.
     #[test]
     fn the_transition_table() {
+        use ChangeType::*;
+        use Token::{Different, Older, Same};
+        #[rustfmt::skip]
         let table: Vec<(TenantState, Event, TenantState, Effects)> = vec![
             // Capture: a new token restarts a tenant unless SuperOffice or an operator stopped it.
-            (
-                Pending,
-                Event::Capture(Token::Different),
-                Pending,
-                NEW_TOKEN,
-            ),
-            (Active, Event::Capture(Token::Different), Pending, NEW_TOKEN),
-            (
-                Revoked,
-                Event::Capture(Token::Different),
-                Pending,
-                NEW_TOKEN,
-            ),
-            (
-                Suspended,
-                Event::Capture(Token::Different),
-                Suspended,
-                NEW_TOKEN,
-            ),
-            (
-                Deleted,
-                Event::Capture(Token::Different),
-                Deleted,
-                NEW_TOKEN,
-            ),
-            (
-                Disabled,
-                Event::Capture(Token::Different),
-                Disabled,
-                NEW_TOKEN,
-            ),
+            (Pending, cap(Different), Pending, NEW_TOKEN),
+            (Active, cap(Different), Pending, NEW_TOKEN),
+            (Revoked, cap(Different), Pending, NEW_TOKEN),
+            (Suspended, cap(Different), Suspended, NEW_TOKEN),
+            (Deleted, cap(Different), Deleted, NEW_TOKEN),
+            (Disabled, cap(Different), Disabled, NEW_TOKEN),
             // The same token changes nothing, except that it revives a tenant refused for authorization.
-            (Active, Event::Capture(Token::Same), Active, NONE),
-            (Pending, Event::Capture(Token::Same), Pending, NONE),
-            (Suspended, Event::Capture(Token::Same), Suspended, NONE),
-            (Disabled, Event::Capture(Token::Same), Disabled, NONE),
-            (Revoked, Event::Capture(Token::Same), Pending, NEW_TOKEN),
-            (Expired, Event::Capture(Token::Same), Pending, NEW_TOKEN),
-            (Denied, Event::Capture(Token::Same), Pending, NEW_TOKEN),
-            (
-                NeedsReapproval,
-                Event::Capture(Token::Same),
-                Pending,
-                NEW_TOKEN,
-            ),
+            (Active, cap(Same), Active, NONE),
+            (Pending, cap(Same), Pending, NONE),
+            (Suspended, cap(Same), Suspended, NONE),
+            (Disabled, cap(Same), Disabled, NONE),
+            (Revoked, cap(Same), Pending, NEW_TOKEN),
+            (Expired, cap(Same), Pending, NEW_TOKEN),
+            (Denied, cap(Same), Pending, NEW_TOKEN),
+            (NeedsReapproval, cap(Same), Pending, NEW_TOKEN),
             // An older token never replaces the stored one.
-            (Active, Event::Capture(Token::Older), Active, NONE),
-            (Revoked, Event::Capture(Token::Older), Revoked, NONE),
+            (Active, cap(Older), Active, NONE),
+            (Revoked, cap(Older), Revoked, NONE),
             // A ticket activates a pending tenant, and only a pending one.
             (Pending, Event::TicketObtained, Active, SUCCESS),
             (Active, Event::TicketObtained, Active, SUCCESS),
             (Suspended, Event::TicketObtained, Suspended, SUCCESS),
             (Disabled, Event::TicketObtained, Disabled, SUCCESS),
             // An unambiguous refusal stops the tenant and fails its open work.
-            (
-                Active,
-                Event::ExchangeRefused(StopReason::Revoked),
-                Revoked,
-                STOPPED,
-            ),
-            (
-                Pending,
-                Event::ExchangeRefused(StopReason::Expired),
-                Expired,
-                STOPPED,
-            ),
-            (
-                Pending,
-                Event::ExchangeRefused(StopReason::NeedsReapproval),
-                NeedsReapproval,
-                STOPPED,
-            ),
+            (Active, refused(StopReason::Revoked), Revoked, STOPPED),
+            (Pending, refused(StopReason::Expired), Expired, STOPPED),
+            (Pending, refused(StopReason::NeedsReapproval), NeedsReapproval, STOPPED),
             // Work done is a success and changes no state.
             (Active, Event::WorkDone, Active, SUCCESS),
             // Operator: a retry restarts a stopped tenant with a token; SuperOffice's states stay.
-            (
-                Revoked,
-                Event::OperatorRetry { has_token: true },
-                Pending,
-                RETRY,
-            ),
-            (
-                Disabled,
-                Event::OperatorRetry { has_token: true },
-                Pending,
-                RETRY,
-            ),
-            (
-                Disabled,
-                Event::OperatorRetry { has_token: false },
-                Disabled,
-                RETRY,
-            ),
-            (
-                Active,
-                Event::OperatorRetry { has_token: true },
-                Active,
-                RETRY,
-            ),
-            (
-                Suspended,
-                Event::OperatorRetry { has_token: true },
-                Suspended,
-                RETRY,
-            ),
-            (
-                Deleted,
-                Event::OperatorRetry { has_token: true },
-                Deleted,
-                RETRY,
-            ),
+            (Revoked, retry(true), Pending, RETRY),
+            (Disabled, retry(true), Pending, RETRY),
+            (Disabled, retry(false), Disabled, RETRY),
+            (Active, retry(true), Active, RETRY),
+            (Suspended, retry(true), Suspended, RETRY),
+            (Deleted, retry(true), Deleted, RETRY),
             (Active, Event::OperatorDisable, Disabled, DISABLED),
-            (
-                Disabled,
-                Event::OperatorEnable,
-                Pending,
-                Effects {
-                    schedule: Schedule::Now,
-                    reset_failures: true,
-                    wake: true,
-                    ..NONE
-                },
-            ),
+            (Disabled, Event::OperatorEnable, Pending, ENABLE),
             (Active, Event::OperatorEnable, Active, NONE),
             (Revoked, Event::OperatorEnable, Revoked, NONE),
             (Suspended, Event::OperatorDisable, Disabled, DISABLED),
             // The circuit changes no state.
-            (
-                Active,
-                Event::CircuitOpened,
-                Active,
-                Effects {
-                    clear_attention: true,
-                    ..NONE
-                },
-            ),
-            (
-                Pending,
-                Event::CircuitClosed,
-                Pending,
-                Effects {
-                    schedule: Schedule::Now,
-                    wake: true,
-                    ..NONE
-                },
-            ),
+            (Active, Event::CircuitOpened, Active, CIRCUIT_OPENED),
+            (Pending, Event::CircuitClosed, Pending, WAKE_NOW),
             // Notifications (the table of db::state_changes).
-            (
-                Active,
-                Event::Notification(ChangeType::Suspend),
-                Suspended,
-                Effects {
-                    schedule: Schedule::Never,
-                    reset_failures: true,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Suspended,
-                Event::Notification(ChangeType::Resume),
-                Pending,
-                Effects {
-                    schedule: Schedule::Now,
-                    reset_failures: true,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Active,
-                Event::Notification(ChangeType::Resume),
-                Active,
-                Effects {
-                    schedule: Schedule::Now,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Active,
-                Event::Notification(ChangeType::Delete),
-                Deleted,
-                Effects {
-                    drop_ticket: true,
-                    schedule: Schedule::Never,
-                    reset_failures: true,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Revoked,
-                Event::Notification(ChangeType::Delete),
-                Revoked,
-                Effects {
-                    drop_ticket: true,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Active,
-                Event::Notification(ChangeType::Move),
-                Active,
-                Effects {
-                    clear_urls: true,
-                    schedule: Schedule::Now,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Disabled,
-                Event::Notification(ChangeType::Move),
-                Disabled,
-                Effects {
-                    clear_urls: true,
-                    wake: true,
-                    ..NONE
-                },
-            ),
-            (
-                Active,
-                Event::Notification(ChangeType::Upgrade),
-                Active,
-                Effects { wake: true, ..NONE },
-            ),
-            (
-                Active,
-                Event::Notification(ChangeType::Unsupported("9".into())),
-                Active,
-                NONE,
-            ),
+            (Active, note(Suspend), Suspended, SUSPEND),
+            (Suspended, note(Resume), Pending, ENABLE),
+            (Active, note(Resume), Active, WAKE_NOW),
+            (Active, note(Delete), Deleted, DELETE),
+            (Revoked, note(Delete), Revoked, DELETE_STOPPED),
+            (Active, note(Move), Active, MOVE),
+            (Disabled, note(Move), Disabled, MOVE_STOPPED),
+            (Active, note(Upgrade), Active, WAKE),
+            (Active, note(Unsupported("9".into())), Active, NONE),
         ];
         for (from, event, to, effects) in table {
             let transition = next(from, &event);

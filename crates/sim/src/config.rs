@@ -146,6 +146,10 @@ impl UserConfig {
 }
 
 /// Tenant states as named by the state API.
+///
+/// The list is written out here on purpose rather than taken from `shared::tenant::status`: the
+/// simulator stands in for SuperOffice independently of the client it tests, so a state renamed or
+/// dropped on the client side shows up as a failing test instead of changing both sides at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 pub enum TenantState {
     Unknown,

@@ -5,6 +5,7 @@
 //! Needs Debian's `chromium` and `tests/browser/node_modules` (`npm ci --prefix tests/browser`);
 //! `.ci/run` and `scripts/test` install both.
 
+use std::path::Path;
 use std::process::Command;
 
 use e2e::{Stack, repo_root};
@@ -29,37 +30,57 @@ pub fn chromium() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_and_create_companies_in_headless_chromium() {
-    let root = repo_root();
-    let chromium = super::browser::chromium();
+    // Without Chromium, fail before the stack starts.
+    super::browser::chromium();
     let database = TestDatabase::create().await.unwrap();
     let mut stack = Stack::start("browser", database.url()).await;
     let screenshots = stack.log_dir.join("screenshots");
+    let stdout = run_flow(
+        &stack,
+        "flow.mjs",
+        &screenshots,
+        &[("ADMIN_NAME", "Ada Admin")],
+    );
+    assert!(stdout.contains("ok: done: company id"), "{stdout}");
+    assert_screenshots(
+        &screenshots,
+        &[
+            "1-superid-sign-in",
+            "2-home-signed-in",
+            "3-created-with-login-user",
+            "5-created-with-system-user",
+        ],
+    );
+    let statuses = stack.stop();
+    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
+}
+
+/// Runs `tests/browser/{script}` in node against the stack's partner-web with `env` set, and returns what
+/// it printed; fails the test with its output and the stack's log folder when it fails.
+pub fn run_flow(stack: &Stack, script: &str, screenshots: &Path, env: &[(&str, &str)]) -> String {
     let output = Command::new("node")
-        .arg(root.join("tests/browser/flow.mjs"))
+        .arg(repo_root().join("tests/browser").join(script))
         .env("WEB_URL", &stack.web_url)
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("ADMIN_NAME", "Ada Admin")
-        .env("CHROMIUM", &chromium)
+        .env("SCREENSHOT_DIR", screenshots)
+        .env("CHROMIUM", chromium())
+        .envs(env.iter().copied())
         .output()
         .expect("running node");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),
-        "browser flow failed:\n{stdout}\n{stderr}\nlogs: {}",
+        "{script} failed:\n{stdout}\n{stderr}\nlogs: {}",
         stack.log_dir.display()
     );
-    assert!(stdout.contains("ok: done: company id"), "{stdout}");
-    for shot in [
-        "1-superid-sign-in",
-        "2-home-signed-in",
-        "3-created-with-login-user",
-        "5-created-with-system-user",
-    ] {
+    stdout.into_owned()
+}
+
+/// Every named screenshot was written and is not empty.
+pub fn assert_screenshots(screenshots: &Path, names: &[&str]) {
+    for shot in names {
         let path = screenshots.join(format!("{shot}.png"));
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "{} missing or empty", path.display());
     }
-    let statuses = stack.stop();
-    assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
 }

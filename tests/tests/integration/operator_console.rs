@@ -5,8 +5,6 @@
 //!
 //! Needs Debian's `chromium` and `tests/browser/node_modules` (`npm ci --prefix tests/browser`).
 
-use std::process::Command;
-
 use diesel_async::RunQueryDsl;
 use e2e::{Stack, repo_root};
 use testkit::TestDatabase;
@@ -51,7 +49,8 @@ FROM generate_series(1, 360) AS n;
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_filters_retries_and_sees_the_charts_in_headless_chromium() {
     let root = repo_root();
-    let chromium = super::browser::chromium();
+    // Without Chromium, fail before the stack starts.
+    super::browser::chromium();
     let database = TestDatabase::create().await.unwrap();
     let mut conn = database.connect().await.unwrap();
     for statement in HISTORY.split(';').filter(|s| !s.trim().is_empty()) {
@@ -71,28 +70,17 @@ async fn an_operator_filters_retries_and_sees_the_charts_in_headless_chromium() 
     )
     .await;
     let screenshots = root.join("target/browser");
-    let output = Command::new("node")
-        .arg(root.join("tests/browser/operator.mjs"))
-        .env("WEB_URL", &stack.web_url)
-        .env("SCREENSHOT_DIR", &screenshots)
-        .env("OPERATOR_NAME", "Ada Admin")
-        .env("TENANT", "Cust10001")
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("running node");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "operator flow failed:\n{stdout}\n{stderr}\nlogs: {}",
-        stack.log_dir.display()
+    let stdout = super::browser::run_flow(
+        &stack,
+        "operator.mjs",
+        &screenshots,
+        &[("OPERATOR_NAME", "Ada Admin"), ("TENANT", "Cust10001")],
     );
     assert!(stdout.contains("ok: 5 charts"), "{stdout}");
-    for shot in ["operator", "operator-phone", "operator-tenant"] {
-        let path = screenshots.join(format!("{shot}.png"));
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        assert!(size > 1000, "{} missing or empty", path.display());
-    }
+    super::browser::assert_screenshots(
+        &screenshots,
+        &["operator", "operator-phone", "operator-tenant"],
+    );
     let statuses = stack.stop();
     assert!(statuses.iter().all(|s| s.success()), "{statuses:?}");
 }

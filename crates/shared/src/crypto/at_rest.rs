@@ -183,11 +183,22 @@ impl Cipher {
     /// `prefix || nonce || ciphertext+tag` under the current key with a fresh random nonce.
     fn seal(&self, prefix: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Encrypted, AtRestError> {
         let nonce = Nonce::try_generate().map_err(|_| AtRestError::Random)?;
+        self.seal_with(prefix, aad, plaintext, &nonce)
+    }
+
+    /// As `seal`, with the given nonce.
+    fn seal_with(
+        &self,
+        prefix: &[u8],
+        aad: &[u8],
+        plaintext: &[u8],
+        nonce: &aes_gcm::aead::Nonce<Aes256Gcm>,
+    ) -> Result<Encrypted, AtRestError> {
         let sealed = self
             .current
             .aead
             .encrypt(
-                &nonce,
+                nonce,
                 Payload {
                     msg: plaintext,
                     aad,
@@ -489,21 +500,9 @@ mod tests {
         nonce: [u8; NONCE_LEN],
     ) -> Encrypted {
         let nonce = Nonce::try_from(&nonce[..]).unwrap();
-        let sealed = cipher
-            .current
-            .aead
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plaintext,
-                    aad: tenant.as_str().as_bytes(),
-                },
-            )
-            .unwrap();
-        Encrypted {
-            key_version: cipher.current.version,
-            bytes: [nonce.as_slice(), &sealed].concat(),
-        }
+        cipher
+            .seal_with(&[], tenant.as_str().as_bytes(), plaintext, &nonce)
+            .unwrap()
     }
 
     #[test]

@@ -534,6 +534,16 @@ mod tests {
         }
     }
 
+    /// `token` checked online as a system user's JWT for the test tenant.
+    async fn check(validator: &JwtValidator, token: &str) -> Result<SuperOfficeClaims, JwtError> {
+        validator.validate(token, &system_user_expectation()).await
+    }
+
+    /// `token` checked offline as a system user's JWT for the test tenant.
+    fn check_offline(validator: &JwtValidator, token: &str) -> Result<SuperOfficeClaims, JwtError> {
+        validator.validate_offline(token, &system_user_expectation())
+    }
+
     fn offline() -> JwtValidator {
         JwtValidator::new(
             KeySet::new(
@@ -760,9 +770,7 @@ mod tests {
         let wrong_serial = with(system_user_claims(), "aud", json!("spn:999"));
         let token = sign(pinned_key(), &pinned_header(), &wrong_serial);
         assert_eq!(
-            validator
-                .validate_offline(&token, &system_user_expectation())
-                .unwrap_err(),
+            check_offline(&validator, &token).unwrap_err(),
             JwtError::Audience {
                 expected: format!("spn:{SERIAL}"),
                 found: vec!["spn:999".into()]
@@ -770,7 +778,7 @@ mod tests {
         );
         let id_token = sign(pinned_key(), &pinned_header(), &id_token_claims());
         assert!(matches!(
-            validator.validate_offline(&id_token, &system_user_expectation()),
+            check_offline(&validator, &id_token),
             Err(JwtError::Issuer { .. })
         ));
     }
@@ -838,9 +846,7 @@ mod tests {
 
         let other_tenant = with(system_user_claims(), &custom("ctx"), json!("Cust999"));
         let token = sign(pinned_key(), &pinned_header(), &other_tenant);
-        let err = validator
-            .validate_offline(&token, &system_user_expectation())
-            .unwrap_err();
+        let err = check_offline(&validator, &token).unwrap_err();
         assert!(matches!(err, JwtError::ContextMismatch { .. }));
         assert_eq!(
             err.to_string(),
@@ -850,9 +856,7 @@ mod tests {
         let no_ticket = without(system_user_claims(), &custom("ticket"));
         let token = sign(pinned_key(), &pinned_header(), &no_ticket);
         assert_eq!(
-            validator
-                .validate_offline(&token, &system_user_expectation())
-                .unwrap_err(),
+            check_offline(&validator, &token).unwrap_err(),
             JwtError::MissingClaim("ticket")
         );
     }
@@ -1032,35 +1036,21 @@ mod tests {
         let renamed = json!({"alg": "RS256", "kid": "renamed-since"});
         for key in [pinned_key(), jwks_key()] {
             let token = sign(key, &renamed, &system_user_claims());
-            validator
-                .validate(&token, &system_user_expectation())
-                .await
-                .unwrap();
+            check(&validator, &token).await.unwrap();
         }
         let forged = sign(unknown_key(), &renamed, &system_user_claims());
         assert_eq!(
-            validator
-                .validate(&forged, &system_user_expectation())
-                .await
-                .unwrap_err(),
+            check(&validator, &forged).await.unwrap_err(),
             JwtError::UnknownKey
         );
         // The first fetch, one refetch for the unknown name, then the cooldown.
         assert_eq!(requests(&server).await, 2);
         // Offline, the same fallback over the pinned certificate and the keys fetched before.
         let token = sign(jwks_key(), &renamed, &system_user_claims());
-        assert!(
-            validator
-                .validate_offline(&token, &system_user_expectation())
-                .is_ok()
-        );
+        assert!(check_offline(&validator, &token).is_ok());
         let pinned_only = offline();
         let token = sign(pinned_key(), &renamed, &system_user_claims());
-        assert!(
-            pinned_only
-                .validate_offline(&token, &system_user_expectation())
-                .is_ok()
-        );
+        assert!(check_offline(&pinned_only, &token).is_ok());
     }
 
     #[tokio::test]
@@ -1069,18 +1059,12 @@ mod tests {
         let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
         let fresh = online(&server, true, Duration::ZERO);
         for _ in 0..3 {
-            fresh
-                .validate(&token, &system_user_expectation())
-                .await
-                .unwrap();
+            check(&fresh, &token).await.unwrap();
         }
         assert_eq!(requests(&server).await, 1, "a known key needs no refetch");
         let aging = online_with_max_age(&server, true, Duration::ZERO, Duration::ZERO);
         for _ in 0..3 {
-            aging
-                .validate(&token, &system_user_expectation())
-                .await
-                .unwrap();
+            check(&aging, &token).await.unwrap();
         }
         assert_eq!(requests(&server).await, 4, "every use finds the keys old");
     }
@@ -1200,10 +1184,7 @@ mod tests {
         let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
         let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
         for _ in 0..3 {
-            validator
-                .validate(&token, &system_user_expectation())
-                .await
-                .unwrap();
+            check(&validator, &token).await.unwrap();
         }
         assert_eq!(requests(&server).await, 1);
         let pinned = sign(pinned_key(), &pinned_header(), &system_user_claims());
@@ -1257,10 +1238,7 @@ mod tests {
         let server = jwks_server(ResponseTemplate::new(503)).await;
         let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
         let named = sign(pinned_key(), &pinned_header(), &system_user_claims());
-        validator
-            .validate(&named, &system_user_expectation())
-            .await
-            .unwrap();
+        check(&validator, &named).await.unwrap();
         assert_eq!(requests(&server).await, 0, "a pinned kid needs no JWKS");
 
         let unnamed = sign(
@@ -1268,15 +1246,9 @@ mod tests {
             &json!({"alg": "RS256"}),
             &system_user_claims(),
         );
-        validator
-            .validate(&unnamed, &system_user_expectation())
-            .await
-            .unwrap();
+        check(&validator, &unnamed).await.unwrap();
         assert_eq!(requests(&server).await, 1);
-        validator
-            .validate(&unnamed, &system_user_expectation())
-            .await
-            .unwrap();
+        check(&validator, &unnamed).await.unwrap();
         assert_eq!(
             requests(&server).await,
             1,
@@ -1285,20 +1257,14 @@ mod tests {
 
         let jwks_only = sign(jwks_key(), &jwks_header(), &system_user_claims());
         assert_eq!(
-            validator
-                .validate(&jwks_only, &system_user_expectation())
-                .await
-                .unwrap_err(),
+            check(&validator, &jwks_only).await.unwrap_err(),
             JwtError::UnknownKey
         );
 
         let custom = online(&server, false, DEFAULT_REFETCH_COOLDOWN);
         for token in [&unnamed, &jwks_only] {
             assert_eq!(
-                custom
-                    .validate(token, &system_user_expectation())
-                    .await
-                    .unwrap_err(),
+                check(&custom, token).await.unwrap_err(),
                 JwtError::KeysUnavailable
             );
         }
@@ -1313,16 +1279,9 @@ mod tests {
             &json!({"alg": "RS256", "typ": "JWT"}),
             &system_user_claims(),
         );
-        validator
-            .validate(&unnamed, &system_user_expectation())
-            .await
-            .unwrap();
+        check(&validator, &unnamed).await.unwrap();
         assert_eq!(requests(&server).await, 1);
-        assert!(
-            validator
-                .validate_offline(&unnamed, &system_user_expectation())
-                .is_ok()
-        );
+        assert!(check_offline(&validator, &unnamed).is_ok());
     }
 
     #[tokio::test]
@@ -1335,10 +1294,7 @@ mod tests {
             encode(&system_user_claims())
         );
         assert_eq!(
-            validator
-                .validate(&unsigned, &system_user_expectation())
-                .await
-                .unwrap_err(),
+            check(&validator, &unsigned).await.unwrap_err(),
             JwtError::Algorithm("none".into())
         );
         let huge = format!(
@@ -1347,7 +1303,7 @@ mod tests {
             "e".repeat(MAX_TOKEN_BYTES)
         );
         assert!(matches!(
-            validator.validate(&huge, &system_user_expectation()).await,
+            check(&validator, &huge).await,
             Err(JwtError::TooLarge { .. })
         ));
         assert_eq!(requests(&server).await, 0);

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{Retryable, TransportError, is_transient_status, scrub};
+use crate::http::{RetryPolicy, Retryable, TransportError, is_transient_status, scrub};
 use crate::tenant::status::{StatusError, TenantRunState, TenantStatus, TenantStatusClient};
 
 /// Who a tenant call runs as. `Debug` redacts the credential.
@@ -134,7 +134,7 @@ impl TenantError {
 
 /// Whether a call may be repeated at once with backoff: a 421 is not, it is resolved by
 /// `on_current_host` instead.
-pub(crate) fn retry_now(error: &TenantError) -> bool {
+fn retry_now(error: &TenantError) -> bool {
     error.is_retryable() && !matches!(error, TenantError::Misdirected { .. })
 }
 
@@ -157,11 +157,14 @@ pub(crate) fn error_message(body: &[u8], secrets: &[&str]) -> String {
     }
 }
 
-/// Resolves the tenant's running status and calls `call` with it; on `Misdirected` forgets the
-/// status, resolves again and calls once more.
+/// Resolves the tenant's running status and calls `call` with it, repeated under `policy` while the
+/// error allows it (`retry_now`); on `Misdirected` forgets the status, resolves again and calls once
+/// more.
 pub(crate) async fn on_current_host<T, F, Fut>(
     statuses: &TenantStatusClient,
     tenant: &ContextId,
+    policy: RetryPolicy,
+    what: &'static str,
     mut call: F,
 ) -> Result<T, TenantError>
 where
@@ -177,7 +180,8 @@ where
                 state: status.state.clone(),
             });
         }
-        match call(status).await {
+        let attempt = policy.run_while(what, || call(Arc::clone(&status)), retry_now);
+        match attempt.await {
             Err(TenantError::Misdirected { .. }) if !resolved_again => {
                 tracing::info!(tenant = %tenant, "tenant answered 421; resolving its host again");
                 statuses.invalidate(tenant).await;

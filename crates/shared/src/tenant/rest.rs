@@ -12,11 +12,9 @@ use serde_json::Value;
 use url::Url;
 
 use crate::domain::ContextId;
-use crate::http::{self, RetryPolicy, SuperOfficeHttp};
+use crate::http::{self, SuperOfficeHttp};
 use crate::tenant::status::{TenantStatus, TenantStatusClient};
-use crate::tenant::{
-    Company, TenantCredentials, TenantError, error_message, on_current_host, retry_now,
-};
+use crate::tenant::{Company, TenantCredentials, TenantError, error_message, on_current_host};
 
 const WHAT: &str = "tenant REST API";
 
@@ -254,20 +252,14 @@ impl TenantRestClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, TenantError> {
-        let policy = if method == Method::GET {
-            self.http.retry_policy()
-        } else {
-            RetryPolicy::NONE
-        };
-        on_current_host(&self.statuses, tenant, |status| {
+        let policy = self
+            .http
+            .retry_policy()
+            .if_repeatable(method == Method::GET);
+        on_current_host(&self.statuses, tenant, policy, WHAT, |status| {
             let method = method.clone();
             async move {
-                policy
-                    .run_while(
-                        WHAT,
-                        || self.send(tenant, &status, credentials, method.clone(), path, body),
-                        retry_now,
-                    )
+                self.send(tenant, &status, credentials, method, path, body)
                     .await
             }
         })

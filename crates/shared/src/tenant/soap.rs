@@ -10,10 +10,10 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{self, RetryPolicy, SuperOfficeHttp, scrub};
+use crate::http::{self, SuperOfficeHttp, scrub};
 use crate::soap::{self, Element, Envelope};
 use crate::tenant::status::{TenantStatus, TenantStatusClient};
-use crate::tenant::{Company, TenantError, error_message, on_current_host, retry_now};
+use crate::tenant::{Company, TenantError, error_message, on_current_host};
 
 const WHAT: &str = "tenant SOAP service";
 
@@ -113,23 +113,15 @@ impl TenantSoapClient {
         operation: &'static str,
         body: String,
     ) -> Result<Element, TenantError> {
-        let policy = if operation.starts_with("Create") {
-            self.http.retry_policy()
-        } else {
-            RetryPolicy::NONE
-        };
+        let policy = self
+            .http
+            .retry_policy()
+            .if_repeatable(operation.starts_with("Create"));
         let envelope = request_envelope(self.application_token.expose_secret(), ticket, &body);
-        on_current_host(&self.statuses, tenant, |status| {
-            let envelope = &envelope;
-            async move {
-                policy
-                    .run_while(
-                        WHAT,
-                        || self.send(tenant, &status, ticket, operation, envelope),
-                        retry_now,
-                    )
-                    .await
-            }
+        let envelope = &envelope;
+        on_current_host(&self.statuses, tenant, policy, WHAT, |status| async move {
+            self.send(tenant, &status, ticket, operation, envelope)
+                .await
         })
         .await
     }

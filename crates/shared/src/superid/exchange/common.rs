@@ -311,11 +311,29 @@ pub(crate) fn server_date(headers: &reqwest::header::HeaderMap) -> Option<DateTi
 
 /// One way of sending the signed token: REST or SOAP.
 pub(crate) trait ExchangeVariant: Send + Sync {
+    /// The variant's name in the exchange's trace span: `rest` or `soap`.
+    const VIA: &'static str;
+
+    /// The flow, keys and validator both variants share.
+    fn core(&self) -> &ExchangeCore;
+
     fn send<'a>(
         &'a self,
         ctx: &'a ContextId,
         signed: &'a SignedSystemToken,
     ) -> impl Future<Output = Result<ServiceAnswer, ExchangeError>> + Send + 'a;
+}
+
+/// Every variant exchanges through the shared flow.
+impl<V: ExchangeVariant + fmt::Debug> TicketExchange for V {
+    fn exchange<'a>(
+        &'a self,
+        ctx: &'a ContextId,
+        token: &'a SystemUserToken,
+        serial: &'a str,
+    ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
+        Box::pin(self.core().run(self, ctx, token, serial))
+    }
 }
 
 /// What both variants need: the HTTP stack, SuperID's URLs, the application token, the partner key,
@@ -362,6 +380,7 @@ impl ExchangeCore {
 
     /// The shared flow: sign now, send, on `InvalidTimestamp` sign again and send once more, then
     /// validate the JWT and take the ticket out of it.
+    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = V::VIA), err(Display))]
     pub(crate) async fn run<V: ExchangeVariant>(
         &self,
         variant: &V,

@@ -1,16 +1,12 @@
 //! The REST variant of PartnerSystemUserService (protocol §5.2):
 //! `POST {superid}/Login/api/PartnerSystemUser/Authenticate` with a JSON body.
 
-use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::{
-    ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
-    server_date,
-};
-use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
+use super::common::{ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
+use crate::domain::{ContextId, SignedSystemToken};
 use crate::http;
 
 const WHAT: &str = "system user exchange (REST)";
@@ -37,30 +33,13 @@ impl RestExchange {
     }
 }
 
-impl TicketExchange for RestExchange {
-    fn exchange<'a>(
-        &'a self,
-        ctx: &'a ContextId,
-        token: &'a SystemUserToken,
-        serial: &'a str,
-    ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
-        Box::pin(self.exchange_now(ctx, token, serial))
-    }
-}
-
-impl RestExchange {
-    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = "rest"), err(Display))]
-    async fn exchange_now(
-        &self,
-        ctx: &ContextId,
-        token: &SystemUserToken,
-        serial: &str,
-    ) -> Result<IssuedTicket, ExchangeError> {
-        self.core.run(self, ctx, token, serial).await
-    }
-}
-
 impl ExchangeVariant for RestExchange {
+    const VIA: &'static str = "rest";
+
+    fn core(&self) -> &ExchangeCore {
+        &self.core
+    }
+
     async fn send(
         &self,
         ctx: &ContextId,

@@ -3,14 +3,10 @@
 //! `ContextIdentifier` as SOAP headers and the envelope exactly as SuperOffice publishes it.
 
 use chrono::{DateTime, Utc};
-use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::common::{
-    ExchangeCore, ExchangeError, ExchangeVariant, IssuedTicket, ServiceAnswer, TicketExchange,
-    server_date,
-};
-use crate::domain::{ContextId, SignedSystemToken, SystemUserToken};
+use super::common::{ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
+use crate::domain::{ContextId, SignedSystemToken};
 use crate::http::{self, scrub};
 use crate::soap::{self, Envelope};
 
@@ -55,30 +51,15 @@ impl SoapExchange {
     pub fn new(core: ExchangeCore) -> Self {
         Self { core }
     }
-
-    #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = "soap"), err(Display))]
-    async fn exchange_now(
-        &self,
-        ctx: &ContextId,
-        token: &SystemUserToken,
-        serial: &str,
-    ) -> Result<IssuedTicket, ExchangeError> {
-        self.core.run(self, ctx, token, serial).await
-    }
-}
-
-impl TicketExchange for SoapExchange {
-    fn exchange<'a>(
-        &'a self,
-        ctx: &'a ContextId,
-        token: &'a SystemUserToken,
-        serial: &'a str,
-    ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
-        Box::pin(self.exchange_now(ctx, token, serial))
-    }
 }
 
 impl ExchangeVariant for SoapExchange {
+    const VIA: &'static str = "soap";
+
+    fn core(&self) -> &ExchangeCore {
+        &self.core
+    }
+
     async fn send(
         &self,
         ctx: &ContextId,

@@ -39,7 +39,7 @@ import tomllib
 
 # The modules of crates/shared that speak the SuperOffice protocol: they take settings structs, and
 # import nothing from storage or configuration loading.
-PROTOCOL_MODULES = ("crypto", "jwt", "superid", "tenant", "soap", "http")
+PROTOCOL_MODULES = ("crypto", "jwt", "superid", "tenant", "soap", "http", "environment")
 # What the protocol modules must not import (crates/shared/src/db, crates/shared/src/config).
 FORBIDDEN_IN_PROTOCOL = ("db", "config")
 # Package names a protocol layer of its own would have; such a crate must not depend on `shared`.

@@ -9,10 +9,11 @@ use secrecy::SecretString;
 use crate::clock::Clock;
 use crate::config::{ConfigError, ExchangeKind, Settings};
 use crate::crypto::partner_key::PartnerKey;
+use crate::environment::SuperIdEnvironment;
 use crate::http::{ClientBuildError, SuperOfficeHttp};
 use crate::jwt::CertificateError;
+use crate::jwt::pinned::pinned_certificate;
 use crate::superid::discovery::Discovery;
-use crate::superid::environment::SuperIdEnvironment;
 use crate::superid::exchange::{ExchangeCore, TicketExchange, configured_exchange};
 use crate::superid::oidc::{OidcApplication, OidcClient};
 use crate::superid::validation::SuperIdValidator;
@@ -65,7 +66,7 @@ impl SuperOfficeClients {
             SuperIdValidator::new(
                 Arc::clone(&discovery),
                 http.client().clone(),
-                environment.pinned_certificate()?,
+                pinned_certificate(environment.environment())?,
                 superoffice.jwt_leeway(),
                 Arc::clone(&clock),
             )

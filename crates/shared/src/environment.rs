@@ -1,10 +1,15 @@
-//! SuperOffice Online environments: where SuperID lives and which issuer it uses.
+//! SuperOffice Online environments and where one SuperID lives: the named environments (`sod`, `qaonline`,
+//! `online`) or a `custom` one (the simulator), and every SuperID URL derived from its base exactly as
+//! SuperOffice publishes them (protocol §1, §2.1, §5, §7.1). A protocol-level table: `jwt` and `superid`
+//! import it, it imports neither.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use crate::domain::ContextId;
 
 /// One of SuperOffice's environments, or a custom SuperID (the simulator, a proxy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +80,70 @@ impl FromStr for Environment {
     }
 }
 
+/// One SuperID: its environment, base URL (always ending in `/`) and expected id_token issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuperIdEnvironment {
+    environment: Environment,
+    base_url: Url,
+    issuer: String,
+}
+
+impl SuperIdEnvironment {
+    /// A SuperID at `base_url`; a base with or without a trailing slash means the same.
+    pub fn new(environment: Environment, mut base_url: Url, issuer: impl Into<String>) -> Self {
+        if !base_url.path().ends_with('/') {
+            let path = format!("{}/", base_url.path());
+            base_url.set_path(&path);
+        }
+        Self {
+            environment,
+            base_url,
+            issuer: issuer.into(),
+        }
+    }
+
+    pub fn environment(&self) -> Environment {
+        self.environment
+    }
+
+    /// The base URL, ending in `/`.
+    pub fn base_url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The `iss` of id_tokens from this SuperID.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `{base}/login/.well-known/openid-configuration`.
+    pub fn discovery_url(&self) -> Url {
+        self.join("login/.well-known/openid-configuration")
+    }
+
+    /// `{base}/Login/api/PartnerSystemUser/Authenticate`: the REST ticket exchange.
+    pub fn system_user_rest_url(&self) -> Url {
+        self.join("Login/api/PartnerSystemUser/Authenticate")
+    }
+
+    /// `{base}/Login/Services/PartnerSystemUserService.svc`: the SOAP ticket exchange.
+    pub fn system_user_soap_url(&self) -> Url {
+        self.join("Login/Services/PartnerSystemUserService.svc")
+    }
+
+    /// `{base}/api/state/{ctx}`: the tenant status API (no authentication).
+    pub fn tenant_state_url(&self, tenant: &ContextId) -> Url {
+        self.join(&format!("api/state/{tenant}"))
+    }
+
+    fn join(&self, relative: &str) -> Url {
+        let mut url = self.base_url.clone();
+        let path = format!("{}{relative}", self.base_url.path());
+        url.set_path(&path);
+        url
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -102,5 +171,46 @@ mod tests {
         assert_eq!("SOD".parse::<Environment>(), Ok(Environment::Sod));
         assert_eq!("stage".parse::<Environment>(), Ok(Environment::QaOnline));
         assert!("prod".parse::<Environment>().is_err());
+    }
+
+    #[test]
+    fn urls_are_derived_with_or_without_a_trailing_slash() {
+        for base in ["http://127.0.0.1:9100", "http://127.0.0.1:9100/"] {
+            let env = SuperIdEnvironment::new(
+                Environment::Custom,
+                Url::parse(base).unwrap(),
+                "http://127.0.0.1:9100",
+            );
+            assert_eq!(
+                env.discovery_url().as_str(),
+                "http://127.0.0.1:9100/login/.well-known/openid-configuration"
+            );
+            assert_eq!(
+                env.system_user_rest_url().as_str(),
+                "http://127.0.0.1:9100/Login/api/PartnerSystemUser/Authenticate"
+            );
+            assert_eq!(
+                env.system_user_soap_url().as_str(),
+                "http://127.0.0.1:9100/Login/Services/PartnerSystemUserService.svc"
+            );
+            assert_eq!(
+                env.tenant_state_url(&ContextId::parse("Cust42").unwrap())
+                    .as_str(),
+                "http://127.0.0.1:9100/api/state/Cust42"
+            );
+        }
+    }
+
+    #[test]
+    fn a_base_with_a_path_keeps_it() {
+        let env = SuperIdEnvironment::new(
+            Environment::Custom,
+            Url::parse("https://proxy.example/superid").unwrap(),
+            "https://proxy.example/superid",
+        );
+        assert_eq!(
+            env.discovery_url().as_str(),
+            "https://proxy.example/superid/login/.well-known/openid-configuration"
+        );
     }
 }

@@ -20,7 +20,7 @@ pub mod superid;
 pub mod telemetry;
 pub mod tenant;
 
-/// The SuperOffice protocol modules (`crypto`, `jwt`, `superid`, `tenant`, `soap`, `http`) are a layer of
+/// The SuperOffice protocol modules (`crypto`, `jwt`, `superid`, `tenant`, `soap`, `http`, `environment`) are a layer of
 /// their own: they import nothing from storage (`db`), configuration loading (`config`) or the tenant
 /// lifecycle built on top of them. The configuration builds their settings (see the `impl` blocks at the
 /// end of `config.rs`).
@@ -28,7 +28,15 @@ pub mod tenant;
 mod layering {
     use std::path::{Path, PathBuf};
 
-    const PROTOCOL: [&str; 6] = ["crypto", "jwt", "superid", "tenant", "soap.rs", "http.rs"];
+    const PROTOCOL: [&str; 7] = [
+        "crypto",
+        "jwt",
+        "superid",
+        "tenant",
+        "soap.rs",
+        "http.rs",
+        "environment.rs",
+    ];
     const ABOVE: [&str; 3] = ["db", "config", "lifecycle"];
 
     fn sources(path: &Path, found: &mut Vec<PathBuf>) {

@@ -12,8 +12,8 @@ use shared::config::{ExchangeKind, Settings};
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
 use shared::domain::ContextId;
+use shared::environment::SuperIdEnvironment;
 use shared::http::SuperOfficeHttp;
-use shared::superid::environment::SuperIdEnvironment;
 use shared::tenant::status::TenantStatusClient;
 
 use crate::commands::tenants::operator;

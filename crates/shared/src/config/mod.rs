@@ -926,7 +926,7 @@ impl crate::http::SuperOfficeHttp {
     }
 }
 
-impl crate::superid::environment::SuperIdEnvironment {
+impl crate::environment::SuperIdEnvironment {
     /// The configured SuperID (`superoffice.environment`, `superid_url`, `issuer`).
     pub fn from_settings(settings: &SuperOfficeSettings) -> Result<Self, ConfigError> {
         Ok(Self::new(
@@ -945,7 +945,7 @@ mod protocol_settings_tests {
 
     use super::*;
     use crate::crypto::at_rest::{Cipher, SecretKind};
-    use crate::superid::environment::SuperIdEnvironment;
+    use crate::environment::SuperIdEnvironment;
 
     const TOKEN: &[u8] = b"SuperOffice DevNet Node OIDC-8k8Q7DmBgo";
 
@@ -987,7 +987,9 @@ mod protocol_settings_tests {
         let env = SuperIdEnvironment::from_settings(&settings).unwrap();
         assert_eq!(env.environment(), Environment::Sod);
         assert_eq!(env.issuer(), "https://sod.superoffice.com");
-        let pinned = env.pinned_certificate().unwrap().unwrap();
+        let pinned = crate::jwt::pinned::pinned_certificate(env.environment())
+            .unwrap()
+            .unwrap();
         assert_eq!(
             pinned.thumbprint().hex(),
             "16B7FB8C3F9AB06885A800C64E64C97C4AB5E98C"

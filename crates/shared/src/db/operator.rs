@@ -448,21 +448,14 @@ pub async fn exchanges_per_hour(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, DbError> {
-    Ok(diesel::sql_query(
-        "SELECT date_trunc('hour', created_at) AS at, \
-                CASE WHEN action = $2 THEN $4 ELSE coalesce(detail->>'outcome', $5) END AS series, \
-                count(*) AS count \
-         FROM audit_events \
-         WHERE action IN ($2, $3) AND created_at >= $1 \
-         GROUP BY 1, 2 ORDER BY 1, 2",
+    hourly_buckets(
+        conn,
+        since,
+        (AuditAction::TicketObtained, "obtained"),
+        (AuditAction::ExchangeFailed, "failed"),
+        true,
     )
-    .bind::<Timestamptz, _>(since)
-    .bind::<Text, _>(AuditAction::TicketObtained)
-    .bind::<Text, _>(AuditAction::ExchangeFailed)
-    .bind::<Text, _>("obtained")
-    .bind::<Text, _>("failed")
-    .load(conn)
-    .await?)
+    .await
 }
 
 /// Work requests finished per hour since `since`: `done` (`company_created`) and `failed` (`work_failed`).
@@ -470,19 +463,41 @@ pub async fn work_per_hour(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, DbError> {
+    hourly_buckets(
+        conn,
+        since,
+        (AuditAction::CompanyCreated, WorkState::Done.as_str()),
+        (AuditAction::WorkFailed, WorkState::Failed.as_str()),
+        false,
+    )
+    .await
+}
+
+/// Audit events of two actions per hour since `since`: `first` counted as its label, `second` as its
+/// label, or, when `second_by_outcome`, as the event's `detail.outcome` where it has one.
+async fn hourly_buckets(
+    conn: &mut AsyncPgConnection,
+    since: DateTime<Utc>,
+    (first, first_label): (AuditAction, &str),
+    (second, second_label): (AuditAction, &str),
+    second_by_outcome: bool,
+) -> Result<Vec<Bucket>, DbError> {
     Ok(diesel::sql_query(
         "SELECT date_trunc('hour', created_at) AS at, \
-                CASE WHEN action = $2 THEN $4 ELSE $5 END AS series, \
+                CASE WHEN action = $2 THEN $4 \
+                     WHEN $6 THEN coalesce(detail->>'outcome', $5) \
+                     ELSE $5 END AS series, \
                 count(*) AS count \
          FROM audit_events \
          WHERE action IN ($2, $3) AND created_at >= $1 \
          GROUP BY 1, 2 ORDER BY 1, 2",
     )
     .bind::<Timestamptz, _>(since)
-    .bind::<Text, _>(AuditAction::CompanyCreated)
-    .bind::<Text, _>(AuditAction::WorkFailed)
-    .bind::<Text, _>(WorkState::Done)
-    .bind::<Text, _>(WorkState::Failed)
+    .bind::<Text, _>(first)
+    .bind::<Text, _>(second)
+    .bind::<Text, _>(first_label)
+    .bind::<Text, _>(second_label)
+    .bind::<Bool, _>(second_by_outcome)
     .load(conn)
     .await?)
 }

@@ -13,9 +13,8 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use url::Url;
 
-use crate::environment::Environment;
+use crate::environment::{Environment, SuperIdEnvironment};
 use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
-use crate::superid::environment::SuperIdEnvironment;
 
 /// How long a fetched discovery document is used.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);

@@ -15,9 +15,8 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::domain::ContextId;
-use crate::environment::Environment;
+use crate::environment::{Environment, SuperIdEnvironment};
 use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status};
-use crate::superid::environment::SuperIdEnvironment;
 
 const WHAT: &str = "tenant status";
 

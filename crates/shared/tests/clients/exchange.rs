@@ -345,7 +345,7 @@ async fn unparsable_answers_are_malformed_and_transient() {
 async fn a_body_cut_short_by_the_connection_is_transient() {
     let superid = MockSuperId::start().await;
     let base = support::truncating_server("application/json", r#"{"IsSuccessful":true,"To"#).await;
-    let environment = shared::superid::environment::SuperIdEnvironment::new(
+    let environment = shared::environment::SuperIdEnvironment::new(
         shared::environment::Environment::Custom,
         url::Url::parse(&base).unwrap(),
         base.clone(),

@@ -24,7 +24,8 @@ fn count(buckets: &[Bucket], hours_ago: i64, series: &str) -> i64 {
 async fn chart_aggregates_count_what_the_audit_trail_says() {
     let db = TestDatabase::create().await.unwrap();
     let mut conn = db.connect().await.unwrap();
-    // Two hours ago: 3 tickets, 2 transient failures, 1 refusal; now: 1 ticket. Work: 4 done, 1 failed.
+    // Two hours ago: 3 tickets, 2 transient failures, 1 refusal; now: 1 ticket. Work: 4 done, 1 failed
+    // (counted as failed whatever outcome its detail names).
     // Events older than the window do not count.
     run(
         &mut conn,
@@ -41,7 +42,7 @@ async fn chart_aggregates_count_what_the_audit_trail_says() {
          ('Cust1', 'company_created', 's', '{}', now()),
          ('Cust1', 'company_created', 's', '{}', now()),
          ('Cust2', 'company_created', 's', '{}', now()),
-         ('Cust2', 'work_failed', 's', '{}', now())",
+         ('Cust2', 'work_failed', 's', '{\"outcome\": \"transient\"}', now())",
     )
     .await;
     let since = Utc::now().duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(23);

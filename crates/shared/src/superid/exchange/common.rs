@@ -14,9 +14,9 @@ use crate::clock::Clock;
 use crate::crypto::partner_key::PartnerKey;
 use crate::crypto::system_user_token::sign_system_user_token;
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
+use crate::environment::SuperIdEnvironment;
 use crate::http::{SuperOfficeHttp, TransportError, is_transient_status, scrub};
 use crate::jwt::{Expectation, JwtError};
-use crate::superid::environment::SuperIdEnvironment;
 use crate::superid::validation::{SuperIdValidator, ValidationError};
 
 /// How the daemon obtains a system user ticket.

@@ -86,16 +86,10 @@ pub async fn enqueue_create_company(
             .set(tenants::next_attempt_at.eq(Utc::now()))
             .execute(conn)
             .await?;
-        audit::record_and_wake(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::WorkQueued,
-                actor: requested_by,
-                detail: serde_json::json!({ "work_request": request.id, "kind": work.kind() }),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "work_request": request.id, "kind": work.kind() });
+        let event =
+            NewAuditEvent::tenant(context_id, AuditAction::WorkQueued, requested_by, detail);
+        audit::record_and_wake(conn, event).await?;
         Ok(request)
     })
     .await

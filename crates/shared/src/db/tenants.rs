@@ -1,6 +1,7 @@
 //! Queries on `tenants`: capture of the system user token, lifecycle changes, the operator view.
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{self, Filter};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -11,13 +12,20 @@ use super::{DbError, notify_work};
 use crate::crypto::at_rest::Encrypted;
 use crate::lifecycle::{self, ACTIVATION, Event, Schedule, Token, Transition};
 
+/// The row of one tenant, by context id.
+type Row<'a> = Filter<tenants::table, dsl::Eq<tenants::context_id, &'a str>>;
+
+/// The row of one tenant, by context id: what each query on one tenant starts from.
+fn row(context_id: &str) -> Row<'_> {
+    tenants::table.filter(tenants::context_id.eq(context_id))
+}
+
 /// One tenant by context id.
 pub async fn find(
     conn: &mut AsyncPgConnection,
     context_id: &str,
 ) -> Result<Option<Tenant>, DbError> {
-    Ok(tenants::table
-        .filter(tenants::context_id.eq(context_id))
+    Ok(row(context_id)
         .select(Tenant::as_select())
         .first(conn)
         .await
@@ -119,8 +127,7 @@ pub async fn capture_token(
 ) -> Result<CaptureOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         {
-            let locked = tenants::table
-                .filter(tenants::context_id.eq(capture.context_id))
+            let locked = row(capture.context_id)
                 .select((
                     tenants::id,
                     tenants::state,
@@ -269,7 +276,7 @@ pub async fn set_state(
     let effects = transition.effects;
     debug_assert!(effects.reset_failures && effects.wake && effects.schedule != Schedule::Keep);
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+        let updated = diesel::update(row(context_id))
             .set((
                 tenants::state.eq(transition.to),
                 tenants::state_reason.eq(reason),
@@ -322,17 +329,13 @@ pub async fn activate(
     actor: &str,
 ) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let updated = diesel::update(
-            tenants::table
-                .filter(tenants::context_id.eq(context_id))
-                .filter(tenants::state.eq(ACTIVATION.0)),
-        )
-        .set((
-            tenants::state.eq(ACTIVATION.1),
-            tenants::state_reason.eq(reason),
-        ))
-        .execute(conn)
-        .await?;
+        let updated = diesel::update(row(context_id).filter(tenants::state.eq(ACTIVATION.0)))
+            .set((
+                tenants::state.eq(ACTIVATION.1),
+                tenants::state_reason.eq(reason),
+            ))
+            .execute(conn)
+            .await?;
         let event = state_changed(context_id, actor, ACTIVATION.1, reason);
         audit::record_if_changed(conn, updated, event, false).await
     })
@@ -341,7 +344,7 @@ pub async fn activate(
 
 /// Makes a tenant due now (operator retry, new work).
 pub async fn schedule_now(conn: &mut AsyncPgConnection, context_id: &str) -> Result<bool, DbError> {
-    let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+    let updated = diesel::update(row(context_id))
         .set((
             tenants::next_attempt_at.eq(Utc::now()),
             tenants::failed_attempts.eq(0),
@@ -360,9 +363,7 @@ pub async fn record_outcome(
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let target = tenants::table
-        .filter(tenants::context_id.eq(context_id))
-        .filter(tenants::lease_owner.eq(owner));
+    let target = row(context_id).filter(tenants::lease_owner.eq(owner));
     match error {
         None => {
             diesel::update(target)
@@ -400,22 +401,18 @@ pub async fn flag_attention(
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    diesel::update(
-        tenants::table
-            .filter(tenants::context_id.eq(context_id))
-            .filter(tenants::lease_owner.eq(owner)),
-    )
-    .set((
-        tenants::needs_attention.eq(true),
-        tenants::attention_reason.eq(reason),
-        tenants::attention_at.eq(diesel::dsl::sql::<
-            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-        >("coalesce(attention_at, ")
-        .bind::<diesel::sql_types::Timestamptz, _>(at)
-        .sql(")")),
-    ))
-    .execute(conn)
-    .await?;
+    diesel::update(row(context_id).filter(tenants::lease_owner.eq(owner)))
+        .set((
+            tenants::needs_attention.eq(true),
+            tenants::attention_reason.eq(reason),
+            tenants::attention_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(attention_at, ")
+            .bind::<diesel::sql_types::Timestamptz, _>(at)
+            .sql(")")),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -480,7 +477,7 @@ pub async fn record_so_state(
     running: bool,
     at: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
-    let target = tenants::table.filter(tenants::context_id.eq(context_id));
+    let target = row(context_id);
     let checked = (
         tenants::so_state.eq(so_state),
         tenants::so_state_checked_at.eq(at),
@@ -535,7 +532,7 @@ pub async fn operator_retry(
             },
         );
         let new_state = transition.to;
-        diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+        diesel::update(row(context_id))
             .set((
                 tenants::state.eq(new_state),
                 tenants::next_attempt_at.eq(Some(Utc::now())),
@@ -561,9 +558,7 @@ pub async fn purge(
 ) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         // tickets and work_requests go with the row (ON DELETE CASCADE).
-        let removed = diesel::delete(tenants::table.filter(tenants::context_id.eq(context_id)))
-            .execute(conn)
-            .await?;
+        let removed = diesel::delete(row(context_id)).execute(conn).await?;
         let event = NewAuditEvent::tenant(
             context_id,
             AuditAction::TenantPurged,

@@ -349,27 +349,29 @@ impl Admin {
         context_id: &str,
         host: &str,
     ) -> Result<ChangeView, AdminError> {
-        let url = self
-            .ctx
-            .host_url(host)
-            .ok_or_else(|| AdminError::UnknownHost(host.to_owned()))?
-            .to_owned();
+        let public_endpoint = self.public_endpoint(host)?;
         self.with_tenant(context_id, |tenant| {
             tenant.host = host.to_owned();
             Ok(())
         })?;
-        let public_endpoint = url::Url::parse(&url)
-            .ok()
-            .and_then(|u| {
-                let host = u.host_str()?.to_owned();
-                Some(match u.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-            })
-            .unwrap_or(url);
         self.notify_change(context_id, Some(ChangeType::Move), Some(public_endpoint))
             .await
+    }
+
+    /// An API host as a move notification names it: the `host:port` of its URL.
+    fn public_endpoint(&self, host: &str) -> Result<String, AdminError> {
+        let url = self
+            .ctx
+            .host_url(host)
+            .ok_or_else(|| AdminError::UnknownHost(host.to_owned()))?;
+        let endpoint = url::Url::parse(url).ok().and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        });
+        Ok(endpoint.unwrap_or_else(|| url.to_owned()))
     }
 
     /// The tenant is upgraded to a new version (notification ChangeType 0).

@@ -107,7 +107,6 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
     let records = t.admin_get("/records").await;
     assert_eq!(records["notifications"].as_array().unwrap().len(), 6);
     rx.handle.stop(true).await;
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -124,7 +123,6 @@ async fn a_failed_delivery_is_recorded_and_does_not_fail_the_admin_call() {
     assert_eq!(body["tenant"]["state"], "Suspended");
     assert_eq!(body["notifications"][0]["delivered"], false);
     assert!(body["notifications"][0]["error"].is_string());
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -159,7 +157,6 @@ async fn rotating_the_signing_key_changes_the_kid_and_can_keep_the_old_key() {
         .await;
     assert_eq!(rotated["served_kids"].as_array().unwrap().len(), 1);
     assert_eq!(t.jwks().await["keys"].as_array().unwrap().len(), 1);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -184,7 +181,6 @@ async fn rotate_keys_withdrawn_signs_the_next_answer_with_a_new_key_and_withdraw
     // Rotated once: the id_tokens that follow keep the new key.
     let tokens = t.tokens_for(ADA_ADMIN).await;
     assert_eq!(kid(tokens["id_token"].text()), new);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -203,7 +199,6 @@ async fn latency_is_added_to_the_chosen_group_only() {
     let started = Instant::now();
     t.jwks().await;
     assert!(started.elapsed() < Duration::from_millis(400));
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -233,7 +228,6 @@ async fn the_next_n_requests_fail_then_recover() {
     let cleared = t.http.delete(&faults).fetch().await;
     assert_eq!(cleared.status(), 200);
     assert_eq!(t.get_status(t.api("sod2", "/Cust10001/api")).await, 200);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -259,7 +253,6 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
         .await;
     assert_eq!(deleted.status(), 200);
     assert_eq!(t.get_status(t.url("/login/.well-known/jwks")).await, 200);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -280,7 +273,6 @@ async fn the_clock_can_be_read_moved_and_reset() {
         .await;
     assert_eq!(set["offset_secs"], -60);
     assert_eq!(t.admin_post("/clock", json!({})).await.status(), 400);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -308,7 +300,6 @@ async fn reset_restores_the_initial_state() {
     assert_eq!(t.admin_get("/clock").await["offset_secs"], 0);
     assert_eq!(t.admin_get("/faults").await, json!({}));
     assert_eq!(t.admin_get("/records").await["exchanges"], json!([]));
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -350,7 +341,6 @@ async fn admin_errors_name_what_is_wrong() {
     assert_eq!(bad_group.status(), 404);
     let tenants = t.admin_get("/tenants").await;
     assert_eq!(tenants.as_array().unwrap().len(), 3);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -452,7 +442,6 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
         .fetch()
         .await;
     assert_eq!(again.status(), 200, "only the next POST was affected");
-    t.sim.stop().await;
 }
 
 async fn issue_token(t: &TestSim, body: Value) -> Value {
@@ -614,5 +603,4 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
     assert_eq!(cleared.status(), 200);
     let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 200);
-    t.sim.stop().await;
 }

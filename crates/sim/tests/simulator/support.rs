@@ -124,6 +124,7 @@ impl Fetch for reqwest::RequestBuilder {
     }
 }
 
+/// A simulator for one test. It is not stopped explicitly: its listeners end with the test's runtime.
 pub struct TestSim {
     pub sim: RunningSim,
     /// A client that does not follow redirects.

@@ -117,7 +117,6 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     assert_eq!(company["via"], "rest");
     assert_eq!(company["context_id"], "Cust10001");
     assert_eq!(company["contact_id"], id);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -144,7 +143,6 @@ async fn a_user_bearer_token_creates_companies_as_that_user() {
         .fetch()
         .await;
     assert_eq!(empty_name.status(), 400);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -216,7 +214,6 @@ async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
             assert!(body["Error"].is_string(), "{what}: {body}");
         }
     }
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -232,7 +229,6 @@ async fn tickets_expire_six_hours_after_last_use() {
     assert_eq!(call().await.unwrap().status(), 200);
     t.sim.admin().advance_clock(6 * 3600 + 1);
     assert_eq!(call().await.unwrap().status(), 401);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -243,7 +239,6 @@ async fn revoking_the_app_invalidates_its_tickets() {
     assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
     assert_eq!(t.status_with_ticket(&url, &ticket).await, 401);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -258,7 +253,6 @@ async fn rest_paths_after_the_tenant_are_case_insensitive() {
         .fetch_json()
         .await;
     assert_eq!(info["ServicesCurrent"], "Services88");
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -316,7 +310,6 @@ async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
         ("system_user_ticket", "soap")
     );
     assert_eq!(company.name, "Smith & Sons <AS>");
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -387,7 +380,6 @@ async fn soap_errors_are_faults_with_succeeded_false() {
     )
     .await;
     assert_eq!(response.status(), 413);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -422,7 +414,6 @@ async fn state_api_reports_the_documented_fields() {
         assert_eq!(state["State"], state_name);
         assert_eq!(state["IsRunning"], running, "{state_name}");
     }
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -431,7 +422,6 @@ async fn the_state_valid_for_is_configurable() {
     let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
     let valid_until = chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].text()).unwrap();
     assert!((valid_until.with_timezone(&chrono::Utc) - t.now()).num_seconds() <= 30);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -451,7 +441,6 @@ async fn a_tenant_that_is_not_running_answers_503() {
         .await
         .unwrap();
     assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -517,7 +506,6 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
         claims[format!("{CLAIM}webapi_url")],
         format!("{sod3}/Cust10001/api/")
     );
-    t.sim.stop().await;
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::Method;
 use rsa::PrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
@@ -352,32 +353,32 @@ impl TestSim {
     }
 
     /// A request to the admin API.
-    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    fn admin_request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
             .request(method, format!("{}{path}", self.sim.admin_url()))
     }
 
     pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.admin(reqwest::Method::POST, path)
+        self.admin_request(Method::POST, path)
             .json(&body)
             .fetch()
             .await
     }
 
     pub async fn admin_put(&self, path: &str, body: Value) -> reqwest::Response {
-        self.admin(reqwest::Method::PUT, path)
+        self.admin_request(Method::PUT, path)
             .json(&body)
             .fetch()
             .await
     }
 
     pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
-        self.admin(reqwest::Method::DELETE, path).fetch().await
+        self.admin_request(Method::DELETE, path).fetch().await
     }
 
     /// The JSON answer of an admin API GET, which must succeed.
     pub async fn admin_get(&self, path: &str) -> Value {
-        let response = self.admin(reqwest::Method::GET, path).fetch().await;
+        let response = self.admin_request(Method::GET, path).fetch().await;
         assert_eq!(response.status(), 200);
         response.body_json().await
     }

@@ -21,7 +21,7 @@ pub async fn get(
     path: web::Path<i64>,
 ) -> Result<RequestPage, WebError> {
     let user = crate::session::require_user(&session)?;
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     // Scoped to the user's own tenant: another tenant's request id is simply not found.
     let request = shared::db::work::find_for_tenant(&mut conn, &user.context_id, path.into_inner())
         .await?

@@ -351,7 +351,7 @@ pub async fn get(
     let Some(name) = name.strip_suffix(".svg") else {
         return Err(access::not_found());
     };
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     let Some(chart) = load(&mut conn, name).await? else {
         return Err(access::not_found());
     };

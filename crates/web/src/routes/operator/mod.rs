@@ -205,7 +205,7 @@ pub async fn list(
         after: query.after.clone().filter(|s| !s.is_empty()),
         before: query.before.clone().filter(|s| !s.is_empty()),
     };
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let counter = QueryCounter::install(&mut conn);
     let loaded = async {
         let counts = operator::state_counts(&mut conn).await?;
@@ -228,7 +228,7 @@ pub async fn list(
         .then(|| page.rows.last())
         .flatten()
         .map(|row| page_link(&query, "after", &row.tenant.context_id));
-    let body = ListPage {
+    ListPage {
         csrf,
         total: counts.total(),
         needing_attention: counts.needing_attention(),
@@ -283,13 +283,23 @@ pub async fn list(
         purged: query.purged.clone(),
         user: operator.user,
     }
-    .render()
-    .map_err(|e| WebError::Unexpected(anyhow::anyhow!("rendering the console: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((QUERY_COUNT_HEADER, queries.to_string()))
-        .body(body))
+    .counted("the console", queries)
 }
+
+/// A console page as HTML, with the header that says how many database queries it took.
+trait CountedPage: Template {
+    fn counted(&self, what: &str, queries: usize) -> Result<HttpResponse, WebError> {
+        let body = self
+            .render()
+            .map_err(|e| WebError::Unexpected(anyhow::anyhow!("rendering {what}: {e}")))?;
+        Ok(HttpResponse::Ok()
+            .content_type(ContentType::html())
+            .insert_header((QUERY_COUNT_HEADER, queries.to_string()))
+            .body(body))
+    }
+}
+
+impl<T: Template> CountedPage for T {}
 
 fn csrf(session: &TypedSession) -> Result<String, WebError> {
     session
@@ -345,7 +355,7 @@ pub async fn tenant(
     let query = query.map(web::Query::into_inner).unwrap_or_default();
     let ctx = context_id(&path)?;
     let csrf = csrf(&session)?;
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let counter = QueryCounter::install(&mut conn);
     let loaded = async {
         let Some(tenant) = shared::db::tenants::find(&mut conn, ctx.as_str()).await? else {
@@ -390,7 +400,7 @@ pub async fn tenant(
         "end-sessions" => Some("Sessions ended: the tenant's users must sign in again."),
         _ => None,
     });
-    let body = TenantPage {
+    TenantPage {
         csrf,
         context_id: ctx.as_str().to_owned(),
         company: tenant.company_name.clone().unwrap_or_default(),
@@ -419,12 +429,7 @@ pub async fn tenant(
         disabled: tenant.state == TenantState::Disabled.as_str(),
         user: operator.user,
     }
-    .render()
-    .map_err(|e| WebError::Unexpected(anyhow::anyhow!("rendering the tenant page: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((QUERY_COUNT_HEADER, queries.to_string()))
-        .body(body))
+    .counted("the tenant page", queries)
 }
 
 #[derive(Template, askama_web::WebTemplate)]
@@ -444,7 +449,7 @@ pub async fn confirm_purge(
 ) -> Result<PurgePage, WebError> {
     let operator = require_operator(&session, &state)?;
     let ctx = context_id(&path)?;
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let Some(tenant) = shared::db::tenants::find(&mut conn, ctx.as_str()).await? else {
         return Err(WebError::NotFound(format!("There is no tenant {ctx}.")));
     };
@@ -489,7 +494,7 @@ pub async fn act(
     let ctx = context_id(&raw_ctx)?;
     crate::session::require_csrf(&session, &form.csrf_token)?;
     let actor = operator.actor.as_str();
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let missing = || WebError::NotFound(format!("There is no tenant {ctx}."));
     match action.as_str() {
         "retry" => {

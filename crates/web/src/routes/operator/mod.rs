@@ -8,8 +8,8 @@
 mod access;
 pub mod charts;
 
+pub use self::access::SignedInOperator;
 use self::access::not_found;
-pub use self::access::{SignedInOperator, require_operator};
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
@@ -23,7 +23,7 @@ use shared::domain::ContextId;
 
 use crate::errors::WebError;
 use crate::routes::views::{TICKET_LIFETIME_HOURS, TenantView, WorkView, format_time};
-use crate::session::{SessionUser, TypedSession};
+use crate::session::SessionUser;
 use crate::state::AppState;
 
 /// The response header that says how many database queries a console page took.
@@ -42,11 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/operator/{tail:.*}", web::route().to(unknown));
 }
 
-async fn unknown(
-    session: TypedSession,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, WebError> {
-    require_operator(&session, &state)?;
+async fn unknown(_operator: SignedInOperator) -> Result<HttpResponse, WebError> {
     Err(not_found())
 }
 
@@ -184,13 +180,12 @@ fn page_link(query: &ListQuery, key: &str, value: &str) -> String {
 /// `GET /operator`: counts per state, the tenant table (filters, keyset paging), charts, instances.
 /// A fixed number of queries whatever the number of tenants; the `x-db-queries` header says how many.
 pub async fn list(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     query: Option<web::Query<ListQuery>>,
 ) -> Result<HttpResponse, WebError> {
-    let operator = require_operator(&session, &state)?;
     let query = query.map(web::Query::into_inner).unwrap_or_default();
-    let csrf = csrf(&session)?;
+    let csrf = operator.csrf()?;
     let state_filter = if query.state.is_empty() {
         None
     } else {
@@ -301,12 +296,6 @@ trait CountedPage: Template {
 
 impl<T: Template> CountedPage for T {}
 
-fn csrf(session: &TypedSession) -> Result<String, WebError> {
-    session
-        .csrf_token()
-        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))
-}
-
 fn context_id(raw: &str) -> Result<ContextId, WebError> {
     ContextId::parse(raw).map_err(|_| not_found())
 }
@@ -346,15 +335,14 @@ pub struct TenantPage {
 
 /// `GET /operator/tenants/{ctx}`: the tenant's detail, its work, its audit history (paged) and the actions.
 pub async fn tenant(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: Option<web::Query<TenantQuery>>,
 ) -> Result<HttpResponse, WebError> {
-    let operator = require_operator(&session, &state)?;
     let query = query.map(web::Query::into_inner).unwrap_or_default();
     let ctx = context_id(&path)?;
-    let csrf = csrf(&session)?;
+    let csrf = operator.csrf()?;
     let mut conn = state.conn().await?;
     let counter = QueryCounter::install(&mut conn);
     let loaded = async {
@@ -443,18 +431,17 @@ pub struct PurgePage {
 
 /// `GET /operator/tenants/{ctx}/purge`: the confirmation step before a purge.
 pub async fn confirm_purge(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<PurgePage, WebError> {
-    let operator = require_operator(&session, &state)?;
     let ctx = context_id(&path)?;
     let mut conn = state.conn().await?;
     let Some(tenant) = shared::db::tenants::find(&mut conn, ctx.as_str()).await? else {
         return Err(WebError::NotFound(format!("There is no tenant {ctx}.")));
     };
     Ok(PurgePage {
-        csrf: csrf(&session)?,
+        csrf: operator.csrf()?,
         context_id: tenant.context_id.to_string(),
         company: tenant.company_name.unwrap_or_default(),
         user: operator.user,
@@ -471,14 +458,13 @@ pub struct ActionForm {
 
 /// `POST /operator/tenants/{ctx}/{retry|disable|enable|purge|end-sessions}`.
 pub async fn act(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     // Read leniently, so a body that is not a form gets the same 404 as everything else from a
     // non-operator, rather than a 400 that would show the route exists.
     form: Option<web::Form<ActionForm>>,
 ) -> Result<HttpResponse, WebError> {
-    let operator = require_operator(&session, &state)?;
     let Some(form) = form else {
         return Err(WebError::BadRequest(
             "The action needs the form of the tenant's page; go back and try again.".to_owned(),
@@ -492,7 +478,7 @@ pub async fn act(
         return Err(not_found());
     }
     let ctx = context_id(&raw_ctx)?;
-    crate::session::require_csrf(&session, &form.csrf_token)?;
+    operator.require_csrf(&form.csrf_token)?;
     let actor = operator.actor.as_str();
     let mut conn = state.conn().await?;
     let missing = || WebError::NotFound(format!("There is no tenant {ctx}."));

@@ -26,10 +26,10 @@ struct EventView {
 }
 
 pub async fn get(
+    user: SessionUser,
     session: TypedSession,
     state: web::Data<AppState>,
 ) -> Result<TenantPage, WebError> {
-    let user = crate::session::require_user(&session)?;
     let csrf = session
         .csrf_token()
         .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;

@@ -14,9 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use e2e::bench::{self, Args};
-use e2e::{
-    CLIENT_ID, CLIENT_SECRET, ENCRYPTION_KEY, free_port, repo_root, stack_sim_config, wait_for_http,
-};
+use e2e::{CLIENT_ID, CLIENT_SECRET, ENCRYPTION_KEY, StackSimConfig, repo_root, wait_for_http};
 use testkit::TestDatabase;
 
 const ADMIN: &str = "admin@northwind.example";
@@ -186,19 +184,15 @@ async fn main() {
     let seconds: u64 = args.get("seconds", 10);
     let runs: usize = args.get("runs", 3);
     println!("machine: {}", bench::machine());
-    let root = repo_root();
     let logs = bench::log_dir("web_load");
     std::fs::create_dir_all(&logs).unwrap();
     let database = TestDatabase::create().await.unwrap();
-    let (superid, sod2, sod3, web) = (free_port(), free_port(), free_port(), free_port());
-    let web_url = format!("http://127.0.0.1:{web}");
-    let superid_url = format!("http://127.0.0.1:{superid}");
-    let sim_config = logs.join("sim.toml");
-    std::fs::write(
-        &sim_config,
-        stack_sim_config(&root, superid, sod2, sod3, &web_url),
-    )
-    .unwrap();
+    let StackSimConfig {
+        web,
+        web_url,
+        superid_url,
+        path: sim_config,
+    } = StackSimConfig::write(&logs).unwrap();
     let mut sim = bench::spawn(
         "superoffice-sim",
         &["--config", sim_config.to_str().unwrap()],

@@ -126,6 +126,21 @@ pub async fn wait_for_http(url: &str, limit: Duration) -> Option<reqwest::Status
     None
 }
 
+/// What a process serves at `{base_url}/metrics` (Prometheus text).
+pub async fn scrape_metrics(base_url: &str) -> String {
+    let url = format!("{base_url}/metrics");
+    let response = reqwest::get(&url)
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+/// Northwind's administrator in `config/sim.toml`: their sign-in captures the system user token.
+pub const NORTHWIND_ADMIN: &str = "admin@northwind.example";
+
 /// Local-only secrets for test processes.
 pub fn test_secrets() -> Vec<(&'static str, String)> {
     vec![
@@ -178,22 +193,14 @@ impl Stack {
         let _ = std::fs::remove_dir_all(&log_dir);
         std::fs::create_dir_all(&log_dir)
             .unwrap_or_else(|e| panic!("creating {}: {e}", log_dir.display()));
-        let (superid, sod2, sod3, web, metrics, web_metrics) = (
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-            free_port(),
-        );
-        let web_url = format!("http://127.0.0.1:{web}");
-        let superid_url = format!("http://127.0.0.1:{superid}");
-        let sim_config = log_dir.join("sim.toml");
-        std::fs::write(
-            &sim_config,
-            stack_sim_config(&root, superid, sod2, sod3, &web_url),
-        )
-        .unwrap_or_else(|e| panic!("writing the simulator's configuration: {e}"));
+        let StackSimConfig {
+            web,
+            web_url,
+            superid_url,
+            path: sim_config,
+        } = StackSimConfig::write(&log_dir)
+            .unwrap_or_else(|e| panic!("writing the simulator's configuration: {e}"));
+        let (metrics, web_metrics) = (free_port(), free_port());
         let session_key = SESSION_KEY.to_owned();
         let mut processes = Vec::new();
         processes.push(spawn_logged(
@@ -271,6 +278,13 @@ impl Stack {
             processes,
             service_env: env,
         }
+    }
+
+    /// A browser on partner-web with Northwind's administrator signed in.
+    pub async fn signed_in_admin(&self) -> WebUser {
+        let user = WebUser::new(&self.web_url);
+        assert_eq!(user.sign_in(NORTHWIND_ADMIN).await, 303, "signing in");
+        user
     }
 
     /// The simulator's admin API: `method` on `/admin{path}` with an optional JSON body; panics unless it
@@ -410,6 +424,35 @@ fn spawn_logged(name: &str, args: &[&str], env: &[(&str, String)], dir: &std::pa
     cmd.args(args).stdout(out).stderr(err);
     cmd.spawn()
         .unwrap_or_else(|e| panic!("starting {name}: {e}"))
+}
+
+/// The simulator's configuration for a stack on free ports, written to `dir/sim.toml`.
+pub struct StackSimConfig {
+    /// partner-web's port, where SuperID redirects to.
+    pub web: u16,
+    pub web_url: String,
+    pub superid_url: String,
+    /// The file written.
+    pub path: PathBuf,
+}
+
+impl StackSimConfig {
+    /// [`stack_sim_config`] on free ports for SuperID, the two API hosts and partner-web.
+    pub fn write(dir: &std::path::Path) -> std::io::Result<Self> {
+        let (superid, sod2, sod3, web) = (free_port(), free_port(), free_port(), free_port());
+        let web_url = format!("http://127.0.0.1:{web}");
+        let path = dir.join("sim.toml");
+        std::fs::write(
+            &path,
+            stack_sim_config(&repo_root(), superid, sod2, sod3, &web_url),
+        )?;
+        Ok(Self {
+            web,
+            web_url,
+            superid_url: format!("http://127.0.0.1:{superid}"),
+            path,
+        })
+    }
 }
 
 /// `config/sim.toml`'s application, tenants and users, on the given ports, redirecting to `web_url`.

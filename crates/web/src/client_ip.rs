@@ -86,48 +86,60 @@ mod tests {
         ]
     }
 
-    #[test]
-    fn an_untrusted_peer_cannot_name_another_client() {
-        let answer = resolve(
-            Some(ip("198.51.100.9")),
-            &headers(&["203.0.113.1"]),
-            &proxies(),
-        );
-        assert_eq!(answer, Some(ip("198.51.100.9")));
-    }
+    /// A case's name, the peer, its `X-Forwarded-For` headers, the trusted proxies, and the client.
+    type Case<'a> = (&'a str, &'a str, &'a [&'a str], &'a [IpNet], &'a str);
 
     #[test]
-    fn without_trusted_proxies_the_header_is_ignored() {
-        let answer = resolve(Some(ip("10.1.2.3")), &headers(&["203.0.113.1"]), &[]);
-        assert_eq!(answer, Some(ip("10.1.2.3")));
-    }
-
-    #[test]
-    fn a_trusted_proxy_names_the_client() {
-        let answer = resolve(Some(ip("10.1.2.3")), &headers(&["203.0.113.1"]), &proxies());
-        assert_eq!(answer, Some(ip("203.0.113.1")));
-    }
-
-    #[test]
-    fn addresses_the_client_put_in_front_are_not_believed() {
-        // The client sent "1.1.1.1" itself; the trusted proxies appended the real client and each other.
-        let answer = resolve(
-            Some(ip("10.1.2.3")),
-            &headers(&["1.1.1.1, 203.0.113.1", "192.0.2.7:4431"]),
-            &proxies(),
-        );
-        assert_eq!(answer, Some(ip("203.0.113.1")));
-    }
-
-    #[test]
-    fn garbage_stops_at_the_last_trusted_hop() {
-        let answer = resolve(
-            Some(ip("10.1.2.3")),
-            &headers(&["203.0.113.1, unknown"]),
-            &proxies(),
-        );
-        assert_eq!(answer, Some(ip("10.1.2.3")));
-        let missing = resolve(Some(ip("10.1.2.3")), &headers(&[]), &proxies());
-        assert_eq!(missing, Some(ip("10.1.2.3")));
+    fn the_client_is_the_peer_unless_trusted_proxies_name_another() {
+        let proxies = proxies();
+        let cases: [Case; 6] = [
+            (
+                "an untrusted peer cannot name another client",
+                "198.51.100.9",
+                &["203.0.113.1"],
+                &proxies,
+                "198.51.100.9",
+            ),
+            (
+                "without trusted proxies the header is ignored",
+                "10.1.2.3",
+                &["203.0.113.1"],
+                &[],
+                "10.1.2.3",
+            ),
+            (
+                "a trusted proxy names the client",
+                "10.1.2.3",
+                &["203.0.113.1"],
+                &proxies,
+                "203.0.113.1",
+            ),
+            // The client sent "1.1.1.1" itself; the trusted proxies appended the real client and each other.
+            (
+                "addresses the client put in front are not believed",
+                "10.1.2.3",
+                &["1.1.1.1, 203.0.113.1", "192.0.2.7:4431"],
+                &proxies,
+                "203.0.113.1",
+            ),
+            (
+                "garbage stops at the last trusted hop",
+                "10.1.2.3",
+                &["203.0.113.1, unknown"],
+                &proxies,
+                "10.1.2.3",
+            ),
+            (
+                "a trusted proxy that names nobody is the client",
+                "10.1.2.3",
+                &[],
+                &proxies,
+                "10.1.2.3",
+            ),
+        ];
+        for (case, peer, forwarded, trusted, client) in cases {
+            let answer = resolve(Some(ip(peer)), &headers(forwarded), trusted);
+            assert_eq!(answer, Some(ip(client)), "{case}");
+        }
     }
 }

@@ -20,9 +20,13 @@ pub struct Window {
 
 impl Window {
     pub fn per_minute(limit: u32) -> Self {
+        Self::new(limit, Duration::from_secs(60))
+    }
+
+    fn new(limit: u32, period: Duration) -> Self {
         Self {
             limit,
-            period: Duration::from_secs(60),
+            period,
             counts: Mutex::new(HashMap::new()),
         }
     }
@@ -83,22 +87,14 @@ mod tests {
 
     #[test]
     fn a_new_window_starts_afresh() {
-        let window = Window {
-            limit: 1,
-            period: Duration::ZERO,
-            counts: Mutex::new(HashMap::new()),
-        };
+        let window = Window::new(1, Duration::ZERO);
         assert!(window.allow("a"));
         assert!(window.allow("a"));
     }
 
     #[test]
     fn made_up_keys_do_not_grow_the_map_for_ever() {
-        let window = Window {
-            limit: 1,
-            period: Duration::ZERO,
-            counts: Mutex::new(HashMap::new()),
-        };
+        let window = Window::new(1, Duration::ZERO);
         for i in 0..(PRUNE_ABOVE + 10) {
             window.allow(&i.to_string());
         }

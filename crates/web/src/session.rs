@@ -124,12 +124,29 @@ fn new_csrf_token() -> String {
     hex::encode(bytes)
 }
 
+impl TypedSession {
+    /// The session of `req`.
+    pub fn of(req: &HttpRequest) -> Self {
+        TypedSession(req.get_session())
+    }
+}
+
 impl FromRequest for TypedSession {
     type Error = <Session as FromRequest>::Error;
     type Future = std::future::Ready<Result<TypedSession, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        std::future::ready(Ok(TypedSession(req.get_session())))
+        std::future::ready(Ok(TypedSession::of(req)))
+    }
+}
+
+/// The signed-in user as a handler's argument, or the "please sign in" page.
+impl FromRequest for SessionUser {
+    type Error = WebError;
+    type Future = std::future::Ready<Result<SessionUser, WebError>>;
+
+    fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        std::future::ready(require_user(&TypedSession::of(req)))
     }
 }
 

@@ -40,3 +40,10 @@ pub struct AppState {
     /// `web.operators`: who may open the operator console.
     pub operators: Arc<Vec<Operator>>,
 }
+
+impl AppState {
+    /// A connection from the pool, for the request at hand.
+    pub async fn conn(&self) -> Result<db::Connection, db::DbError> {
+        Ok(self.pool.get().await?)
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{PrivateCluster, Stack, WebUser, run, test_secrets, wait_for_http};
+use e2e::{PrivateCluster, Stack, WebUser, run, scrape_metrics, test_secrets, wait_for_http};
 use serde_json::{Value, json};
 use testkit::TestDatabase;
 
@@ -12,12 +12,7 @@ const ADMIN: &str = "admin@northwind.example";
 
 /// Exchanges partner-service attempted, whatever their outcome (its /metrics).
 async fn exchange_attempts(stack: &Stack) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", stack.metrics_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape_metrics(&stack.metrics_url).await;
     text.lines()
         .filter(|line| line.starts_with("partner_service_exchanges_total"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
@@ -51,6 +46,17 @@ impl Faulted {
             stack,
             user,
         }
+    }
+
+    /// [`Faulted::start`], the administrator signed in and `first_company` done: the ticket is obtained and
+    /// cached.
+    async fn working(name: &str, short_lease: bool, first_company: &str) -> Self {
+        let world = Self::start(name, short_lease).await;
+        world.sign_in().await;
+        world
+            .company_done(first_company, Duration::from_secs(30))
+            .await;
+        world
     }
 
     async fn sign_in(&self) {
@@ -121,8 +127,7 @@ async fn a_database_restart_under_both_services_is_survived() {
         String::from_utf8_lossy(&migrated.stderr)
     );
     let mut stack = Stack::start("db-restart", &url).await;
-    let user = WebUser::new(&stack.web_url);
-    assert_eq!(user.sign_in(ADMIN).await, 303);
+    let user = stack.signed_in_admin().await;
     let (state, page) = user
         .system_user_company("Before Restart AS", Duration::from_secs(30))
         .await;
@@ -136,12 +141,7 @@ async fn a_database_restart_under_both_services_is_survived() {
         "readiness must report the database"
     );
     // What /readyz says is what the scraper sees too (the PartnerWebNotReady alert).
-    let scraped = reqwest::get(format!("{}/metrics", stack.web_metrics_url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let scraped = scrape_metrics(&stack.web_metrics_url).await;
     assert!(scraped.contains("partner_web_ready 0"), "{scraped}");
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.start_again();
@@ -168,11 +168,7 @@ async fn a_database_restart_under_both_services_is_survived() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rotated_superid_key_is_picked_up_without_a_restart() {
-    let world = Faulted::start("key-rotation", false).await;
-    world.sign_in().await;
-    world
-        .company_done("Old Key AS", Duration::from_secs(30))
-        .await;
+    let world = Faulted::working("key-rotation", false, "Old Key AS").await;
 
     let rotate = json!({"keep_old": false});
     world
@@ -245,12 +241,7 @@ async fn companies_named(stack: &Stack, name: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_killed_mid_company_creation_creates_it_exactly_once() {
-    let mut world = Faulted::start("sigkill-company", true).await;
-    world.sign_in().await;
-    // A first company: the ticket is obtained and cached.
-    world
-        .company_done("Warm Up AS", Duration::from_secs(30))
-        .await;
+    let mut world = Faulted::working("sigkill-company", true, "Warm Up AS").await;
 
     // The service is killed while it waits for the answer to a save; the next instance finds the
     // company the dead one may have created before creating it again.
@@ -305,11 +296,7 @@ async fn set_tenant_state(stack: &Stack, state: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn state_changes_reach_the_running_service() {
-    let world = Faulted::start("lifecycle", false).await;
-    world.sign_in().await;
-    world
-        .company_done("Before Suspend AS", Duration::from_secs(30))
-        .await;
+    let world = Faulted::working("lifecycle", false, "Before Suspend AS").await;
 
     // SuperOffice suspends the tenant and tells partner-web; the page stops offering the action.
     set_tenant_state(&world.stack, "Suspended").await;
@@ -375,11 +362,7 @@ async fn rows(database: &TestDatabase, name: &str) -> (String, String, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stalled_instance_past_its_lease_changes_nothing_when_it_wakes() {
-    let mut world = Faulted::start("sigstop-lease", true).await;
-    world.sign_in().await;
-    world
-        .company_done("Warm Up AS", Duration::from_secs(30))
-        .await;
+    let mut world = Faulted::working("sigstop-lease", true, "Warm Up AS").await;
 
     // The instance is stopped while it waits for the answer to a save.
     let mut stalled = String::new();

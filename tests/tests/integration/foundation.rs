@@ -12,24 +12,33 @@ fn env_with(database: &str, extra: &[(&'static str, String)]) -> Vec<(&'static s
     env
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn web_answers_health_and_readiness_then_stops_on_sigterm() {
-    let database = TestDatabase::create().await.unwrap();
+/// Starts `name ARGS` over `database` with `extra` configuration and `listen` (the setting of the address
+/// that serves `/healthz`) on a free port; waits until `/healthz` answers 200. The process and the port.
+async fn started(
+    name: &str,
+    args: &[&str],
+    database: &str,
+    listen: &'static str,
+    extra: &[(&'static str, String)],
+) -> (Process, u16) {
     let port = free_port();
-    let mut web = Process::spawn(
-        "partner-web",
-        &[],
-        &env_with(
-            database.url(),
-            &[("PARTNER_WEB__BIND", format!("127.0.0.1:{port}"))],
-        ),
-    );
+    let mut env = env_with(database, extra);
+    env.push((listen, format!("127.0.0.1:{port}")));
+    let process = Process::spawn(name, args, &env);
     let health = wait_for_http(
         &format!("http://127.0.0.1:{port}/healthz"),
         Duration::from_secs(20),
     )
     .await;
-    assert_eq!(health, Some(reqwest::StatusCode::OK), "{}", web.name());
+    assert_eq!(health, Some(reqwest::StatusCode::OK), "{name}");
+    (process, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_answers_health_and_readiness_then_stops_on_sigterm() {
+    let database = TestDatabase::create().await.unwrap();
+    let (mut web, port) =
+        started("partner-web", &[], database.url(), "PARTNER_WEB__BIND", &[]).await;
     let ready: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
         .await
         .unwrap()
@@ -45,25 +54,15 @@ async fn web_answers_health_and_readiness_then_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn web_reports_an_unreachable_database_as_not_ready() {
-    let port = free_port();
     let closed = free_port();
-    let _web = Process::spawn(
+    let (_web, port) = started(
         "partner-web",
         &[],
-        &env_with(
-            &format!("postgres://postgres@127.0.0.1:{closed}/nowhere"),
-            &[
-                ("PARTNER_WEB__BIND", format!("127.0.0.1:{port}")),
-                ("PARTNER_DATABASE__CONNECT_TIMEOUT_SECS", "1".to_owned()),
-            ],
-        ),
-    );
-    let health = wait_for_http(
-        &format!("http://127.0.0.1:{port}/healthz"),
-        Duration::from_secs(20),
+        &format!("postgres://postgres@127.0.0.1:{closed}/nowhere"),
+        "PARTNER_WEB__BIND",
+        &[("PARTNER_DATABASE__CONNECT_TIMEOUT_SECS", "1".to_owned())],
     )
     .await;
-    assert_eq!(health, Some(reqwest::StatusCode::OK));
     let response = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
         .await
         .unwrap();
@@ -75,24 +74,14 @@ async fn web_reports_an_unreachable_database_as_not_ready() {
 #[tokio::test(flavor = "multi_thread")]
 async fn service_waits_for_work_and_exits_zero_on_sigterm() {
     let database = TestDatabase::create().await.unwrap();
-    let metrics = free_port();
-    let mut service = Process::spawn(
+    let (mut service, _) = started(
         "partner-service",
         &["run"],
-        &env_with(
-            database.url(),
-            &[(
-                "PARTNER_SERVICE__METRICS_BIND",
-                format!("127.0.0.1:{metrics}"),
-            )],
-        ),
-    );
-    let health = wait_for_http(
-        &format!("http://127.0.0.1:{metrics}/healthz"),
-        Duration::from_secs(20),
+        database.url(),
+        "PARTNER_SERVICE__METRICS_BIND",
+        &[],
     )
     .await;
-    assert_eq!(health, Some(reqwest::StatusCode::OK));
     let status = service
         .terminate(Duration::from_secs(15))
         .expect("service did not stop");

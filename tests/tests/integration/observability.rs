@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::{Stack, WebUser, repo_root};
+use e2e::{Stack, repo_root, scrape_metrics};
 use testkit::TestDatabase;
 
 /// Every `partner_…` metric name in `text`, with a histogram's `_bucket`, `_sum` and `_count` folded into
@@ -77,8 +77,7 @@ async fn every_metric_the_dashboard_and_the_alerts_name_is_exported() {
     let database = TestDatabase::create().await.unwrap();
     let mut stack = Stack::start("observability", database.url()).await;
     // One ordinary day in miniature: a sign-in with capture, both company actions, the ticket reused.
-    let user = WebUser::new(&stack.web_url);
-    assert_eq!(user.sign_in("admin@northwind.example").await, 303);
+    let user = stack.signed_in_admin().await;
     let created = user.create_company("as-user", "Metrics User AS").await;
     assert_eq!(created.status().as_u16(), 303);
     for name in ["Metrics System AS", "Metrics System Again AS"] {
@@ -90,16 +89,8 @@ async fn every_metric_the_dashboard_and_the_alerts_name_is_exported() {
     // SuperOffice upgrades the tenant: a state-change notification reaches partner-web.
     let upgrade = "/tenants/Cust10001/upgrade";
     stack.sim_admin(reqwest::Method::POST, upgrade, None).await;
-    let scrape = |url: String| async move {
-        reqwest::get(format!("{url}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let web = scrape(stack.web_metrics_url.clone()).await;
-    let service = scrape(stack.metrics_url.clone()).await;
+    let web = scrape_metrics(&stack.web_metrics_url).await;
+    let service = scrape_metrics(&stack.metrics_url).await;
     let exported: BTreeSet<String> = exported_names(&web)
         .into_iter()
         .chain(exported_names(&service))

@@ -1,14 +1,25 @@
 //! The operator commands against a real database, run as the real binary.
 
+use std::process::Output;
+
+use diesel_async::AsyncPgConnection;
 use e2e::{run, test_secrets};
-use shared::db::models::TenantState;
+use shared::db::models::{Tenant, TenantState};
 use testkit::TestDatabase;
 
-fn env(db: &TestDatabase) -> Vec<(&'static str, String)> {
+/// `partner-service tenants ARGS` against `db`, run by the operator `ops`.
+fn tenants(db: &TestDatabase, args: &[&str]) -> Output {
     let mut env = test_secrets();
     env.push(("DATABASE_URL", db.url().to_owned()));
     env.push(("USER", "ops".to_owned()));
-    env
+    let args: Vec<&str> = std::iter::once("tenants")
+        .chain(args.iter().copied())
+        .collect();
+    run("partner-service", &args, &env)
+}
+
+async fn find(conn: &mut AsyncPgConnection, ctx: &str) -> Option<Tenant> {
+    shared::db::tenants::find(conn, ctx).await.unwrap()
 }
 
 async fn seed(db: &TestDatabase, ctx: &str) {
@@ -27,7 +38,7 @@ async fn list_disable_retry_and_purge() {
     seed(&db, "Cust501").await;
     seed(&db, "Cust502").await;
 
-    let list = run("partner-service", &["tenants", "list"], &env(&db));
+    let list = tenants(&db, &["list"]);
     assert!(list.status.success());
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(text.starts_with("CONTEXT"), "{text}");
@@ -36,45 +47,22 @@ async fn list_disable_retry_and_purge() {
         "{text}"
     );
 
-    let disable = run(
-        "partner-service",
-        &["tenants", "disable", "Cust501"],
-        &env(&db),
-    );
+    let disable = tenants(&db, &["disable", "Cust501"]);
     assert!(disable.status.success());
     let mut conn = db.connect().await.unwrap();
-    let tenant = shared::db::tenants::find(&mut conn, "Cust501")
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = find(&mut conn, "Cust501").await.unwrap();
     assert_eq!(tenant.state, TenantState::Disabled);
     assert_eq!(tenant.next_attempt_at, None);
 
-    let retry = run(
-        "partner-service",
-        &["tenants", "retry", "Cust501"],
-        &env(&db),
-    );
+    let retry = tenants(&db, &["retry", "Cust501"]);
     assert!(retry.status.success());
-    let tenant = shared::db::tenants::find(&mut conn, "Cust501")
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = find(&mut conn, "Cust501").await.unwrap();
     assert_eq!(tenant.state, TenantState::Pending);
     assert!(tenant.next_attempt_at.is_some());
 
-    let purge = run(
-        "partner-service",
-        &["tenants", "purge", "Cust502"],
-        &env(&db),
-    );
+    let purge = tenants(&db, &["purge", "Cust502"]);
     assert!(purge.status.success());
-    assert!(
-        shared::db::tenants::find(&mut conn, "Cust502")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(find(&mut conn, "Cust502").await.is_none());
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust502", 5)
         .await
         .unwrap();
@@ -91,21 +79,13 @@ async fn list_disable_retry_and_purge() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_and_malformed_tenants_are_refused() {
     let db = TestDatabase::create().await.unwrap();
-    let missing = run(
-        "partner-service",
-        &["tenants", "retry", "Cust999"],
-        &env(&db),
-    );
+    let missing = tenants(&db, &["retry", "Cust999"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no tenant Cust999"));
-    let malformed = run(
-        "partner-service",
-        &["tenants", "purge", "Customer9"],
-        &env(&db),
-    );
+    let malformed = tenants(&db, &["purge", "Customer9"]);
     assert_eq!(malformed.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&malformed.stderr).contains("CustNNNNN"));
-    let empty = run("partner-service", &["tenants", "list"], &env(&db));
+    let empty = tenants(&db, &["list"]);
     assert!(String::from_utf8_lossy(&empty.stdout).contains("no tenants"));
 }
 
@@ -113,35 +93,20 @@ async fn unknown_and_malformed_tenants_are_refused() {
 async fn enable_undoes_disable_and_only_that() {
     let db = TestDatabase::create().await.unwrap();
     seed(&db, "Cust503").await;
-    let refused = run(
-        "partner-service",
-        &["tenants", "enable", "Cust503"],
-        &env(&db),
-    );
+    let refused = tenants(&db, &["enable", "Cust503"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&refused.stderr).contains("Cust503 is pending, not disabled"),
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    let disable = run(
-        "partner-service",
-        &["tenants", "disable", "Cust503"],
-        &env(&db),
-    );
+    let disable = tenants(&db, &["disable", "Cust503"]);
     assert!(disable.status.success());
     assert!(String::from_utf8_lossy(&disable.stdout).contains("tenants enable Cust503"));
-    let enable = run(
-        "partner-service",
-        &["tenants", "enable", "Cust503"],
-        &env(&db),
-    );
+    let enable = tenants(&db, &["enable", "Cust503"]);
     assert!(enable.status.success());
     let mut conn = db.connect().await.unwrap();
-    let tenant = shared::db::tenants::find(&mut conn, "Cust503")
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = find(&mut conn, "Cust503").await.unwrap();
     assert_eq!(tenant.state, TenantState::Pending);
     assert!(tenant.next_attempt_at.is_some());
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust503", 1)

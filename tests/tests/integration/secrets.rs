@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::{CLIENT_SECRET, ENCRYPTION_KEY, Stack, WebUser, repo_root};
+use e2e::{CLIENT_SECRET, ENCRYPTION_KEY, Stack, repo_root};
 use testkit::TestDatabase;
 
 /// The base64 of every component of the partner's private key, as it stands in the XML file.
@@ -28,8 +28,7 @@ fn private_key_material() -> Vec<String> {
 async fn no_secret_reaches_the_database_in_clear_or_any_log_line() {
     let database = TestDatabase::create().await.unwrap();
     let mut stack = Stack::start("secrets", database.url()).await;
-    let user = WebUser::new(&stack.web_url);
-    assert_eq!(user.sign_in("admin@northwind.example").await, 303);
+    let user = stack.signed_in_admin().await;
     let created = user.create_company("as-user", "Leak Check User AS").await;
     assert_eq!(created.status().as_u16(), 303);
     let (state, page) = user

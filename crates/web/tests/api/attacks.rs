@@ -21,7 +21,7 @@ use superoffice_sim::keys::SigningKey;
 use testkit::snapshot::{SIGNED_IN_SESSIONS, Snapshot};
 use testkit::{CLIENT_ID, TestApp};
 
-use crate::support::post_state_change;
+use crate::support::{error_of, post_state_change, send_state_change};
 
 const NORTHWIND: &str = "Cust10001";
 const FJORD: &str = "Cust10002";
@@ -171,7 +171,7 @@ async fn attack_foreign_tokens_as_a_state_change_notification() {
                 post_state_change(&app, &notification(change.clone(), NORTHWIND, &token)).await;
             assert_eq!(status, 401, "{what} {change}: {answer}");
             assert!(
-                !answer["error"].as_str().unwrap().contains(&token),
+                !error_of(&answer).contains(&token),
                 "{what}: the token is echoed"
             );
         }
@@ -309,10 +309,7 @@ async fn attack_an_unknown_change_type() {
             post_state_change(&app, &notification(change.clone(), NORTHWIND, &token)).await;
         assert_eq!(status, 400, "{change}: {answer}");
         assert!(
-            answer["error"]
-                .as_str()
-                .unwrap()
-                .contains("not one this application knows"),
+            error_of(&answer).contains("not one this application knows"),
             "{answer}"
         );
     }
@@ -340,38 +337,14 @@ async fn attack_a_notification_flood_over_the_limits() {
     let (status, answer) =
         post_state_change(&app, &notification(json!(0), NORTHWIND, &tokens[3])).await;
     assert_eq!(status, 429, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("for this tenant")
-    );
+    assert!(error_of(&answer).contains("for this tenant"), "{answer}");
     // Over the address's allowance, whatever the tenant.
     let fjord = issue(&app, request(TokenKind::StateChange, FJORD));
-    let response = app
-        .client
-        .post(app.url("/superoffice/state-change"))
-        .json(&notification(json!(0), FJORD, &fjord))
-        .send()
-        .await
-        .unwrap();
+    let response = send_state_change(&app, &notification(json!(0), FJORD, &fjord)).await;
     assert_eq!(response.status().as_u16(), 429);
-    assert_eq!(
-        response
-            .headers()
-            .get("retry-after")
-            .unwrap()
-            .to_str()
-            .unwrap(),
-        "60"
-    );
+    assert_eq!(response.headers()["retry-after"].to_str().unwrap(), "60");
     let answer: Value = response.json().await.unwrap();
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("from this address")
-    );
+    assert!(error_of(&answer).contains("from this address"), "{answer}");
     for token in &tokens[4..] {
         let (status, _) = post_state_change(&app, &notification(json!(0), NORTHWIND, token)).await;
         assert_eq!(status, 429);
@@ -404,10 +377,7 @@ async fn attack_tokens_with_made_up_kids() {
         let (status, answer) =
             post_state_change(&app, &notification(json!(0), NORTHWIND, &forged)).await;
         assert_eq!(status, 401, "{answer}");
-        assert!(
-            answer["error"].as_str().unwrap().contains("unknown key"),
-            "{answer}"
-        );
+        assert!(error_of(&answer).contains("unknown key"), "{answer}");
         assert_eq!(post_legacy(&app, &forged).await.status().as_u16(), 400);
     }
     // One discovery and one key-set fetch to start, then one refetch of each for the first unknown key;

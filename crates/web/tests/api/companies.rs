@@ -8,12 +8,8 @@ const ADMIN: &str = "admin@cust10001.example";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_company_with_login_user_shows_the_new_company() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as(ADMIN).await;
-    let csrf = app.csrf().await;
-    let response = app
-        .post("/companies/as-user", &csrf, &[("name", "Login User AS")])
-        .await;
+    let app = crate::support::admin_signed_in().await;
+    let response = app.user().create_company("as-user", "Login User AS").await;
     assert_eq!(response.status().as_u16(), 303);
     let home = app.home().await;
     assert!(
@@ -37,15 +33,10 @@ async fn create_company_with_login_user_shows_the_new_company() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as(ADMIN).await;
-    let csrf = app.csrf().await;
+    let app = crate::support::admin_signed_in().await;
     let response = app
-        .post(
-            "/companies/as-system-user",
-            &csrf,
-            &[("name", "System User AS")],
-        )
+        .user()
+        .create_company("as-system-user", "System User AS")
         .await;
     assert_eq!(response.status().as_u16(), 303);
     let target = location(&response);
@@ -72,8 +63,7 @@ async fn create_company_with_system_user_is_queued_never_done_in_the_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn posts_without_the_right_csrf_token_are_refused() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as(ADMIN).await;
+    let app = crate::support::admin_signed_in().await;
     for form in [
         vec![("name", "X")],
         vec![("csrf_token", "0".repeat(64).leak() as &str), ("name", "X")],

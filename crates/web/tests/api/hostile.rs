@@ -7,8 +7,7 @@ use testkit::TestApp;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_bodies_are_refused() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as("admin@cust10001.example").await;
+    let app = crate::support::admin_signed_in().await;
     let csrf = app.csrf().await;
     let huge = "A".repeat(64 * 1024);
     let started = Instant::now();
@@ -26,14 +25,8 @@ async fn oversized_and_malformed_bodies_are_refused() {
         ("application/json", "{\"name\": 1}"),
         ("application/x-www-form-urlencoded", ""),
     ] {
-        let response = app
-            .client
-            .post(app.url("/companies/as-system-user"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response =
+            crate::support::post_body(&app, "/companies/as-system-user", content_type, body).await;
         assert!(
             response.status().is_client_error(),
             "{content_type} {body:?}: {}",
@@ -89,26 +82,15 @@ async fn a_forged_session_cookie_is_just_signed_out() {
         "partner_session=eyJ1c2VyIjp7InN1YmplY3QiOiJ4In19",
         "partner_session=%00%01%02",
     ] {
-        let response = client
-            .get(app.url("/"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 200, "{cookie}");
+        let get = |path| client.get(app.url(path)).header("cookie", cookie).send();
+        let home = get("/").await.unwrap();
+        assert_eq!(home.status().as_u16(), 200, "{cookie}");
+        let page = home.text().await.unwrap();
         assert!(
-            response
-                .text()
-                .await
-                .unwrap()
-                .contains("Sign in with SuperOffice")
+            page.contains("Sign in with SuperOffice"),
+            "{cookie}: {page}"
         );
-        let tenant = client
-            .get(app.url("/tenant"))
-            .header("cookie", cookie)
-            .send()
-            .await
-            .unwrap();
+        let tenant = get("/tenant").await.unwrap();
         assert_eq!(tenant.status().as_u16(), 401, "{cookie}");
     }
 }

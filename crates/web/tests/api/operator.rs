@@ -13,14 +13,20 @@ const OPERATOR: &str = "admin@cust10001.example";
 const OPERATORS: &str = "Cust10001:admin@cust10001.example";
 const ACTOR: &str = "operator:admin@cust10001.example";
 
+/// partner-web with the console for Cust10001's administrator, who is signed in.
+async fn operator_signed_in() -> TestApp {
+    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
+    app.sign_in_as(OPERATOR).await;
+    app
+}
+
 async fn status(app: &TestApp, path: &str) -> u16 {
-    app.client
-        .get(app.url(path))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    app.get(path).await.status().as_u16()
+}
+
+/// Runs a statement of SQL on partner-web's database.
+async fn execute(app: &TestApp, statement: &str) {
+    crate::support::execute(&mut app.pool.get().await.unwrap(), statement).await;
 }
 
 async fn page(app: &TestApp, path: &str) -> (String, usize) {
@@ -50,22 +56,10 @@ async fn assert_console_hidden(app: &TestApp) {
     }
     let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     for action in ["retry", "disable", "enable", "purge", "end-sessions"] {
-        let response = app
-            .client
-            .post(app.url(&format!("/operator/tenants/Cust10001/{action}")))
-            .form(&[("csrf_token", "x"), ("confirm", "Cust10001")])
-            .send()
-            .await
-            .unwrap();
+        let response = act(app, "x", "Cust10001", action, &[("confirm", "Cust10001")]).await;
         assert_eq!(response.status().as_u16(), 404, "POST {action}");
-        let bare = app
-            .client
-            .post(app.url(&format!("/operator/tenants/Cust10001/{action}")))
-            .header("content-type", "application/json")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let path = format!("/operator/tenants/Cust10001/{action}");
+        let bare = crate::support::post_body(app, &path, "application/json", "{}").await;
         assert_eq!(bare.status().as_u16(), 404, "POST {action} without a form");
     }
     assert_eq!(
@@ -118,8 +112,7 @@ async fn only_an_operator_gets_a_link_to_the_console_on_the_home_page() {
     assert!(page.contains("Cust10001"), "signed in: {page}");
     assert!(!page.contains(link), "a user not listed: {page}");
 
-    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
-    app.sign_in_as(OPERATOR).await;
+    let app = operator_signed_in().await;
     assert!(home(&app).await.contains(link), "the listed operator");
 
     let app = TestApp::with_sim(&[(
@@ -135,25 +128,20 @@ async fn only_an_operator_gets_a_link_to_the_console_on_the_home_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_sees_the_console() {
-    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
-    app.sign_in_as(OPERATOR).await;
+    let app = operator_signed_in().await;
     // Two partner-service instances: one beating, one silent for a minute and holding Cust10001's lease.
-    let mut conn = app.pool.get().await.unwrap();
-    diesel::sql_query(
+    execute(
+        &app,
         "INSERT INTO service_instances (id, host, started_at, last_seen_at, circuit_state) VALUES \
          ('alive-1', 'host-a', now() - interval '1 hour', now(), 'closed'), \
          ('silent-2', 'host-b', now() - interval '2 hours', now() - interval '1 minute', 'open')",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    diesel::sql_query(
+    .await;
+    execute(
+        &app,
         "UPDATE tenants SET lease_owner = 'silent-2', lease_expires_at = now() + interval '5 minutes'",
     )
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    drop(conn);
+    .await;
     let (list, _) = page(&app, "/operator").await;
     assert!(list.contains("<h1>Operator console</h1>"), "{list}");
     assert_eq!(
@@ -235,19 +223,28 @@ async fn tenant_state(app: &TestApp, ctx: &str) -> Option<String> {
         .unwrap()
 }
 
-async fn act(app: &TestApp, ctx: &str, action: &str, form: &[(&str, &str)]) -> reqwest::Response {
-    app.client
-        .post(app.url(&format!("/operator/tenants/{ctx}/{action}")))
-        .form(form)
-        .send()
+/// Posts an action on a tenant with this CSRF token and the `more` form fields.
+async fn act(
+    app: &TestApp,
+    csrf: &str,
+    ctx: &str,
+    action: &str,
+    more: &[(&str, &str)],
+) -> reqwest::Response {
+    app.post(&format!("/operator/tenants/{ctx}/{action}"), csrf, more)
         .await
-        .unwrap()
+}
+
+/// The detail of a tenant's latest audit event, which must be `action` by the operator.
+async fn audited(app: &TestApp, ctx: &str, action: &str) -> serde_json::Value {
+    let (logged, actor, detail) = last_event(app, ctx).await;
+    assert_eq!((logged.as_str(), actor.as_str()), (action, ACTOR));
+    detail
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_action_does_what_the_cli_does_and_is_audited() {
-    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
-    app.sign_in_as(OPERATOR).await;
+    let app = operator_signed_in().await;
     // A second tenant, as its administrator's sign-in stores it.
     let mut conn = app.pool.get().await.unwrap();
     crate::support::capture_token(
@@ -264,12 +261,12 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
 
     // Without the CSRF token nothing happens.
     let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
-    let refused = act(&app, "Cust10002", "disable", &[("csrf_token", "wrong")]).await;
+    let refused = act(&app, "wrong", "Cust10002", "disable", &[]).await;
     assert_eq!(refused.status().as_u16(), 403);
     assert_eq!(before, Snapshot::take(&app.pool, &ALL_SESSIONS).await);
 
     // Disable.
-    let done = act(&app, "Cust10002", "disable", &[("csrf_token", &csrf)]).await;
+    let done = act(&app, &csrf, "Cust10002", "disable", &[]).await;
     assert_eq!(done.status().as_u16(), 303);
     assert_eq!(
         testkit::location(&done),
@@ -279,8 +276,7 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
         tenant_state(&app, "Cust10002").await.as_deref(),
         Some("disabled")
     );
-    let (action, actor, detail) = last_event(&app, "Cust10002").await;
-    assert_eq!((action.as_str(), actor.as_str()), ("state_changed", ACTOR));
+    let detail = audited(&app, "Cust10002", "state_changed").await;
     assert_eq!(detail["state"], "disabled");
     let (detail_page, _) = page(&app, "/operator/tenants/Cust10002?done=disable").await;
     assert!(
@@ -290,55 +286,47 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
     assert!(detail_page.contains("/operator/tenants/Cust10002/enable"));
 
     // Enable: back to pending; enabling a tenant that is not disabled is refused.
-    let done = act(&app, "Cust10002", "enable", &[("csrf_token", &csrf)]).await;
+    let done = act(&app, &csrf, "Cust10002", "enable", &[]).await;
     assert_eq!(done.status().as_u16(), 303);
     assert_eq!(
         tenant_state(&app, "Cust10002").await.as_deref(),
         Some("pending")
     );
-    let (action, actor, detail) = last_event(&app, "Cust10002").await;
-    assert_eq!((action.as_str(), actor.as_str()), ("state_changed", ACTOR));
+    let detail = audited(&app, "Cust10002", "state_changed").await;
     assert_eq!(
         (detail["state"].as_str(), detail["from"].as_str()),
         (Some("pending"), Some("disabled"))
     );
-    let again = act(&app, "Cust10002", "enable", &[("csrf_token", &csrf)]).await;
+    let again = act(&app, &csrf, "Cust10002", "enable", &[]).await;
     assert_eq!(again.status().as_u16(), 400);
     assert!(again.text().await.unwrap().contains("not disabled"));
 
     // Retry.
-    let done = act(&app, "Cust10002", "retry", &[("csrf_token", &csrf)]).await;
+    let done = act(&app, &csrf, "Cust10002", "retry", &[]).await;
     assert_eq!(done.status().as_u16(), 303);
-    let (action, actor, _) = last_event(&app, "Cust10002").await;
-    assert_eq!((action.as_str(), actor.as_str()), ("operator_retry", ACTOR));
+    audited(&app, "Cust10002", "operator_retry").await;
 
     // Purge needs the context id typed again.
     assert_eq!(status(&app, "/operator/tenants/Cust10002/purge").await, 200);
-    let unconfirmed = act(&app, "Cust10002", "purge", &[("csrf_token", &csrf)]).await;
-    assert_eq!(unconfirmed.status().as_u16(), 400);
-    assert!(tenant_state(&app, "Cust10002").await.is_some());
-    let wrong = act(
-        &app,
-        "Cust10002",
-        "purge",
-        &[("csrf_token", &csrf), ("confirm", "Cust10001")],
-    )
-    .await;
-    assert_eq!(wrong.status().as_u16(), 400);
+    for confirm in [None, Some(("confirm", "Cust10001"))] {
+        let refused = act(&app, &csrf, "Cust10002", "purge", confirm.as_slice()).await;
+        assert_eq!(refused.status().as_u16(), 400, "{confirm:?}");
+        assert!(tenant_state(&app, "Cust10002").await.is_some());
+    }
     let done = act(
         &app,
+        &csrf,
         "Cust10002",
         "purge",
-        &[("csrf_token", &csrf), ("confirm", "Cust10002")],
+        &[("confirm", "Cust10002")],
     )
     .await;
     assert_eq!(done.status().as_u16(), 303);
     assert_eq!(testkit::location(&done), "/operator?purged=Cust10002");
     assert!(tenant_state(&app, "Cust10002").await.is_none());
-    let (action, actor, _) = last_event(&app, "Cust10002").await;
-    assert_eq!((action.as_str(), actor.as_str()), ("tenant_purged", ACTOR));
+    audited(&app, "Cust10002", "tenant_purged").await;
     assert_eq!(
-        act(&app, "Cust10002", "retry", &[("csrf_token", &csrf)])
+        act(&app, &csrf, "Cust10002", "retry", &[])
             .await
             .status()
             .as_u16(),
@@ -346,10 +334,9 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
     );
 
     // Ending the sessions of the operator's own tenant ends the operator's session too.
-    let done = act(&app, "Cust10001", "end-sessions", &[("csrf_token", &csrf)]).await;
+    let done = act(&app, &csrf, "Cust10001", "end-sessions", &[]).await;
     assert_eq!(done.status().as_u16(), 303);
-    let (action, actor, detail) = last_event(&app, "Cust10001").await;
-    assert_eq!((action.as_str(), actor.as_str()), ("sessions_ended", ACTOR));
+    let detail = audited(&app, "Cust10001", "sessions_ended").await;
     assert_eq!(detail["sessions"], 1);
     let mut conn = app.pool.get().await.unwrap();
     assert_eq!(
@@ -367,8 +354,7 @@ async fn each_action_does_what_the_cli_does_and_is_audited() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn filters_and_pages_over_ten_thousand_tenants_in_a_fixed_number_of_queries() {
-    let app = TestApp::with_sim(&[("PARTNER_WEB__OPERATORS", OPERATORS)]).await;
-    app.sign_in_as(OPERATOR).await;
+    let app = operator_signed_in().await;
     let mut conn = app.pool.get().await.unwrap();
     diesel::sql_query(
         "INSERT INTO tenants (context_id, environment, company_name, state, needs_attention, attention_reason) \

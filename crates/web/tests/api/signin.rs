@@ -130,8 +130,7 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reapproval_replaces_the_token_and_drops_the_ticket() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as(ADMIN).await;
+    let app = crate::support::admin_signed_in().await;
     let first = tenant_rows(&app).await.remove(0);
     {
         let mut conn = app.pool.get().await.unwrap();
@@ -195,13 +194,8 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
         let forged = callback.replacen(tamper.0, tamper.1, 1);
         let response = app.follow(&forged).await;
         assert_eq!(response.status().as_u16(), 400, "{tamper:?}");
-        assert!(
-            response
-                .text()
-                .await
-                .unwrap()
-                .contains("state does not match")
-        );
+        let page = response.text().await.unwrap();
+        assert!(page.contains("state does not match"), "{tamper:?}: {page}");
     }
 
     // An error from SuperID.
@@ -229,20 +223,10 @@ async fn callback_failures_show_an_error_page_and_store_nothing() {
     let fresh = app.authorize_as(USER).await;
     let old_code = crate::support::code_of(&callback);
     let new_code = crate::support::code_of(&fresh);
-    let replay = app
-        .client
-        .get(fresh.replace(&new_code, &old_code))
-        .send()
-        .await
-        .unwrap();
+    let replay = app.follow(&fresh.replace(&new_code, &old_code)).await;
     assert_eq!(replay.status().as_u16(), 400);
-    assert!(
-        replay
-            .text()
-            .await
-            .unwrap()
-            .contains("expired or was used already")
-    );
+    let page = replay.text().await.unwrap();
+    assert!(page.contains("expired or was used already"), "{page}");
 
     assert!(
         tenant_rows(&app).await.is_empty(),
@@ -269,14 +253,13 @@ async fn forged_legacy_posts_are_refused_and_store_nothing() {
                 if started {
                     app.get("/login").await;
                 }
-                let response = app
-                    .client
-                    .post(app.url("/callback"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = crate::support::post_body(
+                    app,
+                    "/callback",
+                    "application/x-www-form-urlencoded",
+                    body,
+                )
+                .await;
                 assert_eq!(
                     response.status().as_u16(),
                     status,

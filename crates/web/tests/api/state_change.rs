@@ -15,7 +15,7 @@ use shared::db::models::{AuditEvent, Tenant};
 use shared::db::schema::{audit_events, state_change_notifications, tenants};
 use shared::db::{WORK_CHANNEL, tickets};
 use superoffice_sim::TenantState;
-use superoffice_sim::admin::ChangeView;
+use superoffice_sim::admin::{Admin, ChangeView};
 use superoffice_sim::keys::SigningKey;
 
 use testkit::{CLIENT_ID, TestApp};
@@ -91,6 +91,32 @@ impl Lifecycle {
             .unwrap()
     }
 
+    /// The one audit event a notification wrote, which must be `action`.
+    async fn single_event(&self, action: &str) -> AuditEvent {
+        let mut events = self.superoffice_events().await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].action, action);
+        events.remove(0)
+    }
+
+    /// The simulator's admin API, where SuperOffice's side of a change is made.
+    fn admin(&self) -> Admin {
+        self.sim().admin()
+    }
+
+    /// The tenant after the simulator's change reached partner-web and woke the service for it.
+    async fn after(&mut self, change: &ChangeView, ctx: &str) -> Tenant {
+        delivered(change);
+        wakes(&self.notifications().await, ctx);
+        self.tenant(ctx).await.unwrap()
+    }
+
+    /// SuperOffice changes a known tenant's state in the simulator. The tenant afterwards.
+    async fn sim_sets_state(&mut self, ctx: &str, state: TenantState) -> Tenant {
+        let change = self.admin().set_state(ctx, state).await.unwrap();
+        self.after(&change, ctx).await
+    }
+
     async fn recorded_notifications(&self) -> Vec<(String, String, String)> {
         state_change_notifications::table
             .order(state_change_notifications::id.asc())
@@ -156,6 +182,13 @@ fn delivered(change: &ChangeView) {
     assert_eq!(sent.status, Some(200));
 }
 
+/// The tenant is in `state`, for a reason that mentions `because`.
+fn in_state(tenant: &Tenant, state: &str, because: &str) {
+    assert_eq!(tenant.state, state);
+    let reason = tenant.state_reason.as_deref().unwrap_or_default();
+    assert!(reason.contains(because), "{reason}");
+}
+
 fn wakes(payloads: &[String], ctx: &str) {
     assert!(payloads.iter().any(|p| p == ctx), "{payloads:?}");
     assert!(
@@ -167,33 +200,17 @@ fn wakes(payloads: &[String], ctx: &str) {
 #[tokio::test(flavor = "multi_thread")]
 async fn suspend_stops_work_and_resume_lets_it_continue_after_a_fresh_check() {
     let mut t = Lifecycle::start().await;
-    let admin = t.sim().admin();
 
-    delivered(
-        &admin
-            .set_state(NORTHWIND, TenantState::Suspended)
-            .await
-            .unwrap(),
-    );
-    let tenant = t.tenant(NORTHWIND).await.unwrap();
-    assert_eq!(tenant.state, "suspended");
-    assert!(tenant.state_reason.unwrap().contains("suspended"));
+    let tenant = t.sim_sets_state(NORTHWIND, TenantState::Suspended).await;
+    in_state(&tenant, "suspended", "suspended");
     assert_eq!(tenant.next_attempt_at, None);
     assert!(t.has_ticket(NORTHWIND).await);
-    wakes(&t.notifications().await, NORTHWIND);
 
     let before = Utc::now();
-    delivered(
-        &admin
-            .set_state(NORTHWIND, TenantState::Running)
-            .await
-            .unwrap(),
-    );
-    let tenant = t.tenant(NORTHWIND).await.unwrap();
-    assert_eq!(tenant.state, "pending");
+    let tenant = t.sim_sets_state(NORTHWIND, TenantState::Running).await;
+    in_state(&tenant, "pending", "checked afresh");
     let due = tenant.next_attempt_at.expect("due now");
     assert!(due >= before - chrono::Duration::seconds(1) && due <= Utc::now());
-    wakes(&t.notifications().await, NORTHWIND);
 
     let events = t.superoffice_events().await;
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
@@ -214,23 +231,12 @@ async fn suspend_stops_work_and_resume_lets_it_continue_after_a_fresh_check() {
 #[tokio::test(flavor = "multi_thread")]
 async fn delete_stops_work_and_drops_the_ticket_but_keeps_the_tenant() {
     let mut t = Lifecycle::start().await;
-    delivered(
-        &t.sim()
-            .admin()
-            .set_state(NORTHWIND, TenantState::Deleted)
-            .await
-            .unwrap(),
-    );
-    let tenant = t.tenant(NORTHWIND).await.unwrap();
-    assert_eq!(tenant.state, "deleted");
-    assert!(tenant.state_reason.unwrap().contains("purges"));
+    let tenant = t.sim_sets_state(NORTHWIND, TenantState::Deleted).await;
+    in_state(&tenant, "deleted", "purges");
     assert!(tenant.system_token_ciphertext.is_some(), "data is kept");
     assert!(!t.has_ticket(NORTHWIND).await);
-    wakes(&t.notifications().await, NORTHWIND);
-    let events = t.superoffice_events().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].action, "superoffice_delete");
-    assert_eq!(events[0].detail["effect"]["ticket_dropped"], true);
+    let event = t.single_event("superoffice_delete").await;
+    assert_eq!(event.detail["effect"]["ticket_dropped"], true);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -242,12 +248,11 @@ async fn backup_restored_revives_a_deleted_tenant_but_not_a_revoked_one() {
     set_state(&mut conn, FJORD, "revoked").await;
     t.notifications().await;
 
-    delivered(&t.sim().admin().backup_restored(NORTHWIND).await.unwrap());
-    delivered(&t.sim().admin().backup_restored(FJORD).await.unwrap());
+    delivered(&t.admin().backup_restored(NORTHWIND).await.unwrap());
+    delivered(&t.admin().backup_restored(FJORD).await.unwrap());
 
     let northwind = t.tenant(NORTHWIND).await.unwrap();
-    assert_eq!(northwind.state, "pending");
-    assert!(northwind.state_reason.unwrap().contains("backup"));
+    in_state(&northwind, "pending", "backup");
     assert!(northwind.next_attempt_at.is_some());
     let fjord = t.tenant(FJORD).await.unwrap();
     assert_eq!(
@@ -271,35 +276,25 @@ async fn backup_restored_revives_a_deleted_tenant_but_not_a_revoked_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn move_clears_the_cached_urls_and_invalidates_the_tenant_status() {
     let mut t = Lifecycle::start().await;
-    let change = t
-        .sim()
-        .admin()
-        .move_tenant(NORTHWIND, "sod3")
-        .await
-        .unwrap();
-    delivered(&change);
-    let tenant = t.tenant(NORTHWIND).await.unwrap();
+    let change = t.admin().move_tenant(NORTHWIND, "sod3").await.unwrap();
+    let tenant = t.after(&change, NORTHWIND).await;
     assert_eq!(tenant.webapi_url, None);
     assert_eq!(tenant.netserver_url, None);
     assert_eq!(tenant.state, "active");
     assert!(tenant.next_attempt_at.is_some(), "due now");
     assert!(t.has_ticket(NORTHWIND).await);
-    wakes(&t.notifications().await, NORTHWIND);
 
     let sod3 = t.sim().api_host_url("sod3").unwrap().to_owned();
     let endpoint = sod3.trim_start_matches("http://");
-    let events = t.superoffice_events().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].action, "superoffice_move");
-    assert_eq!(events[0].detail["public_endpoint"], endpoint);
-    assert_eq!(events[0].detail["effect"]["urls_cleared"], true);
+    let event = t.single_event("superoffice_move").await;
+    assert_eq!(event.detail["public_endpoint"], endpoint);
+    assert_eq!(event.detail["effect"]["urls_cleared"], true);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upgrade_is_recorded_with_its_version() {
     let mut t = Lifecycle::start().await;
     let change = t
-        .sim()
         .admin()
         .upgrade(
             NORTHWIND,
@@ -308,25 +303,20 @@ async fn upgrade_is_recorded_with_its_version() {
         )
         .await
         .unwrap();
-    delivered(&change);
-    let tenant = t.tenant(NORTHWIND).await.unwrap();
+    let tenant = t.after(&change, NORTHWIND).await;
     assert_eq!(tenant.state, "active");
     assert!(tenant.webapi_url.is_some());
     assert!(t.has_ticket(NORTHWIND).await);
-    wakes(&t.notifications().await, NORTHWIND);
-    let events = t.superoffice_events().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].action, "superoffice_upgrade");
-    assert_eq!(events[0].detail["version_name"], "Release 11.1");
-    assert_eq!(events[0].detail["file_version"], "11.1.0.2026");
+    let event = t.single_event("superoffice_upgrade").await;
+    assert_eq!(event.detail["version_name"], "Release 11.1");
+    assert_eq!(event.detail["file_version"], "11.1.0.2026");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_we_do_not_know_is_answered_200_and_only_audited() {
     let mut t = Lifecycle::start().await;
     delivered(
-        &t.sim()
-            .admin()
+        &t.admin()
             .set_state(FJORD, TenantState::Suspended)
             .await
             .unwrap(),
@@ -334,10 +324,10 @@ async fn a_tenant_we_do_not_know_is_answered_200_and_only_audited() {
     assert!(t.tenant(FJORD).await.is_none());
     assert_eq!(t.tenant(NORTHWIND).await.unwrap().state, "active");
     assert_eq!(t.notifications().await, Vec::<String>::new());
-    let events = t.superoffice_events().await;
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].action, "superoffice_state_change_unknown_tenant");
-    assert_eq!(events[0].context_id.as_deref(), Some(FJORD));
+    let event = t
+        .single_event("superoffice_state_change_unknown_tenant")
+        .await;
+    assert_eq!(event.context_id.as_deref(), Some(FJORD));
 }
 
 /// A notification body for Northwind with a token of these claims, signed by `key`.
@@ -450,7 +440,7 @@ async fn forged_and_mismatched_tokens_are_refused_and_change_nothing() {
         body["Token"] = token.clone();
         let (status, answer) = t.post(&body).await;
         assert_eq!(status, 401, "{case}: {answer}");
-        let message = answer["error"].as_str().unwrap();
+        let message = crate::support::error_of(&answer);
         assert!(message.contains(reason), "{case}: {message}");
         if let Some(token) = token.as_str() {
             assert!(!message.contains(token), "{case}: the token is echoed");
@@ -479,15 +469,8 @@ async fn a_repeated_notification_changes_nothing_the_second_time() {
     wakes(&t.notifications().await, NORTHWIND);
 
     // SuperOffice suspends the tenant: its own notification is confirmed by the state API.
-    delivered(
-        &t.sim()
-            .admin()
-            .set_state(NORTHWIND, TenantState::Suspended)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(t.tenant(NORTHWIND).await.unwrap().state, "suspended");
-    t.notifications().await;
+    let tenant = t.sim_sets_state(NORTHWIND, TenantState::Suspended).await;
+    in_state(&tenant, "suspended", "suspended");
 
     // Resumed in between: a replay of the suspension must not stop the tenant again.
     let resume = notification(json!(3), &superid.sign(&claims(NORTHWIND)).unwrap());
@@ -526,13 +509,11 @@ async fn a_repeated_notification_changes_nothing_the_second_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn bodies_that_are_not_json_notifications_are_refused() {
     let t = Lifecycle::start().await;
-    let url = t.url("/superoffice/state-change");
     let token = superid_key().sign(&claims(NORTHWIND)).unwrap();
     let body = notification(json!(2), &token).to_string();
 
-    let post = |content_type: &'static str, body: String| {
-        let request = t.client.post(&url).header("Content-Type", content_type);
-        async move { request.body(body).send().await.unwrap() }
+    let post = |content_type, body: String| {
+        crate::support::post_body(&t, "/superoffice/state-change", content_type, body)
     };
     let plain = post("text/plain", body).await;
     assert_eq!(plain.status().as_u16(), 415);
@@ -543,7 +524,7 @@ async fn bodies_that_are_not_json_notifications_are_refused() {
     let broken = post("application/json; charset=utf-8", truncated).await;
     assert_eq!(broken.status().as_u16(), 400);
     let answer: Value = broken.json().await.unwrap();
-    assert!(answer["error"].as_str().unwrap().contains("not valid JSON"));
+    assert!(crate::support::error_of(&answer).contains("not valid JSON"));
 
     assert_eq!(t.tenant(NORTHWIND).await.unwrap().state, "active");
     assert!(t.recorded_notifications().await.is_empty());

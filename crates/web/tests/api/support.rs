@@ -1,19 +1,68 @@
 //! Requests and checks several of partner-web's test modules share.
 
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 use testkit::TestApp;
 
-/// Posts a state-change notification; returns the status and the JSON answer.
-pub async fn post_state_change(app: &TestApp, body: &Value) -> (u16, Value) {
-    let response = app
-        .client
+/// partner-web with the simulator, and Cust10001's administrator signed in.
+pub async fn admin_signed_in() -> TestApp {
+    let app = TestApp::with_sim(&[]).await;
+    app.sign_in_as("admin@cust10001.example").await;
+    app
+}
+
+/// Runs one SQL statement, a test's own change to the data.
+pub async fn execute(conn: &mut AsyncPgConnection, statement: &str) {
+    diesel::sql_query(statement).execute(conn).await.unwrap();
+}
+
+/// Runs one SQL statement whose `$1` is `value` (a state: states are bound, never written into SQL).
+pub async fn execute_with(conn: &mut AsyncPgConnection, statement: &str, value: &str) {
+    diesel::sql_query(statement)
+        .bind::<diesel::sql_types::Text, _>(value)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// Posts a state-change notification; returns the response.
+pub async fn send_state_change(app: &TestApp, body: &Value) -> reqwest::Response {
+    app.client
         .post(app.url("/superoffice/state-change"))
         .json(body)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// Posts a state-change notification; returns the status and the JSON answer.
+pub async fn post_state_change(app: &TestApp, body: &Value) -> (u16, Value) {
+    let response = send_state_change(app, body).await;
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
+}
+
+/// Posts `body` to `path` as `content_type`, whatever the body holds; returns the response.
+pub async fn post_body(
+    app: &TestApp,
+    path: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    app.client
+        .post(app.url(path))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The message of a JSON error answer.
+pub fn error_of(answer: &Value) -> &str {
+    answer["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error: {answer}"))
 }
 
 /// The tenant has no queued or running work request.

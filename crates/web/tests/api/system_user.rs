@@ -1,7 +1,7 @@
 //! Who may ask the system user for work, and how much: refused requests queue nothing.
 
 use testkit::TestApp;
-use testkit::snapshot::{ALL_SESSIONS, Snapshot, unchanged};
+use testkit::snapshot::{ALL_SESSIONS, unchanged};
 
 const ADMIN: &str = "admin@cust10001.example";
 const USER: &str = "user@cust10001.example";
@@ -23,6 +23,13 @@ async fn queue(app: &TestApp, csrf: &str, name: &str) -> (u16, String) {
         .await;
     let status = response.status().as_u16();
     (status, response.text().await.unwrap())
+}
+
+/// Queues `name`, which must be refused with `status` and a page that says `says`, changing nothing.
+async fn assert_refused(app: &TestApp, csrf: &str, name: &str, status: u16, says: &str) {
+    let (answered, page) = unchanged(&app.pool, &ALL_SESSIONS, queue(app, csrf, name)).await;
+    assert_eq!(answered, status, "{page}");
+    assert!(page.contains(says), "{page}");
 }
 
 /// Queues work for the tenant as someone else (another user, earlier).
@@ -53,14 +60,7 @@ async fn attack_non_administrator_posts_system_user_work_directly() {
         "{home}"
     );
     let csrf = app.csrf().await;
-    let (status, page) = unchanged(
-        &app.pool,
-        &ALL_SESSIONS,
-        queue(&app, &csrf, "Not Allowed AS"),
-    )
-    .await;
-    assert_eq!(status, 403);
-    assert!(page.contains("Only administrators"), "{page}");
+    assert_refused(&app, &csrf, "Not Allowed AS", 403, "Only administrators").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,9 +78,7 @@ async fn attack_flood_over_the_per_user_limit() {
     for n in 0..3 {
         assert_eq!(queue(&app, &csrf, &format!("Flood {n}")).await.0, 303);
     }
-    let (status, page) = unchanged(&app.pool, &ALL_SESSIONS, queue(&app, &csrf, "Flood 3")).await;
-    assert_eq!(status, 429);
-    assert!(page.contains("the most one user may"), "{page}");
+    assert_refused(&app, &csrf, "Flood 3", 429, "the most one user may").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,10 +87,7 @@ async fn attack_flood_over_the_per_tenant_limit() {
     queued_by_others(&app, 3).await;
     let csrf = app.csrf().await;
     assert_eq!(queue(&app, &csrf, "Last One").await.0, 303);
-    let (status, page) =
-        unchanged(&app.pool, &ALL_SESSIONS, queue(&app, &csrf, "One Too Many")).await;
-    assert_eq!(status, 429);
-    assert!(page.contains("the most one tenant may"), "{page}");
+    assert_refused(&app, &csrf, "One Too Many", 429, "the most one tenant may").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -101,30 +96,20 @@ async fn attack_flood_over_the_open_request_cap() {
     queued_by_others(&app, 2).await;
     // Queued long ago: only the cap on open requests applies, not the per-minute limits.
     let mut conn = app.pool.get().await.unwrap();
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query("UPDATE work_requests SET created_at = now() - interval '1 hour'"),
+    crate::support::execute(
         &mut conn,
+        "UPDATE work_requests SET created_at = now() - interval '1 hour'",
     )
-    .await
-    .unwrap();
+    .await;
     let csrf = app.csrf().await;
-    let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
-    let (status, page) = queue(&app, &csrf, "Over The Cap").await;
-    assert_eq!(status, 429);
-    assert!(
-        page.contains("requests waiting for the system user"),
-        "{page}"
-    );
-    assert_eq!(Snapshot::take(&app.pool, &ALL_SESSIONS).await, before);
+    let waiting = "requests waiting for the system user";
+    assert_refused(&app, &csrf, "Over The Cap", 429, waiting).await;
     // One done, one place free.
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(
-            "UPDATE work_requests SET state = $1 WHERE id = (SELECT min(id) FROM work_requests)",
-        )
-        .bind::<diesel::sql_types::Text, _>(shared::db::models::WorkState::Done),
+    crate::support::execute_with(
         &mut conn,
+        "UPDATE work_requests SET state = $1 WHERE id = (SELECT min(id) FROM work_requests)",
+        shared::db::models::WorkState::Done.as_str(),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(queue(&app, &csrf, "Fits Now").await.0, 303);
 }

@@ -3,7 +3,6 @@
 
 use testkit::TestApp;
 
-const ADMIN: &str = "admin@cust10001.example";
 /// The lease owner the test writes outcomes as.
 const OWNER: &str = "page-test";
 const TENANT: &str = "Cust10001";
@@ -24,8 +23,7 @@ fn last_error(page: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as(ADMIN).await;
+    let app = crate::support::admin_signed_in().await;
     let page = tenant_page(&app).await;
     assert!(
         page.contains("action=\"/logout\"") && page.contains("Sign out"),
@@ -34,14 +32,7 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
     let mut conn = app.pool.get().await.unwrap();
     let earlier = chrono::Utc::now() - chrono::Duration::minutes(5);
     // Outcomes are recorded only under the tenant's lease, as partner-service holds it.
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(
-            "UPDATE tenants SET lease_owner = 'page-test', lease_expires_at = now() + interval '1 hour'",
-        ),
-        &mut conn,
-    )
-    .await
-    .unwrap();
+    crate::support::execute(&mut conn, "UPDATE tenants SET lease_owner = 'page-test', lease_expires_at = now() + interval '1 hour'").await;
     shared::db::tenants::record_outcome(
         &mut conn,
         TENANT,
@@ -56,15 +47,12 @@ async fn the_tenant_page_shows_the_last_error_only_after_a_failure() {
         "a failure with no success after it is shown"
     );
     // The service obtains a ticket: the tenant is active, its reason a success message.
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(
-            "UPDATE tenants SET state = $1, state_reason = 'system user ticket obtained'",
-        )
-        .bind::<diesel::sql_types::Text, _>(shared::db::models::TenantState::Active),
+    crate::support::execute_with(
         &mut conn,
+        "UPDATE tenants SET state = $1, state_reason = 'system user ticket obtained'",
+        shared::db::models::TenantState::Active.as_str(),
     )
-    .await
-    .unwrap();
+    .await;
     shared::db::tenants::record_outcome(&mut conn, TENANT, OWNER, None, chrono::Utc::now())
         .await
         .unwrap();
@@ -93,8 +81,7 @@ fn definition(page: &str, term: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_tenant_page_shows_the_state_in_superoffice_and_why_the_tenant_needs_attention() {
-    let app = TestApp::with_sim(&[]).await;
-    app.sign_in_as(ADMIN).await;
+    let app = crate::support::admin_signed_in().await;
     let page = tenant_page(&app).await;
     assert_eq!(
         definition(&page, "State in SuperOffice").as_deref(),
@@ -104,16 +91,9 @@ async fn the_tenant_page_shows_the_state_in_superoffice_and_why_the_tenant_needs
     assert_eq!(definition(&page, "Needs attention"), None, "{page}");
     let mut conn = app.pool.get().await.unwrap();
     // What partner-service writes when the state API says Suspended and SuperOffice answered unknown words.
-    diesel_async::RunQueryDsl::execute(
-        diesel::sql_query(
-            "UPDATE tenants SET so_state = 'Suspended', so_state_checked_at = now(), \
+    crate::support::execute(&mut conn, "UPDATE tenants SET so_state = 'Suspended', so_state_checked_at = now(), \
              needs_attention = true, attention_reason = 'SuperOffice answered: Zugriff verweigert', \
-             attention_at = now()",
-        ),
-        &mut conn,
-    )
-    .await
-    .unwrap();
+             attention_at = now()").await;
     let page = tenant_page(&app).await;
     let so_state = definition(&page, "State in SuperOffice").unwrap();
     assert!(so_state.starts_with("Suspended (checked "), "{so_state}");

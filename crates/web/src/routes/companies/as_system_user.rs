@@ -23,7 +23,7 @@ pub async fn post(
         return Err(WebError::Forbidden(reason.to_owned()));
     }
     let name = form.company_name()?;
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
     let can_work = tenant
         .as_ref()

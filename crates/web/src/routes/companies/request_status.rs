@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 
 use crate::errors::WebError;
 use crate::routes::views::WorkView;
-use crate::session::TypedSession;
+use crate::session::SessionUser;
 use crate::state::AppState;
 
 #[derive(Template, WebTemplate)]
@@ -16,12 +16,11 @@ pub struct RequestPage {
 }
 
 pub async fn get(
-    session: TypedSession,
     state: web::Data<AppState>,
     path: web::Path<i64>,
+    user: SessionUser,
 ) -> Result<RequestPage, WebError> {
-    let user = crate::session::require_user(&session)?;
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     // Scoped to the user's own tenant: another tenant's request id is simply not found.
     let request = shared::db::work::find_for_tenant(&mut conn, &user.context_id, path.into_inner())
         .await?

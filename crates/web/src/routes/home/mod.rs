@@ -34,7 +34,7 @@ pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<Ho
     let created = session.take_flash_created();
     let (tenant, work) = match &user {
         Some(user) => {
-            let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+            let mut conn = state.conn().await?;
             let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
             let ticket = match tenant {
                 Some(_) => shared::db::tickets::find(&mut conn, &user.context_id).await?,

@@ -9,7 +9,6 @@ use shared::db::operator::{self, Bucket, CaptureLatency};
 
 use super::access;
 use crate::errors::WebError;
-use crate::session::TypedSession;
 use crate::state::AppState;
 
 /// The charts the console shows: (file name, title, hours covered).
@@ -342,16 +341,15 @@ fn with_description(svg: &str, title: &str, summary: &str) -> String {
 
 /// `GET /operator/charts/{name}.svg`.
 pub async fn get(
-    session: TypedSession,
+    _operator: access::SignedInOperator,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    access::require_operator(&session, &state)?;
     let name = name.into_inner();
     let Some(name) = name.strip_suffix(".svg") else {
         return Err(access::not_found());
     };
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     let Some(chart) = load(&mut conn, name).await? else {
         return Err(access::not_found());
     };

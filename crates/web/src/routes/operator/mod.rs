@@ -8,8 +8,8 @@
 mod access;
 pub mod charts;
 
+pub use self::access::SignedInOperator;
 use self::access::not_found;
-pub use self::access::{SignedInOperator, require_operator};
 
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, web};
@@ -23,7 +23,7 @@ use shared::domain::ContextId;
 
 use crate::errors::WebError;
 use crate::routes::views::{TICKET_LIFETIME_HOURS, TenantView, WorkView, format_time};
-use crate::session::{SessionUser, TypedSession};
+use crate::session::SessionUser;
 use crate::state::AppState;
 
 /// The response header that says how many database queries a console page took.
@@ -42,11 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/operator/{tail:.*}", web::route().to(unknown));
 }
 
-async fn unknown(
-    session: TypedSession,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, WebError> {
-    require_operator(&session, &state)?;
+async fn unknown(_operator: SignedInOperator) -> Result<HttpResponse, WebError> {
     Err(not_found())
 }
 
@@ -184,13 +180,12 @@ fn page_link(query: &ListQuery, key: &str, value: &str) -> String {
 /// `GET /operator`: counts per state, the tenant table (filters, keyset paging), charts, instances.
 /// A fixed number of queries whatever the number of tenants; the `x-db-queries` header says how many.
 pub async fn list(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     query: Option<web::Query<ListQuery>>,
 ) -> Result<HttpResponse, WebError> {
-    let operator = require_operator(&session, &state)?;
     let query = query.map(web::Query::into_inner).unwrap_or_default();
-    let csrf = csrf(&session)?;
+    let csrf = operator.csrf()?;
     let state_filter = if query.state.is_empty() {
         None
     } else {
@@ -205,7 +200,7 @@ pub async fn list(
         after: query.after.clone().filter(|s| !s.is_empty()),
         before: query.before.clone().filter(|s| !s.is_empty()),
     };
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let counter = QueryCounter::install(&mut conn);
     let loaded = async {
         let counts = operator::state_counts(&mut conn).await?;
@@ -228,7 +223,7 @@ pub async fn list(
         .then(|| page.rows.last())
         .flatten()
         .map(|row| page_link(&query, "after", &row.tenant.context_id));
-    let body = ListPage {
+    ListPage {
         csrf,
         total: counts.total(),
         needing_attention: counts.needing_attention(),
@@ -283,19 +278,23 @@ pub async fn list(
         purged: query.purged.clone(),
         user: operator.user,
     }
-    .render()
-    .map_err(|e| WebError::Unexpected(anyhow::anyhow!("rendering the console: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((QUERY_COUNT_HEADER, queries.to_string()))
-        .body(body))
+    .counted("the console", queries)
 }
 
-fn csrf(session: &TypedSession) -> Result<String, WebError> {
-    session
-        .csrf_token()
-        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))
+/// A console page as HTML, with the header that says how many database queries it took.
+trait CountedPage: Template {
+    fn counted(&self, what: &str, queries: usize) -> Result<HttpResponse, WebError> {
+        let body = self
+            .render()
+            .map_err(|e| WebError::Unexpected(anyhow::anyhow!("rendering {what}: {e}")))?;
+        Ok(HttpResponse::Ok()
+            .content_type(ContentType::html())
+            .insert_header((QUERY_COUNT_HEADER, queries.to_string()))
+            .body(body))
+    }
 }
+
+impl<T: Template> CountedPage for T {}
 
 fn context_id(raw: &str) -> Result<ContextId, WebError> {
     ContextId::parse(raw).map_err(|_| not_found())
@@ -336,16 +335,15 @@ pub struct TenantPage {
 
 /// `GET /operator/tenants/{ctx}`: the tenant's detail, its work, its audit history (paged) and the actions.
 pub async fn tenant(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     path: web::Path<String>,
     query: Option<web::Query<TenantQuery>>,
 ) -> Result<HttpResponse, WebError> {
-    let operator = require_operator(&session, &state)?;
     let query = query.map(web::Query::into_inner).unwrap_or_default();
     let ctx = context_id(&path)?;
-    let csrf = csrf(&session)?;
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let csrf = operator.csrf()?;
+    let mut conn = state.conn().await?;
     let counter = QueryCounter::install(&mut conn);
     let loaded = async {
         let Some(tenant) = shared::db::tenants::find(&mut conn, ctx.as_str()).await? else {
@@ -390,7 +388,7 @@ pub async fn tenant(
         "end-sessions" => Some("Sessions ended: the tenant's users must sign in again."),
         _ => None,
     });
-    let body = TenantPage {
+    TenantPage {
         csrf,
         context_id: ctx.as_str().to_owned(),
         company: tenant.company_name.clone().unwrap_or_default(),
@@ -419,12 +417,7 @@ pub async fn tenant(
         disabled: tenant.state == TenantState::Disabled.as_str(),
         user: operator.user,
     }
-    .render()
-    .map_err(|e| WebError::Unexpected(anyhow::anyhow!("rendering the tenant page: {e}")))?;
-    Ok(HttpResponse::Ok()
-        .content_type(ContentType::html())
-        .insert_header((QUERY_COUNT_HEADER, queries.to_string()))
-        .body(body))
+    .counted("the tenant page", queries)
 }
 
 #[derive(Template, askama_web::WebTemplate)]
@@ -438,18 +431,17 @@ pub struct PurgePage {
 
 /// `GET /operator/tenants/{ctx}/purge`: the confirmation step before a purge.
 pub async fn confirm_purge(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> Result<PurgePage, WebError> {
-    let operator = require_operator(&session, &state)?;
     let ctx = context_id(&path)?;
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let Some(tenant) = shared::db::tenants::find(&mut conn, ctx.as_str()).await? else {
         return Err(WebError::NotFound(format!("There is no tenant {ctx}.")));
     };
     Ok(PurgePage {
-        csrf: csrf(&session)?,
+        csrf: operator.csrf()?,
         context_id: tenant.context_id.to_string(),
         company: tenant.company_name.unwrap_or_default(),
         user: operator.user,
@@ -466,14 +458,13 @@ pub struct ActionForm {
 
 /// `POST /operator/tenants/{ctx}/{retry|disable|enable|purge|end-sessions}`.
 pub async fn act(
-    session: TypedSession,
+    operator: SignedInOperator,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     // Read leniently, so a body that is not a form gets the same 404 as everything else from a
     // non-operator, rather than a 400 that would show the route exists.
     form: Option<web::Form<ActionForm>>,
 ) -> Result<HttpResponse, WebError> {
-    let operator = require_operator(&session, &state)?;
     let Some(form) = form else {
         return Err(WebError::BadRequest(
             "The action needs the form of the tenant's page; go back and try again.".to_owned(),
@@ -487,9 +478,9 @@ pub async fn act(
         return Err(not_found());
     }
     let ctx = context_id(&raw_ctx)?;
-    crate::session::require_csrf(&session, &form.csrf_token)?;
+    operator.require_csrf(&form.csrf_token)?;
     let actor = operator.actor.as_str();
-    let mut conn = state.pool.get().await.map_err(DbError::from)?;
+    let mut conn = state.conn().await?;
     let missing = || WebError::NotFound(format!("There is no tenant {ctx}."));
     match action.as_str() {
         "retry" => {

@@ -30,7 +30,7 @@ pub async fn capture_if_administrator(
         .map_err(|e| {
             WebError::Unexpected(anyhow::anyhow!("encrypting the system user token: {e}"))
         })?;
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     // Whether the token changed is decided by `capture_token` under the tenant's row lock, asking this
     // (which can decrypt; the database sees ciphertext only).
     let same_token = |stored: &Encrypted| {

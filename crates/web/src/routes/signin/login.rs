@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use shared::domain::ContextId;
 use shared::jwt::{Expectation, SuperOfficeClaims};
-use shared::superid::oidc::{CallbackParams, OidcError, UserTokens};
+use shared::superid::oidc::{CallbackParams, OidcError, PendingSignIn, UserTokens};
 use shared::superid::validation::ValidationError;
 
 use super::capture::capture_if_administrator;
@@ -58,15 +58,7 @@ async fn complete_code_flow(
     state: &AppState,
     query: &CallbackParams,
 ) -> Result<(SuperOfficeClaims, Credentials), WebError> {
-    // The pending sign-in is used once: a replayed callback finds none.
-    let pending = session
-        .take_login()
-        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
-        .ok_or_else(|| {
-            WebError::SignIn(
-                "no sign-in is in progress in this browser (it may have expired, or the link was used already)".into(),
-            )
-        })?;
+    let pending = take_pending(session, "link")?;
     let signed_in = state
         .clients
         .oidc
@@ -79,6 +71,19 @@ async fn complete_code_flow(
         tracing::info!(asked = %tenant, got = %signed_in.claims.context_id, "user signed in to another tenant than preselected");
     }
     Ok((signed_in.claims, Credentials::Tokens(signed_in.tokens)))
+}
+
+/// The sign-in this browser started, taken so it is used once: a replayed `used` (the callback link, the
+/// legacy form) finds none.
+fn take_pending(session: &TypedSession, used: &str) -> Result<PendingSignIn, WebError> {
+    session
+        .take_login()
+        .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
+        .ok_or_else(|| {
+            WebError::SignIn(format!(
+                "no sign-in is in progress in this browser (it may have expired, or the {used} was used already)"
+            ))
+        })
 }
 
 /// The legacy SuperID form post: a `jwt` field (any letter case) with a `SuperOffice AS` token. Off unless
@@ -105,14 +110,7 @@ pub async fn callback_post(
             .map(|(_, value)| value.trim())
             .filter(|value| !value.is_empty())
             .ok_or_else(|| WebError::SignIn("the sign-in form carries no jwt field".into()))?;
-        let pending = session
-            .take_login()
-            .map_err(|e| WebError::Unexpected(anyhow::anyhow!("reading the session: {e}")))?
-            .ok_or_else(|| {
-                WebError::SignIn(
-                    "no sign-in is in progress in this browser (it may have expired, or the form was used already)".into(),
-                )
-            })?;
+        let pending = take_pending(&session, "form")?;
         let expectation = Expectation::LegacySignIn {
             client_id: state.client_id.clone(),
             nonce: pending.nonce().to_owned(),

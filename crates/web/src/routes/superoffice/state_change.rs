@@ -272,7 +272,7 @@ pub async fn post(
         }
         _ => false,
     };
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     let outcome = state_changes::apply(
         &mut conn,
         Notification {

@@ -26,14 +26,14 @@ struct EventView {
 }
 
 pub async fn get(
+    user: SessionUser,
     session: TypedSession,
     state: web::Data<AppState>,
 ) -> Result<TenantPage, WebError> {
-    let user = crate::session::require_user(&session)?;
     let csrf = session
         .csrf_token()
         .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
-    let mut conn = state.pool.get().await.map_err(shared::db::DbError::from)?;
+    let mut conn = state.conn().await?;
     let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
     let ticket = shared::db::tickets::find(&mut conn, &user.context_id).await?;
     let work = shared::db::work::recent_for_tenant(&mut conn, &user.context_id, 20).await?;

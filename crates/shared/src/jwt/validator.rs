@@ -576,6 +576,19 @@ mod tests {
         server
     }
 
+    /// A JWKS endpoint serving `jwks_document()`.
+    async fn jwks_document_server() -> MockServer {
+        jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await
+    }
+
+    /// A JWKS endpoint serving `jwks_document()`, and a validator using it with the pinned
+    /// certificate and the default refetch cooldown.
+    async fn serving_jwks() -> (MockServer, JwtValidator) {
+        let server = jwks_document_server().await;
+        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        (server, validator)
+    }
+
     fn online(server: &MockServer, pinned: bool, cooldown: Duration) -> JwtValidator {
         online_with_max_age(server, pinned, cooldown, DEFAULT_MAX_AGE)
     }
@@ -1031,8 +1044,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_kid_unknown_after_a_refetch_tries_every_key_known() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        let (server, validator) = serving_jwks().await;
         let renamed = json!({"alg": "RS256", "kid": "renamed-since"});
         for key in [pinned_key(), jwks_key()] {
             let token = sign(key, &renamed, &system_user_claims());
@@ -1055,7 +1067,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_set_is_fetched_again_once_it_is_old() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
+        let server = jwks_document_server().await;
         let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
         let fresh = online(&server, true, Duration::ZERO);
         for _ in 0..3 {
@@ -1180,8 +1192,7 @@ mod tests {
 
     #[tokio::test]
     async fn jwks_keys_validate_and_are_fetched_once() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        let (server, validator) = serving_jwks().await;
         let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
         for _ in 0..3 {
             check(&validator, &token).await.unwrap();
@@ -1198,13 +1209,9 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_keys_refetch_at_most_once_per_cooldown() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
-        let forged = sign(
-            unknown_key(),
-            &json!({"alg": "RS256", "kid": "forged"}),
-            &id_token_claims(),
-        );
+        let (server, validator) = serving_jwks().await;
+        let unknown_kid = json!({"alg": "RS256", "kid": "forged"});
+        let forged = sign(unknown_key(), &unknown_kid, &id_token_claims());
         let mut flood = Vec::new();
         for _ in 0..20 {
             let validator = validator.clone();
@@ -1272,13 +1279,9 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_without_a_key_name_try_every_key() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
-        let unnamed = sign(
-            jwks_key(),
-            &json!({"alg": "RS256", "typ": "JWT"}),
-            &system_user_claims(),
-        );
+        let (server, validator) = serving_jwks().await;
+        let no_kid = json!({"alg": "RS256", "typ": "JWT"});
+        let unnamed = sign(jwks_key(), &no_kid, &system_user_claims());
         check(&validator, &unnamed).await.unwrap();
         assert_eq!(requests(&server).await, 1);
         assert!(check_offline(&validator, &unnamed).is_ok());
@@ -1286,7 +1289,7 @@ mod tests {
 
     #[tokio::test]
     async fn alg_none_never_reaches_the_jwks() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
+        let server = jwks_document_server().await;
         let validator = online(&server, false, Duration::ZERO);
         let unsigned = format!(
             "{}.{}.",

@@ -102,15 +102,12 @@ pub fn decrypt_ticket(
     tenant: &ContextId,
     stored: &StoredTicket,
 ) -> anyhow::Result<Ticket> {
+    let sealed = Encrypted {
+        key_version: stored.key_version,
+        bytes: stored.ciphertext.clone(),
+    };
     let plain = cipher
-        .decrypt_string(
-            tenant,
-            SecretKind::Ticket,
-            &Encrypted {
-                key_version: stored.key_version,
-                bytes: stored.ciphertext.clone(),
-            },
-        )
+        .decrypt_string(tenant, SecretKind::Ticket, &sealed)
         .with_context(|| format!("decrypting the ticket of {tenant}"))?;
     Ok(Ticket::parse(plain.expose_secret())?)
 }
@@ -159,41 +156,39 @@ mod tests {
         }
     }
 
+    /// Five and a half hours both ways, as configured by default.
+    const POLICY: TicketPolicy = TicketPolicy {
+        refresh_after: Duration::seconds(19_800),
+        max_age: Duration::seconds(19_800),
+    };
+
     #[test]
     fn a_ticket_is_used_only_while_fresh_current_and_accepted() {
-        let refresh = TicketPolicy {
-            refresh_after: Duration::seconds(19_800),
-            max_age: Duration::seconds(19_800),
-        };
         let now = Utc::now();
-        assert!(is_usable(&ticket(now, 2, 60, false), 2, now, refresh));
-        assert!(
-            !is_usable(&ticket(now, 1, 60, false), 2, now, refresh),
-            "a newer token"
-        );
-        assert!(
-            !is_usable(&ticket(now, 2, 60, true), 2, now, refresh),
-            "refused"
-        );
-        assert!(
-            !is_usable(&ticket(now, 2, 19_800, false), 2, now, refresh),
-            "unused too long"
-        );
+        let cases = [
+            (
+                "fresh, current and accepted",
+                ticket(now, 2, 60, false),
+                true,
+            ),
+            ("a newer token", ticket(now, 1, 60, false), false),
+            ("refused", ticket(now, 2, 60, true), false),
+            ("unused too long", ticket(now, 2, 19_800, false), false),
+        ];
+        for (case, stored, usable) in cases {
+            assert_eq!(is_usable(&stored, 2, now, POLICY), usable, "{case}");
+        }
     }
 
     #[test]
     fn a_ticket_in_daily_use_is_still_replaced_after_its_maximum_age() {
-        let policy = TicketPolicy {
-            refresh_after: Duration::seconds(19_800),
-            max_age: Duration::seconds(19_800),
-        };
         let now = Utc::now();
         let mut used = ticket(now, 2, 60, false);
         used.issued_at = now - Duration::seconds(19_799);
-        assert!(is_usable(&used, 2, now, policy));
+        assert!(is_usable(&used, 2, now, POLICY));
         used.issued_at = now - Duration::seconds(19_800);
         assert!(
-            !is_usable(&used, 2, now, policy),
+            !is_usable(&used, 2, now, POLICY),
             "used a minute ago, issued 5.5 h ago"
         );
     }

@@ -28,19 +28,16 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
         }
         TenantsAction::Retry { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            if !shared::db::tenants::operator_retry(&mut conn, ctx.as_str(), &operator()).await? {
-                bail!("no tenant {ctx}");
-            }
-            println!("{ctx}: due now; the service picks it up at once");
+            let found =
+                shared::db::tenants::operator_retry(&mut conn, ctx.as_str(), &operator()).await?;
+            done_if_found(found, &ctx, "due now; the service picks it up at once")?;
         }
         TenantsAction::Disable { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            let changed =
-                shared::db::tenants::disable(&mut conn, ctx.as_str(), &operator()).await?;
-            if !changed {
-                bail!("no tenant {ctx}");
-            }
-            println!("{ctx}: disabled; `partner-service tenants enable {ctx}` enables it again");
+            let found = shared::db::tenants::disable(&mut conn, ctx.as_str(), &operator()).await?;
+            let again =
+                format!("disabled; `partner-service tenants enable {ctx}` enables it again");
+            done_if_found(found, &ctx, &again)?;
         }
         TenantsAction::Enable { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
@@ -56,10 +53,12 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
         }
         TenantsAction::Purge { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            if !shared::db::tenants::purge(&mut conn, ctx.as_str(), &operator()).await? {
-                bail!("no tenant {ctx}");
-            }
-            println!("{ctx}: token, ticket and work removed; the audit trail is kept");
+            let found = shared::db::tenants::purge(&mut conn, ctx.as_str(), &operator()).await?;
+            done_if_found(
+                found,
+                &ctx,
+                "token, ticket and work removed; the audit trail is kept",
+            )?;
         }
         TenantsAction::EndSessions { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
@@ -73,6 +72,15 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
 }
 
 /// `partner-service rotate-encryption-key`.
+/// Reports an operator action on one tenant: what was done, or that there is no such tenant.
+fn done_if_found(found: bool, ctx: &ContextId, done: &str) -> anyhow::Result<()> {
+    if !found {
+        bail!("no tenant {ctx}");
+    }
+    println!("{ctx}: {done}");
+    Ok(())
+}
+
 pub async fn rotate_encryption_key(settings: &Settings) -> anyhow::Result<()> {
     let cipher = shared::crypto::at_rest::Cipher::from_settings(&settings.encryption)
         .context("loading encryption.key and encryption.previous_key")?;

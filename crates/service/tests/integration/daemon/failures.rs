@@ -33,22 +33,42 @@ fn expect(state: &str, needs_attention: bool, work: &str, exchanges: usize) -> O
     }
 }
 
+/// One tenant (`CTX`) with one queued request, after one pass with the simulator in `mode`.
+struct OnePass {
+    w: World,
+    daemon: service::daemon::Daemon,
+    request: i64,
+}
+
+impl OnePass {
+    async fn run(mode: Mode, soap: bool, revoked: bool, name: &str) -> Self {
+        let mut w = world().await;
+        if soap {
+            w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
+        }
+        w.sim.admin().set_mode(Some(CTX), mode).unwrap();
+        if revoked {
+            w.sim.admin().revoke(CTX, TEST_CLIENT_ID).unwrap();
+        }
+        w.seed(CTX).await;
+        let request = w.enqueue(CTX, name).await.id;
+        let daemon = w.daemon();
+        daemon.run_once().await.unwrap();
+        Self { w, daemon, request }
+    }
+
+    async fn outcome(&self) -> Outcome {
+        observe(&self.w, &self.daemon, CTX, self.request).await
+    }
+}
+
 /// One tenant whose application was revoked in SuperOffice, one queued request, one pass, with the
 /// simulator in `mode`.
 async fn revoked_under(mode: Mode, soap: bool) -> (Outcome, Option<String>) {
-    let mut w = world().await;
-    if soap {
-        w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
-    }
-    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
-    w.sim.admin().revoke(CTX, TEST_CLIENT_ID).unwrap();
-    w.seed(CTX).await;
-    let request = w.enqueue(CTX, "Under a mode").await;
-    let daemon = w.daemon();
-    daemon.run_once().await.unwrap();
-    let outcome = observe(&w, &daemon, CTX, request.id).await;
-    let reason = w.tenant(CTX).await.unwrap().attention_reason;
-    w.sim.stop().await;
+    let pass = OnePass::run(mode, soap, true, "Under a mode").await;
+    let outcome = pass.outcome().await;
+    let reason = pass.w.tenant(CTX).await.unwrap().attention_reason;
+    pass.w.sim.stop().await;
     (outcome, reason)
 }
 
@@ -107,39 +127,27 @@ async fn refusals_as_http_errors_or_soap_faults_keep_the_tenant() {
 
 #[tokio::test]
 async fn a_tenant_unknown_to_the_state_api_is_flagged_without_an_exchange() {
-    let w = world().await;
     let mode = Mode {
         state_api: StateApi::NotFound,
         ..Mode::default()
     };
-    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
-    w.seed(CTX).await;
-    let request = w.enqueue(CTX, "For a tenant nobody knows").await;
-    let daemon = w.daemon();
-    daemon.run_once().await.unwrap();
-    assert_eq!(
-        observe(&w, &daemon, CTX, request.id).await,
-        expect("pending", true, "queued", 0)
-    );
-    let reason = w.tenant(CTX).await.unwrap().attention_reason.unwrap();
+    let pass = OnePass::run(mode, false, false, "For a tenant nobody knows").await;
+    assert_eq!(pass.outcome().await, expect("pending", true, "queued", 0));
+    let reason = pass.w.tenant(CTX).await.unwrap().attention_reason.unwrap();
     assert!(reason.contains("404"), "{reason}");
-    w.sim.stop().await;
+    pass.w.sim.stop().await;
 }
 
 #[tokio::test]
 async fn an_undocumented_tenant_state_is_written_onto_the_tenant_and_work_waits() {
-    let w = world().await;
     let mode = Mode {
         state_api: StateApi::UnknownState,
         ..Mode::default()
     };
-    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
-    w.seed(CTX).await;
-    let request = w.enqueue(CTX, "For a hibernating tenant").await;
-    let daemon = w.daemon();
-    daemon.run_once().await.unwrap();
+    let OnePass { w, daemon, request } =
+        OnePass::run(mode, false, false, "For a hibernating tenant").await;
     assert_eq!(
-        observe(&w, &daemon, CTX, request.id).await,
+        observe(&w, &daemon, CTX, request).await,
         expect("pending", false, "queued", 0)
     );
     let tenant = w.tenant(CTX).await.unwrap();
@@ -159,7 +167,7 @@ async fn an_undocumented_tenant_state_is_written_onto_the_tenant_and_work_waits(
     w.due_now(CTX).await;
     daemon.run_once().await.unwrap();
     assert_eq!(
-        observe(&w, &daemon, CTX, request.id).await,
+        observe(&w, &daemon, CTX, request).await,
         expect("pending", true, "queued", 0)
     );
     w.sim.stop().await;
@@ -186,45 +194,25 @@ async fn a_403_for_a_dead_ticket_renews_it_once_and_the_work_is_done() {
     w.sim.stop().await;
 }
 
-/// One installed tenant with one queued request, one pass, with the simulator in `mode`.
-async fn working_under(mode: Mode, soap: bool) -> Outcome {
-    let mut w = world().await;
-    if soap {
-        w.settings.superoffice.exchange = shared::config::ExchangeKind::Soap;
-    }
-    w.sim.admin().set_mode(Some(CTX), mode).unwrap();
-    w.seed(CTX).await;
-    let request = w.enqueue(CTX, "Under a mode").await;
-    let daemon = w.daemon();
-    daemon.run_once().await.unwrap();
-    let outcome = observe(&w, &daemon, CTX, request.id).await;
-    assert_eq!(w.companies(CTX).len(), usize::from(outcome.work == "done"));
-    w.sim.stop().await;
-    outcome
+/// One installed tenant with one queued request, one pass, with the simulator's mode changed by
+/// `unfaithful`: the work is done all the same, with one exchange.
+async fn works_under(unfaithful: impl FnOnce(&mut Mode), soap: bool) {
+    let mut mode = Mode::default();
+    unfaithful(&mut mode);
+    let pass = OnePass::run(mode, soap, false, "Under a mode").await;
+    assert_eq!(pass.outcome().await, expect("active", false, "done", 1));
+    assert_eq!(pass.w.companies(CTX).len(), 1);
+    pass.w.sim.stop().await;
 }
 
 #[tokio::test]
 async fn a_kid_that_names_no_key_is_verified_by_trying_every_key() {
-    let mode = Mode {
-        unknown_kid: true,
-        ..Mode::default()
-    };
-    assert_eq!(
-        working_under(mode, false).await,
-        expect("active", false, "done", 1)
-    );
+    works_under(|mode| mode.unknown_kid = true, false).await;
 }
 
 #[tokio::test]
 async fn a_soap_reader_that_enforces_element_order_accepts_our_exchange() {
-    let mode = Mode {
-        strict_soap_order: true,
-        ..Mode::default()
-    };
-    assert_eq!(
-        working_under(mode, true).await,
-        expect("active", false, "done", 1)
-    );
+    works_under(|mode| mode.strict_soap_order = true, true).await;
 }
 
 #[tokio::test]
@@ -317,17 +305,27 @@ async fn until_all_done(w: &World, daemon: &service::daemon::Daemon, requests: &
     }
 }
 
-#[tokio::test]
-async fn a_wrong_partner_key_opens_the_circuit_and_nothing_is_lost_when_it_clears() {
+/// Three tenants paused by SuperID refusing every exchange with `refuse_with`: one pass opens the
+/// circuit.
+async fn paused_by_refusal(
+    refuse_with: &str,
+) -> (World, service::daemon::Daemon, Vec<(String, i64)>) {
     let (w, requests) = three_tenants().await;
     let refusing = Mode {
-        refuse_with: Some("InvalidSignature: Calculated signature is invalid".into()),
+        refuse_with: Some(refuse_with.into()),
         ..Mode::default()
     };
     w.sim.admin().set_mode(None, refusing).unwrap();
     let daemon = w.daemon();
     daemon.run_once().await.unwrap();
     assert_paused(&w, &daemon, &requests).await;
+    (w, daemon, requests)
+}
+
+#[tokio::test]
+async fn a_wrong_partner_key_opens_the_circuit_and_nothing_is_lost_when_it_clears() {
+    let (w, daemon, requests) =
+        paused_by_refusal("InvalidSignature: Calculated signature is invalid").await;
     assert!(
         daemon
             .circuit()
@@ -344,15 +342,7 @@ async fn a_wrong_partner_key_opens_the_circuit_and_nothing_is_lost_when_it_clear
 
 #[tokio::test]
 async fn an_unrecognised_refusal_for_every_tenant_opens_the_circuit_too() {
-    let (w, requests) = three_tenants().await;
-    let refusing = Mode {
-        refuse_with: Some("Anwendung unbekannt".into()),
-        ..Mode::default()
-    };
-    w.sim.admin().set_mode(None, refusing).unwrap();
-    let daemon = w.daemon();
-    daemon.run_once().await.unwrap();
-    assert_paused(&w, &daemon, &requests).await;
+    let (w, daemon, requests) = paused_by_refusal("Anwendung unbekannt").await;
     w.sim.admin().clear_modes();
     until_all_done(&w, &daemon, &requests).await;
     w.sim.stop().await;

@@ -55,11 +55,7 @@ async fn a_revoked_tenant_stops_with_a_reason_and_is_not_retried() {
 #[tokio::test]
 async fn a_suspended_tenant_waits_and_resumes() {
     let w = world().await;
-    w.sim
-        .admin()
-        .set_state(CTX, TenantState::Suspended)
-        .await
-        .unwrap();
+    w.set_so_state(CTX, TenantState::Suspended).await;
     w.seed(CTX).await;
     let request = w.enqueue(CTX, "After the suspension").await;
     let daemon = w.daemon();
@@ -72,11 +68,7 @@ async fn a_suspended_tenant_waits_and_resumes() {
     assert!(tenant.next_attempt_at.unwrap() > Utc::now(), "backed off");
     assert_eq!(tenant.failed_attempts, 1);
 
-    w.sim
-        .admin()
-        .set_state(CTX, TenantState::Running)
-        .await
-        .unwrap();
+    w.set_so_state(CTX, TenantState::Running).await;
     w.due_now(CTX).await;
     daemon.run_once().await.unwrap();
     assert_eq!(w.request(request.id).await.state, "done");

@@ -16,7 +16,9 @@ use shared::db::schema::{tenants, tickets as ticket_rows, work_requests};
 use shared::db::{self, Pool, tenants as tenant_db, tickets, work};
 use shared::domain::ContextId;
 use superoffice_sim::store::CompanyRecord;
-use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
+use superoffice_sim::{
+    RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TenantState,
+};
 
 use testkit::{ENCRYPTION_KEY, TestDatabase};
 
@@ -109,6 +111,11 @@ impl World {
 
     pub async fn conn(&self) -> db::Connection {
         self.pool.get().await.unwrap()
+    }
+
+    /// Sets the tenant's state in SuperOffice's state API (the simulator's).
+    pub async fn set_so_state(&self, ctx: &str, state: TenantState) {
+        self.sim.admin().set_state(ctx, state).await.unwrap();
     }
 
     /// Captures the simulator tenant's current system user token, as partner-web does on sign-in.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use actix_web::Scope;
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpResponse, ResponseError};
@@ -348,27 +349,29 @@ impl Admin {
         context_id: &str,
         host: &str,
     ) -> Result<ChangeView, AdminError> {
-        let url = self
-            .ctx
-            .host_url(host)
-            .ok_or_else(|| AdminError::UnknownHost(host.to_owned()))?
-            .to_owned();
+        let public_endpoint = self.public_endpoint(host)?;
         self.with_tenant(context_id, |tenant| {
             tenant.host = host.to_owned();
             Ok(())
         })?;
-        let public_endpoint = url::Url::parse(&url)
-            .ok()
-            .and_then(|u| {
-                let host = u.host_str()?.to_owned();
-                Some(match u.port() {
-                    Some(port) => format!("{host}:{port}"),
-                    None => host,
-                })
-            })
-            .unwrap_or(url);
         self.notify_change(context_id, Some(ChangeType::Move), Some(public_endpoint))
             .await
+    }
+
+    /// An API host as a move notification names it: the `host:port` of its URL.
+    fn public_endpoint(&self, host: &str) -> Result<String, AdminError> {
+        let url = self
+            .ctx
+            .host_url(host)
+            .ok_or_else(|| AdminError::UnknownHost(host.to_owned()))?;
+        let endpoint = url::Url::parse(url).ok().and_then(|u| {
+            let host = u.host_str()?.to_owned();
+            Some(match u.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host,
+            })
+        });
+        Ok(endpoint.unwrap_or_else(|| url.to_owned()))
     }
 
     /// The tenant is upgraded to a new version (notification ChangeType 0).
@@ -639,26 +642,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/records", web::get().to(get_records))
             .route("/credentials", web::get().to(get_credentials))
             .route("/tenants", web::get().to(get_tenants))
-            .route("/tenants/{ctx}", web::get().to(get_tenant))
-            .route(
-                "/tenants/{ctx}/apps/{client_id}/revoke",
-                web::post().to(post_revoke),
-            )
-            .route(
-                "/tenants/{ctx}/apps/{client_id}/reapprove",
-                web::post().to(post_reapprove),
-            )
-            .route(
-                "/tenants/{ctx}/apps/{client_id}/status",
-                web::post().to(post_status),
-            )
-            .route("/tenants/{ctx}/state", web::post().to(post_state))
-            .route("/tenants/{ctx}/move", web::post().to(post_move))
-            .route("/tenants/{ctx}/upgrade", web::post().to(post_upgrade))
-            .route(
-                "/tenants/{ctx}/backup-restored",
-                web::post().to(post_backup_restored),
-            )
+            .service(tenant_scope())
             .route("/tokens", web::post().to(post_token))
             .route("/keys", web::get().to(get_keys))
             .route("/keys/rotate", web::post().to(post_rotate))
@@ -668,8 +652,35 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/faults", web::delete().to(delete_faults))
             .route("/faults/{group}", web::put().to(put_fault))
             .route("/faults/{group}", web::delete().to(delete_fault))
-            .route("/reset", web::post().to(post_reset)),
+            .route("/reset", web::post().to(post_reset))
+            .service(modes_scope()),
     );
+}
+
+/// `/admin/tenants/{ctx}`: one tenant, its lifecycle and its applications.
+fn tenant_scope() -> Scope {
+    web::scope("/tenants/{ctx}")
+        .route("", web::get().to(get_tenant))
+        .route("/apps/{client_id}/revoke", web::post().to(post_revoke))
+        .route(
+            "/apps/{client_id}/reapprove",
+            web::post().to(post_reapprove),
+        )
+        .route("/apps/{client_id}/status", web::post().to(post_status))
+        .route("/state", web::post().to(post_state))
+        .route("/move", web::post().to(post_move))
+        .route("/upgrade", web::post().to(post_upgrade))
+        .route("/backup-restored", web::post().to(post_backup_restored))
+}
+
+/// `/admin/modes`: `GET` shows them, `PUT` sets the global mode, `DELETE` clears all;
+/// `PUT /admin/modes/{ctx}` sets one tenant's.
+fn modes_scope() -> Scope {
+    web::scope("/modes")
+        .route("", web::get().to(get_modes))
+        .route("", web::put().to(put_global_mode))
+        .route("", web::delete().to(delete_modes))
+        .route("/{ctx}", web::put().to(put_tenant_mode))
 }
 
 fn admin(ctx: &web::Data<SimContext>) -> Admin {
@@ -829,18 +840,6 @@ impl Admin {
         store.mode_rotated = false;
         store.modes.clone()
     }
-}
-
-/// `/admin/modes`: `GET` shows them, `PUT` sets the global mode, `DELETE` clears all;
-/// `PUT /admin/modes/{ctx}` sets one tenant's.
-pub fn mode_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/admin/modes")
-            .route("", web::get().to(get_modes))
-            .route("", web::put().to(put_global_mode))
-            .route("", web::delete().to(delete_modes))
-            .route("/{ctx}", web::put().to(put_tenant_mode)),
-    );
 }
 
 async fn get_modes(ctx: web::Data<SimContext>) -> Reply {

@@ -13,14 +13,6 @@ pub fn content_type_is(req: &HttpRequest, media_type: &str) -> bool {
         .is_some_and(|v| v.to_ascii_lowercase().starts_with(media_type))
 }
 
-/// A JSON property matched case-insensitively, as ASP.NET binds them.
-pub fn json_field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    object
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
-}
-
 /// A plain-text answer.
 pub fn plain(status: StatusCode, text: &str) -> HttpResponse {
     HttpResponse::build(status)
@@ -28,15 +20,24 @@ pub fn plain(status: StatusCode, text: &str) -> HttpResponse {
         .body(text.to_owned())
 }
 
-/// The body as a JSON object, or `not_json` (followed by the parser's reason) or `not_object`.
-pub fn json_object(
-    body: &[u8],
-    not_json: &str,
-    not_object: &str,
-) -> Result<Map<String, Value>, String> {
-    match serde_json::from_slice(body) {
-        Ok(Value::Object(object)) => Ok(object),
-        Ok(_) => Err(not_object.to_owned()),
-        Err(e) => Err(format!("{not_json}: {e}")),
+/// A JSON object body whose property names match case-insensitively, as ASP.NET binds them.
+pub struct JsonObject(Map<String, Value>);
+
+impl JsonObject {
+    /// The body as a JSON object, or `not_json` (followed by the parser's reason) or `not_object`.
+    pub fn parse(body: &[u8], not_json: &str, not_object: &str) -> Result<Self, String> {
+        match serde_json::from_slice(body) {
+            Ok(Value::Object(object)) => Ok(Self(object)),
+            Ok(_) => Err(not_object.to_owned()),
+            Err(e) => Err(format!("{not_json}: {e}")),
+        }
+    }
+
+    /// A property by its name in any case.
+    pub fn field(&self, name: &str) -> Option<&Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
     }
 }

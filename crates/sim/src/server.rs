@@ -90,8 +90,6 @@ impl Simulator {
                 .wrap(from_fn(inject_faults))
                 .configure(superid::routes)
                 .route("/api/state/{ctx}", web::get().to(state::tenant_state))
-                // Before `/admin`, whose scope would otherwise answer 404 for `/admin/modes`.
-                .configure(admin::mode_routes)
                 .configure(admin::routes)
                 .default_service(web::to(superid_fallback))
         });

@@ -9,6 +9,7 @@ use diesel::sql_types::{BigInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use url::Url;
 
+use shared::db::models::{AuditAction, AuditEvent};
 use shared::db::{DbError, Pool, migrate, pool_for_url};
 
 const DEFAULT_SERVER: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -201,4 +202,27 @@ async fn create_template_if_missing(
     .execute(admin)
     .await?;
     Ok(())
+}
+
+/// Checks what ending `ctx`'s sessions as `actor` leaves behind: none of its sessions, the one
+/// session of `other` still signed in, and one `sessions_ended` event by `actor`, which it returns.
+pub async fn assert_sessions_ended(
+    conn: &mut AsyncPgConnection,
+    ctx: &str,
+    actor: &str,
+    other: &str,
+) -> AuditEvent {
+    for (tenant, left) in [(ctx, 0), (other, 1)] {
+        let count = shared::db::sessions::count_for_tenant(conn, tenant).await;
+        let count = count.expect("counting a tenant's sessions");
+        assert_eq!(count, left, "sessions left signed in to {tenant}");
+    }
+    let mut events = shared::db::audit::recent_for_tenant(conn, ctx, 5)
+        .await
+        .expect("reading the audit trail");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = events.remove(0);
+    assert_eq!(event.action, AuditAction::SessionsEnded);
+    assert_eq!(event.actor, actor);
+    event
 }

@@ -4,7 +4,7 @@ use std::process::Output;
 
 use diesel::sql_types::Text;
 use diesel_async::RunQueryDsl;
-use shared::db::models::{AuditAction, TenantState};
+use shared::db::models::TenantState;
 use shared::db::sessions::{self, SessionRow};
 use testkit::TestDatabase;
 
@@ -45,18 +45,7 @@ async fn end_sessions_ends_every_session_of_the_tenant_and_is_audited() {
         "Cust7: 2 sessions ended; their users must sign in again\n"
     );
     // Only the named tenant's sessions end.
-    for (ctx, left) in [("Cust7", 0), ("Cust8", 1)] {
-        let count = sessions::count_for_tenant(&mut conn, ctx).await.unwrap();
-        assert_eq!(count, left, "{ctx}");
-    }
-    let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust7", 5)
-        .await
-        .unwrap();
-    let recorded: Vec<_> = events
-        .iter()
-        .map(|e| (e.action, e.actor.as_str()))
-        .collect();
-    assert_eq!(recorded, [(AuditAction::SessionsEnded, "operator:alice")]);
+    testkit::db::assert_sessions_ended(&mut conn, "Cust7", "operator:alice", "Cust8").await;
 
     let refused = run(database.url(), &["tenants", "end-sessions", "nobody"]);
     assert!(!refused.status.success());

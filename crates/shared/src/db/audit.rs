@@ -17,6 +17,23 @@ pub struct NewAuditEvent<'a> {
     pub detail: serde_json::Value,
 }
 
+impl<'a> NewAuditEvent<'a> {
+    /// An event of one tenant.
+    pub fn tenant(
+        context_id: &'a str,
+        action: AuditAction,
+        actor: &'a str,
+        detail: serde_json::Value,
+    ) -> Self {
+        Self {
+            context_id: Some(context_id),
+            action,
+            actor,
+            detail,
+        }
+    }
+}
+
 /// Appends an event (in the caller's transaction, if any).
 pub async fn record(conn: &mut AsyncPgConnection, event: NewAuditEvent<'_>) -> Result<(), DbError> {
     diesel::insert_into(audit_events::table)
@@ -35,6 +52,34 @@ pub async fn record_and_wake(
     let context_id = event.context_id.unwrap_or_default();
     record(conn, event).await?;
     notify_work(conn, context_id).await
+}
+
+/// Appends an event, waking partner-service with it when `wake` (`record_and_wake`).
+pub async fn record_waking(
+    conn: &mut AsyncPgConnection,
+    event: NewAuditEvent<'_>,
+    wake: bool,
+) -> Result<(), DbError> {
+    if wake {
+        record_and_wake(conn, event).await
+    } else {
+        record(conn, event).await
+    }
+}
+
+/// The ending of a change that may have found nothing to change: when it touched a row (`changed`),
+/// appends `event` as `record_waking` does. Says whether it did.
+pub async fn record_if_changed(
+    conn: &mut AsyncPgConnection,
+    changed: usize,
+    event: NewAuditEvent<'_>,
+    wake: bool,
+) -> Result<bool, DbError> {
+    if changed == 0 {
+        return Ok(false);
+    }
+    record_waking(conn, event, wake).await?;
+    Ok(true)
 }
 
 /// The latest events of a tenant, newest first.

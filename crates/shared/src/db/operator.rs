@@ -297,20 +297,13 @@ pub async fn enable(
             ))
             .execute(conn)
             .await?;
-        audit::record_and_wake(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::StateChanged,
-                actor,
-                detail: serde_json::json!({
-                    "state": transition.to.as_str(),
-                    "from": state.as_str(),
-                    "reason": reason,
-                }),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({
+            "state": transition.to.as_str(),
+            "from": state.as_str(),
+            "reason": reason,
+        });
+        let event = NewAuditEvent::tenant(context_id, AuditAction::StateChanged, actor, detail);
+        audit::record_waking(conn, event, transition.effects.wake).await?;
         Ok(EnableOutcome::Enabled)
     })
     .await
@@ -448,14 +441,7 @@ pub async fn exchanges_per_hour(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, DbError> {
-    hourly_buckets(
-        conn,
-        since,
-        (AuditAction::TicketObtained, "obtained"),
-        (AuditAction::ExchangeFailed, "failed"),
-        true,
-    )
-    .await
+    hourly_buckets(conn, since, HourlyChart::Exchanges).await
 }
 
 /// Work requests finished per hour since `since`: `done` (`company_created`) and `failed` (`work_failed`).
@@ -463,25 +449,46 @@ pub async fn work_per_hour(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
 ) -> Result<Vec<Bucket>, DbError> {
-    hourly_buckets(
-        conn,
-        since,
-        (AuditAction::CompanyCreated, WorkState::Done.as_str()),
-        (AuditAction::WorkFailed, WorkState::Failed.as_str()),
-        false,
-    )
-    .await
+    hourly_buckets(conn, since, HourlyChart::Work).await
 }
 
-/// Audit events of two actions per hour since `since`: `first` counted as its label, `second` as its
-/// label, or, when `second_by_outcome`, as the event's `detail.outcome` where it has one.
+/// An audit action counted under a label.
+type Series = (AuditAction, &'static str);
+
+/// A chart of audit events of two actions per hour.
+#[derive(Debug, Clone, Copy)]
+enum HourlyChart {
+    Exchanges,
+    Work,
+}
+
+impl HourlyChart {
+    /// The two actions with their labels, and whether the second is counted by its outcome.
+    fn series(self) -> (Series, Series, bool) {
+        match self {
+            Self::Exchanges => (
+                (AuditAction::TicketObtained, "obtained"),
+                (AuditAction::ExchangeFailed, "failed"),
+                true,
+            ),
+            Self::Work => (
+                (AuditAction::CompanyCreated, WorkState::Done.as_str()),
+                (AuditAction::WorkFailed, WorkState::Failed.as_str()),
+                false,
+            ),
+        }
+    }
+}
+
+/// The audit events of a chart's two actions per hour since `since`: the first counted as its label,
+/// the second as its label, or, when counted by its outcome, as the event's `detail.outcome` where it
+/// has one.
 async fn hourly_buckets(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
-    (first, first_label): (AuditAction, &str),
-    (second, second_label): (AuditAction, &str),
-    second_by_outcome: bool,
+    chart: HourlyChart,
 ) -> Result<Vec<Bucket>, DbError> {
+    let ((first, first_label), (second, second_label), second_by_outcome) = chart.series();
     Ok(diesel::sql_query(
         "SELECT date_trunc('hour', created_at) AS at, \
                 CASE WHEN action = $2 THEN $4 \

@@ -11,10 +11,13 @@ use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
+use super::models::AuditAction;
 use super::schema::web_sessions;
 use super::{DbError, Prepared};
 
 /// A session's row as partner-web writes it.
+#[derive(Insertable)]
+#[diesel(table_name = web_sessions)]
 pub struct SessionRow<'a> {
     /// SHA-256 of the id in the cookie.
     pub id_hash: &'a [u8],
@@ -67,13 +70,7 @@ fn seconds(duration: Duration) -> i64 {
 #[tracing::instrument(skip_all)]
 pub async fn insert(conn: &mut AsyncPgConnection, row: SessionRow<'_>) -> Result<(), DbError> {
     diesel::insert_into(web_sessions::table)
-        .values((
-            web_sessions::id_hash.eq(row.id_hash),
-            web_sessions::context_id.eq(row.context_id),
-            web_sessions::subject.eq(row.subject),
-            web_sessions::state_ciphertext.eq(row.state_ciphertext),
-            web_sessions::key_version.eq(row.key_version),
-        ))
+        .values(row)
         .execute(conn)
         .await?;
     Ok(())
@@ -165,16 +162,9 @@ pub async fn end_for_tenant(
             diesel::delete(web_sessions::table.filter(web_sessions::context_id.eq(context_id)))
                 .execute(conn)
                 .await?;
-        audit::record(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: super::models::AuditAction::SessionsEnded,
-                actor,
-                detail: serde_json::json!({ "sessions": ended }),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "sessions": ended });
+        let event = NewAuditEvent::tenant(context_id, AuditAction::SessionsEnded, actor, detail);
+        audit::record(conn, event).await?;
         Ok(ended)
     })
     .await

@@ -400,36 +400,22 @@ mod tests {
 
     #[test]
     fn outcomes_summarise() {
-        let applied = |change: ChangeType, from| Outcome::Applied {
-            from,
-            decision: decide(&change, from),
-        };
-        assert_eq!(
-            applied(ChangeType::Suspend, TenantState::Active).summary(),
-            "suspended"
-        );
-        assert_eq!(
-            applied(ChangeType::Suspend, TenantState::Revoked).summary(),
-            "kept_revoked"
-        );
-        assert_eq!(
-            applied(ChangeType::Delete, TenantState::Disabled).summary(),
-            "ticket_dropped_kept_disabled"
-        );
-        assert_eq!(
-            applied(ChangeType::Move, TenantState::Active).summary(),
-            "urls_cleared"
-        );
-        assert_eq!(
-            applied(ChangeType::Upgrade, TenantState::Active).summary(),
-            "kept_active"
-        );
+        use TenantState::*;
+        let cases = [
+            (ChangeType::Suspend, Active, "suspended"),
+            (ChangeType::Suspend, Revoked, "kept_revoked"),
+            (ChangeType::Delete, Disabled, "ticket_dropped_kept_disabled"),
+            (ChangeType::Move, Active, "urls_cleared"),
+            (ChangeType::Upgrade, Active, "kept_active"),
+        ];
+        for (change, from, summary) in cases {
+            let decision = decide(&change, from);
+            let applied = Outcome::Applied { from, decision };
+            assert_eq!(applied.summary(), summary, "{change:?} on {from}");
+        }
         assert_eq!(Outcome::UnknownTenant.summary(), "unknown_tenant");
         assert_eq!(
-            Outcome::Unconfirmed {
-                state: TenantState::Active
-            }
-            .summary(),
+            Outcome::Unconfirmed { state: Active }.summary(),
             "unconfirmed"
         );
         assert_eq!(status_invalidation_payload("Cust1"), "state-change:Cust1");

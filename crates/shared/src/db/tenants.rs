@@ -1,6 +1,7 @@
 //! Queries on `tenants`: capture of the system user token, lifecycle changes, the operator view.
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::{self, Filter};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -11,13 +12,20 @@ use super::{DbError, notify_work};
 use crate::crypto::at_rest::Encrypted;
 use crate::lifecycle::{self, ACTIVATION, Event, Schedule, Token, Transition};
 
+/// The row of one tenant, by context id.
+type Row<'a> = Filter<tenants::table, dsl::Eq<tenants::context_id, &'a str>>;
+
+/// The row of one tenant, by context id: what each query on one tenant starts from.
+fn row(context_id: &str) -> Row<'_> {
+    tenants::table.filter(tenants::context_id.eq(context_id))
+}
+
 /// One tenant by context id.
 pub async fn find(
     conn: &mut AsyncPgConnection,
     context_id: &str,
 ) -> Result<Option<Tenant>, DbError> {
-    Ok(tenants::table
-        .filter(tenants::context_id.eq(context_id))
+    Ok(row(context_id)
         .select(Tenant::as_select())
         .first(conn)
         .await
@@ -73,6 +81,38 @@ pub struct TokenCapture<'a> {
     pub token_issued_at: Option<DateTime<Utc>>,
 }
 
+/// The columns a capture writes, alike whether it creates the tenant or updates it. A missing detail
+/// is written as NULL: the administrator's sign-in is the latest word on it.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = tenants, treat_none_as_null = true)]
+struct CapturedColumns<'a> {
+    environment: &'a str,
+    company_name: Option<&'a str>,
+    serial: Option<&'a str>,
+    webapi_url: Option<&'a str>,
+    netserver_url: Option<&'a str>,
+    system_token_ciphertext: &'a [u8],
+    system_token_key_version: i16,
+    token_captured_by: &'a str,
+    token_captured_at: DateTime<Utc>,
+}
+
+impl TokenCapture<'_> {
+    fn columns(&self, now: DateTime<Utc>) -> CapturedColumns<'_> {
+        CapturedColumns {
+            environment: self.environment,
+            company_name: self.company_name,
+            serial: self.serial,
+            webapi_url: self.webapi_url,
+            netserver_url: self.netserver_url,
+            system_token_ciphertext: &self.token_ciphertext,
+            system_token_key_version: self.token_key_version,
+            token_captured_by: self.captured_by,
+            token_captured_at: now,
+        }
+    }
+}
+
 pub use crate::lifecycle::CaptureOutcome;
 
 /// Stores a captured system user token in one transaction: the tenant row (inserted or updated),
@@ -87,8 +127,7 @@ pub async fn capture_token(
 ) -> Result<CaptureOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         {
-            let locked = tenants::table
-                .filter(tenants::context_id.eq(capture.context_id))
+            let locked = row(capture.context_id)
                 .select((
                     tenants::id,
                     tenants::state,
@@ -106,16 +145,8 @@ pub async fn capture_token(
                     let created = diesel::insert_into(tenants::table)
                         .values((
                             tenants::context_id.eq(capture.context_id),
-                            tenants::environment.eq(capture.environment),
-                            tenants::company_name.eq(capture.company_name),
-                            tenants::serial.eq(capture.serial),
-                            tenants::webapi_url.eq(capture.webapi_url),
-                            tenants::netserver_url.eq(capture.netserver_url),
+                            capture.columns(now),
                             tenants::state.eq(TenantState::Pending),
-                            tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
-                            tenants::system_token_key_version.eq(capture.token_key_version),
-                            tenants::token_captured_by.eq(capture.captured_by),
-                            tenants::token_captured_at.eq(now),
                             tenants::token_issued_at.eq(issued_at),
                             tenants::token_generation.eq(1),
                             tenants::next_attempt_at.eq(now),
@@ -163,17 +194,10 @@ pub async fn capture_token(
                 CaptureOutcome::Unchanged => AuditAction::TokenConfirmed,
                 CaptureOutcome::Superseded => AuditAction::TokenSuperseded,
             };
-            let event = NewAuditEvent {
-                context_id: Some(capture.context_id),
-                action,
-                actor: capture.captured_by,
-                detail: serde_json::json!({ "company_name": capture.company_name }),
-            };
-            if transition.effects.wake {
-                audit::record_and_wake(conn, event).await?;
-            } else {
-                audit::record(conn, event).await?;
-            }
+            let detail = serde_json::json!({ "company_name": capture.company_name });
+            let event =
+                NewAuditEvent::tenant(capture.context_id, action, capture.captured_by, detail);
+            audit::record_waking(conn, event, transition.effects.wake).await?;
             Ok(outcome)
         }
     })
@@ -201,15 +225,7 @@ async fn update_capture(
     let issued_at = capture.token_issued_at.unwrap_or(now);
     diesel::update(tenants::table.find(id))
         .set((
-            tenants::environment.eq(capture.environment),
-            tenants::company_name.eq(capture.company_name),
-            tenants::serial.eq(capture.serial),
-            tenants::webapi_url.eq(capture.webapi_url),
-            tenants::netserver_url.eq(capture.netserver_url),
-            tenants::system_token_ciphertext.eq(&capture.token_ciphertext),
-            tenants::system_token_key_version.eq(capture.token_key_version),
-            tenants::token_captured_by.eq(capture.captured_by),
-            tenants::token_captured_at.eq(now),
+            capture.columns(now),
             tenants::token_issued_at.eq(stored_issued_at.map_or(issued_at, |s| s.max(issued_at))),
             tenants::state.eq(transition.to),
         ))
@@ -260,7 +276,7 @@ pub async fn set_state(
     let effects = transition.effects;
     debug_assert!(effects.reset_failures && effects.wake && effects.schedule != Schedule::Keep);
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+        let updated = diesel::update(row(context_id))
             .set((
                 tenants::state.eq(transition.to),
                 tenants::state_reason.eq(reason),
@@ -269,22 +285,21 @@ pub async fn set_state(
             ))
             .execute(conn)
             .await?;
-        if updated == 0 {
-            return Ok(false);
-        }
-        audit::record_and_wake(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::StateChanged,
-                actor,
-                detail: serde_json::json!({ "state": state.as_str(), "reason": reason }),
-            },
-        )
-        .await?;
-        Ok(true)
+        let event = state_changed(context_id, actor, state, reason);
+        audit::record_if_changed(conn, updated, event, effects.wake).await
     })
     .await
+}
+
+/// The audit event of a tenant moved to `state` for `reason`.
+fn state_changed<'a>(
+    context_id: &'a str,
+    actor: &'a str,
+    state: TenantState,
+    reason: &str,
+) -> NewAuditEvent<'a> {
+    let detail = serde_json::json!({ "state": state.as_str(), "reason": reason });
+    NewAuditEvent::tenant(context_id, AuditAction::StateChanged, actor, detail)
 }
 
 /// An operator's disable (the CLI's `tenants disable` and the console's): the tenant stops, its token and
@@ -314,38 +329,22 @@ pub async fn activate(
     actor: &str,
 ) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let updated = diesel::update(
-            tenants::table
-                .filter(tenants::context_id.eq(context_id))
-                .filter(tenants::state.eq(ACTIVATION.0)),
-        )
-        .set((
-            tenants::state.eq(ACTIVATION.1),
-            tenants::state_reason.eq(reason),
-        ))
-        .execute(conn)
-        .await?;
-        if updated == 0 {
-            return Ok(false);
-        }
-        audit::record(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::StateChanged,
-                actor,
-                detail: serde_json::json!({ "state": ACTIVATION.1.as_str(), "reason": reason }),
-            },
-        )
-        .await?;
-        Ok(true)
+        let updated = diesel::update(row(context_id).filter(tenants::state.eq(ACTIVATION.0)))
+            .set((
+                tenants::state.eq(ACTIVATION.1),
+                tenants::state_reason.eq(reason),
+            ))
+            .execute(conn)
+            .await?;
+        let event = state_changed(context_id, actor, ACTIVATION.1, reason);
+        audit::record_if_changed(conn, updated, event, false).await
     })
     .await
 }
 
 /// Makes a tenant due now (operator retry, new work).
 pub async fn schedule_now(conn: &mut AsyncPgConnection, context_id: &str) -> Result<bool, DbError> {
-    let updated = diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+    let updated = diesel::update(row(context_id))
         .set((
             tenants::next_attempt_at.eq(Utc::now()),
             tenants::failed_attempts.eq(0),
@@ -364,9 +363,7 @@ pub async fn record_outcome(
     error: Option<&str>,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    let target = tenants::table
-        .filter(tenants::context_id.eq(context_id))
-        .filter(tenants::lease_owner.eq(owner));
+    let target = row(context_id).filter(tenants::lease_owner.eq(owner));
     match error {
         None => {
             diesel::update(target)
@@ -404,22 +401,18 @@ pub async fn flag_attention(
     reason: &str,
     at: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    diesel::update(
-        tenants::table
-            .filter(tenants::context_id.eq(context_id))
-            .filter(tenants::lease_owner.eq(owner)),
-    )
-    .set((
-        tenants::needs_attention.eq(true),
-        tenants::attention_reason.eq(reason),
-        tenants::attention_at.eq(diesel::dsl::sql::<
-            diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
-        >("coalesce(attention_at, ")
-        .bind::<diesel::sql_types::Timestamptz, _>(at)
-        .sql(")")),
-    ))
-    .execute(conn)
-    .await?;
+    diesel::update(row(context_id).filter(tenants::lease_owner.eq(owner)))
+        .set((
+            tenants::needs_attention.eq(true),
+            tenants::attention_reason.eq(reason),
+            tenants::attention_at.eq(diesel::dsl::sql::<
+                diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>,
+            >("coalesce(attention_at, ")
+            .bind::<diesel::sql_types::Timestamptz, _>(at)
+            .sql(")")),
+        ))
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -484,7 +477,7 @@ pub async fn record_so_state(
     running: bool,
     at: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
-    let target = tenants::table.filter(tenants::context_id.eq(context_id));
+    let target = row(context_id);
     let checked = (
         tenants::so_state.eq(so_state),
         tenants::so_state_checked_at.eq(at),
@@ -539,7 +532,7 @@ pub async fn operator_retry(
             },
         );
         let new_state = transition.to;
-        diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+        diesel::update(row(context_id))
             .set((
                 tenants::state.eq(new_state),
                 tenants::next_attempt_at.eq(Some(Utc::now())),
@@ -549,16 +542,9 @@ pub async fn operator_retry(
             ))
             .execute(conn)
             .await?;
-        audit::record_and_wake(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::OperatorRetry,
-                actor,
-                detail: serde_json::json!({ "from": state.as_str(), "to": new_state.as_str() }),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "from": state.as_str(), "to": new_state.as_str() });
+        let event = NewAuditEvent::tenant(context_id, AuditAction::OperatorRetry, actor, detail);
+        audit::record_waking(conn, event, transition.effects.wake).await?;
         Ok(true)
     })
     .await
@@ -572,23 +558,14 @@ pub async fn purge(
 ) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         // tickets and work_requests go with the row (ON DELETE CASCADE).
-        let removed = diesel::delete(tenants::table.filter(tenants::context_id.eq(context_id)))
-            .execute(conn)
-            .await?;
-        if removed == 0 {
-            return Ok(false);
-        }
-        audit::record(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::TenantPurged,
-                actor,
-                detail: serde_json::json!({}),
-            },
-        )
-        .await?;
-        Ok(true)
+        let removed = diesel::delete(row(context_id)).execute(conn).await?;
+        let event = NewAuditEvent::tenant(
+            context_id,
+            AuditAction::TenantPurged,
+            actor,
+            serde_json::json!({}),
+        );
+        audit::record_if_changed(conn, removed, event, false).await
     })
     .await
 }

@@ -1,6 +1,9 @@
 //! Work requests: what the web asks the service to do with a tenant's system user.
 
 use chrono::Utc;
+use diesel::dsl::{self, Filter, Select};
+use diesel::helper_types::AsSelect;
+use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
@@ -86,31 +89,36 @@ pub async fn enqueue_create_company(
             .set(tenants::next_attempt_at.eq(Utc::now()))
             .execute(conn)
             .await?;
-        audit::record_and_wake(
-            conn,
-            NewAuditEvent {
-                context_id: Some(context_id),
-                action: AuditAction::WorkQueued,
-                actor: requested_by,
-                detail: serde_json::json!({ "work_request": request.id, "kind": work.kind() }),
-            },
-        )
-        .await?;
+        let detail = serde_json::json!({ "work_request": request.id, "kind": work.kind() });
+        let event =
+            NewAuditEvent::tenant(context_id, AuditAction::WorkQueued, requested_by, detail);
+        audit::record_and_wake(conn, event).await?;
         Ok(request)
     })
     .await
 }
 
-/// A work request by id, only within its tenant (a user never sees another tenant's work).
+/// The requests of one tenant: what every read on behalf of a tenant starts from, so that a user never
+/// sees another tenant's work.
+type OfTenant<'a> = Select<
+    Filter<work_requests::table, dsl::Eq<work_requests::context_id, &'a str>>,
+    AsSelect<WorkRequest, Pg>,
+>;
+
+fn of_tenant(context_id: &str) -> OfTenant<'_> {
+    work_requests::table
+        .filter(work_requests::context_id.eq(context_id))
+        .select(WorkRequest::as_select())
+}
+
+/// A work request by id, only within its tenant.
 pub async fn find_for_tenant(
     conn: &mut AsyncPgConnection,
     context_id: &str,
     id: i64,
 ) -> Result<Option<WorkRequest>, DbError> {
-    Ok(work_requests::table
+    Ok(of_tenant(context_id)
         .filter(work_requests::id.eq(id))
-        .filter(work_requests::context_id.eq(context_id))
-        .select(WorkRequest::as_select())
         .first(conn)
         .await
         .optional()?)
@@ -121,11 +129,9 @@ pub async fn open_for_tenant(
     conn: &mut AsyncPgConnection,
     context_id: &str,
 ) -> Result<Vec<WorkRequest>, DbError> {
-    Ok(work_requests::table
-        .filter(work_requests::context_id.eq(context_id))
+    Ok(of_tenant(context_id)
         .filter(work_requests::state.eq_any(WorkState::OPEN))
         .order(work_requests::id.asc())
-        .select(WorkRequest::as_select())
         .load(conn)
         .await?)
 }
@@ -136,11 +142,9 @@ pub async fn recent_for_tenant(
     context_id: &str,
     limit: i64,
 ) -> Result<Vec<WorkRequest>, DbError> {
-    Ok(work_requests::table
-        .filter(work_requests::context_id.eq(context_id))
+    Ok(of_tenant(context_id)
         .order(work_requests::id.desc())
         .limit(limit)
-        .select(WorkRequest::as_select())
         .load(conn)
         .await?)
 }
@@ -149,6 +153,23 @@ pub async fn recent_for_tenant(
 /// service makes to a request, so an instance that lost its lease changes nothing.
 fn leased_by(owner: &str) -> diesel::dsl::exists<tenants_leased::Query<'_>> {
     diesel::dsl::exists(tenants_leased::query(owner))
+}
+
+/// The request `id` while it is in one of the states `from`, behind the fence of `owner`'s lease:
+/// what every write of the service to a request targets.
+type Fenced<'a> = Filter<
+    Filter<
+        Filter<work_requests::table, dsl::Eq<work_requests::id, i64>>,
+        dsl::EqAny<work_requests::state, &'a [WorkState]>,
+    >,
+    dsl::exists<tenants_leased::Query<'a>>,
+>;
+
+fn fenced<'a>(id: i64, from: &'a [WorkState], owner: &'a str) -> Fenced<'a> {
+    work_requests::table
+        .filter(work_requests::id.eq(id))
+        .filter(work_requests::state.eq_any(from))
+        .filter(leased_by(owner))
 }
 
 mod tenants_leased {
@@ -184,20 +205,15 @@ pub async fn mark_running(
     id: i64,
     owner: &str,
 ) -> Result<Option<WorkRequest>, DbError> {
-    Ok(diesel::update(
-        work_requests::table
-            .filter(work_requests::id.eq(id))
-            .filter(work_requests::state.eq_any(WorkState::OPEN))
-            .filter(leased_by(owner)),
-    )
-    .set((
-        work_requests::state.eq(WorkState::Running),
-        work_requests::attempts.eq(work_requests::attempts + 1),
-    ))
-    .returning(WorkRequest::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?)
+    Ok(diesel::update(fenced(id, &WorkState::OPEN, owner))
+        .set((
+            work_requests::state.eq(WorkState::Running),
+            work_requests::attempts.eq(work_requests::attempts + 1),
+        ))
+        .returning(WorkRequest::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?)
 }
 
 /// Records the outcome of a running request under `owner`'s lease: done with a result, or failed
@@ -241,20 +257,15 @@ async fn settle(
         Ok(result) => (WorkState::Done, Some(result), None),
         Err(error) => (WorkState::Failed, None, Some(error)),
     };
-    let updated = diesel::update(
-        work_requests::table
-            .filter(work_requests::id.eq(id))
-            .filter(work_requests::state.eq_any(from))
-            .filter(leased_by(owner)),
-    )
-    .set((
-        work_requests::state.eq(state),
-        work_requests::result.eq(result),
-        work_requests::error.eq(error),
-        work_requests::completed_at.eq(Some(now)),
-    ))
-    .execute(conn)
-    .await?;
+    let updated = diesel::update(fenced(id, from, owner))
+        .set((
+            work_requests::state.eq(state),
+            work_requests::result.eq(result),
+            work_requests::error.eq(error),
+            work_requests::completed_at.eq(Some(now)),
+        ))
+        .execute(conn)
+        .await?;
     Ok(updated == 1)
 }
 
@@ -266,18 +277,13 @@ pub async fn requeue(
     owner: &str,
     error: Option<&str>,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(
-        work_requests::table
-            .filter(work_requests::id.eq(id))
-            .filter(work_requests::state.eq(WorkState::Running))
-            .filter(leased_by(owner)),
-    )
-    .set((
-        work_requests::state.eq(WorkState::Queued),
-        work_requests::error.eq(error),
-    ))
-    .execute(conn)
-    .await?;
+    let updated = diesel::update(fenced(id, &[WorkState::Running], owner))
+        .set((
+            work_requests::state.eq(WorkState::Queued),
+            work_requests::error.eq(error),
+        ))
+        .execute(conn)
+        .await?;
     Ok(updated == 1)
 }
 

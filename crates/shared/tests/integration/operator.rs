@@ -1,15 +1,22 @@
 //! The operator console's aggregates over the audit trail, against a real Postgres.
 
 use chrono::{Duration, DurationRound, Utc};
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use shared::db::operator::{
     self, Bucket, QueryCounter, TenantFilter, capture_latency, exchanges_per_hour,
     tenants_per_state, work_per_hour,
 };
 use testkit::TestDatabase;
 
-async fn run(conn: &mut diesel_async::AsyncPgConnection, sql: &str) {
+async fn run(conn: &mut AsyncPgConnection, sql: &str) {
     diesel::sql_query(sql).execute(conn).await.unwrap();
+}
+
+/// A fresh database with the rows `insert` writes.
+async fn database_with(insert: &str) -> (TestDatabase, AsyncPgConnection) {
+    let (db, mut conn) = TestDatabase::connected().await;
+    run(&mut conn, insert).await;
+    (db, conn)
 }
 
 fn count(buckets: &[Bucket], hours_ago: i64, series: &str) -> i64 {
@@ -22,13 +29,10 @@ fn count(buckets: &[Bucket], hours_ago: i64, series: &str) -> i64 {
 
 #[tokio::test]
 async fn chart_aggregates_count_what_the_audit_trail_says() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
     // Two hours ago: 3 tickets, 2 transient failures, 1 refusal; now: 1 ticket. Work: 4 done, 1 failed
     // (counted as failed whatever outcome its detail names).
     // Events older than the window do not count.
-    run(
-        &mut conn,
+    let (_db, mut conn) = database_with(
         "INSERT INTO audit_events (context_id, action, actor, detail, created_at) VALUES
          ('Cust1', 'ticket_obtained', 's', '{}', date_trunc('hour', now()) - interval '2 hours' + interval '1 minute'),
          ('Cust1', 'ticket_obtained', 's', '{}', date_trunc('hour', now()) - interval '2 hours' + interval '2 minutes'),
@@ -63,12 +67,9 @@ async fn chart_aggregates_count_what_the_audit_trail_says() {
 #[tokio::test]
 async fn tenants_per_state_replays_the_moves_and_capture_latency_pairs_each_capture_with_its_ticket()
  {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
     // Cust1: captured 5 h ago, active 4 h ago, suspended 1 h ago. Cust2: captured 10 days ago, active, purged 2 h ago.
     // Cust3: captured 3 h ago, never a ticket.
-    run(
-        &mut conn,
+    let (_db, mut conn) = database_with(
         "INSERT INTO audit_events (context_id, action, actor, detail, created_at) VALUES
          ('Cust1', 'token_captured', 'a', '{}', now() - interval '5 hours'),
          ('Cust1', 'ticket_obtained', 's', '{}', now() - interval '5 hours' + interval '42 seconds'),
@@ -138,8 +139,7 @@ async fn tenants_per_state_from_the_window_matches_a_replay_of_the_whole_history
     use diesel::ExpressionMethods;
     use shared::db::schema::{audit_events, tenants};
     use std::collections::BTreeMap;
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
+    let (_db, mut conn) = TestDatabase::connected().await;
     let now = Utc::now();
     let start = now.duration_trunc(Duration::hours(1)).unwrap() - Duration::hours(71);
     // A seeded history of 40 tenants over 12 days: captures, every kind of move, replaced tokens,
@@ -259,38 +259,28 @@ async fn tenants_per_state_from_the_window_matches_a_replay_of_the_whole_history
 
 #[tokio::test]
 async fn a_page_of_tenants_is_one_query_and_a_search_takes_its_text_literally() {
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
-    run(
-        &mut conn,
+    let (_db, mut conn) = database_with(
         "INSERT INTO tenants (context_id, environment, company_name) VALUES
          ('Cust1', 'custom', '100% Juice AS'), ('Cust2', 'custom', '1000 Lakes AS'),
          ('Cust3', 'custom', 'Under_score AS'), ('Cust4', 'custom', 'Underwood AS')",
     )
     .await;
     let counter = QueryCounter::install(&mut conn);
-    let page = |q: &str| TenantFilter {
-        search: Some(q.to_owned()),
+    assert_eq!(search(&mut conn, "100%").await, ["Cust1"]);
+    assert_eq!(counter.count(), 1);
+    assert_eq!(search(&mut conn, "under_").await, ["Cust3"]);
+    assert_eq!(counter.finish(&mut conn), 2);
+}
+
+/// The context ids on the first page of a search.
+async fn search(conn: &mut AsyncPgConnection, text: &str) -> Vec<String> {
+    let filter = TenantFilter {
+        search: Some(text.to_owned()),
         ..TenantFilter::default()
     };
-    let found = operator::tenant_page(&mut conn, &page("100%"), 50)
-        .await
-        .unwrap();
-    assert_eq!(counter.count(), 1);
-    let ids: Vec<_> = found
-        .rows
-        .iter()
-        .map(|r| r.tenant.context_id.as_str())
-        .collect();
-    assert_eq!(ids, ["Cust1"]);
-    let found = operator::tenant_page(&mut conn, &page("under_"), 50)
-        .await
-        .unwrap();
-    let ids: Vec<_> = found
-        .rows
-        .iter()
-        .map(|r| r.tenant.context_id.as_str())
-        .collect();
-    assert_eq!(ids, ["Cust3"]);
-    assert_eq!(counter.finish(&mut conn), 2);
+    let page = operator::tenant_page(conn, &filter, 50).await.unwrap();
+    page.rows
+        .into_iter()
+        .map(|r| r.tenant.context_id.to_string())
+        .collect()
 }

@@ -6,7 +6,7 @@ use chrono::{Duration, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use shared::crypto::at_rest::Encrypted;
-use shared::db::models::TenantState;
+use shared::db::models::{Tenant, TenantState, WorkRequest};
 use shared::db::schema::tenants;
 use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
 use shared::db::{queue, tickets, work};
@@ -51,6 +51,117 @@ async fn seed(conn: &mut AsyncPgConnection, n: usize) -> Vec<String> {
     ids
 }
 
+/// A tenant's row, which must exist.
+async fn tenant(conn: &mut AsyncPgConnection, ctx: &str) -> Tenant {
+    shared::db::tenants::find(conn, ctx).await.unwrap().unwrap()
+}
+
+/// Moves a tenant to `state`, as an operator or the service would.
+async fn set_state(conn: &mut AsyncPgConnection, ctx: &str, state: TenantState, reason: &str) {
+    shared::db::tenants::set_state(conn, ctx, state, reason, "test")
+        .await
+        .unwrap();
+}
+
+/// What `owner` claims: the due tenants, for a minute, ten at most.
+async fn claim(conn: &mut AsyncPgConnection, owner: &str) -> Vec<queue::Claim> {
+    queue::claim_due(conn, owner, 60, 10).await.unwrap()
+}
+
+/// The context ids of what `owner` claims.
+async fn claim_ids(conn: &mut AsyncPgConnection, owner: &str) -> Vec<String> {
+    claim(conn, owner)
+        .await
+        .into_iter()
+        .map(|c| c.tenant.context_id.to_string())
+        .collect()
+}
+
+/// Whether `owner` still held the lease it gives back.
+async fn release(conn: &mut AsyncPgConnection, ctx: &str, owner: &str) -> bool {
+    queue::release(conn, ctx, owner, None).await.unwrap()
+}
+
+/// Whether `owner` still held the lease it renews.
+async fn renew(conn: &mut AsyncPgConnection, ctx: &str, owner: &str) -> bool {
+    queue::renew_lease(conn, ctx, owner, 60).await.unwrap()
+}
+
+/// A give-back of many leases at once (`give_back(conn, batch, owner)`, how many it released): another
+/// owner gives back none of `batch`, the holder (`worker`) `expected` of them, and an empty batch none.
+async fn only_the_holder_gives_back<T>(
+    conn: &mut AsyncPgConnection,
+    batch: &[T],
+    expected: usize,
+    give_back: impl AsyncFn(&mut AsyncPgConnection, &[T], &str) -> usize,
+) {
+    assert_eq!(give_back(conn, batch, "other").await, 0, "another owner");
+    assert_eq!(
+        give_back(conn, batch, "worker").await,
+        expected,
+        "the holder"
+    );
+    assert_eq!(give_back(conn, &[], "worker").await, 0, "an empty batch");
+}
+
+/// `n` tenants seeded and claimed by `worker`; then, during the pass, work arrives for `ctx`.
+async fn pass_with_new_work(
+    n: usize,
+    ctx: &str,
+) -> (TestDatabase, AsyncPgConnection, Vec<queue::Claim>) {
+    let (db, mut conn) = TestDatabase::connected().await;
+    seed(&mut conn, n).await;
+    let claimed = claim(&mut conn, "worker").await;
+    assert_eq!(claimed.len(), n);
+    enqueue(&mut conn, ctx).await;
+    (db, conn, claimed)
+}
+
+/// Every lease ran out a second ago, and with it the time its tenant was due again (a claim sets both).
+async fn expire_leases(conn: &mut AsyncPgConnection) {
+    let expired = Some(Utc::now() - Duration::seconds(1));
+    diesel::update(tenants::table)
+        .set((
+            tenants::lease_expires_at.eq(expired),
+            tenants::next_attempt_at.eq(expired),
+        ))
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+/// Queues a company creation for a tenant.
+async fn enqueue(conn: &mut AsyncPgConnection, ctx: &str) -> WorkRequest {
+    work::enqueue_create_company(conn, ctx, "Acme", "user@example.com")
+        .await
+        .unwrap()
+}
+
+/// A tenant's work request, if it is that tenant's.
+async fn find_work(conn: &mut AsyncPgConnection, ctx: &str, id: i64) -> Option<WorkRequest> {
+    work::find_for_tenant(conn, ctx, id).await.unwrap()
+}
+
+/// The request marked running under `owner`'s lease; `None` when the lease is not `owner`'s.
+async fn mark_running(conn: &mut AsyncPgConnection, id: i64, owner: &str) -> Option<WorkRequest> {
+    work::mark_running(conn, id, owner).await.unwrap()
+}
+
+/// Whether `owner` could record the request's outcome.
+async fn finish(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    owner: &str,
+    outcome: Result<serde_json::Value, String>,
+) -> bool {
+    work::finish(conn, id, owner, outcome).await.unwrap()
+}
+
+/// Whether a ticket is cached for the tenant.
+async fn has_ticket(conn: &mut AsyncPgConnection, ctx: &str) -> bool {
+    tickets::find(conn, ctx).await.unwrap().is_some()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn capture_creates_replaces_and_confirms() {
     let (_db, mut conn) = TestDatabase::connected().await;
@@ -74,22 +185,13 @@ async fn capture_creates_replaces_and_confirms() {
         .await
         .unwrap();
     assert_eq!(same, CaptureOutcome::Unchanged);
-    assert!(
-        tickets::find(&mut conn, "Cust1").await.unwrap().is_some(),
-        "ticket kept"
-    );
+    assert!(has_ticket(&mut conn, "Cust1").await, "ticket kept");
     let replaced = capture_token(&mut conn, capture("Cust1", b"b", true))
         .await
         .unwrap();
     assert_eq!(replaced, CaptureOutcome::Replaced);
-    assert!(
-        tickets::find(&mut conn, "Cust1").await.unwrap().is_none(),
-        "ticket dropped"
-    );
-    let tenant = shared::db::tenants::find(&mut conn, "Cust1")
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(!has_ticket(&mut conn, "Cust1").await, "ticket dropped");
+    let tenant = tenant(&mut conn, "Cust1").await;
     assert_eq!(tenant.token_generation, 2);
     assert_eq!(tenant.system_token_ciphertext.as_deref(), Some(&b"b"[..]));
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1", 10)
@@ -106,40 +208,22 @@ async fn capture_creates_replaces_and_confirms() {
 async fn a_new_approval_revives_a_revoked_tenant_but_not_a_suspended_one() {
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 2).await;
-    shared::db::tenants::set_state(
-        &mut conn,
-        "Cust1000",
-        TenantState::Revoked,
-        "Revoked",
-        "service",
-    )
-    .await
-    .unwrap();
-    shared::db::tenants::set_state(
-        &mut conn,
-        "Cust1001",
-        TenantState::Suspended,
-        "Suspend",
-        "superoffice",
-    )
-    .await
-    .unwrap();
+    set_state(&mut conn, "Cust1000", TenantState::Revoked, "Revoked").await;
+    set_state(&mut conn, "Cust1001", TenantState::Suspended, "Suspend").await;
     capture_token(&mut conn, capture("Cust1000", b"x", false))
         .await
         .unwrap();
     capture_token(&mut conn, capture("Cust1001", b"y", true))
         .await
         .unwrap();
-    let a = shared::db::tenants::find(&mut conn, "Cust1000")
-        .await
-        .unwrap()
-        .unwrap();
-    let b = shared::db::tenants::find(&mut conn, "Cust1001")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(a.state, TenantState::Pending);
-    assert_eq!(b.state, TenantState::Suspended);
+    assert_eq!(
+        tenant(&mut conn, "Cust1000").await.state,
+        TenantState::Pending
+    );
+    assert_eq!(
+        tenant(&mut conn, "Cust1001").await.state,
+        TenantState::Suspended
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,76 +264,24 @@ async fn concurrent_claims_never_share_a_tenant() {
 async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_release() {
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
-    let claimed = queue::claim_due(&mut conn, "crashed", 60, 10)
-        .await
-        .unwrap();
-    assert_eq!(claimed.len(), 1);
-    assert!(
-        queue::claim_due(&mut conn, "other", 60, 10)
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert_eq!(claim(&mut conn, "crashed").await.len(), 1);
+    assert!(claim(&mut conn, "other").await.is_empty());
     // The lease runs out: the claim made the tenant due again at the same instant.
-    let expired = Some(Utc::now() - Duration::seconds(1));
-    diesel::update(tenants::table)
-        .set((
-            tenants::lease_expires_at.eq(expired),
-            tenants::next_attempt_at.eq(expired),
-        ))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let taken = queue::claim_due(&mut conn, "other", 60, 10).await.unwrap();
-    assert_eq!(taken.len(), 1);
-    assert!(
-        !queue::release(&mut conn, "Cust1000", "crashed", None)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !queue::renew_lease(&mut conn, "Cust1000", "crashed", 60)
-            .await
-            .unwrap()
-    );
-    assert!(
-        queue::renew_lease(&mut conn, "Cust1000", "other", 60)
-            .await
-            .unwrap()
-    );
-    assert!(
-        queue::release(&mut conn, "Cust1000", "other", None)
-            .await
-            .unwrap()
-    );
-    assert!(
-        queue::claim_due(&mut conn, "other", 60, 10)
-            .await
-            .unwrap()
-            .is_empty(),
-        "nothing due"
-    );
+    expire_leases(&mut conn).await;
+    assert_eq!(claim(&mut conn, "other").await.len(), 1);
+    assert!(!release(&mut conn, "Cust1000", "crashed").await);
+    assert!(!renew(&mut conn, "Cust1000", "crashed").await);
+    assert!(renew(&mut conn, "Cust1000", "other").await);
+    assert!(release(&mut conn, "Cust1000", "other").await);
+    assert!(claim(&mut conn, "other").await.is_empty(), "nothing due");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn only_working_states_with_a_token_are_due() {
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 3).await;
-    shared::db::tenants::set_state(
-        &mut conn,
-        "Cust1001",
-        TenantState::Disabled,
-        "operator",
-        "op",
-    )
-    .await
-    .unwrap();
-    let claimed: Vec<_> = queue::claim_due(&mut conn, "w", 60, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.tenant.context_id.to_string())
-        .collect();
+    set_state(&mut conn, "Cust1001", TenantState::Disabled, "operator").await;
+    let claimed = claim_ids(&mut conn, "w").await;
     assert_eq!(claimed.len(), 2);
     assert!(!claimed.contains(&"Cust1001".to_owned()));
     assert_eq!(queue::release_all(&mut conn, "w").await.unwrap(), 2);
@@ -259,60 +291,31 @@ async fn only_working_states_with_a_token_are_due() {
 async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 2).await;
-    queue::claim_due(&mut conn, "w", 60, 10).await.unwrap();
-    queue::release(&mut conn, "Cust1000", "w", None)
-        .await
-        .unwrap();
-    let request = work::enqueue_create_company(&mut conn, "Cust1000", "Acme", "user@example.com")
-        .await
-        .unwrap();
+    claim(&mut conn, "w").await;
+    release(&mut conn, "Cust1000", "w").await;
+    let request = enqueue(&mut conn, "Cust1000").await;
     assert_eq!(request.state, "queued");
-    assert!(
-        work::find_for_tenant(&mut conn, "Cust1001", request.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(find_work(&mut conn, "Cust1001", request.id).await.is_none());
     // New work makes the tenant due; only the lease holder may write to its requests.
-    let due = queue::claim_due(&mut conn, "w", 60, 10).await.unwrap();
-    assert!(due.iter().any(|c| c.tenant.context_id == "Cust1000"));
     assert!(
-        work::mark_running(&mut conn, request.id, "other")
+        claim_ids(&mut conn, "w")
             .await
-            .unwrap()
-            .is_none(),
+            .contains(&"Cust1000".to_owned())
+    );
+    assert!(
+        mark_running(&mut conn, request.id, "other").await.is_none(),
         "not the lease holder"
     );
-    let running = work::mark_running(&mut conn, request.id, "w")
-        .await
-        .unwrap()
-        .unwrap();
+    let running = mark_running(&mut conn, request.id, "w").await.unwrap();
     assert_eq!(running.attempts, 1);
+    assert!(!finish(&mut conn, request.id, "other", Ok(serde_json::json!({}))).await);
+    let result = serde_json::json!({"contact_id": 7});
+    assert!(finish(&mut conn, request.id, "w", Ok(result)).await);
     assert!(
-        !work::finish(&mut conn, request.id, "other", Ok(serde_json::json!({})))
-            .await
-            .unwrap()
-    );
-    assert!(
-        work::finish(
-            &mut conn,
-            request.id,
-            "w",
-            Ok(serde_json::json!({"contact_id": 7})),
-        )
-        .await
-        .unwrap()
-    );
-    assert!(
-        !work::finish(&mut conn, request.id, "w", Err("late".into()))
-            .await
-            .unwrap(),
+        !finish(&mut conn, request.id, "w", Err("late".into())).await,
         "a finished request is not running any more"
     );
-    let done = work::find_for_tenant(&mut conn, "Cust1000", request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let done = find_work(&mut conn, "Cust1000", request.id).await.unwrap();
     assert_eq!(done.state, "done");
     assert_eq!(done.result.unwrap()["contact_id"], 7);
     assert!(
@@ -327,91 +330,44 @@ async fn queued_work_makes_the_tenant_due_and_is_scoped_to_its_tenant() {
 async fn writes_of_an_instance_whose_lease_ran_out_change_nothing() {
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
-    let request = work::enqueue_create_company(&mut conn, "Cust1000", "Acme", "user@example.com")
+    let request = enqueue(&mut conn, "Cust1000").await;
+    claim(&mut conn, "stalled").await;
+    mark_running(&mut conn, request.id, "stalled")
         .await
-        .unwrap();
-    queue::claim_due(&mut conn, "stalled", 60, 10)
-        .await
-        .unwrap();
-    work::mark_running(&mut conn, request.id, "stalled")
-        .await
-        .unwrap()
         .unwrap();
     // The lease runs out while the instance is stalled; another takes the tenant over.
-    diesel::sql_query("UPDATE tenants SET lease_expires_at = now() - interval '1 second', next_attempt_at = now() - interval '1 second'")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    expire_leases(&mut conn).await;
     assert!(
         !work::requeue(&mut conn, request.id, "stalled", Some("late"))
             .await
             .unwrap()
     );
-    let taken = queue::claim_due(&mut conn, "successor", 60, 10)
+    assert_eq!(claim(&mut conn, "successor").await.len(), 1);
+    let again = mark_running(&mut conn, request.id, "successor")
         .await
-        .unwrap();
-    assert_eq!(taken.len(), 1);
-    let again = work::mark_running(&mut conn, request.id, "successor")
-        .await
-        .unwrap()
         .unwrap();
     assert_eq!(
         again.attempts, 2,
         "the successor looks the company up first"
     );
-    assert!(
-        !work::finish(&mut conn, request.id, "stalled", Err("late".into()))
-            .await
-            .unwrap()
-    );
-    assert!(
-        work::finish(
-            &mut conn,
-            request.id,
-            "successor",
-            Ok(serde_json::json!({"contact_id": 1}))
-        )
-        .await
-        .unwrap()
-    );
-    let row = work::find_for_tenant(&mut conn, "Cust1000", request.id)
-        .await
-        .unwrap()
-        .unwrap();
+    assert!(!finish(&mut conn, request.id, "stalled", Err("late".into())).await);
+    let result = serde_json::json!({"contact_id": 1});
+    assert!(finish(&mut conn, request.id, "successor", Ok(result)).await);
+    let row = find_work(&mut conn, "Cust1000", request.id).await.unwrap();
     assert_eq!(row.state, "done");
     assert_eq!(row.error, None);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn work_queued_during_a_pass_survives_the_release() {
-    let (_db, mut conn) = TestDatabase::connected().await;
-    seed(&mut conn, 2).await;
-    let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
-    assert_eq!(claimed.len(), 2);
     // While both are leased, new work arrives for Cust1001 only.
-    shared::db::work::enqueue_create_company(&mut conn, "Cust1001", "Acme", "user")
-        .await
-        .unwrap();
-    assert!(
-        queue::renew_lease(&mut conn, "Cust1001", "worker", 60)
-            .await
-            .unwrap()
-    );
+    let (_db, mut conn, _) = pass_with_new_work(2, "Cust1001").await;
+    assert!(renew(&mut conn, "Cust1001", "worker").await);
     for ctx in ["Cust1000", "Cust1001"] {
-        assert!(
-            queue::release(&mut conn, ctx, "worker", None)
-                .await
-                .unwrap()
-        );
+        assert!(release(&mut conn, ctx, "worker").await, "{ctx}");
     }
-    let due: Vec<String> = queue::claim_due(&mut conn, "next", 60, 10)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.tenant.context_id.to_string())
-        .collect();
     assert_eq!(
-        due,
+        claim_ids(&mut conn, "next").await,
         ["Cust1001"],
         "the idle tenant waits, the one with new work is due"
     );
@@ -419,31 +375,15 @@ async fn work_queued_during_a_pass_survives_the_release() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_survives() {
-    let (_db, mut conn) = TestDatabase::connected().await;
-    seed(&mut conn, 3).await;
-    let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
-    assert_eq!(claimed.len(), 3);
     // Work arrives for Cust1001 after the claim read its open work (none then).
+    let (_db, mut conn, claimed) = pass_with_new_work(3, "Cust1001").await;
     assert!(claimed.iter().all(|c| !c.has_open_work));
-    shared::db::work::enqueue_create_company(&mut conn, "Cust1001", "Acme", "user")
-        .await
-        .unwrap();
     let ids: Vec<i64> = claimed.iter().map(|c| c.tenant.id).collect();
     // Another owner cannot give them back; the holder gives back all three at once.
-    assert_eq!(
-        queue::release_idle(&mut conn, &ids, "other").await.unwrap(),
-        0
-    );
-    assert_eq!(
-        queue::release_idle(&mut conn, &ids, "worker")
-            .await
-            .unwrap(),
-        3
-    );
-    assert_eq!(
-        queue::release_idle(&mut conn, &[], "worker").await.unwrap(),
-        0
-    );
+    only_the_holder_gives_back(&mut conn, &ids, 3, async |conn, ids, owner| {
+        queue::release_idle(conn, ids, owner).await.unwrap()
+    })
+    .await;
     let leased: i64 = tenants::table
         .filter(tenants::lease_owner.is_not_null())
         .count()
@@ -451,9 +391,8 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
         .await
         .unwrap();
     assert_eq!(leased, 0, "no lease is left behind");
-    let due: Vec<(String, bool)> = queue::claim_due(&mut conn, "next", 60, 10)
+    let due: Vec<(String, bool)> = claim(&mut conn, "next")
         .await
-        .unwrap()
         .into_iter()
         .map(|c| (c.tenant.context_id.to_string(), c.has_open_work))
         .collect();
@@ -468,15 +407,8 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
 async fn ended_passes_are_given_back_together_each_with_its_time_and_observed_state() {
     use queue::Release;
 
-    let db = TestDatabase::create().await.unwrap();
-    let mut conn = db.connect().await.unwrap();
-    seed(&mut conn, 4).await;
-    let claimed = queue::claim_due(&mut conn, "worker", 60, 10).await.unwrap();
-    assert_eq!(claimed.len(), 4);
     // Work arrives for Cust1002 during its pass.
-    work::enqueue_create_company(&mut conn, "Cust1002", "Acme", "user")
-        .await
-        .unwrap();
+    let (_db, mut conn, _) = pass_with_new_work(4, "Cust1002").await;
     // Cust1000 was reported not running by an earlier pass; this pass saw it running.
     diesel::update(tenants::table.filter(tenants::context_id.eq("Cust1000")))
         .set(tenants::so_not_running_since.eq(Some(Utc::now() - Duration::hours(1))))
@@ -497,22 +429,10 @@ async fn ended_passes_are_given_back_together_each_with_its_time_and_observed_st
         release("Cust1002", None, Some("Running")),
     ];
     // Only the holder's leases are given back.
-    assert_eq!(
-        queue::release_many(&mut conn, &releases, "other")
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        queue::release_many(&mut conn, &releases, "worker")
-            .await
-            .unwrap(),
-        3
-    );
-    assert_eq!(
-        queue::release_many(&mut conn, &[], "worker").await.unwrap(),
-        0
-    );
+    only_the_holder_gives_back(&mut conn, &releases, 3, async |conn, releases, owner| {
+        queue::release_many(conn, releases, owner).await.unwrap()
+    })
+    .await;
     type Row = (
         String,
         Option<String>,
@@ -603,10 +523,7 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
             .await
             .unwrap()
     );
-    let tenant = shared::db::tenants::find(&mut conn, "Cust1000")
-        .await
-        .unwrap()
-        .unwrap();
+    let tenant = tenant(&mut conn, "Cust1000").await;
     assert_eq!(tenant.state, TenantState::Active.as_str());
     assert_eq!(
         tenant.state_reason.as_deref(),
@@ -660,12 +577,7 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
             .await
             .is_err()
     );
-    assert!(
-        tickets::find(&mut conn, "Cust1000")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!has_ticket(&mut conn, "Cust1000").await);
 }
 
 /// Several administrators of a new tenant signing in at once: every capture succeeds (none fails on

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use shared::db::schema::web_sessions;
 use shared::db::sessions::{self, Lifetime, SessionRow};
 use testkit::TestDatabase;
@@ -22,6 +22,15 @@ fn row<'a>(hash: &'a [u8; 32], context_id: Option<&'a str>) -> SessionRow<'a> {
         state_ciphertext: b"sealed",
         key_version: 1,
     }
+}
+
+/// Runs an update of the session row `hash` (the statement's `$1`).
+async fn update_session(conn: &mut AsyncPgConnection, sql: &str, hash: &[u8; 32]) {
+    diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Bytea, _>(hash.as_slice())
+        .execute(conn)
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,20 +73,12 @@ async fn sessions_live_until_idle_or_too_old_and_are_not_revived() {
     for hash in [&idle, &old, &live] {
         sessions::insert(&mut conn, row(hash, None)).await.unwrap();
     }
-    diesel::sql_query(
-        "UPDATE web_sessions SET last_seen_at = now() - interval '61 minutes' WHERE id_hash = $1",
-    )
-    .bind::<diesel::sql_types::Bytea, _>(idle.as_slice())
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    diesel::sql_query(
-        "UPDATE web_sessions SET created_at = now() - interval '13 hours' WHERE id_hash = $1",
-    )
-    .bind::<diesel::sql_types::Bytea, _>(old.as_slice())
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    let backdate =
+        "UPDATE web_sessions SET last_seen_at = now() - interval '61 minutes' WHERE id_hash = $1";
+    update_session(&mut conn, backdate, &idle).await;
+    let backdate =
+        "UPDATE web_sessions SET created_at = now() - interval '13 hours' WHERE id_hash = $1";
+    update_session(&mut conn, backdate, &old).await;
     for hash in [&idle, &old] {
         assert!(
             sessions::load_live(&mut conn, hash, LIFETIME, RESOLUTION)
@@ -150,23 +151,7 @@ async fn ending_a_tenants_sessions_leaves_the_others_and_is_audited() {
             .unwrap(),
         2
     );
-    assert_eq!(
-        sessions::count_for_tenant(&mut conn, "Cust1")
-            .await
-            .unwrap(),
-        0
-    );
-    assert_eq!(
-        sessions::count_for_tenant(&mut conn, "Cust2")
-            .await
-            .unwrap(),
-        1
-    );
-    let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1", 5)
-        .await
-        .unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].action, "sessions_ended");
-    assert_eq!(events[0].actor, "operator:test");
-    assert_eq!(events[0].detail["sessions"], 2);
+    let event =
+        testkit::db::assert_sessions_ended(&mut conn, "Cust1", "operator:test", "Cust2").await;
+    assert_eq!(event.detail["sessions"], 2);
 }

@@ -37,12 +37,7 @@ fn notification<'a>(ctx: &'a str, change: &'a ChangeType, key: &'a str) -> Notif
 }
 
 async fn tenant(conn: &mut AsyncPgConnection, ctx: &str) -> Tenant {
-    tenants::table
-        .filter(tenants::context_id.eq(ctx))
-        .select(Tenant::as_select())
-        .first(conn)
-        .await
-        .unwrap()
+    shared::db::tenants::find(conn, ctx).await.unwrap().unwrap()
 }
 
 async fn events(conn: &mut AsyncPgConnection, action: &str) -> Vec<AuditEvent> {

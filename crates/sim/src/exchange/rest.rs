@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Request, TokenType};
 use crate::context::SimContext;
-use crate::request::{content_type_is, json_field, json_object};
+use crate::request::{JsonObject, content_type_is};
 
 pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpResponse {
     if !content_type_is(req, "application/json") {
@@ -33,20 +33,19 @@ pub fn authenticate(ctx: &SimContext, req: &HttpRequest, body: &Bytes) -> HttpRe
     HttpResponse::Ok().json(body)
 }
 
+/// The answers to a body that is not JSON, and to JSON that is not an object.
+const NOT_JSON: &str = "The request body is not JSON";
+const NOT_AN_OBJECT: &str = "The request body must be a JSON object.";
+
 /// Property names are matched case-insensitively, as ASP.NET binds them.
 fn parse(body: &[u8]) -> Result<Request, String> {
-    let object = json_object(
-        body,
-        "The request body is not JSON",
-        "The request body must be a JSON object.",
-    )?;
-    let field = |name: &str| json_field(&object, name);
-    let string = |name: &str| match field(name) {
+    let object = JsonObject::parse(body, NOT_JSON, NOT_AN_OBJECT)?;
+    let string = |name: &str| match object.field(name) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(format!("{name} must be a string.")),
         None => Err(format!("{name} is required.")),
     };
-    let token_type = match field("ReturnTokenType") {
+    let token_type = match object.field("ReturnTokenType") {
         None | Some(Value::Null) => TokenType::Jwt,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("jwt") => TokenType::Jwt,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("saml") => TokenType::Saml,

@@ -19,6 +19,9 @@ use crate::keys::random_alphanumeric;
 use crate::store::{AuthCode, PkceMethod, SignInRecord};
 use crate::xml::escape;
 
+/// `{tenant}` is `common` or a context identifier.
+pub const PATH: &str = "/login/{tenant}/oauth/authorize";
+
 /// Authorize parameters carried through the sign-in page.
 const PARAMS: [&str; 11] = [
     "client_id",

@@ -7,7 +7,10 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
+use super::{jwks, token};
 use crate::context::SimContext;
+
+pub const PATH: &str = "/login/.well-known/openid-configuration";
 
 pub async fn openid_configuration(ctx: web::Data<SimContext>, req: HttpRequest) -> HttpResponse {
     ctx.store().records.discovery_fetches += 1;
@@ -17,8 +20,8 @@ pub async fn openid_configuration(ctx: web::Data<SimContext>, req: HttpRequest) 
     HttpResponse::Ok().json(json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/login/common/oauth/authorize"),
-        "token_endpoint": format!("{base}/login/common/oauth/tokens"),
-        "jwks_uri": format!("{base}/login/.well-known/jwks"),
+        "token_endpoint": format!("{base}{}", token::PATH),
+        "jwks_uri": format!("{base}{}", jwks::PATH),
         "scopes_supported": ["openid"],
         "response_modes_supported": ["form_post", "fragment", "query"],
         "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],

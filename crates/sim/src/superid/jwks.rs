@@ -5,6 +5,8 @@ use serde_json::json;
 
 use crate::context::SimContext;
 
+pub const PATH: &str = "/login/.well-known/jwks";
+
 pub async fn jwks(ctx: web::Data<SimContext>) -> HttpResponse {
     let mut store = ctx.store();
     store.records.jwks_fetches += 1;

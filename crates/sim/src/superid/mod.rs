@@ -9,17 +9,11 @@ use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
-        "/login/.well-known/openid-configuration",
+        discovery::PATH,
         web::get().to(discovery::openid_configuration),
     )
-    .route("/login/.well-known/jwks", web::get().to(jwks::jwks))
-    .route(
-        "/login/{tenant}/oauth/authorize",
-        web::get().to(authorize::show_sign_in),
-    )
-    .route(
-        "/login/{tenant}/oauth/authorize",
-        web::post().to(authorize::sign_in),
-    )
-    .route("/login/common/oauth/tokens", web::post().to(token::tokens));
+    .route(jwks::PATH, web::get().to(jwks::jwks))
+    .route(authorize::PATH, web::get().to(authorize::show_sign_in))
+    .route(authorize::PATH, web::post().to(authorize::sign_in))
+    .route(token::PATH, web::post().to(token::tokens));
 }

@@ -22,6 +22,8 @@ use crate::keys::{random_alphanumeric, random_base64};
 use crate::request::content_type_is;
 use crate::store::{AccessToken, GrantStatus, PkceMethod, RefreshToken, Store, TokenRecord};
 
+pub const PATH: &str = "/login/common/oauth/tokens";
+
 /// Lifetime of an authorization code.
 const CODE_LIFETIME_SECS: i64 = 600;
 /// `expires_in` of access tokens.

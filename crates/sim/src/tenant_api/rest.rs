@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::auth::{AuthError, Credential, Principal, authenticate_bearer, authenticate_ticket};
 use super::contacts::{ContactInput, SaveError};
 use crate::context::SimContext;
-use crate::request::{content_type_is, json_field, json_object};
+use crate::request::{JsonObject, content_type_is};
 use crate::store::Contact;
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> HttpResponse {
@@ -284,19 +284,18 @@ pub fn save_contact(
 
 /// A ContactEntity body; property names match case-insensitively, as ASP.NET binds them.
 fn parse_contact(body: &[u8]) -> Result<ContactInput, String> {
-    let object = json_object(
+    let object = JsonObject::parse(
         body,
         "the body is not JSON",
         "the body must be a ContactEntity object",
     )?;
-    let field = |name: &str| json_field(&object, name);
-    let text = |name: &str| match field(name) {
+    let text = |name: &str| match object.field(name) {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(String::new())),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(format!("{name} must be a string")),
     };
-    let contact_id = match field("ContactId") {
+    let contact_id = match object.field("ContactId") {
         None | Some(Value::Null) => 0,
         Some(v) => v.as_i64().ok_or("ContactId must be an integer")?,
     };

@@ -168,33 +168,39 @@ fn contact_xml(c: &Contact) -> String {
     for (name, value) in &fields {
         element(&mut xml, name, value);
     }
-    let associate = &c.associate;
-    nested(
-        &mut xml,
-        "Associate",
-        &[
-            ("AssociateId", &associate.associate_id.to_string()),
-            ("Name", &associate.name),
-            ("FullName", &associate.full_name),
-        ],
-    );
-    for (name, item) in [("Business", &c.business), ("Category", &c.category)] {
-        nested(
-            &mut xml,
-            name,
-            &[("Id", &item.id.to_string()), ("Value", &item.value)],
-        );
+    let associate_id = c.associate.associate_id.to_string();
+    let business_id = c.business.id.to_string();
+    let category_id = c.category.id.to_string();
+    let country_id = c.country.country_id.to_string();
+    let nested_elements: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "Associate",
+            &[
+                ("AssociateId", &associate_id),
+                ("Name", &c.associate.name),
+                ("FullName", &c.associate.full_name),
+            ],
+        ),
+        (
+            "Business",
+            &[("Id", &business_id), ("Value", &c.business.value)],
+        ),
+        (
+            "Category",
+            &[("Id", &category_id), ("Value", &c.category.value)],
+        ),
+        (
+            "Country",
+            &[
+                ("CountryId", &country_id),
+                ("Name", &c.country.name),
+                ("TwoLetterISOCountry", &c.country.two_letter_iso_country),
+            ],
+        ),
+    ];
+    for (name, children) in nested_elements {
+        nested(&mut xml, name, children);
     }
-    let country = &c.country;
-    nested(
-        &mut xml,
-        "Country",
-        &[
-            ("CountryId", &country.country_id.to_string()),
-            ("Name", &country.name),
-            ("TwoLetterISOCountry", &country.two_letter_iso_country),
-        ],
-    );
     xml
 }
 

@@ -107,7 +107,6 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
     let records = t.admin_get("/records").await;
     assert_eq!(records["notifications"].as_array().unwrap().len(), 6);
     rx.handle.stop(true).await;
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -124,7 +123,6 @@ async fn a_failed_delivery_is_recorded_and_does_not_fail_the_admin_call() {
     assert_eq!(body["tenant"]["state"], "Suspended");
     assert_eq!(body["notifications"][0]["delivered"], false);
     assert!(body["notifications"][0]["error"].is_string());
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -159,7 +157,6 @@ async fn rotating_the_signing_key_changes_the_kid_and_can_keep_the_old_key() {
         .await;
     assert_eq!(rotated["served_kids"].as_array().unwrap().len(), 1);
     assert_eq!(t.jwks().await["keys"].as_array().unwrap().len(), 1);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -184,17 +181,13 @@ async fn rotate_keys_withdrawn_signs_the_next_answer_with_a_new_key_and_withdraw
     // Rotated once: the id_tokens that follow keep the new key.
     let tokens = t.tokens_for(ADA_ADMIN).await;
     assert_eq!(kid(tokens["id_token"].text()), new);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn latency_is_added_to_the_chosen_group_only() {
     let t = spawn().await;
     let r = t
-        .http
-        .put(format!("{}/faults/state", t.sim.admin_url()))
-        .json(&json!({"latency_ms": 400}))
-        .fetch()
+        .admin_put("/faults/state", json!({"latency_ms": 400}))
         .await;
     assert_eq!(r.status(), 200);
     let started = Instant::now();
@@ -203,47 +196,33 @@ async fn latency_is_added_to_the_chosen_group_only() {
     let started = Instant::now();
     t.jwks().await;
     assert!(started.elapsed() < Duration::from_millis(400));
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn the_next_n_requests_fail_then_recover() {
     let t = spawn().await;
-    let faults = format!("{}/faults", t.sim.admin_url());
-    t.http
-        .put(format!("{faults}/exchange"))
-        .json(&json!({"fail_next": 2, "fail_status": 502}))
-        .fetch()
-        .await;
+    let fail_twice = json!({"fail_next": 2, "fail_status": 502});
+    t.admin_put("/faults/exchange", fail_twice).await;
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
     let body = json!({"SignedSystemToken": t.sign(&t.system_token("Cust10001")), "ApplicationToken": TEST_CLIENT_SECRET, "ContextIdentifier": "Cust10001"});
     for expected in [502, 502, 200] {
         let status = t.http.post(&url).json(&body).fetch_status().await;
         assert_eq!(status, expected);
     }
-    t.http
-        .put(format!("{faults}/api"))
-        .json(&json!({"fail_share": 1.0}))
-        .fetch()
-        .await;
+    t.admin_put("/faults/api", json!({"fail_share": 1.0})).await;
     let api = t.http.get(t.api("sod2", "/Cust10001/api")).fetch().await;
     assert_eq!(api.status(), 503);
     let listed = t.admin_get("/faults").await;
     assert_eq!(listed["api"]["fail_share"], 1.0);
-    let cleared = t.http.delete(&faults).fetch().await;
+    let cleared = t.admin_delete("/faults").await;
     assert_eq!(cleared.status(), 200);
     assert_eq!(t.get_status(t.api("sod2", "/Cust10001/api")).await, 200);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn a_hanging_group_times_clients_out_until_cleared() {
     let t = spawn().await;
-    t.http
-        .put(format!("{}/faults/superid", t.sim.admin_url()))
-        .json(&json!({"hang": true}))
-        .fetch()
-        .await;
+    t.admin_put("/faults/superid", json!({"hang": true})).await;
     let result = t
         .http
         .get(t.url("/login/.well-known/jwks"))
@@ -252,14 +231,9 @@ async fn a_hanging_group_times_clients_out_until_cleared() {
         .await;
     assert!(result.unwrap_err().is_timeout());
     // The admin API is never faulted.
-    let deleted = t
-        .http
-        .delete(format!("{}/faults/superid", t.sim.admin_url()))
-        .fetch()
-        .await;
+    let deleted = t.admin_delete("/faults/superid").await;
     assert_eq!(deleted.status(), 200);
     assert_eq!(t.get_status(t.url("/login/.well-known/jwks")).await, 200);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -280,7 +254,6 @@ async fn the_clock_can_be_read_moved_and_reset() {
         .await;
     assert_eq!(set["offset_secs"], -60);
     assert_eq!(t.admin_post("/clock", json!({})).await.status(), 400);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -295,11 +268,7 @@ async fn reset_restores_the_initial_state() {
     t.sim.admin().advance_clock(99);
     t.admin_post("/tenants/Cust10002/move", json!({"host": "sod3"}))
         .await;
-    t.http
-        .put(format!("{}/faults/api", t.sim.admin_url()))
-        .json(&json!({"fail_next": 5}))
-        .fetch()
-        .await;
+    t.admin_put("/faults/api", json!({"fail_next": 5})).await;
     assert_eq!(t.admin_post("/reset", Value::Null).await.status(), 200);
     let tenant = t.admin_get("/tenants/Cust10001").await;
     assert_eq!(tenant["system_token"], token.as_str());
@@ -308,7 +277,6 @@ async fn reset_restores_the_initial_state() {
     assert_eq!(t.admin_get("/clock").await["offset_secs"], 0);
     assert_eq!(t.admin_get("/faults").await, json!({}));
     assert_eq!(t.admin_get("/records").await["exchanges"], json!([]));
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -341,16 +309,10 @@ async fn admin_errors_name_what_is_wrong() {
         .status(),
         404
     );
-    let bad_group = t
-        .http
-        .put(format!("{}/faults/db", t.sim.admin_url()))
-        .json(&json!({}))
-        .fetch()
-        .await;
+    let bad_group = t.admin_put("/faults/db", json!({})).await;
     assert_eq!(bad_group.status(), 404);
     let tenants = t.admin_get("/tenants").await;
     assert_eq!(tenants.as_array().unwrap().len(), 3);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -420,20 +382,15 @@ async fn the_repository_sim_toml_starts_as_configured() {
 
 #[tokio::test]
 async fn a_lost_answer_fault_lets_the_post_take_effect() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let set = t
-        .http
-        .put(format!("{}/faults/api", t.sim.admin_url()))
-        .json(&json!({"fail_next": 1, "method": "POST", "after_handler": true, "fail_status": 504}))
-        .fetch()
-        .await;
+    let (t, ticket) = spawn_with_ticket().await;
+    let lose_next_post =
+        json!({"fail_next": 1, "method": "POST", "after_handler": true, "fail_status": 504});
+    let set = t.admin_put("/faults/api", lose_next_post).await;
     assert_eq!(set.status(), 200);
     let call = |method: reqwest::Method, path: &str| {
         t.http
             .request(method, t.api("sod2", path))
-            .header("Authorization", format!("SOTicket {ticket}"))
-            .header("SO-AppToken", TEST_CLIENT_SECRET)
+            .with_ticket(&ticket)
     };
     let default = call(reqwest::Method::GET, "/Cust10001/api/v1/Contact/default")
         .fetch()
@@ -452,7 +409,6 @@ async fn a_lost_answer_fault_lets_the_post_take_effect() {
         .fetch()
         .await;
     assert_eq!(again.status(), 200, "only the next POST was affected");
-    t.sim.stop().await;
 }
 
 async fn issue_token(t: &TestSim, body: Value) -> Value {
@@ -546,10 +502,7 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
     assert_eq!(refused.status().as_u16(), 404);
 
     // Each of the four verifications above fetched the JWKS once; discovery is asked once here.
-    t.http
-        .get(t.url("/login/.well-known/openid-configuration"))
-        .fetch()
-        .await;
+    t.discovery().fetch().await;
     let records = t.admin_get("/records").await;
     assert_eq!(records["discovery_fetches"], 1);
     assert_eq!(records["jwks_fetches"], 4);
@@ -558,17 +511,11 @@ async fn tokens_for_other_purposes_are_issued_and_key_fetches_counted() {
 #[tokio::test]
 async fn modes_are_set_per_tenant_or_globally_over_http() {
     let t = spawn().await;
-    let modes = format!("{}/modes", t.sim.admin_url());
     let url = t.url("/Login/api/PartnerSystemUser/Authenticate");
     let exchange = |ctx: &str| json!({"SignedSystemToken": t.sign(&t.system_token(ctx)), "ApplicationToken": TEST_CLIENT_SECRET, "ContextIdentifier": ctx});
-    let set = t
-        .http
-        .put(format!("{modes}/Cust10001"))
-        .json(
-            &json!({"refuse_with": "Nei takk", "refusal_as": "http4xx", "state_api": "not_found"}),
-        )
-        .fetch()
-        .await;
+    let refusing =
+        json!({"refuse_with": "Nei takk", "refusal_as": "http4xx", "state_api": "not_found"});
+    let set = t.admin_put("/modes/Cust10001", refusing).await;
     assert_eq!(set.status(), 200);
     let refused = t.http.post(&url).json(&exchange("Cust10001")).fetch().await;
     assert_eq!(refused.status(), 401);
@@ -583,36 +530,22 @@ async fn modes_are_set_per_tenant_or_globally_over_http() {
     );
 
     let global = t
-        .http
-        .put(&modes)
-        .json(&json!({"state_api": "unknown_state"}))
-        .fetch()
+        .admin_put("/modes", json!({"state_api": "unknown_state"}))
         .await;
     assert_eq!(global.status(), 200);
     let state: serde_json::Value = t.http.get(t.url("/api/state/Cust10002")).fetch_json().await;
     assert_eq!(state["State"], "Hibernating");
     assert_eq!(state["IsRunning"], false);
-    let unknown = t
-        .http
-        .put(format!("{modes}/Cust99999"))
-        .json(&json!({}))
-        .fetch()
-        .await;
+    let unknown = t.admin_put("/modes/Cust99999", json!({})).await;
     assert_eq!(unknown.status(), 404);
-    let bad = t
-        .http
-        .put(&modes)
-        .json(&json!({"wording": "klingon"}))
-        .fetch()
-        .await;
+    let bad = t.admin_put("/modes", json!({"wording": "klingon"})).await;
     assert_eq!(bad.status(), 400);
     assert_eq!(
         t.admin_get("/modes").await["tenants"]["Cust10001"]["refuse_with"],
         "Nei takk"
     );
-    let cleared = t.http.delete(&modes).fetch().await;
+    let cleared = t.admin_delete("/modes").await;
     assert_eq!(cleared.status(), 200);
     let state = t.http.get(t.url("/api/state/Cust10001")).fetch().await;
     assert_eq!(state.status(), 200);
-    t.sim.stop().await;
 }

@@ -7,6 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::Method;
 use rsa::PrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
@@ -124,6 +125,7 @@ impl Fetch for reqwest::RequestBuilder {
     }
 }
 
+/// A simulator for one test. It is not stopped explicitly: its listeners end with the test's runtime.
 pub struct TestSim {
     pub sim: RunningSim,
     /// A client that does not follow redirects.
@@ -133,6 +135,13 @@ pub struct TestSim {
 
 pub async fn spawn() -> TestSim {
     spawn_with(|_| {}).await
+}
+
+/// A simulator and a system user ticket for Cust10001.
+pub async fn spawn_with_ticket() -> (TestSim, String) {
+    let t = spawn().await;
+    let ticket = t.ticket("Cust10001").await;
+    (t, ticket)
 }
 
 pub async fn spawn_with(adjust: impl FnOnce(&mut SimConfig)) -> TestSim {
@@ -167,9 +176,19 @@ impl TestSim {
         self.http.get(url).fetch_status().await
     }
 
+    /// A GET with a system user ticket.
+    pub async fn get_with_ticket(&self, url: &str, ticket: &str) -> reqwest::Response {
+        self.http.get(url).with_ticket(ticket).fetch().await
+    }
+
     /// The status of a GET with a system user ticket.
     pub async fn status_with_ticket(&self, url: &str, ticket: &str) -> reqwest::StatusCode {
-        self.http.get(url).with_ticket(ticket).fetch_status().await
+        self.get_with_ticket(url, ticket).await.status()
+    }
+
+    /// The JSON body of a GET with a system user ticket.
+    pub async fn json_with_ticket(&self, url: &str, ticket: &str) -> Value {
+        self.get_with_ticket(url, ticket).await.body_json().await
     }
 
     pub fn system_token(&self, ctx: &str) -> String {
@@ -207,6 +226,12 @@ impl TestSim {
         assert_eq!(body["IsSuccessful"], true, "{body}");
         let claims = self.verify(body["Token"].text(), None).await;
         claims[format!("{CLAIM}ticket")].text().to_owned()
+    }
+
+    /// A GET of the OpenID Connect discovery document.
+    pub fn discovery(&self) -> reqwest::RequestBuilder {
+        self.http
+            .get(self.url("/login/.well-known/openid-configuration"))
     }
 
     pub async fn jwks(&self) -> Value {
@@ -271,11 +296,12 @@ impl TestSim {
                 .next()
                 .unwrap(),
         );
-        self.http
-            .post(self.url(&action))
-            .form(&hidden_inputs(form))
-            .fetch()
-            .await
+        self.post_form(&action, &hidden_inputs(form)).await
+    }
+
+    /// POSTs a form to a SuperID path.
+    pub async fn post_form(&self, path: &str, form: &impl serde::Serialize) -> reqwest::Response {
+        self.http.post(self.url(path)).form(form).fetch().await
     }
 
     /// Signs in through the page and returns the callback's query parameters.
@@ -305,11 +331,7 @@ impl TestSim {
             ("client_secret", TEST_CLIENT_SECRET),
         ];
         body.extend_from_slice(form);
-        self.http
-            .post(self.url("/login/common/oauth/tokens"))
-            .form(&body)
-            .fetch()
-            .await
+        self.post_form("/login/common/oauth/tokens", &body).await
     }
 
     pub async fn exchange_code(&self, code: &str, verifier: Option<&str>) -> reqwest::Response {
@@ -330,23 +352,50 @@ impl TestSim {
         response.body_json().await
     }
 
-    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+    /// A request to the admin API.
+    fn admin_request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}{path}", self.sim.admin_url()))
+            .request(method, format!("{}{path}", self.sim.admin_url()))
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.admin_request(Method::POST, path)
             .json(&body)
             .fetch()
             .await
     }
 
-    pub async fn admin_get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.sim.admin_url()))
+    pub async fn admin_put(&self, path: &str, body: Value) -> reqwest::Response {
+        self.admin_request(Method::PUT, path)
+            .json(&body)
             .fetch()
-            .await;
+            .await
+    }
+
+    pub async fn admin_delete(&self, path: &str) -> reqwest::Response {
+        self.admin_request(Method::DELETE, path).fetch().await
+    }
+
+    /// The JSON answer of an admin API GET, which must succeed.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let response = self.admin_request(Method::GET, path).fetch().await;
         assert_eq!(response.status(), 200);
         response.body_json().await
     }
+}
+
+/// Asserts the claims that name Cust10001 and its URLs on sod2.
+pub fn assert_cust10001_claims(t: &TestSim, claims: &Value) {
+    let c = |name: &str| &claims[format!("{CLAIM}{name}")];
+    let sod2 = t.sim.api_host_url("sod2").unwrap();
+    assert_eq!(c("ctx"), "Cust10001");
+    assert_eq!(c("serial"), "1801510001");
+    assert_eq!(c("company_name"), "Northwind Traders AS");
+    assert_eq!(c("webapi_url"), &format!("{sod2}/Cust10001/api/"));
+    assert_eq!(
+        c("netserver_url"),
+        &format!("{sod2}/Cust10001/Remote/Services88/")
+    );
 }
 
 /// An element of a response document, for assertions (parsed independently of the simulator).

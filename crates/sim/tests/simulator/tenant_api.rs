@@ -19,14 +19,8 @@ fn contact_soap(app_token: &str, ticket: &str, body: &str) -> String {
     )
 }
 
-async fn post_soap(
-    t: &TestSim,
-    host: &str,
-    ctx: &str,
-    method: &str,
-    quoted: bool,
-    xml: String,
-) -> reqwest::Response {
+/// Posts to Cust10001's contact agent on sod2.
+async fn post_soap(t: &TestSim, method: &str, quoted: bool, xml: String) -> reqwest::Response {
     let action = format!("{NS88}/Contact/{method}");
     let action = if quoted {
         format!("\"{action}\"")
@@ -34,7 +28,7 @@ async fn post_soap(
         action
     };
     t.http
-        .post(t.api(host, &format!("/{ctx}/Remote/Services88/Contact.svc")))
+        .post(t.api("sod2", "/Cust10001/Remote/Services88/Contact.svc"))
         .header("Content-Type", "text/xml; charset=utf-8")
         .header("SOAPAction", action)
         .body(xml)
@@ -42,15 +36,37 @@ async fn post_soap(
         .await
 }
 
+/// A URL of Cust10001's REST API on its host, sod2.
+fn rest(t: &TestSim, path: &str) -> String {
+    t.api("sod2", &format!("/Cust10001/api/v1{path}"))
+}
+
+/// Saves a contact entity through the REST API with a system user ticket.
+async fn save_contact(t: &TestSim, ticket: &str, entity: &Value) -> reqwest::Response {
+    let request = t.http.post(rest(t, "/Contact")).with_ticket(ticket);
+    request.json(entity).fetch().await
+}
+
+/// Saves a contact entity through the REST API with a user's bearer token.
+async fn save_contact_as_user(t: &TestSim, token: &str, entity: &Value) -> reqwest::Response {
+    let request = t.http.post(rest(t, "/Contact")).bearer_auth(token);
+    request.json(entity).fetch().await
+}
+
+/// The answer of a tenant API host the tenant is not on.
+async fn assert_wrong_host(response: reqwest::Response) {
+    assert_eq!(response.status(), 421);
+    assert_eq!(
+        response.body_text().await,
+        "Wrong subdomain used to access tenant"
+    );
+}
+
 #[tokio::test]
 async fn rest_creates_a_company_with_the_system_user_ticket() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let default: Value = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api/v1/Contact/default"))
-        .with_ticket(&ticket)
-        .fetch_json()
+    let (t, ticket) = spawn_with_ticket().await;
+    let default = t
+        .json_with_ticket(&rest(&t, "/Contact/default"), &ticket)
         .await;
     for field in [
         "ContactId",
@@ -72,13 +88,7 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     let mut entity = default.clone();
     entity["Name"] = json!("SuperId-1700000000");
     entity["Department"] = json!("Sales");
-    let response = t
-        .http
-        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .with_ticket(&ticket)
-        .json(&entity)
-        .fetch()
-        .await;
+    let response = save_contact(&t, &ticket, &entity).await;
     assert_eq!(response.status(), 200);
     let saved: Value = response.body_json().await;
     let id = saved["ContactId"].as_i64().unwrap();
@@ -87,26 +97,15 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     assert_eq!(saved["Associate"]["FullName"], "System User");
     assert_ne!(saved["CreatedDate"], "0001-01-01T00:00:00");
 
-    let fetched: Value = t
-        .http
-        .get(t.api("sod2", &format!("/Cust10001/api/v1/Contact/{id}")))
-        .with_ticket(&ticket)
-        .fetch_json()
+    let fetched = t
+        .json_with_ticket(&rest(&t, &format!("/Contact/{id}")), &ticket)
         .await;
     assert_eq!(fetched, saved);
-    let missing = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api/v1/Contact/999"))
-        .with_ticket(&ticket)
-        .fetch()
-        .await;
-    assert_eq!(missing.status(), 404);
+    let missing = rest(&t, "/Contact/999");
+    assert_eq!(t.status_with_ticket(&missing, &ticket).await, 404);
 
-    let me: Value = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal"))
-        .with_ticket(&ticket)
-        .fetch_json()
+    let me = t
+        .json_with_ticket(&rest(&t, "/User/currentPrincipal"), &ticket)
         .await;
     assert_eq!(me["IsSystemUser"], true);
     assert_eq!(me["DatabaseContextIdentifier"], "Cust10001");
@@ -117,41 +116,29 @@ async fn rest_creates_a_company_with_the_system_user_ticket() {
     assert_eq!(company["via"], "rest");
     assert_eq!(company["context_id"], "Cust10001");
     assert_eq!(company["contact_id"], id);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn a_user_bearer_token_creates_companies_as_that_user() {
     let t = spawn().await;
     let tokens = t.tokens_for(ADA_ADMIN).await;
-    let response = t
-        .http
-        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .bearer_auth(tokens["access_token"].text())
-        .json(&json!({ "ContactId": 0, "Name": "As user AS", "Department": "" }))
-        .fetch()
-        .await;
+    let token = tokens["access_token"].text();
+    let entity = json!({ "ContactId": 0, "Name": "As user AS", "Department": "" });
+    let response = save_contact_as_user(&t, token, &entity).await;
     assert_eq!(response.status(), 200);
     let saved: Value = response.body_json().await;
     assert_eq!(saved["Associate"]["AssociateId"], 5);
     let records = t.sim.admin().records();
     assert_eq!(records.records.companies[0].credential, "user_bearer");
-    let empty_name = t
-        .http
-        .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .bearer_auth(tokens["access_token"].text())
-        .json(&json!({ "ContactId": 0, "Name": "" }))
-        .fetch()
-        .await;
+    let empty_name = json!({ "ContactId": 0, "Name": "" });
+    let empty_name = save_contact_as_user(&t, token, &empty_name).await;
     assert_eq!(empty_name.status(), 400);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
+    let (t, ticket) = spawn_with_ticket().await;
+    let url = rest(&t, "/User/currentPrincipal");
     let other_tenant = t.api("sod2", "/Cust10002/api/v1/User/currentPrincipal");
     let soticket = format!("SOTicket {ticket}");
     // (what is sent, Authorization, SO-AppToken, URL, expected status)
@@ -216,40 +203,32 @@ async fn only_sotickets_with_the_app_token_or_bearer_tokens_are_accepted() {
             assert!(body["Error"].is_string(), "{what}: {body}");
         }
     }
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn tickets_expire_six_hours_after_last_use() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let url = t.api("sod2", "/Cust10001/api/v1/User/currentPrincipal");
-    let call = || t.http.get(&url).with_ticket(&ticket).send();
-    t.sim.admin().advance_clock(5 * 3600);
-    assert_eq!(call().await.unwrap().status(), 200);
+    let (t, ticket) = spawn_with_ticket().await;
+    let url = rest(&t, "/User/currentPrincipal");
     // Used at +5h, so still valid at +10h: the window slides.
-    t.sim.admin().advance_clock(5 * 3600);
-    assert_eq!(call().await.unwrap().status(), 200);
-    t.sim.admin().advance_clock(6 * 3600 + 1);
-    assert_eq!(call().await.unwrap().status(), 401);
-    t.sim.stop().await;
+    for (advance, expected) in [(5 * 3600, 200), (5 * 3600, 200), (6 * 3600 + 1, 401)] {
+        t.sim.admin().advance_clock(advance);
+        let status = t.status_with_ticket(&url, &ticket).await;
+        assert_eq!(status, expected, "after another {advance}s");
+    }
 }
 
 #[tokio::test]
 async fn revoking_the_app_invalidates_its_tickets() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
+    let (t, ticket) = spawn_with_ticket().await;
+    let url = rest(&t, "/Contact/default");
     assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     t.sim.admin().revoke("Cust10001", TEST_CLIENT_ID).unwrap();
     assert_eq!(t.status_with_ticket(&url, &ticket).await, 401);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn rest_paths_after_the_tenant_are_case_insensitive() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
+    let (t, ticket) = spawn_with_ticket().await;
     let url = t.api("sod2", "/Cust10001/API/V1/contact/DEFAULT");
     assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
     let info: Value = t
@@ -258,27 +237,17 @@ async fn rest_paths_after_the_tenant_are_case_insensitive() {
         .fetch_json()
         .await;
     assert_eq!(info["ServicesCurrent"], "Services88");
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
+    let (t, ticket) = spawn_with_ticket().await;
     let xml = contact_soap(
         TEST_CLIENT_SECRET,
         &ticket,
         &format!("<CreateDefaultContactEntity xmlns=\"{NS88}\"/>"),
     );
-    let response = post_soap(
-        &t,
-        "sod2",
-        "Cust10001",
-        "CreateDefaultContactEntity",
-        true,
-        xml,
-    )
-    .await;
+    let response = post_soap(&t, "CreateDefaultContactEntity", true, xml).await;
     assert_eq!(response.status(), 200);
     let doc = parse_xml(&response.body_text().await);
     let succeeded = doc.find("Succeeded").unwrap();
@@ -296,7 +265,7 @@ async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
         r#"<c:SaveContactEntity xmlns:c="{NS88}"><c:ContactEntity><c:ContactId>0</c:ContactId><c:Name>Smith &amp; Sons &lt;AS&gt;</c:Name><c:Department>Ops</c:Department></c:ContactEntity></c:SaveContactEntity>"#
     );
     let xml = contact_soap(TEST_CLIENT_SECRET, &ticket, &body);
-    let response = post_soap(&t, "sod2", "Cust10001", "SaveContactEntity", false, xml).await;
+    let response = post_soap(&t, "SaveContactEntity", false, xml).await;
     assert_eq!(response.status(), 200);
     let raw = response.body_text().await;
     assert!(raw.contains("Smith &amp; Sons &lt;AS&gt;"), "{raw}");
@@ -316,13 +285,11 @@ async fn soap_contact_agent_creates_default_and_saves_with_escaping() {
         ("system_user_ticket", "soap")
     );
     assert_eq!(company.name, "Smith & Sons <AS>");
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn soap_errors_are_faults_with_succeeded_false() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
+    let (t, ticket) = spawn_with_ticket().await;
     let create = format!("<CreateDefaultContactEntity xmlns=\"{NS88}\"/>");
     let cases = [
         (
@@ -362,7 +329,7 @@ async fn soap_errors_are_faults_with_succeeded_false() {
         ),
     ];
     for (case, xml, method) in cases {
-        let response = post_soap(&t, "sod2", "Cust10001", method, false, xml).await;
+        let response = post_soap(&t, method, false, xml).await;
         assert_eq!(response.status(), 500, "{case}");
         let doc = parse_xml(&response.body_text().await);
         assert!(doc.find("Fault").is_some(), "{case}");
@@ -377,17 +344,8 @@ async fn soap_errors_are_faults_with_succeeded_false() {
         );
     }
     let huge = contact_soap(TEST_CLIENT_SECRET, &ticket, &"x".repeat(1024 * 1024 + 10));
-    let response = post_soap(
-        &t,
-        "sod2",
-        "Cust10001",
-        "CreateDefaultContactEntity",
-        false,
-        huge,
-    )
-    .await;
+    let response = post_soap(&t, "CreateDefaultContactEntity", false, huge).await;
     assert_eq!(response.status(), 413);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -422,7 +380,6 @@ async fn state_api_reports_the_documented_fields() {
         assert_eq!(state["State"], state_name);
         assert_eq!(state["IsRunning"], running, "{state_name}");
     }
-    t.sim.stop().await;
 }
 
 #[tokio::test]
@@ -431,43 +388,24 @@ async fn the_state_valid_for_is_configurable() {
     let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
     let valid_until = chrono::DateTime::parse_from_rfc3339(state["ValidUntil"].text()).unwrap();
     assert!((valid_until.with_timezone(&chrono::Utc) - t.now()).num_seconds() <= 30);
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn a_tenant_that_is_not_running_answers_503() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let url = t.api("sod2", "/Cust10001/api/v1/Contact/default");
-    t.sim
-        .admin()
-        .set_state("Cust10001", TenantState::Suspended)
-        .await
-        .unwrap();
-    assert_eq!(t.status_with_ticket(&url, &ticket).await, 503);
-    t.sim
-        .admin()
-        .set_state("Cust10001", TenantState::Running)
-        .await
-        .unwrap();
-    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
-    t.sim.stop().await;
+    let (t, ticket) = spawn_with_ticket().await;
+    let url = rest(&t, "/Contact/default");
+    for (state, expected) in [(TenantState::Suspended, 503), (TenantState::Running, 200)] {
+        t.sim.admin().set_state("Cust10001", state).await.unwrap();
+        let status = t.status_with_ticket(&url, &ticket).await;
+        assert_eq!(status, expected, "{state:?}");
+    }
 }
 
 #[tokio::test]
 async fn the_wrong_host_answers_421_also_after_a_move() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
-    let wrong = t
-        .http
-        .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
-        .fetch()
-        .await;
-    assert_eq!(wrong.status(), 421);
-    assert_eq!(
-        wrong.body_text().await,
-        "Wrong subdomain used to access tenant"
-    );
+    let (t, ticket) = spawn_with_ticket().await;
+    let default = "/Cust10001/api/v1/Contact/default";
+    assert_wrong_host(t.http.get(t.api("sod3", default)).fetch().await).await;
 
     let moved: Value = t
         .admin_post("/tenants/Cust10001/move", json!({ "host": "sod3" }))
@@ -475,33 +413,12 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
         .body_json()
         .await;
     assert_eq!(moved["tenant"]["host"], "sod3");
-    let old = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api/v1/Contact/default"))
-        .with_ticket(&ticket)
-        .fetch()
-        .await;
-    assert_eq!(old.status(), 421);
+    assert_wrong_host(t.get_with_ticket(&t.api("sod2", default), &ticket).await).await;
     assert_eq!(
-        old.body_text().await,
-        "Wrong subdomain used to access tenant"
+        t.status_with_ticket(&t.api("sod3", default), &ticket).await,
+        200
     );
-    let new = t
-        .http
-        .get(t.api("sod3", "/Cust10001/api/v1/Contact/default"))
-        .with_ticket(&ticket)
-        .fetch()
-        .await;
-    assert_eq!(new.status(), 200);
-    let soap_old = post_soap(
-        &t,
-        "sod2",
-        "Cust10001",
-        "CreateDefaultContactEntity",
-        false,
-        String::new(),
-    )
-    .await;
+    let soap_old = post_soap(&t, "CreateDefaultContactEntity", false, String::new()).await;
     assert_eq!(soap_old.status(), 421);
 
     let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
@@ -517,30 +434,23 @@ async fn the_wrong_host_answers_421_also_after_a_move() {
         claims[format!("{CLAIM}webapi_url")],
         format!("{sod3}/Cust10001/api/")
     );
-    t.sim.stop().await;
 }
 
 #[tokio::test]
 async fn rest_contact_query_filters_on_number2() {
-    let t = spawn().await;
-    let ticket = t.ticket("Cust10001").await;
+    let (t, ticket) = spawn_with_ticket().await;
     for (name, marker) in [
         ("Alpha AS", "key-1"),
         ("Beta AS", "key-2"),
         ("Gamma AS", ""),
     ] {
-        let response = t
-            .http
-            .post(t.api("sod2", "/Cust10001/api/v1/Contact"))
-            .with_ticket(&ticket)
-            .json(&json!({"ContactId": 0, "Name": name, "Number2": marker}))
-            .fetch()
-            .await;
-        assert_eq!(response.status(), 200);
+        let entity = json!({"ContactId": 0, "Name": name, "Number2": marker});
+        let response = save_contact(&t, &ticket, &entity).await;
+        assert_eq!(response.status(), 200, "{name}");
     }
     let query = |filter: &str| {
         t.http
-            .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
+            .get(rest(&t, "/Contact"))
             .query(&[("$select", "ContactId,Name,Number2"), ("$filter", filter)])
             .with_ticket(&ticket)
             .send()
@@ -553,10 +463,5 @@ async fn rest_contact_query_filters_on_number2() {
     let none: Value = query("number2 eq 'key-3'").await.unwrap().body_json().await;
     assert_eq!(none["value"], json!([]));
     assert_eq!(query("number2 gt 'x'").await.unwrap().status(), 400);
-    let anonymous = t
-        .http
-        .get(t.api("sod2", "/Cust10001/api/v1/Contact"))
-        .fetch()
-        .await;
-    assert_eq!(anonymous.status(), 401);
+    assert_eq!(t.get_status(rest(&t, "/Contact")).await, 401);
 }

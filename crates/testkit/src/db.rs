@@ -214,12 +214,12 @@ pub async fn assert_sessions_ended(
 ) -> AuditEvent {
     for (tenant, left) in [(ctx, 0), (other, 1)] {
         let count = shared::db::sessions::count_for_tenant(conn, tenant).await;
-        let count = count.expect("counting a tenant's sessions");
+        let count = count.unwrap_or_else(|e| panic!("counting the sessions of {tenant}: {e}"));
         assert_eq!(count, left, "sessions left signed in to {tenant}");
     }
     let mut events = shared::db::audit::recent_for_tenant(conn, ctx, 5)
         .await
-        .expect("reading the audit trail");
+        .unwrap_or_else(|e| panic!("reading the audit trail of {ctx}: {e}"));
     assert_eq!(events.len(), 1, "{events:?}");
     let event = events.remove(0);
     assert_eq!(event.action, AuditAction::SessionsEnded);

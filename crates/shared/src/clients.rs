@@ -17,6 +17,7 @@ use crate::superid::discovery::Discovery;
 use crate::superid::exchange::{ExchangeCore, TicketExchange, configured_exchange};
 use crate::superid::oidc::{OidcApplication, OidcClient};
 use crate::superid::validation::SuperIdValidator;
+use crate::tenant::TenantCaller;
 use crate::tenant::rest::TenantRestClient;
 use crate::tenant::soap::TenantSoapClient;
 use crate::tenant::status::TenantStatusClient;
@@ -88,18 +89,15 @@ impl SuperOfficeClients {
                 pkce: superoffice.pkce,
             },
         );
+        let caller = TenantCaller::new(
+            http.clone(),
+            Arc::clone(&statuses),
+            application_token.clone(),
+        );
         Ok(Self {
-            rest: TenantRestClient::new(
-                http.clone(),
-                Arc::clone(&statuses),
-                application_token.clone(),
-            )
-            .with_marker_field(&settings.service.idempotency_field),
-            soap: TenantSoapClient::new(
-                http.clone(),
-                Arc::clone(&statuses),
-                application_token.clone(),
-            ),
+            rest: TenantRestClient::new(caller.clone())
+                .with_marker_field(&settings.service.idempotency_field),
+            soap: TenantSoapClient::new(caller),
             http,
             environment,
             discovery,

@@ -102,6 +102,13 @@ impl SuperIdEnvironment {
         }
     }
 
+    /// A `custom` SuperID at `base_url`, its issuer the base URL without a trailing slash (as
+    /// `superoffice.issuer` defaults to for `custom`).
+    pub fn custom(base_url: Url) -> Self {
+        let issuer = base_url.as_str().trim_end_matches('/').to_owned();
+        Self::new(Environment::Custom, base_url, issuer)
+    }
+
     pub fn environment(&self) -> Environment {
         self.environment
     }
@@ -176,38 +183,32 @@ mod tests {
     #[test]
     fn urls_are_derived_with_or_without_a_trailing_slash() {
         for base in ["http://127.0.0.1:9100", "http://127.0.0.1:9100/"] {
-            let env = SuperIdEnvironment::new(
-                Environment::Custom,
-                Url::parse(base).unwrap(),
-                "http://127.0.0.1:9100",
-            );
+            let env = SuperIdEnvironment::custom(Url::parse(base).unwrap());
+            assert_eq!(env.issuer(), "http://127.0.0.1:9100", "{base}");
+            let tenant = ContextId::parse("Cust42").unwrap();
+            let urls = [
+                env.discovery_url(),
+                env.system_user_rest_url(),
+                env.system_user_soap_url(),
+                env.tenant_state_url(&tenant),
+            ];
             assert_eq!(
-                env.discovery_url().as_str(),
-                "http://127.0.0.1:9100/login/.well-known/openid-configuration"
-            );
-            assert_eq!(
-                env.system_user_rest_url().as_str(),
-                "http://127.0.0.1:9100/Login/api/PartnerSystemUser/Authenticate"
-            );
-            assert_eq!(
-                env.system_user_soap_url().as_str(),
-                "http://127.0.0.1:9100/Login/Services/PartnerSystemUserService.svc"
-            );
-            assert_eq!(
-                env.tenant_state_url(&ContextId::parse("Cust42").unwrap())
-                    .as_str(),
-                "http://127.0.0.1:9100/api/state/Cust42"
+                urls.map(String::from),
+                [
+                    "http://127.0.0.1:9100/login/.well-known/openid-configuration",
+                    "http://127.0.0.1:9100/Login/api/PartnerSystemUser/Authenticate",
+                    "http://127.0.0.1:9100/Login/Services/PartnerSystemUserService.svc",
+                    "http://127.0.0.1:9100/api/state/Cust42",
+                ],
+                "{base}"
             );
         }
     }
 
     #[test]
     fn a_base_with_a_path_keeps_it() {
-        let env = SuperIdEnvironment::new(
-            Environment::Custom,
-            Url::parse("https://proxy.example/superid").unwrap(),
-            "https://proxy.example/superid",
-        );
+        let env = SuperIdEnvironment::custom(Url::parse("https://proxy.example/superid").unwrap());
+        assert_eq!(env.issuer(), "https://proxy.example/superid");
         assert_eq!(
             env.discovery_url().as_str(),
             "https://proxy.example/superid/login/.well-known/openid-configuration"

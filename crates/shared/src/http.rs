@@ -129,6 +129,30 @@ pub async fn read_body(
     Ok(body)
 }
 
+/// An answer read whole. No `Debug`: the body may carry a token.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    /// At most `MAX_BODY_BYTES`.
+    pub body: Vec<u8>,
+}
+
+/// Sends a request and reads its answer whole (see `send` and `read_body`).
+pub async fn fetch(
+    what: &'static str,
+    request: reqwest::RequestBuilder,
+) -> Result<Answer, TransportError> {
+    let response = send(what, request).await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = read_body(what, response, MAX_BODY_BYTES).await?;
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// Sends a request, classifying failures as `TransportError`s.
 pub async fn send(
     what: &'static str,
@@ -430,36 +454,31 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn retries_only_retryable_errors_up_to_the_limit() {
-        let policy = RetryPolicy::default();
+    /// Runs `outcome` (given the attempt's index from 0) under the default policy: the result and the
+    /// number of attempts made.
+    async fn run_counted(outcome: fn(u32) -> Result<u32, Flaky>) -> (Result<u32, Flaky>, u32) {
         let calls = AtomicU32::new(0);
-        let result: Result<(), Flaky> = policy
-            .run("test", || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(Flaky(true)) }
-            })
-            .await;
-        assert!(result.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
-
-        calls.store(0, Ordering::SeqCst);
-        let result: Result<(), Flaky> = policy
-            .run("test", || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { Err(Flaky(false)) }
-            })
-            .await;
-        assert!(result.is_err());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-
-        calls.store(0, Ordering::SeqCst);
-        let result = policy
+        let result = RetryPolicy::default()
             .run("test", || {
                 let n = calls.fetch_add(1, Ordering::SeqCst);
-                async move { if n == 0 { Err(Flaky(true)) } else { Ok(n) } }
+                async move { outcome(n) }
             })
             .await;
+        (result, calls.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_only_retryable_errors_up_to_the_limit() {
+        let (result, calls) = run_counted(|_| Err(Flaky(true))).await;
+        assert!(result.is_err());
+        assert_eq!(calls, 3, "a retryable error is tried up to the limit");
+
+        let (result, calls) = run_counted(|_| Err(Flaky(false))).await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "a permanent error is not repeated");
+
+        let (result, calls) = run_counted(|n| if n == 0 { Err(Flaky(true)) } else { Ok(n) }).await;
         assert_eq!(result.unwrap(), 1);
+        assert_eq!(calls, 2, "a success ends the retries");
     }
 }

@@ -336,11 +336,21 @@ impl Operator {
     }
 }
 
-/// `web.operators`: a TOML array, or one string with comma-separated entries (as an environment
-/// variable gives it).
+/// `web.operators` (see `list_entries`).
 fn deserialize_operators<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<Operator>, D::Error> {
+    list_entries(deserializer)?
+        .iter()
+        .map(|entry| Operator::parse(entry).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+/// The entries of a list setting, trimmed, empty ones left out: a TOML array, or one string with
+/// comma-separated entries (as an environment variable gives it).
+fn list_entries<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Entries {
@@ -351,11 +361,12 @@ fn deserialize_operators<'de, D: serde::Deserializer<'de>>(
         Entries::List(list) => list,
         Entries::Text(text) => text.split(',').map(str::to_owned).collect(),
     };
-    entries
+    Ok(entries
         .iter()
-        .filter(|entry| !entry.trim().is_empty())
-        .map(|entry| Operator::parse(entry).map_err(serde::de::Error::custom))
-        .collect()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Who may ask for work with the tenant's system user.
@@ -368,25 +379,12 @@ pub enum SystemUserActions {
     AllUsers,
 }
 
-/// A list of networks: a TOML array, or one string with comma-separated entries (as an environment
-/// variable gives it). A bare address is a network of that one address.
+/// A list of networks (see `list_entries`). A bare address is a network of that one address.
 fn deserialize_networks<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Networks {
-        List(Vec<String>),
-        Text(String),
-    }
-    let entries = match Networks::deserialize(deserializer)? {
-        Networks::List(list) => list,
-        Networks::Text(text) => text.split(',').map(str::to_owned).collect(),
-    };
-    entries
+    list_entries(deserializer)?
         .iter()
-        .map(|entry| entry.trim())
-        .filter(|entry| !entry.is_empty())
         .map(|entry| {
             entry
                 .parse::<IpNet>()
@@ -517,11 +515,52 @@ mod tests {
         }
     }
 
+    /// The settings from the defaults and `pairs` as environment variables; they must load.
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_sources(&env(pairs)).unwrap()
+    }
+
+    /// The error the defaults and `pairs` as environment variables load with; they must not load.
+    fn error_for(pairs: &[(&str, &str)]) -> String {
+        Settings::from_sources(&env(pairs)).unwrap_err().to_string()
+    }
+
+    /// The error of `error_for(pairs)`, which must name `key`.
+    fn error_naming(pairs: &[(&str, &str)], key: &str) -> String {
+        let err = error_for(pairs);
+        assert!(err.contains(key), "{err}");
+        err
+    }
+
+    /// The defaults, a configuration file with `toml` in it, and `pairs` as environment variables.
+    fn with_file(toml: &str, pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let mut sources = env(pairs);
+        sources.file = Some(path);
+        Settings::from_sources(&sources)
+    }
+
+    /// `contents` written to a file named `name` in `dir`, its path as text.
+    fn write(dir: &tempfile::TempDir, name: &str, contents: &str) -> String {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        path.to_str().unwrap().to_owned()
+    }
+
     const KEY64: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    /// What both services need, but for partner-web's session key and the daemon's private key.
+    const COMMON: [(&str, &str); 3] = [
+        ("PARTNER_SUPEROFFICE__CLIENT_ID", "id"),
+        ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "secret"),
+        ("PARTNER_ENCRYPTION__KEY", KEY64),
+    ];
 
     #[test]
     fn defaults_load_and_name_missing_secrets() {
-        let settings = Settings::from_sources(&env(&[])).unwrap();
+        let settings = settings(&[]);
         assert_eq!(settings.superoffice.environment, Environment::Sod);
         assert_eq!(settings.superoffice.exchange, ExchangeKind::Rest);
         let err = settings.require_web().unwrap_err().to_string();
@@ -530,14 +569,13 @@ mod tests {
 
     #[test]
     fn environment_variables_override_and_database_url_is_honoured() {
-        let settings = Settings::from_sources(&env(&[
+        let settings = settings(&[
             ("PARTNER_SUPEROFFICE__CLIENT_ID", "abc"),
             ("PARTNER_SERVICE__CONCURRENCY", "3"),
             ("DATABASE_URL", "postgres://u:pw@db:5432/x"),
             ("PARTNER_CONFIG", ""),
             ("UNRELATED", "1"),
-        ]))
-        .unwrap();
+        ]);
         assert_eq!(settings.superoffice.client_id, "abc");
         assert_eq!(settings.service.concurrency, 3);
         assert_eq!(settings.database.url(), "postgres://u:pw@db:5432/x");
@@ -546,71 +584,61 @@ mod tests {
 
     #[test]
     fn unknown_environment_key_is_named() {
-        let err = Settings::from_sources(&env(&[("PARTNER_WEB__BINDD", "x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("web.bindd"), "{err}");
+        let err = error_naming(&[("PARTNER_WEB__BINDD", "x")], "web.bindd");
         assert!(err.contains("PARTNER_WEB__BINDD"), "{err}");
     }
 
     #[test]
     fn unknown_file_key_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[web]\nbind = \"127.0.0.1:1\"\ncolour = \"blue\"\n").unwrap();
-        let err = Settings::from_sources(&Sources {
-            file: Some(path),
-            env: BTreeMap::new(),
-        })
-        .unwrap_err()
-        .to_string();
+        let err = with_file("[web]\nbind = \"127.0.0.1:1\"\ncolour = \"blue\"\n", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("web.colour"), "{err}");
     }
 
     #[test]
     fn unknown_section_is_named() {
-        let err = Settings::from_sources(&env(&[("PARTNER_CACHE__SIZE", "1")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("cache.size"), "{err}");
+        error_naming(&[("PARTNER_CACHE__SIZE", "1")], "cache.size");
     }
 
     #[test]
     fn malformed_values_are_named() {
-        let err = Settings::from_sources(&env(&[("PARTNER_SERVICE__POLL_INTERVAL_SECS", "soon")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("service.poll_interval_secs"), "{err}");
-        let err = Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__ENVIRONMENT", "prod")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("superoffice.environment"), "{err}");
-        let err = Settings::from_sources(&env(&[("PARTNER_WEB__BIND", "nowhere")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("web.bind"), "{err}");
+        for (var, value, key) in [
+            (
+                "PARTNER_SERVICE__POLL_INTERVAL_SECS",
+                "soon",
+                "service.poll_interval_secs",
+            ),
+            (
+                "PARTNER_SUPEROFFICE__ENVIRONMENT",
+                "prod",
+                "superoffice.environment",
+            ),
+            ("PARTNER_WEB__BIND", "nowhere", "web.bind"),
+        ] {
+            error_naming(&[(var, value)], key);
+        }
     }
 
     #[test]
     fn malformed_secret_is_named_without_its_value() {
-        let err = Settings::from_sources(&env(&[("PARTNER_ENCRYPTION__KEY", "zz-secret-zz")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("encryption.key"), "{err}");
+        let err = error_naming(
+            &[("PARTNER_ENCRYPTION__KEY", "zz-secret-zz")],
+            "encryption.key",
+        );
         assert!(!err.contains("zz-secret-zz"), "{err}");
     }
 
     #[test]
     fn custom_environment_needs_superid_url() {
-        let err = Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("superoffice.superid_url"), "{err}");
-        let settings = Settings::from_sources(&env(&[
+        error_naming(
+            &[("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom")],
+            "superoffice.superid_url",
+        );
+        let settings = settings(&[
             ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
             ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100/"),
-        ]))
-        .unwrap();
+        ]);
         assert_eq!(
             settings.superoffice.expected_issuer().unwrap(),
             "http://127.0.0.1:9100"
@@ -620,23 +648,17 @@ mod tests {
     #[test]
     fn secrets_are_read_from_files_named_by_file_variables() {
         let dir = tempfile::tempdir().unwrap();
-        let key_file = dir.path().join("encryption-key");
-        std::fs::write(&key_file, format!("{KEY64}\n")).unwrap();
-        let secret_file = dir.path().join("client-secret");
-        std::fs::write(&secret_file, "file-secret").unwrap();
-        let settings = Settings::from_sources(&env(&[
-            ("PARTNER_ENCRYPTION__KEY_FILE", key_file.to_str().unwrap()),
-            (
-                "PARTNER_SUPEROFFICE__CLIENT_SECRET_FILE",
-                secret_file.to_str().unwrap(),
-            ),
+        let key_file = write(&dir, "encryption-key", &format!("{KEY64}\n"));
+        let secret_file = write(&dir, "client-secret", "file-secret");
+        let settings = settings(&[
+            ("PARTNER_ENCRYPTION__KEY_FILE", &key_file),
+            ("PARTNER_SUPEROFFICE__CLIENT_SECRET_FILE", &secret_file),
             // A real key that ends in _file keeps its meaning: a path, not a file to read.
             (
                 "PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE",
                 "/run/secrets/key.xml",
             ),
-        ]))
-        .unwrap();
+        ]);
         assert_eq!(settings.encryption.current_key().unwrap().version, 1);
         assert_eq!(
             settings
@@ -656,65 +678,48 @@ mod tests {
     fn file_variables_name_their_problem_without_the_value() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("absent");
-        let err = Settings::from_sources(&env(&[(
-            "PARTNER_ENCRYPTION__KEY_FILE",
-            missing.to_str().unwrap(),
-        )]))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("encryption.key"), "{err}");
+        let err = error_naming(
+            &[("PARTNER_ENCRYPTION__KEY_FILE", missing.to_str().unwrap())],
+            "encryption.key",
+        );
         assert!(err.contains("PARTNER_ENCRYPTION__KEY_FILE"), "{err}");
 
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, "").unwrap();
-        let err = Settings::from_sources(&env(&[(
-            "PARTNER_WEB__SESSION_KEY_FILE",
-            empty.to_str().unwrap(),
-        )]))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("is empty"), "{err}");
+        let empty = write(&dir, "empty", "");
+        error_naming(&[("PARTNER_WEB__SESSION_KEY_FILE", &empty)], "is empty");
 
-        let bad = dir.path().join("bad");
-        std::fs::write(&bad, "zz-secret-zz").unwrap();
-        let err = Settings::from_sources(&env(&[(
-            "PARTNER_ENCRYPTION__KEY_FILE",
-            bad.to_str().unwrap(),
-        )]))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("encryption.key"), "{err}");
+        let bad = write(&dir, "bad", "zz-secret-zz");
+        let err = error_naming(&[("PARTNER_ENCRYPTION__KEY_FILE", &bad)], "encryption.key");
         assert!(!err.contains("zz-secret-zz"), "{err}");
 
-        let err = Settings::from_sources(&env(&[
-            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "inline"),
-            (
-                "PARTNER_SUPEROFFICE__CLIENT_SECRET_FILE",
-                bad.to_str().unwrap(),
-            ),
-        ]))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("set only one"), "{err}");
+        let err = error_naming(
+            &[
+                ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "inline"),
+                ("PARTNER_SUPEROFFICE__CLIENT_SECRET_FILE", &bad),
+            ],
+            "set only one",
+        );
         assert!(!err.contains("inline"), "{err}");
 
         // A _FILE variable for a key that does not exist is still an unknown key.
-        let err = Settings::from_sources(&env(&[("PARTNER_WEB__COLOUR_FILE", "/x")]))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown configuration key"), "{err}");
+        error_naming(
+            &[("PARTNER_WEB__COLOUR_FILE", "/x")],
+            "unknown configuration key",
+        );
     }
 
     #[test]
     fn complete_configuration_passes_every_requirement() {
-        let settings = Settings::from_sources(&env(&[
-            ("PARTNER_SUPEROFFICE__CLIENT_ID", "id"),
-            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "secret"),
-            ("PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE", "/k.xml"),
-            ("PARTNER_ENCRYPTION__KEY", KEY64),
-            ("PARTNER_WEB__SESSION_KEY", &format!("{KEY64}{KEY64}")),
-        ]))
-        .unwrap();
+        let session_key = format!("{KEY64}{KEY64}");
+        let settings = settings(
+            &[
+                &COMMON[..],
+                &[
+                    ("PARTNER_SUPEROFFICE__PRIVATE_KEY_FILE", "/k.xml"),
+                    ("PARTNER_WEB__SESSION_KEY", &session_key),
+                ],
+            ]
+            .concat(),
+        );
         settings.require_web().unwrap();
         settings.require_service().unwrap();
         assert_eq!(settings.encryption.current_key().unwrap().version, 1);
@@ -725,16 +730,11 @@ mod tests {
 
     #[test]
     fn empty_secrets_count_as_missing() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
+        let settings = with_file(
             "[superoffice]\nclient_id = \"id\"\nclient_secret = \"\"\n",
+            &[("PARTNER_WEB__SESSION_KEY", "")],
         )
         .unwrap();
-        let mut sources = env(&[("PARTNER_WEB__SESSION_KEY", "")]);
-        sources.file = Some(path);
-        let settings = Settings::from_sources(&sources).unwrap();
         let err = settings.require_web().unwrap_err().to_string();
         assert!(
             err.contains("superoffice.client_secret") && err.contains("required"),
@@ -744,13 +744,9 @@ mod tests {
 
     #[test]
     fn a_leeway_over_five_minutes_is_refused() {
-        let settings =
-            Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "300")]))
-                .unwrap();
+        let settings = settings(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "300")]);
         assert_eq!(settings.superoffice.jwt_leeway(), Duration::from_secs(300));
-        let err = Settings::from_sources(&env(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "301")]))
-            .unwrap_err()
-            .to_string();
+        let err = error_for(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "301")]);
         assert!(
             err.contains("superoffice.jwt_leeway_secs") && err.contains("at most 300"),
             "{err}"
@@ -759,53 +755,41 @@ mod tests {
 
     #[test]
     fn trust_defaults_are_strict() {
-        let settings = Settings::from_sources(&env(&[])).unwrap();
-        assert!(!settings.web.legacy_sign_in);
-        assert!(settings.superoffice.pkce);
+        let defaults = settings(&[]);
+        assert!(!defaults.web.legacy_sign_in);
+        assert!(defaults.superoffice.pkce);
         assert_eq!(
-            settings.superoffice.jwks_refresh(),
+            defaults.superoffice.jwks_refresh(),
             Duration::from_secs(86_400)
         );
-        assert!(settings.superoffice.state_change_audience_required());
-        let err = Settings::from_sources(&env(&[(
+        assert!(defaults.superoffice.state_change_audience_required());
+        let lax_audience = (
             "PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED",
             "false",
-        )]))
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("state_change_audience_required"), "{err}");
-        let custom = Settings::from_sources(&env(&[
+        );
+        error_naming(&[lax_audience], "state_change_audience_required");
+        let custom = settings(&[
             ("PARTNER_SUPEROFFICE__ENVIRONMENT", "custom"),
             ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100"),
-            (
-                "PARTNER_SUPEROFFICE__STATE_CHANGE_AUDIENCE_REQUIRED",
-                "false",
-            ),
-        ]))
-        .unwrap();
+            lax_audience,
+        ]);
         assert!(!custom.superoffice.state_change_audience_required());
-        let err =
-            Settings::from_sources(&env(&[("PARTNER_WEB__STATE_CHANGE_LIMIT_PER_TENANT", "0")]))
-                .unwrap_err()
-                .to_string();
-        assert!(err.contains("web.state_change_limit_per_tenant"), "{err}");
+        error_naming(
+            &[("PARTNER_WEB__STATE_CHANGE_LIMIT_PER_TENANT", "0")],
+            "web.state_change_limit_per_tenant",
+        );
     }
 
     #[test]
     fn missing_service_key_is_named() {
-        let settings = Settings::from_sources(&env(&[
-            ("PARTNER_SUPEROFFICE__CLIENT_ID", "id"),
-            ("PARTNER_SUPEROFFICE__CLIENT_SECRET", "secret"),
-            ("PARTNER_ENCRYPTION__KEY", KEY64),
-        ]))
-        .unwrap();
+        let settings = settings(&COMMON);
         let err = settings.require_service().unwrap_err().to_string();
         assert!(err.contains("superoffice.private_key_file"), "{err}");
     }
 
     #[test]
     fn web_defaults_keep_sessions_short_and_the_system_user_for_administrators() {
-        let settings = Settings::from_sources(&env(&[])).unwrap();
+        let settings = settings(&[]);
         assert_eq!(settings.web.session_max_hours, 12);
         assert_eq!(
             settings.web.system_user_actions,
@@ -820,40 +804,32 @@ mod tests {
 
     #[test]
     fn trusted_proxies_come_as_a_list_or_comma_separated() {
-        let settings = Settings::from_sources(&env(&[(
+        let settings = settings(&[(
             "PARTNER_WEB__TRUSTED_PROXIES",
             "10.0.0.0/8, 192.0.2.7,2001:db8::/32",
-        )]))
-        .unwrap();
+        )]);
         assert_eq!(settings.web.trusted_proxies.len(), 3);
         assert!(settings.web.is_trusted_proxy("10.9.8.7".parse().unwrap()));
         assert!(settings.web.is_trusted_proxy("192.0.2.7".parse().unwrap()));
         assert!(!settings.web.is_trusted_proxy("192.0.2.8".parse().unwrap()));
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(&path, "[web]\ntrusted_proxies = [\"172.16.0.0/12\"]\n").unwrap();
-        let settings = Settings::from_sources(&Sources {
-            file: Some(path),
-            env: BTreeMap::new(),
-        })
-        .unwrap();
+        let settings = with_file("[web]\ntrusted_proxies = [\"172.16.0.0/12\"]\n", &[]).unwrap();
         assert!(settings.web.is_trusted_proxy("172.20.0.1".parse().unwrap()));
     }
 
     #[test]
     fn operators_are_parsed_and_bad_entries_named() {
-        let settings = Settings::from_sources(&env(&[])).unwrap();
-        assert!(settings.web.operators.is_empty());
-        let settings = Settings::from_sources(&env(&[("PARTNER_WEB__OPERATORS", "")])).unwrap();
+        assert!(settings(&[]).web.operators.is_empty());
         assert!(
-            settings.web.operators.is_empty(),
+            settings(&[("PARTNER_WEB__OPERATORS", "")])
+                .web
+                .operators
+                .is_empty(),
             "an empty variable is an empty list"
         );
-        let settings = Settings::from_sources(&env(&[(
+        let settings = settings(&[(
             "PARTNER_WEB__OPERATORS",
             "Cust12345:ops@partner.example, Cust7:subject-1",
-        )]))
-        .unwrap();
+        )]);
         assert_eq!(settings.web.operators.len(), 2);
         let ops = &settings.web.operators[0];
         assert!(ops.matches("Cust12345", "someone", Some("OPS@partner.example")));
@@ -878,10 +854,7 @@ mod tests {
             ),
             ("PARTNER_WEB__METRICS_BIND", "web.metrics_bind"),
         ] {
-            let err = Settings::from_sources(&env(&[(var, "somewhere")]))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(key), "{err}");
+            error_naming(&[(var, "somewhere")], key);
         }
         for key in [
             "SESSION_MAX_HOURS",
@@ -890,13 +863,8 @@ mod tests {
             "OPEN_WORK_PER_TENANT",
         ] {
             let var = format!("PARTNER_WEB__{key}");
-            let err = Settings::from_sources(&env(&[(var.as_str(), "0")]))
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains(&format!("web.{}", key.to_ascii_lowercase())),
-                "{err}"
-            );
+            let named = format!("web.{}", key.to_ascii_lowercase());
+            error_naming(&[(var.as_str(), "0")], &named);
         }
     }
 }

@@ -4,6 +4,26 @@ use std::net::SocketAddr;
 
 use super::*;
 
+/// Checks that the setting `$root.$section.$field` is at least `$min`, a number or another setting;
+/// the error names the key `$section.$field`.
+macro_rules! at_least {
+    ($root:ident . $section:ident . $field:ident, $min_root:ident . $min_section:ident . $min_field:ident) => {
+        at_least_key(
+            concat!(stringify!($section), ".", stringify!($field)),
+            $root.$section.$field,
+            concat!(stringify!($min_section), ".", stringify!($min_field)),
+            $min_root.$min_section.$min_field,
+        )
+    };
+    ($root:ident . $section:ident . $field:ident, $min:expr) => {
+        at_least(
+            concat!(stringify!($section), ".", stringify!($field)),
+            $root.$section.$field,
+            $min,
+        )
+    };
+}
+
 impl Settings {
     /// Checks that need more than types.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
@@ -21,19 +41,9 @@ impl Settings {
                 "must start with postgres://",
             ));
         }
-        if self.database.pool_size == 0 {
-            return Err(ConfigError::invalid(
-                "database.pool_size",
-                "must be at least 1",
-            ));
-        }
+        at_least!(self.database.pool_size, 1)?;
         self.superoffice.superid_base_url()?;
-        if self.superoffice.tenant_rate_limit_per_sec == 0 {
-            return Err(ConfigError::invalid(
-                "superoffice.tenant_rate_limit_per_sec",
-                "must be at least 1",
-            ));
-        }
+        at_least!(self.superoffice.tenant_rate_limit_per_sec, 1)?;
         if self.superoffice.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
             return Err(ConfigError::invalid(
                 "superoffice.jwt_leeway_secs",
@@ -42,12 +52,7 @@ impl Settings {
                 ),
             ));
         }
-        if self.superoffice.jwks_refresh_secs < 60 {
-            return Err(ConfigError::invalid(
-                "superoffice.jwks_refresh_secs",
-                "must be at least 60",
-            ));
-        }
+        at_least!(self.superoffice.jwks_refresh_secs, 60)?;
         if !self.superoffice.state_change_audience_required
             && self.superoffice.environment != Environment::Custom
         {
@@ -56,96 +61,27 @@ impl Settings {
                 "can be false only for environment `custom`; sod, qaonline and online always require the audience",
             ));
         }
-        if self.web.state_change_limit_per_tenant == 0 {
-            return Err(ConfigError::invalid(
-                "web.state_change_limit_per_tenant",
-                "must be at least 1",
-            ));
-        }
-        if self.web.state_change_limit_per_address == 0 {
-            return Err(ConfigError::invalid(
-                "web.state_change_limit_per_address",
-                "must be at least 1",
-            ));
-        }
-        if self.superoffice.http_timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "superoffice.http_timeout_secs",
-                "must be at least 1",
-            ));
-        }
+        at_least!(self.web.state_change_limit_per_tenant, 1)?;
+        at_least!(self.web.state_change_limit_per_address, 1)?;
+        at_least!(self.superoffice.http_timeout_secs, 1)?;
         parse_bind("web.bind", &self.web.bind)?;
         parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
         parse_bind("web.metrics_bind", &self.web.metrics_bind)?;
-        if self.web.session_minutes == 0 {
-            return Err(ConfigError::invalid(
-                "web.session_minutes",
-                "must be at least 1",
-            ));
-        }
-        if self.web.session_max_hours == 0 {
-            return Err(ConfigError::invalid(
-                "web.session_max_hours",
-                "must be at least 1",
-            ));
-        }
-        for (key, value) in [
-            (
-                "web.work_per_user_per_minute",
-                self.web.work_per_user_per_minute,
-            ),
-            (
-                "web.work_per_tenant_per_minute",
-                self.web.work_per_tenant_per_minute,
-            ),
-            ("web.open_work_per_tenant", self.web.open_work_per_tenant),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::invalid(key, "must be at least 1"));
-            }
-        }
-        if self.service.concurrency == 0 {
-            return Err(ConfigError::invalid(
-                "service.concurrency",
-                "must be at least 1",
-            ));
-        }
-        if self.service.poll_interval_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.poll_interval_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.lease_secs < 10 {
-            return Err(ConfigError::invalid(
-                "service.lease_secs",
-                "must be at least 10",
-            ));
-        }
-        if self.service.tenant_timeout_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.tenant_timeout_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.backoff_base_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.backoff_base_secs",
-                "must be at least 1",
-            ));
-        }
-        if self.service.backoff_max_secs < self.service.backoff_base_secs {
-            return Err(ConfigError::invalid(
-                "service.backoff_max_secs",
-                "must be at least service.backoff_base_secs",
-            ));
-        }
-        if self.service.ticket_max_age_secs == 0 {
-            return Err(ConfigError::invalid(
-                "service.ticket_max_age_secs",
-                "must be at least 1",
-            ));
-        }
+        at_least!(self.web.session_minutes, 1)?;
+        at_least!(self.web.session_max_hours, 1)?;
+        at_least!(self.web.work_per_user_per_minute, 1)?;
+        at_least!(self.web.work_per_tenant_per_minute, 1)?;
+        at_least!(self.web.open_work_per_tenant, 1)?;
+        at_least!(self.service.concurrency, 1)?;
+        at_least!(self.service.poll_interval_secs, 1)?;
+        at_least!(self.service.lease_secs, 10)?;
+        at_least!(self.service.tenant_timeout_secs, 1)?;
+        at_least!(self.service.backoff_base_secs, 1)?;
+        at_least!(
+            self.service.backoff_max_secs,
+            self.service.backoff_base_secs
+        )?;
+        at_least!(self.service.ticket_max_age_secs, 1)?;
         if self.service.circuit_tenants < 2 {
             return Err(ConfigError::invalid(
                 "service.circuit_tenants",
@@ -158,12 +94,10 @@ impl Settings {
                 "service.circuit_window_secs and service.circuit_probe_base_secs must be at least 1",
             ));
         }
-        if self.service.circuit_probe_max_secs < self.service.circuit_probe_base_secs {
-            return Err(ConfigError::invalid(
-                "service.circuit_probe_max_secs",
-                "must be at least service.circuit_probe_base_secs",
-            ));
-        }
+        at_least!(
+            self.service.circuit_probe_max_secs,
+            self.service.circuit_probe_base_secs
+        )?;
         if !matches!(
             self.service.idempotency_field.as_str(),
             "Number1" | "Number2" | "Department" | "OrgNr"
@@ -217,6 +151,30 @@ impl Settings {
         self.encryption.current_key()?;
         Ok(())
     }
+}
+
+/// `key`'s `value` must be at least `min`.
+fn at_least<T: PartialOrd + fmt::Display>(key: &str, value: T, min: T) -> Result<(), ConfigError> {
+    if value < min {
+        return Err(ConfigError::invalid(key, format!("must be at least {min}")));
+    }
+    Ok(())
+}
+
+/// `key`'s `value` must be at least `other_key`'s, `other`.
+fn at_least_key<T: PartialOrd>(
+    key: &str,
+    value: T,
+    other_key: &str,
+    other: T,
+) -> Result<(), ConfigError> {
+    if value < other {
+        return Err(ConfigError::invalid(
+            key,
+            format!("must be at least {other_key}"),
+        ));
+    }
+    Ok(())
 }
 
 /// Parses `host:port` (a name such as `localhost` or `0.0.0.0` is accepted as well as an IP).

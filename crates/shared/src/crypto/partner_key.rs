@@ -227,23 +227,24 @@ impl PartnerKey {
 
     /// The private key as `BEGIN PRIVATE KEY` (PKCS#8) PEM.
     pub fn to_pkcs8_pem(&self) -> Result<SecretString, KeyError> {
-        let pem = self
-            .signing
-            .private_key()
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|_| KeyError::Encode("PKCS#8 PEM"))?;
-        Ok(SecretString::from(pem.as_str()))
+        let pem = self.signing.private_key().to_pkcs8_pem(LineEnding::LF);
+        secret_pem(pem, "PKCS#8 PEM")
     }
 
     /// The private key as `BEGIN RSA PRIVATE KEY` (PKCS#1) PEM.
     pub fn to_pkcs1_pem(&self) -> Result<SecretString, KeyError> {
-        let pem = self
-            .signing
-            .private_key()
-            .to_pkcs1_pem(LineEnding::LF)
-            .map_err(|_| KeyError::Encode("PKCS#1 PEM"))?;
-        Ok(SecretString::from(pem.as_str()))
+        let pem = self.signing.private_key().to_pkcs1_pem(LineEnding::LF);
+        secret_pem(pem, "PKCS#1 PEM")
     }
+}
+
+/// An encoded private key as a secret; `format` names the encoding that failed.
+fn secret_pem<E>(
+    pem: Result<impl std::ops::Deref<Target = String>, E>,
+    format: &'static str,
+) -> Result<SecretString, KeyError> {
+    let pem = pem.map_err(|_| KeyError::Encode(format))?;
+    Ok(SecretString::from(pem.as_str()))
 }
 
 /// The elements of `<RSAKeyValue>`, in the order .NET writes them.

@@ -4,7 +4,6 @@
 //! HS256-keyed-with-the-certificate are refused before any key is looked at), then the signature, then the
 //! claims — issuer, audience, lifetime with leeway, and what the caller expects (nonce, tenant).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,21 +89,11 @@ impl Expectation {
 }
 
 /// Checks SuperOffice's JWTs against a key set. Cheap to clone.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct JwtValidator {
     keys: KeySet,
     leeway: Duration,
     clock: Arc<dyn Clock>,
-}
-
-impl fmt::Debug for JwtValidator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwtValidator")
-            .field("keys", &self.keys)
-            .field("leeway", &self.leeway)
-            .field("clock", &self.clock)
-            .finish()
-    }
 }
 
 impl JwtValidator {
@@ -475,6 +464,18 @@ mod tests {
         json!({"alg": "RS256", "typ": "JWT", "kid": thumbprint.hex(), "x5t": thumbprint.x5t()})
     }
 
+    /// A token with `claims`, signed by the pinned key and named by its thumbprint.
+    fn pinned_token(claims: &Value) -> String {
+        sign(pinned_key(), &pinned_header(), claims)
+    }
+
+    /// The claims of a pinned token with `claims`, validated offline against `expectation`.
+    fn validated(claims: &Value, expectation: &Expectation) -> SuperOfficeClaims {
+        offline()
+            .validate_offline(&pinned_token(claims), expectation)
+            .unwrap()
+    }
+
     fn jwks_header() -> Value {
         json!({"alg": "RS256", "typ": "JWT", "kid": "jwks-key-1"})
     }
@@ -576,6 +577,19 @@ mod tests {
         server
     }
 
+    /// A JWKS endpoint serving `jwks_document()`.
+    async fn jwks_document_server() -> MockServer {
+        jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await
+    }
+
+    /// A JWKS endpoint serving `jwks_document()`, and a validator using it with the pinned
+    /// certificate and the default refetch cooldown.
+    async fn serving_jwks() -> (MockServer, JwtValidator) {
+        let server = jwks_document_server().await;
+        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        (server, validator)
+    }
+
     fn online(server: &MockServer, pinned: bool, cooldown: Duration) -> JwtValidator {
         online_with_max_age(server, pinned, cooldown, DEFAULT_MAX_AGE)
     }
@@ -609,10 +623,7 @@ mod tests {
 
     #[test]
     fn a_valid_id_token_yields_its_claims() {
-        let token = sign(pinned_key(), &pinned_header(), &id_token_claims());
-        let claims = offline()
-            .validate_offline(&token, &id_token_expectation())
-            .unwrap();
+        let claims = validated(&id_token_claims(), &id_token_expectation());
         assert_eq!(claims.context_id.as_str(), "Cust12345");
         assert_eq!(claims.subject.as_deref(), Some("tony@superoffice.com"));
         assert!(claims.is_administrator);
@@ -640,10 +651,7 @@ mod tests {
 
     #[test]
     fn a_valid_system_user_jwt_yields_the_ticket() {
-        let token = sign(pinned_key(), &pinned_header(), &system_user_claims());
-        let claims = offline()
-            .validate_offline(&token, &system_user_expectation())
-            .unwrap();
+        let claims = validated(&system_user_claims(), &system_user_expectation());
         assert_eq!(
             claims.ticket.as_ref().map(|t| t.expose()),
             Some("7T:MAA3AGYAMQBl")
@@ -652,7 +660,7 @@ mod tests {
             serial: format!("spn:{SERIAL}"),
             context_id: ContextId::parse("Cust12345").unwrap(),
         };
-        assert!(offline().validate_offline(&token, &with_prefix).is_ok());
+        validated(&system_user_claims(), &with_prefix);
     }
 
     #[test]
@@ -695,7 +703,7 @@ mod tests {
 
     #[test]
     fn a_tampered_payload_fails_the_signature() {
-        let token = sign(pinned_key(), &pinned_header(), &id_token_claims());
+        let token = pinned_token(&id_token_claims());
         let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
         parts[1] = encode(&with(
             id_token_claims(),
@@ -720,7 +728,7 @@ mod tests {
 
     #[test]
     fn a_stripped_signature_is_malformed() {
-        let token = sign(pinned_key(), &pinned_header(), &id_token_claims());
+        let token = pinned_token(&id_token_claims());
         let stripped = &token[..=token.rfind('.').unwrap()];
         let err = offline()
             .validate_offline(stripped, &id_token_expectation())
@@ -753,14 +761,14 @@ mod tests {
             (without(id_token_claims(), "aud"), "audience"),
         ];
         for (claims, check) in cases {
-            let token = sign(pinned_key(), &pinned_header(), &claims);
+            let token = pinned_token(&claims);
             let err = validator
                 .validate_offline(&token, &id_token_expectation())
                 .unwrap_err();
             assert!(err.to_string().contains(check), "{err}");
         }
         let listed = with(id_token_claims(), "aud", json!(["other", CLIENT_ID]));
-        let token = sign(pinned_key(), &pinned_header(), &listed);
+        let token = pinned_token(&listed);
         assert!(
             validator
                 .validate_offline(&token, &id_token_expectation())
@@ -768,7 +776,7 @@ mod tests {
         );
 
         let wrong_serial = with(system_user_claims(), "aud", json!("spn:999"));
-        let token = sign(pinned_key(), &pinned_header(), &wrong_serial);
+        let token = pinned_token(&wrong_serial);
         assert_eq!(
             check_offline(&validator, &token).unwrap_err(),
             JwtError::Audience {
@@ -776,7 +784,7 @@ mod tests {
                 found: vec!["spn:999".into()]
             }
         );
-        let id_token = sign(pinned_key(), &pinned_header(), &id_token_claims());
+        let id_token = pinned_token(&id_token_claims());
         assert!(matches!(
             check_offline(&validator, &id_token),
             Err(JwtError::Issuer { .. })
@@ -787,7 +795,7 @@ mod tests {
     fn lifetime_is_checked_with_leeway() {
         let validator = offline();
         let check = |claims: Value| {
-            let token = sign(pinned_key(), &pinned_header(), &claims);
+            let token = pinned_token(&claims);
             validator.validate_offline(&token, &id_token_expectation())
         };
         assert_eq!(
@@ -845,7 +853,7 @@ mod tests {
         );
 
         let other_tenant = with(system_user_claims(), &custom("ctx"), json!("Cust999"));
-        let token = sign(pinned_key(), &pinned_header(), &other_tenant);
+        let token = pinned_token(&other_tenant);
         let err = check_offline(&validator, &token).unwrap_err();
         assert!(matches!(err, JwtError::ContextMismatch { .. }));
         assert_eq!(
@@ -854,7 +862,7 @@ mod tests {
         );
 
         let no_ticket = without(system_user_claims(), &custom("ticket"));
-        let token = sign(pinned_key(), &pinned_header(), &no_ticket);
+        let token = pinned_token(&no_ticket);
         assert_eq!(
             check_offline(&validator, &token).unwrap_err(),
             JwtError::MissingClaim("ticket")
@@ -866,7 +874,7 @@ mod tests {
         let validator = offline();
         let legacy = with(id_token_claims(), "iss", json!("SuperOffice AS"));
         let legacy = with(legacy, "aud", json!("whatever"));
-        let token = sign(pinned_key(), &pinned_header(), &legacy);
+        let token = pinned_token(&legacy);
         assert!(
             validator
                 .validate_offline(&token, &Expectation::Legacy)
@@ -879,23 +887,23 @@ mod tests {
             audience_required: false,
         };
         let notification = without(without(system_user_claims(), "aud"), &custom("ticket"));
-        let token = sign(pinned_key(), &pinned_header(), &notification);
+        let token = pinned_token(&notification);
         assert!(validator.validate_offline(&token, &state_change).is_ok());
         let for_us = with(
             notification.clone(),
             "aud",
             json!(format!("spn:{CLIENT_ID}")),
         );
-        let token = sign(pinned_key(), &pinned_header(), &for_us);
+        let token = pinned_token(&for_us);
         assert!(validator.validate_offline(&token, &state_change).is_ok());
         let for_others = with(notification.clone(), "aud", json!("spn:other"));
-        let token = sign(pinned_key(), &pinned_header(), &for_others);
+        let token = pinned_token(&for_others);
         assert!(matches!(
             validator.validate_offline(&token, &state_change),
             Err(JwtError::Audience { .. })
         ));
         let other_tenant = with(notification, &custom("ctx"), json!("Cust1"));
-        let token = sign(pinned_key(), &pinned_header(), &other_tenant);
+        let token = pinned_token(&other_tenant);
         assert!(matches!(
             validator.validate_offline(&token, &state_change),
             Err(JwtError::ContextMismatch { .. })
@@ -922,7 +930,7 @@ mod tests {
     fn state_changes_need_our_audience_and_nothing_issued_for_something_else() {
         let validator = offline();
         let check = |claims: &Value, audience_required| {
-            let token = sign(pinned_key(), &pinned_header(), claims);
+            let token = pinned_token(claims);
             validator.validate_offline(&token, &state_change(audience_required))
         };
         assert!(check(&notification_claims(), true).is_ok());
@@ -957,7 +965,7 @@ mod tests {
     #[test]
     fn id_tokens_never_carry_a_ticket() {
         let claims = with(id_token_claims(), &custom("ticket"), json!("7T:abc"));
-        let token = sign(pinned_key(), &pinned_header(), &claims);
+        let token = pinned_token(&claims);
         assert_eq!(
             offline()
                 .validate_offline(&token, &id_token_expectation())
@@ -979,7 +987,7 @@ mod tests {
             json!("7T:user-ticket"),
         );
         let check = |claims: &Value| {
-            let token = sign(pinned_key(), &pinned_header(), claims);
+            let token = pinned_token(claims);
             validator.validate_offline(&token, &expectation)
         };
         let claims = check(&legacy).unwrap();
@@ -1031,8 +1039,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_kid_unknown_after_a_refetch_tries_every_key_known() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        let (server, validator) = serving_jwks().await;
         let renamed = json!({"alg": "RS256", "kid": "renamed-since"});
         for key in [pinned_key(), jwks_key()] {
             let token = sign(key, &renamed, &system_user_claims());
@@ -1055,7 +1062,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_key_set_is_fetched_again_once_it_is_old() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
+        let server = jwks_document_server().await;
         let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
         let fresh = online(&server, true, Duration::ZERO);
         for _ in 0..3 {
@@ -1071,7 +1078,7 @@ mod tests {
 
     #[test]
     fn the_fingerprint_ignores_spelling_but_not_content() {
-        let token = sign(pinned_key(), &pinned_header(), &notification_claims());
+        let token = pinned_token(&notification_claims());
         let print = fingerprint(&token).unwrap();
         let parts: Vec<&str> = token.split('.').collect();
         let pad = |part: &str| format!("{part}{}", "=".repeat((4 - part.len() % 4) % 4));
@@ -1126,7 +1133,7 @@ mod tests {
     #[test]
     fn the_docs_example_payload_validates_at_its_own_time() {
         let payload: Value = serde_json::from_str(crate::jwt::claims::tests::DOCS_EXAMPLE).unwrap();
-        let token = sign(pinned_key(), &pinned_header(), &payload);
+        let token = pinned_token(&payload);
         let validator = offline().with_clock(Arc::new(FixedClock(at(1_581_665_300))));
         let claims = validator
             .validate_offline(
@@ -1180,14 +1187,13 @@ mod tests {
 
     #[tokio::test]
     async fn jwks_keys_validate_and_are_fetched_once() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
+        let (server, validator) = serving_jwks().await;
         let token = sign(jwks_key(), &jwks_header(), &system_user_claims());
         for _ in 0..3 {
             check(&validator, &token).await.unwrap();
         }
         assert_eq!(requests(&server).await, 1);
-        let pinned = sign(pinned_key(), &pinned_header(), &system_user_claims());
+        let pinned = pinned_token(&system_user_claims());
         validator
             .clone()
             .validate(&pinned, &system_user_expectation())
@@ -1198,13 +1204,9 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_keys_refetch_at_most_once_per_cooldown() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
-        let forged = sign(
-            unknown_key(),
-            &json!({"alg": "RS256", "kid": "forged"}),
-            &id_token_claims(),
-        );
+        let (server, validator) = serving_jwks().await;
+        let unknown_kid = json!({"alg": "RS256", "kid": "forged"});
+        let forged = sign(unknown_key(), &unknown_kid, &id_token_claims());
         let mut flood = Vec::new();
         for _ in 0..20 {
             let validator = validator.clone();
@@ -1237,7 +1239,7 @@ mod tests {
     async fn an_unreachable_jwks_falls_back_to_the_pinned_certificate() {
         let server = jwks_server(ResponseTemplate::new(503)).await;
         let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
-        let named = sign(pinned_key(), &pinned_header(), &system_user_claims());
+        let named = pinned_token(&system_user_claims());
         check(&validator, &named).await.unwrap();
         assert_eq!(requests(&server).await, 0, "a pinned kid needs no JWKS");
 
@@ -1272,13 +1274,9 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_without_a_key_name_try_every_key() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
-        let validator = online(&server, true, DEFAULT_REFETCH_COOLDOWN);
-        let unnamed = sign(
-            jwks_key(),
-            &json!({"alg": "RS256", "typ": "JWT"}),
-            &system_user_claims(),
-        );
+        let (server, validator) = serving_jwks().await;
+        let no_kid = json!({"alg": "RS256", "typ": "JWT"});
+        let unnamed = sign(jwks_key(), &no_kid, &system_user_claims());
         check(&validator, &unnamed).await.unwrap();
         assert_eq!(requests(&server).await, 1);
         assert!(check_offline(&validator, &unnamed).is_ok());
@@ -1286,7 +1284,7 @@ mod tests {
 
     #[tokio::test]
     async fn alg_none_never_reaches_the_jwks() {
-        let server = jwks_server(ResponseTemplate::new(200).set_body_json(jwks_document())).await;
+        let server = jwks_document_server().await;
         let validator = online(&server, false, Duration::ZERO);
         let unsigned = format!(
             "{}.{}.",

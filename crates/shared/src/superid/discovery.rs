@@ -259,11 +259,7 @@ mod tests {
 
     #[test]
     fn custom_is_not_checked() {
-        let env = SuperIdEnvironment::new(
-            Environment::Custom,
-            Url::parse("http://127.0.0.1:9100").unwrap(),
-            "http://127.0.0.1:9100",
-        );
+        let env = SuperIdEnvironment::custom(Url::parse("http://127.0.0.1:9100").unwrap());
         assert!(
             check_environment(
                 &env,

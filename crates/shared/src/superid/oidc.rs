@@ -390,9 +390,7 @@ impl OidcClient {
             .post(metadata.token_endpoint.clone())
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form);
-        let response = http::send(WHAT, request).await?;
-        let status = response.status();
-        let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        let http::Answer { status, body, .. } = http::fetch(WHAT, request).await?;
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
                 Ok(error) => OidcError::TokenEndpoint {

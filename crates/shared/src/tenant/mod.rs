@@ -9,14 +9,14 @@ pub mod soap;
 pub mod status;
 
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 
 use secrecy::SecretString;
 use serde::Serialize;
+use url::Url;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{RetryPolicy, Retryable, TransportError, is_transient_status, scrub};
+use crate::http::{self, Retryable, SuperOfficeHttp, TransportError, is_transient_status, scrub};
 use crate::tenant::status::{StatusError, TenantRunState, TenantStatus, TenantStatusClient};
 
 /// Who a tenant call runs as. `Debug` redacts the credential.
@@ -47,6 +47,28 @@ pub struct Company {
     pub created_date: Option<String>,
     /// The company's owner (`Associate`), by full name.
     pub owner: Option<String>,
+}
+
+impl Company {
+    /// The company a `ContactEntity` describes, read the REST or the SOAP way: `contact_id` as found,
+    /// `text` the trimmed, non-empty text of a member by its path (e.g. `["Associate", "FullName"]`).
+    fn from_entity(
+        tenant: &ContextId,
+        contact_id: Option<i64>,
+        text: impl Fn(&[&str]) -> Option<String>,
+    ) -> Result<Self, TenantError> {
+        let contact_id = contact_id.ok_or_else(|| TenantError::Malformed {
+            tenant: tenant.clone(),
+            reason: "the ContactEntity has no ContactId".into(),
+        })?;
+        Ok(Self {
+            contact_id,
+            name: text(&["Name"]).unwrap_or_default(),
+            department: text(&["Department"]),
+            created_date: text(&["CreatedDate"]),
+            owner: text(&["Associate", "FullName"]),
+        })
+    }
 }
 
 /// Why a tenant call failed. `TicketRejected` and `AccessTokenRejected` tell the caller to renew the
@@ -133,7 +155,7 @@ impl TenantError {
 }
 
 /// Whether a call may be repeated at once with backoff: a 421 is not, it is resolved by
-/// `on_current_host` instead.
+/// `TenantCaller::call` instead.
 fn retry_now(error: &TenantError) -> bool {
     error.is_retryable() && !matches!(error, TenantError::Misdirected { .. })
 }
@@ -157,37 +179,87 @@ pub(crate) fn error_message(body: &[u8], secrets: &[&str]) -> String {
     }
 }
 
-/// Resolves the tenant's running status and calls `call` with it, repeated under `policy` while the
-/// error allows it (`retry_now`); on `Misdirected` forgets the status, resolves again and calls once
-/// more.
-pub(crate) async fn on_current_host<T, F, Fut>(
-    statuses: &TenantStatusClient,
-    tenant: &ContextId,
-    policy: RetryPolicy,
-    what: &'static str,
-    mut call: F,
-) -> Result<T, TenantError>
-where
-    F: FnMut(Arc<TenantStatus>) -> Fut,
-    Fut: Future<Output = Result<T, TenantError>>,
-{
-    let mut resolved_again = false;
-    loop {
-        let status = statuses.status(tenant).await?;
-        if !status.is_running {
-            return Err(TenantError::NotRunning {
-                tenant: tenant.clone(),
-                state: status.state.clone(),
-            });
-        }
-        let attempt = policy.run_while(what, || call(Arc::clone(&status)), retry_now);
-        match attempt.await {
-            Err(TenantError::Misdirected { .. }) if !resolved_again => {
-                tracing::info!(tenant = %tenant, "tenant answered 421; resolving its host again");
-                statuses.invalidate(tenant).await;
-                resolved_again = true;
-            }
-            result => return result,
+/// What both API clients call a tenant with: the HTTP stack, the tenant status cache and the
+/// application token. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct TenantCaller {
+    http: SuperOfficeHttp,
+    statuses: Arc<TenantStatusClient>,
+    application_token: SecretString,
+}
+
+impl TenantCaller {
+    /// `application_token` is `superoffice.client_secret` (sent as `SO-AppToken` with tickets).
+    pub fn new(
+        http: SuperOfficeHttp,
+        statuses: Arc<TenantStatusClient>,
+        application_token: SecretString,
+    ) -> Self {
+        Self {
+            http,
+            statuses,
+            application_token,
         }
     }
+
+    /// One call on the tenant's current host. Each attempt builds its request for the tenant's running
+    /// status (`request`), waits for the tenant's turn, sends it and reads the answer (`read`).
+    /// Attempts are repeated with backoff if `repeatable` and the error allows it (`retry_now`); on
+    /// `Misdirected` the status is forgotten, resolved again and the call made once more.
+    async fn call<T>(
+        &self,
+        tenant: &ContextId,
+        what: &'static str,
+        repeatable: bool,
+        request: impl Fn(&TenantStatus) -> Result<reqwest::RequestBuilder, TenantError>,
+        read: impl Fn(http::Answer) -> Result<T, TenantError>,
+    ) -> Result<T, TenantError> {
+        let policy = self.http.retry_policy().if_repeatable(repeatable);
+        let attempt = |status: Arc<TenantStatus>| {
+            let (request, read) = (&request, &read);
+            async move {
+                let request = request(&status)?;
+                self.http.throttle(tenant).await;
+                read(http::fetch(what, request).await?)
+            }
+        };
+        let mut resolved_again = false;
+        loop {
+            let status = self.statuses.status(tenant).await?;
+            if !status.is_running {
+                return Err(TenantError::NotRunning {
+                    tenant: tenant.clone(),
+                    state: status.state.clone(),
+                });
+            }
+            let attempts = policy.run_while(what, || attempt(Arc::clone(&status)), retry_now);
+            match attempts.await {
+                Err(TenantError::Misdirected { .. }) if !resolved_again => {
+                    tracing::info!(tenant = %tenant, "tenant answered 421; resolving its host again");
+                    self.statuses.invalidate(tenant).await;
+                    resolved_again = true;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// `{base}/{path}` with exactly one slash between, `base` being the status's `what` URL.
+fn endpoint_url(
+    tenant: &ContextId,
+    base: Option<&Url>,
+    what: &'static str,
+    path: &str,
+) -> Result<Url, TenantError> {
+    let base = base.ok_or_else(|| TenantError::NoEndpoint {
+        tenant: tenant.clone(),
+        what,
+    })?;
+    Url::parse(&format!("{}/{path}", base.as_str().trim_end_matches('/'))).map_err(|e| {
+        TenantError::Malformed {
+            tenant: tenant.clone(),
+            reason: format!("the {what} URL cannot take a path: {e}"),
+        }
+    })
 }

@@ -3,18 +3,18 @@
 //! Companies are created the recommended way: `GET v1/Contact/default`, set `Name`, `POST v1/Contact`.
 //! GETs are retried with backoff; the POST is sent once (a repeat could create two companies).
 
-use std::sync::Arc;
-
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::Value;
 use url::Url;
 
 use crate::domain::ContextId;
-use crate::http::{self, SuperOfficeHttp};
-use crate::tenant::status::{TenantStatus, TenantStatusClient};
-use crate::tenant::{Company, TenantCredentials, TenantError, error_message, on_current_host};
+use crate::http;
+use crate::tenant::status::TenantStatus;
+use crate::tenant::{
+    Company, TenantCaller, TenantCredentials, TenantError, endpoint_url, error_message,
+};
 
 const WHAT: &str = "tenant REST API";
 
@@ -37,23 +37,14 @@ pub struct Principal {
 /// Calls tenants' REST APIs. Share one per process.
 #[derive(Debug, Clone)]
 pub struct TenantRestClient {
-    http: SuperOfficeHttp,
-    statuses: Arc<TenantStatusClient>,
-    application_token: SecretString,
+    caller: TenantCaller,
     marker_field: String,
 }
 
 impl TenantRestClient {
-    /// `application_token` is `superoffice.client_secret` (sent as `SO-AppToken` with tickets).
-    pub fn new(
-        http: SuperOfficeHttp,
-        statuses: Arc<TenantStatusClient>,
-        application_token: SecretString,
-    ) -> Self {
+    pub fn new(caller: TenantCaller) -> Self {
         Self {
-            http,
-            statuses,
-            application_token,
+            caller,
             marker_field: MARKER_FIELD.to_owned(),
         }
     }
@@ -72,13 +63,7 @@ impl TenantRestClient {
         credentials: &TenantCredentials,
     ) -> Result<Principal, TenantError> {
         let value = self
-            .call(
-                tenant,
-                credentials,
-                Method::GET,
-                "v1/User/currentPrincipal",
-                None,
-            )
+            .get(tenant, credentials, "v1/User/currentPrincipal")
             .await?;
         Ok(Principal {
             associate_id: member(&value, "AssociateId").and_then(as_i64),
@@ -96,8 +81,7 @@ impl TenantRestClient {
         tenant: &ContextId,
         credentials: &TenantCredentials,
     ) -> Result<Value, TenantError> {
-        self.call(tenant, credentials, Method::GET, "v1/Contact/default", None)
-            .await
+        self.get(tenant, credentials, "v1/Contact/default").await
     }
 
     /// `POST v1/Contact`: saves the entity (a `ContactId` of 0 creates). Sent once.
@@ -175,13 +159,7 @@ impl TenantRestClient {
             .append_pair("$orderby", "ContactId")
             .finish();
         let value = self
-            .call(
-                tenant,
-                credentials,
-                Method::GET,
-                &format!("v1/Contact?{query}"),
-                None,
-            )
+            .get(tenant, credentials, &format!("v1/Contact?{query}"))
             .await?;
         let rows = member(&value, "value")
             .and_then(Value::as_array)
@@ -232,15 +210,20 @@ impl TenantRestClient {
         contact_id: i64,
     ) -> Result<Company, TenantError> {
         let value = self
-            .call(
-                tenant,
-                credentials,
-                Method::GET,
-                &format!("v1/Contact/{contact_id}"),
-                None,
-            )
+            .get(tenant, credentials, &format!("v1/Contact/{contact_id}"))
             .await?;
         company(tenant, &value)
+    }
+
+    /// `GET {path}`.
+    async fn get(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        path: &str,
+    ) -> Result<Value, TenantError> {
+        self.call(tenant, credentials, Method::GET, path, None)
+            .await
     }
 
     /// One call on the tenant's current host: GETs retried with backoff, a 421 resolved again once.
@@ -252,55 +235,56 @@ impl TenantRestClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Value, TenantError> {
-        let policy = self
-            .http
-            .retry_policy()
-            .if_repeatable(method == Method::GET);
-        on_current_host(&self.statuses, tenant, policy, WHAT, |status| {
-            let method = method.clone();
-            async move {
-                self.send(tenant, &status, credentials, method, path, body)
-                    .await
-            }
-        })
-        .await
+        let repeatable = method == Method::GET;
+        let request = |status: &TenantStatus| {
+            let url = api_url(tenant, status, path)?;
+            let request = self
+                .caller
+                .http
+                .client()
+                .request(method.clone(), url)
+                .header(reqwest::header::ACCEPT, "application/json");
+            let request = self.authorize(request, credentials);
+            Ok(match body {
+                Some(body) => request.json(body),
+                None => request,
+            })
+        };
+        let read = |answer: http::Answer| self.read(tenant, credentials, answer);
+        self.caller
+            .call(tenant, WHAT, repeatable, request, read)
+            .await
     }
 
-    async fn send(
+    /// `request` with the headers `credentials` call for.
+    fn authorize(
         &self,
-        tenant: &ContextId,
-        status: &TenantStatus,
+        request: reqwest::RequestBuilder,
         credentials: &TenantCredentials,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, TenantError> {
-        let url = api_url(tenant, status, path)?;
-        self.http.throttle(tenant).await;
-        let mut request = self
-            .http
-            .client()
-            .request(method, url)
-            .header(reqwest::header::ACCEPT, "application/json");
-        request = match credentials {
+    ) -> reqwest::RequestBuilder {
+        match credentials {
             TenantCredentials::SystemUser(ticket) => request
                 .header(
                     reqwest::header::AUTHORIZATION,
                     format!("SOTicket {}", ticket.expose()),
                 )
-                .header("SO-AppToken", self.application_token.expose_secret()),
+                .header("SO-AppToken", self.caller.application_token.expose_secret()),
             TenantCredentials::User(access_token) => request.header(
                 reqwest::header::AUTHORIZATION,
                 format!("Bearer {}", access_token.expose_secret()),
             ),
-        };
-        if let Some(body) = body {
-            request = request.json(body);
         }
-        let response = http::send(WHAT, request).await?;
-        let code = response.status();
-        let bytes = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
-        if code.is_success() {
+    }
+
+    /// The JSON of a successful answer, or the error the answer's status means.
+    fn read(
+        &self,
+        tenant: &ContextId,
+        credentials: &TenantCredentials,
+        answer: http::Answer,
+    ) -> Result<Value, TenantError> {
+        let bytes = answer.body;
+        if answer.status.is_success() {
             return serde_json::from_slice(&bytes).map_err(|e| TenantError::Malformed {
                 tenant: tenant.clone(),
                 reason: format!("the body is not JSON: {e}"),
@@ -310,9 +294,9 @@ impl TenantRestClient {
             TenantCredentials::SystemUser(ticket) => ticket.expose(),
             TenantCredentials::User(access_token) => access_token.expose_secret(),
         };
-        let secrets = [credential, self.application_token.expose_secret()];
+        let secrets = [credential, self.caller.application_token.expose_secret()];
         let tenant = tenant.clone();
-        Err(match code.as_u16() {
+        Err(match answer.status.as_u16() {
             401 => match credentials {
                 TenantCredentials::SystemUser(_) => TenantError::TicketRejected { tenant },
                 TenantCredentials::User(_) => TenantError::AccessTokenRejected { tenant },
@@ -339,16 +323,7 @@ impl TenantRestClient {
 
 /// `{Api}/{path}`, with exactly one slash between.
 fn api_url(tenant: &ContextId, status: &TenantStatus, path: &str) -> Result<Url, TenantError> {
-    let api = status.api.as_ref().ok_or_else(|| TenantError::NoEndpoint {
-        tenant: tenant.clone(),
-        what: "Api",
-    })?;
-    Url::parse(&format!("{}/{path}", api.as_str().trim_end_matches('/'))).map_err(|e| {
-        TenantError::Malformed {
-            tenant: tenant.clone(),
-            reason: format!("the Api URL cannot take a path: {e}"),
-        }
-    })
+    endpoint_url(tenant, status.api.as_ref(), "Api", path)
 }
 
 /// A member by name, in any letter case.
@@ -375,19 +350,13 @@ fn as_i64(value: &Value) -> Option<i64> {
 }
 
 fn company(tenant: &ContextId, value: &Value) -> Result<Company, TenantError> {
-    let contact_id =
-        member(value, "ContactId")
-            .and_then(as_i64)
-            .ok_or_else(|| TenantError::Malformed {
-                tenant: tenant.clone(),
-                reason: "the ContactEntity has no ContactId".into(),
-            })?;
-    Ok(Company {
-        contact_id,
-        name: text(value, "Name").unwrap_or_default(),
-        department: text(value, "Department"),
-        created_date: text(value, "CreatedDate"),
-        owner: member(value, "Associate").and_then(|a| text(a, "FullName")),
+    let contact_id = member(value, "ContactId").and_then(as_i64);
+    Company::from_entity(tenant, contact_id, |path| {
+        let (name, parents) = path.split_last()?;
+        let parent = parents
+            .iter()
+            .try_fold(value, |parent, name| member(parent, name))?;
+        text(parent, name)
     })
 }
 

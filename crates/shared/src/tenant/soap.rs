@@ -4,16 +4,14 @@
 //! `SaveContactEntity` with the entity sent back. SOAP faults and the `ExceptionInfo`/`Succeeded`
 //! response headers become typed errors.
 
-use std::sync::Arc;
-
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::domain::{ContextId, Ticket};
-use crate::http::{self, SuperOfficeHttp, scrub};
+use crate::http::{self, scrub};
 use crate::soap::{self, Element, Envelope};
-use crate::tenant::status::{TenantStatus, TenantStatusClient};
-use crate::tenant::{Company, TenantError, error_message, on_current_host};
+use crate::tenant::status::TenantStatus;
+use crate::tenant::{Company, TenantCaller, TenantError, endpoint_url, error_message};
 
 const WHAT: &str = "tenant SOAP service";
 
@@ -23,23 +21,12 @@ pub const SERVICES88_NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Ser
 /// Calls tenants' SOAP Contact agent with a system user ticket. Share one per process.
 #[derive(Debug, Clone)]
 pub struct TenantSoapClient {
-    http: SuperOfficeHttp,
-    statuses: Arc<TenantStatusClient>,
-    application_token: SecretString,
+    caller: TenantCaller,
 }
 
 impl TenantSoapClient {
-    /// `application_token` is `superoffice.client_secret`.
-    pub fn new(
-        http: SuperOfficeHttp,
-        statuses: Arc<TenantStatusClient>,
-        application_token: SecretString,
-    ) -> Self {
-        Self {
-            http,
-            statuses,
-            application_token,
-        }
+    pub fn new(caller: TenantCaller) -> Self {
+        Self { caller }
     }
 
     /// `CreateDefaultContactEntity`: the unsaved default entity (the `ContactEntity` element).
@@ -113,44 +100,35 @@ impl TenantSoapClient {
         operation: &'static str,
         body: String,
     ) -> Result<Element, TenantError> {
-        let policy = self
-            .http
-            .retry_policy()
-            .if_repeatable(operation.starts_with("Create"));
-        let envelope = request_envelope(self.application_token.expose_secret(), ticket, &body);
-        let envelope = &envelope;
-        on_current_host(&self.statuses, tenant, policy, WHAT, |status| async move {
-            self.send(tenant, &status, ticket, operation, envelope)
-                .await
-        })
-        .await
-    }
-
-    async fn send(
-        &self,
-        tenant: &ContextId,
-        status: &TenantStatus,
-        ticket: &Ticket,
-        operation: &'static str,
-        envelope: &str,
-    ) -> Result<Element, TenantError> {
-        let url = service_url(tenant, status)?;
-        self.http.throttle(tenant).await;
-        let request = self
-            .http
-            .client()
-            .post(url)
-            .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
-            .header(
-                "SOAPAction",
-                format!("\"{SERVICES88_NS}/Contact/{operation}\""),
+        let application_token = self.caller.application_token.expose_secret();
+        let envelope = request_envelope(application_token, ticket, &body);
+        let request = |status: &TenantStatus| {
+            Ok(self
+                .caller
+                .http
+                .client()
+                .post(service_url(tenant, status)?)
+                .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
+                .header(
+                    "SOAPAction",
+                    format!("\"{SERVICES88_NS}/Contact/{operation}\""),
+                )
+                .body(envelope.clone()))
+        };
+        let secrets = [ticket.expose(), application_token];
+        let read = |answer: http::Answer| {
+            read_response(
+                tenant,
+                answer.status.as_u16(),
+                &answer.body,
+                operation,
+                &secrets,
             )
-            .body(envelope.to_owned());
-        let response = http::send(WHAT, request).await?;
-        let code = response.status();
-        let bytes = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
-        let secrets = [ticket.expose(), self.application_token.expose_secret()];
-        read_response(tenant, code.as_u16(), &bytes, operation, &secrets)
+        };
+        let repeatable = operation.starts_with("Create");
+        self.caller
+            .call(tenant, WHAT, repeatable, request, read)
+            .await
     }
 }
 
@@ -227,21 +205,12 @@ pub fn read_response(
 
 /// `{Endpoint}/Remote/Services88/Contact.svc`.
 fn service_url(tenant: &ContextId, status: &TenantStatus) -> Result<Url, TenantError> {
-    let endpoint = status
-        .endpoint
-        .as_ref()
-        .ok_or_else(|| TenantError::NoEndpoint {
-            tenant: tenant.clone(),
-            what: "Endpoint",
-        })?;
-    Url::parse(&format!(
-        "{}/Remote/Services88/Contact.svc",
-        endpoint.as_str().trim_end_matches('/')
-    ))
-    .map_err(|e| TenantError::Malformed {
-        tenant: tenant.clone(),
-        reason: format!("the Endpoint URL cannot take a path: {e}"),
-    })
+    endpoint_url(
+        tenant,
+        status.endpoint.as_ref(),
+        "Endpoint",
+        "Remote/Services88/Contact.svc",
+    )
 }
 
 /// A fault, an `ExceptionInfo` header or `Succeeded` false, as an error: the ticket's when the
@@ -295,20 +264,13 @@ fn failure(tenant: &ContextId, envelope: &Envelope, secrets: &[&str]) -> Option<
 fn company(tenant: &ContextId, entity: &Element) -> Result<Company, TenantError> {
     let contact_id = entity
         .child_text("ContactId")
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| TenantError::Malformed {
-            tenant: tenant.clone(),
-            reason: "the ContactEntity has no ContactId".into(),
-        })?;
-    Ok(Company {
-        contact_id,
-        name: entity.child_text("Name").unwrap_or_default().to_owned(),
-        department: entity.child_text("Department").map(str::to_owned),
-        created_date: entity.child_text("CreatedDate").map(str::to_owned),
-        owner: entity
-            .child("Associate")
-            .and_then(|a| a.child_text("FullName"))
-            .map(str::to_owned),
+        .and_then(|id| id.parse().ok());
+    Company::from_entity(tenant, contact_id, |path| {
+        let (name, parents) = path.split_last()?;
+        let parent = parents
+            .iter()
+            .try_fold(entity, |parent, name| parent.child(name))?;
+        parent.child_text(name).map(str::to_owned)
     })
 }
 

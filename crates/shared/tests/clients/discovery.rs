@@ -64,14 +64,12 @@ async fn the_document_is_fetched_again_after_its_ttl_or_a_refresh() {
 #[tokio::test]
 async fn a_server_error_is_retried_then_succeeds() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(503))
+    support::every_get(ResponseTemplate::new(503))
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
         .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(document(&server)))
+    support::every_get(ResponseTemplate::new(200).set_body_json(document(&server)))
         .mount(&server)
         .await;
     let discovery = Discovery::new(support::http(), &support::environment(&server));
@@ -82,8 +80,7 @@ async fn a_server_error_is_retried_then_succeeds() {
 #[tokio::test]
 async fn a_document_without_endpoints_is_invalid_and_not_retried() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"issuer": "x"})))
+    support::every_get(ResponseTemplate::new(200).set_body_json(json!({"issuer": "x"})))
         .expect(1)
         .mount(&server)
         .await;

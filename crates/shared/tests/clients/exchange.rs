@@ -7,7 +7,7 @@ use shared::crypto::system_user_token::verify_signed_token;
 use shared::db::models::TenantState;
 use shared::domain::SystemUserToken;
 use shared::http::TransportError;
-use shared::superid::exchange::{ExchangeError, TicketExchange, Verdict};
+use shared::superid::exchange::{ExchangeError, IssuedTicket, TicketExchange, Verdict};
 use shared::superid::exchange_rest::RestExchange;
 use shared::superid::exchange_soap::{SOAP_ACTION, SoapExchange};
 use wiremock::matchers::{header, method, path};
@@ -51,43 +51,54 @@ fn soap_response(body: String) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_raw(body, "text/xml; charset=utf-8")
 }
 
+/// A mock SuperID that answers every exchange at `at` with `response`.
+async fn superid_answering(at: &str, response: ResponseTemplate) -> MockSuperId {
+    let superid = MockSuperId::start().await;
+    support::serve(&superid.server, "POST", at, response).await;
+    superid
+}
+
+/// A mock SuperID that answers the first exchange at `at` with `first`, every later one with `then`.
+async fn superid_answering_first(
+    at: &str,
+    first: ResponseTemplate,
+    then: ResponseTemplate,
+) -> MockSuperId {
+    let superid = superid_answering(at, then).await;
+    support::serve_first(&superid.server, "POST", at, first).await;
+    superid
+}
+
+/// The REST exchange's error when SuperID answers `response` to the one request it expects.
+async fn rest_error_once(response: ResponseTemplate) -> ExchangeError {
+    let superid = MockSuperId::start().await;
+    support::serve_once(&superid.server, "POST", REST_PATH, response).await;
+    rest(&superid).await.unwrap_err()
+}
+
 /// The REST exchange's error when SuperID answers once, unsuccessfully, with `message`.
 async fn rest_refusal(message: &str) -> ExchangeError {
-    let superid = MockSuperId::start().await;
-    support::serve_once(
-        &superid.server,
-        "POST",
-        REST_PATH,
-        rest_answer(false, None, Some(message)),
-    )
-    .await;
-    rest(&superid).await.unwrap_err()
+    rest_error_once(rest_answer(false, None, Some(message))).await
+}
+
+/// Runs `exchange` for the test tenant and token.
+async fn run(exchange: &dyn TicketExchange) -> Result<IssuedTicket, ExchangeError> {
+    exchange.exchange(&support::ctx(), &token(), SERIAL).await
 }
 
 /// The REST exchange fails with a retryable transport error that `is` accepts.
 async fn assert_transport_failure(exchange: RestExchange, is: fn(&TransportError) -> bool) {
-    let error = exchange
-        .exchange(&support::ctx(), &token(), SERIAL)
-        .await
-        .unwrap_err();
+    let error = run(&exchange).await.unwrap_err();
     assert_is!(&error, ExchangeError::Transport(e) if is(e));
     assert!(error.is_retryable());
 }
 
-async fn rest(
-    superid: &MockSuperId,
-) -> Result<shared::superid::exchange::IssuedTicket, ExchangeError> {
-    RestExchange::new(superid.exchange_core())
-        .exchange(&support::ctx(), &token(), SERIAL)
-        .await
+async fn rest(superid: &MockSuperId) -> Result<IssuedTicket, ExchangeError> {
+    run(&RestExchange::new(superid.exchange_core())).await
 }
 
-async fn soap(
-    superid: &MockSuperId,
-) -> Result<shared::superid::exchange::IssuedTicket, ExchangeError> {
-    SoapExchange::new(superid.exchange_core())
-        .exchange(&support::ctx(), &token(), SERIAL)
-        .await
+async fn soap(superid: &MockSuperId) -> Result<IssuedTicket, ExchangeError> {
+    run(&SoapExchange::new(superid.exchange_core())).await
 }
 
 #[tokio::test]
@@ -156,14 +167,13 @@ async fn soap_sends_the_published_envelope_and_reads_a_prefixed_answer() {
 
 #[tokio::test]
 async fn soap_reads_an_unprefixed_answer() {
-    let superid = MockSuperId::start().await;
     let answer = format!(
         r#"<?xml version="1.0" encoding="utf-8"?><Envelope xmlns="http://schemas.xmlsoap.org/soap/envelope/">
 <Body><AuthenticationResponse xmlns="{NS}"><IsSuccessful>true</IsSuccessful><Token>{}</Token>
 <ErrorMessage/></AuthenticationResponse></Body></Envelope>"#,
         valid_jwt()
     );
-    support::serve(&superid.server, "POST", SOAP_PATH, soap_response(answer)).await;
+    let superid = superid_answering(SOAP_PATH, soap_response(answer)).await;
     assert_eq!(soap(&superid).await.unwrap().ticket.expose(), TICKET);
 }
 
@@ -181,18 +191,9 @@ async fn a_revoked_tenant_is_a_permanent_failure_sent_once() {
 
 #[tokio::test]
 async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
-    let superid = MockSuperId::start().await;
-    support::serve_first(
-        &superid.server,
-        "POST",
+    let superid = superid_answering_first(
         SOAP_PATH,
         soap_response(soap_prefixed(false, None, Some("needsreapproval"))),
-    )
-    .await;
-    support::serve(
-        &superid.server,
-        "POST",
-        SOAP_PATH,
         soap_response(soap_prefixed(false, None, Some("Computer says no"))),
     )
     .await;
@@ -211,18 +212,9 @@ async fn soap_needs_reapproval_stops_and_an_unknown_message_only_flags() {
 
 #[tokio::test]
 async fn an_invalid_timestamp_is_retried_once_with_a_fresh_signature() {
-    let superid = MockSuperId::start().await;
-    support::serve_first(
-        &superid.server,
-        "POST",
+    let superid = superid_answering_first(
         REST_PATH,
         rest_answer(false, None, Some("InvalidTimestamp")),
-    )
-    .await;
-    support::serve(
-        &superid.server,
-        "POST",
-        REST_PATH,
         rest_answer(true, Some(&valid_jwt()), None),
     )
     .await;
@@ -232,10 +224,7 @@ async fn an_invalid_timestamp_is_retried_once_with_a_fresh_signature() {
 
 #[tokio::test]
 async fn a_second_invalid_timestamp_is_reported_with_the_estimated_skew() {
-    let superid = MockSuperId::start().await;
-    support::serve(
-        &superid.server,
-        "POST",
+    let superid = superid_answering(
         SOAP_PATH,
         soap_response(soap_prefixed(
             false,
@@ -265,28 +254,18 @@ async fn an_invalid_signature_points_at_the_key() {
 
 #[tokio::test]
 async fn server_errors_are_transient_and_not_repeated_here() {
-    let superid = MockSuperId::start().await;
-    support::serve_once(
-        &superid.server,
-        "POST",
-        REST_PATH,
-        ResponseTemplate::new(503).set_body_string("<html>busy</html>"),
-    )
-    .await;
-    let error = rest(&superid).await.unwrap_err();
+    let error =
+        rest_error_once(ResponseTemplate::new(503).set_body_string("<html>busy</html>")).await;
     assert_is!(error, ExchangeError::Status { status: 503, .. });
     assert!(error.is_retryable());
 }
 
 #[tokio::test]
 async fn a_soap_fault_is_typed() {
-    let superid = MockSuperId::start().await;
     let fault = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
 <faultcode>s:Client</faultcode><faultstring>The message could not be processed</faultstring>
 </s:Fault></s:Body></s:Envelope>"#;
-    support::serve(
-        &superid.server,
-        "POST",
+    let superid = superid_answering(
         SOAP_PATH,
         ResponseTemplate::new(500).set_body_raw(fault, "text/xml"),
     )
@@ -299,14 +278,8 @@ async fn a_soap_fault_is_typed() {
 
 #[tokio::test]
 async fn a_nil_token_with_success_is_malformed_and_transient() {
-    let superid = MockSuperId::start().await;
-    support::serve(
-        &superid.server,
-        "POST",
-        SOAP_PATH,
-        soap_response(soap_prefixed(true, None, None)),
-    )
-    .await;
+    let superid =
+        superid_answering(SOAP_PATH, soap_response(soap_prefixed(true, None, None))).await;
     let error = soap(&superid).await.unwrap_err();
     assert_is!(error, ExchangeError::Malformed { .. });
     assert!(error.is_retryable());
@@ -314,10 +287,7 @@ async fn a_nil_token_with_success_is_malformed_and_transient() {
 
 #[tokio::test]
 async fn unparsable_answers_are_malformed_and_transient() {
-    let superid = MockSuperId::start().await;
-    support::serve(
-        &superid.server,
-        "POST",
+    let superid = superid_answering(
         REST_PATH,
         ResponseTemplate::new(200).set_body_raw(r#"{"IsSuccessful":tr"#, "application/json"),
     )
@@ -345,11 +315,8 @@ async fn unparsable_answers_are_malformed_and_transient() {
 async fn a_body_cut_short_by_the_connection_is_transient() {
     let superid = MockSuperId::start().await;
     let base = support::truncating_server("application/json", r#"{"IsSuccessful":true,"To"#).await;
-    let environment = shared::environment::SuperIdEnvironment::new(
-        shared::environment::Environment::Custom,
-        url::Url::parse(&base).unwrap(),
-        base.clone(),
-    );
+    let environment =
+        shared::environment::SuperIdEnvironment::custom(url::Url::parse(&base).unwrap());
     let core = shared::superid::exchange::ExchangeCore::new(
         support::http(),
         environment,
@@ -366,10 +333,7 @@ async fn a_body_cut_short_by_the_connection_is_transient() {
 
 #[tokio::test]
 async fn a_slow_superid_hits_the_timeout() {
-    let superid = MockSuperId::start().await;
-    support::serve(
-        &superid.server,
-        "POST",
+    let superid = superid_answering(
         REST_PATH,
         rest_answer(true, Some(&valid_jwt()), None).set_delay(Duration::from_secs(3)),
     )
@@ -382,20 +346,11 @@ async fn a_slow_superid_hits_the_timeout() {
 
 #[tokio::test]
 async fn a_jwt_for_another_serial_or_tenant_is_refused() {
-    let superid = MockSuperId::start().await;
     let other_serial = support::superid_jwt(&support::system_user_claims("Cust12345", "999"));
     let other_tenant = support::superid_jwt(&support::system_user_claims("Cust777", SERIAL));
-    support::serve_first(
-        &superid.server,
-        "POST",
+    let superid = superid_answering_first(
         REST_PATH,
         rest_answer(true, Some(&other_serial), None),
-    )
-    .await;
-    support::serve(
-        &superid.server,
-        "POST",
-        REST_PATH,
         rest_answer(true, Some(&other_tenant), None),
     )
     .await;

@@ -53,6 +53,21 @@ fn query(url: &url::Url) -> HashMap<String, String> {
     url.query_pairs().into_owned().collect()
 }
 
+/// The callback SuperID redirects to after a sign-in, with `code` and `state`.
+fn callback(code: &str, state: &str) -> CallbackParams {
+    CallbackParams {
+        code: Some(code.into()),
+        state: Some(state.into()),
+        ..CallbackParams::default()
+    }
+}
+
+/// The token endpoint answers every request with `status` and the JSON `body`.
+async fn token_endpoint_answers(superid: &MockSuperId, status: u16, body: Value) {
+    let response = ResponseTemplate::new(status).set_body_json(body);
+    support::serve(&superid.server, "POST", TOKEN_PATH, response).await;
+}
+
 fn form(body: &[u8]) -> HashMap<String, String> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
@@ -102,11 +117,7 @@ async fn the_code_is_exchanged_and_the_id_token_validated() {
         })),
     )
     .await;
-    let callback = CallbackParams {
-        code: Some("code-1".into()),
-        state: Some(query["state"].clone()),
-        ..CallbackParams::default()
-    };
+    let callback = callback("code-1", &query["state"]);
     let sign_in = client.complete(&request.pending, &callback).await.unwrap();
     assert_eq!(sign_in.claims.context_id, support::ctx());
     assert!(sign_in.claims.is_administrator);
@@ -138,37 +149,22 @@ async fn a_wrong_nonce_or_state_is_refused() {
     let superid = MockSuperId::start().await;
     let client = client(&superid);
     let request = client.authorization_request(None).await.unwrap();
-    support::serve(
-        &superid.server,
-        "POST",
-        TOKEN_PATH,
-        ResponseTemplate::new(200).set_body_json(json!({
+    token_endpoint_answers(
+        &superid,
+        200,
+        json!({
             "access_token": ACCESS, "id_token": id_token(&superid, "another-nonce", false),
-        })),
+        }),
     )
     .await;
     let state = query(&request.url)["state"].clone();
     let error = client
-        .complete(
-            &request.pending,
-            &CallbackParams {
-                code: Some("c".into()),
-                state: Some(state),
-                ..CallbackParams::default()
-            },
-        )
+        .complete(&request.pending, &callback("c", &state))
         .await
         .unwrap_err();
     assert!(error.to_string().contains("nonce"), "{error}");
     let error = client
-        .complete(
-            &request.pending,
-            &CallbackParams {
-                code: Some("c".into()),
-                state: Some("forged".into()),
-                ..CallbackParams::default()
-            },
-        )
+        .complete(&request.pending, &callback("c", "forged"))
         .await
         .unwrap_err();
     assert_is!(error, OidcError::StateMismatch);
@@ -193,24 +189,16 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
         .await
         .unwrap_err();
     assert_is!(&error, OidcError::Authorization { error, .. } if error == "access_denied");
-    support::serve(
-        &superid.server,
-        "POST",
-        TOKEN_PATH,
-        ResponseTemplate::new(400).set_body_json(json!({
+    token_endpoint_answers(
+        &superid,
+        400,
+        json!({
             "error": "invalid_grant", "error_description": "code expired"
-        })),
+        }),
     )
     .await;
     let error = client
-        .complete(
-            &request.pending,
-            &CallbackParams {
-                code: Some("old".into()),
-                state: Some(state),
-                ..CallbackParams::default()
-            },
-        )
+        .complete(&request.pending, &callback("old", &state))
         .await
         .unwrap_err();
     assert!(error.is_invalid_grant(), "{error}");
@@ -220,13 +208,12 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
 #[tokio::test]
 async fn a_refresh_keeps_the_old_refresh_token() {
     let superid = MockSuperId::start().await;
-    support::serve(
-        &superid.server,
-        "POST",
-        TOKEN_PATH,
-        ResponseTemplate::new(200).set_body_json(json!({
+    token_endpoint_answers(
+        &superid,
+        200,
+        json!({
             "token_type": "Bearer", "access_token": "8A:Cust12345.new", "expires_in": "1200",
-        })),
+        }),
     )
     .await;
     let old = SecretString::from("refresh-1");

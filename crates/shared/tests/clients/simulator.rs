@@ -10,19 +10,25 @@ use shared::config::{ExchangeKind, Settings, Sources};
 use shared::domain::{ContextId, SystemUserToken, Ticket};
 use shared::superid::exchange::{ExchangeError, IssuedTicket};
 use shared::superid::oidc::{CallbackParams, SignIn};
-use shared::tenant::rest::Principal;
+use shared::tenant::rest::{Principal, TenantRestClient};
 use shared::tenant::{Company, TenantCredentials, TenantError};
 use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
 
 use crate::support;
 
 const TENANT: &str = "Cust10001";
+/// The simulator's administrator and ordinary user of `TENANT`.
+const ADMIN: &str = "admin@cust10001.example";
+const USER: &str = "user@cust10001.example";
 
-async fn start() -> RunningSim {
+/// A simulator and the clients configured against it, exchanging over `exchange`.
+async fn start(exchange: ExchangeKind) -> (RunningSim, SuperOfficeClients) {
     let key = support::partner_key();
-    Simulator::start(SimConfig::for_tests(key.public_key_pem()))
+    let sim = Simulator::start(SimConfig::for_tests(key.public_key_pem()))
         .await
-        .unwrap()
+        .unwrap();
+    let clients = clients(&sim, exchange);
+    (sim, clients)
 }
 
 fn clients(sim: &RunningSim, exchange: ExchangeKind) -> SuperOfficeClients {
@@ -67,6 +73,27 @@ async fn create_company(
         .rest
         .create_company(&tenant(), credentials, name)
         .await
+}
+
+async fn create_marked(
+    rest: &TenantRestClient,
+    credentials: &TenantCredentials,
+    name: &str,
+    marker: &str,
+) -> Company {
+    rest.create_marked_company(&tenant(), credentials, name, marker)
+        .await
+        .unwrap()
+}
+
+async fn find_marked(
+    rest: &TenantRestClient,
+    credentials: &TenantCredentials,
+    marker: &str,
+) -> Option<Company> {
+    rest.find_company_by_marker(&tenant(), credentials, marker)
+        .await
+        .unwrap()
 }
 
 /// Drives the sign-in: the authorization request, the simulator's sign-in form submitted as
@@ -114,6 +141,12 @@ async fn sign_in(clients: &SuperOfficeClients, username: &str) -> SignIn {
         .unwrap()
 }
 
+/// The administrator signs in and the system user token from the sign-in is exchanged: the ticket.
+async fn system_user_ticket(clients: &SuperOfficeClients) -> Ticket {
+    let admin = sign_in(clients, ADMIN).await;
+    exchange_for(clients, &admin).await.unwrap().ticket
+}
+
 async fn exchange_for(
     clients: &SuperOfficeClients,
     admin: &SignIn,
@@ -128,9 +161,8 @@ async fn exchange_for(
 
 #[tokio::test]
 async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_rest() {
-    let sim = start().await;
-    let clients = clients(&sim, ExchangeKind::Rest);
-    let admin = sign_in(&clients, "admin@cust10001.example").await;
+    let (sim, clients) = start(ExchangeKind::Rest).await;
+    let admin = sign_in(&clients, ADMIN).await;
     assert_eq!(admin.claims.context_id, tenant());
     assert!(admin.claims.is_administrator);
     assert!(admin.claims.system_token.is_some());
@@ -159,13 +191,11 @@ async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_re
 
 #[tokio::test]
 async fn the_soap_exchange_and_soap_company_creation_work_together() {
-    let sim = start().await;
-    let clients = clients(&sim, ExchangeKind::Soap);
-    let admin = sign_in(&clients, "admin@cust10001.example").await;
-    let issued = exchange_for(&clients, &admin).await.unwrap();
+    let (sim, clients) = start(ExchangeKind::Soap).await;
+    let ticket = system_user_ticket(&clients).await;
     let company = clients
         .soap
-        .create_company(&tenant(), &issued.ticket, "Made over SOAP & <escaped>")
+        .create_company(&tenant(), &ticket, "Made over SOAP & <escaped>")
         .await
         .unwrap();
     assert!(company.contact_id > 0);
@@ -174,7 +204,7 @@ async fn the_soap_exchange_and_soap_company_creation_work_together() {
         .rest
         .company(
             &tenant(),
-            &TenantCredentials::SystemUser(issued.ticket),
+            &TenantCredentials::SystemUser(ticket),
             company.contact_id,
         )
         .await
@@ -185,9 +215,8 @@ async fn the_soap_exchange_and_soap_company_creation_work_together() {
 
 #[tokio::test]
 async fn an_ordinary_user_gets_no_system_token_but_creates_a_company_with_its_bearer_token() {
-    let sim = start().await;
-    let clients = clients(&sim, ExchangeKind::Rest);
-    let user = sign_in(&clients, "user@cust10001.example").await;
+    let (sim, clients) = start(ExchangeKind::Rest).await;
+    let user = sign_in(&clients, USER).await;
     assert!(!user.claims.is_administrator);
     assert!(user.claims.system_token.is_none());
     let credentials = TenantCredentials::User(user.tokens.access_token.clone());
@@ -208,9 +237,8 @@ async fn an_ordinary_user_gets_no_system_token_but_creates_a_company_with_its_be
 
 #[tokio::test]
 async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_rejected() {
-    let sim = start().await;
-    let clients = clients(&sim, ExchangeKind::Rest);
-    let admin = sign_in(&clients, "admin@cust10001.example").await;
+    let (sim, clients) = start(ExchangeKind::Rest).await;
+    let admin = sign_in(&clients, ADMIN).await;
     sim.admin().revoke(TENANT, TEST_CLIENT_ID).unwrap();
     let error = exchange_for(&clients, &admin).await.unwrap_err();
     assert_is!(error, ExchangeError::Revoked { .. });
@@ -229,11 +257,8 @@ async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_reject
 
 #[tokio::test]
 async fn a_moved_tenant_is_found_again_after_a_421() {
-    let sim = start().await;
-    let clients = clients(&sim, ExchangeKind::Rest);
-    let admin = sign_in(&clients, "admin@cust10001.example").await;
-    let issued = exchange_for(&clients, &admin).await.unwrap();
-    let credentials = TenantCredentials::SystemUser(issued.ticket);
+    let (sim, clients) = start(ExchangeKind::Rest).await;
+    let credentials = TenantCredentials::SystemUser(system_user_ticket(&clients).await);
     principal(&clients, &credentials).await.unwrap();
     let before = clients.statuses.status(&tenant()).await.unwrap();
     sim.admin().move_tenant(TENANT, "sod3").await.unwrap();
@@ -248,8 +273,7 @@ async fn a_moved_tenant_is_found_again_after_a_421() {
 
 #[tokio::test]
 async fn a_marked_company_is_found_by_its_marker() {
-    let sim = start().await;
-    let clients = clients(&sim, ExchangeKind::Rest);
+    let (sim, clients) = start(ExchangeKind::Rest).await;
     let token =
         SystemUserToken::parse(sim.admin().tenant(TENANT).unwrap().system_token.unwrap()).unwrap();
     let issued = clients
@@ -263,46 +287,22 @@ async fn a_marked_company_is_found_by_its_marker() {
         .unwrap();
     let credentials = TenantCredentials::SystemUser(issued.ticket);
     let rest = &clients.rest;
-    assert_eq!(
-        rest.find_company_by_marker(&tenant(), &credentials, "it's-1")
-            .await
-            .unwrap(),
-        None
-    );
-    let created = rest
-        .create_marked_company(&tenant(), &credentials, "Marked AS", "it's-1")
-        .await
-        .unwrap();
-    rest.create_marked_company(&tenant(), &credentials, "Other AS", "it's-2")
-        .await
-        .unwrap();
-    let found = rest
-        .find_company_by_marker(&tenant(), &credentials, "it's-1")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(find_marked(rest, &credentials, "it's-1").await, None);
+    let created = create_marked(rest, &credentials, "Marked AS", "it's-1").await;
+    create_marked(rest, &credentials, "Other AS", "it's-2").await;
+    let found = find_marked(rest, &credentials, "it's-1").await.unwrap();
     assert_eq!(found.contact_id, created.contact_id);
     assert_eq!(found.name, "Marked AS");
 
     // Another marker field (service.idempotency_field): the marker goes there and is found there.
     let by_org = rest.clone().with_marker_field("OrgNr");
     assert_eq!(
-        by_org
-            .find_company_by_marker(&tenant(), &credentials, "it's-1")
-            .await
-            .unwrap(),
+        find_marked(&by_org, &credentials, "it's-1").await,
         None,
         "the Number2 marker is not an OrgNr marker"
     );
-    let in_org = by_org
-        .create_marked_company(&tenant(), &credentials, "Org marked AS", "key-3")
-        .await
-        .unwrap();
-    let found = by_org
-        .find_company_by_marker(&tenant(), &credentials, "key-3")
-        .await
-        .unwrap()
-        .unwrap();
+    let in_org = create_marked(&by_org, &credentials, "Org marked AS", "key-3").await;
+    let found = find_marked(&by_org, &credentials, "key-3").await.unwrap();
     assert_eq!(found.contact_id, in_org.contact_id);
     let stored = sim
         .admin()

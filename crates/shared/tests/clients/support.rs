@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use shared::clock::{Clock, FixedClock};
 use shared::crypto::partner_key::PartnerKey;
 use shared::domain::ContextId;
-use shared::environment::{Environment, SuperIdEnvironment};
+use shared::environment::SuperIdEnvironment;
 use shared::http::{RetryPolicy, SuperOfficeHttp, TenantRateLimiter, build_client};
 use shared::superid::discovery::Discovery;
 use shared::superid::exchange::ExchangeCore;
@@ -41,11 +41,7 @@ pub fn http() -> SuperOfficeHttp {
 
 /// A `custom` SuperID at the mock server, with a trailing slash in the base URL on purpose.
 pub fn environment(server: &MockServer) -> SuperIdEnvironment {
-    SuperIdEnvironment::new(
-        Environment::Custom,
-        Url::parse(&format!("{}/", server.uri())).unwrap(),
-        server.uri(),
-    )
+    SuperIdEnvironment::custom(Url::parse(&format!("{}/", server.uri())).unwrap())
 }
 
 pub fn ctx() -> ContextId {
@@ -209,6 +205,11 @@ pub async fn truncating_server(content_type: &str, partial_body: &str) -> String
         }
     });
     format!("http://{address}")
+}
+
+/// A mock that answers every GET, whatever its path, with `response`.
+pub fn every_get(response: ResponseTemplate) -> Mock {
+    Mock::given(matchers::method("GET")).respond_with(response)
 }
 
 fn mock(method: &str, at: &str, response: ResponseTemplate) -> Mock {

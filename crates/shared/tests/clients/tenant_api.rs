@@ -9,7 +9,7 @@ use shared::http::SuperOfficeHttp;
 use shared::tenant::rest::TenantRestClient;
 use shared::tenant::soap::{SERVICES88_NS, TenantSoapClient};
 use shared::tenant::status::TenantStatusClient;
-use shared::tenant::{TenantCredentials, TenantError};
+use shared::tenant::{TenantCaller, TenantCredentials, TenantError};
 use wiremock::matchers::{header, header_exists, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -36,6 +36,13 @@ async fn lives_on(server: &MockServer, host: &str, times: Option<u64>) {
     }
 }
 
+/// A mock server whose state API says the tenant lives on `/{host}/Cust12345`.
+async fn tenant_living_on(host: &str) -> MockServer {
+    let server = MockServer::start().await;
+    lives_on(&server, host, None).await;
+    server
+}
+
 fn clients(server: &MockServer) -> (TenantRestClient, TenantSoapClient, Arc<TenantStatusClient>) {
     let http: SuperOfficeHttp = support::http();
     let statuses = Arc::new(TenantStatusClient::new(
@@ -43,13 +50,10 @@ fn clients(server: &MockServer) -> (TenantRestClient, TenantSoapClient, Arc<Tena
         support::environment(server),
         support::clock(),
     ));
+    let caller = TenantCaller::new(http, Arc::clone(&statuses), SecretString::from(APP_TOKEN));
     (
-        TenantRestClient::new(
-            http.clone(),
-            Arc::clone(&statuses),
-            SecretString::from(APP_TOKEN),
-        ),
-        TenantSoapClient::new(http, Arc::clone(&statuses), SecretString::from(APP_TOKEN)),
+        TenantRestClient::new(caller.clone()),
+        TenantSoapClient::new(caller),
         statuses,
     )
 }
@@ -68,6 +72,14 @@ async fn principal_error(rest: &TenantRestClient, credentials: &TenantCredential
     principal.unwrap_err()
 }
 
+/// The error of creating a company as the system user over REST, which must fail.
+async fn company_error(rest: &TenantRestClient, name: &str) -> TenantError {
+    let company = rest
+        .create_company(&support::ctx(), &system_user(), name)
+        .await;
+    company.unwrap_err()
+}
+
 async fn count(server: &MockServer, method_name: &str, at: &str) -> usize {
     server
         .received_requests()
@@ -80,8 +92,7 @@ async fn count(server: &MockServer, method_name: &str, at: &str) -> usize {
 
 #[tokio::test]
 async fn rest_creates_a_company_the_recommended_way_with_the_ticket() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod2", None).await;
+    let server = tenant_living_on("sod2").await;
     Mock::given(method("GET"))
         .and(path("/sod2/Cust12345/api/v1/Contact/default"))
         .and(header(
@@ -167,10 +178,8 @@ async fn a_421_resolves_the_host_again_and_retries_once() {
 
 #[tokio::test]
 async fn a_persistent_421_is_reported_after_one_retry() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod1", None).await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(421))
+    let server = tenant_living_on("sod1").await;
+    support::every_get(ResponseTemplate::new(421))
         .mount(&server)
         .await;
     let (rest, _, _) = clients(&server);
@@ -182,8 +191,7 @@ async fn a_persistent_421_is_reported_after_one_retry() {
 
 #[tokio::test]
 async fn a_401_names_the_credential_to_renew() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod2", None).await;
+    let server = tenant_living_on("sod2").await;
     let expired = ResponseTemplate::new(401).set_body_json(json!({"Error": "ticket expired"}));
     let at = "/sod2/Cust12345/api/v1/User/currentPrincipal";
     support::serve(&server, "GET", at, expired).await;
@@ -203,8 +211,7 @@ async fn a_401_names_the_credential_to_renew() {
 
 #[tokio::test]
 async fn the_current_principal_is_read_with_a_bearer_token() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod2", None).await;
+    let server = tenant_living_on("sod2").await;
     Mock::given(method("GET"))
         .and(path("/sod2/Cust12345/api/v1/User/currentPrincipal"))
         .and(header("authorization", "Bearer 8A:Cust12345.user"))
@@ -226,8 +233,7 @@ async fn the_current_principal_is_read_with_a_bearer_token() {
 
 #[tokio::test]
 async fn gets_are_retried_but_the_save_is_sent_once() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod2", None).await;
+    let server = tenant_living_on("sod2").await;
     let at = "/sod2/Cust12345/api/v1/Contact/default";
     support::serve_first(&server, "GET", at, ResponseTemplate::new(503)).await;
     let default = ResponseTemplate::new(200).set_body_json(default_entity());
@@ -237,10 +243,7 @@ async fn gets_are_retried_but_the_save_is_sent_once() {
         .mount(&server)
         .await;
     let (rest, _, _) = clients(&server);
-    let error = rest
-        .create_company(&support::ctx(), &system_user(), "Acme")
-        .await
-        .unwrap_err();
+    let error = company_error(&rest, "Acme").await;
     assert_is!(&error, TenantError::Http { status: 500, message, .. } if message == "database busy");
     assert!(error.is_retryable());
     assert_eq!(
@@ -266,10 +269,7 @@ async fn no_work_is_done_for_a_tenant_that_is_not_running() {
     )
     .await;
     let (rest, soap, _) = clients(&server);
-    let error = rest
-        .create_company(&support::ctx(), &system_user(), "x")
-        .await
-        .unwrap_err();
+    let error = company_error(&rest, "x").await;
     assert_is!(error, TenantError::NotRunning { .. });
     let error = soap
         .create_company(&support::ctx(), &Ticket::parse(TICKET).unwrap(), "x")
@@ -294,8 +294,7 @@ fn soap_ok(body: &str) -> ResponseTemplate {
 
 #[tokio::test]
 async fn soap_creates_a_company_from_the_default_entity() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod2", None).await;
+    let server = tenant_living_on("sod2").await;
     Mock::given(method("POST"))
         .and(path(CONTACT_SVC))
         .and(header(
@@ -358,8 +357,7 @@ async fn soap_creates_a_company_from_the_default_entity() {
 
 #[tokio::test]
 async fn soap_faults_are_typed_as_ticket_or_other() {
-    let server = MockServer::start().await;
-    lives_on(&server, "sod2", None).await;
+    let server = tenant_living_on("sod2").await;
     let fault = |exception: &str, message: &str| {
         ResponseTemplate::new(500).set_body_raw(
             format!(

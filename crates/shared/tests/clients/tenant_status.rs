@@ -29,6 +29,16 @@ fn running(server: &MockServer, valid_for: chrono::Duration) -> serde_json::Valu
     })
 }
 
+/// The client's error when the state API answers `response` to each of the `requests` it expects.
+async fn status_error(response: ResponseTemplate, requests: u64) -> StatusError {
+    let server = MockServer::start().await;
+    support::every_get(response)
+        .expect(requests)
+        .mount(&server)
+        .await;
+    client(&server).status(&support::ctx()).await.unwrap_err()
+}
+
 #[tokio::test]
 async fn status_is_read_and_cached_until_valid_until() {
     let server = MockServer::start().await;
@@ -55,12 +65,11 @@ async fn status_is_read_and_cached_until_valid_until() {
 #[tokio::test]
 async fn a_not_running_tenant_is_reported_as_such() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "ContextIdentifier": "Cust12345", "State": "OfflineMaintenance", "IsRunning": false
-        })))
-        .mount(&server)
-        .await;
+    support::every_get(ResponseTemplate::new(200).set_body_json(json!({
+        "ContextIdentifier": "Cust12345", "State": "OfflineMaintenance", "IsRunning": false
+    })))
+    .mount(&server)
+    .await;
     let status = client(&server).status(&support::ctx()).await.unwrap();
     assert_eq!(status.state, TenantRunState::OfflineMaintenance);
     assert!(!status.is_running);
@@ -68,40 +77,27 @@ async fn a_not_running_tenant_is_reported_as_such() {
 
 #[tokio::test]
 async fn an_unknown_tenant_is_typed_and_not_retried() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(404))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let error = client(&server).status(&support::ctx()).await.unwrap_err();
+    let error = status_error(ResponseTemplate::new(404), 1).await;
     assert_is!(error, StatusError::UnknownTenant(_));
     assert!(error.to_string().contains("Cust12345"));
 }
 
 #[tokio::test]
 async fn server_errors_are_retried_with_backoff_then_reported() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(502))
-        .expect(3)
-        .mount(&server)
-        .await;
-    let error = client(&server).status(&support::ctx()).await.unwrap_err();
+    let error = status_error(ResponseTemplate::new(502), 3).await;
     assert_is!(error, StatusError::Status { status: 502, .. });
 }
 
 #[tokio::test]
 async fn a_slow_server_hits_the_timeout() {
     let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(running(&server, chrono::Duration::minutes(5)))
-                .set_delay(Duration::from_secs(3)),
-        )
-        .mount(&server)
-        .await;
+    support::every_get(
+        ResponseTemplate::new(200)
+            .set_body_json(running(&server, chrono::Duration::minutes(5)))
+            .set_delay(Duration::from_secs(3)),
+    )
+    .mount(&server)
+    .await;
     let client = TenantStatusClient::new(
         support::http_with_timeout(Duration::from_millis(200)),
         support::environment(&server),

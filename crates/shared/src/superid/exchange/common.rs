@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -309,30 +310,53 @@ pub(crate) fn server_date(headers: &reqwest::header::HeaderMap) -> Option<DateTi
         .map(|date| date.with_timezone(&Utc))
 }
 
-/// One way of sending the signed token: REST or SOAP.
-pub(crate) trait ExchangeVariant: Send + Sync {
-    /// The variant's name in the exchange's trace span: `rest` or `soap`.
+/// One way of sending the signed token: REST or SOAP. The variant is a marker type; the state both
+/// variants need is the [`ExchangeCore`] held by [`VariantExchange`].
+pub(crate) trait ExchangeVariant: Send + Sync + 'static {
+    /// The variant's name in the exchange's trace span and `Debug`: `rest` or `soap`.
     const VIA: &'static str;
 
-    /// The flow, keys and validator both variants share.
-    fn core(&self) -> &ExchangeCore;
-
     fn send<'a>(
-        &'a self,
+        core: &'a ExchangeCore,
         ctx: &'a ContextId,
         signed: &'a SignedSystemToken,
     ) -> impl Future<Output = Result<ServiceAnswer, ExchangeError>> + Send + 'a;
 }
 
+/// An exchange over one variant: `RestExchange` or `SoapExchange`.
+#[derive(Clone)]
+pub struct VariantExchange<V> {
+    core: ExchangeCore,
+    variant: PhantomData<fn() -> V>,
+}
+
+impl<V> VariantExchange<V> {
+    pub fn new(core: ExchangeCore) -> Self {
+        Self {
+            core,
+            variant: PhantomData,
+        }
+    }
+}
+
+impl<V: ExchangeVariant> fmt::Debug for VariantExchange<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VariantExchange")
+            .field("via", &V::VIA)
+            .field("core", &self.core)
+            .finish()
+    }
+}
+
 /// Every variant exchanges through the shared flow.
-impl<V: ExchangeVariant + fmt::Debug> TicketExchange for V {
+impl<V: ExchangeVariant> TicketExchange for VariantExchange<V> {
     fn exchange<'a>(
         &'a self,
         ctx: &'a ContextId,
         token: &'a SystemUserToken,
         serial: &'a str,
     ) -> BoxFuture<'a, Result<IssuedTicket, ExchangeError>> {
-        Box::pin(self.core().run(self, ctx, token, serial))
+        Box::pin(self.core.run::<V>(ctx, token, serial))
     }
 }
 
@@ -381,9 +405,8 @@ impl ExchangeCore {
     /// The shared flow: sign now, send, on `InvalidTimestamp` sign again and send once more, then
     /// validate the JWT and take the ticket out of it.
     #[tracing::instrument(name = "exchange", skip_all, fields(tenant = %ctx, via = V::VIA), err(Display))]
-    pub(crate) async fn run<V: ExchangeVariant>(
+    async fn run<V: ExchangeVariant>(
         &self,
-        variant: &V,
         ctx: &ContextId,
         token: &SystemUserToken,
         serial: &str,
@@ -393,7 +416,7 @@ impl ExchangeCore {
             self.http.throttle(ctx).await;
             let signed_at = self.clock.now();
             let signed = sign_system_user_token(&self.key, token, signed_at);
-            let answer = variant.send(ctx, &signed).await?;
+            let answer = V::send(self, ctx, &signed).await?;
             if answer.is_successful {
                 let jwt = answer.token.ok_or_else(|| ExchangeError::Malformed {
                     tenant: ctx.clone(),

@@ -5,7 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::{ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
+use super::common::{
+    ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, VariantExchange, server_date,
+};
 use crate::domain::{ContextId, SignedSystemToken};
 use crate::http;
 
@@ -21,51 +23,42 @@ struct AuthenticateRequest<'a> {
     return_token_type: &'a str,
 }
 
+/// The REST variant.
+#[derive(Debug, Clone, Copy)]
+pub enum Rest {}
+
 /// Exchanges over REST.
-#[derive(Debug, Clone)]
-pub struct RestExchange {
-    core: ExchangeCore,
-}
+pub type RestExchange = VariantExchange<Rest>;
 
-impl RestExchange {
-    pub fn new(core: ExchangeCore) -> Self {
-        Self { core }
-    }
-}
-
-impl ExchangeVariant for RestExchange {
+impl ExchangeVariant for Rest {
     const VIA: &'static str = "rest";
 
-    fn core(&self) -> &ExchangeCore {
-        &self.core
-    }
-
     async fn send(
-        &self,
+        core: &ExchangeCore,
         ctx: &ContextId,
         signed: &SignedSystemToken,
     ) -> Result<ServiceAnswer, ExchangeError> {
         let body = AuthenticateRequest {
             signed_system_token: signed.expose(),
-            application_token: self.core.application_token.expose_secret(),
+            application_token: core.application_token.expose_secret(),
             context_identifier: ctx.as_str(),
             return_token_type: "JWT",
         };
-        let request = self
-            .core
+        let request = core
             .http
             .client()
-            .post(self.core.environment.system_user_rest_url())
+            .post(core.environment.system_user_rest_url())
             .header(reqwest::header::ACCEPT, "application/json")
             .json(&body);
-        let response = http::send(WHAT, request).await?;
-        let status = response.status();
-        let date = server_date(response.headers());
-        let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        let http::Answer {
+            status,
+            headers,
+            body,
+        } = http::fetch(WHAT, request).await?;
         // A refusal may come with a 4xx and the usual body; use the body when it is there.
         match parse_answer(&body) {
             Some(mut answer) => {
-                answer.server_date = date;
+                answer.server_date = server_date(&headers);
                 if !status.is_success() && answer.is_successful {
                     return Err(ExchangeError::Status {
                         tenant: ctx.clone(),

@@ -5,7 +5,9 @@
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::common::{ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
+use super::common::{
+    ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, VariantExchange, server_date,
+};
 use crate::domain::{ContextId, SignedSystemToken};
 use crate::http::{self, scrub};
 use crate::soap::{self, Envelope};
@@ -41,53 +43,40 @@ pub fn request_envelope(application_token: &str, context_id: &str, signed_token:
     )
 }
 
+/// The SOAP variant.
+#[derive(Debug, Clone, Copy)]
+pub enum Soap {}
+
 /// Exchanges over SOAP.
-#[derive(Debug, Clone)]
-pub struct SoapExchange {
-    core: ExchangeCore,
-}
+pub type SoapExchange = VariantExchange<Soap>;
 
-impl SoapExchange {
-    pub fn new(core: ExchangeCore) -> Self {
-        Self { core }
-    }
-}
-
-impl ExchangeVariant for SoapExchange {
+impl ExchangeVariant for Soap {
     const VIA: &'static str = "soap";
 
-    fn core(&self) -> &ExchangeCore {
-        &self.core
-    }
-
     async fn send(
-        &self,
+        core: &ExchangeCore,
         ctx: &ContextId,
         signed: &SignedSystemToken,
     ) -> Result<ServiceAnswer, ExchangeError> {
         let body = request_envelope(
-            self.core.application_token.expose_secret(),
+            core.application_token.expose_secret(),
             ctx.as_str(),
             signed.expose(),
         );
-        let request = self
-            .core
+        let request = core
             .http
             .client()
-            .post(self.core.environment.system_user_soap_url())
+            .post(core.environment.system_user_soap_url())
             .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
             .header("SOAPAction", SOAP_ACTION)
             .body(body);
-        let response = http::send(WHAT, request).await?;
-        let status = response.status();
-        let date = server_date(response.headers());
-        let body = http::read_body(WHAT, response, http::MAX_BODY_BYTES).await?;
+        let answer = http::fetch(WHAT, request).await?;
         read_response(
             ctx,
-            status,
-            date,
-            &body,
-            &[signed.expose(), self.core.application_token.expose_secret()],
+            answer.status,
+            server_date(&answer.headers),
+            &answer.body,
+            &[signed.expose(), core.application_token.expose_secret()],
         )
     }
 }

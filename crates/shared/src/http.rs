@@ -377,6 +377,59 @@ mod tests {
         ContextId::parse(value).unwrap()
     }
 
+    /// A local server answering `GET /answer` with `answer`.
+    async fn answering(answer: wiremock::ResponseTemplate) -> wiremock::MockServer {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/answer"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    #[tokio::test]
+    async fn fetch_reads_the_status_headers_and_body_whole() {
+        let server = answering(
+            wiremock::ResponseTemplate::new(418)
+                .insert_header("x-served-by", "teapot")
+                .set_body_string("short and stout"),
+        )
+        .await;
+        let client = build_client(Duration::from_secs(5)).unwrap();
+        let request = client.get(format!("{}/answer", server.uri()));
+        let Ok(answer) = fetch("the test call", request).await else {
+            panic!("the answer was not read");
+        };
+        assert_eq!(answer.status, reqwest::StatusCode::IM_A_TEAPOT);
+        assert_eq!(answer.headers["x-served-by"], "teapot");
+        assert_eq!(answer.body, b"short and stout");
+    }
+
+    #[tokio::test]
+    async fn fetch_refuses_a_body_over_the_limit_and_names_the_call() {
+        let server =
+            answering(
+                wiremock::ResponseTemplate::new(200).set_body_bytes(vec![b'x'; MAX_BODY_BYTES + 1]),
+            )
+            .await;
+        let client = build_client(Duration::from_secs(5)).unwrap();
+        let request = client.get(format!("{}/answer", server.uri()));
+        let Err(error) = fetch("the test call", request).await else {
+            panic!("a body over the limit was accepted");
+        };
+        assert!(
+            matches!(
+                error,
+                TransportError::TooLarge {
+                    what: "the test call",
+                    cap: MAX_BODY_BYTES
+                }
+            ),
+            "{error}"
+        );
+        assert!(!error.is_retryable(), "{error}");
+    }
+
     #[test]
     fn bucket_allows_a_burst_then_spaces_requests() {
         let limiter = TenantRateLimiter::new(10);

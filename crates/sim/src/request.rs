@@ -41,3 +41,34 @@ impl JsonObject {
             .map(|(_, v)| v)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn properties_are_found_by_their_name_in_any_case() {
+        let body = br#"{"SignedSystemToken": "signed", "applicationToken": "app"}"#;
+        let object = JsonObject::parse(body, "not JSON", "not an object").unwrap();
+        assert_eq!(
+            object.field("signedsystemtoken"),
+            Some(&Value::from("signed"))
+        );
+        assert_eq!(object.field("ApplicationToken"), Some(&Value::from("app")));
+        assert_eq!(object.field("ReturnTokenType"), None);
+    }
+
+    #[test]
+    fn a_body_that_is_no_json_object_is_refused_with_the_callers_words() {
+        let refusal = |body: &[u8]| {
+            JsonObject::parse(body, "not JSON", "not an object")
+                .err()
+                .expect("refused")
+        };
+        assert_eq!(refusal(b"[\"a\", \"b\"]"), "not an object");
+        assert_eq!(refusal(b"\"text\""), "not an object");
+        let cut = refusal(b"{\"SignedSystemToken\": ");
+        assert!(cut.starts_with("not JSON: "), "{cut}");
+    }
+}

@@ -42,31 +42,37 @@ def lib(*modules: str) -> str:
     return "".join(f"pub mod {m};\n" for m in modules)
 
 
-class Cycles(unittest.TestCase):
+class WorkspaceCase(unittest.TestCase):
+    def one_finding(self, files: dict[str, str]) -> str:
+        """The single finding for a workspace of `files`; fails when there are none or several."""
+        findings = Workspace(files).findings()
+        self.assertEqual(len(findings), 1, findings)
+        return findings[0]
+
+
+class Cycles(WorkspaceCase):
     def test_a_cycle_between_two_files_is_found_and_names_both(self):
-        findings = Workspace(
+        finding = self.one_finding(
             {
                 "crates/app/src/lib.rs": lib("store", "handlers"),
                 "crates/app/src/store.rs": "use crate::handlers::Contact;\npub struct Store;\n",
                 "crates/app/src/handlers.rs": "use crate::store::Store;\npub struct Contact;\n",
             }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("import cycle", findings[0])
-        self.assertIn("crates/app/src/store.rs:1 uses crate::handlers::Contact", findings[0])
-        self.assertIn("crates/app/src/handlers.rs:1 uses crate::store::Store", findings[0])
+        )
+        self.assertIn("import cycle", finding)
+        self.assertIn("crates/app/src/store.rs:1 uses crate::handlers::Contact", finding)
+        self.assertIn("crates/app/src/handlers.rs:1 uses crate::store::Store", finding)
 
     def test_a_child_using_its_parent_through_super_while_the_parent_uses_it_is_a_cycle(self):
-        findings = Workspace(
+        finding = self.one_finding(
             {
                 "crates/app/src/lib.rs": lib("exchange"),
                 "crates/app/src/exchange/mod.rs": "mod rest;\npub struct Core;\npub fn run() { rest::call(); }\n",
                 "crates/app/src/exchange/rest.rs": "use super::Core;\npub fn call() {}\n",
             }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("crates/app/src/exchange/mod.rs:3 uses rest::call", findings[0])
-        self.assertIn("crates/app/src/exchange/rest.rs:1 uses super::Core", findings[0])
+        )
+        self.assertIn("crates/app/src/exchange/mod.rs:3 uses rest::call", finding)
+        self.assertIn("crates/app/src/exchange/rest.rs:1 uses super::Core", finding)
 
     def test_a_layered_tree_passes(self):
         findings = Workspace(
@@ -96,9 +102,9 @@ class Cycles(unittest.TestCase):
         self.assertEqual(findings, [])
 
 
-class ProtocolImports(unittest.TestCase):
+class ProtocolImports(WorkspaceCase):
     def test_an_import_from_db_into_a_protocol_module_is_found(self):
-        findings = Workspace(
+        finding = self.one_finding(
             {
                 "crates/shared/src/lib.rs": lib("db", "superid", "clients"),
                 "crates/shared/src/db/mod.rs": "pub mod models;\n",
@@ -108,37 +114,34 @@ class ProtocolImports(unittest.TestCase):
                 # Outside the protocol modules the same import is allowed.
                 "crates/shared/src/clients.rs": "use crate::db::models::TenantState;\n",
             }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("crates/shared/src/superid/exchange.rs:1", findings[0])
-        self.assertIn("protocol module `superid` imports from `db`", findings[0])
+        )
+        self.assertIn("crates/shared/src/superid/exchange.rs:1", finding)
+        self.assertIn("protocol module `superid` imports from `db`", finding)
 
     def test_a_config_path_in_code_is_found_and_a_protocol_only_tree_passes(self):
-        findings = Workspace(
+        finding = self.one_finding(
             {
                 "crates/shared/src/lib.rs": lib("config", "http", "jwt"),
                 "crates/shared/src/config.rs": "pub struct Settings;\n",
                 "crates/shared/src/http.rs": "pub fn client(s: &crate::config::Settings) {}\n",
                 "crates/shared/src/jwt.rs": "use crate::http::client;\n",
             }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("crates/shared/src/http.rs:1: protocol module `http` imports from `config`", findings[0])
+        )
+        self.assertIn("crates/shared/src/http.rs:1: protocol module `http` imports from `config`", finding)
 
     def test_a_protocol_crate_depending_on_shared_is_found(self):
         name = check_modules.PROTOCOL_CRATES[0]
-        findings = Workspace(
+        finding = self.one_finding(
             {
                 "crates/shared/src/lib.rs": "",
                 "crates/proto/Cargo.toml": f'[package]\nname = "{name}"\n[dependencies]\nshared = {{ path = "../shared" }}\n',
                 "crates/proto/src/lib.rs": "",
             }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("crates/proto/Cargo.toml: the protocol crate depends on `shared`", findings[0])
+        )
+        self.assertIn("crates/proto/Cargo.toml: the protocol crate depends on `shared`", finding)
 
 
-class SqlLiterals(unittest.TestCase):
+class SqlLiterals(WorkspaceCase):
     MODELS = """
         pub enum TenantState { Pending, Active }
         impl TenantState {
@@ -148,53 +151,49 @@ class SqlLiterals(unittest.TestCase):
         }
     """
 
-    def test_a_state_literal_in_sql_query_is_found_with_its_line(self):
-        findings = Workspace(
+    def db_finding(self, module: str, source: str) -> str:
+        """The single finding for a db module `module` holding `source`, beside the models above."""
+        return self.one_finding(
             {
                 "crates/shared/src/lib.rs": lib("db"),
-                "crates/shared/src/db/mod.rs": "pub mod models;\npub mod queue;\n",
+                "crates/shared/src/db/mod.rs": lib("models", module),
                 "crates/shared/src/db/models.rs": self.MODELS,
-                "crates/shared/src/db/queue.rs": (
-                    "fn claim() {\n"
-                    '    diesel::sql_query(\n        "UPDATE tenants SET x = 1 \\\n'
-                    "         WHERE state IN ('grown_up') AND note = 'free text'\",\n    );\n}\n"
-                ),
+                f"crates/shared/src/db/{module}.rs": source,
             }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("crates/shared/src/db/queue.rs:4: state or action literal 'grown_up'", findings[0])
+        )
+
+    def test_a_state_literal_in_sql_query_is_found_with_its_line(self):
+        finding = self.db_finding(
+            "queue",
+            (
+                "fn claim() {\n"
+                '    diesel::sql_query(\n        "UPDATE tenants SET x = 1 \\\n'
+                "         WHERE state IN ('grown_up') AND note = 'free text'\",\n    );\n}\n"
+            ),
+        )
+        self.assertIn("crates/shared/src/db/queue.rs:4: state or action literal 'grown_up'", finding)
 
     def test_literals_in_dsl_sql_and_raw_strings_are_found_and_bound_parameters_pass(self):
-        findings = Workspace(
-            {
-                "crates/shared/src/lib.rs": lib("db"),
-                "crates/shared/src/db/mod.rs": "pub mod models;\npub mod tickets;\n",
-                "crates/shared/src/db/models.rs": self.MODELS,
-                "crates/shared/src/db/tickets.rs": (
-                    'fn a() { diesel::dsl::sql::<Bool>(r#"state = \'pending\'"#); }\n'
-                    "fn b() { diesel::sql_query(\"SELECT 1 WHERE state = $1 AND 'x' = 'y'\").bind(s); }\n"
-                    "fn c() { let s = \"state = 'pending'\"; }\n"
-                ),
-            }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("tickets.rs:1: state or action literal 'pending' in a SQL string passed to sql()", findings[0])
+        finding = self.db_finding(
+            "tickets",
+            (
+                'fn a() { diesel::dsl::sql::<Bool>(r#"state = \'pending\'"#); }\n'
+                "fn b() { diesel::sql_query(\"SELECT 1 WHERE state = $1 AND 'x' = 'y'\").bind(s); }\n"
+                "fn c() { let s = \"state = 'pending'\"; }\n"
+            ),
+        )
+        self.assertIn("tickets.rs:1: state or action literal 'pending' in a SQL string passed to sql()", finding)
 
     def test_a_literal_in_a_sql_constant_named_in_the_call_is_found(self):
-        findings = Workspace(
-            {
-                "crates/shared/src/lib.rs": lib("db"),
-                "crates/shared/src/db/mod.rs": "pub mod models;\npub mod queue;\n",
-                "crates/shared/src/db/models.rs": self.MODELS,
-                "crates/shared/src/db/queue.rs": (
-                    'const CLAIM: &str = "SELECT id FROM tenants\n WHERE state = \'pending\'";\n'
-                    'const OTHER: &str = "state = \'pending\'";\n'
-                    "fn claim() { diesel::sql_query(CLAIM).load(conn); }\n"
-                ),
-            }
-        ).findings()
-        self.assertEqual(len(findings), 1, findings)
-        self.assertIn("queue.rs:2: state or action literal 'pending'", findings[0])
+        finding = self.db_finding(
+            "queue",
+            (
+                'const CLAIM: &str = "SELECT id FROM tenants\n WHERE state = \'pending\'";\n'
+                'const OTHER: &str = "state = \'pending\'";\n'
+                "fn claim() { diesel::sql_query(CLAIM).load(conn); }\n"
+            ),
+        )
+        self.assertIn("queue.rs:2: state or action literal 'pending'", finding)
 
 
 if __name__ == "__main__":

@@ -161,6 +161,7 @@ fn expectation(
                     validator
                         .validate_offline(token, &Expectation::Legacy)
                         .context("token rejected")?
+                        .tenant
                         .context_id
                 }
             };

@@ -83,8 +83,8 @@ pub async fn exchange(settings: &Settings, ctx: &str) -> anyhow::Result<()> {
                 "serial": credentials.serial,
                 "token_generation": row.token_generation,
                 "issued_at": issued.issued_at.to_rfc3339(),
-                "webapi_url": issued.webapi_url.as_ref().map(url::Url::as_str),
-                "netserver_url": issued.netserver_url.as_ref().map(url::Url::as_str),
+                "webapi_url": issued.urls.webapi_url.as_ref().map(url::Url::as_str),
+                "netserver_url": issued.urls.netserver_url.as_ref().map(url::Url::as_str),
                 "ticket_length": issued.ticket.expose().chars().count(),
                 "stored": true,
             });

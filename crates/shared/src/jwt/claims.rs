@@ -4,6 +4,8 @@
 //! is a string, booleans (`"True"`) and ids (`"5"`) included. `iat` is a number in real tokens and a string
 //! in the documentation's example; both are read.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use url::Url;
@@ -14,37 +16,15 @@ use crate::jwt::JwtError;
 /// The namespace of SuperOffice's custom claims.
 pub const CLAIM_PREFIX: &str = "http://schemes.superoffice.net/identity/";
 
-/// What the validated token says. `Debug` redacts the system user token and the ticket.
+/// What the validated token says, grouped by what each claim is about. `Debug` redacts the system user
+/// token and the ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SuperOfficeClaims {
-    pub issuer: String,
-    pub audience: Vec<String>,
-    /// `sub`: the SuperID user name (an e-mail address) for sign-ins.
-    pub subject: Option<String>,
-    /// `ctx`: the tenant.
-    pub context_id: ContextId,
-    /// `serial`: the tenant database's serial; the system-user JWT's audience is `spn:{serial}`.
-    pub serial: Option<String>,
-    pub company_name: Option<String>,
-    pub email: Option<String>,
-    pub upn: Option<String>,
-    pub associate_id: Option<i64>,
-    pub is_administrator: bool,
-    pub identity_provider: Option<String>,
-    pub initials: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub primary_email: Option<String>,
-    pub webapi_url: Option<Url>,
-    pub netserver_url: Option<Url>,
-    /// Present when an administrator approved an app registered for system user access.
-    pub system_token: Option<SystemUserToken>,
-    /// The system user ticket (system-user JWT) or the user's ticket (legacy federated post).
-    pub ticket: Option<Ticket>,
-    pub nonce: Option<String>,
-    pub issued_at: Option<DateTime<Utc>>,
-    pub not_before: Option<DateTime<Utc>>,
-    pub expires_at: DateTime<Utc>,
+    pub token: TokenClaims,
+    pub tenant: TenantClaims,
+    pub user: UserClaims,
+    pub associate: AssociateClaims,
+    pub credentials: CredentialClaims,
 }
 
 impl SuperOfficeClaims {
@@ -55,75 +35,177 @@ impl SuperOfficeClaims {
         let context_id = ContextId::parse(context)
             .map_err(|_| JwtError::Malformed("claim ctx is not a context identifier".into()))?;
         Ok(Self {
-            issuer: claims.string("iss")?.unwrap_or_default().to_owned(),
-            audience: claims.audience()?,
-            subject: claims.owned("sub")?,
-            context_id,
-            serial: claims.custom_owned("serial")?,
-            company_name: claims.custom_owned("company_name")?,
-            email: claims.custom_owned("email")?,
-            upn: claims.custom_owned("upn")?,
-            associate_id: claims
-                .custom("associateid")?
-                .map(|v| v.trim().parse::<i64>())
-                .transpose()
-                .map_err(|_| JwtError::Malformed("claim associateid is not a number".into()))?,
-            is_administrator: claims
-                .custom("is_administrator")?
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-            identity_provider: claims.custom_owned("identityprovider")?,
-            initials: claims.custom_owned("initials")?,
-            first_name: claims.custom_owned("firstname")?,
-            last_name: claims.custom_owned("lastname")?,
-            primary_email: claims.custom_owned("so_primary_email_address")?,
-            webapi_url: claims.url("webapi_url")?,
-            netserver_url: claims.url("netserver_url")?,
-            system_token: claims
-                .custom("system_token")?
-                .map(SystemUserToken::parse)
-                .transpose()
-                .map_err(|e| JwtError::Malformed(format!("claim system_token: {e}")))?,
-            ticket: claims
-                .custom("ticket")?
-                .map(Ticket::parse)
-                .transpose()
-                .map_err(|e| JwtError::Malformed(format!("claim ticket: {e}")))?,
-            nonce: claims.owned("nonce")?,
-            issued_at: claims.time("iat")?,
-            not_before: claims.time("nbf")?,
-            expires_at: claims.time("exp")?.ok_or(JwtError::MissingClaim("exp"))?,
+            token: TokenClaims {
+                issuer: claims.string("iss")?.unwrap_or_default().to_owned(),
+                subject: claims.owned("sub")?,
+                audience: claims.audience()?,
+                nonce: claims.owned("nonce")?,
+                issued_at: claims.time("iat")?,
+                not_before: claims.time("nbf")?,
+                expires_at: claims.time("exp")?.ok_or(JwtError::MissingClaim("exp"))?,
+            },
+            tenant: TenantClaims {
+                context_id,
+                serial: claims.custom_owned("serial")?,
+                company_name: claims.custom_owned("company_name")?,
+                urls: TenantUrls {
+                    webapi_url: claims.url("webapi_url")?,
+                    netserver_url: claims.url("netserver_url")?,
+                },
+            },
+            user: UserClaims {
+                upn: claims.custom_owned("upn")?,
+                email: claims.custom_owned("email")?,
+                identity_provider: claims.custom_owned("identityprovider")?,
+            },
+            associate: AssociateClaims {
+                id: claims
+                    .custom("associateid")?
+                    .map(|v| v.trim().parse::<i64>())
+                    .transpose()
+                    .map_err(|_| JwtError::Malformed("claim associateid is not a number".into()))?,
+                is_administrator: claims
+                    .custom("is_administrator")?
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+                name: PersonName {
+                    first: claims.custom_owned("firstname")?,
+                    last: claims.custom_owned("lastname")?,
+                    initials: claims.custom_owned("initials")?,
+                },
+                primary_email: claims.custom_owned("so_primary_email_address")?,
+            },
+            credentials: CredentialClaims {
+                system_token: claims.custom_parsed("system_token", SystemUserToken::parse)?,
+                ticket: claims.custom_parsed("ticket", Ticket::parse)?,
+            },
         })
+    }
+
+    /// The name the user is best recognised by: the UPN, else the e-mail address, else `sub`.
+    pub fn login_name(&self) -> Option<&str> {
+        self.user
+            .upn
+            .as_deref()
+            .or(self.user.email.as_deref())
+            .or(self.token.subject.as_deref())
     }
 
     /// The claims as JSON for operators: the system user token and the ticket show as `"[REDACTED]"` when
     /// present (and `null` when absent), so the output can be pasted into a ticket or a log.
     pub fn redacted_json(&self) -> Value {
+        let Self {
+            token,
+            tenant,
+            user,
+            associate,
+            credentials,
+        } = self;
         let redacted = |present: bool| present.then_some("[REDACTED]");
+        let url = |url: &Option<Url>| url.as_ref().map(Url::as_str).map(str::to_owned);
+        let time = |time: Option<DateTime<Utc>>| time.map(|t| t.to_rfc3339());
         json!({
-            "issuer": self.issuer,
-            "audience": self.audience,
-            "subject": self.subject,
-            "context_id": self.context_id.as_str(),
-            "serial": self.serial,
-            "company_name": self.company_name,
-            "email": self.email,
-            "upn": self.upn,
-            "associate_id": self.associate_id,
-            "is_administrator": self.is_administrator,
-            "identity_provider": self.identity_provider,
-            "initials": self.initials,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "primary_email": self.primary_email,
-            "webapi_url": self.webapi_url.as_ref().map(Url::as_str),
-            "netserver_url": self.netserver_url.as_ref().map(Url::as_str),
-            "system_token": redacted(self.system_token.is_some()),
-            "ticket": redacted(self.ticket.is_some()),
-            "nonce": self.nonce,
-            "issued_at": self.issued_at.map(|t| t.to_rfc3339()),
-            "not_before": self.not_before.map(|t| t.to_rfc3339()),
-            "expires_at": self.expires_at.to_rfc3339(),
+            "issuer": token.issuer,
+            "audience": token.audience,
+            "subject": token.subject,
+            "context_id": tenant.context_id.as_str(),
+            "serial": tenant.serial,
+            "company_name": tenant.company_name,
+            "email": user.email,
+            "upn": user.upn,
+            "associate_id": associate.id,
+            "is_administrator": associate.is_administrator,
+            "identity_provider": user.identity_provider,
+            "initials": associate.name.initials,
+            "first_name": associate.name.first,
+            "last_name": associate.name.last,
+            "primary_email": associate.primary_email,
+            "webapi_url": url(&tenant.urls.webapi_url),
+            "netserver_url": url(&tenant.urls.netserver_url),
+            "system_token": redacted(credentials.system_token.is_some()),
+            "ticket": redacted(credentials.ticket.is_some()),
+            "nonce": token.nonce,
+            "issued_at": time(token.issued_at),
+            "not_before": time(token.not_before),
+            "expires_at": token.expires_at.to_rfc3339(),
         })
+    }
+}
+
+/// The standard claims (RFC 7519, OpenID Connect): who issued the token, about whom, for whom, for
+/// which sign-in request, and when it is valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub issuer: String,
+    /// `sub`: the SuperID user name (an e-mail address) for sign-ins.
+    pub subject: Option<String>,
+    pub audience: Vec<String>,
+    pub nonce: Option<String>,
+    pub issued_at: Option<DateTime<Utc>>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The tenant the token is about, and where its APIs are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantClaims {
+    /// `ctx`.
+    pub context_id: ContextId,
+    /// `serial`: the tenant database's serial; the system-user JWT's audience is `spn:{serial}`.
+    pub serial: Option<String>,
+    pub company_name: Option<String>,
+    pub urls: TenantUrls,
+}
+
+/// The user's SuperID account: the names SuperID knows them by, and where they signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserClaims {
+    pub upn: Option<String>,
+    pub email: Option<String>,
+    pub identity_provider: Option<String>,
+}
+
+/// The user as the tenant knows them: their associate, its rights and its person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociateClaims {
+    /// `associateid`.
+    pub id: Option<i64>,
+    pub is_administrator: bool,
+    pub name: PersonName,
+    /// `so_primary_email_address`.
+    pub primary_email: Option<String>,
+}
+
+/// The credentials the token carries. `Debug` redacts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialClaims {
+    /// Present when an administrator approved an app registered for system user access.
+    pub system_token: Option<SystemUserToken>,
+    /// The system user ticket (system-user JWT) or the user's ticket (legacy federated post).
+    pub ticket: Option<Ticket>,
+}
+
+/// Where a tenant's APIs are, as SuperID says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantUrls {
+    /// The REST API's base.
+    pub webapi_url: Option<Url>,
+    /// The SOAP (NetServer) services' base.
+    pub netserver_url: Option<Url>,
+}
+
+/// A person's name as the tenant holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName {
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub initials: Option<String>,
+}
+
+impl PersonName {
+    /// `"{first} {last}"`, when both are known.
+    pub fn full(&self) -> Option<String> {
+        let (first, last) = self.first.as_ref().zip(self.last.as_ref())?;
+        Some(format!("{first} {last}"))
     }
 }
 
@@ -152,6 +234,18 @@ impl<'a> Claims<'a> {
 
     fn custom_owned(&self, suffix: &str) -> Result<Option<String>, JwtError> {
         Ok(self.custom(suffix)?.map(str::to_owned))
+    }
+
+    /// A custom claim read by `parse`, whose refusal is given with the claim's name.
+    fn custom_parsed<T, E: fmt::Display>(
+        &self,
+        suffix: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, E>,
+    ) -> Result<Option<T>, JwtError> {
+        self.custom(suffix)?
+            .map(parse)
+            .transpose()
+            .map_err(|e| JwtError::Malformed(format!("claim {suffix}: {e}")))
     }
 
     fn url(&self, suffix: &str) -> Result<Option<Url>, JwtError> {
@@ -239,31 +333,41 @@ pub(crate) mod tests {
     #[test]
     fn the_docs_example_payload_is_read() {
         let claims = parse(DOCS_EXAMPLE).unwrap();
-        assert_eq!(claims.subject.as_deref(), Some("tony@superoffice.com"));
-        assert_eq!(claims.context_id.as_str(), "Cust26759");
-        assert_eq!(claims.serial.as_deref(), Some("1801550193"));
-        assert_eq!(claims.associate_id, Some(5));
-        assert!(!claims.is_administrator);
         assert_eq!(
-            claims.company_name.as_deref(),
+            claims.token.subject.as_deref(),
+            Some("tony@superoffice.com")
+        );
+        assert_eq!(claims.tenant.context_id.as_str(), "Cust26759");
+        assert_eq!(claims.tenant.serial.as_deref(), Some("1801550193"));
+        assert_eq!(claims.associate.id, Some(5));
+        assert!(!claims.associate.is_administrator);
+        assert_eq!(
+            claims.tenant.company_name.as_deref(),
             Some("Tonys Developer Network")
         );
-        assert_eq!(claims.identity_provider.as_deref(), Some("central-superid"));
-        assert_eq!(claims.initials.as_deref(), Some("TY"));
         assert_eq!(
-            claims.webapi_url.as_ref().map(Url::as_str),
+            claims.user.identity_provider.as_deref(),
+            Some("central-superid")
+        );
+        assert_eq!(claims.associate.name.initials.as_deref(), Some("TY"));
+        assert_eq!(
+            claims.tenant.urls.webapi_url.as_ref().map(Url::as_str),
             Some("https://sod.superoffice.com/Cust26759/api/")
         );
         assert_eq!(
-            claims.system_token.as_ref().map(SystemUserToken::expose),
+            claims
+                .credentials
+                .system_token
+                .as_ref()
+                .map(SystemUserToken::expose),
             Some("SuperOffice DevNet Node OIDC-8k8Q7DmBgo")
         );
-        assert!(claims.ticket.is_none());
-        assert_eq!(claims.issued_at.unwrap().timestamp(), 1_581_665_207);
-        assert_eq!(claims.not_before.unwrap().timestamp(), 1_581_665_147);
-        assert_eq!(claims.expires_at.timestamp(), 1_581_665_507);
+        assert!(claims.credentials.ticket.is_none());
+        assert_eq!(claims.token.issued_at.unwrap().timestamp(), 1_581_665_207);
+        assert_eq!(claims.token.not_before.unwrap().timestamp(), 1_581_665_147);
+        assert_eq!(claims.token.expires_at.timestamp(), 1_581_665_507);
         assert_eq!(
-            claims.audience,
+            claims.token.audience,
             vec!["6cf25376616343b38d14ddcd804f2891".to_owned()]
         );
         assert!(!format!("{claims:?}").contains("8k8Q7DmBgo"));
@@ -279,14 +383,54 @@ pub(crate) mod tests {
         assert!(!json.to_string().contains("8k8Q7DmBgo"));
     }
 
+    /// `partner-service verify-jwt` prints this for the documentation's example; operators read it by
+    /// these keys, so every key and value form stays.
+    #[test]
+    fn redacted_json_of_the_docs_example_is_unchanged() {
+        let expected: Value = serde_json::from_str(include_str!(
+            "../../testdata/docs-example-claims.redacted.json"
+        ))
+        .unwrap();
+        assert_eq!(parse(DOCS_EXAMPLE).unwrap().redacted_json(), expected);
+    }
+
+    #[test]
+    fn the_user_is_named_by_full_name_then_login_name() {
+        let mut payload: Value = serde_json::from_str(DOCS_EXAMPLE).unwrap();
+        let members = payload.as_object_mut().unwrap();
+        let claims = SuperOfficeClaims::from_payload(members).unwrap();
+        assert_eq!(claims.associate.name.full(), None);
+        assert_eq!(claims.login_name(), Some("tony@superoffice.com"));
+
+        members.remove(&format!("{CLAIM_PREFIX}upn"));
+        members.insert(format!("{CLAIM_PREFIX}email"), json!("t@example.com"));
+        members.insert(format!("{CLAIM_PREFIX}firstname"), json!("Tony"));
+        members.insert(format!("{CLAIM_PREFIX}lastname"), json!("Y"));
+        let claims = SuperOfficeClaims::from_payload(members).unwrap();
+        assert_eq!(claims.associate.name.full().as_deref(), Some("Tony Y"));
+        assert_eq!(
+            claims.login_name(),
+            Some("t@example.com"),
+            "no upn: the e-mail"
+        );
+
+        members.remove(&format!("{CLAIM_PREFIX}email"));
+        let claims = SuperOfficeClaims::from_payload(members).unwrap();
+        assert_eq!(
+            claims.login_name(),
+            Some("tony@superoffice.com"),
+            "then sub"
+        );
+    }
+
     #[test]
     fn iat_as_number_and_administrator_true() {
         let text = DOCS_EXAMPLE
             .replace("\"iat\": \"1581665207\"", "\"iat\": 1581665207")
             .replace("\"False\"", "\"True\"");
         let claims = parse(&text).unwrap();
-        assert_eq!(claims.issued_at.unwrap().timestamp(), 1_581_665_207);
-        assert!(claims.is_administrator);
+        assert_eq!(claims.token.issued_at.unwrap().timestamp(), 1_581_665_207);
+        assert!(claims.associate.is_administrator);
     }
 
     #[test]

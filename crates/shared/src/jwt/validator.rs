@@ -186,20 +186,21 @@ impl JwtValidator {
         match expectation {
             Expectation::IdToken { nonce, .. } => {
                 if let Some(expected) = nonce
-                    && claims.nonce.as_deref() != Some(expected.as_str())
+                    && claims.token.nonce.as_deref() != Some(expected.as_str())
                 {
                     return Err(JwtError::Nonce);
                 }
-                if claims.subject.is_none() {
+                if claims.token.subject.is_none() {
                     return Err(JwtError::MissingClaim("sub"));
                 }
                 // OpenID Connect never puts a ticket in an id_token: this is a legacy or system-user JWT.
-                if claims.ticket.is_some() {
+                if claims.credentials.ticket.is_some() {
                     return Err(JwtError::UnexpectedClaim("ticket"));
                 }
             }
             Expectation::LegacySignIn { nonce, .. } => {
                 if claims
+                    .token
                     .nonce
                     .as_deref()
                     .is_some_and(|found| found != nonce.as_str())
@@ -208,30 +209,29 @@ impl JwtValidator {
                 }
                 // A system-user JWT names its tenant's database as `spn:{serial}`; its ticket is the system
                 // user's, never a signed-in user's.
-                if claims.ticket.is_some()
-                    && claims
-                        .serial
-                        .as_deref()
-                        .is_some_and(|serial| claims.audience.contains(&format!("spn:{serial}")))
+                if claims.credentials.ticket.is_some()
+                    && claims.tenant.serial.as_deref().is_some_and(|serial| {
+                        claims.token.audience.contains(&format!("spn:{serial}"))
+                    })
                 {
                     return Err(JwtError::UnexpectedClaim("ticket"));
                 }
             }
             Expectation::SystemUser { context_id, .. } => {
-                check_context(context_id, &claims.context_id)?;
-                if claims.ticket.is_none() {
+                check_context(context_id, &claims.tenant.context_id)?;
+                if claims.credentials.ticket.is_none() {
                     return Err(JwtError::MissingClaim("ticket"));
                 }
             }
             Expectation::StateChange { context_id, .. } => {
-                check_context(context_id, &claims.context_id)?;
-                if claims.ticket.is_some() {
+                check_context(context_id, &claims.tenant.context_id)?;
+                if claims.credentials.ticket.is_some() {
                     return Err(JwtError::UnexpectedClaim("ticket"));
                 }
-                if claims.nonce.is_some() {
+                if claims.token.nonce.is_some() {
                     return Err(JwtError::UnexpectedClaim("nonce"));
                 }
-                if claims.system_token.is_some() {
+                if claims.credentials.system_token.is_some() {
                     return Err(JwtError::UnexpectedClaim("system_token"));
                 }
             }
@@ -624,15 +624,18 @@ mod tests {
     #[test]
     fn a_valid_id_token_yields_its_claims() {
         let claims = validated(&id_token_claims(), &id_token_expectation());
-        assert_eq!(claims.context_id.as_str(), "Cust12345");
-        assert_eq!(claims.subject.as_deref(), Some("tony@superoffice.com"));
-        assert!(claims.is_administrator);
-        assert_eq!(claims.associate_id, Some(5));
+        assert_eq!(claims.tenant.context_id.as_str(), "Cust12345");
         assert_eq!(
-            claims.system_token.as_ref().map(|t| t.expose()),
+            claims.token.subject.as_deref(),
+            Some("tony@superoffice.com")
+        );
+        assert!(claims.associate.is_administrator);
+        assert_eq!(claims.associate.id, Some(5));
+        assert_eq!(
+            claims.credentials.system_token.as_ref().map(|t| t.expose()),
             Some("Partner App-8k8Q7DmBgo")
         );
-        assert_eq!(claims.expires_at, at(NOW + 300));
+        assert_eq!(claims.token.expires_at, at(NOW + 300));
     }
 
     #[test]
@@ -653,7 +656,7 @@ mod tests {
     fn a_valid_system_user_jwt_yields_the_ticket() {
         let claims = validated(&system_user_claims(), &system_user_expectation());
         assert_eq!(
-            claims.ticket.as_ref().map(|t| t.expose()),
+            claims.credentials.ticket.as_ref().map(|t| t.expose()),
             Some("7T:MAA3AGYAMQBl")
         );
         let with_prefix = Expectation::SystemUser {
@@ -813,7 +816,7 @@ mod tests {
             JwtError::MissingClaim("exp")
         );
         let iat_as_string = with(id_token_claims(), "iat", json!(NOW.to_string()));
-        assert_eq!(check(iat_as_string).unwrap().issued_at, Some(at(NOW)));
+        assert_eq!(check(iat_as_string).unwrap().token.issued_at, Some(at(NOW)));
     }
 
     #[test]
@@ -992,7 +995,7 @@ mod tests {
         };
         let claims = check(&legacy).unwrap();
         assert_eq!(
-            claims.ticket.as_ref().map(|t| t.expose()),
+            claims.credentials.ticket.as_ref().map(|t| t.expose()),
             Some("7T:user-ticket")
         );
         assert!(
@@ -1145,8 +1148,8 @@ mod tests {
                 },
             )
             .unwrap();
-        assert_eq!(claims.context_id.as_str(), "Cust26759");
-        assert_eq!(claims.issued_at, Some(at(1_581_665_207)));
+        assert_eq!(claims.tenant.context_id.as_str(), "Cust26759");
+        assert_eq!(claims.token.issued_at, Some(at(1_581_665_207)));
     }
 
     #[test]

@@ -346,7 +346,7 @@ impl OidcClient {
             response.expires_in,
             None,
         )?;
-        tracing::info!(tenant = %claims.context_id, admin = claims.is_administrator, "signed in");
+        tracing::info!(tenant = %claims.tenant.context_id, admin = claims.associate.is_administrator, "signed in");
         Ok(SignIn { claims, tokens })
     }
 

@@ -115,7 +115,7 @@ async fn rest_sends_the_documented_body_and_returns_the_validated_ticket() {
     assert_eq!(issued.ticket.expose(), TICKET);
     assert_eq!(issued.issued_at, support::now());
     assert_eq!(
-        issued.webapi_url.unwrap().as_str(),
+        issued.urls.webapi_url.unwrap().as_str(),
         "https://sod2.superoffice.com/Cust12345/api/"
     );
     assert!(!format!("{:?}", issued.ticket).contains("7T:"));

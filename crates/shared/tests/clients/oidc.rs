@@ -119,10 +119,10 @@ async fn the_code_is_exchanged_and_the_id_token_validated() {
     .await;
     let callback = callback("code-1", &query["state"]);
     let sign_in = client.complete(&request.pending, &callback).await.unwrap();
-    assert_eq!(sign_in.claims.context_id, support::ctx());
-    assert!(sign_in.claims.is_administrator);
+    assert_eq!(sign_in.claims.tenant.context_id, support::ctx());
+    assert!(sign_in.claims.associate.is_administrator);
     assert_eq!(
-        sign_in.claims.system_token.unwrap().expose(),
+        sign_in.claims.credentials.system_token.unwrap().expose(),
         "Partner App-8k8Q7DmBgo"
     );
     assert_eq!(sign_in.tokens.access_token.expose_secret(), ACCESS);

@@ -151,8 +151,8 @@ async fn exchange_for(
     clients: &SuperOfficeClients,
     admin: &SignIn,
 ) -> Result<IssuedTicket, ExchangeError> {
-    let token: &SystemUserToken = admin.claims.system_token.as_ref().unwrap();
-    let serial = admin.claims.serial.as_deref().unwrap();
+    let token: &SystemUserToken = admin.claims.credentials.system_token.as_ref().unwrap();
+    let serial = admin.claims.tenant.serial.as_deref().unwrap();
     clients
         .exchange(support::partner_key())
         .exchange(&tenant(), token, serial)
@@ -163,10 +163,10 @@ async fn exchange_for(
 async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_rest() {
     let (sim, clients) = start(ExchangeKind::Rest).await;
     let admin = sign_in(&clients, ADMIN).await;
-    assert_eq!(admin.claims.context_id, tenant());
-    assert!(admin.claims.is_administrator);
-    assert!(admin.claims.system_token.is_some());
-    assert!(admin.claims.serial.is_some());
+    assert_eq!(admin.claims.tenant.context_id, tenant());
+    assert!(admin.claims.associate.is_administrator);
+    assert!(admin.claims.credentials.system_token.is_some());
+    assert!(admin.claims.tenant.serial.is_some());
     assert!(admin.tokens.refresh_token.is_some());
 
     let issued = exchange_for(&clients, &admin).await.unwrap();
@@ -217,8 +217,8 @@ async fn the_soap_exchange_and_soap_company_creation_work_together() {
 async fn an_ordinary_user_gets_no_system_token_but_creates_a_company_with_its_bearer_token() {
     let (sim, clients) = start(ExchangeKind::Rest).await;
     let user = sign_in(&clients, USER).await;
-    assert!(!user.claims.is_administrator);
-    assert!(user.claims.system_token.is_none());
+    assert!(!user.claims.associate.is_administrator);
+    assert!(user.claims.credentials.system_token.is_none());
     let credentials = TenantCredentials::User(user.tokens.access_token.clone());
     let principal = principal(&clients, &credentials).await.unwrap();
     assert_eq!(principal.user_type.as_deref(), Some("InternalAssociate"));

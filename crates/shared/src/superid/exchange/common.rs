@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use url::Url;
 
 use crate::clock::Clock;
 use crate::crypto::partner_key::PartnerKey;
@@ -17,6 +16,7 @@ use crate::crypto::system_user_token::sign_system_user_token;
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
 use crate::environment::SuperIdEnvironment;
 use crate::http::{SuperOfficeHttp, TransportError, is_transient_status, scrub};
+use crate::jwt::claims::TenantUrls;
 use crate::jwt::{Expectation, JwtError};
 use crate::superid::validation::{SuperIdValidator, ValidationError};
 
@@ -34,8 +34,8 @@ pub struct IssuedTicket {
     pub ticket: Ticket,
     /// The JWT's `iat`, or the local time of receipt when it has none.
     pub issued_at: DateTime<Utc>,
-    pub webapi_url: Option<Url>,
-    pub netserver_url: Option<Url>,
+    /// Where the tenant's APIs are, as the JWT says.
+    pub urls: TenantUrls,
 }
 
 /// Obtains system user tickets. Implemented over REST and SOAP today; an OAuth client-credentials flow
@@ -471,15 +471,17 @@ impl ExchangeCore {
                 tenant: ctx.clone(),
                 error,
             })?;
-        let ticket = claims.ticket.ok_or_else(|| ExchangeError::Token {
-            tenant: ctx.clone(),
-            error: ValidationError::Jwt(JwtError::MissingClaim("ticket")),
-        })?;
+        let ticket = claims
+            .credentials
+            .ticket
+            .ok_or_else(|| ExchangeError::Token {
+                tenant: ctx.clone(),
+                error: ValidationError::Jwt(JwtError::MissingClaim("ticket")),
+            })?;
         Ok(IssuedTicket {
             ticket,
-            issued_at: claims.issued_at.unwrap_or_else(|| self.clock.now()),
-            webapi_url: claims.webapi_url,
-            netserver_url: claims.netserver_url,
+            issued_at: claims.token.issued_at.unwrap_or_else(|| self.clock.now()),
+            urls: claims.tenant.urls,
         })
     }
 }

@@ -16,13 +16,14 @@ pub async fn capture_if_administrator(
     claims: &SuperOfficeClaims,
 ) -> Result<(), WebError> {
     let Some(token) = claims
+        .credentials
         .system_token
         .as_ref()
-        .filter(|_| claims.is_administrator)
+        .filter(|_| claims.associate.is_administrator)
     else {
         return Ok(());
     };
-    let ctx = &claims.context_id;
+    let ctx = &claims.tenant.context_id;
     let kind = SecretKind::SystemUserToken;
     let encrypted = state
         .cipher
@@ -39,28 +40,24 @@ pub async fn capture_if_administrator(
             .decrypt_string(ctx, kind, stored)
             .is_ok_and(|old| old.expose_secret() == token.expose())
     };
-    let captured_by = claims
-        .upn
-        .as_deref()
-        .or(claims.email.as_deref())
-        .or(claims.subject.as_deref())
-        .unwrap_or("administrator");
-    let webapi_url = claims.webapi_url.as_ref().map(ToString::to_string);
-    let netserver_url = claims.netserver_url.as_ref().map(ToString::to_string);
+    let captured_by = claims.login_name().unwrap_or("administrator");
+    let tenant = &claims.tenant;
+    let webapi_url = tenant.urls.webapi_url.as_ref().map(ToString::to_string);
+    let netserver_url = tenant.urls.netserver_url.as_ref().map(ToString::to_string);
     let outcome = capture_token(
         &mut conn,
         TokenCapture {
             context_id: ctx.as_str(),
             environment: state.environment.as_str(),
-            company_name: claims.company_name.as_deref(),
-            serial: claims.serial.as_deref(),
+            company_name: tenant.company_name.as_deref(),
+            serial: tenant.serial.as_deref(),
             webapi_url: webapi_url.as_deref(),
             netserver_url: netserver_url.as_deref(),
             token_ciphertext: encrypted.bytes,
             token_key_version: encrypted.key_version,
             captured_by,
             same_token: &same_token,
-            token_issued_at: claims.issued_at,
+            token_issued_at: claims.token.issued_at,
         },
     )
     .await?;

@@ -66,9 +66,9 @@ async fn complete_code_flow(
         .await
         .map_err(sign_in_error)?;
     if let Some(tenant) = &pending.tenant
-        && *tenant != signed_in.claims.context_id
+        && *tenant != signed_in.claims.tenant.context_id
     {
-        tracing::info!(asked = %tenant, got = %signed_in.claims.context_id, "user signed in to another tenant than preselected");
+        tracing::info!(asked = %tenant, got = %signed_in.claims.tenant.context_id, "user signed in to another tenant than preselected");
     }
     Ok((signed_in.claims, Credentials::Tokens(signed_in.tokens)))
 }
@@ -121,7 +121,11 @@ pub async fn callback_post(
             .validate(token, &expectation)
             .await
             .map_err(|e| sign_in_error(OidcError::IdToken(e)))?;
-        let ticket = claims.ticket.as_ref().map(|t| t.expose().to_owned());
+        let ticket = claims
+            .credentials
+            .ticket
+            .as_ref()
+            .map(|t| t.expose().to_owned());
         Ok((claims, Credentials::LegacyTicket(ticket)))
     }
     .await;
@@ -156,7 +160,7 @@ async fn finish(
         .sign_in(&user)
         .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
     metrics::counter!("partner_web_sign_ins_total", "outcome" => "succeeded").increment(1);
-    tracing::info!(tenant = %claims.context_id, administrator = claims.is_administrator, "user signed in");
+    tracing::info!(tenant = %claims.tenant.context_id, administrator = claims.associate.is_administrator, "user signed in");
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", "/"))
         .finish())
@@ -164,15 +168,12 @@ async fn finish(
 
 fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> SessionUser {
     use secrecy::ExposeSecret;
-    let display_name = match (&claims.first_name, &claims.last_name) {
-        (Some(first), Some(last)) => format!("{first} {last}"),
-        _ => claims
-            .upn
-            .clone()
-            .or_else(|| claims.email.clone())
-            .or_else(|| claims.subject.clone())
-            .unwrap_or_else(|| "SuperOffice user".to_owned()),
-    };
+    let display_name = claims
+        .associate
+        .name
+        .full()
+        .or_else(|| claims.login_name().map(str::to_owned))
+        .unwrap_or_else(|| "SuperOffice user".to_owned());
     let (access_token, access_expires_at, refresh_token, user_ticket) = match credentials {
         Credentials::Tokens(tokens) => (
             Some(tokens.access_token.expose_secret().to_owned()),
@@ -180,21 +181,29 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
             tokens.refresh_token.map(|t| t.expose_secret().to_owned()),
             None,
         ),
-        Credentials::LegacyTicket(ticket) => (None, claims.expires_at.timestamp(), None, ticket),
+        Credentials::LegacyTicket(ticket) => {
+            (None, claims.token.expires_at.timestamp(), None, ticket)
+        }
     };
     SessionUser {
         subject: claims
+            .token
             .subject
             .clone()
-            .or_else(|| claims.upn.clone())
+            .or_else(|| claims.user.upn.clone())
             .unwrap_or_else(|| display_name.clone()),
         display_name,
-        email: claims.email.clone(),
-        context_id: claims.context_id.to_string(),
-        company_name: claims.company_name.clone(),
-        is_administrator: claims.is_administrator,
-        associate_id: claims.associate_id.map(|id| id.to_string()),
-        webapi_url: claims.webapi_url.as_ref().map(ToString::to_string),
+        email: claims.user.email.clone(),
+        context_id: claims.tenant.context_id.to_string(),
+        company_name: claims.tenant.company_name.clone(),
+        is_administrator: claims.associate.is_administrator,
+        associate_id: claims.associate.id.map(|id| id.to_string()),
+        webapi_url: claims
+            .tenant
+            .urls
+            .webapi_url
+            .as_ref()
+            .map(ToString::to_string),
         access_token,
         access_expires_at,
         refresh_token,

@@ -279,7 +279,7 @@ pub async fn post(
             context_id: body.context_id.as_str(),
             change: &body.change,
             idempotency_key: &key,
-            token_issued_at: claims.issued_at,
+            token_issued_at: claims.token.issued_at,
             version_name: body.version_name.as_deref(),
             file_version: body.file_version.as_deref(),
             public_endpoint: body.public_endpoint.as_deref(),

@@ -18,7 +18,7 @@ use crate::crypto::constant_time_eq;
 use crate::domain::ContextId;
 use crate::http::{self, SuperOfficeHttp, TransportError};
 use crate::jwt::{Expectation, SuperOfficeClaims};
-use crate::superid::discovery::{Discovery, DiscoveryError};
+use crate::superid::discovery::DiscoveryError;
 use crate::superid::validation::{SuperIdValidator, ValidationError};
 
 const WHAT: &str = "SuperID token endpoint";
@@ -124,36 +124,58 @@ pub struct AuthorizationRequest {
     pub pending: PendingSignIn,
 }
 
-/// The query of the redirect back to `/callback`.
+/// The query of the redirect back to `/callback`: the state sent, and a code or SuperID's refusal.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
-    pub error: Option<String>,
-    pub error_description: Option<String>,
+    #[serde(flatten)]
+    pub error: Option<CallbackError>,
+}
+
+/// SuperID's refusal of a sign-in (RFC 6749 §4.1.2.1): `error`, and `error_description` when given.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackError {
+    pub error: String,
+    #[serde(rename = "error_description")]
+    pub description: Option<String>,
+}
+
+impl CallbackParams {
+    /// The authorization code, once the callback is known to answer `pending`. A refusal is reported
+    /// only for our own request: with another state it is a state mismatch, as a forged one would be.
+    fn code_for(&self, pending: &PendingSignIn) -> Result<&str, OidcError> {
+        let state_matches = self
+            .state
+            .as_deref()
+            .is_some_and(|state| constant_time_eq(state.as_bytes(), pending.state.as_bytes()));
+        if !state_matches {
+            return Err(OidcError::StateMismatch);
+        }
+        if let Some(refusal) = &self.error {
+            return Err(OidcError::Authorization {
+                error: refusal.error.chars().take(100).collect(),
+                description: refusal
+                    .description
+                    .as_ref()
+                    .map(|d| d.chars().take(300).collect()),
+            });
+        }
+        self.code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(OidcError::MissingCode)
+    }
 }
 
 /// A user's tokens. `Debug` redacts them.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct UserTokens {
     /// `8A:…`: `Authorization: Bearer` for the tenant's REST API.
     pub access_token: SecretString,
     /// Only the code flow returns one; a refresh keeps the old one.
     pub refresh_token: Option<SecretString>,
     pub expires_at: DateTime<Utc>,
-}
-
-impl fmt::Debug for UserTokens {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UserTokens")
-            .field("access_token", &"[REDACTED]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
-            )
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// A completed sign-in: the validated id_token's claims and the user's tokens.
@@ -178,32 +200,17 @@ struct ErrorResponse {
 }
 
 /// The application's OpenID Connect client. Share one per process.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct OidcClient {
     http: SuperOfficeHttp,
-    discovery: Arc<Discovery>,
+    /// Checks the id_tokens; its discovery gives the endpoints.
     validator: Arc<SuperIdValidator>,
     clock: Arc<dyn Clock>,
-    issuer: String,
-    client_id: String,
-    client_secret: SecretString,
-    redirect_uri: String,
-    pkce: bool,
+    application: OidcApplication,
 }
 
-impl fmt::Debug for OidcClient {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OidcClient")
-            .field("issuer", &self.issuer)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &"[REDACTED]")
-            .field("redirect_uri", &self.redirect_uri)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What identifies the application to SuperID.
-#[derive(Clone)]
+/// What identifies the application to SuperID. `Debug` redacts the client secret.
+#[derive(Debug, Clone)]
 pub struct OidcApplication {
     /// The expected id_token issuer (`SuperIdEnvironment::issuer`).
     pub issuer: String,
@@ -224,14 +231,9 @@ impl OidcClient {
     ) -> Self {
         Self {
             http,
-            discovery: Arc::clone(validator.discovery()),
             validator,
             clock,
-            issuer: application.issuer,
-            client_id: application.client_id,
-            client_secret: application.client_secret,
-            redirect_uri: application.redirect_uri,
-            pkce: application.pkce,
+            application,
         }
     }
 
@@ -242,7 +244,7 @@ impl OidcClient {
         &self,
         tenant: Option<&ContextId>,
     ) -> Result<AuthorizationRequest, OidcError> {
-        let metadata = self.discovery.metadata().await?;
+        let metadata = self.validator.discovery().metadata().await?;
         let pending = PendingSignIn::new(tenant.cloned());
         let mut url = metadata.authorization_endpoint.clone();
         if let Some(tenant) = tenant {
@@ -254,14 +256,14 @@ impl OidcClient {
         {
             let mut query = url.query_pairs_mut();
             query
-                .append_pair("client_id", &self.client_id)
+                .append_pair("client_id", &self.application.client_id)
                 .append_pair("scope", "openid")
-                .append_pair("redirect_uri", &self.redirect_uri)
+                .append_pair("redirect_uri", &self.application.redirect_uri)
                 .append_pair("response_type", "code")
                 .append_pair("response_mode", "query")
                 .append_pair("state", &pending.state)
                 .append_pair("nonce", &pending.nonce);
-            if self.pkce {
+            if self.application.pkce {
                 query
                     .append_pair("code_challenge", &pending.code_challenge())
                     .append_pair("code_challenge_method", "S256");
@@ -279,32 +281,8 @@ impl OidcClient {
         pending: &PendingSignIn,
         callback: &CallbackParams,
     ) -> Result<SignIn, OidcError> {
-        let state_matches = callback
-            .state
-            .as_deref()
-            .is_some_and(|state| constant_time_eq(state.as_bytes(), pending.state.as_bytes()));
-        if let Some(error) = &callback.error {
-            // An error is reported only for our own request; a forged one is a state mismatch.
-            if !state_matches {
-                return Err(OidcError::StateMismatch);
-            }
-            return Err(OidcError::Authorization {
-                error: error.chars().take(100).collect(),
-                description: callback
-                    .error_description
-                    .as_ref()
-                    .map(|d| d.chars().take(300).collect()),
-            });
-        }
-        if !state_matches {
-            return Err(OidcError::StateMismatch);
-        }
-        let code = callback
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or(OidcError::MissingCode)?;
-        self.exchange_code(code, pending).await
+        self.exchange_code(callback.code_for(pending)?, pending)
+            .await
     }
 
     /// Exchanges an authorization code (client_secret_post with the PKCE verifier) and validates the
@@ -316,13 +294,16 @@ impl OidcClient {
         pending: &PendingSignIn,
     ) -> Result<SignIn, OidcError> {
         let mut form = vec![
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose_secret()),
+            ("client_id", self.application.client_id.as_str()),
+            (
+                "client_secret",
+                self.application.client_secret.expose_secret(),
+            ),
             ("code", code),
-            ("redirect_uri", self.redirect_uri.as_str()),
+            ("redirect_uri", self.application.redirect_uri.as_str()),
             ("grant_type", "authorization_code"),
         ];
-        if self.pkce {
+        if self.application.pkce {
             form.push(("code_verifier", pending.code_verifier.as_str()));
         }
         let response = self.token_request(&form).await?;
@@ -334,8 +315,8 @@ impl OidcClient {
             .validate(
                 &id_token,
                 &Expectation::IdToken {
-                    issuer: self.issuer.clone(),
-                    client_id: self.client_id.clone(),
+                    issuer: self.application.issuer.clone(),
+                    client_id: self.application.client_id.clone(),
                     nonce: Some(pending.nonce.clone()),
                 },
             )
@@ -355,10 +336,13 @@ impl OidcClient {
     #[tracing::instrument(skip_all, err)]
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<UserTokens, OidcError> {
         let form = [
-            ("client_id", self.client_id.as_str()),
-            ("client_secret", self.client_secret.expose_secret()),
+            ("client_id", self.application.client_id.as_str()),
+            (
+                "client_secret",
+                self.application.client_secret.expose_secret(),
+            ),
             ("refresh_token", refresh_token.expose_secret()),
-            ("redirect_uri", self.redirect_uri.as_str()),
+            ("redirect_uri", self.application.redirect_uri.as_str()),
             ("grant_type", "refresh_token"),
         ];
         let response = self.token_request(&form).await?;
@@ -367,8 +351,8 @@ impl OidcClient {
                 .validate(
                     id_token,
                     &Expectation::IdToken {
-                        issuer: self.issuer.clone(),
-                        client_id: self.client_id.clone(),
+                        issuer: self.application.issuer.clone(),
+                        client_id: self.application.client_id.clone(),
                         nonce: None,
                     },
                 )
@@ -383,7 +367,7 @@ impl OidcClient {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenResponse, OidcError> {
-        let metadata = self.discovery.metadata().await?;
+        let metadata = self.validator.discovery().metadata().await?;
         let request = self
             .http
             .client()
@@ -473,6 +457,75 @@ mod tests {
         assert_eq!(
             pending.code_challenge(),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    fn callback(query: &str) -> CallbackParams {
+        let members: serde_json::Map<String, serde_json::Value> =
+            url::form_urlencoded::parse(query.as_bytes())
+                .map(|(name, value)| (name.into_owned(), value.into_owned().into()))
+                .collect();
+        serde_json::from_value(members.into()).unwrap()
+    }
+
+    #[test]
+    fn the_callback_reads_a_refusal_only_with_its_error() {
+        let refused = callback("error=access_denied&error_description=Declined&state=s");
+        let error = refused.error.unwrap();
+        assert_eq!(
+            (error.error.as_str(), error.description.as_deref()),
+            ("access_denied", Some("Declined"))
+        );
+        assert_eq!(refused.state.as_deref(), Some("s"));
+        let described_only = callback("code=c&state=s&error_description=Declined");
+        assert!(described_only.error.is_none());
+        assert_eq!(described_only.code.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn the_callback_gives_its_code_only_to_its_own_sign_in() {
+        let pending = PendingSignIn::new(None);
+        let state = pending.state.clone();
+        let answered = |query: String| callback(&query).code_for(&pending).map(str::to_owned);
+        assert_eq!(answered(format!("code=c&state={state}")).unwrap(), "c");
+        assert!(matches!(
+            answered("code=c&state=other".into()),
+            Err(OidcError::StateMismatch)
+        ));
+        assert!(matches!(
+            answered("code=c".into()),
+            Err(OidcError::StateMismatch)
+        ));
+        assert!(
+            matches!(
+                answered("error=access_denied&state=other".into()),
+                Err(OidcError::StateMismatch)
+            ),
+            "a refusal for another sign-in is not reported"
+        );
+        assert!(matches!(
+            answered(format!("error=access_denied&state={state}")),
+            Err(OidcError::Authorization { error, description: None }) if error == "access_denied"
+        ));
+        assert!(matches!(
+            answered(format!("code=&state={state}")),
+            Err(OidcError::MissingCode)
+        ));
+    }
+
+    #[test]
+    fn the_application_hides_its_client_secret() {
+        let application = OidcApplication {
+            issuer: "https://sod.superoffice.com".into(),
+            client_id: "client".into(),
+            client_secret: SecretString::from("very-secret-value"),
+            redirect_uri: "https://app/callback".into(),
+            pkce: true,
+        };
+        let shown = format!("{application:?}");
+        assert!(
+            shown.contains("client") && !shown.contains("very-secret-value"),
+            "{shown}"
         );
     }
 

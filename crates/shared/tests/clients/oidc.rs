@@ -4,7 +4,9 @@ use std::collections::HashMap;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use shared::superid::oidc::{CallbackParams, OidcApplication, OidcClient, OidcError};
+use shared::superid::oidc::{
+    CallbackError, CallbackParams, OidcApplication, OidcClient, OidcError,
+};
 use wiremock::ResponseTemplate;
 
 use crate::support::{self, MockSuperId, claim};
@@ -181,8 +183,10 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
             &request.pending,
             &CallbackParams {
                 state: Some(state.clone()),
-                error: Some("access_denied".into()),
-                error_description: Some("The user declined".into()),
+                error: Some(CallbackError {
+                    error: "access_denied".into(),
+                    description: Some("The user declined".into()),
+                }),
                 ..CallbackParams::default()
             },
         )

@@ -25,10 +25,10 @@ fuzz_target!(|payload: &[u8]| {
             Ok(claims) => {
                 // What a success promises, whatever the payload.
                 assert!(
-                    claims.expires_at.timestamp() >= NOW - 60,
+                    claims.token.expires_at.timestamp() >= NOW - 60,
                     "accepted an expired token"
                 );
-                if let Some(not_before) = claims.not_before {
+                if let Some(not_before) = claims.token.not_before {
                     assert!(
                         not_before.timestamp() <= NOW + 60,
                         "accepted a token not yet valid"
@@ -38,24 +38,24 @@ fuzz_target!(|payload: &[u8]| {
                     Expectation::IdToken {
                         client_id, nonce, ..
                     } => {
-                        assert!(claims.audience.contains(client_id));
-                        assert_eq!(claims.nonce.as_ref(), nonce.as_ref());
-                        assert!(claims.subject.is_some());
+                        assert!(claims.token.audience.contains(client_id));
+                        assert_eq!(claims.token.nonce.as_ref(), nonce.as_ref());
+                        assert!(claims.token.subject.is_some());
                     }
                     Expectation::SystemUser { serial, context_id } => {
-                        assert!(claims.audience.contains(&format!("spn:{serial}")));
-                        assert_eq!(&claims.context_id, context_id);
-                        assert!(claims.ticket.is_some());
+                        assert!(claims.token.audience.contains(&format!("spn:{serial}")));
+                        assert_eq!(&claims.tenant.context_id, context_id);
+                        assert!(claims.credentials.ticket.is_some());
                     }
                     Expectation::StateChange {
                         context_id,
                         client_id,
                         ..
                     } => {
-                        assert_eq!(&claims.context_id, context_id);
-                        assert!(claims.audience.contains(&format!("spn:{client_id}")));
-                        assert!(claims.ticket.is_none() && claims.nonce.is_none());
-                        assert!(claims.system_token.is_none());
+                        assert_eq!(&claims.tenant.context_id, context_id);
+                        assert!(claims.token.audience.contains(&format!("spn:{client_id}")));
+                        assert!(claims.credentials.ticket.is_none() && claims.token.nonce.is_none());
+                        assert!(claims.credentials.system_token.is_none());
                     }
                     Expectation::Legacy | Expectation::LegacySignIn { .. } => {}
                 }
@@ -63,7 +63,7 @@ fuzz_target!(|payload: &[u8]| {
                     Expectation::IdToken { issuer, .. } => issuer.as_str(),
                     _ => SUPEROFFICE_ISSUER,
                 };
-                assert_eq!(claims.issuer.trim_end_matches('/'), issuer);
+                assert_eq!(claims.token.issuer.trim_end_matches('/'), issuer);
                 assert!(claims.redacted_json().is_object());
             }
             Err(error) => assert!(!error.to_string().is_empty()),

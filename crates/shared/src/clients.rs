@@ -39,20 +39,33 @@ impl From<CertificateError> for ClientsError {
     }
 }
 
-/// The SuperOffice clients of one process. Cheap to clone.
+/// The SuperOffice clients of one process, by whom they call. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SuperOfficeClients {
     pub http: SuperOfficeHttp,
+    pub superid: SuperIdClients,
+    pub tenants: TenantClients,
+}
+
+/// What calls SuperID: the validator of its tokens (with its discovery document), the sign-in, and what
+/// the ticket exchange is built from.
+#[derive(Debug, Clone)]
+pub struct SuperIdClients {
     pub environment: SuperIdEnvironment,
-    pub discovery: Arc<Discovery>,
     pub validator: Arc<SuperIdValidator>,
-    pub statuses: Arc<TenantStatusClient>,
-    pub rest: TenantRestClient,
-    pub soap: TenantSoapClient,
     pub oidc: OidcClient,
     exchange_kind: ExchangeKind,
     application_token: SecretString,
     clock: Arc<dyn Clock>,
+}
+
+/// What calls the tenants: their state (where each lives, whether it runs), their REST API and their
+/// SOAP services.
+#[derive(Debug, Clone)]
+pub struct TenantClients {
+    pub statuses: Arc<TenantStatusClient>,
+    pub rest: TenantRestClient,
+    pub soap: TenantSoapClient,
 }
 
 impl SuperOfficeClients {
@@ -65,7 +78,7 @@ impl SuperOfficeClients {
         let discovery = Arc::new(Discovery::new(http.clone(), &environment));
         let validator = Arc::new(
             SuperIdValidator::new(
-                Arc::clone(&discovery),
+                discovery,
                 http.client().clone(),
                 pinned_certificate(environment.environment())?,
                 superoffice.jwt_leeway(),
@@ -95,32 +108,36 @@ impl SuperOfficeClients {
             application_token.clone(),
         );
         Ok(Self {
-            rest: TenantRestClient::new(caller.clone())
-                .with_marker_field(&settings.service.idempotency_field),
-            soap: TenantSoapClient::new(caller),
+            superid: SuperIdClients {
+                environment,
+                validator,
+                oidc,
+                exchange_kind: superoffice.exchange,
+                application_token,
+                clock,
+            },
+            tenants: TenantClients {
+                statuses,
+                rest: TenantRestClient::new(caller.clone())
+                    .with_marker_field(&settings.service.idempotency_field),
+                soap: TenantSoapClient::new(caller),
+            },
             http,
-            environment,
-            discovery,
-            validator,
-            statuses,
-            oidc,
-            exchange_kind: superoffice.exchange,
-            application_token,
-            clock,
         })
     }
 
     /// The ticket exchange `superoffice.exchange` selects, signing with `key`.
     pub fn exchange(&self, key: Arc<PartnerKey>) -> Arc<dyn TicketExchange> {
+        let superid = &self.superid;
         configured_exchange(
-            self.exchange_kind,
+            superid.exchange_kind,
             ExchangeCore::new(
                 self.http.clone(),
-                self.environment.clone(),
-                self.application_token.clone(),
+                superid.environment.clone(),
+                superid.application_token.clone(),
                 key,
-                Arc::clone(&self.clock),
-                Arc::clone(&self.validator),
+                Arc::clone(&superid.clock),
+                Arc::clone(&superid.validator),
             ),
         )
     }

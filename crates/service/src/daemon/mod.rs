@@ -148,7 +148,7 @@ impl Daemon {
         let listener = tokio::spawn(listener::listen(
             self.database_url.clone(),
             Arc::clone(&wake),
-            Arc::clone(&self.deps.clients.statuses),
+            Arc::clone(&self.deps.clients.tenants.statuses),
             cancel.clone(),
         ));
         let beating = CancellationToken::new();

@@ -89,7 +89,7 @@ pub async fn process(deps: &Context, claim: &Claim) -> anyhow::Result<NextAttemp
         return Ok(None);
     }
     if usable.is_none() || state == TenantState::Pending {
-        match deps.clients.statuses.status(&id).await {
+        match deps.clients.tenants.statuses.status(&id).await {
             Ok(status) => {
                 let since = if status.is_running {
                     // Recorded when the lease is given back, with the other passes that ended.
@@ -108,7 +108,7 @@ pub async fn process(deps: &Context, claim: &Claim) -> anyhow::Result<NextAttemp
                 };
                 if !status.is_running {
                     // Ask afresh at the next attempt rather than trust the cached answer until ValidUntil.
-                    deps.clients.statuses.invalidate(&id).await;
+                    deps.clients.tenants.statuses.invalidate(&id).await;
                     tracing::info!(tenant = %id, state = %status.state, "tenant is not running; waiting");
                     if let Some(since) =
                         since.filter(|since| Utc::now() - *since > NOT_RUNNING_TOO_LONG)
@@ -502,6 +502,7 @@ async fn create_once(
     if look_up_first
         && let Some(company) = deps
             .clients
+            .tenants
             .rest
             .find_company_by_marker(id, credentials, key)
             .await?
@@ -510,6 +511,7 @@ async fn create_once(
     }
     let company = deps
         .clients
+        .tenants
         .rest
         .create_marked_company(id, credentials, name, key)
         .await?;

@@ -61,7 +61,11 @@ async fn principal(
     clients: &SuperOfficeClients,
     credentials: &TenantCredentials,
 ) -> Result<Principal, TenantError> {
-    clients.rest.current_principal(&tenant(), credentials).await
+    clients
+        .tenants
+        .rest
+        .current_principal(&tenant(), credentials)
+        .await
 }
 
 async fn create_company(
@@ -70,6 +74,7 @@ async fn create_company(
     name: &str,
 ) -> Result<Company, TenantError> {
     clients
+        .tenants
         .rest
         .create_company(&tenant(), credentials, name)
         .await
@@ -100,6 +105,7 @@ async fn find_marked(
 /// `username`, the redirect back with the code, the code exchange and validation.
 async fn sign_in(clients: &SuperOfficeClients, username: &str) -> SignIn {
     let request = clients
+        .superid
         .oidc
         .authorization_request(Some(&tenant()))
         .await
@@ -137,6 +143,7 @@ async fn sign_in(clients: &SuperOfficeClients, username: &str) -> SignIn {
         }),
     };
     clients
+        .superid
         .oidc
         .complete(&request.pending, &callback)
         .await
@@ -179,6 +186,7 @@ async fn an_administrator_signs_in_and_the_system_user_creates_companies_over_re
         .unwrap();
     assert!(company.contact_id > 0);
     let read = clients
+        .tenants
         .rest
         .company(&tenant(), &credentials, company.contact_id)
         .await
@@ -196,6 +204,7 @@ async fn the_soap_exchange_and_soap_company_creation_work_together() {
     let (sim, clients) = start(ExchangeKind::Soap).await;
     let ticket = system_user_ticket(&clients).await;
     let company = clients
+        .tenants
         .soap
         .create_company(&tenant(), &ticket, "Made over SOAP & <escaped>")
         .await
@@ -203,6 +212,7 @@ async fn the_soap_exchange_and_soap_company_creation_work_together() {
     assert!(company.contact_id > 0);
     assert_eq!(company.name, "Made over SOAP & <escaped>");
     let read = clients
+        .tenants
         .rest
         .company(
             &tenant(),
@@ -229,6 +239,7 @@ async fn an_ordinary_user_gets_no_system_token_but_creates_a_company_with_its_be
         .unwrap();
     assert_eq!(company.name, "Made by a user");
     let refreshed = clients
+        .superid
         .oidc
         .refresh(user.tokens.refresh_token.as_ref().unwrap())
         .await
@@ -249,6 +260,7 @@ async fn a_revoked_application_is_a_permanent_failure_and_a_bad_ticket_is_reject
     let error = principal(&clients, &forged).await.unwrap_err();
     assert_is!(error, TenantError::TicketRejected { .. });
     let error = clients
+        .tenants
         .soap
         .create_default_contact(&tenant(), &Ticket::parse("7T:not-a-ticket").unwrap())
         .await
@@ -262,13 +274,13 @@ async fn a_moved_tenant_is_found_again_after_a_421() {
     let (sim, clients) = start(ExchangeKind::Rest).await;
     let credentials = TenantCredentials::SystemUser(system_user_ticket(&clients).await);
     principal(&clients, &credentials).await.unwrap();
-    let before = clients.statuses.status(&tenant()).await.unwrap();
+    let before = clients.tenants.statuses.status(&tenant()).await.unwrap();
     sim.admin().move_tenant(TENANT, "sod3").await.unwrap();
     let company = create_company(&clients, &credentials, "After the move")
         .await
         .unwrap();
     assert_eq!(company.name, "After the move");
-    let after = clients.statuses.status(&tenant()).await.unwrap();
+    let after = clients.tenants.statuses.status(&tenant()).await.unwrap();
     assert_ne!(before.api, after.api);
     sim.stop().await;
 }
@@ -288,7 +300,7 @@ async fn a_marked_company_is_found_by_its_marker() {
         .await
         .unwrap();
     let credentials = TenantCredentials::SystemUser(issued.ticket);
-    let rest = &clients.rest;
+    let rest = &clients.tenants.rest;
     assert_eq!(find_marked(rest, &credentials, "it's-1").await, None);
     let created = create_marked(rest, &credentials, "Marked AS", "it's-1").await;
     create_marked(rest, &credentials, "Other AS", "it's-2").await;

@@ -120,6 +120,7 @@ async fn a_dead_instances_lease_is_taken_over_without_losing_or_duplicating_the_
     let clients =
         SuperOfficeClients::from_settings(&w.settings, std::sync::Arc::new(SystemClock)).unwrap();
     let saved = clients
+        .tenants
         .rest
         .create_marked_company(
             &id,

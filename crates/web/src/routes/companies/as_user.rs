@@ -32,6 +32,7 @@ pub async fn post(
     let started = std::time::Instant::now();
     let mut result = state
         .clients
+        .tenants
         .rest
         .create_company(&ctx, &credentials(&user)?, &name)
         .await;
@@ -41,6 +42,7 @@ pub async fn post(
         renew(&state, &session, &mut user).await?;
         result = state
             .clients
+            .tenants
             .rest
             .create_company(&ctx, &credentials(&user)?, &name)
             .await;
@@ -97,6 +99,7 @@ async fn renew(
     };
     let tokens = state
         .clients
+        .superid
         .oidc
         .refresh(&SecretString::from(refresh))
         .await

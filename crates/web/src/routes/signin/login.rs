@@ -29,6 +29,7 @@ pub async fn login(
     };
     let request = state
         .clients
+        .superid
         .oidc
         .authorization_request(tenant.as_ref())
         .await
@@ -61,6 +62,7 @@ async fn complete_code_flow(
     let pending = take_pending(session, "link")?;
     let signed_in = state
         .clients
+        .superid
         .oidc
         .complete(&pending, query)
         .await
@@ -117,6 +119,7 @@ pub async fn callback_post(
         };
         let claims = state
             .clients
+            .superid
             .validator
             .validate(token, &expectation)
             .await

@@ -247,6 +247,7 @@ pub async fn post(
     };
     let claims = state
         .clients
+        .superid
         .validator
         .validate(token, &expectation)
         .await
@@ -313,7 +314,7 @@ pub async fn post(
 /// Whether the state API, asked afresh, says the tenant is not running or is gone. An answer that it runs,
 /// or no answer, is no confirmation.
 async fn confirmed_not_running(state: &AppState, tenant: &ContextId) -> bool {
-    let statuses = &state.clients.statuses;
+    let statuses = &state.clients.tenants.statuses;
     statuses.invalidate(tenant).await;
     match statuses.status(tenant).await {
         Ok(status) => !status.is_running,

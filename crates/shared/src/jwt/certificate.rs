@@ -13,6 +13,8 @@ use rsa::pkcs8::der::{self, Decode, SliceReader, Tagged, asn1::AnyRef};
 use rsa::pkcs8::spki::SubjectPublicKeyInfoRef;
 use sha1::{Digest, Sha1};
 
+use crate::crypto::rs256::Rs256Verifier;
+
 /// Why a certificate could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertificateError {
@@ -70,19 +72,22 @@ impl fmt::Display for Thumbprint {
     }
 }
 
-/// A parsed certificate: its DER, thumbprint and RSA public key. Cheap to clone.
-#[derive(Clone)]
+/// A parsed certificate: its DER, thumbprint and RSA public key, the key ready to verify RS256. Cheap to
+/// clone.
+#[derive(Debug, Clone)]
 pub struct Certificate {
-    der: Arc<[u8]>,
+    der: Der,
     thumbprint: Thumbprint,
-    public_key: PublicKey,
+    key: Rs256Verifier,
 }
 
-impl fmt::Debug for Certificate {
+/// A certificate's DER encoding. `Debug` gives its length.
+#[derive(Clone)]
+struct Der(Arc<[u8]>);
+
+impl fmt::Debug for Der {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Certificate")
-            .field("thumbprint", &self.thumbprint)
-            .finish_non_exhaustive()
+        write!(f, "Der({} bytes)", self.0.len())
     }
 }
 
@@ -111,14 +116,14 @@ impl Certificate {
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let public_key = subject_public_key(der)?;
         Ok(Self {
-            der: Arc::from(der),
+            der: Der(Arc::from(der)),
             thumbprint: Thumbprint::of_der(der),
-            public_key,
+            key: Rs256Verifier::new(public_key),
         })
     }
 
     pub fn der(&self) -> &[u8] {
-        &self.der
+        &self.der.0
     }
 
     pub fn thumbprint(&self) -> Thumbprint {
@@ -126,7 +131,12 @@ impl Certificate {
     }
 
     pub fn public_key(&self) -> &PublicKey {
-        &self.public_key
+        self.key.public_key()
+    }
+
+    /// The public key, prepared once to verify RS256 signatures.
+    pub fn verifier(&self) -> &Rs256Verifier {
+        &self.key
     }
 }
 
@@ -183,6 +193,16 @@ mod tests {
         assert_eq!(
             certificate.thumbprint().hex(),
             "D7DF365F1316AC0922CA96C3CD8BC67F606E0E4A"
+        );
+    }
+
+    #[test]
+    fn debug_names_the_certificate_without_its_bytes() {
+        let pem = include_str!("../../testdata/test-federated-login.pem");
+        let shown = format!("{:?}", Certificate::from_pem(pem).unwrap());
+        assert!(
+            shown.contains("D7DF365F1316AC0922CA96C3CD8BC67F606E0E4A") && shown.len() < 200,
+            "{shown}"
         );
     }
 

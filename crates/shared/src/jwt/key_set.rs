@@ -62,18 +62,10 @@ impl KeyHint {
 }
 
 /// One RSA public key that may have signed a token, with the names it is known by.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct VerificationKey {
     ids: Vec<KeyId>,
     public_key: Rs256Verifier,
-}
-
-impl fmt::Debug for VerificationKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerificationKey")
-            .field("ids", &self.ids)
-            .finish_non_exhaustive()
-    }
 }
 
 impl VerificationKey {
@@ -81,7 +73,7 @@ impl VerificationKey {
     pub fn from_certificate(certificate: &Certificate) -> Self {
         Self {
             ids: vec![KeyId::Thumbprint(certificate.thumbprint())],
-            public_key: Rs256Verifier::new(certificate.public_key().clone()),
+            public_key: certificate.verifier().clone(),
         }
     }
 
@@ -382,18 +374,16 @@ fn read_jwk(entry: &Value) -> Option<VerificationKey> {
         }
         _ => None,
     };
-    let public_key =
-        from_components.or_else(|| certificate.as_ref().map(|c| c.public_key().clone()))?;
+    let public_key = from_components
+        .map(Rs256Verifier::new)
+        .or_else(|| certificate.as_ref().map(|c| c.verifier().clone()))?;
     let ids = [member("kid"), member("x5t")]
         .into_iter()
         .flatten()
         .map(KeyId::parse)
         .chain(certificate.map(|c| KeyId::Thumbprint(c.thumbprint())))
         .collect();
-    Some(VerificationKey {
-        ids,
-        public_key: Rs256Verifier::new(public_key),
-    })
+    Some(VerificationKey { ids, public_key })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //!   `partner-at-rest/2\0{token|ticket}\0{context id}`;
 //! - format 1 (values written before format 2 existed): `nonce || ciphertext+tag`, associated data the context
 //!   identifier only. Still read, never written; `partner-service rotate-encryption-key` rewrites them as
-//!   format 2 (`needs_reencryption`).
+//!   format 2 (`reencrypt`).
 //!
 //! A format-2 value is only ever opened with format-2 associated data, so moving a new value into the other
 //! column fails. A value that carries the format-2 marker but does not open is tried as format 1 as well,
@@ -238,28 +238,21 @@ impl Cipher {
         Ok(SecretString::from(text))
     }
 
-    /// Whether the value should be rewritten with `reencrypt`: it is under an older key, or in format 1.
-    /// Decrypts it to know its format; a value that does not decrypt is an error.
-    pub fn needs_reencryption(
-        &self,
-        tenant: &ContextId,
-        kind: SecretKind,
-        value: &Encrypted,
-    ) -> Result<bool, AtRestError> {
-        let (_, format) = self.open(tenant, kind, value)?;
-        Ok(value.key_version != self.current.version || format == Format::Legacy)
-    }
-
-    /// Decrypts with whichever key and format the value has and encrypts again under the current key in
-    /// format 2.
+    /// The value encrypted again under the current key in format 2 when it is under an older key or in
+    /// format 1; `None` when it is current already. It is decrypted either way, with whichever key and
+    /// format it has: a value that does not decrypt is an error.
     pub fn reencrypt(
         &self,
         tenant: &ContextId,
         kind: SecretKind,
         value: &Encrypted,
-    ) -> Result<Encrypted, AtRestError> {
-        let plaintext = self.decrypt(tenant, kind, value)?;
+    ) -> Result<Option<Encrypted>, AtRestError> {
+        let (plaintext, format) = self.open(tenant, kind, value)?;
+        if value.key_version == self.current.version && format == Format::Current {
+            return Ok(None);
+        }
         self.encrypt(tenant, kind, plaintext.expose_secret())
+            .map(Some)
     }
 
     /// The plaintext and the format it was stored in.
@@ -383,15 +376,19 @@ mod tests {
         assert!(err.to_string().contains("another tenant"));
     }
 
+    /// Why `reader` refuses a token that `writer` encrypted for the same tenant.
+    fn refusal(writer: &Cipher, reader: &Cipher) -> AtRestError {
+        let ctx = tenant("Cust1");
+        let value = writer.encrypt(&ctx, K, TOKEN).unwrap();
+        reader.decrypt(&ctx, K, &value).unwrap_err()
+    }
+
     #[test]
     fn another_key_of_the_same_version_cannot_decrypt() {
-        let ctx = tenant("Cust1");
-        let value = Cipher::new(&material(1, 7), None)
-            .encrypt(&ctx, K, TOKEN)
-            .unwrap();
-        let err = Cipher::new(&material(1, 8), None)
-            .decrypt(&ctx, K, &value)
-            .unwrap_err();
+        let err = refusal(
+            &Cipher::new(&material(1, 7), None),
+            &Cipher::new(&material(1, 8), None),
+        );
         assert!(matches!(err, AtRestError::Authentication(1)), "{err}");
     }
 
@@ -425,13 +422,10 @@ mod tests {
 
     #[test]
     fn unknown_version_is_named() {
-        let ctx = tenant("Cust1");
-        let value = Cipher::new(&material(3, 7), None)
-            .encrypt(&ctx, K, TOKEN)
-            .unwrap();
-        let err = Cipher::new(&material(4, 7), Some(&material(2, 7)))
-            .decrypt(&ctx, K, &value)
-            .unwrap_err();
+        let err = refusal(
+            &Cipher::new(&material(3, 7), None),
+            &Cipher::new(&material(4, 7), Some(&material(2, 7))),
+        );
         assert!(matches!(err, AtRestError::UnknownKeyVersion(3)));
         assert!(err.to_string().contains("version 3"));
     }
@@ -441,19 +435,18 @@ mod tests {
         let ctx = tenant("Cust42");
         let old = Cipher::new(&material(1, 7), None);
         let stored = old.encrypt(&ctx, K, TOKEN).unwrap();
-        assert!(!old.needs_reencryption(&ctx, K, &stored).unwrap());
+        assert!(old.reencrypt(&ctx, K, &stored).unwrap().is_none());
 
         let rotated = Cipher::new(&material(2, 9), Some(&material(1, 7)));
         assert_eq!(rotated.current_version(), 2);
-        assert!(rotated.needs_reencryption(&ctx, K, &stored).unwrap());
         assert_eq!(
             rotated.decrypt(&ctx, K, &stored).unwrap().expose_secret(),
             TOKEN
         );
 
-        let moved = rotated.reencrypt(&ctx, K, &stored).unwrap();
+        let moved = rotated.reencrypt(&ctx, K, &stored).unwrap().unwrap();
         assert_eq!(moved.key_version, 2);
-        assert!(!rotated.needs_reencryption(&ctx, K, &moved).unwrap());
+        assert!(rotated.reencrypt(&ctx, K, &moved).unwrap().is_none());
         assert_eq!(
             rotated.decrypt(&ctx, K, &moved).unwrap().expose_secret(),
             TOKEN
@@ -555,10 +548,9 @@ mod tests {
             cipher.decrypt(&tenant("Cust2"), K, &old),
             Err(AtRestError::Authentication(1))
         ));
-        assert!(cipher.needs_reencryption(&ctx, K, &old).unwrap());
-        let rewritten = cipher.reencrypt(&ctx, K, &old).unwrap();
+        let rewritten = cipher.reencrypt(&ctx, K, &old).unwrap().unwrap();
         assert_eq!(&rewritten.bytes[..FORMAT_2.len()], FORMAT_2);
-        assert!(!cipher.needs_reencryption(&ctx, K, &rewritten).unwrap());
+        assert!(cipher.reencrypt(&ctx, K, &rewritten).unwrap().is_none());
         assert!(matches!(
             cipher.decrypt(&ctx, SecretKind::Ticket, &rewritten),
             Err(AtRestError::Authentication(1))

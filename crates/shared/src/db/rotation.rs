@@ -128,15 +128,7 @@ fn rewrap(
     kind: SecretKind,
     value: Encrypted,
 ) -> Result<Option<Encrypted>, DbError> {
-    let failed = |e| DbError::Inconsistent(format!("tenant {ctx}: {e}"));
-    if !cipher
-        .needs_reencryption(ctx, kind, &value)
-        .map_err(failed)?
-    {
-        return Ok(None);
-    }
     cipher
         .reencrypt(ctx, kind, &value)
-        .map(Some)
-        .map_err(failed)
+        .map_err(|e| DbError::Inconsistent(format!("tenant {ctx}: {e}")))
 }

@@ -8,8 +8,8 @@ use shared::db::models::TenantState;
 use shared::domain::SystemUserToken;
 use shared::http::TransportError;
 use shared::superid::exchange::{ExchangeError, IssuedTicket, TicketExchange, Verdict};
-use shared::superid::exchange_rest::RestExchange;
-use shared::superid::exchange_soap::{SOAP_ACTION, SoapExchange};
+use shared::superid::exchange::{RestExchange, SoapExchange};
+use shared::superid::exchange_soap::SOAP_ACTION;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, ResponseTemplate};
 

@@ -1,7 +1,6 @@
 //! What both exchange variants share (re-exported by `superid::exchange`).
 
 use std::fmt;
-use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -15,7 +14,7 @@ use crate::crypto::partner_key::PartnerKey;
 use crate::crypto::system_user_token::sign_system_user_token;
 use crate::domain::{ContextId, SignedSystemToken, SystemUserToken, Ticket};
 use crate::environment::SuperIdEnvironment;
-use crate::http::{SuperOfficeHttp, TransportError, is_transient_status, scrub};
+use crate::http::{self, SuperOfficeHttp, TransportError, is_transient_status, scrub};
 use crate::jwt::claims::TenantUrls;
 use crate::jwt::{Expectation, JwtError};
 use crate::superid::validation::{SuperIdValidator, ValidationError};
@@ -310,17 +309,39 @@ pub(crate) fn server_date(headers: &reqwest::header::HeaderMap) -> Option<DateTi
         .map(|date| date.with_timezone(&Utc))
 }
 
-/// One way of sending the signed token: REST or SOAP. The variant is a marker type; the state both
-/// variants need is the [`ExchangeCore`] held by [`VariantExchange`].
+/// One way of sending the signed token: REST or SOAP. The variant is a marker type (`Rest`, `Soap`); the
+/// state both variants need is the [`ExchangeCore`] held by [`VariantExchange`], whose shared flow sends
+/// the variant's request and gives it the answer, read whole.
 pub(crate) trait ExchangeVariant: Send + Sync + 'static {
     /// The variant's name in the exchange's trace span and `Debug`: `rest` or `soap`.
     const VIA: &'static str;
+    /// What the variant's transport errors name.
+    const WHAT: &'static str;
 
-    fn send<'a>(
-        core: &'a ExchangeCore,
-        ctx: &'a ContextId,
-        signed: &'a SignedSystemToken,
-    ) -> impl Future<Output = Result<ServiceAnswer, ExchangeError>> + Send + 'a;
+    /// The request that carries the attempt's signed token.
+    fn request(attempt: &Attempt<'_>) -> reqwest::RequestBuilder;
+
+    /// What PartnerSystemUserService answered, or why the answer is not one.
+    // The error is every exchange's `ExchangeError`, as `soap::read_response` returns it.
+    #[allow(clippy::result_large_err)]
+    fn read(attempt: &Attempt<'_>, answer: &http::Answer) -> Result<ServiceAnswer, ExchangeError>;
+}
+
+/// One sending of a freshly signed token for a tenant.
+pub(crate) struct Attempt<'a> {
+    pub(crate) core: &'a ExchangeCore,
+    pub(crate) ctx: &'a ContextId,
+    pub(crate) signed: &'a SignedSystemToken,
+}
+
+impl Attempt<'_> {
+    /// What a message from SuperID must not echo: the signed token and the application token.
+    pub(crate) fn secrets(&self) -> [&str; 2] {
+        [
+            self.signed.expose(),
+            self.core.application_token.expose_secret(),
+        ]
+    }
 }
 
 /// An exchange over one variant: `RestExchange` or `SoapExchange`.
@@ -416,7 +437,12 @@ impl ExchangeCore {
             self.http.throttle(ctx).await;
             let signed_at = self.clock.now();
             let signed = sign_system_user_token(&self.key, token, signed_at);
-            let answer = V::send(self, ctx, &signed).await?;
+            let attempt = Attempt {
+                core: self,
+                ctx,
+                signed: &signed,
+            };
+            let answer = V::read(&attempt, &http::fetch(V::WHAT, V::request(&attempt)).await?)?;
             if answer.is_successful {
                 let jwt = answer.token.ok_or_else(|| ExchangeError::Malformed {
                     tenant: ctx.clone(),

@@ -10,8 +10,20 @@ pub mod rest;
 pub mod soap;
 
 pub use common::*;
-use rest::RestExchange;
-use soap::SoapExchange;
+
+/// The REST variant (`rest.rs`).
+#[derive(Debug, Clone, Copy)]
+pub enum Rest {}
+
+/// The SOAP variant (`soap.rs`).
+#[derive(Debug, Clone, Copy)]
+pub enum Soap {}
+
+/// Exchanges over REST.
+pub type RestExchange = VariantExchange<Rest>;
+
+/// Exchanges over SOAP.
+pub type SoapExchange = VariantExchange<Soap>;
 
 /// The exchange `superoffice.exchange` selects.
 pub fn configured_exchange(kind: ExchangeKind, core: ExchangeCore) -> Arc<dyn TicketExchange> {

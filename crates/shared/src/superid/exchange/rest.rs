@@ -5,13 +5,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::common::{
-    ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, VariantExchange, server_date,
-};
-use crate::domain::{ContextId, SignedSystemToken};
+use super::Rest;
+use super::common::{Attempt, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
 use crate::http;
-
-const WHAT: &str = "system user exchange (REST)";
 
 /// The request body, in the documented order.
 #[derive(Serialize)]
@@ -23,56 +19,45 @@ struct AuthenticateRequest<'a> {
     return_token_type: &'a str,
 }
 
-/// The REST variant.
-#[derive(Debug, Clone, Copy)]
-pub enum Rest {}
-
-/// Exchanges over REST.
-pub type RestExchange = VariantExchange<Rest>;
-
 impl ExchangeVariant for Rest {
     const VIA: &'static str = "rest";
+    const WHAT: &'static str = "system user exchange (REST)";
 
-    async fn send(
-        core: &ExchangeCore,
-        ctx: &ContextId,
-        signed: &SignedSystemToken,
-    ) -> Result<ServiceAnswer, ExchangeError> {
+    fn request(attempt: &Attempt<'_>) -> reqwest::RequestBuilder {
+        let core = attempt.core;
         let body = AuthenticateRequest {
-            signed_system_token: signed.expose(),
+            signed_system_token: attempt.signed.expose(),
             application_token: core.application_token.expose_secret(),
-            context_identifier: ctx.as_str(),
+            context_identifier: attempt.ctx.as_str(),
             return_token_type: "JWT",
         };
-        let request = core
-            .http
+        core.http
             .client()
             .post(core.environment.system_user_rest_url())
             .header(reqwest::header::ACCEPT, "application/json")
-            .json(&body);
-        let http::Answer {
-            status,
-            headers,
-            body,
-        } = http::fetch(WHAT, request).await?;
+            .json(&body)
+    }
+
+    fn read(attempt: &Attempt<'_>, answer: &http::Answer) -> Result<ServiceAnswer, ExchangeError> {
+        let status = answer.status;
         // A refusal may come with a 4xx and the usual body; use the body when it is there.
-        match parse_answer(&body) {
-            Some(mut answer) => {
-                answer.server_date = server_date(&headers);
-                if !status.is_success() && answer.is_successful {
+        match parse_answer(&answer.body) {
+            Some(mut parsed) => {
+                parsed.server_date = server_date(&answer.headers);
+                if !status.is_success() && parsed.is_successful {
                     return Err(ExchangeError::Status {
-                        tenant: ctx.clone(),
+                        tenant: attempt.ctx.clone(),
                         status: status.as_u16(),
                     });
                 }
-                Ok(answer)
+                Ok(parsed)
             }
             None if !status.is_success() => Err(ExchangeError::Status {
-                tenant: ctx.clone(),
+                tenant: attempt.ctx.clone(),
                 status: status.as_u16(),
             }),
             None => Err(ExchangeError::Malformed {
-                tenant: ctx.clone(),
+                tenant: attempt.ctx.clone(),
                 reason: "the body is not the JSON of an AuthenticationResponse".into(),
             }),
         }

@@ -5,14 +5,11 @@
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::common::{
-    ExchangeCore, ExchangeError, ExchangeVariant, ServiceAnswer, VariantExchange, server_date,
-};
-use crate::domain::{ContextId, SignedSystemToken};
+use super::Soap;
+use super::common::{Attempt, ExchangeError, ExchangeVariant, ServiceAnswer, server_date};
+use crate::domain::ContextId;
 use crate::http::{self, scrub};
 use crate::soap::{self, Envelope};
-
-const WHAT: &str = "system user exchange (SOAP)";
 
 /// The operation's SOAPAction, sent unquoted as in SuperOffice's samples.
 pub const SOAP_ACTION: &str = "http://www.superoffice.com/superid/partnersystemuser/0.1/IPartnerSystemUserService/Authenticate";
@@ -43,40 +40,32 @@ pub fn request_envelope(application_token: &str, context_id: &str, signed_token:
     )
 }
 
-/// The SOAP variant.
-#[derive(Debug, Clone, Copy)]
-pub enum Soap {}
-
-/// Exchanges over SOAP.
-pub type SoapExchange = VariantExchange<Soap>;
-
 impl ExchangeVariant for Soap {
     const VIA: &'static str = "soap";
+    const WHAT: &'static str = "system user exchange (SOAP)";
 
-    async fn send(
-        core: &ExchangeCore,
-        ctx: &ContextId,
-        signed: &SignedSystemToken,
-    ) -> Result<ServiceAnswer, ExchangeError> {
+    fn request(attempt: &Attempt<'_>) -> reqwest::RequestBuilder {
+        let core = attempt.core;
         let body = request_envelope(
             core.application_token.expose_secret(),
-            ctx.as_str(),
-            signed.expose(),
+            attempt.ctx.as_str(),
+            attempt.signed.expose(),
         );
-        let request = core
-            .http
+        core.http
             .client()
             .post(core.environment.system_user_soap_url())
             .header(reqwest::header::CONTENT_TYPE, soap::CONTENT_TYPE)
             .header("SOAPAction", SOAP_ACTION)
-            .body(body);
-        let answer = http::fetch(WHAT, request).await?;
+            .body(body)
+    }
+
+    fn read(attempt: &Attempt<'_>, answer: &http::Answer) -> Result<ServiceAnswer, ExchangeError> {
         read_response(
-            ctx,
+            attempt.ctx,
             answer.status,
             server_date(&answer.headers),
             &answer.body,
-            &[signed.expose(), core.application_token.expose_secret()],
+            &attempt.secrets(),
         )
     }
 }

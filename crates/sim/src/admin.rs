@@ -216,7 +216,7 @@ impl Admin {
             context_id: tenant.context_id.clone(),
             company_name: tenant.company_name.clone(),
             serial: tenant.serial.clone(),
-            state: tenant.state,
+            state: tenant.state.clone(),
             is_running: tenant.state.is_running(),
             host: tenant.host.clone(),
             endpoint: self.ctx.tenant_endpoint(tenant),
@@ -331,7 +331,7 @@ impl Admin {
         state: TenantState,
     ) -> Result<ChangeView, AdminError> {
         let (old, _) = self.with_tenant(context_id, |tenant| {
-            Ok(std::mem::replace(&mut tenant.state, state))
+            Ok(std::mem::replace(&mut tenant.state, state.clone()))
         })?;
         let change = match state {
             _ if old == state => None,

@@ -15,12 +15,12 @@ pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -
             .json(json!({ "Message": format!("Unknown tenant {}", path.as_str()) }));
     };
     let (state, is_running) = match store.modes.of(path.as_str()).state_api {
-        StateApi::Normal => (tenant.state.to_string(), tenant.state.is_running()),
+        StateApi::Normal => (tenant.state.name(), tenant.state.is_running()),
         StateApi::NotFound => {
             return HttpResponse::NotFound()
                 .json(json!({ "Message": format!("Unknown tenant {}", path.as_str()) }));
         }
-        StateApi::UnknownState => ("Hibernating".to_owned(), false),
+        StateApi::UnknownState => ("Hibernating", false),
     };
     let endpoint = ctx.tenant_endpoint(tenant);
     HttpResponse::Ok().json(json!({

@@ -235,7 +235,7 @@ impl Store {
                     company_name: t.company_name.clone(),
                     serial: t.serial.clone(),
                     host: t.host.clone(),
-                    state: t.state,
+                    state: t.state.clone(),
                     version_name: t.version_name.clone(),
                     file_version: t.file_version.clone(),
                     grants,

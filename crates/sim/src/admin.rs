@@ -474,7 +474,7 @@ impl Admin {
                         AdminError::BadRequest(format!("{ctx_id} has no administrator"))
                     })?;
                 put("sub".into(), json!(user.username));
-                put("iss".into(), json!(self.ctx.superid_url));
+                put("iss".into(), json!(self.ctx.superid.url));
                 put("aud".into(), json!(client_id));
                 put(claim("upn"), json!(user.username));
                 put(claim("email"), json!(user.email()));

@@ -1,7 +1,7 @@
 //! `GET /api/state/{ctx}`: the tenant status API (unauthenticated).
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::context::SimContext;
@@ -28,7 +28,7 @@ pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -
         "Endpoint": endpoint,
         "State": state,
         "IsRunning": is_running,
-        "ValidUntil": dotnet_utc(now + TimeDelta::seconds(ctx.state_valid_for_secs)),
+        "ValidUntil": dotnet_utc(now + ctx.superid.state_valid_for),
         "Api": format!("{endpoint}/api"),
         "Version": tenant.version_name,
     }))

@@ -111,8 +111,7 @@ pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The timestamp names a minute; it is accepted when that minute overlaps now ± the window.
-fn timestamp_in_window(ts: DateTime<Utc>, now: DateTime<Utc>, window_secs: i64) -> bool {
-    let window = TimeDelta::seconds(window_secs);
+fn timestamp_in_window(ts: DateTime<Utc>, now: DateTime<Utc>, window: TimeDelta) -> bool {
     ts + TimeDelta::seconds(59) >= now - window && ts <= now + window
 }
 
@@ -194,13 +193,14 @@ fn check_and_issue(
             format!("{:?} is not a UTC yyyyMMddHHmm timestamp", signed.timestamp),
         )
     })?;
-    if !timestamp_in_window(timestamp, now, ctx.timestamp_window_secs) {
+    let window = ctx.superid.timestamp_window;
+    if !timestamp_in_window(timestamp, now, window) {
         return Err(fail(
             "InvalidTimestamp",
             format!(
                 "{} is more than {} seconds away from {}",
                 signed.timestamp,
-                ctx.timestamp_window_secs,
+                window.num_seconds(),
                 now.format("%Y%m%d%H%M")
             ),
         ));
@@ -333,10 +333,11 @@ mod tests {
     fn window_covers_the_whole_signing_minute() {
         let ts = parse_timestamp("202401021300").unwrap();
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert!(timestamp_in_window(ts, at("2024-01-02T13:05:59Z"), 300));
-        assert!(!timestamp_in_window(ts, at("2024-01-02T13:06:00Z"), 300));
-        assert!(timestamp_in_window(ts, at("2024-01-02T12:55:00Z"), 300));
-        assert!(!timestamp_in_window(ts, at("2024-01-02T12:54:59Z"), 300));
+        let window = TimeDelta::minutes(5);
+        assert!(timestamp_in_window(ts, at("2024-01-02T13:05:59Z"), window));
+        assert!(!timestamp_in_window(ts, at("2024-01-02T13:06:00Z"), window));
+        assert!(timestamp_in_window(ts, at("2024-01-02T12:55:00Z"), window));
+        assert!(!timestamp_in_window(ts, at("2024-01-02T12:54:59Z"), window));
     }
 
     #[test]

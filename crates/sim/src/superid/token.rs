@@ -320,7 +320,7 @@ fn issue(
     }
     put("nbf".into(), json!(iat - 60));
     put("exp".into(), json!(iat + 300));
-    put("iss".into(), json!(ctx.superid_url));
+    put("iss".into(), json!(ctx.superid.url));
     put("aud".into(), json!(app.client_id));
     let id_token = store.signing_key.sign(&claims).map_err(|e| OAuthError {
         status: StatusCode::INTERNAL_SERVER_ERROR,

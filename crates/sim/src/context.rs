@@ -116,7 +116,8 @@ impl SimContext {
     /// mode was set is signed with a new key and the old one leaves the JWKS, as when SuperID rotates and
     /// withdraws its key after a caller last fetched the JWKS. Later answers keep the new key.
     pub async fn rotate_for_mode(&self) {
-        let due = |store: &Store| store.modes.global.rotate_keys_withdrawn && !store.mode_rotated;
+        let due =
+            |store: &Store| store.modes.global.signing.rotate_keys_withdrawn && !store.mode_rotated;
         if !due(&self.store()) {
             return;
         }

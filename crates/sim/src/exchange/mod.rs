@@ -61,7 +61,7 @@ fn fail(code: &'static str, detail: impl AsRef<str>) -> Failure {
 
 /// How the tenant's mode says a refusal reaches the caller.
 pub fn refusal_as(ctx: &SimContext, context_id: &str) -> RefusalAs {
-    ctx.store().modes.of(context_id).refusal_as
+    ctx.store().modes.of(context_id).refusals.refusal_as
 }
 
 /// A refusal as plain HTTP (`Http4xx`, `Http5xx`), when the mode says so.
@@ -129,13 +129,13 @@ pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Resul
     let now = ctx.clock.now();
     let app = ctx.application_by_secret(&req.application_token);
     let mode = ctx.store().modes.of(&req.context_identifier).clone();
-    let result = match &mode.refuse_with {
+    let result = match &mode.refusals.refuse_with {
         Some(message) => Err(Failure {
             code: "Refused",
             message: message.clone(),
         }),
         None => check_and_issue(ctx, req, now, &mode).map_err(|failure| Failure {
-            message: word(mode.wording, failure.code, failure.message),
+            message: word(mode.refusals.wording, failure.code, failure.message),
             code: failure.code,
         }),
     };
@@ -261,7 +261,7 @@ fn check_and_issue(
     ];
     claims.extend(values);
     claims.insert("aud".into(), json!(format!("spn:{}", tenant.serial)));
-    let signed = if mode.unknown_kid {
+    let signed = if mode.signing.unknown_kid {
         let kid = format!("UNKNOWN{}", random_alphanumeric(20).to_uppercase());
         signing_key.sign_as(&kid, &claims)
     } else {

@@ -160,7 +160,10 @@ async fn rotate_keys_withdrawn_signs_the_next_answer_with_a_new_key_and_withdraw
     let t = spawn().await;
     let old = t.sim.admin().keys().kid;
     let mode = superoffice_sim::modes::Mode {
-        rotate_keys_withdrawn: true,
+        signing: superoffice_sim::modes::Signing {
+            rotate_keys_withdrawn: true,
+            ..Default::default()
+        },
         ..Default::default()
     };
     t.sim.admin().set_mode(None, mode).unwrap();

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::claims::{SUPEROFFICE_ISSUER, claim};
-use crate::config::TenantState;
+use crate::config::{TenantState, TenantVersion};
 use crate::context::SimContext;
 use crate::faults::{Fault, Faults, Group};
 use crate::keys::{SigningKey, random_alphanumeric, random_base64};
@@ -81,8 +81,8 @@ pub struct TenantView {
     pub is_running: bool,
     pub host: String,
     pub endpoint: String,
-    pub version_name: String,
-    pub file_version: String,
+    #[serde(flatten)]
+    pub version: TenantVersion,
     pub tickets_issued: u64,
     /// The current system user token of the first configured application, when installed.
     pub system_token: Option<String>,
@@ -220,8 +220,7 @@ impl Admin {
             is_running: tenant.state.is_running(),
             host: tenant.host.clone(),
             endpoint: self.ctx.tenant_endpoint(tenant),
-            version_name: tenant.version_name.clone(),
-            file_version: tenant.file_version.clone(),
+            version: tenant.version.clone(),
             tickets_issued: tenant.tickets_issued,
             system_token: applications.first().and_then(|a| a.system_token.clone()),
             applications,
@@ -383,10 +382,10 @@ impl Admin {
     ) -> Result<ChangeView, AdminError> {
         self.with_tenant(context_id, |tenant| {
             if let Some(v) = version_name {
-                tenant.version_name = v;
+                tenant.version.version_name = v;
             }
             if let Some(v) = file_version {
-                tenant.file_version = v;
+                tenant.version.file_version = v;
             }
             Ok(())
         })?;

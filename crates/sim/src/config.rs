@@ -107,10 +107,26 @@ pub struct TenantConfig {
     /// Client ids of the applications installed (approved) on this tenant.
     #[serde(default)]
     pub installed_apps: Vec<String>,
-    #[serde(default = "default_version_name")]
+    #[serde(flatten)]
+    pub version: TenantVersion,
+}
+
+/// The version a tenant runs, as the state API (`Version`) and notifications (`VersionName`,
+/// `FileVersion`) report it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TenantVersion {
     pub version_name: String,
-    #[serde(default = "default_file_version")]
     pub file_version: String,
+}
+
+impl Default for TenantVersion {
+    fn default() -> Self {
+        Self {
+            version_name: "Release_11.10_2026.02.24-02".to_owned(),
+            file_version: "11.10.9143.1".to_owned(),
+        }
+    }
 }
 
 /// A SuperID user who can sign in.
@@ -237,14 +253,6 @@ fn default_app_name() -> String {
     "Partner Application".to_owned()
 }
 
-fn default_version_name() -> String {
-    "Release_11.10_2026.02.24-02".to_owned()
-}
-
-fn default_file_version() -> String {
-    "11.10.9143.1".to_owned()
-}
-
 impl SimConfig {
     /// Parses a configuration; relative paths resolve against the current directory.
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
@@ -286,8 +294,7 @@ impl SimConfig {
             } else {
                 Vec::new()
             },
-            version_name: default_version_name(),
-            file_version: default_file_version(),
+            version: TenantVersion::default(),
         };
         let mut users = Vec::new();
         for (n, (admin, user)) in [
@@ -470,6 +477,24 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.users.len(), 6);
         assert_eq!(config.users[0].initials(), "AA");
+    }
+
+    #[test]
+    fn a_tenants_version_sits_among_its_keys_and_unknown_keys_are_still_errors() {
+        let tenants = |extra: &str| {
+            format!(
+                "[superid]\nbind = \"127.0.0.1:0\"\n[[api_hosts]]\nname = \"sod2\"\nbind = \"127.0.0.1:0\"\n\
+                 [[tenants]]\ncontext_id = \"Cust1\"\ncompany_name = \"A\"\nserial = \"1\"\nhost = \"sod2\"\n{extra}"
+            )
+        };
+        let config = SimConfig::from_toml_str(&tenants("version_name = \"Release 12\"\n")).unwrap();
+        let version = &config.tenants[0].version;
+        assert_eq!(version.version_name, "Release 12");
+        assert_eq!(version.file_version, TenantVersion::default().file_version);
+        let err = SimConfig::from_toml_str(&tenants("colour = \"blue\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
     }
 
     #[test]

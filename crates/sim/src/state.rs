@@ -30,7 +30,7 @@ pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -
         "IsRunning": is_running,
         "ValidUntil": dotnet_utc(now + ctx.superid.state_valid_for),
         "Api": format!("{endpoint}/api"),
-        "Version": tenant.version_name,
+        "Version": tenant.version.version_name,
     }))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{SimConfig, TenantState};
+use crate::config::{SimConfig, TenantState, TenantVersion};
 use crate::faults::Faults;
 use crate::keys::{SigningKey, random_alphanumeric};
 use crate::modes::Modes;
@@ -79,8 +79,7 @@ pub struct Tenant {
     pub serial: String,
     pub host: String,
     pub state: TenantState,
-    pub version_name: String,
-    pub file_version: String,
+    pub version: TenantVersion,
     /// Applications installed on the tenant, by client id.
     pub grants: BTreeMap<String, Grant>,
     #[serde(skip)]
@@ -236,8 +235,7 @@ impl Store {
                     serial: t.serial.clone(),
                     host: t.host.clone(),
                     state: t.state.clone(),
-                    version_name: t.version_name.clone(),
-                    file_version: t.file_version.clone(),
+                    version: t.version.clone(),
                     grants,
                     contacts: BTreeMap::new(),
                     tickets_issued: 0,

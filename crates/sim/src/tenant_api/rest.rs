@@ -63,7 +63,7 @@ pub fn api_info(ctx: &SimContext, tenant: &str) -> HttpResponse {
     let (endpoint, version) = {
         let store = ctx.store();
         match store.tenants.get(tenant) {
-            Some(t) => (ctx.tenant_endpoint(t), t.file_version.clone()),
+            Some(t) => (ctx.tenant_endpoint(t), t.version.file_version.clone()),
             None => return error(StatusCode::NOT_FOUND, "NotFound", "unknown tenant"),
         }
     };

@@ -62,11 +62,15 @@ async fn state_changes_are_notified_with_a_verifiable_token() {
         200
     );
     post("/tenants/Cust10001/state", json!({"state": "Running"})).await;
-    post(
+    let upgraded: Value = post(
         "/tenants/Cust10001/upgrade",
         json!({"version_name": "Release_11.11", "file_version": "11.11.1.0"}),
     )
+    .await
+    .body_json()
     .await;
+    assert_eq!(upgraded["tenant"]["version_name"], "Release_11.11");
+    assert_eq!(upgraded["tenant"]["file_version"], "11.11.1.0");
     post("/tenants/Cust10001/backup-restored", Value::Null).await;
     let moved: Value = post("/tenants/Cust10001/move", json!({"host": "sod3"}))
         .await

@@ -145,18 +145,36 @@ pub struct Ticket {
     pub last_used: DateTime<Utc>,
 }
 
-/// What the simulator saw, for tests to assert on.
+/// What the simulator saw, for tests to assert on, by the side that saw it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Records {
+    #[serde(flatten)]
+    pub superid: SuperIdRecords,
+    /// Companies created through the tenant APIs.
+    pub companies: Vec<CompanyRecord>,
+    /// State-change notifications sent to the applications.
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// What SuperID saw: sign-ins, token and exchange requests, and fetches of its metadata.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SuperIdRecords {
     pub sign_ins: Vec<SignInRecord>,
     pub token_requests: Vec<TokenRecord>,
     pub exchanges: Vec<ExchangeRecord>,
-    pub companies: Vec<CompanyRecord>,
-    pub notifications: Vec<NotificationRecord>,
-    /// `GET /login/.well-known/openid-configuration` requests served.
-    pub discovery_fetches: u64,
-    /// `GET /login/.well-known/jwks` requests served.
-    pub jwks_fetches: u64,
+    #[serde(flatten)]
+    pub fetches: MetadataFetches,
+}
+
+/// How often SuperID's published metadata was fetched: requests served, counted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MetadataFetches {
+    /// `GET /login/.well-known/openid-configuration`.
+    #[serde(rename = "discovery_fetches")]
+    pub discovery: u64,
+    /// `GET /login/.well-known/jwks`.
+    #[serde(rename = "jwks_fetches")]
+    pub jwks: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

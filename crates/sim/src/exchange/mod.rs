@@ -144,7 +144,7 @@ pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Resul
         Err(f) => (f.code.to_owned(), Some(f.message.clone())),
     };
     tracing::info!(tenant = %req.context_identifier, via, %outcome, "system user exchange");
-    ctx.store().records.exchanges.push(ExchangeRecord {
+    ctx.store().records.superid.exchanges.push(ExchangeRecord {
         at: now,
         via,
         context_identifier: req.context_identifier.clone(),

@@ -13,7 +13,7 @@ use crate::context::SimContext;
 pub const PATH: &str = "/login/.well-known/openid-configuration";
 
 pub async fn openid_configuration(ctx: web::Data<SimContext>, req: HttpRequest) -> HttpResponse {
-    ctx.store().records.discovery_fetches += 1;
+    ctx.store().records.superid.fetches.discovery += 1;
     let issuer = &ctx.superid.url;
     let info = req.connection_info();
     let base = format!("{}://{}", info.scheme(), info.host());

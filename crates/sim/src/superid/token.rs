@@ -69,13 +69,17 @@ pub async fn tokens(ctx: web::Data<SimContext>, req: HttpRequest, body: Bytes) -
         Err(e) => (e.error.to_owned(), false),
     };
     let at = ctx.clock.now();
-    ctx.store().records.token_requests.push(TokenRecord {
-        at,
-        client_id,
-        grant_type,
-        outcome,
-        system_token_issued,
-    });
+    ctx.store()
+        .records
+        .superid
+        .token_requests
+        .push(TokenRecord {
+            at,
+            client_id,
+            grant_type,
+            outcome,
+            system_token_issued,
+        });
     match result {
         Ok(granted) => HttpResponse::Ok()
             .insert_header((CACHE_CONTROL, "no-store"))

@@ -250,7 +250,7 @@ async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set(
         "the old key is withdrawn"
     );
     assert_eq!(
-        w.sim.admin().records().records.jwks_fetches,
+        w.sim.admin().records().records.superid.fetches.jwks,
         2,
         "one refetch for the new kid"
     );

@@ -41,17 +41,50 @@ pub struct Country {
 #[serde(rename_all = "PascalCase")]
 pub struct Contact {
     pub contact_id: i64,
-    pub name: String,
-    pub department: String,
-    pub org_nr: String,
-    pub number1: String,
-    pub number2: String,
+    #[serde(flatten)]
+    pub fields: ContactFields<String>,
     pub updated_date: String,
     pub created_date: String,
     pub associate: AssociateRef,
     pub business: ListItem,
     pub category: ListItem,
     pub country: Country,
+}
+
+/// The text fields of a ContactEntity that a client sets: as stored (`String`), or as a save request
+/// gives them (`Option<String>`, where an absent field stays as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContactFields<T> {
+    pub name: T,
+    pub department: T,
+    pub org_nr: T,
+    pub number1: T,
+    pub number2: T,
+}
+
+impl ContactFields<String> {
+    /// Sets the fields that `changes` gives.
+    pub fn apply(&mut self, changes: ContactFields<Option<String>>) {
+        let ContactFields {
+            name,
+            department,
+            org_nr,
+            number1,
+            number2,
+        } = changes;
+        for (field, change) in [
+            (&mut self.name, name),
+            (&mut self.department, department),
+            (&mut self.org_nr, org_nr),
+            (&mut self.number1, number1),
+            (&mut self.number2, number2),
+        ] {
+            if let Some(value) = change {
+                *field = value;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -15,23 +15,23 @@ text_enum! {
     /// Where a tenant is in its life with this application.
     TenantState, "tenant state" {
         /// A system user token is stored; no ticket obtained yet.
-        Pending = "pending",
+        Pending,
         /// A ticket was obtained; work runs.
-        Active = "active",
+        Active,
         /// SuperOffice suspended the tenant; work waits for a resume.
-        Suspended = "suspended",
+        Suspended,
         /// The tenant revoked the application; an administrator must sign in and approve again.
-        Revoked = "revoked",
+        Revoked,
         /// The authorization expired; an administrator must sign in again.
-        Expired = "expired",
+        Expired,
         /// SuperID denied the exchange.
-        Denied = "denied",
+        Denied,
         /// The application needs re-approval by an administrator.
-        NeedsReapproval = "needs_reapproval",
+        NeedsReapproval,
         /// SuperOffice deleted the tenant; data kept until an operator purges it.
-        Deleted = "deleted",
+        Deleted,
         /// An operator disabled the tenant.
-        Disabled = "disabled",
+        Disabled,
     }
 }
 

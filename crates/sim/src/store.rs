@@ -112,6 +112,7 @@ pub struct Tenant {
     pub serial: String,
     pub host: String,
     pub state: TenantState,
+    #[serde(flatten)]
     pub version: TenantVersion,
     /// Applications installed on the tenant, by client id.
     pub grants: BTreeMap<String, Grant>,

@@ -39,20 +39,21 @@ impl From<CertificateError> for ClientsError {
     }
 }
 
-/// The SuperOffice clients of one process, by whom they call. Cheap to clone.
+/// The SuperOffice clients of one process: what they all share, then the SuperID and the tenant
+/// clients. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SuperOfficeClients {
     pub http: SuperOfficeHttp,
+    /// Checks every JWT SuperOffice sends; its discovery document names SuperID's endpoints.
+    pub validator: Arc<SuperIdValidator>,
     pub superid: SuperIdClients,
     pub tenants: TenantClients,
 }
 
-/// What calls SuperID: the validator of its tokens (with its discovery document), the sign-in, and what
-/// the ticket exchange is built from.
+/// What calls SuperID: the sign-in, and what the ticket exchange is built from.
 #[derive(Debug, Clone)]
 pub struct SuperIdClients {
     pub environment: SuperIdEnvironment,
-    pub validator: Arc<SuperIdValidator>,
     pub oidc: OidcClient,
     exchange_kind: ExchangeKind,
     application_token: SecretString,
@@ -110,7 +111,6 @@ impl SuperOfficeClients {
         Ok(Self {
             superid: SuperIdClients {
                 environment,
-                validator,
                 oidc,
                 exchange_kind: superoffice.exchange,
                 application_token,
@@ -123,6 +123,7 @@ impl SuperOfficeClients {
                 soap: TenantSoapClient::new(caller),
             },
             http,
+            validator,
         })
     }
 
@@ -137,7 +138,7 @@ impl SuperOfficeClients {
                 superid.application_token.clone(),
                 key,
                 Arc::clone(&superid.clock),
-                Arc::clone(&superid.validator),
+                Arc::clone(&self.validator),
             ),
         )
     }

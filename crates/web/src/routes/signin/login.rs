@@ -119,7 +119,6 @@ pub async fn callback_post(
         };
         let claims = state
             .clients
-            .superid
             .validator
             .validate(token, &expectation)
             .await

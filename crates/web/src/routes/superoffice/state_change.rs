@@ -247,7 +247,6 @@ pub async fn post(
     };
     let claims = state
         .clients
-        .superid
         .validator
         .validate(token, &expectation)
         .await

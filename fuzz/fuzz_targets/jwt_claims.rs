@@ -40,7 +40,7 @@ fuzz_target!(|payload: &[u8]| {
                     } => {
                         assert!(claims.token.audience.contains(client_id));
                         assert_eq!(claims.token.nonce.as_ref(), nonce.as_ref());
-                        assert!(claims.token.subject.is_some());
+                        assert!(claims.user.subject.is_some());
                     }
                     Expectation::SystemUser { serial, context_id } => {
                         assert!(claims.token.audience.contains(&format!("spn:{serial}")));

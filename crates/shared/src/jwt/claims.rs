@@ -37,7 +37,6 @@ impl SuperOfficeClaims {
         Ok(Self {
             token: TokenClaims {
                 issuer: claims.string("iss")?.unwrap_or_default().to_owned(),
-                subject: claims.owned("sub")?,
                 audience: claims.audience()?,
                 nonce: claims.owned("nonce")?,
                 issued_at: claims.time("iat")?,
@@ -54,11 +53,17 @@ impl SuperOfficeClaims {
                 },
             },
             user: UserClaims {
+                subject: claims.owned("sub")?,
                 upn: claims.custom_owned("upn")?,
                 email: claims.custom_owned("email")?,
                 identity_provider: claims.custom_owned("identityprovider")?,
             },
             associate: AssociateClaims {
+                name: PersonName {
+                    first: claims.custom_owned("firstname")?,
+                    last: claims.custom_owned("lastname")?,
+                    initials: claims.custom_owned("initials")?,
+                },
                 id: claims
                     .custom("associateid")?
                     .map(|v| v.trim().parse::<i64>())
@@ -67,11 +72,6 @@ impl SuperOfficeClaims {
                 is_administrator: claims
                     .custom("is_administrator")?
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
-                name: PersonName {
-                    first: claims.custom_owned("firstname")?,
-                    last: claims.custom_owned("lastname")?,
-                    initials: claims.custom_owned("initials")?,
-                },
                 primary_email: claims.custom_owned("so_primary_email_address")?,
             },
             credentials: CredentialClaims {
@@ -79,15 +79,6 @@ impl SuperOfficeClaims {
                 ticket: claims.custom_parsed("ticket", Ticket::parse)?,
             },
         })
-    }
-
-    /// The name the user is best recognised by: the UPN, else the e-mail address, else `sub`.
-    pub fn login_name(&self) -> Option<&str> {
-        self.user
-            .upn
-            .as_deref()
-            .or(self.user.email.as_deref())
-            .or(self.token.subject.as_deref())
     }
 
     /// The claims as JSON for operators: the system user token and the ticket show as `"[REDACTED]"` when
@@ -106,7 +97,7 @@ impl SuperOfficeClaims {
         json!({
             "issuer": token.issuer,
             "audience": token.audience,
-            "subject": token.subject,
+            "subject": user.subject,
             "context_id": tenant.context_id.as_str(),
             "serial": tenant.serial,
             "company_name": tenant.company_name,
@@ -131,18 +122,25 @@ impl SuperOfficeClaims {
     }
 }
 
-/// The standard claims (RFC 7519, OpenID Connect): who issued the token, about whom, for whom, for
-/// which sign-in request, and when it is valid.
+/// The token's own claims (RFC 7519, OpenID Connect): who issued it, for whom, for which sign-in
+/// request, and when it is valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenClaims {
     pub issuer: String,
-    /// `sub`: the SuperID user name (an e-mail address) for sign-ins.
-    pub subject: Option<String>,
     pub audience: Vec<String>,
     pub nonce: Option<String>,
     pub issued_at: Option<DateTime<Utc>>,
     pub not_before: Option<DateTime<Utc>>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Where a tenant's APIs are, as SuperID says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantUrls {
+    /// The REST API's base.
+    pub webapi_url: Option<Url>,
+    /// The SOAP (NetServer) services' base.
+    pub netserver_url: Option<Url>,
 }
 
 /// The tenant the token is about, and where its APIs are.
@@ -159,38 +157,21 @@ pub struct TenantClaims {
 /// The user's SuperID account: the names SuperID knows them by, and where they signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserClaims {
+    /// `sub`: the SuperID user name (an e-mail address) for sign-ins.
+    pub subject: Option<String>,
     pub upn: Option<String>,
     pub email: Option<String>,
     pub identity_provider: Option<String>,
 }
 
-/// The user as the tenant knows them: their associate, its rights and its person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AssociateClaims {
-    /// `associateid`.
-    pub id: Option<i64>,
-    pub is_administrator: bool,
-    pub name: PersonName,
-    /// `so_primary_email_address`.
-    pub primary_email: Option<String>,
-}
-
-/// The credentials the token carries. `Debug` redacts them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CredentialClaims {
-    /// Present when an administrator approved an app registered for system user access.
-    pub system_token: Option<SystemUserToken>,
-    /// The system user ticket (system-user JWT) or the user's ticket (legacy federated post).
-    pub ticket: Option<Ticket>,
-}
-
-/// Where a tenant's APIs are, as SuperID says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantUrls {
-    /// The REST API's base.
-    pub webapi_url: Option<Url>,
-    /// The SOAP (NetServer) services' base.
-    pub netserver_url: Option<Url>,
+impl UserClaims {
+    /// The name the user is best recognised by: the UPN, else the e-mail address, else `sub`.
+    pub fn login_name(&self) -> Option<&str> {
+        self.upn
+            .as_deref()
+            .or(self.email.as_deref())
+            .or(self.subject.as_deref())
+    }
 }
 
 /// A person's name as the tenant holds it.
@@ -207,6 +188,27 @@ impl PersonName {
         let (first, last) = self.first.as_ref().zip(self.last.as_ref())?;
         Some(format!("{first} {last}"))
     }
+}
+
+/// The user as the tenant knows them: their associate, by its person's name and its id, its rights, and
+/// the person's e-mail address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssociateClaims {
+    pub name: PersonName,
+    /// `associateid`.
+    pub id: Option<i64>,
+    pub is_administrator: bool,
+    /// `so_primary_email_address`.
+    pub primary_email: Option<String>,
+}
+
+/// The credentials the token carries. `Debug` redacts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialClaims {
+    /// Present when an administrator approved an app registered for system user access.
+    pub system_token: Option<SystemUserToken>,
+    /// The system user ticket (system-user JWT) or the user's ticket (legacy federated post).
+    pub ticket: Option<Ticket>,
 }
 
 /// Typed reads of a JWT payload; a claim of the wrong JSON type is an error naming it.
@@ -333,10 +335,7 @@ pub(crate) mod tests {
     #[test]
     fn the_docs_example_payload_is_read() {
         let claims = parse(DOCS_EXAMPLE).unwrap();
-        assert_eq!(
-            claims.token.subject.as_deref(),
-            Some("tony@superoffice.com")
-        );
+        assert_eq!(claims.user.subject.as_deref(), Some("tony@superoffice.com"));
         assert_eq!(claims.tenant.context_id.as_str(), "Cust26759");
         assert_eq!(claims.tenant.serial.as_deref(), Some("1801550193"));
         assert_eq!(claims.associate.id, Some(5));
@@ -400,7 +399,7 @@ pub(crate) mod tests {
         let members = payload.as_object_mut().unwrap();
         let claims = SuperOfficeClaims::from_payload(members).unwrap();
         assert_eq!(claims.associate.name.full(), None);
-        assert_eq!(claims.login_name(), Some("tony@superoffice.com"));
+        assert_eq!(claims.user.login_name(), Some("tony@superoffice.com"));
 
         members.remove(&format!("{CLAIM_PREFIX}upn"));
         members.insert(format!("{CLAIM_PREFIX}email"), json!("t@example.com"));
@@ -409,7 +408,7 @@ pub(crate) mod tests {
         let claims = SuperOfficeClaims::from_payload(members).unwrap();
         assert_eq!(claims.associate.name.full().as_deref(), Some("Tony Y"));
         assert_eq!(
-            claims.login_name(),
+            claims.user.login_name(),
             Some("t@example.com"),
             "no upn: the e-mail"
         );
@@ -417,7 +416,7 @@ pub(crate) mod tests {
         members.remove(&format!("{CLAIM_PREFIX}email"));
         let claims = SuperOfficeClaims::from_payload(members).unwrap();
         assert_eq!(
-            claims.login_name(),
+            claims.user.login_name(),
             Some("tony@superoffice.com"),
             "then sub"
         );

@@ -190,7 +190,7 @@ impl JwtValidator {
                 {
                     return Err(JwtError::Nonce);
                 }
-                if claims.token.subject.is_none() {
+                if claims.user.subject.is_none() {
                     return Err(JwtError::MissingClaim("sub"));
                 }
                 // OpenID Connect never puts a ticket in an id_token: this is a legacy or system-user JWT.
@@ -625,10 +625,7 @@ mod tests {
     fn a_valid_id_token_yields_its_claims() {
         let claims = validated(&id_token_claims(), &id_token_expectation());
         assert_eq!(claims.tenant.context_id.as_str(), "Cust12345");
-        assert_eq!(
-            claims.token.subject.as_deref(),
-            Some("tony@superoffice.com")
-        );
+        assert_eq!(claims.user.subject.as_deref(), Some("tony@superoffice.com"));
         assert!(claims.associate.is_administrator);
         assert_eq!(claims.associate.id, Some(5));
         assert_eq!(

@@ -40,7 +40,7 @@ pub async fn capture_if_administrator(
             .decrypt_string(ctx, kind, stored)
             .is_ok_and(|old| old.expose_secret() == token.expose())
     };
-    let captured_by = claims.login_name().unwrap_or("administrator");
+    let captured_by = claims.user.login_name().unwrap_or("administrator");
     let tenant = &claims.tenant;
     let webapi_url = tenant.urls.webapi_url.as_ref().map(ToString::to_string);
     let netserver_url = tenant.urls.netserver_url.as_ref().map(ToString::to_string);

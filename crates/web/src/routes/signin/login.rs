@@ -174,7 +174,7 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
         .associate
         .name
         .full()
-        .or_else(|| claims.login_name().map(str::to_owned))
+        .or_else(|| claims.user.login_name().map(str::to_owned))
         .unwrap_or_else(|| "SuperOffice user".to_owned());
     let (access_token, access_expires_at, refresh_token, user_ticket) = match credentials {
         Credentials::Tokens(tokens) => (
@@ -189,7 +189,7 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
     };
     SessionUser {
         subject: claims
-            .token
+            .user
             .subject
             .clone()
             .or_else(|| claims.user.upn.clone())

@@ -34,17 +34,10 @@ pub enum OidcError {
     StateMismatch,
     #[error("the sign-in callback has no authorization code; start the sign-in again")]
     MissingCode,
-    #[error("SuperID refused the sign-in: {error}{}", describe(.description))]
-    Authorization {
-        error: String,
-        description: Option<String>,
-    },
-    #[error("SuperID's token endpoint refused the request: {error}{}", describe(.description))]
-    TokenEndpoint {
-        status: u16,
-        error: String,
-        description: Option<String>,
-    },
+    #[error("SuperID refused the sign-in: {0}")]
+    Authorization(OAuthError),
+    #[error("SuperID's token endpoint refused the request: {refusal}")]
+    TokenEndpoint { status: u16, refusal: OAuthError },
     #[error("SuperID's token endpoint answered HTTP {status}; try again later")]
     Status { status: u16 },
     #[error("SuperID's token response cannot be read: {0}")]
@@ -53,17 +46,43 @@ pub enum OidcError {
     IdToken(#[from] ValidationError),
 }
 
-fn describe(description: &Option<String>) -> String {
-    description
-        .as_deref()
-        .map(|d| format!(" ({d})"))
-        .unwrap_or_default()
-}
-
 impl OidcError {
     /// `invalid_grant` from a refresh: the refresh token is no longer valid and the user must sign in.
     pub fn is_invalid_grant(&self) -> bool {
-        matches!(self, Self::TokenEndpoint { error, .. } if error == "invalid_grant")
+        matches!(self, Self::TokenEndpoint { refusal, .. } if refusal.error == "invalid_grant")
+    }
+}
+
+/// An OAuth 2.0 error (RFC 6749 §4.1.2.1, §5.2): SuperID's refusal, in the sign-in callback or from the
+/// token endpoint. Shown as `error (error_description)`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct OAuthError {
+    pub error: String,
+    #[serde(rename = "error_description")]
+    pub description: Option<String>,
+}
+
+impl OAuthError {
+    /// At most 100 characters of the code and 300 of the description: SuperID's words go into errors
+    /// shown to the user and into the log.
+    fn shortened(&self) -> Self {
+        Self {
+            error: self.error.chars().take(100).collect(),
+            description: self
+                .description
+                .as_ref()
+                .map(|d| d.chars().take(300).collect()),
+        }
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)?;
+        match &self.description {
+            Some(description) => write!(f, " ({description})"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -130,15 +149,7 @@ pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
     #[serde(flatten)]
-    pub error: Option<CallbackError>,
-}
-
-/// SuperID's refusal of a sign-in (RFC 6749 §4.1.2.1): `error`, and `error_description` when given.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CallbackError {
-    pub error: String,
-    #[serde(rename = "error_description")]
-    pub description: Option<String>,
+    pub error: Option<OAuthError>,
 }
 
 impl CallbackParams {
@@ -153,13 +164,7 @@ impl CallbackParams {
             return Err(OidcError::StateMismatch);
         }
         if let Some(refusal) = &self.error {
-            return Err(OidcError::Authorization {
-                error: refusal.error.chars().take(100).collect(),
-                description: refusal
-                    .description
-                    .as_ref()
-                    .map(|d| d.chars().take(300).collect()),
-            });
+            return Err(OidcError::Authorization(refusal.shortened()));
         }
         self.code
             .as_deref()
@@ -191,12 +196,6 @@ struct TokenResponse {
     refresh_token: Option<String>,
     id_token: Option<String>,
     expires_in: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct ErrorResponse {
-    error: String,
-    error_description: Option<String>,
 }
 
 /// The application's OpenID Connect client. Share one per process.
@@ -376,13 +375,10 @@ impl OidcClient {
             .form(form);
         let http::Answer { status, body, .. } = http::fetch(WHAT, request).await?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
-                Ok(error) => OidcError::TokenEndpoint {
+            return Err(match serde_json::from_slice::<OAuthError>(&body) {
+                Ok(refusal) => OidcError::TokenEndpoint {
                     status: status.as_u16(),
-                    error: error.error.chars().take(100).collect(),
-                    description: error
-                        .error_description
-                        .map(|d| d.chars().take(300).collect()),
+                    refusal: refusal.shortened(),
                 },
                 Err(_) => OidcError::Status {
                     status: status.as_u16(),
@@ -505,12 +501,33 @@ mod tests {
         );
         assert!(matches!(
             answered(format!("error=access_denied&state={state}")),
-            Err(OidcError::Authorization { error, description: None }) if error == "access_denied"
+            Err(OidcError::Authorization(OAuthError { error, description: None })) if error == "access_denied"
         ));
         assert!(matches!(
             answered(format!("code=&state={state}")),
             Err(OidcError::MissingCode)
         ));
+    }
+
+    #[test]
+    fn a_refusal_is_shown_shortened() {
+        let long = OAuthError {
+            error: "e".repeat(150),
+            description: Some("d".repeat(400)),
+        }
+        .shortened();
+        assert_eq!(long.error.len(), 100);
+        assert_eq!(long.description.map(|d| d.len()), Some(300));
+        let refusal = OAuthError {
+            error: "access_denied".into(),
+            description: Some("Declined".into()),
+        };
+        assert_eq!(refusal.to_string(), "access_denied (Declined)");
+        let bare = OAuthError {
+            description: None,
+            ..refusal
+        };
+        assert_eq!(bare.to_string(), "access_denied");
     }
 
     #[test]

@@ -4,9 +4,7 @@ use std::collections::HashMap;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use shared::superid::oidc::{
-    CallbackError, CallbackParams, OidcApplication, OidcClient, OidcError,
-};
+use shared::superid::oidc::{CallbackParams, OAuthError, OidcApplication, OidcClient, OidcError};
 use wiremock::ResponseTemplate;
 
 use crate::support::{self, MockSuperId, claim};
@@ -183,7 +181,7 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
             &request.pending,
             &CallbackParams {
                 state: Some(state.clone()),
-                error: Some(CallbackError {
+                error: Some(OAuthError {
                     error: "access_denied".into(),
                     description: Some("The user declined".into()),
                 }),
@@ -192,7 +190,7 @@ async fn errors_from_the_callback_and_the_token_endpoint_are_typed() {
         )
         .await
         .unwrap_err();
-    assert_is!(&error, OidcError::Authorization { error, .. } if error == "access_denied");
+    assert_is!(&error, OidcError::Authorization(refusal) if refusal.error == "access_denied");
     token_endpoint_answers(
         &superid,
         400,

@@ -9,7 +9,7 @@ use shared::clock::SystemClock;
 use shared::config::{ExchangeKind, Settings, Sources};
 use shared::domain::{ContextId, SystemUserToken, Ticket};
 use shared::superid::exchange::{ExchangeError, IssuedTicket};
-use shared::superid::oidc::{CallbackError, CallbackParams, SignIn};
+use shared::superid::oidc::{CallbackParams, OAuthError, SignIn};
 use shared::tenant::rest::{Principal, TenantRestClient};
 use shared::tenant::{Company, TenantCredentials, TenantError};
 use superoffice_sim::{RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET};
@@ -137,7 +137,7 @@ async fn sign_in(clients: &SuperOfficeClients, username: &str) -> SignIn {
     let callback = CallbackParams {
         code: query.get("code").cloned(),
         state: query.get("state").cloned(),
-        error: query.get("error").map(|error| CallbackError {
+        error: query.get("error").map(|error| OAuthError {
             error: error.clone(),
             description: query.get("error_description").cloned(),
         }),

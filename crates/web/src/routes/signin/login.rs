@@ -223,11 +223,9 @@ fn sign_in_error(error: OidcError) -> WebError {
         OidcError::IdToken(ValidationError::Jwt(reason)) => WebError::SignIn(format!(
             "the identity token from SuperID was refused ({reason})"
         )),
-        OidcError::TokenEndpoint { error: code, .. } if code == "invalid_grant" => {
-            WebError::SignIn(
-                "SuperID refused the authorization code: it expired or was used already".into(),
-            )
-        }
+        OidcError::TokenEndpoint { .. } if error.is_invalid_grant() => WebError::SignIn(
+            "SuperID refused the authorization code: it expired or was used already".into(),
+        ),
         _ => WebError::SignIn(error.to_string()),
     }
 }

@@ -378,10 +378,18 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
     // Work arrives for Cust1001 after the claim read its open work (none then).
     let (_db, mut conn, claimed) = pass_with_new_work(3, "Cust1001").await;
     assert!(claimed.iter().all(|c| !c.has_open_work));
-    let ids: Vec<i64> = claimed.iter().map(|c| c.tenant.id).collect();
+    let idle: Vec<queue::Release> = claimed
+        .iter()
+        .map(|c| queue::Release {
+            context_id: c.tenant.context_id.clone(),
+            next_attempt_at: None,
+            so_state: None,
+            so_state_checked_at: None,
+        })
+        .collect();
     // Another owner cannot give them back; the holder gives back all three at once.
-    only_the_holder_gives_back(&mut conn, &ids, 3, async |conn, ids, owner| {
-        queue::release_idle(conn, ids, owner).await.unwrap()
+    only_the_holder_gives_back(&mut conn, &idle, 3, async |conn, releases, owner| {
+        queue::release_many(conn, releases, owner).await.unwrap()
     })
     .await;
     let leased: i64 = tenants::table

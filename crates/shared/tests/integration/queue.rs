@@ -501,7 +501,7 @@ async fn ended_passes_are_given_back_together_each_with_its_time_and_observed_st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_tenant_once() {
-    use shared::db::tickets::{NewTicket, Obtained, store_obtained};
+    use shared::db::tickets::{NewTicket, Obtained, TicketUse, store_obtained};
 
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
@@ -541,7 +541,7 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
     assert!(tenant.last_success_at.is_some());
     assert!(tenant.lease_owner.is_none(), "the lease is not touched");
     // Tickets are replaced, a rejection mark is cleared, and an active tenant is not "activated" again.
-    tickets::mark_rejected(&mut conn, "Cust1000", Utc::now())
+    tickets::record_use(&mut conn, "Cust1000", TicketUse::refused(Utc::now()))
         .await
         .unwrap();
     assert!(

@@ -524,7 +524,7 @@ pub async fn operator_retry(
         let transition = lifecycle::next(
             state,
             &Event::OperatorRetry {
-                has_token: tenant.system_token_ciphertext.is_some(),
+                has_token: tenant.system_token.is_some(),
             },
         );
         let new_state = transition.to;

@@ -193,7 +193,7 @@ async fn capture_creates_replaces_and_confirms() {
     assert!(!has_ticket(&mut conn, "Cust1").await, "ticket dropped");
     let tenant = tenant(&mut conn, "Cust1").await;
     assert_eq!(tenant.token_generation, 2);
-    assert_eq!(tenant.system_token_ciphertext.as_deref(), Some(&b"b"[..]));
+    assert_eq!(tenant.system_token.unwrap().bytes, b"b");
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1", 10)
         .await
         .unwrap();
@@ -550,7 +550,7 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
             .unwrap()
     );
     let ticket = tickets::find(&mut conn, "Cust1000").await.unwrap().unwrap();
-    assert_eq!(ticket.ciphertext, b"second");
+    assert_eq!(ticket.encrypted.bytes, b"second");
     assert_eq!(ticket.token_generation, 2);
     assert!(ticket.rejected_at.is_none());
     assert_eq!(ticket.last_used_at, ticket.issued_at);

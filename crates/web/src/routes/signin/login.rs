@@ -9,7 +9,7 @@ use shared::superid::validation::ValidationError;
 
 use super::capture::capture_if_administrator;
 use crate::errors::WebError;
-use crate::session::{SessionUser, TypedSession};
+use crate::session::{SessionUser, TypedSession, UserCredentials};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -163,7 +163,6 @@ async fn finish(
 }
 
 fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> SessionUser {
-    use secrecy::ExposeSecret;
     let display_name = match (&claims.first_name, &claims.last_name) {
         (Some(first), Some(last)) => format!("{first} {last}"),
         _ => claims
@@ -173,14 +172,9 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
             .or_else(|| claims.subject.clone())
             .unwrap_or_else(|| "SuperOffice user".to_owned()),
     };
-    let (access_token, access_expires_at, refresh_token, user_ticket) = match credentials {
-        Credentials::Tokens(tokens) => (
-            Some(tokens.access_token.expose_secret().to_owned()),
-            tokens.expires_at.timestamp(),
-            tokens.refresh_token.map(|t| t.expose_secret().to_owned()),
-            None,
-        ),
-        Credentials::LegacyTicket(ticket) => (None, claims.expires_at.timestamp(), None, ticket),
+    let credentials = match credentials {
+        Credentials::Tokens(tokens) => UserCredentials::from_tokens(tokens),
+        Credentials::LegacyTicket(ticket) => UserCredentials::legacy(ticket, claims.expires_at),
     };
     SessionUser {
         subject: claims
@@ -195,10 +189,7 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
         is_administrator: claims.is_administrator,
         associate_id: claims.associate_id.map(|id| id.to_string()),
         webapi_url: claims.webapi_url.as_ref().map(ToString::to_string),
-        access_token,
-        access_expires_at,
-        refresh_token,
-        user_ticket,
+        credentials,
     }
 }
 

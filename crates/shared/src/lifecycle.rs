@@ -15,23 +15,23 @@ text_enum! {
     /// Where a tenant is in its life with this application.
     TenantState, "tenant state" {
         /// A system user token is stored; no ticket obtained yet.
-        Pending = "pending",
+        Pending,
         /// A ticket was obtained; work runs.
-        Active = "active",
+        Active,
         /// SuperOffice suspended the tenant; work waits for a resume.
-        Suspended = "suspended",
+        Suspended,
         /// The tenant revoked the application; an administrator must sign in and approve again.
-        Revoked = "revoked",
+        Revoked,
         /// The authorization expired; an administrator must sign in again.
-        Expired = "expired",
+        Expired,
         /// SuperID denied the exchange.
-        Denied = "denied",
+        Denied,
         /// The application needs re-approval by an administrator.
-        NeedsReapproval = "needs_reapproval",
+        NeedsReapproval,
         /// SuperOffice deleted the tenant; data kept until an operator purges it.
-        Deleted = "deleted",
+        Deleted,
         /// An operator disabled the tenant.
-        Disabled = "disabled",
+        Disabled,
     }
 }
 
@@ -417,125 +417,120 @@ mod tests {
     use super::TenantState::*;
     use super::*;
 
-    use effects::*;
+    use std::collections::HashMap;
 
-    /// Every expected set of effects, each built on a smaller one.
-    #[rustfmt::skip]
-    mod effects {
-        use super::super::{Effects, Schedule};
+    /// `testdata/lifecycle.toml`: the transition table and the effect sets its rows name.
+    #[derive(serde::Deserialize)]
+    struct Table {
+        transitions: Vec<Row>,
+        effects: HashMap<String, Vec<String>>,
+    }
 
-        pub const NONE: Effects = Effects {
-            new_token: false,
-            drop_ticket: false,
-            clear_urls: false,
-            schedule: Schedule::Keep,
-            reset_failures: false,
-            record_success: false,
-            clear_attention: false,
-            release_lease: false,
-            fail_open_work: false,
-            wake: false,
+    /// state × event → state, effects.
+    #[derive(serde::Deserialize)]
+    struct Row {
+        from: TenantState,
+        event: String,
+        to: TenantState,
+        effects: String,
+    }
+
+    /// Every flag off, the schedule kept: spelled out, so that a new flag is a decision here too.
+    const NONE: Effects = Effects {
+        new_token: false,
+        drop_ticket: false,
+        clear_urls: false,
+        schedule: Schedule::Keep,
+        reset_failures: false,
+        record_success: false,
+        clear_attention: false,
+        release_lease: false,
+        fail_open_work: false,
+        wake: false,
+    };
+
+    /// The event a row names: an [`Event`] variant in snake_case, its argument in parentheses.
+    fn event(text: &str) -> Event {
+        let (name, argument) = match text.strip_suffix(')').and_then(|call| call.split_once('(')) {
+            Some((name, argument)) => (name, Some(argument)),
+            None => (text, None),
         };
-        pub const SUCCESS: Effects = Effects { record_success: true, ..NONE };
-        pub const CIRCUIT_OPENED: Effects = Effects { clear_attention: true, ..NONE };
-        pub const WAKE: Effects = Effects { wake: true, ..NONE };
-        pub const WAKE_NOW: Effects = Effects { schedule: Schedule::Now, ..WAKE };
-        pub const ENABLE: Effects = Effects { reset_failures: true, ..WAKE_NOW };
-        pub const RETRY: Effects = Effects { release_lease: true, ..ENABLE };
-        pub const NEW_TOKEN: Effects = Effects { new_token: true, drop_ticket: true, ..ENABLE };
-        pub const MOVE: Effects = Effects { clear_urls: true, ..WAKE_NOW };
-        pub const MOVE_STOPPED: Effects = Effects { clear_urls: true, ..WAKE };
-        pub const DELETE_STOPPED: Effects = Effects { drop_ticket: true, ..WAKE };
-        pub const SUSPEND: Effects = Effects { schedule: Schedule::Never, reset_failures: true, ..WAKE };
-        /// An operator's stop: like a suspension, the open work stays.
-        pub const DISABLED: Effects = SUSPEND;
-        pub const STOPPED: Effects = Effects { fail_open_work: true, ..SUSPEND };
-        pub const DELETE: Effects = Effects { drop_ticket: true, ..SUSPEND };
+        match (name, argument) {
+            ("capture", Some("same")) => Event::Capture(Token::Same),
+            ("capture", Some("different")) => Event::Capture(Token::Different),
+            ("capture", Some("older")) => Event::Capture(Token::Older),
+            ("ticket_obtained", None) => Event::TicketObtained,
+            ("exchange_refused", Some(reason)) => Event::ExchangeRefused(stop_reason(reason)),
+            ("work_done", None) => Event::WorkDone,
+            ("notification", Some(change)) => Event::Notification(change_type(change)),
+            ("operator_retry", Some("token")) => Event::OperatorRetry { has_token: true },
+            ("operator_retry", Some("no_token")) => Event::OperatorRetry { has_token: false },
+            ("operator_disable", None) => Event::OperatorDisable,
+            ("operator_enable", None) => Event::OperatorEnable,
+            ("circuit_opened", None) => Event::CircuitOpened,
+            ("circuit_closed", None) => Event::CircuitClosed,
+            _ => panic!("unknown event {text:?}"),
+        }
     }
 
-    fn cap(token: Token) -> Event {
-        Event::Capture(token)
+    fn stop_reason(name: &str) -> StopReason {
+        match name {
+            "revoked" => StopReason::Revoked,
+            "expired" => StopReason::Expired,
+            "needs_reapproval" => StopReason::NeedsReapproval,
+            _ => panic!("unknown stop reason {name:?}"),
+        }
     }
 
-    fn retry(has_token: bool) -> Event {
-        Event::OperatorRetry { has_token }
+    /// A documented `ChangeType` name, or `unsupported:RAW`.
+    fn change_type(name: &str) -> ChangeType {
+        if let Some(raw) = name.strip_prefix("unsupported:") {
+            return ChangeType::Unsupported(raw.into());
+        }
+        ChangeType::KNOWN
+            .into_iter()
+            .find(|known| known.as_str() == name)
+            .unwrap_or_else(|| panic!("unknown ChangeType {name:?}"))
     }
 
-    fn note(change: ChangeType) -> Event {
-        Event::Notification(change)
+    /// The effects of a set: [`Effects`] field names, and `schedule_now` or `schedule_never`.
+    fn effects(flags: &[String]) -> Effects {
+        let mut effects = NONE;
+        for flag in flags {
+            match flag.as_str() {
+                "new_token" => effects.new_token = true,
+                "drop_ticket" => effects.drop_ticket = true,
+                "clear_urls" => effects.clear_urls = true,
+                "schedule_now" => effects.schedule = Schedule::Now,
+                "schedule_never" => effects.schedule = Schedule::Never,
+                "reset_failures" => effects.reset_failures = true,
+                "record_success" => effects.record_success = true,
+                "clear_attention" => effects.clear_attention = true,
+                "release_lease" => effects.release_lease = true,
+                "fail_open_work" => effects.fail_open_work = true,
+                "wake" => effects.wake = true,
+                other => panic!("unknown effect {other:?}"),
+            }
+        }
+        effects
     }
 
-    fn refused(reason: StopReason) -> Event {
-        Event::ExchangeRefused(reason)
-    }
-
-    /// state × event → state, effects: every row of the lifecycle, one row a line.
+    /// state × event → state, effects: every row of the lifecycle, one row a line of
+    /// `testdata/lifecycle.toml`.
     #[test]
     fn the_transition_table() {
-        use ChangeType::*;
-        use Token::{Different, Older, Same};
-        #[rustfmt::skip]
-        let table: Vec<(TenantState, Event, TenantState, Effects)> = vec![
-            // Capture: a new token restarts a tenant unless SuperOffice or an operator stopped it.
-            (Pending, cap(Different), Pending, NEW_TOKEN),
-            (Active, cap(Different), Pending, NEW_TOKEN),
-            (Revoked, cap(Different), Pending, NEW_TOKEN),
-            (Suspended, cap(Different), Suspended, NEW_TOKEN),
-            (Deleted, cap(Different), Deleted, NEW_TOKEN),
-            (Disabled, cap(Different), Disabled, NEW_TOKEN),
-            // The same token changes nothing, except that it revives a tenant refused for authorization.
-            (Active, cap(Same), Active, NONE),
-            (Pending, cap(Same), Pending, NONE),
-            (Suspended, cap(Same), Suspended, NONE),
-            (Disabled, cap(Same), Disabled, NONE),
-            (Revoked, cap(Same), Pending, NEW_TOKEN),
-            (Expired, cap(Same), Pending, NEW_TOKEN),
-            (Denied, cap(Same), Pending, NEW_TOKEN),
-            (NeedsReapproval, cap(Same), Pending, NEW_TOKEN),
-            // An older token never replaces the stored one.
-            (Active, cap(Older), Active, NONE),
-            (Revoked, cap(Older), Revoked, NONE),
-            // A ticket activates a pending tenant, and only a pending one.
-            (Pending, Event::TicketObtained, Active, SUCCESS),
-            (Active, Event::TicketObtained, Active, SUCCESS),
-            (Suspended, Event::TicketObtained, Suspended, SUCCESS),
-            (Disabled, Event::TicketObtained, Disabled, SUCCESS),
-            // An unambiguous refusal stops the tenant and fails its open work.
-            (Active, refused(StopReason::Revoked), Revoked, STOPPED),
-            (Pending, refused(StopReason::Expired), Expired, STOPPED),
-            (Pending, refused(StopReason::NeedsReapproval), NeedsReapproval, STOPPED),
-            // Work done is a success and changes no state.
-            (Active, Event::WorkDone, Active, SUCCESS),
-            // Operator: a retry restarts a stopped tenant with a token; SuperOffice's states stay.
-            (Revoked, retry(true), Pending, RETRY),
-            (Disabled, retry(true), Pending, RETRY),
-            (Disabled, retry(false), Disabled, RETRY),
-            (Active, retry(true), Active, RETRY),
-            (Suspended, retry(true), Suspended, RETRY),
-            (Deleted, retry(true), Deleted, RETRY),
-            (Active, Event::OperatorDisable, Disabled, DISABLED),
-            (Disabled, Event::OperatorEnable, Pending, ENABLE),
-            (Active, Event::OperatorEnable, Active, NONE),
-            (Revoked, Event::OperatorEnable, Revoked, NONE),
-            (Suspended, Event::OperatorDisable, Disabled, DISABLED),
-            // The circuit changes no state.
-            (Active, Event::CircuitOpened, Active, CIRCUIT_OPENED),
-            (Pending, Event::CircuitClosed, Pending, WAKE_NOW),
-            // Notifications (the table of db::state_changes).
-            (Active, note(Suspend), Suspended, SUSPEND),
-            (Suspended, note(Resume), Pending, ENABLE),
-            (Active, note(Resume), Active, WAKE_NOW),
-            (Active, note(Delete), Deleted, DELETE),
-            (Revoked, note(Delete), Revoked, DELETE_STOPPED),
-            (Active, note(Move), Active, MOVE),
-            (Disabled, note(Move), Disabled, MOVE_STOPPED),
-            (Active, note(Upgrade), Active, WAKE),
-            (Active, note(Unsupported("9".into())), Active, NONE),
-        ];
-        for (from, event, to, effects) in table {
-            let transition = next(from, &event);
-            assert_eq!(transition.to, to, "{from} on {event:?}");
-            assert_eq!(transition.effects, effects, "{from} on {event:?}");
+        let table: Table = toml::from_str(include_str!("../testdata/lifecycle.toml"))
+            .unwrap_or_else(|error| panic!("testdata/lifecycle.toml: {error}"));
+        assert!(!table.transitions.is_empty());
+        for row in &table.transitions {
+            let case = format!("{} on {}", row.from, row.event);
+            let set = table
+                .effects
+                .get(&row.effects)
+                .unwrap_or_else(|| panic!("{case}: unknown effect set {:?}", row.effects));
+            let transition = next(row.from, &event(&row.event));
+            assert_eq!(transition.to, row.to, "{case}");
+            assert_eq!(transition.effects, effects(set), "{case}");
         }
     }
 

@@ -4,11 +4,15 @@
 /// `typed_states` lists the same words in a CHECK constraint): `as_str`, `FromStr`, `Display`,
 /// serde as the word, and diesel's `ToSql`/`FromSql` on `Text`, so queries bind it as a parameter.
 /// It also compares equal to its word (`state == "active"`).
+///
+/// The word is the variant's name in snake_case (`NeedsReapproval` is stored as `needs_reapproval`),
+/// made at compile time: renaming a variant renames the stored word, which the schema's CHECK
+/// constraints then refuse until a migration renames it too.
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
         $name:ident, $what:literal {
-            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+            $( $(#[$vmeta:meta])* $variant:ident, )+
         }
     ) => {
         $(#[$meta])*
@@ -20,12 +24,17 @@ macro_rules! text_enum {
 
         impl $name {
             /// Every value, in declaration order.
-            pub const ALL: [$name; [$($text),+].len()] = [$(Self::$variant),+];
+            pub const ALL: [$name; [$(stringify!($variant)),+].len()] = [$(Self::$variant),+];
 
             /// The word stored in the database.
             pub fn as_str(self) -> &'static str {
                 match self {
-                    $( Self::$variant => $text, )+
+                    $( Self::$variant => {
+                        const BYTES: [u8; $crate::text_enum::snake_case_len(stringify!($variant))] =
+                            $crate::text_enum::snake_case(stringify!($variant));
+                        const WORD: &str = $crate::text_enum::utf8(&BYTES);
+                        WORD
+                    } )+
                 }
             }
         }
@@ -93,4 +102,68 @@ macro_rules! text_enum {
             }
         }
     };
+}
+
+/// The length of the ASCII CamelCase `name` in snake_case: one `_` more before each capital but the
+/// first.
+pub(crate) const fn snake_case_len(name: &str) -> usize {
+    let bytes = name.as_bytes();
+    let mut len = bytes.len();
+    let mut i = 1;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_uppercase() {
+            len += 1;
+        }
+        i += 1;
+    }
+    len
+}
+
+/// The ASCII CamelCase `name` in snake_case (`N` is [`snake_case_len`]): `TokenCaptured` gives
+/// `token_captured`.
+pub(crate) const fn snake_case<const N: usize>(name: &str) -> [u8; N] {
+    let bytes = name.as_bytes();
+    let mut word = [0; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i].is_ascii_uppercase() && i > 0 {
+            word[at] = b'_';
+            at += 1;
+        }
+        word[at] = bytes[i].to_ascii_lowercase();
+        at += 1;
+        i += 1;
+    }
+    word
+}
+
+/// `word` as text, at compile time: [`snake_case`] only lowers ASCII capitals and puts `_` before
+/// them, so a name's UTF-8 stays valid.
+pub(crate) const fn utf8(word: &'static [u8]) -> &'static str {
+    match std::str::from_utf8(word) {
+        Ok(text) => text,
+        Err(_) => panic!("snake_case keeps UTF-8 valid"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::models::{AuditAction, WorkKind};
+    use crate::lifecycle::TenantState;
+
+    #[test]
+    fn words_are_the_variant_names_in_snake_case() {
+        assert_eq!(TenantState::Pending.as_str(), "pending");
+        assert_eq!(TenantState::NeedsReapproval.as_str(), "needs_reapproval");
+        assert_eq!(WorkKind::CreateCompany.as_str(), "create_company");
+        assert_eq!(
+            AuditAction::SuperofficeStateChangeUnknownTenant.as_str(),
+            "superoffice_state_change_unknown_tenant"
+        );
+        assert_eq!(
+            "needs_reapproval".parse::<TenantState>(),
+            Ok(TenantState::NeedsReapproval)
+        );
+    }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::claims::{SUPEROFFICE_ISSUER, claim};
-use crate::config::TenantState;
+use crate::config::{TenantState, TenantVersion};
 use crate::context::SimContext;
 use crate::faults::{Fault, Faults, Group};
 use crate::keys::{SigningKey, random_alphanumeric, random_base64};
@@ -81,8 +81,8 @@ pub struct TenantView {
     pub is_running: bool,
     pub host: String,
     pub endpoint: String,
-    pub version_name: String,
-    pub file_version: String,
+    #[serde(flatten)]
+    pub version: TenantVersion,
     pub tickets_issued: u64,
     /// The current system user token of the first configured application, when installed.
     pub system_token: Option<String>,
@@ -216,12 +216,11 @@ impl Admin {
             context_id: tenant.context_id.clone(),
             company_name: tenant.company_name.clone(),
             serial: tenant.serial.clone(),
-            state: tenant.state,
+            state: tenant.state.clone(),
             is_running: tenant.state.is_running(),
             host: tenant.host.clone(),
             endpoint: self.ctx.tenant_endpoint(tenant),
-            version_name: tenant.version_name.clone(),
-            file_version: tenant.file_version.clone(),
+            version: tenant.version.clone(),
             tickets_issued: tenant.tickets_issued,
             system_token: applications.first().and_then(|a| a.system_token.clone()),
             applications,
@@ -331,7 +330,7 @@ impl Admin {
         state: TenantState,
     ) -> Result<ChangeView, AdminError> {
         let (old, _) = self.with_tenant(context_id, |tenant| {
-            Ok(std::mem::replace(&mut tenant.state, state))
+            Ok(std::mem::replace(&mut tenant.state, state.clone()))
         })?;
         let change = match state {
             _ if old == state => None,
@@ -383,10 +382,10 @@ impl Admin {
     ) -> Result<ChangeView, AdminError> {
         self.with_tenant(context_id, |tenant| {
             if let Some(v) = version_name {
-                tenant.version_name = v;
+                tenant.version.version_name = v;
             }
             if let Some(v) = file_version {
-                tenant.file_version = v;
+                tenant.version.file_version = v;
             }
             Ok(())
         })?;
@@ -474,7 +473,7 @@ impl Admin {
                         AdminError::BadRequest(format!("{ctx_id} has no administrator"))
                     })?;
                 put("sub".into(), json!(user.username));
-                put("iss".into(), json!(self.ctx.superid_url));
+                put("iss".into(), json!(self.ctx.superid.url));
                 put("aud".into(), json!(client_id));
                 put(claim("upn"), json!(user.username));
                 put(claim("email"), json!(user.email()));

@@ -107,10 +107,26 @@ pub struct TenantConfig {
     /// Client ids of the applications installed (approved) on this tenant.
     #[serde(default)]
     pub installed_apps: Vec<String>,
-    #[serde(default = "default_version_name")]
+    #[serde(flatten)]
+    pub version: TenantVersion,
+}
+
+/// The version a tenant runs, as the state API (`Version`) and notifications (`VersionName`,
+/// `FileVersion`) report it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct TenantVersion {
     pub version_name: String,
-    #[serde(default = "default_file_version")]
     pub file_version: String,
+}
+
+impl Default for TenantVersion {
+    fn default() -> Self {
+        Self {
+            version_name: "Release_11.10_2026.02.24-02".to_owned(),
+            file_version: "11.10.9143.1".to_owned(),
+        }
+    }
 }
 
 /// A SuperID user who can sign in.
@@ -145,37 +161,83 @@ impl UserConfig {
     }
 }
 
-/// Tenant states as named by the state API.
+/// A tenant's state as the state API names it.
 ///
-/// The list is written out here on purpose rather than taken from `shared::tenant::status`: the
-/// simulator stands in for SuperOffice independently of the client it tests, so a state renamed or
-/// dropped on the client side shows up as a failing test instead of changing both sides at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+/// Open on purpose: SuperOffice documents its state names only in part, so any name is accepted (in
+/// `[[tenants]] state` and by the admin API) and the state API answers it as given, and a test can
+/// show a client a state it has never seen. The simulator acts on the four names below; any other
+/// (`OfflineMaintenance`, `Provisioning`, `Hibernating`, …) is a tenant that is not running. The names
+/// are written out here rather than taken from `shared::tenant::status`: the simulator stands in for
+/// SuperOffice independently of the client it tests, so a state renamed on the client side shows up
+/// as a failing test instead of changing both sides at once.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum TenantState {
-    Unknown,
-    Provisioning,
+    /// Serves its APIs; resuming to it notifies ChangeType 3.
     #[default]
     Running,
-    Deleted,
-    Suspended,
+    /// Serves its APIs during maintenance (`IsRunning` true).
     OnlineMaintenance,
-    OfflineMaintenance,
-    ProvisioningFailed,
-    Deleting,
-    DeleteFailed,
-    MigrationPending,
+    /// Suspending notifies ChangeType 2.
+    Suspended,
+    /// Exchanges, sign-ins and refreshes are refused; deleting notifies ChangeType 4.
+    Deleted,
+    /// Any other name, as given; never one of the names above (`TenantState::try_from` sorts them).
+    Other(String),
 }
 
 impl TenantState {
+    /// The states the simulator acts on.
+    const NAMED: [Self; 4] = [
+        Self::Running,
+        Self::OnlineMaintenance,
+        Self::Suspended,
+        Self::Deleted,
+    ];
+
+    /// The state API's `State`.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Running => "Running",
+            Self::OnlineMaintenance => "OnlineMaintenance",
+            Self::Suspended => "Suspended",
+            Self::Deleted => "Deleted",
+            Self::Other(name) => name,
+        }
+    }
+
     /// The state API's `IsRunning`: true for Running and OnlineMaintenance.
-    pub fn is_running(self) -> bool {
+    pub fn is_running(&self) -> bool {
         matches!(self, Self::Running | Self::OnlineMaintenance)
+    }
+}
+
+impl TryFrom<String> for TenantState {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        if name.trim().is_empty() {
+            return Err("a tenant state needs a name");
+        }
+        Ok(Self::NAMED
+            .into_iter()
+            .find(|state| state.name() == name)
+            .unwrap_or(Self::Other(name)))
+    }
+}
+
+impl From<TenantState> for String {
+    fn from(state: TenantState) -> Self {
+        match state {
+            TenantState::Other(name) => name,
+            named => named.name().to_owned(),
+        }
     }
 }
 
 impl fmt::Display for TenantState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.write_str(self.name())
     }
 }
 
@@ -189,14 +251,6 @@ fn default_state_valid_for() -> u64 {
 
 fn default_app_name() -> String {
     "Partner Application".to_owned()
-}
-
-fn default_version_name() -> String {
-    "Release_11.10_2026.02.24-02".to_owned()
-}
-
-fn default_file_version() -> String {
-    "11.10.9143.1".to_owned()
 }
 
 impl SimConfig {
@@ -240,8 +294,7 @@ impl SimConfig {
             } else {
                 Vec::new()
             },
-            version_name: default_version_name(),
-            file_version: default_file_version(),
+            version: TenantVersion::default(),
         };
         let mut users = Vec::new();
         for (n, (admin, user)) in [
@@ -424,5 +477,43 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.users.len(), 6);
         assert_eq!(config.users[0].initials(), "AA");
+    }
+
+    #[test]
+    fn a_tenants_version_sits_among_its_keys_and_unknown_keys_are_still_errors() {
+        let tenants = |extra: &str| {
+            format!(
+                "[superid]\nbind = \"127.0.0.1:0\"\n[[api_hosts]]\nname = \"sod2\"\nbind = \"127.0.0.1:0\"\n\
+                 [[tenants]]\ncontext_id = \"Cust1\"\ncompany_name = \"A\"\nserial = \"1\"\nhost = \"sod2\"\n{extra}"
+            )
+        };
+        let config = SimConfig::from_toml_str(&tenants("version_name = \"Release 12\"\n")).unwrap();
+        let version = &config.tenants[0].version;
+        assert_eq!(version.version_name, "Release 12");
+        assert_eq!(version.file_version, TenantVersion::default().file_version);
+        let err = SimConfig::from_toml_str(&tenants("colour = \"blue\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn tenant_states_are_open_and_named_ones_are_recognised() {
+        let text = "[superid]\nbind = \"127.0.0.1:0\"\n[[api_hosts]]\nname = \"sod2\"\nbind = \"127.0.0.1:0\"\n\
+                    [[tenants]]\ncontext_id = \"Cust1\"\ncompany_name = \"A\"\nserial = \"1\"\nhost = \"sod2\"\n\
+                    state = \"Hibernating\"\n\
+                    [[tenants]]\ncontext_id = \"Cust2\"\ncompany_name = \"B\"\nserial = \"2\"\nhost = \"sod2\"\n\
+                    state = \"OnlineMaintenance\"\n";
+        let config = SimConfig::from_toml_str(text).unwrap();
+        let hibernating = &config.tenants[0].state;
+        assert_eq!(hibernating, &TenantState::Other("Hibernating".into()));
+        assert_eq!(hibernating.to_string(), "Hibernating");
+        assert!(!hibernating.is_running());
+        assert_eq!(config.tenants[1].state, TenantState::OnlineMaintenance);
+        assert!(config.tenants[1].state.is_running());
+        for state in TenantState::NAMED {
+            assert_eq!(TenantState::try_from(state.to_string()), Ok(state));
+        }
+        assert!(TenantState::try_from(" ".to_owned()).is_err());
     }
 }

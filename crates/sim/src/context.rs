@@ -4,10 +4,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use rsa::PublicKey;
 
 use crate::clock::Clock;
-use crate::config::{SimConfig, UserConfig};
+use crate::config::{SimConfig, SuperIdConfig, UserConfig};
 use crate::keys::SigningKey;
 use crate::store::{Store, Tenant};
 
@@ -29,15 +30,41 @@ pub struct ApiHost {
     pub url: String,
 }
 
+/// SuperID as resolved at start: where browsers reach it, and how far its answers reach in time.
+#[derive(Debug, Clone)]
+pub struct SuperId {
+    /// Browser-facing base URL without a trailing slash; also the id_token issuer.
+    pub url: String,
+    /// Accepted distance between a signed system user token's timestamp and the sim clock.
+    pub timestamp_window: TimeDelta,
+    /// How long a state API answer stays valid (its `ValidUntil` is now plus this).
+    pub state_valid_for: TimeDelta,
+}
+
+impl SuperId {
+    fn new(url: String, config: &SuperIdConfig) -> Self {
+        Self {
+            url,
+            timestamp_window: seconds(config.timestamp_window_secs),
+            state_valid_for: seconds(config.state_valid_for_secs),
+        }
+    }
+}
+
+/// A configured number of seconds; one too large for a duration is the largest duration.
+fn seconds(secs: u64) -> TimeDelta {
+    i64::try_from(secs)
+        .ok()
+        .and_then(TimeDelta::try_seconds)
+        .unwrap_or(TimeDelta::MAX)
+}
+
 #[derive(Debug)]
 pub struct SimContext {
-    /// Browser-facing SuperID base URL without a trailing slash; also the id_token issuer.
-    pub superid_url: String,
+    pub superid: SuperId,
     pub hosts: Vec<ApiHost>,
     pub applications: Vec<Application>,
     pub users: Vec<UserConfig>,
-    pub timestamp_window_secs: i64,
-    pub state_valid_for_secs: i64,
     pub clock: Clock,
     /// Client for state-change notifications.
     pub http: reqwest::Client,
@@ -62,14 +89,10 @@ impl SimContext {
             .timeout(Duration::from_secs(5))
             .build()?;
         Ok(Self {
-            superid_url,
+            superid: SuperId::new(superid_url, &config.superid),
             hosts,
             applications,
             users: config.users.clone(),
-            timestamp_window_secs: i64::try_from(config.superid.timestamp_window_secs)
-                .unwrap_or(i64::MAX),
-            state_valid_for_secs: i64::try_from(config.superid.state_valid_for_secs)
-                .unwrap_or(i64::MAX),
             clock: Clock::default(),
             http,
             store: Mutex::new(initial.clone()),
@@ -93,7 +116,8 @@ impl SimContext {
     /// mode was set is signed with a new key and the old one leaves the JWKS, as when SuperID rotates and
     /// withdraws its key after a caller last fetched the JWKS. Later answers keep the new key.
     pub async fn rotate_for_mode(&self) {
-        let due = |store: &Store| store.modes.global.rotate_keys_withdrawn && !store.mode_rotated;
+        let due =
+            |store: &Store| store.modes.global.signing.rotate_keys_withdrawn && !store.mode_rotated;
         if !due(&self.store()) {
             return;
         }

@@ -46,26 +46,43 @@ pub enum StateApi {
     UnknownState,
 }
 
-/// One set of modes.
+/// One set of modes, grouped by what they change.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Mode {
+    #[serde(flatten)]
+    pub refusals: Refusals,
+    #[serde(flatten)]
+    pub signing: Signing,
+    /// Refuse, with a SOAP `s:Client` fault, an exchange request whose `AuthenticationRequest` children
+    /// are not in the WSDL's sequence, as a reader that enforces the schema's element order would
+    /// (the simulator otherwise reads them in any order).
+    pub strict_soap_order: bool,
+    /// The status a dead or unknown ticket gets from the tenant API: 401 (default) or 403.
+    pub dead_ticket_status: Option<u16>,
+    pub state_api: StateApi,
+}
+
+/// How PartnerSystemUserService refuses an exchange: in which words, in what form, and whether it
+/// refuses every one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Refusals {
     pub wording: Wording,
     pub refusal_as: RefusalAs,
     /// Refuse every exchange with this `ErrorMessage` (before any other check), as SuperID would
     /// for a wrong application token or partner key.
     pub refuse_with: Option<String>,
-    /// The status a dead or unknown ticket gets from the tenant API: 401 (default) or 403.
-    pub dead_ticket_status: Option<u16>,
-    pub state_api: StateApi,
+}
+
+/// Which key signs SuperID's answers and which `kid` they name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Signing {
     /// Sign exchange answers under a `kid` that names no JWKS key (and without `x5t`), though with the
     /// current key: SuperOffice's `kid` format has varied, so a validator must fall back to trying
     /// every key.
     pub unknown_kid: bool,
-    /// Refuse, with a SOAP `s:Client` fault, an exchange request whose `AuthenticationRequest` children
-    /// are not in the WSDL's sequence, as a reader that enforces the schema's element order would
-    /// (the simulator otherwise reads them in any order).
-    pub strict_soap_order: bool,
     /// Global only (SuperID has one key set): the first exchange answer or id_token signed in this mode
     /// uses a new key and the JWKS serves only that one, as after SuperID rotated its key and withdrew
     /// the old one since the caller last fetched the JWKS.
@@ -121,7 +138,7 @@ mod tests {
     #[test]
     fn a_tenants_mode_overrides_the_global_one() {
         let mut modes = Modes::default();
-        modes.global.wording = Wording::Other;
+        modes.global.refusals.wording = Wording::Other;
         modes.tenants.insert(
             "Cust1".into(),
             Mode {
@@ -129,9 +146,9 @@ mod tests {
                 ..Mode::default()
             },
         );
-        assert_eq!(modes.of("Cust1").wording, Wording::Documented);
+        assert_eq!(modes.of("Cust1").refusals.wording, Wording::Documented);
         assert_eq!(modes.of("Cust1").state_api, StateApi::NotFound);
-        assert_eq!(modes.of("Cust2").wording, Wording::Other);
+        assert_eq!(modes.of("Cust2").refusals.wording, Wording::Other);
     }
 
     #[test]
@@ -151,14 +168,35 @@ mod tests {
             "[global]\nrefusal_as = \"http5xx\"\n[tenants.Cust1]\nwording = \"foreign\"\ndead_ticket_status = 403\n",
         )
         .unwrap();
-        assert_eq!(modes.global.refusal_as, RefusalAs::Http5xx);
+        assert_eq!(modes.global.refusals.refusal_as, RefusalAs::Http5xx);
+        assert_eq!(modes.of("Cust1").refusals.wording, Wording::Foreign);
         assert_eq!(modes.of("Cust1").dead_ticket_status, Some(403));
-        assert!(!modes.global.rotate_keys_withdrawn && !modes.of("Cust1").unknown_kid);
+        assert!(
+            !modes.global.signing.rotate_keys_withdrawn && !modes.of("Cust1").signing.unknown_kid
+        );
         let modes: Modes = toml::from_str(
             "[global]\nrotate_keys_withdrawn = true\n[tenants.Cust1]\nunknown_kid = true\nstrict_soap_order = true\n",
         )
         .unwrap();
-        assert!(modes.global.rotate_keys_withdrawn);
-        assert!(modes.of("Cust1").unknown_kid && modes.of("Cust1").strict_soap_order);
+        assert!(modes.global.signing.rotate_keys_withdrawn);
+        assert!(modes.of("Cust1").signing.unknown_kid && modes.of("Cust1").strict_soap_order);
+    }
+
+    #[test]
+    fn a_mode_is_one_flat_table_that_refuses_unknown_keys() {
+        let mode: Mode = serde_json::from_str(
+            r#"{"wording": "other", "unknown_kid": true, "state_api": "not_found"}"#,
+        )
+        .unwrap();
+        assert_eq!(mode.refusals.wording, Wording::Other);
+        assert!(mode.signing.unknown_kid);
+        let json = serde_json::to_value(&mode).unwrap();
+        assert_eq!(json["wording"], "other");
+        assert_eq!(json["unknown_kid"], true);
+        assert_eq!(json["state_api"], "not_found");
+        let err = serde_json::from_str::<Mode>(r#"{"wording": "other", "colour": "blue"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
     }
 }

@@ -53,8 +53,8 @@ pub async fn notify(
                 let mut body = json!({
                     "ChangeType": change as u8,
                     "ContextIdentifier": context_id,
-                    "VersionName": tenant.version_name,
-                    "FileVersion": tenant.file_version,
+                    "VersionName": tenant.version.version_name,
+                    "FileVersion": tenant.version.file_version,
                     "Token": token,
                 });
                 if let Some(endpoint) = &public_endpoint {

@@ -129,7 +129,7 @@ impl Simulator {
             tasks.push(tokio::spawn(server));
         }
         tracing::info!(
-            superid = %ctx.superid_url,
+            superid = %ctx.superid.url,
             hosts = ?ctx.hosts.iter().map(|h| format!("{}={}", h.name, h.url)).collect::<Vec<_>>(),
             "superoffice-sim started"
         );
@@ -241,7 +241,7 @@ pub struct RunningSim {
 impl RunningSim {
     /// SuperID's base URL (the issuer), e.g. `http://127.0.0.1:9100`.
     pub fn superid_url(&self) -> &str {
-        &self.ctx.superid_url
+        &self.ctx.superid.url
     }
 
     /// Base URL of an API host by name, e.g. `sod2`.
@@ -251,7 +251,7 @@ impl RunningSim {
 
     /// Base URL of the admin API.
     pub fn admin_url(&self) -> String {
-        format!("{}/admin", self.ctx.superid_url)
+        format!("{}/admin", self.ctx.superid.url)
     }
 
     /// In-process admin operations (the same as the admin API's).

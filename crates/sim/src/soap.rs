@@ -6,10 +6,6 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use crate::xml::{self, Element, XmlError, escape};
 
-pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
-pub const CONTENT_TYPE_XML: &str = "text/xml; charset=utf-8";
-
 /// Why a SOAP request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SoapError {
@@ -45,20 +41,25 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// SOAP 1.1's envelope namespace: the only one these services read and write.
+    const NS: &'static str = "http://schemas.xmlsoap.org/soap/envelope/";
+    /// SOAP 1.2's envelope namespace, answered with a VersionMismatch fault.
+    const SOAP12_NS: &'static str = "http://www.w3.org/2003/05/soap-envelope";
+
     pub fn parse(bytes: &[u8]) -> Result<Self, SoapError> {
         let root = xml::parse(bytes)?;
-        if root.is(SOAP12_NS, "Envelope") {
+        if root.is(Self::SOAP12_NS, "Envelope") {
             return Err(SoapError::VersionMismatch);
         }
-        if !root.is(SOAP11_NS, "Envelope") {
+        if !root.is(Self::NS, "Envelope") {
             return Err(SoapError::NotEnvelope);
         }
         let mut headers = Vec::new();
         let mut body = None;
         for child in root.children {
-            if child.is(SOAP11_NS, "Header") {
+            if child.is(Self::NS, "Header") {
                 headers.extend(child.children);
-            } else if child.is(SOAP11_NS, "Body") {
+            } else if child.is(Self::NS, "Body") {
                 body = Some(child);
             }
         }
@@ -112,6 +113,9 @@ pub fn soap_action(req: &HttpRequest) -> Option<String> {
     Some(raw.trim_matches('"').to_owned())
 }
 
+/// The content type of every SOAP 1.1 message, request or answer.
+const CONTENT_TYPE_XML: &str = "text/xml; charset=utf-8";
+
 /// SOAP 1.1 requires `text/xml`; WCF's basicHttpBinding answers anything else with 415.
 pub fn reject_content_type(req: &HttpRequest) -> Option<HttpResponse> {
     let content_type = req
@@ -126,7 +130,7 @@ pub fn reject_content_type(req: &HttpRequest) -> Option<HttpResponse> {
         Some(HttpResponse::UnsupportedMediaType()
             .content_type("text/plain; charset=utf-8")
             .body(format!(
-                "Cannot process the message because the content type '{content_type}' was not the expected type 'text/xml; charset=utf-8'."
+                "Cannot process the message because the content type '{content_type}' was not the expected type '{CONTENT_TYPE_XML}'."
             )))
     }
 }
@@ -138,7 +142,8 @@ pub fn envelope(header_xml: &str, body_xml: &str) -> String {
     } else {
         format!("<s:Header>{header_xml}</s:Header>")
     };
-    format!("<s:Envelope xmlns:s=\"{SOAP11_NS}\">{header}<s:Body>{body_xml}</s:Body></s:Envelope>")
+    let ns = Envelope::NS;
+    format!("<s:Envelope xmlns:s=\"{ns}\">{header}<s:Body>{body_xml}</s:Body></s:Envelope>")
 }
 
 /// A 200 response carrying a SOAP envelope.

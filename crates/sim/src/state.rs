@@ -1,7 +1,7 @@
 //! `GET /api/state/{ctx}`: the tenant status API (unauthenticated).
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::context::SimContext;
@@ -15,12 +15,12 @@ pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -
             .json(json!({ "Message": format!("Unknown tenant {}", path.as_str()) }));
     };
     let (state, is_running) = match store.modes.of(path.as_str()).state_api {
-        StateApi::Normal => (tenant.state.to_string(), tenant.state.is_running()),
+        StateApi::Normal => (tenant.state.name(), tenant.state.is_running()),
         StateApi::NotFound => {
             return HttpResponse::NotFound()
                 .json(json!({ "Message": format!("Unknown tenant {}", path.as_str()) }));
         }
-        StateApi::UnknownState => ("Hibernating".to_owned(), false),
+        StateApi::UnknownState => ("Hibernating", false),
     };
     let endpoint = ctx.tenant_endpoint(tenant);
     HttpResponse::Ok().json(json!({
@@ -28,9 +28,9 @@ pub async fn tenant_state(ctx: web::Data<SimContext>, path: web::Path<String>) -
         "Endpoint": endpoint,
         "State": state,
         "IsRunning": is_running,
-        "ValidUntil": dotnet_utc(now + TimeDelta::seconds(ctx.state_valid_for_secs)),
+        "ValidUntil": dotnet_utc(now + ctx.superid.state_valid_for),
         "Api": format!("{endpoint}/api"),
-        "Version": tenant.version_name,
+        "Version": tenant.version.version_name,
     }))
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{SimConfig, TenantState};
+use crate::config::{SimConfig, TenantState, TenantVersion};
 use crate::faults::Faults;
 use crate::keys::{SigningKey, random_alphanumeric};
 use crate::modes::Modes;
@@ -41,17 +41,50 @@ pub struct Country {
 #[serde(rename_all = "PascalCase")]
 pub struct Contact {
     pub contact_id: i64,
-    pub name: String,
-    pub department: String,
-    pub org_nr: String,
-    pub number1: String,
-    pub number2: String,
+    #[serde(flatten)]
+    pub fields: ContactFields<String>,
     pub updated_date: String,
     pub created_date: String,
     pub associate: AssociateRef,
     pub business: ListItem,
     pub category: ListItem,
     pub country: Country,
+}
+
+/// The text fields of a ContactEntity that a client sets: as stored (`String`), or as a save request
+/// gives them (`Option<String>`, where an absent field stays as it is).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContactFields<T> {
+    pub name: T,
+    pub department: T,
+    pub org_nr: T,
+    pub number1: T,
+    pub number2: T,
+}
+
+impl ContactFields<String> {
+    /// Sets the fields that `changes` gives.
+    pub fn apply(&mut self, changes: ContactFields<Option<String>>) {
+        let ContactFields {
+            name,
+            department,
+            org_nr,
+            number1,
+            number2,
+        } = changes;
+        for (field, change) in [
+            (&mut self.name, name),
+            (&mut self.department, department),
+            (&mut self.org_nr, org_nr),
+            (&mut self.number1, number1),
+            (&mut self.number2, number2),
+        ] {
+            if let Some(value) = change {
+                *field = value;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -79,8 +112,8 @@ pub struct Tenant {
     pub serial: String,
     pub host: String,
     pub state: TenantState,
-    pub version_name: String,
-    pub file_version: String,
+    #[serde(flatten)]
+    pub version: TenantVersion,
     /// Applications installed on the tenant, by client id.
     pub grants: BTreeMap<String, Grant>,
     #[serde(skip)]
@@ -146,18 +179,36 @@ pub struct Ticket {
     pub last_used: DateTime<Utc>,
 }
 
-/// What the simulator saw, for tests to assert on.
+/// What the simulator saw, for tests to assert on, by the side that saw it.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Records {
+    #[serde(flatten)]
+    pub superid: SuperIdRecords,
+    /// Companies created through the tenant APIs.
+    pub companies: Vec<CompanyRecord>,
+    /// State-change notifications sent to the applications.
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// What SuperID saw: sign-ins, token and exchange requests, and fetches of its metadata.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SuperIdRecords {
     pub sign_ins: Vec<SignInRecord>,
     pub token_requests: Vec<TokenRecord>,
     pub exchanges: Vec<ExchangeRecord>,
-    pub companies: Vec<CompanyRecord>,
-    pub notifications: Vec<NotificationRecord>,
-    /// `GET /login/.well-known/openid-configuration` requests served.
-    pub discovery_fetches: u64,
-    /// `GET /login/.well-known/jwks` requests served.
-    pub jwks_fetches: u64,
+    #[serde(flatten)]
+    pub fetches: MetadataFetches,
+}
+
+/// How often SuperID's published metadata was fetched: requests served, counted.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MetadataFetches {
+    /// `GET /login/.well-known/openid-configuration`.
+    #[serde(rename = "discovery_fetches")]
+    pub discovery: u64,
+    /// `GET /login/.well-known/jwks`.
+    #[serde(rename = "jwks_fetches")]
+    pub jwks: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -235,9 +286,8 @@ impl Store {
                     company_name: t.company_name.clone(),
                     serial: t.serial.clone(),
                     host: t.host.clone(),
-                    state: t.state,
-                    version_name: t.version_name.clone(),
-                    file_version: t.file_version.clone(),
+                    state: t.state.clone(),
+                    version: t.version.clone(),
                     grants,
                     contacts: BTreeMap::new(),
                     tickets_issued: 0,

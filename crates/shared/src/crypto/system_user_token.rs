@@ -133,61 +133,65 @@ mod tests {
         Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
     }
 
-    /// A key file, a token, a signing minute (y, m, d, h, min) and the signed token expected.
-    type Golden = (&'static str, &'static str, Minute, &'static str);
-    type Minute = (i32, u32, u32, u32, u32);
+    /// `testdata/signed-system-user-tokens.toml`: golden signatures and malformed signed tokens.
+    #[derive(serde::Deserialize)]
+    struct Fixture {
+        golden: Vec<Golden>,
+        malformed: Vec<Malformed>,
+    }
 
-    // Expected values computed with Python `cryptography` 48 from the XML key (run in crates/shared):
-    //   python3 -c 'import base64,sys,xml.etree.ElementTree as E;from cryptography.hazmat.primitives.asymmetric import rsa,padding;from cryptography.hazmat.primitives import hashes;v={c.tag:int.from_bytes(base64.b64decode(c.text),"big") for c in E.parse(sys.argv[1]).getroot()};k=rsa.RSAPrivateNumbers(v["P"],v["Q"],v["D"],v["DP"],v["DQ"],v["InverseQ"],rsa.RSAPublicNumbers(v["Exponent"],v["Modulus"])).private_key();m=sys.argv[2];print(m+"."+base64.b64encode(k.sign(m.encode(),padding.PKCS1v15(),hashes.SHA256())).decode())' testdata/KEY.xml "TOKEN.yyyyMMddHHmm"
-    // and cross-checked with openssl, KEY.pem being the same key written by cryptography as PKCS#1 PEM:
-    //   printf '%s' "TOKEN.yyyyMMddHHmm" | openssl dgst -sha256 -sign KEY.pem | base64 -w0
-    const GOLDEN: [Golden; 5] = [
-        (
-            "partner-private-key.xml",
-            "SuperOffice DevNet Node OIDC-8k8Q7DmBgo",
-            (2024, 2, 29, 13, 59),
-            "SuperOffice DevNet Node OIDC-8k8Q7DmBgo.202402291359.ft3dRdgeB6uBeJPwaKIDSor4mfZDwEcS9BOxUG8Om8tmiXf7xcPNaU+Fxq5i4sBLHgTR28TX02NZol+Waq3lt69J06KmaciGMoGG9zHeOoOJv2t3E1Ha6WDjinAE87T2cvX/5DcH0lwE2WNA7kMzki+FHFkssMldjfCD8IfzYOY=",
-        ),
-        (
-            "service-console-key.xml",
-            "Application Name-pzqc70604i",
-            (2030, 12, 31, 23, 59),
-            "Application Name-pzqc70604i.203012312359.zARGfjIlZ2eaZ3GoZZAPpEew+gQHYXDBCNOn4l1coi89jLmilJnNXyObRImub9VoyRiBzOnV64i7/xJrIuBEYtUxCnGw8wIkdMZB7/btUhIY6feTpk70qt3IMLBe2qQtoM+GRyOcFsHt+Llpf0iMUEtPN90cldo4YFDgQhZApcc=",
-        ),
-        (
-            "localhost-private-key.xml",
-            "Приложение Ärlig.app-ø 日本.v2-x",
-            (2026, 1, 1, 0, 0),
-            "Приложение Ärlig.app-ø 日本.v2-x.202601010000.gBwYtKzfvx35khxUkISAncbJhy2UHWgCStPuyCC0daoyi7USKHwPk2V22koz5h3wC+7YlXKdzWTOWW62hkm402ggtJyqRtqsxuKhaTKfKm6MfXh/gfRigTgdqOa/KpmdZhq1/2q+YOOTZhjarEemgPi3lW5KrgTKzyx0/cMQnZM=",
-        ),
-        // From here on (LARGE_GOLDEN), by the same commands, keys large enough for aws-lc-rs to sign with; the key files were
-        // made with `openssl genrsa -traditional 2048` and `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072`.
-        (
-            "partner-private-key-2048.pem",
-            "Partner App-2048-Ärlig.x",
-            (2026, 12, 1, 8, 45),
-            "Partner App-2048-Ärlig.x.202612010845.EsVoC59WdZc6WRWOoD37JRT3Htp73UItn28Jjak7Ym94qU7/gOdiAcS9zPwf9WlpRyhz3h8ZDJ7GzsflDUjKZOb4UdtgbtnwYFzft6yeZOy5PMYEnC0dL9ZBwkMxF5IJuTjID5hQdiPVn1mXTYhJGVfWlE+azuPKD/LBelpApv84YuebspgYItnwDAbxx8zArGmAb9DQa/ZytyVs+/GaqF7JRqS1YGGgGJSEV7VxgJnjngh2fz1k5z7HVVvs7TcPr7mO971Em1qo/cGiQ7h33onLAlEpxeafTMniUCmOO2j6hR807CoNipJQkJ8J+boWFtRp3Gzhs9R+cchDxW+jvw==",
-        ),
-        (
-            "partner-private-key-3072.pem",
-            "Partner App-2048-Ärlig.x",
-            (2026, 12, 1, 8, 45),
-            "Partner App-2048-Ärlig.x.202612010845.lN+XX1RCmUK+UIh3U6X2Y5QARKuyLz2L0BnE6edVg6Egxj/b0CSK37ivGCLMY/pXYxW7tXRBJ5wmnXMamhAywZzveO73lvhkyhRVOX3DZ5M8G9R6b1lCRg5+DpWHK/bfN1eX2yKfS1n31FjndOClbcMtwT819TsXzVgIdGV/V8xROGK7hvVBTp6KCsuCG7baKV+h9Xbv7eLWQNg54OD0c4slvZmN6TCiSKHk+YHiJQRz0P1NYnrsyMHdj5BPpyc+y/EMtocNGhKhgnNr2it/opMc5rxiWFrNnGk++1f4EYlmPPkGWGtaw63+b3IIXI5jhw1oGRBN0yq0Jz6KfsjCkqpgeMUCR6Yo1Ep5ZYqRPEyYe+LXJzIf4QEt/cOTX+BGKUiSknAqTdTzYlpHYdvPokOgNpnaQb3TtM4sZDJP8Y8mxn19dGNGQBX+Mjntz9yOLuGAvCBTpE5O6MF/1Xi5ctygwF1BHpU93UN2DfRtDftDjE9jl+QIzhEkpsJqZg5F",
-        ),
-    ];
+    /// A key file of `testdata`, a token, the signing minute, the key's signing backend and the signed
+    /// token expected.
+    #[derive(serde::Deserialize)]
+    struct Golden {
+        key: String,
+        token: String,
+        minute: DateTime<Utc>,
+        backend: String,
+        signed: String,
+    }
 
-    /// The keys large enough for aws-lc-rs to sign with.
-    const LARGE_GOLDEN: &[Golden] = GOLDEN.split_at(3).1;
+    /// A signed token that does not parse and the name of the [`SignedTokenError`] it is refused with.
+    #[derive(serde::Deserialize)]
+    struct Malformed {
+        input: String,
+        error: String,
+    }
+
+    fn fixture() -> Fixture {
+        toml::from_str(include_str!(
+            "../../testdata/signed-system-user-tokens.toml"
+        ))
+        .unwrap_or_else(|error| panic!("testdata/signed-system-user-tokens.toml: {error}"))
+    }
+
+    /// The golden signatures made with keys large enough for aws-lc-rs to sign with.
+    fn large_golden() -> Vec<Golden> {
+        let large: Vec<Golden> = fixture()
+            .golden
+            .into_iter()
+            .filter(|golden| golden.backend == "aws-lc-rs")
+            .collect();
+        assert!(large.len() >= 2, "two large keys at least");
+        large
+    }
 
     #[test]
     fn signatures_match_python_and_openssl() {
-        for (file, token, (y, mo, d, h, mi), expected) in GOLDEN {
-            let signed = sign_system_user_token(
-                &key(file),
-                &SystemUserToken::parse(token).unwrap(),
-                at(y, mo, d, h, mi),
+        for golden in fixture().golden {
+            let key = key(&golden.key);
+            assert_eq!(
+                key.signer().backend_name(),
+                golden.backend,
+                "{}",
+                golden.key
             );
-            assert_eq!(signed.expose(), expected, "{file}");
+            let signed = sign_system_user_token(
+                &key,
+                &SystemUserToken::parse(golden.token).unwrap(),
+                golden.minute,
+            );
+            assert_eq!(signed.expose(), golden.signed, "{}", golden.key);
         }
     }
 
@@ -205,26 +209,29 @@ mod tests {
 
     #[test]
     fn aws_lc_and_the_rsa_crate_sign_byte_identically() {
-        for &(file, token, (y, mo, d, h, mi), expected) in LARGE_GOLDEN {
-            let key = key(file);
-            assert_eq!(key.signer().backend_name(), "aws-lc-rs", "{file}");
+        let large = large_golden();
+        for golden in &large {
+            let key = key(&golden.key);
+            assert_eq!(key.signer().backend_name(), "aws-lc-rs", "{}", golden.key);
             let signed = sign_system_user_token(
                 &key,
-                &SystemUserToken::parse(token).unwrap(),
-                at(y, mo, d, h, mi),
+                &SystemUserToken::parse(golden.token.as_str()).unwrap(),
+                golden.minute,
             );
-            assert_eq!(signed.expose(), expected, "{file}");
-            let (sign_this, _) = expected.rsplit_once('.').unwrap();
+            assert_eq!(signed.expose(), golden.signed, "{}", golden.key);
+            let (sign_this, signature) = golden.signed.rsplit_once('.').unwrap();
             assert_eq!(
                 STANDARD.encode(key.signer().sign_portable(sign_this.as_bytes())),
-                expected.rsplit_once('.').unwrap().1,
-                "{file}"
+                signature,
+                "{}",
+                golden.key
             );
         }
         let mut rng = rand::rng();
         let generated =
             PartnerKey::from_private_key(rsa::PrivateKey::new(&mut rng, 2048).unwrap()).unwrap();
-        let keys = [key(LARGE_GOLDEN[0].0), key(LARGE_GOLDEN[1].0), generated];
+        let mut keys: Vec<PartnerKey> = large.iter().map(|golden| key(&golden.key)).collect();
+        keys.push(generated);
         for key in &keys {
             assert_eq!(key.signer().backend_name(), "aws-lc-rs");
             for _ in 0..100 {
@@ -245,35 +252,43 @@ mod tests {
 
     #[test]
     fn seconds_are_dropped_and_the_clock_is_used() {
-        let key = key("partner-private-key.xml");
-        let token = SystemUserToken::parse("SuperOffice DevNet Node OIDC-8k8Q7DmBgo").unwrap();
-        let clock = FixedClock(Utc.with_ymd_and_hms(2024, 2, 29, 13, 59, 58).unwrap());
-        assert_eq!(sign_now(&key, &token, &clock).expose(), GOLDEN[0].3);
+        let golden = &fixture().golden[0];
+        let key = key(&golden.key);
+        let token = SystemUserToken::parse(golden.token.as_str()).unwrap();
+        let clock = FixedClock(golden.minute + chrono::Duration::seconds(58));
+        assert_eq!(sign_now(&key, &token, &clock).expose(), golden.signed);
     }
 
     #[test]
     fn signed_tokens_parse_from_the_right_and_verify() {
-        for (file, token, (y, mo, d, h, mi), expected) in GOLDEN {
-            let key = key(file);
-            let parsed = verify_signed_token(key.public_key(), expected).unwrap();
-            assert_eq!(parsed.token, token);
-            assert_eq!(parsed.timestamp, at(y, mo, d, h, mi));
+        for golden in fixture().golden {
+            let key = key(&golden.key);
+            let parsed = verify_signed_token(key.public_key(), &golden.signed)
+                .unwrap_or_else(|error| panic!("{}: {error}", golden.key));
+            assert_eq!(parsed.token, golden.token);
+            assert_eq!(parsed.timestamp, golden.minute);
             // As long as the modulus: 128 bytes for the 1024-bit XML keys.
-            assert_eq!(parsed.signature.len(), key.public_key().size(), "{file}");
-            assert!(!format!("{parsed:?}").contains(token));
+            assert_eq!(
+                parsed.signature.len(),
+                key.public_key().size(),
+                "{}",
+                golden.key
+            );
+            assert!(!format!("{parsed:?}").contains(&golden.token));
         }
     }
 
     #[test]
     fn verification_fails_with_another_key_or_changed_text() {
-        let (_, _, _, signed) = GOLDEN[0];
+        let golden = &fixture().golden[0];
         let other = key("service-console-key.xml");
         assert_eq!(
-            verify_signed_token(other.public_key(), signed).unwrap_err(),
+            verify_signed_token(other.public_key(), &golden.signed).unwrap_err(),
             SignedTokenError::SignatureMismatch
         );
-        let owner = key("partner-private-key.xml");
-        let later = signed.replace(".202402291359.", ".202402291400.");
+        let owner = key(&golden.key);
+        let later = golden.signed.replace(".202402291359.", ".202402291400.");
+        assert_ne!(later, golden.signed);
         assert_eq!(
             verify_signed_token(owner.public_key(), &later).unwrap_err(),
             SignedTokenError::SignatureMismatch
@@ -282,21 +297,13 @@ mod tests {
 
     #[test]
     fn malformed_signed_tokens_are_named() {
-        let cases = [
-            ("no dots at all", SignedTokenError::Shape),
-            ("one.dot", SignedTokenError::Shape),
-            (".202401010000.AAAA", SignedTokenError::EmptyToken),
-            ("tok.20240101000.AAAA", SignedTokenError::Timestamp),
-            ("tok.202413010000.AAAA", SignedTokenError::Timestamp),
-            ("tok.2024010100a0.AAAA", SignedTokenError::Timestamp),
-            (
-                "tok.202401010000.not base64!",
-                SignedTokenError::SignatureEncoding,
-            ),
-            ("tok.202401010000.AAA", SignedTokenError::SignatureEncoding),
-        ];
-        for (input, expected) in cases {
-            assert_eq!(parse_signed_token(input).unwrap_err(), expected, "{input}");
+        let malformed = fixture().malformed;
+        assert!(!malformed.is_empty());
+        for case in malformed {
+            match parse_signed_token(&case.input) {
+                Ok(_) => panic!("{:?} parsed", case.input),
+                Err(error) => assert_eq!(format!("{error:?}"), case.error, "{:?}", case.input),
+            }
         }
     }
 

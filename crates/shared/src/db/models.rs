@@ -111,10 +111,10 @@ pub struct StoredTicket {
 text_enum! {
     /// What a work request is in its life.
     WorkState, "work state" {
-        Queued = "queued",
-        Running = "running",
-        Done = "done",
-        Failed = "failed",
+        Queued,
+        Running,
+        Done,
+        Failed,
     }
 }
 
@@ -127,7 +127,7 @@ text_enum! {
     /// What a work request asks for (its payload is a [`super::work::Work`] of this kind).
     WorkKind, "work kind" {
         /// Create a company in the tenant with the system user.
-        CreateCompany = "create_company",
+        CreateCompany,
     }
 }
 
@@ -135,42 +135,42 @@ text_enum! {
     /// What an audit event records.
     AuditAction, "audit action" {
         /// An administrator's sign-in stored a new tenant's token.
-        TokenCaptured = "token_captured",
+        TokenCaptured,
         /// A different token replaced the stored one.
-        TokenReplaced = "token_replaced",
+        TokenReplaced,
         /// The stored token was captured again.
-        TokenConfirmed = "token_confirmed",
+        TokenConfirmed,
         /// A token issued before the stored one was refused.
-        TokenSuperseded = "token_superseded",
+        TokenSuperseded,
         /// A system user ticket was obtained.
-        TicketObtained = "ticket_obtained",
+        TicketObtained,
         /// The tenant's lifecycle state changed.
-        StateChanged = "state_changed",
+        StateChanged,
         /// An operator retried the tenant.
-        OperatorRetry = "operator_retry",
+        OperatorRetry,
         /// An operator purged the tenant.
-        TenantPurged = "tenant_purged",
+        TenantPurged,
         /// Work was queued.
-        WorkQueued = "work_queued",
+        WorkQueued,
         /// Work failed for good.
-        WorkFailed = "work_failed",
+        WorkFailed,
         /// An exchange failed (its outcome, never a secret).
-        ExchangeFailed = "exchange_failed",
+        ExchangeFailed,
         /// A company was created for queued work.
-        CompanyCreated = "company_created",
+        CompanyCreated,
         /// Stored secrets were re-encrypted under the current key.
-        EncryptionKeyRotated = "encryption_key_rotated",
+        EncryptionKeyRotated,
         /// Web sessions were ended.
-        SessionsEnded = "sessions_ended",
+        SessionsEnded,
         /// State-change notifications (protocol §8), one action per ChangeType.
-        SuperofficeUpgrade = "superoffice_upgrade",
-        SuperofficeBackupRestored = "superoffice_backup_restored",
-        SuperofficeSuspend = "superoffice_suspend",
-        SuperofficeResume = "superoffice_resume",
-        SuperofficeDelete = "superoffice_delete",
-        SuperofficeMove = "superoffice_move",
-        SuperofficeStateChangeUnsupported = "superoffice_state_change_unsupported",
-        SuperofficeStateChangeUnknownTenant = "superoffice_state_change_unknown_tenant",
+        SuperofficeUpgrade,
+        SuperofficeBackupRestored,
+        SuperofficeSuspend,
+        SuperofficeResume,
+        SuperofficeDelete,
+        SuperofficeMove,
+        SuperofficeStateChangeUnsupported,
+        SuperofficeStateChangeUnknownTenant,
     }
 }
 

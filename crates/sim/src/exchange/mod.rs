@@ -61,7 +61,7 @@ fn fail(code: &'static str, detail: impl AsRef<str>) -> Failure {
 
 /// How the tenant's mode says a refusal reaches the caller.
 pub fn refusal_as(ctx: &SimContext, context_id: &str) -> RefusalAs {
-    ctx.store().modes.of(context_id).refusal_as
+    ctx.store().modes.of(context_id).refusals.refusal_as
 }
 
 /// A refusal as plain HTTP (`Http4xx`, `Http5xx`), when the mode says so.
@@ -111,8 +111,7 @@ pub fn parse_timestamp(ts: &str) -> Option<DateTime<Utc>> {
 }
 
 /// The timestamp names a minute; it is accepted when that minute overlaps now ± the window.
-fn timestamp_in_window(ts: DateTime<Utc>, now: DateTime<Utc>, window_secs: i64) -> bool {
-    let window = TimeDelta::seconds(window_secs);
+fn timestamp_in_window(ts: DateTime<Utc>, now: DateTime<Utc>, window: TimeDelta) -> bool {
     ts + TimeDelta::seconds(59) >= now - window && ts <= now + window
 }
 
@@ -130,13 +129,13 @@ pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Resul
     let now = ctx.clock.now();
     let app = ctx.application_by_secret(&req.application_token);
     let mode = ctx.store().modes.of(&req.context_identifier).clone();
-    let result = match &mode.refuse_with {
+    let result = match &mode.refusals.refuse_with {
         Some(message) => Err(Failure {
             code: "Refused",
             message: message.clone(),
         }),
         None => check_and_issue(ctx, req, now, &mode).map_err(|failure| Failure {
-            message: word(mode.wording, failure.code, failure.message),
+            message: word(mode.refusals.wording, failure.code, failure.message),
             code: failure.code,
         }),
     };
@@ -145,7 +144,7 @@ pub fn authenticate(ctx: &SimContext, req: &Request, via: &'static str) -> Resul
         Err(f) => (f.code.to_owned(), Some(f.message.clone())),
     };
     tracing::info!(tenant = %req.context_identifier, via, %outcome, "system user exchange");
-    ctx.store().records.exchanges.push(ExchangeRecord {
+    ctx.store().records.superid.exchanges.push(ExchangeRecord {
         at: now,
         via,
         context_identifier: req.context_identifier.clone(),
@@ -194,13 +193,14 @@ fn check_and_issue(
             format!("{:?} is not a UTC yyyyMMddHHmm timestamp", signed.timestamp),
         )
     })?;
-    if !timestamp_in_window(timestamp, now, ctx.timestamp_window_secs) {
+    let window = ctx.superid.timestamp_window;
+    if !timestamp_in_window(timestamp, now, window) {
         return Err(fail(
             "InvalidTimestamp",
             format!(
                 "{} is more than {} seconds away from {}",
                 signed.timestamp,
-                ctx.timestamp_window_secs,
+                window.num_seconds(),
                 now.format("%Y%m%d%H%M")
             ),
         ));
@@ -261,7 +261,7 @@ fn check_and_issue(
     ];
     claims.extend(values);
     claims.insert("aud".into(), json!(format!("spn:{}", tenant.serial)));
-    let signed = if mode.unknown_kid {
+    let signed = if mode.signing.unknown_kid {
         let kid = format!("UNKNOWN{}", random_alphanumeric(20).to_uppercase());
         signing_key.sign_as(&kid, &claims)
     } else {
@@ -333,10 +333,11 @@ mod tests {
     fn window_covers_the_whole_signing_minute() {
         let ts = parse_timestamp("202401021300").unwrap();
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
-        assert!(timestamp_in_window(ts, at("2024-01-02T13:05:59Z"), 300));
-        assert!(!timestamp_in_window(ts, at("2024-01-02T13:06:00Z"), 300));
-        assert!(timestamp_in_window(ts, at("2024-01-02T12:55:00Z"), 300));
-        assert!(!timestamp_in_window(ts, at("2024-01-02T12:54:59Z"), 300));
+        let window = TimeDelta::minutes(5);
+        assert!(timestamp_in_window(ts, at("2024-01-02T13:05:59Z"), window));
+        assert!(!timestamp_in_window(ts, at("2024-01-02T13:06:00Z"), window));
+        assert!(timestamp_in_window(ts, at("2024-01-02T12:55:00Z"), window));
+        assert!(!timestamp_in_window(ts, at("2024-01-02T12:54:59Z"), window));
     }
 
     #[test]

@@ -281,7 +281,7 @@ pub async fn sign_in(
                 used: false,
             },
         );
-        store.records.sign_ins.push(SignInRecord {
+        store.records.superid.sign_ins.push(SignInRecord {
             at: now,
             username: user.username.clone(),
             context_id: user.tenant.clone(),

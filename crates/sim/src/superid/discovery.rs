@@ -13,8 +13,8 @@ use crate::context::SimContext;
 pub const PATH: &str = "/login/.well-known/openid-configuration";
 
 pub async fn openid_configuration(ctx: web::Data<SimContext>, req: HttpRequest) -> HttpResponse {
-    ctx.store().records.discovery_fetches += 1;
-    let issuer = &ctx.superid_url;
+    ctx.store().records.superid.fetches.discovery += 1;
+    let issuer = &ctx.superid.url;
     let info = req.connection_info();
     let base = format!("{}://{}", info.scheme(), info.host());
     HttpResponse::Ok().json(json!({

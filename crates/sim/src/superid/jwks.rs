@@ -9,7 +9,7 @@ pub const PATH: &str = "/login/.well-known/jwks";
 
 pub async fn jwks(ctx: web::Data<SimContext>) -> HttpResponse {
     let mut store = ctx.store();
-    store.records.jwks_fetches += 1;
+    store.records.superid.fetches.jwks += 1;
     let keys: Vec<_> = std::iter::once(&store.signing_key)
         .chain(store.old_keys.iter())
         .map(|k| k.jwk().clone())

@@ -69,13 +69,17 @@ pub async fn tokens(ctx: web::Data<SimContext>, req: HttpRequest, body: Bytes) -
         Err(e) => (e.error.to_owned(), false),
     };
     let at = ctx.clock.now();
-    ctx.store().records.token_requests.push(TokenRecord {
-        at,
-        client_id,
-        grant_type,
-        outcome,
-        system_token_issued,
-    });
+    ctx.store()
+        .records
+        .superid
+        .token_requests
+        .push(TokenRecord {
+            at,
+            client_id,
+            grant_type,
+            outcome,
+            system_token_issued,
+        });
     match result {
         Ok(granted) => HttpResponse::Ok()
             .insert_header((CACHE_CONTROL, "no-store"))
@@ -320,7 +324,7 @@ fn issue(
     }
     put("nbf".into(), json!(iat - 60));
     put("exp".into(), json!(iat + 300));
-    put("iss".into(), json!(ctx.superid_url));
+    put("iss".into(), json!(ctx.superid.url));
     put("aud".into(), json!(app.client_id));
     let id_token = store.signing_key.sign(&claims).map_err(|e| OAuthError {
         status: StatusCode::INTERNAL_SERVER_ERROR,

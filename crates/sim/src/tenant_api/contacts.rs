@@ -4,17 +4,13 @@ use chrono::{DateTime, Utc};
 
 use super::auth::Principal;
 use crate::context::SimContext;
-use crate::store::{AssociateRef, CompanyRecord, Contact, Country, ListItem};
+use crate::store::{AssociateRef, CompanyRecord, Contact, ContactFields, Country, ListItem};
 
-/// The fields a client may set.
+/// A save request: the company (0 for a new one) and the fields it sets.
 #[derive(Debug, Default)]
 pub struct ContactInput {
     pub contact_id: i64,
-    pub name: Option<String>,
-    pub department: Option<String>,
-    pub org_nr: Option<String>,
-    pub number1: Option<String>,
-    pub number2: Option<String>,
+    pub fields: ContactFields<Option<String>>,
 }
 
 /// `0001-01-01T00:00:00`: NetServer's empty date.
@@ -37,11 +33,7 @@ impl Principal {
     pub fn default_contact(&self) -> Contact {
         Contact {
             contact_id: 0,
-            name: String::new(),
-            department: String::new(),
-            org_nr: String::new(),
-            number1: String::new(),
-            number2: String::new(),
+            fields: ContactFields::default(),
             updated_date: NO_DATE.to_owned(),
             created_date: NO_DATE.to_owned(),
             associate: self.associate(),
@@ -94,22 +86,8 @@ pub fn save_contact(
             .ok_or(SaveError::NotFound(input.contact_id))?
     };
     let created = input.contact_id == 0;
-    if let Some(name) = input.name {
-        contact.name = name;
-    }
-    if let Some(department) = input.department {
-        contact.department = department;
-    }
-    if let Some(org_nr) = input.org_nr {
-        contact.org_nr = org_nr;
-    }
-    if let Some(number1) = input.number1 {
-        contact.number1 = number1;
-    }
-    if let Some(number2) = input.number2 {
-        contact.number2 = number2;
-    }
-    if contact.name.trim().is_empty() {
+    contact.fields.apply(input.fields);
+    if contact.fields.name.trim().is_empty() {
         return Err(SaveError::Invalid("Name is required".into()));
     }
     contact.updated_date = if created {
@@ -123,7 +101,7 @@ pub fn save_contact(
             at: now,
             context_id: principal.context_id.clone(),
             contact_id: contact.contact_id,
-            name: contact.name.clone(),
+            name: contact.fields.name.clone(),
             credential: principal.credential.name(),
             via,
             associate_id: principal.associate_id,

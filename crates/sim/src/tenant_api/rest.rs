@@ -9,7 +9,7 @@ use super::auth::{AuthError, Credential, Principal, authenticate_bearer, authent
 use super::contacts::{ContactInput, SaveError};
 use crate::context::SimContext;
 use crate::request::{JsonObject, content_type_is};
-use crate::store::Contact;
+use crate::store::{Contact, ContactFields};
 
 fn error(status: StatusCode, error_type: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "Error": message, "ErrorType": error_type }))
@@ -63,7 +63,7 @@ pub fn api_info(ctx: &SimContext, tenant: &str) -> HttpResponse {
     let (endpoint, version) = {
         let store = ctx.store();
         match store.tenants.get(tenant) {
-            Some(t) => (ctx.tenant_endpoint(t), t.file_version.clone()),
+            Some(t) => (ctx.tenant_endpoint(t), t.version.file_version.clone()),
             None => return error(StatusCode::NOT_FOUND, "NotFound", "unknown tenant"),
         }
     };
@@ -184,11 +184,11 @@ fn contact_column(contact: &Contact, column: &str) -> Option<String> {
     let column = column.to_ascii_lowercase();
     Some(match column.as_str() {
         "contactid" => contact.contact_id.to_string(),
-        "name" => contact.name.clone(),
-        "department" => contact.department.clone(),
-        "orgnr" => contact.org_nr.clone(),
-        "number1" => contact.number1.clone(),
-        "number2" => contact.number2.clone(),
+        "name" => contact.fields.name.clone(),
+        "department" => contact.fields.department.clone(),
+        "orgnr" => contact.fields.org_nr.clone(),
+        "number1" => contact.fields.number1.clone(),
+        "number2" => contact.fields.number2.clone(),
         _ => return None,
     })
 }
@@ -301,11 +301,13 @@ fn parse_contact(body: &[u8]) -> Result<ContactInput, String> {
     };
     Ok(ContactInput {
         contact_id,
-        name: text("Name")?,
-        department: text("Department")?,
-        org_nr: text("OrgNr")?,
-        number1: text("Number1")?,
-        number2: text("Number2")?,
+        fields: ContactFields {
+            name: text("Name")?,
+            department: text("Department")?,
+            org_nr: text("OrgNr")?,
+            number1: text("Number1")?,
+            number2: text("Number2")?,
+        },
     })
 }
 
@@ -336,9 +338,9 @@ mod tests {
     fn parses_contact_bodies() {
         let input = parse_contact(br#"{"contactId":0,"Name":"A","Department":null}"#).unwrap();
         assert_eq!(input.contact_id, 0);
-        assert_eq!(input.name.as_deref(), Some("A"));
-        assert_eq!(input.department.as_deref(), Some(""));
-        assert_eq!(input.org_nr, None);
+        assert_eq!(input.fields.name.as_deref(), Some("A"));
+        assert_eq!(input.fields.department.as_deref(), Some(""));
+        assert_eq!(input.fields.org_nr, None);
         assert!(parse_contact(br#"{"ContactId":"x"}"#).is_err());
         assert!(parse_contact(br#"{"Name":5}"#).is_err());
     }

@@ -11,7 +11,7 @@ use super::auth::authenticate_ticket;
 use super::contacts::{ContactInput, SaveError, save_contact};
 use crate::context::SimContext;
 use crate::soap::{self, Envelope, SoapError};
-use crate::store::Contact;
+use crate::store::{Contact, ContactFields};
 use crate::xml::{Element, XSI_NS, escape};
 
 pub const NS: &str = "http://www.superoffice.net/ws/crm/NetServer/Services88";
@@ -144,11 +144,13 @@ fn contact_input(entity: &Element) -> Result<ContactInput, String> {
     };
     Ok(ContactInput {
         contact_id,
-        name: text("Name"),
-        department: text("Department"),
-        org_nr: text("OrgNr"),
-        number1: text("Number1"),
-        number2: text("Number2"),
+        fields: ContactFields {
+            name: text("Name"),
+            department: text("Department"),
+            org_nr: text("OrgNr"),
+            number1: text("Number1"),
+            number2: text("Number2"),
+        },
     })
 }
 
@@ -157,11 +159,11 @@ fn contact_xml(c: &Contact) -> String {
     let mut xml = String::new();
     let fields = [
         ("ContactId", c.contact_id.to_string()),
-        ("Name", c.name.clone()),
-        ("Department", c.department.clone()),
-        ("OrgNr", c.org_nr.clone()),
-        ("Number1", c.number1.clone()),
-        ("Number2", c.number2.clone()),
+        ("Name", c.fields.name.clone()),
+        ("Department", c.fields.department.clone()),
+        ("OrgNr", c.fields.org_nr.clone()),
+        ("Number1", c.fields.number1.clone()),
+        ("Number2", c.fields.number2.clone()),
         ("UpdatedDate", c.updated_date.clone()),
         ("CreatedDate", c.created_date.clone()),
     ];

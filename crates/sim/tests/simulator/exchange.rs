@@ -162,7 +162,7 @@ async fn soap_exchange_accepts_the_published_envelope() {
     let claims = t.verify(&token.unwrap(), Some("spn:1801510001")).await;
     assert!(claims[format!("{CLAIM}ticket")].text().starts_with("7T:"));
     let records = t.sim.admin().records();
-    assert_eq!(records.records.exchanges[0].via, "soap");
+    assert_eq!(records.records.superid.exchanges[0].via, "soap");
 
     // Quoted SOAPAction and a lower-case path are fine too.
     let signed = t.sign(&t.system_token("Cust10001"));
@@ -310,7 +310,7 @@ async fn strict_soap_order_faults_on_a_body_out_of_sequence_but_not_on_swapped_h
     );
     let response = soap(&t, path, Some(SOAP_ACTION), headers_swapped).await;
     assert!(soap_result(&response.body_text().await).0);
-    assert_eq!(t.sim.admin().records().records.exchanges.len(), 2);
+    assert_eq!(t.sim.admin().records().records.superid.exchanges.len(), 2);
 }
 
 #[tokio::test]
@@ -331,7 +331,7 @@ async fn a_token_signed_with_another_key_is_an_invalid_signature() {
     assert_refused(&t, "Cust10001", &tampered, "InvalidSignature").await;
     assert_refused(&t, "Cust10001", "no-dots-here", "InvalidSignature").await;
     assert_eq!(
-        t.sim.admin().records().records.exchanges[0].outcome,
+        t.sim.admin().records().records.superid.exchanges[0].outcome,
         "InvalidSignature"
     );
 }

@@ -156,12 +156,12 @@ async fn code_flow_with_pkce_s256_issues_the_documented_tokens() {
     assert_eq!(claims["exp"].as_i64().unwrap(), iat + 300);
 
     let records = t.sim.admin().records();
-    assert_eq!(records.records.sign_ins.len(), 1);
+    assert_eq!(records.records.superid.sign_ins.len(), 1);
     assert_eq!(
-        records.records.sign_ins[0].username,
+        records.records.superid.sign_ins[0].username,
         "admin@cust10001.example"
     );
-    assert!(records.records.token_requests[0].system_token_issued);
+    assert!(records.records.superid.token_requests[0].system_token_issued);
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use rsa::PrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
 use rsa::signature::{SignatureEncoding, Signer};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use superoffice_sim::{
     RunningSim, SimConfig, Simulator, TEST_CLIENT_ID, TEST_CLIENT_SECRET, TEST_REDIRECT_URI,
@@ -363,6 +363,14 @@ impl TestSim {
             .json(&body)
             .fetch()
             .await
+    }
+
+    /// Sets a tenant's state through the admin API, which must succeed; the change it answers.
+    pub async fn admin_set_state(&self, context_id: &str, state: &str) -> Value {
+        let path = format!("/tenants/{context_id}/state");
+        let response = self.admin_post(&path, json!({ "state": state })).await;
+        assert_eq!(response.status(), 200, "{state}");
+        response.body_json().await
     }
 
     pub async fn admin_put(&self, path: &str, body: Value) -> reqwest::Response {

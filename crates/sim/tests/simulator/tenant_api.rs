@@ -372,14 +372,27 @@ async fn state_api_reports_the_documented_fields() {
         ("OfflineMaintenance", false),
         ("Deleted", false),
     ] {
-        let r = t
-            .admin_post("/tenants/Cust10003/state", json!({ "state": state_name }))
-            .await;
-        assert_eq!(r.status(), 200);
+        t.admin_set_state("Cust10003", state_name).await;
         let state: Value = t.http.get(t.url("/api/state/Cust10003")).fetch_json().await;
         assert_eq!(state["State"], state_name);
         assert_eq!(state["IsRunning"], running, "{state_name}");
     }
+}
+
+#[tokio::test]
+async fn a_state_no_documentation_names_is_answered_as_given_and_not_running() {
+    let (t, ticket) = spawn_with_ticket().await;
+    let url = rest(&t, "/Contact/default");
+    let change = t.admin_set_state("Cust10001", "Hibernating").await;
+    assert_eq!(change["tenant"]["state"], "Hibernating");
+    assert_eq!(change["tenant"]["is_running"], false);
+    let state: Value = t.http.get(t.url("/api/state/Cust10001")).fetch_json().await;
+    assert_eq!(state["State"], "Hibernating");
+    assert_eq!(state["IsRunning"], false);
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 503);
+
+    t.admin_set_state("Cust10001", "Running").await;
+    assert_eq!(t.status_with_ticket(&url, &ticket).await, 200);
 }
 
 #[tokio::test]
@@ -395,7 +408,11 @@ async fn a_tenant_that_is_not_running_answers_503() {
     let (t, ticket) = spawn_with_ticket().await;
     let url = rest(&t, "/Contact/default");
     for (state, expected) in [(TenantState::Suspended, 503), (TenantState::Running, 200)] {
-        t.sim.admin().set_state("Cust10001", state).await.unwrap();
+        t.sim
+            .admin()
+            .set_state("Cust10001", state.clone())
+            .await
+            .unwrap();
         let status = t.status_with_ticket(&url, &ticket).await;
         assert_eq!(status, expected, "{state:?}");
     }

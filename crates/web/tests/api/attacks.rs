@@ -367,8 +367,8 @@ async fn attack_tokens_with_made_up_kids() {
     });
     let before = Snapshot::take(&app.pool, &SIGNED_IN_SESSIONS).await;
     let fetched = |app: &TestApp| {
-        let records = app.sim().admin().records().records;
-        (records.discovery_fetches, records.jwks_fetches)
+        let fetches = app.sim().admin().records().records.superid.fetches;
+        (fetches.discovery, fetches.jwks)
     };
     assert_eq!(fetched(&app), (0, 0));
     app.get("/login").await;

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use shared::config::{Settings, Sources};
 use superoffice_sim::TEST_CLIENT_ID;
-use superoffice_sim::modes::{Mode, RefusalAs, StateApi, Wording};
+use superoffice_sim::modes::{Mode, RefusalAs, Refusals, Signing, StateApi, Wording};
 
 use super::support::{World, world, world_with};
 
@@ -64,8 +64,12 @@ impl OnePass {
 }
 
 /// One tenant whose application was revoked in SuperOffice, one queued request, one pass, with the
-/// simulator in `mode`.
-async fn revoked_under(mode: Mode, soap: bool) -> (Outcome, Option<String>) {
+/// simulator refusing exchanges as `refusals` says.
+async fn revoked_under(refusals: Refusals, soap: bool) -> (Outcome, Option<String>) {
+    let mode = Mode {
+        refusals,
+        ..Mode::default()
+    };
     let pass = OnePass::run(mode, soap, true, "Under a mode").await;
     let outcome = pass.outcome().await;
     let reason = pass.w.tenant(CTX).await.unwrap().attention_reason;
@@ -86,18 +90,18 @@ async fn observe(w: &World, daemon: &service::daemon::Daemon, ctx: &str, request
 
 #[tokio::test]
 async fn the_documented_refusal_stops_the_tenant() {
-    let (outcome, _) = revoked_under(Mode::default(), false).await;
+    let (outcome, _) = revoked_under(Refusals::default(), false).await;
     assert_eq!(outcome, expect("revoked", false, "failed", 1));
 }
 
 #[tokio::test]
 async fn refusals_in_other_words_or_languages_keep_the_tenant_and_its_work() {
     for wording in [Wording::Other, Wording::Foreign] {
-        let mode = Mode {
+        let refusals = Refusals {
             wording,
-            ..Mode::default()
+            ..Refusals::default()
         };
-        let (outcome, reason) = revoked_under(mode, false).await;
+        let (outcome, reason) = revoked_under(refusals, false).await;
         assert_eq!(outcome, expect("pending", true, "queued", 1), "{wording:?}");
         let reason = reason.unwrap();
         assert!(reason.contains("does not recognise"), "{reason}");
@@ -113,11 +117,11 @@ async fn refusals_as_http_errors_or_soap_faults_keep_the_tenant() {
         (RefusalAs::SoapFault, true, true),
         (RefusalAs::Http4xx, true, true),
     ] {
-        let mode = Mode {
+        let refusals = Refusals {
             refusal_as,
-            ..Mode::default()
+            ..Refusals::default()
         };
-        let (outcome, _) = revoked_under(mode, soap).await;
+        let (outcome, _) = revoked_under(refusals, soap).await;
         assert_eq!(
             outcome,
             expect("pending", flagged, "queued", 1),
@@ -208,7 +212,7 @@ async fn works_under(unfaithful: impl FnOnce(&mut Mode), soap: bool) {
 
 #[tokio::test]
 async fn a_kid_that_names_no_key_is_verified_by_trying_every_key() {
-    works_under(|mode| mode.unknown_kid = true, false).await;
+    works_under(|mode| mode.signing.unknown_kid = true, false).await;
 }
 
 #[tokio::test]
@@ -226,7 +230,10 @@ async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set(
     daemon.run_once().await.unwrap();
     let before = w.sim.admin().keys();
     let mode = Mode {
-        rotate_keys_withdrawn: true,
+        signing: Signing {
+            rotate_keys_withdrawn: true,
+            ..Signing::default()
+        },
         ..Mode::default()
     };
     w.sim.admin().set_mode(None, mode).unwrap();
@@ -244,7 +251,7 @@ async fn a_signing_key_rotated_and_withdrawn_is_found_by_refetching_the_key_set(
         "the old key is withdrawn"
     );
     assert_eq!(
-        w.sim.admin().records().records.jwks_fetches,
+        w.sim.admin().records().records.superid.fetches.jwks,
         2,
         "one refetch for the new kid"
     );
@@ -313,7 +320,10 @@ async fn paused_by_refusal(
 ) -> (World, service::daemon::Daemon, Vec<(String, i64)>) {
     let (w, requests) = three_tenants().await;
     let refusing = Mode {
-        refuse_with: Some(refuse_with.into()),
+        refusals: Refusals {
+            refuse_with: Some(refuse_with.into()),
+            ..Refusals::default()
+        },
         ..Mode::default()
     };
     w.sim.admin().set_mode(None, refusing).unwrap();

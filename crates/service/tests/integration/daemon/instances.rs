@@ -9,7 +9,7 @@ use shared::clock::SystemClock;
 use shared::db::{queue, work};
 use shared::domain::ContextId;
 use shared::tenant::TenantCredentials;
-use superoffice_sim::config::TenantConfig;
+use superoffice_sim::config::{TenantConfig, TenantVersion};
 use superoffice_sim::{Fault, Group, TEST_CLIENT_ID, TenantState};
 use tokio_util::sync::CancellationToken;
 
@@ -37,20 +37,28 @@ fn many(n: u32) -> String {
     format!("Cust{}", 20_000 + n)
 }
 
+/// The running tenant [`many`]`(n)` on `host`, with the test application installed.
+fn many_tenant(n: u32, host: &str) -> TenantConfig {
+    TenantConfig {
+        context_id: many(n),
+        company_name: format!("Tenant {n} AS"),
+        serial: format!("77{n:05}"),
+        host: host.to_owned(),
+        state: TenantState::Running,
+        installed_apps: vec![TEST_CLIENT_ID.to_owned()],
+        version: TenantVersion {
+            version_name: "Release 11".to_owned(),
+            file_version: "11.0".to_owned(),
+        },
+    }
+}
+
 #[tokio::test]
 async fn two_instances_share_200_tenants_without_doing_any_twice() {
     let w = world_with(|config| {
         for n in 0..MANY {
-            config.tenants.push(TenantConfig {
-                context_id: many(n),
-                company_name: format!("Tenant {n} AS"),
-                serial: format!("77{n:05}"),
-                host: if n % 2 == 0 { "sod2" } else { "sod3" }.to_owned(),
-                state: TenantState::Running,
-                installed_apps: vec![TEST_CLIENT_ID.to_owned()],
-                version_name: "Release 11".to_owned(),
-                file_version: "11.0".to_owned(),
-            });
+            let host = if n % 2 == 0 { "sod2" } else { "sod3" };
+            config.tenants.push(many_tenant(n, host));
         }
     })
     .await;
@@ -206,16 +214,7 @@ async fn idle_tenants_are_given_back_in_batches_and_new_work_is_still_done() {
     const IDLE: u32 = 30;
     let mut w = world_with(|config| {
         for n in 0..IDLE {
-            config.tenants.push(TenantConfig {
-                context_id: many(n),
-                company_name: format!("Tenant {n} AS"),
-                serial: format!("77{n:05}"),
-                host: "sod2".to_owned(),
-                state: TenantState::Running,
-                installed_apps: vec![TEST_CLIENT_ID.to_owned()],
-                version_name: "Release 11".to_owned(),
-                file_version: "11.0".to_owned(),
-            });
+            config.tenants.push(many_tenant(n, "sod2"));
         }
     })
     .await;

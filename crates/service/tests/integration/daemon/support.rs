@@ -162,6 +162,7 @@ impl World {
             .admin()
             .records()
             .records
+            .superid
             .exchanges
             .iter()
             .filter(|e| e.context_identifier == ctx)

@@ -48,11 +48,11 @@ async fn a_captured_token_becomes_a_ticket_and_the_company_is_created() {
     assert!(!trail.contains(&token) && !trail.contains("7T:"), "{trail}");
 
     // Due again with a valid ticket and nothing to do: no SuperOffice call at all.
-    let calls_before = w.sim.admin().records().records.exchanges.len();
+    let calls_before = w.sim.admin().records().records.superid.exchanges.len();
     w.due_now(CTX).await;
     daemon.run_once().await.unwrap();
     assert_eq!(
-        w.sim.admin().records().records.exchanges.len(),
+        w.sim.admin().records().records.superid.exchanges.len(),
         calls_before
     );
     assert_eq!(w.tenant(CTX).await.unwrap().next_attempt_at, None);

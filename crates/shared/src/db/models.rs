@@ -226,7 +226,10 @@ mod tests {
             rejected_at: None,
         };
         let shown = format!("{ticket:?}");
-        assert!(shown.contains("Encrypted(key version 3, 9 bytes)"), "{shown}");
+        assert!(
+            shown.contains("Encrypted(key version 3, 9 bytes)"),
+            "{shown}"
+        );
         assert!(!shown.contains("55, 84"), "the bytes are shown: {shown}");
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret;
 use serde_json::json;
-use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
+use shared::crypto::at_rest::{Cipher, SecretKind};
 use shared::db::models::{StoredTicket, Tenant};
 use shared::db::tickets::{self, NewTicket, Obtained};
 use shared::domain::{ContextId, SystemUserToken, Ticket};
@@ -22,10 +22,7 @@ pub struct StoredCredentials {
 /// Decrypts the tenant's stored system user token and reads its serial.
 pub fn stored_credentials(cipher: &Cipher, tenant: &Tenant) -> anyhow::Result<StoredCredentials> {
     let id = ContextId::parse(&tenant.context_id)?;
-    let (Some(bytes), Some(key_version)) = (
-        tenant.system_token_ciphertext.clone(),
-        tenant.system_token_key_version,
-    ) else {
+    let Some(sealed) = &tenant.system_token else {
         anyhow::bail!(
             "tenant {id} has no system user token stored; a tenant administrator must sign in"
         );
@@ -38,11 +35,7 @@ pub fn stored_credentials(cipher: &Cipher, tenant: &Tenant) -> anyhow::Result<St
             format!("tenant {id} has no serial stored; a tenant administrator signing in stores it")
         })?;
     let token = cipher
-        .decrypt_string(
-            &id,
-            SecretKind::SystemUserToken,
-            &Encrypted { key_version, bytes },
-        )
+        .decrypt_string(&id, SecretKind::SystemUserToken, sealed)
         .with_context(|| format!("decrypting the system user token of {id}"))?;
     let token = SystemUserToken::parse(token.expose_secret())?;
     Ok(StoredCredentials {
@@ -102,12 +95,8 @@ pub fn decrypt_ticket(
     tenant: &ContextId,
     stored: &StoredTicket,
 ) -> anyhow::Result<Ticket> {
-    let sealed = Encrypted {
-        key_version: stored.key_version,
-        bytes: stored.ciphertext.clone(),
-    };
     let plain = cipher
-        .decrypt_string(tenant, SecretKind::Ticket, &sealed)
+        .decrypt_string(tenant, SecretKind::Ticket, &stored.encrypted)
         .with_context(|| format!("decrypting the ticket of {tenant}"))?;
     Ok(Ticket::parse(plain.expose_secret())?)
 }
@@ -137,6 +126,8 @@ pub fn is_usable(
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use shared::crypto::at_rest::Encrypted;
+
     use super::*;
 
     fn ticket(
@@ -147,8 +138,10 @@ mod tests {
     ) -> StoredTicket {
         StoredTicket {
             context_id: shared::domain::ContextId::parse("Cust1").unwrap(),
-            ciphertext: Vec::new(),
-            key_version: 1,
+            encrypted: Encrypted {
+                key_version: 1,
+                bytes: Vec::new(),
+            },
             token_generation: generation,
             issued_at: now - Duration::hours(1),
             last_used_at: now - Duration::seconds(last_used_ago),

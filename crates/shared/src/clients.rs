@@ -73,23 +73,23 @@ impl SuperOfficeClients {
     /// Needs `superoffice.client_secret`; the partner key is asked for only by `exchange`.
     pub fn from_settings(settings: &Settings, clock: Arc<dyn Clock>) -> Result<Self, ClientsError> {
         let superoffice = &settings.superoffice;
-        let http = SuperOfficeHttp::from_settings(superoffice)?;
-        let environment = SuperIdEnvironment::from_settings(superoffice)?;
-        let application_token = superoffice.client_secret()?.clone();
+        let http = SuperOfficeHttp::from_settings(&superoffice.http)?;
+        let environment = SuperIdEnvironment::from_settings(&superoffice.superid)?;
+        let application_token = superoffice.application.client_secret()?.clone();
         let discovery = Arc::new(Discovery::new(http.clone(), &environment));
         let validator = Arc::new(
             SuperIdValidator::new(
                 discovery,
                 http.client().clone(),
                 pinned_certificate(environment.environment())?,
-                superoffice.jwt_leeway(),
+                superoffice.trust.jwt_leeway(),
                 Arc::clone(&clock),
             )
-            .with_jwks_max_age(superoffice.jwks_refresh()),
+            .with_jwks_max_age(superoffice.trust.jwks_refresh()),
         );
         let statuses = Arc::new(
             TenantStatusClient::new(http.clone(), environment.clone(), Arc::clone(&clock))
-                .with_allowed_hosts(superoffice.allowed_tenant_hosts.clone()),
+                .with_allowed_hosts(superoffice.superid.allowed_tenant_hosts.clone()),
         );
         let oidc = OidcClient::new(
             http.clone(),
@@ -97,10 +97,10 @@ impl SuperOfficeClients {
             Arc::clone(&clock),
             OidcApplication {
                 issuer: environment.issuer().to_owned(),
-                client_id: superoffice.client_id.clone(),
+                client_id: superoffice.application.client_id.clone(),
                 client_secret: application_token.clone(),
                 redirect_uri: settings.web.redirect_uri(),
-                pkce: superoffice.pkce,
+                pkce: superoffice.trust.pkce,
             },
         );
         let caller = TenantCaller::new(

@@ -1,15 +1,15 @@
 //! The signed-in user and the sign-in in progress, kept in the session (a row of `web_sessions`, see
 //! `session_store`; the cookie holds only its id).
 
-use std::fmt;
-
 use actix_session::{Session, SessionExt, SessionGetError, SessionInsertError};
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use shared::crypto::constant_time_eq;
-use shared::superid::oidc::PendingSignIn;
+use shared::superid::oidc::{PendingSignIn, UserTokens};
 
 use crate::errors::WebError;
 
@@ -19,7 +19,7 @@ const CSRF_KEY: &str = "csrf";
 const FLASH_CREATED_KEY: &str = "flash_created";
 
 /// Who is signed in, from their validated id_token.
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionUser {
     /// SuperID user name (`sub`).
     pub subject: String,
@@ -30,23 +30,78 @@ pub struct SessionUser {
     pub is_administrator: bool,
     pub associate_id: Option<String>,
     pub webapi_url: Option<String>,
-    /// The user's own access token (`8A:…`), for "create company with login user". Secret.
-    pub access_token: Option<String>,
-    /// Unix time the access token expires.
-    pub access_expires_at: i64,
-    /// The refresh token, when SuperID gave one. Secret.
-    pub refresh_token: Option<String>,
-    /// The user's own ticket from a legacy federated sign-in (`SOTicket`). Secret.
-    pub user_ticket: Option<String>,
+    /// Kept beside the fields above in the session's state.
+    #[serde(flatten)]
+    pub credentials: UserCredentials,
 }
 
-impl fmt::Debug for SessionUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionUser")
-            .field("subject", &self.subject)
-            .field("context_id", &self.context_id)
-            .field("is_administrator", &self.is_administrator)
-            .finish_non_exhaustive()
+/// How the signed-in user calls the tenant's API themselves: the tokens of the code flow, or the
+/// ticket of a legacy federated sign-in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserCredentials {
+    /// The user's own access token (`8A:…`), for "create company with login user".
+    pub access_token: Option<SessionSecret>,
+    /// When the access token (or the legacy ticket) expires; kept as Unix time.
+    #[serde(with = "chrono::serde::ts_seconds")]
+    pub access_expires_at: DateTime<Utc>,
+    /// The refresh token, when SuperID gave one.
+    pub refresh_token: Option<SessionSecret>,
+    /// The user's own ticket from a legacy federated sign-in (`SOTicket`).
+    pub user_ticket: Option<SessionSecret>,
+}
+
+impl UserCredentials {
+    /// The tokens of a code-flow sign-in.
+    pub fn from_tokens(tokens: UserTokens) -> Self {
+        Self {
+            access_token: Some(tokens.access_token.into()),
+            access_expires_at: tokens.expires_at,
+            refresh_token: tokens.refresh_token.map(Into::into),
+            user_ticket: None,
+        }
+    }
+
+    /// The ticket of a legacy sign-in (if it carried one), valid until `expires_at`.
+    pub fn legacy(ticket: Option<String>, expires_at: DateTime<Utc>) -> Self {
+        Self {
+            access_token: None,
+            access_expires_at: expires_at,
+            refresh_token: None,
+            user_ticket: ticket.map(|ticket| SecretString::from(ticket).into()),
+        }
+    }
+
+    /// Takes renewed tokens; a renewal that returns no refresh token keeps the old one.
+    pub fn renew(&mut self, tokens: UserTokens) {
+        self.access_token = Some(tokens.access_token.into());
+        self.access_expires_at = tokens.expires_at;
+        if let Some(refresh) = tokens.refresh_token {
+            self.refresh_token = Some(refresh.into());
+        }
+    }
+}
+
+/// A credential kept in the session. It is serialized as its text, since the session's state is
+/// stored encrypted (`session_store`); `Debug` never shows it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct SessionSecret(SecretString);
+
+impl SessionSecret {
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+}
+
+impl From<SecretString> for SessionSecret {
+    fn from(secret: SecretString) -> Self {
+        Self(secret)
+    }
+}
+
+impl Serialize for SessionSecret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.expose_secret())
     }
 }
 
@@ -151,6 +206,7 @@ impl FromRequest for SessionUser {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -159,6 +215,63 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    fn user(credentials: UserCredentials) -> SessionUser {
+        SessionUser {
+            subject: "ada@example.com".into(),
+            display_name: "Ada".into(),
+            email: None,
+            context_id: "Cust1".into(),
+            company_name: None,
+            is_administrator: false,
+            associate_id: None,
+            webapi_url: None,
+            credentials,
+        }
+    }
+
+    #[test]
+    fn credentials_are_stored_beside_the_user_and_never_shown() {
+        let expires_at = DateTime::from_timestamp(1, 0).unwrap();
+        let legacy = user(UserCredentials::legacy(
+            Some("7T:ticket".into()),
+            expires_at,
+        ));
+        let shown = format!("{legacy:?}");
+        assert!(shown.contains("ada@example.com"), "{shown}");
+        assert!(!shown.contains("7T:ticket"), "{shown}");
+        let json = serde_json::to_value(&legacy).unwrap();
+        assert_eq!(json["user_ticket"], "7T:ticket");
+        assert_eq!(json["access_expires_at"], 1);
+        assert!(json["access_token"].is_null());
+        let read: SessionUser = serde_json::from_value(json).unwrap();
+        let ticket = read.credentials.user_ticket.unwrap();
+        assert_eq!(ticket.secret().expose_secret(), "7T:ticket");
+    }
+
+    #[test]
+    fn a_renewal_without_a_refresh_token_keeps_the_old_one() {
+        let tokens = |access: &str, refresh: Option<&str>| UserTokens {
+            access_token: access.to_owned().into(),
+            refresh_token: refresh.map(|r| r.to_owned().into()),
+            expires_at: DateTime::from_timestamp(60, 0).unwrap(),
+        };
+        let mut credentials = UserCredentials::from_tokens(tokens("8A:one", Some("r1")));
+        credentials.renew(tokens("8A:two", None));
+        let exposed = |secret: &Option<SessionSecret>| {
+            secret
+                .as_ref()
+                .map(|s| s.secret().expose_secret().to_owned())
+        };
+        assert_eq!(
+            exposed(&credentials.access_token).as_deref(),
+            Some("8A:two")
+        );
+        assert_eq!(exposed(&credentials.refresh_token).as_deref(), Some("r1"));
+        assert_eq!(credentials.access_expires_at.timestamp(), 60);
+        credentials.renew(tokens("8A:three", Some("r2")));
+        assert_eq!(exposed(&credentials.refresh_token).as_deref(), Some("r2"));
     }
 
     #[test]

@@ -78,8 +78,8 @@ impl Application {
             pool,
             clients,
             cipher,
-            client_id: settings.superoffice.client_id.clone(),
-            environment: settings.superoffice.environment,
+            client_id: settings.superoffice.application.client_id.clone(),
+            environment: settings.superoffice.superid.environment,
             system_user_actions: settings.web.system_user_actions,
             work_limits: WorkLimits {
                 per_user_per_minute: settings.web.work_per_user_per_minute,

@@ -22,8 +22,8 @@ use crate::tickets::{store_issued, stored_credentials};
 /// Prints the tenant's state from the state API as JSON.
 pub async fn tenant_status(settings: &Settings, ctx: &str) -> anyhow::Result<()> {
     let tenant = ContextId::parse(ctx)?;
-    let http = SuperOfficeHttp::from_settings(&settings.superoffice)?;
-    let environment = SuperIdEnvironment::from_settings(&settings.superoffice)?;
+    let http = SuperOfficeHttp::from_settings(&settings.superoffice.http)?;
+    let environment = SuperIdEnvironment::from_settings(&settings.superoffice.superid)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let status = TenantStatusClient::new(http, environment, clock)
         .status(&tenant)
@@ -54,7 +54,7 @@ pub async fn exchange(settings: &Settings, ctx: &str) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("no tenant {tenant}: a tenant administrator has not signed in"))?;
     let credentials = stored_credentials(&cipher, &row)?;
-    let key = PartnerKey::from_source(&settings.superoffice.private_key_source()?)
+    let key = PartnerKey::from_source(&settings.superoffice.application.private_key_source()?)
         .context("reading the partner private key")?;
     let clients = SuperOfficeClients::from_settings(settings, Arc::new(SystemClock))?;
     let via = match settings.superoffice.exchange {

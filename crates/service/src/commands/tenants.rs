@@ -3,7 +3,7 @@
 use anyhow::{Context, bail};
 use chrono::{DateTime, Duration, Utc};
 use shared::config::Settings;
-use shared::db::operator::EnableOutcome;
+use shared::db::operator::{ByOperator, EnableOutcome};
 use shared::domain::ContextId;
 
 use crate::cli::TenantsAction;
@@ -19,6 +19,7 @@ pub fn operator() -> String {
 pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<()> {
     let pool = shared::db::pool(&settings.database).context("building the database pool")?;
     let mut conn = pool.get().await.context("connecting to the database")?;
+    let actor = operator();
     match action {
         TenantsAction::List => {
             let rows = shared::db::tenants::overview(&mut conn)
@@ -29,19 +30,21 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
         TenantsAction::Retry { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
             let found =
-                shared::db::tenants::operator_retry(&mut conn, ctx.as_str(), &operator()).await?;
+                shared::db::tenants::operator_retry(&mut conn, ByOperator::new(&ctx, &actor))
+                    .await?;
             done_if_found(found, &ctx, "due now; the service picks it up at once")?;
         }
         TenantsAction::Disable { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            let found = shared::db::tenants::disable(&mut conn, ctx.as_str(), &operator()).await?;
+            let found =
+                shared::db::tenants::disable(&mut conn, ByOperator::new(&ctx, &actor)).await?;
             let again =
                 format!("disabled; `partner-service tenants enable {ctx}` enables it again");
             done_if_found(found, &ctx, &again)?;
         }
         TenantsAction::Enable { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            match shared::db::operator::enable(&mut conn, ctx.as_str(), &operator()).await? {
+            match shared::db::operator::enable(&mut conn, ByOperator::new(&ctx, &actor)).await? {
                 EnableOutcome::Enabled => {
                     println!("{ctx}: enabled; pending until the service obtains a ticket")
                 }
@@ -53,7 +56,8 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
         }
         TenantsAction::Purge { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            let found = shared::db::tenants::purge(&mut conn, ctx.as_str(), &operator()).await?;
+            let found =
+                shared::db::tenants::purge(&mut conn, ByOperator::new(&ctx, &actor)).await?;
             done_if_found(
                 found,
                 &ctx,
@@ -62,9 +66,10 @@ pub async fn run(settings: &Settings, action: TenantsAction) -> anyhow::Result<(
         }
         TenantsAction::EndSessions { ctx } => {
             let ctx = ContextId::parse(&ctx)?;
-            let ended = shared::db::sessions::end_for_tenant(&mut conn, ctx.as_str(), &operator())
-                .await
-                .context("ending the tenant's sessions")?;
+            let ended =
+                shared::db::sessions::end_for_tenant(&mut conn, ByOperator::new(&ctx, &actor))
+                    .await
+                    .context("ending the tenant's sessions")?;
             println!("{ctx}: {ended} sessions ended; their users must sign in again");
         }
     }

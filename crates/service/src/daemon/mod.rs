@@ -67,7 +67,7 @@ impl Daemon {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let clients = SuperOfficeClients::from_settings(settings, Arc::clone(&clock))
             .context("building the SuperOffice clients")?;
-        let key = PartnerKey::from_source(&settings.superoffice.private_key_source()?)
+        let key = PartnerKey::from_source(&settings.superoffice.application.private_key_source()?)
             .context("reading the partner private key")?;
         let exchange = clients.exchange(Arc::new(key));
         let cipher = Cipher::from_settings(&settings.encryption)

@@ -6,6 +6,7 @@ use serde_json::json;
 use shared::db::audit::{self, NewAuditEvent};
 use shared::db::models::{AuditAction, StoredTicket, Tenant, TenantState, WorkRequest};
 use shared::db::queue::Claim;
+use shared::db::tickets::TicketUse;
 use shared::db::work::{CreateCompany, Work};
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
@@ -425,7 +426,8 @@ async fn carry_out(
                 tracing::info!(tenant = %id, error = %error, "the tenant refused the ticket; obtaining a new one");
                 {
                     let mut conn = deps.db().await?;
-                    tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
+                    tickets::record_use(&mut conn, id.as_str(), TicketUse::refused(Utc::now()))
+                        .await?;
                 }
                 let current = {
                     let mut conn = deps.db().await?;
@@ -462,7 +464,8 @@ async fn carry_out(
             {
                 if matches!(error, TenantError::TicketRejected { .. }) {
                     let mut conn = deps.db().await?;
-                    tickets::mark_rejected(&mut conn, id.as_str(), Utc::now()).await?;
+                    tickets::record_use(&mut conn, id.as_str(), TicketUse::refused(Utc::now()))
+                        .await?;
                 }
                 let reason = error.to_string();
                 tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work will be retried");
@@ -475,7 +478,8 @@ async fn carry_out(
                 if !fail_work(deps, &mut conn, id, request.id, &reason).await? {
                     return Ok(lease_lost(id, request.id));
                 }
-                tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
+                tickets::record_use(&mut conn, id.as_str(), TicketUse::accepted(Utc::now()))
+                    .await?;
                 observe_work(&request, "failed");
                 tracing::info!(tenant = %id, work_request = request.id, error = %reason, "work failed");
                 return Ok(Done::Next);
@@ -537,7 +541,7 @@ async fn finished(
     {
         return Ok(false);
     }
-    tickets::touch(&mut conn, id.as_str(), Utc::now()).await?;
+    tickets::record_use(&mut conn, id.as_str(), TicketUse::accepted(Utc::now())).await?;
     audit_work(
         &mut conn,
         id,

@@ -127,18 +127,18 @@ impl Settings {
                 *secret = None;
             }
         }
-        clear(&mut self.superoffice.client_secret);
-        clear(&mut self.superoffice.private_key);
+        let application = &mut self.superoffice.application;
+        clear(&mut application.client_secret);
+        clear(&mut application.private_key);
         clear(&mut self.encryption.key);
         clear(&mut self.encryption.previous_key);
         clear(&mut self.web.session_key);
-        if self
-            .superoffice
+        if application
             .private_key_file
             .as_ref()
             .is_some_and(|p| p.as_os_str().is_empty())
         {
-            self.superoffice.private_key_file = None;
+            application.private_key_file = None;
         }
     }
 }

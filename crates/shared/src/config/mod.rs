@@ -96,31 +96,102 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// `[superoffice]`: which SuperID, the application registered there, how SuperOffice's answers are
+/// trusted and how it is called.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "SuperOfficeKeys")]
 pub struct SuperOfficeSettings {
-    pub environment: Environment,
-    pub superid_url: Option<Url>,
-    pub issuer: Option<String>,
-    pub client_id: String,
-    pub client_secret: Option<SecretString>,
-    pub private_key_file: Option<PathBuf>,
-    pub private_key: Option<SecretString>,
+    pub superid: SuperIdSettings,
+    pub application: ApplicationSettings,
     pub exchange: ExchangeKind,
-    pub jwt_leeway_secs: u64,
-    pub http_timeout_secs: u64,
-    pub tenant_rate_limit_per_sec: u32,
-    pub jwks_refresh_secs: u64,
-    pub pkce: bool,
-    pub state_change_audience_required: bool,
+    pub trust: TrustSettings,
+    pub http: HttpSettings,
+}
+
+/// The `[superoffice]` keys as written: one table, as `config/default.toml` documents it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuperOfficeKeys {
+    environment: Environment,
+    superid_url: Option<Url>,
+    issuer: Option<String>,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    private_key_file: Option<PathBuf>,
+    private_key: Option<SecretString>,
+    exchange: ExchangeKind,
+    jwt_leeway_secs: u64,
+    http_timeout_secs: u64,
+    tenant_rate_limit_per_sec: u32,
+    jwks_refresh_secs: u64,
+    pkce: bool,
+    state_change_audience_required: bool,
+    allowed_tenant_hosts: Vec<String>,
+}
+
+impl From<SuperOfficeKeys> for SuperOfficeSettings {
+    fn from(keys: SuperOfficeKeys) -> Self {
+        let SuperOfficeKeys {
+            environment,
+            superid_url,
+            issuer,
+            client_id,
+            client_secret,
+            private_key_file,
+            private_key,
+            exchange,
+            jwt_leeway_secs,
+            http_timeout_secs,
+            tenant_rate_limit_per_sec,
+            jwks_refresh_secs,
+            pkce,
+            state_change_audience_required,
+            allowed_tenant_hosts,
+        } = keys;
+        Self {
+            superid: SuperIdSettings {
+                environment,
+                superid_url,
+                issuer,
+                allowed_tenant_hosts,
+            },
+            application: ApplicationSettings {
+                client_id,
+                client_secret,
+                private_key_file,
+                private_key,
+            },
+            exchange,
+            trust: TrustSettings {
+                jwt_leeway_secs,
+                jwks_refresh_secs,
+                pkce,
+                state_change_audience_required,
+            },
+            http: HttpSettings {
+                timeout_secs: http_timeout_secs,
+                tenant_rate_limit_per_sec,
+            },
+        }
+    }
+}
+
+/// Which SuperID and tenants: `environment`, `superid_url`, `issuer` and `allowed_tenant_hosts`.
+#[derive(Debug, Clone)]
+pub struct SuperIdSettings {
+    pub environment: Environment,
+    /// Read through `base_url`, which derives it for the named environments.
+    superid_url: Option<Url>,
+    /// Read through `expected_issuer`, which derives it when not set.
+    issuer: Option<String>,
     /// For `custom` only: the tenant API hosts (as `host` or `host:port`) the state API may name. The
     /// named environments allow only https hosts under `superoffice.com`.
     pub allowed_tenant_hosts: Vec<String>,
 }
 
-impl SuperOfficeSettings {
+impl SuperIdSettings {
     /// SuperID's base URL: the configured one for `custom`, the environment's otherwise.
-    pub fn superid_base_url(&self) -> Result<Url, ConfigError> {
+    pub fn base_url(&self) -> Result<Url, ConfigError> {
         match (self.environment, &self.superid_url) {
             (Environment::Custom, Some(url)) => Ok(url.clone()),
             (Environment::Custom, None) => Err(ConfigError::Missing {
@@ -140,14 +211,23 @@ impl SuperOfficeSettings {
         }
         match self.environment.issuer() {
             Some(issuer) => Ok(issuer),
-            None => Ok(self
-                .superid_base_url()?
-                .as_str()
-                .trim_end_matches('/')
-                .to_owned()),
+            None => Ok(self.base_url()?.as_str().trim_end_matches('/').to_owned()),
         }
     }
+}
 
+/// The application registered with SuperOffice: `client_id`, `client_secret` and the partner key
+/// (`private_key_file` or `private_key`).
+#[derive(Debug, Clone)]
+pub struct ApplicationSettings {
+    pub client_id: String,
+    /// The secrets are read through `client_secret` and `private_key_source`, which name a missing key.
+    client_secret: Option<SecretString>,
+    private_key_file: Option<PathBuf>,
+    private_key: Option<SecretString>,
+}
+
+impl ApplicationSettings {
     pub fn client_secret(&self) -> Result<&SecretString, ConfigError> {
         self.client_secret.as_ref().ok_or(ConfigError::Missing {
             key: "superoffice.client_secret".into(),
@@ -169,11 +249,20 @@ impl SuperOfficeSettings {
             }),
         }
     }
+}
 
-    pub fn http_timeout(&self) -> Duration {
-        Duration::from_secs(self.http_timeout_secs)
-    }
+/// How SuperOffice's tokens are checked and the sign-in is made: `jwt_leeway_secs`,
+/// `jwks_refresh_secs`, `pkce` and `state_change_audience_required`.
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    pub jwt_leeway_secs: u64,
+    pub jwks_refresh_secs: u64,
+    pub pkce: bool,
+    /// As configured; `SuperOfficeSettings::state_change_audience_required` says what applies.
+    state_change_audience_required: bool,
+}
 
+impl TrustSettings {
     pub fn jwt_leeway(&self) -> Duration {
         Duration::from_secs(self.jwt_leeway_secs)
     }
@@ -182,11 +271,26 @@ impl SuperOfficeSettings {
     pub fn jwks_refresh(&self) -> Duration {
         Duration::from_secs(self.jwks_refresh_secs)
     }
+}
 
+/// The calls to SuperOffice: `http_timeout_secs` and `tenant_rate_limit_per_sec`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub timeout_secs: u64,
+    pub tenant_rate_limit_per_sec: u32,
+}
+
+impl HttpSettings {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs)
+    }
+}
+
+impl SuperOfficeSettings {
     /// Whether a state-change notification must carry the audience `spn:{client_id}`: always in the named
     /// environments, as `state_change_audience_required` says for `custom`.
     pub fn state_change_audience_required(&self) -> bool {
-        self.environment != Environment::Custom || self.state_change_audience_required
+        self.superid.environment != Environment::Custom || self.trust.state_change_audience_required
     }
 }
 
@@ -561,7 +665,7 @@ mod tests {
     #[test]
     fn defaults_load_and_name_missing_secrets() {
         let settings = settings(&[]);
-        assert_eq!(settings.superoffice.environment, Environment::Sod);
+        assert_eq!(settings.superoffice.superid.environment, Environment::Sod);
         assert_eq!(settings.superoffice.exchange, ExchangeKind::Rest);
         let err = settings.require_web().unwrap_err().to_string();
         assert!(err.contains("superoffice.client_id"), "{err}");
@@ -576,7 +680,7 @@ mod tests {
             ("PARTNER_CONFIG", ""),
             ("UNRELATED", "1"),
         ]);
-        assert_eq!(settings.superoffice.client_id, "abc");
+        assert_eq!(settings.superoffice.application.client_id, "abc");
         assert_eq!(settings.service.concurrency, 3);
         assert_eq!(settings.database.url(), "postgres://u:pw@db:5432/x");
         assert!(!format!("{settings:?}").contains("pw@"));
@@ -640,7 +744,7 @@ mod tests {
             ("PARTNER_SUPEROFFICE__SUPERID_URL", "http://127.0.0.1:9100/"),
         ]);
         assert_eq!(
-            settings.superoffice.expected_issuer().unwrap(),
+            settings.superoffice.superid.expected_issuer().unwrap(),
             "http://127.0.0.1:9100"
         );
     }
@@ -663,13 +767,14 @@ mod tests {
         assert_eq!(
             settings
                 .superoffice
+                .application
                 .client_secret()
                 .unwrap()
                 .expose_secret(),
             "file-secret"
         );
         assert_eq!(
-            settings.superoffice.private_key_file.as_deref(),
+            settings.superoffice.application.private_key_file.as_deref(),
             Some(Path::new("/run/secrets/key.xml"))
         );
     }
@@ -745,7 +850,10 @@ mod tests {
     #[test]
     fn a_leeway_over_five_minutes_is_refused() {
         let settings = settings(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "300")]);
-        assert_eq!(settings.superoffice.jwt_leeway(), Duration::from_secs(300));
+        assert_eq!(
+            settings.superoffice.trust.jwt_leeway(),
+            Duration::from_secs(300)
+        );
         let err = error_for(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "301")]);
         assert!(
             err.contains("superoffice.jwt_leeway_secs") && err.contains("at most 300"),
@@ -757,9 +865,9 @@ mod tests {
     fn trust_defaults_are_strict() {
         let defaults = settings(&[]);
         assert!(!defaults.web.legacy_sign_in);
-        assert!(defaults.superoffice.pkce);
+        assert!(defaults.superoffice.trust.pkce);
         assert_eq!(
-            defaults.superoffice.jwks_refresh(),
+            defaults.superoffice.trust.jwks_refresh(),
             Duration::from_secs(86_400)
         );
         assert!(defaults.superoffice.state_change_audience_required());
@@ -883,11 +991,9 @@ impl crate::crypto::at_rest::Cipher {
 
 impl crate::http::SuperOfficeHttp {
     /// The client configured by `superoffice.http_timeout_secs` and `superoffice.tenant_rate_limit_per_sec`.
-    pub fn from_settings(
-        settings: &SuperOfficeSettings,
-    ) -> Result<Self, crate::http::ClientBuildError> {
+    pub fn from_settings(settings: &HttpSettings) -> Result<Self, crate::http::ClientBuildError> {
         Ok(Self::new(
-            crate::http::build_client(settings.http_timeout())?,
+            crate::http::build_client(settings.timeout())?,
             crate::http::TenantRateLimiter::new(settings.tenant_rate_limit_per_sec),
             crate::http::RetryPolicy::default(),
         ))
@@ -896,10 +1002,10 @@ impl crate::http::SuperOfficeHttp {
 
 impl crate::environment::SuperIdEnvironment {
     /// The configured SuperID (`superoffice.environment`, `superid_url`, `issuer`).
-    pub fn from_settings(settings: &SuperOfficeSettings) -> Result<Self, ConfigError> {
+    pub fn from_settings(settings: &SuperIdSettings) -> Result<Self, ConfigError> {
         Ok(Self::new(
             settings.environment,
-            settings.superid_base_url()?,
+            settings.base_url()?,
             settings.expected_issuer()?,
         ))
     }
@@ -951,7 +1057,8 @@ mod protocol_settings_tests {
     fn named_environments_come_from_settings() {
         let settings = Settings::from_sources(&Sources::default())
             .unwrap()
-            .superoffice;
+            .superoffice
+            .superid;
         let env = SuperIdEnvironment::from_settings(&settings).unwrap();
         assert_eq!(env.environment(), Environment::Sod);
         assert_eq!(env.issuer(), "https://sod.superoffice.com");

@@ -22,6 +22,14 @@ macro_rules! at_least {
             $min,
         )
     };
+    // A setting the code keeps in a group of its section: the key is still `$section.$field`.
+    ($root:ident . $section:ident . $group:ident . $field:ident, $min:expr) => {
+        at_least(
+            concat!(stringify!($section), ".", stringify!($field)),
+            $root.$section.$group.$field,
+            $min,
+        )
+    };
 }
 
 impl Settings {
@@ -42,9 +50,9 @@ impl Settings {
             ));
         }
         at_least!(self.database.pool_size, 1)?;
-        self.superoffice.superid_base_url()?;
-        at_least!(self.superoffice.tenant_rate_limit_per_sec, 1)?;
-        if self.superoffice.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
+        self.superoffice.superid.base_url()?;
+        at_least!(self.superoffice.http.tenant_rate_limit_per_sec, 1)?;
+        if self.superoffice.trust.jwt_leeway_secs > MAX_JWT_LEEWAY_SECS {
             return Err(ConfigError::invalid(
                 "superoffice.jwt_leeway_secs",
                 format!(
@@ -52,9 +60,9 @@ impl Settings {
                 ),
             ));
         }
-        at_least!(self.superoffice.jwks_refresh_secs, 60)?;
-        if !self.superoffice.state_change_audience_required
-            && self.superoffice.environment != Environment::Custom
+        at_least!(self.superoffice.trust.jwks_refresh_secs, 60)?;
+        if !self.superoffice.trust.state_change_audience_required
+            && self.superoffice.superid.environment != Environment::Custom
         {
             return Err(ConfigError::invalid(
                 "superoffice.state_change_audience_required",
@@ -63,7 +71,11 @@ impl Settings {
         }
         at_least!(self.web.state_change_limit_per_tenant, 1)?;
         at_least!(self.web.state_change_limit_per_address, 1)?;
-        at_least!(self.superoffice.http_timeout_secs, 1)?;
+        at_least(
+            "superoffice.http_timeout_secs",
+            self.superoffice.http.timeout_secs,
+            1,
+        )?;
         parse_bind("web.bind", &self.web.bind)?;
         parse_bind("service.metrics_bind", &self.service.metrics_bind)?;
         parse_bind("web.metrics_bind", &self.web.metrics_bind)?;
@@ -107,7 +119,7 @@ impl Settings {
                 "must be one of Number1, Number2, Department, OrgNr",
             ));
         }
-        for host in &self.superoffice.allowed_tenant_hosts {
+        for host in &self.superoffice.superid.allowed_tenant_hosts {
             if host.trim().is_empty() || host.contains('/') {
                 return Err(ConfigError::invalid(
                     "superoffice.allowed_tenant_hosts",
@@ -136,18 +148,18 @@ impl Settings {
     /// What partner-service's daemon needs beyond the common keys.
     pub fn require_service(&self) -> Result<(), ConfigError> {
         self.require_common()?;
-        self.superoffice.private_key_source()?;
+        self.superoffice.application.private_key_source()?;
         Ok(())
     }
 
     fn require_common(&self) -> Result<(), ConfigError> {
-        if self.superoffice.client_id.trim().is_empty() {
+        if self.superoffice.application.client_id.trim().is_empty() {
             return Err(ConfigError::Missing {
                 key: "superoffice.client_id".into(),
                 hint: "the application id from the Developer Portal",
             });
         }
-        self.superoffice.client_secret()?;
+        self.superoffice.application.client_secret()?;
         self.encryption.current_key()?;
         Ok(())
     }

@@ -1,18 +1,31 @@
 //! Rows as Rust types.
 
-use std::fmt;
-
 use chrono::{DateTime, Utc};
+use diesel::deserialize;
+use diesel::dsl::{AssumeNotNull, Nullable};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::sql_types::{Binary, SmallInt};
 use serde::Serialize;
 
 use super::schema::{audit_events, tenants, tickets, work_requests};
+use crate::crypto::at_rest::Encrypted;
 use crate::domain::ContextId;
 
 pub use crate::lifecycle::TenantState;
 
+/// A secret as its row stores it, key version then ciphertext: the value `crypto::at_rest`
+/// decrypts. Its `Debug` shows only the key version and the length.
+impl Queryable<(SmallInt, Binary), Pg> for Encrypted {
+    type Row = (i16, Vec<u8>);
+
+    fn build((key_version, bytes): Self::Row) -> deserialize::Result<Self> {
+        Ok(Self { key_version, bytes })
+    }
+}
+
 /// A row of `tenants`. The token stays encrypted here; decrypt it with `crypto::at_rest`.
-#[derive(Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = tenants)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct Tenant {
@@ -25,8 +38,17 @@ pub struct Tenant {
     pub netserver_url: Option<String>,
     pub state: TenantState,
     pub state_reason: Option<String>,
-    pub system_token_ciphertext: Option<Vec<u8>>,
-    pub system_token_key_version: Option<i16>,
+    /// The system user token, still encrypted, when one is stored (the table's check keeps its two
+    /// columns both set or both empty).
+    #[diesel(select_expression = (
+        tenants::system_token_key_version.assume_not_null(),
+        tenants::system_token_ciphertext.assume_not_null(),
+    ).nullable())]
+    #[diesel(select_expression_type = Nullable<(
+        AssumeNotNull<tenants::system_token_key_version>,
+        AssumeNotNull<tenants::system_token_ciphertext>,
+    )>)]
+    pub system_token: Option<Encrypted>,
     pub token_captured_by: Option<String>,
     pub token_captured_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -70,41 +92,20 @@ impl Tenant {
     }
 }
 
-impl fmt::Debug for Tenant {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tenant")
-            .field("context_id", &self.context_id)
-            .field("environment", &self.environment)
-            .field("state", &self.state)
-            .field("has_token", &self.system_token_ciphertext.is_some())
-            .field("token_captured_at", &self.token_captured_at)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A row of `tickets`: the cached system user ticket, still encrypted.
-#[derive(Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = tickets)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct StoredTicket {
     pub context_id: ContextId,
-    pub ciphertext: Vec<u8>,
-    pub key_version: i16,
+    /// The ticket, still encrypted.
+    #[diesel(select_expression = (tickets::key_version, tickets::ciphertext))]
+    #[diesel(select_expression_type = (tickets::key_version, tickets::ciphertext))]
+    pub encrypted: Encrypted,
     pub token_generation: i32,
     pub issued_at: DateTime<Utc>,
     pub last_used_at: DateTime<Utc>,
     pub rejected_at: Option<DateTime<Utc>>,
-}
-
-impl fmt::Debug for StoredTicket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredTicket")
-            .field("context_id", &self.context_id)
-            .field("issued_at", &self.issued_at)
-            .field("last_used_at", &self.last_used_at)
-            .field("rejected_at", &self.rejected_at)
-            .finish_non_exhaustive()
-    }
 }
 
 text_enum! {
@@ -204,4 +205,31 @@ pub struct AuditEvent {
     pub actor: String,
     pub detail: serde_json::Value,
     pub created_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_ticket_shows_its_key_version_and_length_only() {
+        let ticket = StoredTicket {
+            context_id: ContextId::parse("Cust1").unwrap(),
+            encrypted: Encrypted {
+                key_version: 3,
+                bytes: b"7T:sealed".to_vec(),
+            },
+            token_generation: 1,
+            issued_at: Utc::now(),
+            last_used_at: Utc::now(),
+            rejected_at: None,
+        };
+        let shown = format!("{ticket:?}");
+        assert!(
+            shown.contains("Encrypted(key version 3, 9 bytes)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("55, 84"), "the bytes are shown: {shown}");
+    }
 }

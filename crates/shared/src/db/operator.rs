@@ -17,6 +17,7 @@ use super::DbError;
 use super::audit::{self, NewAuditEvent};
 use super::models::{AuditAction, AuditEvent, Tenant, TenantState, WorkState};
 use super::schema::{audit_events, service_instances, tenants, tickets};
+use crate::domain::ContextId;
 use crate::lifecycle::{self, Event};
 
 /// Rows of the tenant table per page.
@@ -254,6 +255,29 @@ pub async fn history_page(
     Ok((events, more))
 }
 
+/// An operator's action on one tenant, from the console or the CLI: the tenant and who acts, as the
+/// audit trail names them. Each action is one transaction that ends with its audit event.
+#[derive(Debug, Clone, Copy)]
+pub struct ByOperator<'a> {
+    pub context_id: &'a str,
+    pub actor: &'a str,
+}
+
+impl<'a> ByOperator<'a> {
+    /// `actor`'s action on the tenant `context_id`.
+    pub fn new(context_id: &'a ContextId, actor: &'a str) -> Self {
+        Self {
+            context_id: context_id.as_str(),
+            actor,
+        }
+    }
+
+    /// The audit event recording the action.
+    pub(super) fn event(self, action: AuditAction, detail: serde_json::Value) -> NewAuditEvent<'a> {
+        NewAuditEvent::tenant(self.context_id, action, self.actor, detail)
+    }
+}
+
 /// What enabling a tenant did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnableOutcome {
@@ -269,12 +293,11 @@ pub enum EnableOutcome {
 /// again if SuperOffice refuses). Only a disabled tenant is changed; audited as `state_changed`.
 pub async fn enable(
     conn: &mut AsyncPgConnection,
-    context_id: &str,
-    actor: &str,
+    by: ByOperator<'_>,
 ) -> Result<EnableOutcome, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let state: Option<TenantState> = tenants::table
-            .filter(tenants::context_id.eq(context_id))
+            .filter(tenants::context_id.eq(by.context_id))
             .select(tenants::state)
             .for_update()
             .first(conn)
@@ -288,7 +311,7 @@ pub async fn enable(
             return Ok(EnableOutcome::NotDisabled(state));
         }
         let reason = "enabled by an operator";
-        diesel::update(tenants::table.filter(tenants::context_id.eq(context_id)))
+        diesel::update(tenants::table.filter(tenants::context_id.eq(by.context_id)))
             .set((
                 tenants::state.eq(transition.to),
                 tenants::state_reason.eq(reason),
@@ -302,7 +325,7 @@ pub async fn enable(
             "from": state.as_str(),
             "reason": reason,
         });
-        let event = NewAuditEvent::tenant(context_id, AuditAction::StateChanged, actor, detail);
+        let event = by.event(AuditAction::StateChanged, detail);
         audit::record_waking(conn, event, transition.effects.wake).await?;
         Ok(EnableOutcome::Enabled)
     })

@@ -58,7 +58,7 @@ pub async fn claim_due(
     // so work queued by a transaction that committed before the claim took the tenant's row is seen.
     // (Folded into the claim, its EXISTS would run on the claim's older snapshot and could miss it,
     // while the claim overwrote the `next_attempt_at` that request had set.) Work queued after the
-    // claim moves `next_attempt_at` away from the lease, which `release` and `release_idle` keep.
+    // claim moves `next_attempt_at` away from the lease, which `release` and `release_many` keep.
     let open_work = diesel::dsl::exists(
         work_requests::table
             .filter(work_requests::context_id.eq(tenants::context_id))
@@ -145,32 +145,6 @@ pub async fn release(
     .execute(conn)
     .await?;
     Ok(updated == 1)
-}
-
-/// Gives back many tenants at once, each not due until something new arrives (new work, a new token,
-/// an operator's retry): the claimed tenants whose pass has nothing to do. One statement for all of
-/// them, with `release`'s rule per tenant: a tenant made due while leased keeps that time, so work
-/// queued between the claim and this release is not forgotten. Returns how many were released.
-pub async fn release_idle(
-    conn: &mut AsyncPgConnection,
-    ids: &[i64],
-    owner: &str,
-) -> Result<usize, DbError> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    Ok(Prepared(
-        diesel::sql_query(
-            "UPDATE tenants SET lease_owner = NULL, lease_expires_at = NULL, \
-                 next_attempt_at = CASE WHEN next_attempt_at IS DISTINCT FROM lease_expires_at \
-                     THEN next_attempt_at ELSE NULL END \
-             WHERE id = ANY($1) AND lease_owner = $2",
-        )
-        .bind::<Array<BigInt>, _>(ids)
-        .bind::<Text, _>(owner),
-    )
-    .execute(conn)
-    .await?)
 }
 
 /// Releases every lease held by `owner` (graceful shutdown): the tenants are due again at once.

@@ -2,6 +2,7 @@
 //! the current at-rest format (values written before the kind was part of the associated data).
 
 use diesel::prelude::*;
+use diesel::sql_types::{Bytea, Nullable, SmallInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::DbError;
@@ -58,67 +59,75 @@ async fn reencrypt_tenant(
 ) -> Result<(usize, usize), DbError> {
     let ctx = ContextId::parse(context_id).map_err(|e| DbError::Inconsistent(e.to_string()))?;
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let mut counts = (0, 0);
-        let token: Option<(Option<Vec<u8>>, Option<i16>)> = tenants::table
-            .filter(tenants::context_id.eq(ctx.as_str()))
-            .select((
-                tenants::system_token_ciphertext,
-                tenants::system_token_key_version,
-            ))
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some((Some(bytes), Some(version))) = token
-            && let Some(fresh) = rewrap(
-                cipher,
-                &ctx,
-                SecretKind::SystemUserToken,
-                Encrypted {
-                    key_version: version,
-                    bytes,
-                },
-            )?
-        {
-            diesel::update(tenants::table.filter(tenants::context_id.eq(ctx.as_str())))
-                .set((
-                    tenants::system_token_ciphertext.eq(fresh.bytes),
-                    tenants::system_token_key_version.eq(fresh.key_version),
-                ))
-                .execute(conn)
-                .await?;
-            counts.0 += 1;
-        }
-        let ticket: Option<(Vec<u8>, i16)> = tickets::table
-            .find(ctx.as_str())
-            .select((tickets::ciphertext, tickets::key_version))
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?;
-        if let Some((bytes, version)) = ticket
-            && let Some(fresh) = rewrap(
-                cipher,
-                &ctx,
-                SecretKind::Ticket,
-                Encrypted {
-                    key_version: version,
-                    bytes,
-                },
-            )?
-        {
-            diesel::update(tickets::table.find(ctx.as_str()))
-                .set((
-                    tickets::ciphertext.eq(fresh.bytes),
-                    tickets::key_version.eq(fresh.key_version),
-                ))
-                .execute(conn)
-                .await?;
-            counts.1 += 1;
-        }
-        Ok(counts)
+        let token = reencrypt_stored(conn, cipher, &ctx, &TOKEN).await?;
+        let ticket = reencrypt_stored(conn, cipher, &ctx, &TICKET).await?;
+        Ok((usize::from(token), usize::from(ticket)))
     })
     .await
+}
+
+/// Where a tenant's secret of one kind is stored: the statements that lock it and write it back
+/// (`$1` the context id; `$2` and `$3` the ciphertext and its key version).
+struct Stored {
+    kind: SecretKind,
+    lock: &'static str,
+    write: &'static str,
+}
+
+/// The system user token, in the tenant's row.
+const TOKEN: Stored = Stored {
+    kind: SecretKind::SystemUserToken,
+    lock: "SELECT system_token_ciphertext AS bytes, system_token_key_version AS key_version \
+           FROM tenants WHERE context_id = $1 FOR UPDATE",
+    write: "UPDATE tenants SET system_token_ciphertext = $2, system_token_key_version = $3 \
+            WHERE context_id = $1",
+};
+
+/// The cached ticket, in its own row.
+const TICKET: Stored = Stored {
+    kind: SecretKind::Ticket,
+    lock: "SELECT ciphertext AS bytes, key_version FROM tickets WHERE context_id = $1 FOR UPDATE",
+    write: "UPDATE tickets SET ciphertext = $2, key_version = $3 WHERE context_id = $1",
+};
+
+#[derive(QueryableByName)]
+struct StoredValue {
+    #[diesel(sql_type = Nullable<Bytea>)]
+    bytes: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<SmallInt>)]
+    key_version: Option<i16>,
+}
+
+/// Re-encrypts the tenant's secret stored as `stored` says, under a lock, unless it is under the
+/// current key and format already or there is none. Says whether it did.
+async fn reencrypt_stored(
+    conn: &mut AsyncPgConnection,
+    cipher: &Cipher,
+    ctx: &ContextId,
+    stored: &Stored,
+) -> Result<bool, DbError> {
+    let value: Option<StoredValue> = diesel::sql_query(stored.lock)
+        .bind::<Text, _>(ctx.as_str())
+        .get_result(conn)
+        .await
+        .optional()?;
+    let Some(StoredValue {
+        bytes: Some(bytes),
+        key_version: Some(key_version),
+    }) = value
+    else {
+        return Ok(false);
+    };
+    let Some(fresh) = rewrap(cipher, ctx, stored.kind, Encrypted { key_version, bytes })? else {
+        return Ok(false);
+    };
+    diesel::sql_query(stored.write)
+        .bind::<Text, _>(ctx.as_str())
+        .bind::<Bytea, _>(fresh.bytes)
+        .bind::<SmallInt, _>(fresh.key_version)
+        .execute(conn)
+        .await?;
+    Ok(true)
 }
 
 /// The value re-encrypted, or `None` when it is under the current key and format already.

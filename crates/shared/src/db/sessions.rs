@@ -10,8 +10,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use super::audit::{self, NewAuditEvent};
+use super::audit;
 use super::models::AuditAction;
+use super::operator::ByOperator;
 use super::schema::web_sessions;
 use super::{DbError, Prepared};
 
@@ -151,20 +152,18 @@ pub async fn delete(conn: &mut AsyncPgConnection, id_hash: &[u8]) -> Result<(), 
 }
 
 /// Ends every session signed in to a tenant and records who did it. Returns how many ended.
-#[tracing::instrument(skip_all, fields(tenant = context_id))]
+#[tracing::instrument(skip_all, fields(tenant = by.context_id))]
 pub async fn end_for_tenant(
     conn: &mut AsyncPgConnection,
-    context_id: &str,
-    actor: &str,
+    by: ByOperator<'_>,
 ) -> Result<usize, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         let ended =
-            diesel::delete(web_sessions::table.filter(web_sessions::context_id.eq(context_id)))
+            diesel::delete(web_sessions::table.filter(web_sessions::context_id.eq(by.context_id)))
                 .execute(conn)
                 .await?;
         let detail = serde_json::json!({ "sessions": ended });
-        let event = NewAuditEvent::tenant(context_id, AuditAction::SessionsEnded, actor, detail);
-        audit::record(conn, event).await?;
+        audit::record(conn, by.event(AuditAction::SessionsEnded, detail)).await?;
         Ok(ended)
     })
     .await

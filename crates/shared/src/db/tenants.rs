@@ -7,6 +7,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::audit::{self, NewAuditEvent};
 use super::models::{AuditAction, Tenant, TenantState};
+use super::operator::ByOperator;
 use super::schema::{tenants, tickets};
 use super::{DbError, notify_work};
 use crate::crypto::at_rest::Encrypted;
@@ -304,17 +305,13 @@ fn state_changed<'a>(
 
 /// An operator's disable (the CLI's `tenants disable` and the console's): the tenant stops, its token and
 /// work are kept, audited as `state_changed` to `disabled`. `operator::enable` undoes it. False: no tenant.
-pub async fn disable(
-    conn: &mut AsyncPgConnection,
-    context_id: &str,
-    actor: &str,
-) -> Result<bool, DbError> {
+pub async fn disable(conn: &mut AsyncPgConnection, by: ByOperator<'_>) -> Result<bool, DbError> {
     set_state(
         conn,
-        context_id,
+        by.context_id,
         TenantState::Disabled,
         "disabled by an operator",
-        actor,
+        by.actor,
     )
     .await
 }
@@ -517,22 +514,21 @@ pub async fn record_so_state(
 /// operator gets another chance (SuperOffice's own states, suspended and deleted, are left alone).
 pub async fn operator_retry(
     conn: &mut AsyncPgConnection,
-    context_id: &str,
-    actor: &str,
+    by: ByOperator<'_>,
 ) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
-        let Some(tenant) = find(conn, context_id).await? else {
+        let Some(tenant) = find(conn, by.context_id).await? else {
             return Ok(false);
         };
         let state = tenant.state;
         let transition = lifecycle::next(
             state,
             &Event::OperatorRetry {
-                has_token: tenant.system_token_ciphertext.is_some(),
+                has_token: tenant.system_token.is_some(),
             },
         );
         let new_state = transition.to;
-        diesel::update(row(context_id))
+        diesel::update(row(by.context_id))
             .set((
                 tenants::state.eq(new_state),
                 tenants::next_attempt_at.eq(Some(Utc::now())),
@@ -543,7 +539,7 @@ pub async fn operator_retry(
             .execute(conn)
             .await?;
         let detail = serde_json::json!({ "from": state.as_str(), "to": new_state.as_str() });
-        let event = NewAuditEvent::tenant(context_id, AuditAction::OperatorRetry, actor, detail);
+        let event = by.event(AuditAction::OperatorRetry, detail);
         audit::record_waking(conn, event, transition.effects.wake).await?;
         Ok(true)
     })
@@ -551,20 +547,11 @@ pub async fn operator_retry(
 }
 
 /// Removes a tenant's token, ticket and work; only the audit trail remains, with a record of the purge.
-pub async fn purge(
-    conn: &mut AsyncPgConnection,
-    context_id: &str,
-    actor: &str,
-) -> Result<bool, DbError> {
+pub async fn purge(conn: &mut AsyncPgConnection, by: ByOperator<'_>) -> Result<bool, DbError> {
     conn.transaction::<_, DbError, _>(async move |conn| {
         // tickets and work_requests go with the row (ON DELETE CASCADE).
-        let removed = diesel::delete(row(context_id)).execute(conn).await?;
-        let event = NewAuditEvent::tenant(
-            context_id,
-            AuditAction::TenantPurged,
-            actor,
-            serde_json::json!({}),
-        );
+        let removed = diesel::delete(row(by.context_id)).execute(conn).await?;
+        let event = by.event(AuditAction::TenantPurged, serde_json::json!({}));
         audit::record_if_changed(conn, removed, event, false).await
     })
     .await

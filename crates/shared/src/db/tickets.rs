@@ -137,27 +137,39 @@ pub async fn find(
         .optional()?)
 }
 
-/// Records a use: SuperOffice's six-hour expiry slides from the last use.
-pub async fn touch(
-    conn: &mut AsyncPgConnection,
-    context_id: &str,
-    at: DateTime<Utc>,
-) -> Result<(), DbError> {
-    diesel::update(tickets::table.find(context_id))
-        .set(tickets::last_used_at.eq(at))
-        .execute(conn)
-        .await?;
-    Ok(())
+/// What the tenant API did with a ticket, and when: it accepted it (SuperOffice's six-hour expiry
+/// slides from the last use) or refused it (the next use exchanges anew).
+#[derive(Debug, Clone, Copy, AsChangeset)]
+#[diesel(table_name = tickets)]
+pub struct TicketUse {
+    last_used_at: Option<DateTime<Utc>>,
+    rejected_at: Option<DateTime<Utc>>,
 }
 
-/// Marks the ticket refused by the tenant API; the next use exchanges anew.
-pub async fn mark_rejected(
+impl TicketUse {
+    pub fn accepted(at: DateTime<Utc>) -> Self {
+        Self {
+            last_used_at: Some(at),
+            rejected_at: None,
+        }
+    }
+
+    pub fn refused(at: DateTime<Utc>) -> Self {
+        Self {
+            last_used_at: None,
+            rejected_at: Some(at),
+        }
+    }
+}
+
+/// Records a use of a tenant's ticket.
+pub async fn record_use(
     conn: &mut AsyncPgConnection,
     context_id: &str,
-    at: DateTime<Utc>,
+    used: TicketUse,
 ) -> Result<(), DbError> {
     diesel::update(tickets::table.find(context_id))
-        .set(tickets::rejected_at.eq(Some(at)))
+        .set(used)
         .execute(conn)
         .await?;
     Ok(())

@@ -34,7 +34,8 @@ async fn schema_rs_matches_the_migrated_database() {
         .await
         .unwrap();
     assert_eq!(tenant.context_id, "Cust1");
-    assert_eq!(tenant.system_token_key_version, Some(1));
+    let token = tenant.system_token.unwrap();
+    assert_eq!((token.key_version, token.bytes), (1, vec![0]));
     audit::record(
         &mut conn,
         NewAuditEvent {

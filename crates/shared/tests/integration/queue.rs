@@ -193,7 +193,7 @@ async fn capture_creates_replaces_and_confirms() {
     assert!(!has_ticket(&mut conn, "Cust1").await, "ticket dropped");
     let tenant = tenant(&mut conn, "Cust1").await;
     assert_eq!(tenant.token_generation, 2);
-    assert_eq!(tenant.system_token_ciphertext.as_deref(), Some(&b"b"[..]));
+    assert_eq!(tenant.system_token.unwrap().bytes, b"b");
     let events = shared::db::audit::recent_for_tenant(&mut conn, "Cust1", 10)
         .await
         .unwrap();
@@ -378,10 +378,18 @@ async fn idle_tenants_are_given_back_in_one_statement_and_work_queued_meanwhile_
     // Work arrives for Cust1001 after the claim read its open work (none then).
     let (_db, mut conn, claimed) = pass_with_new_work(3, "Cust1001").await;
     assert!(claimed.iter().all(|c| !c.has_open_work));
-    let ids: Vec<i64> = claimed.iter().map(|c| c.tenant.id).collect();
+    let idle: Vec<queue::Release> = claimed
+        .iter()
+        .map(|c| queue::Release {
+            context_id: c.tenant.context_id.clone(),
+            next_attempt_at: None,
+            so_state: None,
+            so_state_checked_at: None,
+        })
+        .collect();
     // Another owner cannot give them back; the holder gives back all three at once.
-    only_the_holder_gives_back(&mut conn, &ids, 3, async |conn, ids, owner| {
-        queue::release_idle(conn, ids, owner).await.unwrap()
+    only_the_holder_gives_back(&mut conn, &idle, 3, async |conn, releases, owner| {
+        queue::release_many(conn, releases, owner).await.unwrap()
     })
     .await;
     let leased: i64 = tenants::table
@@ -493,7 +501,7 @@ async fn ended_passes_are_given_back_together_each_with_its_time_and_observed_st
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_tenant_once() {
-    use shared::db::tickets::{NewTicket, Obtained, store_obtained};
+    use shared::db::tickets::{NewTicket, Obtained, TicketUse, store_obtained};
 
     let (_db, mut conn) = TestDatabase::connected().await;
     seed(&mut conn, 1).await;
@@ -533,7 +541,7 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
     assert!(tenant.last_success_at.is_some());
     assert!(tenant.lease_owner.is_none(), "the lease is not touched");
     // Tickets are replaced, a rejection mark is cleared, and an active tenant is not "activated" again.
-    tickets::mark_rejected(&mut conn, "Cust1000", Utc::now())
+    tickets::record_use(&mut conn, "Cust1000", TicketUse::refused(Utc::now()))
         .await
         .unwrap();
     assert!(
@@ -542,7 +550,7 @@ async fn an_obtained_ticket_is_stored_with_its_audit_and_activates_a_pending_ten
             .unwrap()
     );
     let ticket = tickets::find(&mut conn, "Cust1000").await.unwrap().unwrap();
-    assert_eq!(ticket.ciphertext, b"second");
+    assert_eq!(ticket.encrypted.bytes, b"second");
     assert_eq!(ticket.token_generation, 2);
     assert!(ticket.rejected_at.is_none());
     assert_eq!(ticket.last_used_at, ticket.issued_at);

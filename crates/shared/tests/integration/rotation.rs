@@ -79,23 +79,20 @@ async fn rotation_reencrypts_tokens_and_tickets_under_the_new_key() {
         .await
         .unwrap()
         .unwrap();
-    let token = Encrypted {
-        key_version: tenant.system_token_key_version.unwrap(),
-        bytes: tenant.system_token_ciphertext.unwrap(),
-    };
+    let token = tenant.system_token.unwrap();
     let plain = new_only
         .decrypt_string(&ContextId::parse("Cust2").unwrap(), TOKEN, &token)
         .unwrap();
     assert_eq!(plain.expose_secret(), "App-Cust2");
     let stored = tickets::find(&mut conn, "Cust1").await.unwrap().unwrap();
-    assert_eq!(stored.key_version, 2);
+    assert_eq!(stored.encrypted.key_version, 2);
     let plain = new_only
         .decrypt_string(
             &id,
             TICKET,
             &Encrypted {
                 key_version: 2,
-                bytes: stored.ciphertext,
+                bytes: stored.encrypted.bytes,
             },
         )
         .unwrap();
@@ -137,7 +134,7 @@ async fn rotation_without_the_old_key_stops_naming_the_tenant() {
         .unwrap()
         .unwrap();
     assert_eq!(
-        tenant.system_token_ciphertext,
+        tenant.system_token.map(|stored| stored.bytes),
         Some(token.bytes),
         "left unchanged"
     );

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use shared::db::operator::ByOperator;
 use shared::db::schema::web_sessions;
 use shared::db::sessions::{self, Lifetime, SessionRow};
 use testkit::TestDatabase;
@@ -146,9 +147,15 @@ async fn ending_a_tenants_sessions_leaves_the_others_and_is_audited() {
         sessions::insert(&mut conn, row(hash, ctx)).await.unwrap();
     }
     assert_eq!(
-        sessions::end_for_tenant(&mut conn, "Cust1", "operator:test")
-            .await
-            .unwrap(),
+        sessions::end_for_tenant(
+            &mut conn,
+            ByOperator {
+                context_id: "Cust1",
+                actor: "operator:test"
+            }
+        )
+        .await
+        .unwrap(),
         2
     );
     let event =

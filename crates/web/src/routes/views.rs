@@ -41,7 +41,7 @@ impl TenantView {
             TenantState::Deleted => "The tenant was deleted in SuperOffice".to_owned(),
             TenantState::Disabled => "Disabled by the partner's operator".to_owned(),
         };
-        let can_queue = state.allows_work() && tenant.system_token_ciphertext.is_some();
+        let can_queue = state.allows_work() && tenant.system_token.is_some();
         let blocked_reason = match state {
             TenantState::Revoked | TenantState::Expired | TenantState::Denied | TenantState::NeedsReapproval => {
                 "The system user cannot work in this tenant until an administrator signs in here and approves the application again.".to_owned()
@@ -92,7 +92,7 @@ impl TenantView {
 /// The ticket state in words: none, valid until, refreshing, rejected.
 pub fn ticket_text(tenant: &Tenant, ticket: Option<&StoredTicket>, now: DateTime<Utc>) -> String {
     match ticket {
-        None if tenant.system_token_ciphertext.is_some() && tenant.state.allows_work() => {
+        None if tenant.system_token.is_some() && tenant.state.allows_work() => {
             "no ticket yet: being obtained".to_owned()
         }
         None => "no ticket".to_owned(),

@@ -8,6 +8,7 @@ use diesel::sql_types::{Bytea, Text};
 use diesel_async::RunQueryDsl;
 use secrecy::ExposeSecret;
 use shared::crypto::at_rest::{Cipher, Encrypted};
+use shared::db::operator::ByOperator;
 use shared::db::sessions::Lifetime;
 use web::session_store::PgSessionStore;
 
@@ -131,9 +132,15 @@ async fn attack_stolen_cookie_replayed_after_end_sessions_is_refused() {
     let app = TestApp::with_sim(&[]).await;
     let stolen = signed_in(&app).await;
     let mut conn = app.pool.get().await.unwrap();
-    let ended = shared::db::sessions::end_for_tenant(&mut conn, TENANT, "operator:test")
-        .await
-        .unwrap();
+    let ended = shared::db::sessions::end_for_tenant(
+        &mut conn,
+        ByOperator {
+            context_id: TENANT,
+            actor: "operator:test",
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(ended, 1);
     let before = Snapshot::take(&app.pool, &ALL_SESSIONS).await;
     assert!(before.contains("sessions_ended"), "{before}");

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use secrecy::ExposeSecret;
-use shared::crypto::at_rest::{Cipher, Encrypted, SecretKind};
+use shared::crypto::at_rest::{Cipher, SecretKind};
 use shared::db::models::Tenant;
 use shared::db::schema::{audit_events, tenants};
 use shared::domain::ContextId;
@@ -48,12 +48,12 @@ fn cipher() -> Cipher {
 
 fn stored_token(tenant: &Tenant) -> String {
     let ctx = ContextId::parse(&tenant.context_id).unwrap();
-    let encrypted = Encrypted {
-        key_version: tenant.system_token_key_version.unwrap(),
-        bytes: tenant.system_token_ciphertext.clone().unwrap(),
-    };
     cipher()
-        .decrypt_string(&ctx, SecretKind::SystemUserToken, &encrypted)
+        .decrypt_string(
+            &ctx,
+            SecretKind::SystemUserToken,
+            tenant.system_token.as_ref().unwrap(),
+        )
         .unwrap()
         .expose_secret()
         .to_owned()
@@ -85,7 +85,7 @@ async fn an_administrator_sign_in_captures_the_encrypted_token() {
         .unwrap()
         .system_token
         .unwrap();
-    let ciphertext = tenant.system_token_ciphertext.clone().unwrap();
+    let ciphertext = tenant.system_token.clone().unwrap().bytes;
     assert!(
         !ciphertext
             .windows(sim_token.len())
@@ -121,10 +121,7 @@ async fn an_ordinary_user_never_changes_the_stored_token() {
     let before = tenant_rows(&admin).await;
     WebUser::new(&admin.address).sign_in_as(USER).await;
     let after = tenant_rows(&admin).await;
-    assert_eq!(
-        before[0].system_token_ciphertext,
-        after[0].system_token_ciphertext
-    );
+    assert_eq!(before[0].system_token, after[0].system_token);
     assert_eq!(before[0].token_generation, after[0].token_generation);
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use shared::config::{Settings, Sources};
 use superoffice_sim::TEST_CLIENT_ID;
 use superoffice_sim::modes::{Mode, RefusalAs, Refusals, Signing, StateApi, Wording};
 
@@ -361,15 +362,24 @@ async fn an_unrecognised_refusal_for_every_tenant_opens_the_circuit_too() {
 #[tokio::test]
 async fn a_wrong_client_secret_opens_the_circuit_and_a_corrected_restart_does_the_work() {
     let (mut w, requests) = three_tenants().await;
-    let right = w.settings.superoffice.client_secret.clone();
-    w.settings.superoffice.client_secret = Some(secrecy::SecretString::from("not-the-secret"));
+    // The application configured with a wrong secret, as an operator might.
+    let mut env = w.env.clone();
+    env.insert(
+        "PARTNER_SUPEROFFICE__CLIENT_SECRET".to_owned(),
+        "not-the-secret".to_owned(),
+    );
+    let wrong = Settings::from_sources(&Sources { file: None, env })
+        .unwrap()
+        .superoffice
+        .application;
+    let right = std::mem::replace(&mut w.settings.superoffice.application, wrong);
     let daemon = w.daemon();
     daemon.run_once().await.unwrap();
     assert_paused(&w, &daemon, &requests).await;
     assert!(daemon.circuit().open_reason().unwrap().contains("denied"));
 
     // The operator corrects the secret and restarts the service.
-    w.settings.superoffice.client_secret = right;
+    w.settings.superoffice.application = right;
     let daemon = w.daemon();
     until_all_done(&w, &daemon, &requests).await;
     w.sim.stop().await;

@@ -27,7 +27,7 @@ pub async fn post(
     let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
     let can_work = tenant
         .as_ref()
-        .is_some_and(|t| t.system_token_ciphertext.is_some() && t.state.allows_work());
+        .is_some_and(|t| t.system_token.is_some() && t.state.allows_work());
     if !can_work {
         return Err(WebError::BadRequest(
             "The system user cannot work in this tenant yet: an administrator must sign in and approve the application."

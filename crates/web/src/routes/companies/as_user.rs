@@ -1,8 +1,8 @@
 //! `POST /companies/as-user`: creates a company now, with the signed-in user's own credentials.
 
 use actix_web::{HttpResponse, web};
-use chrono::Utc;
-use secrecy::SecretString;
+use chrono::{TimeDelta, Utc};
+use secrecy::ExposeSecret;
 use shared::domain::{ContextId, Ticket};
 use shared::tenant::{TenantCredentials, TenantError};
 
@@ -24,8 +24,8 @@ pub async fn post(
     crate::session::require_csrf(&session, &form.csrf_token)?;
     let name = form.company_name()?;
     let ctx = ContextId::parse(&user.context_id).map_err(|e| WebError::Unexpected(e.into()))?;
-    if user.access_token.is_some()
-        && user.access_expires_at - Utc::now().timestamp() < RENEW_MARGIN_SECS
+    if user.credentials.access_token.is_some()
+        && user.credentials.access_expires_at - Utc::now() < TimeDelta::seconds(RENEW_MARGIN_SECS)
     {
         renew(&state, &session, &mut user).await?;
     }
@@ -37,7 +37,7 @@ pub async fn post(
         .create_company(&ctx, &credentials(&user)?, &name)
         .await;
     if matches!(result, Err(TenantError::AccessTokenRejected { .. }))
-        && user.refresh_token.is_some()
+        && user.credentials.refresh_token.is_some()
     {
         renew(&state, &session, &mut user).await?;
         result = state
@@ -72,11 +72,11 @@ pub async fn post(
 
 /// The user's own credentials: the access token of the code flow, or the ticket of a legacy sign-in.
 fn credentials(user: &SessionUser) -> Result<TenantCredentials, WebError> {
-    if let Some(token) = &user.access_token {
-        return Ok(TenantCredentials::User(SecretString::from(token.clone())));
+    if let Some(token) = &user.credentials.access_token {
+        return Ok(TenantCredentials::User(token.secret().clone()));
     }
-    match &user.user_ticket {
-        Some(ticket) => Ticket::parse(ticket.clone())
+    match &user.credentials.user_ticket {
+        Some(ticket) => Ticket::parse(ticket.secret().expose_secret())
             .map(TenantCredentials::SystemUser)
             .map_err(|e| WebError::Unexpected(e.into())),
         None => Err(WebError::SignIn(
@@ -91,8 +91,7 @@ async fn renew(
     session: &TypedSession,
     user: &mut SessionUser,
 ) -> Result<(), WebError> {
-    use secrecy::ExposeSecret;
-    let Some(refresh) = user.refresh_token.clone() else {
+    let Some(refresh) = user.credentials.refresh_token.clone() else {
         return Err(WebError::SignIn(
             "your sign-in has expired; sign in again".into(),
         ));
@@ -101,7 +100,7 @@ async fn renew(
         .clients
         .superid
         .oidc
-        .refresh(&SecretString::from(refresh))
+        .refresh(refresh.secret())
         .await
         .map_err(|e| {
             if e.is_invalid_grant() {
@@ -110,11 +109,7 @@ async fn renew(
                 WebError::Upstream(e.to_string())
             }
         })?;
-    user.access_token = Some(tokens.access_token.expose_secret().to_owned());
-    user.access_expires_at = tokens.expires_at.timestamp();
-    if let Some(refresh) = tokens.refresh_token {
-        user.refresh_token = Some(refresh.expose_secret().to_owned());
-    }
+    user.credentials.renew(tokens);
     session
         .update_user(user)
         .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))

@@ -18,7 +18,9 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 use shared::db::DbError;
 use shared::db::models::TenantState;
-use shared::db::operator::{self, EnableOutcome, QueryCounter, TenantFilter, TenantRow};
+use shared::db::operator::{
+    self, ByOperator, EnableOutcome, QueryCounter, TenantFilter, TenantRow,
+};
 use shared::domain::ContextId;
 
 use crate::errors::WebError;
@@ -480,20 +482,21 @@ pub async fn act(
     let ctx = context_id(&raw_ctx)?;
     operator.require_csrf(&form.csrf_token)?;
     let actor = operator.actor.as_str();
+    let by = ByOperator::new(&ctx, actor);
     let mut conn = state.conn().await?;
     let missing = || WebError::NotFound(format!("There is no tenant {ctx}."));
     match action.as_str() {
         "retry" => {
-            if !shared::db::tenants::operator_retry(&mut conn, ctx.as_str(), actor).await? {
+            if !shared::db::tenants::operator_retry(&mut conn, by).await? {
                 return Err(missing());
             }
         }
         "disable" => {
-            if !shared::db::tenants::disable(&mut conn, ctx.as_str(), actor).await? {
+            if !shared::db::tenants::disable(&mut conn, by).await? {
                 return Err(missing());
             }
         }
-        "enable" => match operator::enable(&mut conn, ctx.as_str(), actor).await? {
+        "enable" => match operator::enable(&mut conn, by).await? {
             EnableOutcome::Enabled => {}
             EnableOutcome::NotDisabled(now) => {
                 return Err(WebError::BadRequest(format!(
@@ -508,14 +511,14 @@ pub async fn act(
                     "To purge, type the context id {ctx} in the confirmation field; nothing was removed."
                 )));
             }
-            if !shared::db::tenants::purge(&mut conn, ctx.as_str(), actor).await? {
+            if !shared::db::tenants::purge(&mut conn, by).await? {
                 return Err(missing());
             }
             tracing::info!(tenant = %ctx, actor, "tenant purged from the operator console");
             return Ok(see_other(&format!("/operator?purged={}", ctx.as_str())));
         }
         _ => {
-            shared::db::sessions::end_for_tenant(&mut conn, ctx.as_str(), actor).await?;
+            shared::db::sessions::end_for_tenant(&mut conn, by).await?;
         }
     }
     tracing::info!(tenant = %ctx, actor, action, "operator action");

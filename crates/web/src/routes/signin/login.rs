@@ -9,7 +9,7 @@ use shared::superid::validation::ValidationError;
 
 use super::capture::capture_if_administrator;
 use crate::errors::WebError;
-use crate::session::{SessionUser, TypedSession};
+use crate::session::{SessionUser, TypedSession, UserCredentials};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -169,22 +169,16 @@ async fn finish(
 }
 
 fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> SessionUser {
-    use secrecy::ExposeSecret;
     let display_name = claims
         .associate
         .name
         .full()
         .or_else(|| claims.user.login_name().map(str::to_owned))
         .unwrap_or_else(|| "SuperOffice user".to_owned());
-    let (access_token, access_expires_at, refresh_token, user_ticket) = match credentials {
-        Credentials::Tokens(tokens) => (
-            Some(tokens.access_token.expose_secret().to_owned()),
-            tokens.expires_at.timestamp(),
-            tokens.refresh_token.map(|t| t.expose_secret().to_owned()),
-            None,
-        ),
+    let credentials = match credentials {
+        Credentials::Tokens(tokens) => UserCredentials::from_tokens(tokens),
         Credentials::LegacyTicket(ticket) => {
-            (None, claims.token.expires_at.timestamp(), None, ticket)
+            UserCredentials::legacy(ticket, claims.token.expires_at)
         }
     };
     SessionUser {
@@ -206,10 +200,7 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
             .webapi_url
             .as_ref()
             .map(ToString::to_string),
-        access_token,
-        access_expires_at,
-        refresh_token,
-        user_ticket,
+        credentials,
     }
 }
 

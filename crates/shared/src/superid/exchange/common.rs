@@ -442,7 +442,8 @@ impl ExchangeCore {
                 ctx,
                 signed: &signed,
             };
-            let answer = V::read(&attempt, &http::fetch(V::WHAT, V::request(&attempt)).await?)?;
+            let answer = http::fetch(V::WHAT, V::request(&attempt)).await?;
+            let answer = V::read(&attempt, &answer)?;
             if answer.is_successful {
                 let jwt = answer.token.ok_or_else(|| ExchangeError::Malformed {
                     tenant: ctx.clone(),

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use shared::crypto::constant_time_eq;
+use shared::domain::ContextId;
 use shared::superid::oidc::{PendingSignIn, UserTokens};
 
 use crate::errors::WebError;
@@ -25,14 +26,21 @@ pub struct SessionUser {
     pub subject: String,
     pub display_name: String,
     pub email: Option<String>,
-    pub context_id: String,
-    pub company_name: Option<String>,
     pub is_administrator: bool,
     pub associate_id: Option<String>,
-    pub webapi_url: Option<String>,
-    /// Kept beside the fields above in the session's state.
+    /// The groups below are kept beside the fields above in the session's state.
+    #[serde(flatten)]
+    pub tenant: SessionTenant,
     #[serde(flatten)]
     pub credentials: UserCredentials,
+}
+
+/// The tenant the user signed in to, as their id_token named it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionTenant {
+    pub context_id: ContextId,
+    pub company_name: Option<String>,
+    pub webapi_url: Option<String>,
 }
 
 /// How the signed-in user calls the tenant's API themselves: the tokens of the code flow, or the
@@ -222,11 +230,13 @@ mod tests {
             subject: "ada@example.com".into(),
             display_name: "Ada".into(),
             email: None,
-            context_id: "Cust1".into(),
-            company_name: None,
             is_administrator: false,
             associate_id: None,
-            webapi_url: None,
+            tenant: SessionTenant {
+                context_id: ContextId::parse("Cust1").unwrap(),
+                company_name: None,
+                webapi_url: None,
+            },
             credentials,
         }
     }

@@ -24,7 +24,7 @@ pub async fn post(
     }
     let name = form.company_name()?;
     let mut conn = state.conn().await?;
-    let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
+    let tenant = shared::db::tenants::find(&mut conn, &user.tenant.context_id).await?;
     let can_work = tenant
         .as_ref()
         .is_some_and(|t| t.system_token.is_some() && t.state.allows_work());
@@ -36,7 +36,7 @@ pub async fn post(
     }
     let queued = shared::db::work_limits::enqueue_create_company_within(
         &mut conn,
-        &user.context_id,
+        &user.tenant.context_id,
         &name,
         &user.subject,
         state.work_limits,
@@ -46,12 +46,12 @@ pub async fn post(
         Ok(request) => request,
         Err(exceeded) => {
             metrics::counter!("partner_web_work_refused_total", "reason" => "limit").increment(1);
-            tracing::warn!(tenant = %user.context_id, limit = ?exceeded, "work refused: over a limit");
+            tracing::warn!(tenant = %user.tenant.context_id, limit = ?exceeded, "work refused: over a limit");
             return Err(WebError::TooManyRequests(exceeded.to_string()));
         }
     };
     metrics::counter!("partner_web_work_queued_total").increment(1);
-    tracing::info!(tenant = %user.context_id, work_request = request.id, "company creation queued for the system user");
+    tracing::info!(tenant = %user.tenant.context_id, work_request = request.id, "company creation queued for the system user");
     Ok(HttpResponse::SeeOther()
         .insert_header(("Location", format!("/companies/requests/{}", request.id)))
         .finish())

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, web};
 use chrono::{TimeDelta, Utc};
 use secrecy::ExposeSecret;
-use shared::domain::{ContextId, Ticket};
+use shared::domain::Ticket;
 use shared::tenant::{TenantCredentials, TenantError};
 
 use super::CompanyForm;
@@ -23,7 +23,7 @@ pub async fn post(
     let mut user = crate::session::require_user(&session)?;
     crate::session::require_csrf(&session, &form.csrf_token)?;
     let name = form.company_name()?;
-    let ctx = ContextId::parse(&user.context_id).map_err(|e| WebError::Unexpected(e.into()))?;
+    let ctx = user.tenant.context_id.clone();
     if user.credentials.access_token.is_some()
         && user.credentials.access_expires_at - Utc::now() < TimeDelta::seconds(RENEW_MARGIN_SECS)
     {

@@ -22,9 +22,12 @@ pub async fn get(
 ) -> Result<RequestPage, WebError> {
     let mut conn = state.conn().await?;
     // Scoped to the user's own tenant: another tenant's request id is simply not found.
-    let request = shared::db::work::find_for_tenant(&mut conn, &user.context_id, path.into_inner())
-        .await?
-        .ok_or_else(|| WebError::NotFound("There is no such request for your tenant.".into()))?;
+    let request =
+        shared::db::work::find_for_tenant(&mut conn, &user.tenant.context_id, path.into_inner())
+            .await?
+            .ok_or_else(|| {
+                WebError::NotFound("There is no such request for your tenant.".into())
+            })?;
     Ok(RequestPage {
         item: WorkView::new(&request),
     })

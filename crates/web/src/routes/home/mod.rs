@@ -35,12 +35,13 @@ pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<Ho
     let (tenant, work) = match &user {
         Some(user) => {
             let mut conn = state.conn().await?;
-            let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
+            let tenant = shared::db::tenants::find(&mut conn, &user.tenant.context_id).await?;
             let ticket = match tenant {
-                Some(_) => shared::db::tickets::find(&mut conn, &user.context_id).await?,
+                Some(_) => shared::db::tickets::find(&mut conn, &user.tenant.context_id).await?,
                 None => None,
             };
-            let work = shared::db::work::recent_for_tenant(&mut conn, &user.context_id, 5).await?;
+            let work =
+                shared::db::work::recent_for_tenant(&mut conn, &user.tenant.context_id, 5).await?;
             (
                 tenant.map(|t| TenantView::new(&t, ticket.as_ref())),
                 work.iter().map(WorkView::new).collect(),
@@ -52,10 +53,13 @@ pub async fn get(session: TypedSession, state: web::Data<AppState>) -> Result<Ho
         crate::routes::companies::system_user_refusal(state.system_user_actions, user)
     });
     let operator = user.as_ref().is_some_and(|user| {
-        state
-            .operators
-            .iter()
-            .any(|op| op.matches(&user.context_id, &user.subject, user.email.as_deref()))
+        state.operators.iter().any(|op| {
+            op.matches(
+                &user.tenant.context_id,
+                &user.subject,
+                user.email.as_deref(),
+            )
+        })
     });
     Ok(HomePage {
         system_user_refusal,

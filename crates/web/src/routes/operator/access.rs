@@ -57,10 +57,13 @@ fn require_operator(session: TypedSession, state: &AppState) -> Result<SignedInO
     let Ok(Some(user)) = session.user() else {
         return Err(not_found());
     };
-    let listed = state
-        .operators
-        .iter()
-        .any(|op| op.matches(&user.context_id, &user.subject, user.email.as_deref()));
+    let listed = state.operators.iter().any(|op| {
+        op.matches(
+            &user.tenant.context_id,
+            &user.subject,
+            user.email.as_deref(),
+        )
+    });
     if !listed {
         return Err(not_found());
     }

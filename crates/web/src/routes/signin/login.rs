@@ -9,7 +9,7 @@ use shared::superid::validation::ValidationError;
 
 use super::capture::capture_if_administrator;
 use crate::errors::WebError;
-use crate::session::{SessionUser, TypedSession, UserCredentials};
+use crate::session::{SessionTenant, SessionUser, TypedSession, UserCredentials};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -190,16 +190,18 @@ fn session_user(claims: &SuperOfficeClaims, credentials: Credentials) -> Session
             .unwrap_or_else(|| display_name.clone()),
         display_name,
         email: claims.user.email.clone(),
-        context_id: claims.tenant.context_id.to_string(),
-        company_name: claims.tenant.company_name.clone(),
         is_administrator: claims.associate.is_administrator,
         associate_id: claims.associate.id.map(|id| id.to_string()),
-        webapi_url: claims
-            .tenant
-            .urls
-            .webapi_url
-            .as_ref()
-            .map(ToString::to_string),
+        tenant: SessionTenant {
+            context_id: claims.tenant.context_id.clone(),
+            company_name: claims.tenant.company_name.clone(),
+            webapi_url: claims
+                .tenant
+                .urls
+                .webapi_url
+                .as_ref()
+                .map(ToString::to_string),
+        },
         credentials,
     }
 }

@@ -34,10 +34,11 @@ pub async fn get(
         .csrf_token()
         .map_err(|e| WebError::Unexpected(anyhow::anyhow!("writing the session: {e}")))?;
     let mut conn = state.conn().await?;
-    let tenant = shared::db::tenants::find(&mut conn, &user.context_id).await?;
-    let ticket = shared::db::tickets::find(&mut conn, &user.context_id).await?;
-    let work = shared::db::work::recent_for_tenant(&mut conn, &user.context_id, 20).await?;
-    let events = shared::db::audit::recent_for_tenant(&mut conn, &user.context_id, 20).await?;
+    let tenant = shared::db::tenants::find(&mut conn, &user.tenant.context_id).await?;
+    let ticket = shared::db::tickets::find(&mut conn, &user.tenant.context_id).await?;
+    let work = shared::db::work::recent_for_tenant(&mut conn, &user.tenant.context_id, 20).await?;
+    let events =
+        shared::db::audit::recent_for_tenant(&mut conn, &user.tenant.context_id, 20).await?;
     Ok(TenantPage {
         tenant: tenant.map(|t| TenantView::new(&t, ticket.as_ref())),
         work: work.iter().map(WorkView::new).collect(),

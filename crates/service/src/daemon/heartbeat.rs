@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use shared::db;
+use shared::db::operator::CircuitState;
 use tokio_util::sync::CancellationToken;
 
 use super::circuit::Circuit;
@@ -23,20 +24,15 @@ pub async fn run(pool: db::Pool, owner: String, circuit: Arc<Circuit>, cancel: C
     let started_at = Utc::now();
     loop {
         let circuit_state = if circuit.open_reason().is_some() {
-            "open"
+            CircuitState::Open
         } else {
-            "closed"
+            CircuitState::Closed
         };
         match pool.get().await {
             Ok(mut conn) => {
-                if let Err(e) = db::operator::heartbeat(
-                    &mut conn,
-                    &owner,
-                    &host,
-                    started_at,
-                    Some(circuit_state),
-                )
-                .await
+                if let Err(e) =
+                    db::operator::heartbeat(&mut conn, &owner, &host, started_at, circuit_state)
+                        .await
                 {
                     tracing::warn!(error = %e, "writing the instance heartbeat failed");
                 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 use metrics_exporter_prometheus::PrometheusHandle;
+use shared::db::operator::CircuitState;
 
 use super::circuit::Circuit;
 
@@ -26,7 +27,7 @@ pub fn start(
                     None => serde_json::json!({"status": "ok"}),
                     Some(reason) => serde_json::json!({
                         "status": "degraded",
-                        "circuit": "open",
+                        "circuit": CircuitState::Open,
                         "reason": reason,
                     }),
                 };

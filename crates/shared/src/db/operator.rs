@@ -341,7 +341,46 @@ pub struct ServiceInstance {
     pub host: String,
     pub started_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
-    pub circuit_state: Option<String>,
+    #[diesel(deserialize_as = Option<String>)]
+    pub circuit_state: ReportedCircuit,
+}
+
+text_enum! {
+    /// The daemon's circuit breaker, as an instance reports it in its heartbeat.
+    CircuitState, "circuit state" {
+        /// Work runs.
+        Closed,
+        /// A fault that hits every tenant alike paused the work.
+        Open,
+    }
+}
+
+/// An instance's circuit as its row says, read leniently: a word this version does not know (written
+/// by a newer instance during a rolling deploy) or none at all must not stop the console listing the
+/// instances, so it is kept as read. The column has no CHECK constraint for the same reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReportedCircuit {
+    Known(CircuitState),
+    Unknown(Option<String>),
+}
+
+impl From<Option<String>> for ReportedCircuit {
+    fn from(word: Option<String>) -> Self {
+        match word.as_deref().map(str::parse) {
+            Some(Ok(state)) => Self::Known(state),
+            _ => Self::Unknown(word),
+        }
+    }
+}
+
+impl std::fmt::Display for ReportedCircuit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Known(state) => f.write_str(state.as_str()),
+            Self::Unknown(None) => f.write_str("unknown"),
+            Self::Unknown(Some(word)) => write!(f, "unknown ({word})"),
+        }
+    }
 }
 
 /// Records that an instance is alive (inserted on its first beat, updated after).
@@ -350,7 +389,7 @@ pub async fn heartbeat(
     id: &str,
     host: &str,
     started_at: DateTime<Utc>,
-    circuit_state: Option<&str>,
+    circuit_state: CircuitState,
 ) -> Result<(), DbError> {
     let now = Utc::now();
     diesel::insert_into(service_instances::table)
@@ -680,4 +719,25 @@ pub async fn capture_latency(
     .bind::<Text, _>(AuditAction::TokenReplaced)
     .load(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reported_circuit_keeps_what_it_does_not_know() {
+        let read = |word: Option<&str>| ReportedCircuit::from(word.map(str::to_owned));
+        assert_eq!(
+            read(Some("open")),
+            ReportedCircuit::Known(CircuitState::Open)
+        );
+        assert_eq!(read(Some("closed")).to_string(), "closed");
+        assert_eq!(
+            read(Some("half_open")),
+            ReportedCircuit::Unknown(Some("half_open".into()))
+        );
+        assert_eq!(read(Some("half_open")).to_string(), "unknown (half_open)");
+        assert_eq!(read(None).to_string(), "unknown");
+    }
 }

@@ -129,12 +129,14 @@ async fn only_an_operator_gets_a_link_to_the_console_on_the_home_page() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_sees_the_console() {
     let app = operator_signed_in().await;
-    // Two partner-service instances: one beating, one silent for a minute and holding Cust10001's lease.
+    // Three partner-service instances: one beating, one silent for a minute and holding Cust10001's
+    // lease, and one of a newer version reporting a circuit word this one does not know.
     execute(
         &app,
         "INSERT INTO service_instances (id, host, started_at, last_seen_at, circuit_state) VALUES \
          ('alive-1', 'host-a', now() - interval '1 hour', now(), 'closed'), \
-         ('silent-2', 'host-b', now() - interval '2 hours', now() - interval '1 minute', 'open')",
+         ('silent-2', 'host-b', now() - interval '2 hours', now() - interval '1 minute', 'open'), \
+         ('newer-3', 'host-c', now() - interval '1 minute', now(), 'half_open')",
     )
     .await;
     execute(
@@ -161,6 +163,9 @@ async fn an_operator_sees_the_console() {
         alive.contains("closed") && alive.contains("none"),
         "{alive}"
     );
+    let newer = &list[list.find("newer-3").unwrap()..];
+    let newer = &newer[..newer.find("</tr>").unwrap()];
+    assert!(newer.contains("unknown (half_open)"), "{newer}");
     assert!(
         list.contains("href=\"/operator/tenants/Cust10001\""),
         "{list}"

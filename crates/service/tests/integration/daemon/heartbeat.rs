@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use shared::db::operator;
+use shared::db::operator::{self, CircuitState, ReportedCircuit};
 use tokio_util::sync::CancellationToken;
 
 use super::support::world;
@@ -21,7 +21,8 @@ async fn a_running_instance_beats_and_lists_its_leases_and_its_row_goes_when_it_
     w.eventually(Duration::from_secs(10), || async {
         let listed = operator::instances(&mut *w.conn().await).await.unwrap();
         listed.iter().any(|i| {
-            i.instance.id == "beating" && i.instance.circuit_state.as_deref() == Some("closed")
+            i.instance.id == "beating"
+                && i.instance.circuit_state == ReportedCircuit::Known(CircuitState::Closed)
         })
     })
     .await;

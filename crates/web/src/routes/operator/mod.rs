@@ -264,10 +264,7 @@ pub async fn list(
                     started: format_time(i.instance.started_at),
                     last_seen: format_time(i.instance.last_seen_at),
                     stale,
-                    circuit: i
-                        .instance
-                        .circuit_state
-                        .unwrap_or_else(|| "unknown".to_owned()),
+                    circuit: i.instance.circuit_state.to_string(),
                     tenants,
                     lease_count: i.lease_count,
                 }

@@ -10,6 +10,7 @@ use shared::db::tickets::TicketUse;
 use shared::db::work::{CreateCompany, Work};
 use shared::db::{tenants, tickets, work};
 use shared::domain::{ContextId, Ticket};
+use shared::http::Retryable;
 use shared::lifecycle;
 use shared::superid::exchange::{ExchangeError, Verdict};
 use shared::tenant::status::StatusError;

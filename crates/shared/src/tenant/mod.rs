@@ -126,25 +126,23 @@ pub enum TenantError {
 impl Retryable for TenantError {
     fn is_retryable(&self) -> bool {
         match self {
-            Self::Status(error) => error.is_retryable(),
-            Self::NotRunning { .. } | Self::NoEndpoint { .. } | Self::Misdirected { .. } => true,
-            Self::Http { status, .. } => is_transient_status(*status),
-            Self::Transport(error) => error.is_retryable(),
-            Self::Malformed { .. } => true,
+            Self::NotRunning { .. }
+            | Self::NoEndpoint { .. }
+            | Self::Misdirected { .. }
+            | Self::Malformed { .. } => true,
             Self::TicketRejected { .. }
             | Self::TicketForbidden { .. }
             | Self::AccessTokenRejected { .. }
             | Self::Forbidden { .. }
             | Self::Fault { .. } => false,
+            Self::Status(error) => error.is_retryable(),
+            Self::Transport(error) => error.is_retryable(),
+            Self::Http { status, .. } => is_transient_status(*status),
         }
     }
 }
 
 impl TenantError {
-    pub fn is_retryable(&self) -> bool {
-        Retryable::is_retryable(self)
-    }
-
     /// Whether the tenant refused the ticket (401, or 403 to a call made with it): renew it once.
     pub fn refuses_ticket(&self) -> bool {
         matches!(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use shared::domain::Ticket;
-use shared::http::SuperOfficeHttp;
+use shared::http::{Retryable, SuperOfficeHttp};
 use shared::tenant::rest::TenantRestClient;
 use shared::tenant::soap::{SERVICES88_NS, TenantSoapClient};
 use shared::tenant::status::TenantStatusClient;

@@ -23,19 +23,20 @@ use crate::superid::validation::{SuperIdValidator, ValidationError};
 
 const WHAT: &str = "SuperID token endpoint";
 
-/// Why a sign-in or a refresh failed.
+/// Why a sign-in or a refresh failed, in the order its steps run: the callback's checks, discovery,
+/// the token request, the id_token's validation.
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
-    #[error(transparent)]
-    Discovery(#[from] DiscoveryError),
-    #[error(transparent)]
-    Transport(#[from] TransportError),
     #[error("the sign-in callback's state does not match the one sent; start the sign-in again")]
     StateMismatch,
     #[error("the sign-in callback has no authorization code; start the sign-in again")]
     MissingCode,
     #[error("SuperID refused the sign-in: {0}")]
     Authorization(OAuthError),
+    #[error(transparent)]
+    Discovery(#[from] DiscoveryError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
     #[error("SuperID's token endpoint refused the request: {refusal}")]
     TokenEndpoint { status: u16, refusal: OAuthError },
     #[error("SuperID's token endpoint answered HTTP {status}; try again later")]

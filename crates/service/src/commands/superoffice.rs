@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde_json::json;
 use shared::clients::SuperOfficeClients;
 use shared::clock::{Clock, SystemClock};
-use shared::config::{ExchangeKind, Settings};
+use shared::config::Settings;
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
 use shared::domain::ContextId;
@@ -57,10 +57,7 @@ pub async fn exchange(settings: &Settings, ctx: &str) -> anyhow::Result<()> {
     let key = PartnerKey::from_source(&settings.superoffice.application.private_key_source()?)
         .context("reading the partner private key")?;
     let clients = SuperOfficeClients::from_settings(settings, Arc::new(SystemClock))?;
-    let via = match settings.superoffice.exchange {
-        ExchangeKind::Rest => "rest",
-        ExchangeKind::Soap => "soap",
-    };
+    let via = settings.superoffice.exchange.as_str();
     let exchanged = clients
         .exchange(Arc::new(key))
         .exchange(&tenant, &credentials.token, &credentials.serial)

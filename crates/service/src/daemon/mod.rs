@@ -19,7 +19,7 @@ use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use shared::clients::SuperOfficeClients;
 use shared::clock::{Clock, SystemClock};
-use shared::config::{ExchangeKind, Settings};
+use shared::config::Settings;
 use shared::crypto::at_rest::Cipher;
 use shared::crypto::partner_key::PartnerKey;
 use shared::db::models::{TenantState, WorkState};
@@ -90,10 +90,7 @@ impl Daemon {
                     base: Duration::from_secs(service.backoff_base_secs),
                     max: Duration::from_secs(service.backoff_max_secs),
                 },
-                via: match settings.superoffice.exchange {
-                    ExchangeKind::Rest => "rest",
-                    ExchangeKind::Soap => "soap",
-                },
+                via: settings.superoffice.exchange.as_str(),
                 owner: instance_id().into(),
                 service: service.clone(),
                 circuit,

@@ -37,13 +37,7 @@ fn clients(sim: &RunningSim, exchange: ExchangeKind) -> SuperOfficeClients {
         ("PARTNER_SUPEROFFICE__SUPERID_URL", sim.superid_url()),
         ("PARTNER_SUPEROFFICE__CLIENT_ID", TEST_CLIENT_ID),
         ("PARTNER_SUPEROFFICE__CLIENT_SECRET", TEST_CLIENT_SECRET),
-        (
-            "PARTNER_SUPEROFFICE__EXCHANGE",
-            match exchange {
-                ExchangeKind::Rest => "rest",
-                ExchangeKind::Soap => "soap",
-            },
-        ),
+        ("PARTNER_SUPEROFFICE__EXCHANGE", exchange.as_str()),
         ("PARTNER_WEB__PUBLIC_URL", "http://127.0.0.1:8080"),
     ]
     .into_iter()

@@ -27,6 +27,16 @@ pub enum ExchangeKind {
     Soap,
 }
 
+impl ExchangeKind {
+    /// The word that configures it (`superoffice.exchange`), also used in logs and audit events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rest => "rest",
+            Self::Soap => "soap",
+        }
+    }
+}
+
 /// A system user ticket just obtained, from a validated JWT. `Debug` redacts the ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IssuedTicket {
@@ -539,6 +549,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn an_exchange_kind_is_named_by_the_word_that_configures_it() {
+        for kind in [ExchangeKind::Rest, ExchangeKind::Soap] {
+            let read: ExchangeKind = serde_json::from_value(kind.as_str().into()).unwrap();
+            assert_eq!(read, kind);
+        }
+    }
 
     /// `testdata/refusal-wording.toml`: messages with the refusal each reads as.
     #[derive(serde::Deserialize)]

@@ -166,18 +166,19 @@ pub enum Token {
     Older,
 }
 
-/// What capturing a token did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CaptureOutcome {
-    /// The tenant was new.
-    Created,
-    /// A different token replaced the stored one; the cached ticket was dropped.
-    Replaced,
-    /// The same token again: details refreshed, the ticket kept.
-    Unchanged,
-    /// A different token issued before the stored one (a sign-in that lost a race with a newer one):
-    /// nothing changed.
-    Superseded,
+text_enum! {
+    /// What capturing a token did; the word labels partner-web's capture metric and log line.
+    CaptureOutcome, "capture outcome" {
+        /// The tenant was new.
+        Created,
+        /// A different token replaced the stored one; the cached ticket was dropped.
+        Replaced,
+        /// The same token again: details refreshed, the ticket kept.
+        Unchanged,
+        /// A different token issued before the stored one (a sign-in that lost a race with a newer
+        /// one): nothing changed.
+        Superseded,
+    }
 }
 
 /// What happens to a tenant.

@@ -7,10 +7,20 @@ use diesel_async::AsyncPgConnection;
 use secrecy::ExposeSecret as _;
 use shared::crypto::at_rest::{Encrypted, SecretKind};
 use shared::db::models::TenantState;
-use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
+use shared::db::tenants::{CaptureOutcome, TenantDetails, TokenCapture, capture_token};
 use shared::db::tickets;
 use shared::domain::ContextId;
 use superoffice_sim::admin::TenantView;
+
+/// What an administrator's sign-in says of a seeded tenant unless changed: company `Northwind`, serial
+/// `123`, no URLs. For tests that call `capture_token` themselves.
+pub const DETAILS: TenantDetails<'static> = TenantDetails {
+    environment: "custom",
+    company_name: Some("Northwind"),
+    serial: Some("123"),
+    webapi_url: None,
+    netserver_url: None,
+};
 
 /// A tenant to seed. Unless changed: company `Northwind`, serial `123`, no URLs, token `x` (not a real
 /// ciphertext) under key version 1, captured by `admin@<ctx>.example`, no ticket, left `pending`.
@@ -21,8 +31,7 @@ pub struct Seed {
     serial: Option<String>,
     webapi_url: Option<String>,
     netserver_url: Option<String>,
-    token_ciphertext: Vec<u8>,
-    token_key_version: i16,
+    sealed: Encrypted,
     /// The plain token when it is a real one (sealed by [`crate::cipher`]): a capture of the same token
     /// is then recognised as such.
     token: Option<String>,
@@ -35,12 +44,14 @@ pub struct Seed {
 pub fn tenant(ctx: &str) -> Seed {
     Seed {
         context_id: ctx.to_owned(),
-        company_name: Some("Northwind".to_owned()),
-        serial: Some("123".to_owned()),
+        company_name: DETAILS.company_name.map(str::to_owned),
+        serial: DETAILS.serial.map(str::to_owned),
         webapi_url: None,
         netserver_url: None,
-        token_ciphertext: b"x".to_vec(),
-        token_key_version: 1,
+        sealed: Encrypted {
+            key_version: 1,
+            bytes: b"x".to_vec(),
+        },
         token: None,
         captured_by: format!("admin@{}.example", ctx.to_lowercase()),
         ticket: None,
@@ -61,8 +72,7 @@ pub fn from_sim(view: &TenantView) -> Seed {
         .encrypt(&ctx, SecretKind::SystemUserToken, token.as_bytes())
         .unwrap_or_else(|e| panic!("sealing the token: {e}"));
     Seed {
-        token_ciphertext: sealed.bytes,
-        token_key_version: sealed.key_version,
+        sealed,
         token: Some(token),
         ..tenant(&view.context_id)
             .company(&view.company_name)
@@ -99,7 +109,7 @@ impl Seed {
 
     /// The stored token's ciphertext.
     pub fn token(mut self, ciphertext: &[u8]) -> Self {
-        self.token_ciphertext = ciphertext.to_vec();
+        self.sealed.bytes = ciphertext.to_vec();
         self.token = None;
         self
     }
@@ -170,13 +180,14 @@ impl Seed {
             conn,
             TokenCapture {
                 context_id: &self.context_id,
-                environment: "custom",
-                company_name: self.company_name.as_deref(),
-                serial: self.serial.as_deref(),
-                webapi_url: self.webapi_url.as_deref(),
-                netserver_url: self.netserver_url.as_deref(),
-                token_ciphertext: self.token_ciphertext.clone(),
-                token_key_version: self.token_key_version,
+                details: TenantDetails {
+                    environment: "custom",
+                    company_name: self.company_name.as_deref(),
+                    serial: self.serial.as_deref(),
+                    webapi_url: self.webapi_url.as_deref(),
+                    netserver_url: self.netserver_url.as_deref(),
+                },
+                token: self.sealed.clone(),
                 captured_by: &self.captured_by,
                 same_token: &same_token,
                 token_issued_at: None,

@@ -66,13 +66,8 @@ pub async fn count_needing_attention(conn: &mut AsyncPgConnection) -> Result<i64
 /// What an administrator's sign-in tells about a tenant, with the token already encrypted.
 pub struct TokenCapture<'a> {
     pub context_id: &'a str,
-    pub environment: &'a str,
-    pub company_name: Option<&'a str>,
-    pub serial: Option<&'a str>,
-    pub webapi_url: Option<&'a str>,
-    pub netserver_url: Option<&'a str>,
-    pub token_ciphertext: Vec<u8>,
-    pub token_key_version: i16,
+    pub details: TenantDetails<'a>,
+    pub token: Encrypted,
     /// Who signed in (their SuperID user name); recorded, never a secret.
     pub captured_by: &'a str,
     /// Whether a stored token is this one; asked under the tenant's row lock.
@@ -82,16 +77,24 @@ pub struct TokenCapture<'a> {
     pub token_issued_at: Option<DateTime<Utc>>,
 }
 
-/// The columns a capture writes, alike whether it creates the tenant or updates it. A missing detail
-/// is written as NULL: the administrator's sign-in is the latest word on it.
-#[derive(Insertable, AsChangeset)]
+/// The tenant as the administrator's id_token describes it, written alike whether a capture creates
+/// the tenant or updates it. A missing detail is written as NULL: the sign-in is the latest word on it.
+#[derive(Debug, Clone, Copy, Insertable, AsChangeset)]
 #[diesel(table_name = tenants, treat_none_as_null = true)]
+pub struct TenantDetails<'a> {
+    pub environment: &'a str,
+    pub company_name: Option<&'a str>,
+    pub serial: Option<&'a str>,
+    pub webapi_url: Option<&'a str>,
+    pub netserver_url: Option<&'a str>,
+}
+
+/// The columns a capture writes: the details, the token and who captured it when.
+#[derive(Insertable, AsChangeset)]
+#[diesel(table_name = tenants)]
 struct CapturedColumns<'a> {
-    environment: &'a str,
-    company_name: Option<&'a str>,
-    serial: Option<&'a str>,
-    webapi_url: Option<&'a str>,
-    netserver_url: Option<&'a str>,
+    #[diesel(embed)]
+    details: TenantDetails<'a>,
     system_token_ciphertext: &'a [u8],
     system_token_key_version: i16,
     token_captured_by: &'a str,
@@ -101,13 +104,9 @@ struct CapturedColumns<'a> {
 impl TokenCapture<'_> {
     fn columns(&self, now: DateTime<Utc>) -> CapturedColumns<'_> {
         CapturedColumns {
-            environment: self.environment,
-            company_name: self.company_name,
-            serial: self.serial,
-            webapi_url: self.webapi_url,
-            netserver_url: self.netserver_url,
-            system_token_ciphertext: &self.token_ciphertext,
-            system_token_key_version: self.token_key_version,
+            details: self.details,
+            system_token_ciphertext: &self.token.bytes,
+            system_token_key_version: self.token.key_version,
             token_captured_by: self.captured_by,
             token_captured_at: now,
         }
@@ -195,7 +194,7 @@ pub async fn capture_token(
                 CaptureOutcome::Unchanged => AuditAction::TokenConfirmed,
                 CaptureOutcome::Superseded => AuditAction::TokenSuperseded,
             };
-            let detail = serde_json::json!({ "company_name": capture.company_name });
+            let detail = serde_json::json!({ "company_name": capture.details.company_name });
             let event =
                 NewAuditEvent::tenant(capture.context_id, action, capture.captured_by, detail);
             audit::record_waking(conn, event, transition.effects.wake).await?;

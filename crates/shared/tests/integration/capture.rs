@@ -23,13 +23,11 @@ async fn capture(
         conn,
         TokenCapture {
             context_id: ctx,
-            environment: "custom",
-            company_name: Some("Northwind"),
-            serial: Some("123"),
-            webapi_url: None,
-            netserver_url: None,
-            token_ciphertext: token.to_vec(),
-            token_key_version: 1,
+            details: testkit::seed::DETAILS,
+            token: Encrypted {
+                key_version: 1,
+                bytes: token.to_vec(),
+            },
             captured_by: "admin@example.com",
             same_token: &same,
             token_issued_at: Some(issued_at),

@@ -8,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use shared::crypto::at_rest::Encrypted;
 use shared::db::models::{Tenant, TenantState, WorkRequest};
 use shared::db::schema::tenants;
-use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
+use shared::db::tenants::{CaptureOutcome, TenantDetails, TokenCapture, capture_token};
 use shared::db::{queue, tickets, work};
 use shared::domain::ContextId;
 use testkit::TestDatabase;
@@ -24,13 +24,14 @@ fn matches(_: &Encrypted) -> bool {
 fn capture<'a>(ctx: &'a str, cipher: &[u8], changed: bool) -> TokenCapture<'a> {
     TokenCapture {
         context_id: ctx,
-        environment: "custom",
-        company_name: Some("Northwind"),
-        serial: Some("123"),
-        webapi_url: Some("http://api/Cust1/api/"),
-        netserver_url: None,
-        token_ciphertext: cipher.to_vec(),
-        token_key_version: 1,
+        details: TenantDetails {
+            webapi_url: Some("http://api/Cust1/api/"),
+            ..testkit::seed::DETAILS
+        },
+        token: Encrypted {
+            key_version: 1,
+            bytes: cipher.to_vec(),
+        },
         captured_by: "admin@example.com",
         same_token: if changed { &differs } else { &matches },
         token_issued_at: None,

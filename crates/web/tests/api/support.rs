@@ -99,13 +99,15 @@ pub async fn capture_token(
         conn,
         shared::db::tenants::TokenCapture {
             context_id,
-            environment: "custom",
-            company_name,
-            serial,
-            webapi_url: None,
-            netserver_url: None,
-            token_ciphertext,
-            token_key_version: 1,
+            details: shared::db::tenants::TenantDetails {
+                company_name,
+                serial,
+                ..testkit::seed::DETAILS
+            },
+            token: shared::crypto::at_rest::Encrypted {
+                key_version: 1,
+                bytes: token_ciphertext,
+            },
             captured_by,
             same_token: &|_| false,
             token_issued_at: None,

@@ -2,7 +2,7 @@
 
 use secrecy::ExposeSecret;
 use shared::crypto::at_rest::{Encrypted, SecretKind};
-use shared::db::tenants::{CaptureOutcome, TokenCapture, capture_token};
+use shared::db::tenants::{TenantDetails, TokenCapture, capture_token};
 use shared::jwt::SuperOfficeClaims;
 
 use crate::errors::WebError;
@@ -48,25 +48,21 @@ pub async fn capture_if_administrator(
         &mut conn,
         TokenCapture {
             context_id: ctx.as_str(),
-            environment: state.environment.as_str(),
-            company_name: tenant.company_name.as_deref(),
-            serial: tenant.serial.as_deref(),
-            webapi_url: webapi_url.as_deref(),
-            netserver_url: netserver_url.as_deref(),
-            token_ciphertext: encrypted.bytes,
-            token_key_version: encrypted.key_version,
+            details: TenantDetails {
+                environment: state.environment.as_str(),
+                company_name: tenant.company_name.as_deref(),
+                serial: tenant.serial.as_deref(),
+                webapi_url: webapi_url.as_deref(),
+                netserver_url: netserver_url.as_deref(),
+            },
+            token: encrypted,
             captured_by,
             same_token: &same_token,
             token_issued_at: claims.token.issued_at,
         },
     )
     .await?;
-    let label = match outcome {
-        CaptureOutcome::Created => "created",
-        CaptureOutcome::Replaced => "replaced",
-        CaptureOutcome::Unchanged => "unchanged",
-        CaptureOutcome::Superseded => "superseded",
-    };
+    let label = outcome.as_str();
     metrics::counter!("partner_web_token_captures_total", "outcome" => label).increment(1);
     tracing::info!(tenant = %ctx, outcome = label, "system user token captured");
     Ok(())

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+pub use crate::floor::load;
+
 /// `--name value` pairs after cargo's own `--bench` flag; anything unknown stops the run.
 pub struct Args(Vec<(String, String)>);
 
@@ -279,14 +281,4 @@ pub fn machine() -> String {
         .to_owned();
     let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
     format!("CPU {model}, nproc {nproc}, load average {}", load())
-}
-
-/// /proc/loadavg's first three fields.
-pub fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -188,6 +188,17 @@ impl Pycryptodome {
         }
     }
 }
+
+/// /proc/loadavg's first three fields: how busy the machine was around a measurement.
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,7 +235,11 @@ fn floor_report(key: &PartnerKey, with_pycryptodome: bool) {
     let after = ours();
     let mid = |i: usize| (before[i] + after[i]) / 2.0;
     println!("\n== RS256 against the floor, measured in this run (CPU time per operation) ==");
-    println!("{}; load average {}", floor::openssl_version(), load());
+    println!(
+        "{}; load average {}",
+        floor::openssl_version(),
+        floor::load()
+    );
     println!(
         "OpenSSL speed rsa2048       sign {:.4} ms, verify {:.4} ms",
         openssl.sign_ms, openssl.verify_ms
@@ -282,13 +286,4 @@ fn floor_report(key: &PartnerKey, with_pycryptodome: bool) {
         mid(0) / openssl.sign_ms,
         mid(2) / openssl.verify_ms
     );
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }

@@ -632,8 +632,15 @@ mod tests {
     /// The error of `error_for(pairs)`, which must name `key`.
     fn error_naming(pairs: &[(&str, &str)], key: &str) -> String {
         let err = error_for(pairs);
-        assert!(err.contains(key), "{err}");
+        assert_names(&err, &[key]);
         err
+    }
+
+    /// Asserts that the error text `err` has every one of `words` in it.
+    fn assert_names(err: &str, words: &[&str]) {
+        for word in words {
+            assert!(err.contains(word), "{word:?} is not in: {err}");
+        }
     }
 
     /// The defaults, a configuration file with `toml` in it, and `pairs` as environment variables.
@@ -841,10 +848,7 @@ mod tests {
         )
         .unwrap();
         let err = settings.require_web().unwrap_err().to_string();
-        assert!(
-            err.contains("superoffice.client_secret") && err.contains("required"),
-            "{err}"
-        );
+        assert_names(&err, &["superoffice.client_secret", "required"]);
     }
 
     #[test]
@@ -855,10 +859,7 @@ mod tests {
             Duration::from_secs(300)
         );
         let err = error_for(&[("PARTNER_SUPEROFFICE__JWT_LEEWAY_SECS", "301")]);
-        assert!(
-            err.contains("superoffice.jwt_leeway_secs") && err.contains("at most 300"),
-            "{err}"
-        );
+        assert_names(&err, &["superoffice.jwt_leeway_secs", "at most 300"]);
     }
 
     #[test]

@@ -47,11 +47,11 @@ pub struct SessionTenant {
 /// ticket of a legacy federated sign-in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserCredentials {
-    /// The user's own access token (`8A:…`), for "create company with login user".
-    pub access_token: Option<SessionSecret>,
     /// When the access token (or the legacy ticket) expires; kept as Unix time.
     #[serde(with = "chrono::serde::ts_seconds")]
     pub access_expires_at: DateTime<Utc>,
+    /// The user's own access token (`8A:…`), for "create company with login user".
+    pub access_token: Option<SessionSecret>,
     /// The refresh token, when SuperID gave one.
     pub refresh_token: Option<SessionSecret>,
     /// The user's own ticket from a legacy federated sign-in (`SOTicket`).

@@ -1,9 +1,9 @@
-//! Enums stored as words in `TEXT` columns.
+//! Enums named by fixed words: stored in `TEXT` columns, or used as metric labels.
 
-/// A Rust enum stored as one of a fixed set of words in a `TEXT` column (the migration
-/// `typed_states` lists the same words in a CHECK constraint): `as_str`, `FromStr`, `Display`,
-/// serde as the word, and diesel's `ToSql`/`FromSql` on `Text`, so queries bind it as a parameter.
-/// It also compares equal to its word (`state == "active"`).
+/// A Rust enum named by one of a fixed set of words, mostly stored in a `TEXT` column (for the
+/// lifecycle's columns the migration `typed_states` lists the same words in a CHECK constraint):
+/// `as_str`, `FromStr`, `Display`, serde as the word, and diesel's `ToSql`/`FromSql` on `Text`, so
+/// queries bind it as a parameter. It also compares equal to its word (`state == "active"`).
 ///
 /// The word is the variant's name in snake_case (`NeedsReapproval` is stored as `needs_reapproval`),
 /// made at compile time: renaming a variant renames the stored word, which the schema's CHECK

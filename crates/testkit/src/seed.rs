@@ -181,7 +181,7 @@ impl Seed {
             TokenCapture {
                 context_id: &self.context_id,
                 details: TenantDetails {
-                    environment: "custom",
+                    environment: DETAILS.environment,
                     company_name: self.company_name.as_deref(),
                     serial: self.serial.as_deref(),
                     webapi_url: self.webapi_url.as_deref(),
